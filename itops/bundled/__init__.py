@@ -1,0 +1,1 @@
+"""Data shipped inside the installed package (check packs, templates, playbooks, inventories)."""

@@ -1,0 +1,1 @@
+"""The ``itops`` command line: thin Click commands, one module per command group."""

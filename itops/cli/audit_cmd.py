@@ -1,0 +1,168 @@
+"""``itops audit``: run the selected checks on the selected hosts and store the run."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from itops import __version__
+from itops.cli.checks_cmd import checks_dir_option
+from itops.cli.output import render_summary, run_to_json, use_colour
+from itops.cli.runs_cmd import store_option
+from itops.errors import UsageError
+from itops.exitcodes import ExitStatus
+from itops.inventory import load_inventory
+from itops.model import Run, Severity
+from itops.registry import load_registry
+from itops.runner import AuditRunner, RunOptions, exit_code_for, plan_hosts
+from itops.store import Store, new_run_id
+
+ProgressFn = Callable[[str | None], None]
+
+
+@contextmanager
+def stop_on_signals(runner: AuditRunner) -> Iterator[list[int]]:
+    """SIGINT/SIGTERM stop the run cleanly (results so far are kept); a second SIGINT is not special."""
+    received: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if not received:
+            click.echo(f"\nstopping on {signal.Signals(signum).name}: keeping results gathered so far", err=True)
+        received.append(signum)
+        runner.interrupt()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@click.command()
+@click.option("-i", "--inventory", "inventory_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--limit", "limits", multiple=True, help="Hosts: name-glob, group:NAME, site:NAME, tag:NAME, !excl.")
+@click.option("--checks", "patterns", multiple=True, help="Check id glob(s), e.g. 'ssh.*' (default: all).")
+@checks_dir_option
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=None, help="Hosts in parallel.")
+@click.option(
+    "--fail-on",
+    type=click.Choice([s.value for s in Severity]),
+    default="low",
+    show_default=True,
+    help="Lowest severity of a FAIL that makes the exit code 1.",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@store_option
+@click.option(
+    "--trust-on-first-use",
+    "tofu_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Record unknown host keys in FILE instead of rejecting them (changed keys are still rejected).",
+)
+@click.option("--local", is_flag=True, help="Run the probes on this machine instead of over SSH.")
+@click.option("--all", "show_pass", is_flag=True, help="List passed checks too.")
+def audit(
+    inventory_path: Path,
+    limits: tuple[str, ...],
+    patterns: tuple[str, ...],
+    checks_dirs: tuple[Path, ...],
+    concurrency: int | None,
+    fail_on: str,
+    fmt: str,
+    store_dir: Path | None,
+    tofu_file: str | None,
+    local: bool,
+    show_pass: bool,
+) -> None:
+    """Audit hosts: one SSH connection and one batched probe script per host."""
+    inv = load_inventory(inventory_path)
+    registry = load_registry([*checks_dirs, *inv.checks_dirs])
+    for w in registry.warnings:
+        click.echo(f"warning: {w}", err=True)
+    hosts = inv.select(list(limits))
+    checks = registry.select(list(patterns), target="host")
+    if not checks:
+        raise UsageError(f"no host check matches {', '.join(patterns) or '*'}", hint="see `itops checks list`")
+    plans = plan_hosts(hosts, checks)
+    store = Store(store_dir)
+    run = Run(
+        id=new_run_id(),
+        kind="audit",
+        started=time.time(),
+        inventory=str(inventory_path),
+        inventory_digest=inv.digest,
+        version=__version__,
+    )
+    writer = store.begin(run)
+    runner = AuditRunner(
+        run.id,
+        inv.hosts,
+        RunOptions(concurrency=concurrency or inv.concurrency, tofu_file=tofu_file, local=local),
+    )
+    host_keys: dict[str, str] = {}
+    state = "complete"
+    progress = _progress(len(plans), quiet=fmt == "json")
+    try:
+        with stop_on_signals(runner) as received:
+            for outcome in runner.run(plans):
+                for result in outcome.results:
+                    writer.add(result)
+                if outcome.host_key:
+                    host_keys[outcome.host] = outcome.host_key
+                progress(outcome.host)
+        if received:
+            state = "interrupted"
+    except BaseException:
+        state = "failed"
+        writer.finish(state, int(ExitStatus.INTERNAL), host_keys)
+        raise
+    finally:
+        progress(None)
+    code = exit_code_for(writer.results, Severity(fail_on))
+    if state == "interrupted" and code == 0:
+        code = ExitStatus.INCOMPLETE
+    run = writer.finish(state, int(code), host_keys)
+    if fmt == "json":
+        click.echo(run_to_json(run, writer.results))
+    else:
+        click.echo(render_summary(run, writer.results, colour=use_colour(), show_pass=show_pass))
+        click.echo(f"Stored as run {run.id} in {store.root} (exit {int(code)})", err=True)
+    sys.exit(int(code))
+
+
+def _progress(total: int, quiet: bool) -> ProgressFn:
+    """A rich progress bar on stderr when it is a terminal; a no-op otherwise."""
+    if quiet or not sys.stderr.isatty() or total < 2:
+        return lambda host: None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("audit"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("", total=total)
+    bar.start()
+
+    def update(host: str | None) -> None:
+        if host is None:
+            bar.stop()
+        else:
+            bar.update(task, advance=1, description=host)
+
+    return update
+

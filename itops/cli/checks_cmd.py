@@ -1,0 +1,105 @@
+"""``itops checks``: what checks exist and what each verifies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from itops.checkapi import FRAMEWORKS, Check
+from itops.registry import Registry, load_registry
+
+checks_dir_option = click.option(
+    "--checks-dir",
+    "checks_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Extra folder of user checks (repeatable).",
+)
+
+
+def check_to_dict(check: Check) -> dict[str, Any]:
+    meta = check.meta
+    return {
+        "id": meta.id,
+        "title": meta.title,
+        "severity": meta.severity.value,
+        "target": meta.target,
+        "os_families": list(meta.os_families),
+        "rationale": meta.rationale,
+        "remediation": meta.remediation,
+        "frameworks": {k: list(v) for k, v in meta.frameworks.items()},
+        "params": meta.params,
+        "probes": [{"name": p.name, "command": p.render(meta.params)} for p in check.probes],
+        "description": check.description,
+        "source": check.source,
+    }
+
+
+def _load(checks_dirs: tuple[Path, ...]) -> Registry:
+    registry = load_registry(checks_dirs)
+    for w in registry.warnings:
+        click.echo(f"warning: {w}", err=True)
+    return registry
+
+
+@click.group()
+def checks() -> None:
+    """List and describe checks."""
+
+
+@checks.command("list")
+@checks_dir_option
+@click.option("--target", type=click.Choice(["host", "aws", "backup"]), default=None, help="Only this target kind.")
+@click.option("--framework", type=click.Choice(FRAMEWORKS), default=None, help="Only checks mapped to it; show ids.")
+@click.option("--checks", "patterns", multiple=True, help="Glob(s) of check ids.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def list_checks(
+    checks_dirs: tuple[Path, ...], target: str | None, framework: str | None, patterns: tuple[str, ...], fmt: str
+) -> None:
+    """Every loaded check (built-in packs, --checks-dir folders, plugins)."""
+    chosen = _load(checks_dirs).select(list(patterns), target)
+    if framework:
+        chosen = [c for c in chosen if c.meta.frameworks.get(framework)]
+    if fmt == "json":
+        click.echo(json.dumps([check_to_dict(c) for c in chosen], indent=2))
+        return
+    width = max([len(c.id) for c in chosen] + [2])
+    for c in chosen:
+        refs = f"  [{framework}: {', '.join(c.meta.frameworks[framework])}]" if framework else ""
+        click.echo(f"{c.id:<{width}}  {c.meta.severity.value:<8}  {c.meta.target:<6}  {c.meta.title}{refs}")
+    click.echo(f"{len(chosen)} check(s)", err=True)
+
+
+@checks.command("show")
+@click.argument("check_id")
+@checks_dir_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def show_check(check_id: str, checks_dirs: tuple[Path, ...], fmt: str) -> None:
+    """Everything about one check: rationale, fix, framework controls, params, probes."""
+    d = check_to_dict(_load(checks_dirs).get(check_id))
+    if fmt == "json":
+        click.echo(json.dumps(d, indent=2))
+        return
+    out = [
+        f"{d['id']}: {d['title']}",
+        f"  severity:    {d['severity']}",
+        f"  target:      {d['target']}" + (f" ({', '.join(d['os_families'])})" if d["os_families"] else ""),
+        "  frameworks:  " + "; ".join(f"{k} {', '.join(v)}" for k, v in d["frameworks"].items()),
+        "",
+        "Rationale:",
+        "  " + d["rationale"].strip(),
+        "",
+        "Remediation:",
+        *("  " + line for line in d["remediation"].strip().splitlines()),
+    ]
+    if d["params"]:
+        out += ["", "Parameters (override with inventory vars of the same name):"]
+        out += [f"  {k} = {json.dumps(v)}" for k, v in d["params"].items()]
+    if d["probes"]:
+        out += ["", "Probes (run in one batched script per host):"]
+        out += [f"  {p['name']}: {p['command']}" for p in d["probes"]]
+    out += ["", f"Source: {d['source']}"]
+    click.echo("\n".join(out))

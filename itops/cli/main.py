@@ -1,0 +1,80 @@
+"""Entry point: the ``itops`` group, logging setup, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+
+from itops import __version__
+from itops.errors import ConfigError, ItopsError, UsageError
+from itops.exitcodes import ExitStatus
+
+log = logging.getLogger("itops")
+
+
+class ItopsGroup(click.Group):
+    """Maps itops errors to exit statuses; tracebacks only with --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(ctx.params.get("debug")) or os.environ.get("ITOPS_DEBUG") == "1"
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(ExitStatus.CONFIG)
+        except UsageError as exc:
+            _print_error(exc)
+            ctx.exit(ExitStatus.USAGE)
+        except ItopsError as exc:
+            _print_error(exc)
+            ctx.exit(ExitStatus.INCOMPLETE)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+            ctx.exit(ExitStatus.INTERNAL)
+
+
+def _print_error(exc: ItopsError) -> None:
+    click.echo(f"error: {exc}", err=True)
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)
+
+
+@click.group(cls=ItopsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="itops")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+def cli(debug: bool, verbose: int) -> None:
+    """Infrastructure audit and disaster-recovery verification.
+
+    Exit codes: 0 ok, 1 failures found, 2 usage error, 3 incomplete (unreachable / error),
+    4 invalid inventory or configuration, 70 internal error.
+    """
+    level = logging.DEBUG if debug or verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not debug and verbose < 2:
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+
+
+def _register() -> None:
+    from itops.cli import audit_cmd, checks_cmd, inventory_cmd, runs_cmd
+
+    cli.add_command(inventory_cmd.inventory)
+    cli.add_command(checks_cmd.checks)
+    cli.add_command(audit_cmd.audit)
+    cli.add_command(runs_cmd.runs)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="itops")

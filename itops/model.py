@@ -1,0 +1,201 @@
+"""The data model every part of itops shares: statuses, severities, results, runs.
+
+Results are frozen dataclasses with ``to_dict``/``from_dict`` so the run store,
+reports and tests all read the same shape. Statuses and severities are enums,
+never bare strings: ERROR and UNREACHABLE are never collapsed into PASS/FAIL.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    """Outcome of one check on one target."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    ERROR = "ERROR"  # could not evaluate: timeout, permission, command missing
+    UNREACHABLE = "UNREACHABLE"  # target not reached at all
+    SKIPPED = "SKIPPED"  # not applicable to this target
+    WAIVED = "WAIVED"  # failed, but an unexpired waiver covers it
+
+
+class Severity(enum.StrEnum):
+    """How bad a failure of a check is; ordered by :attr:`rank`."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    def at_least(self, other: Severity) -> bool:
+        """True when this severity is ``other`` or worse."""
+        return self.rank >= other.rank
+
+
+_SEVERITY_RANK = {
+    Severity.INFO: 0,
+    Severity.LOW: 1,
+    Severity.MEDIUM: 2,
+    Severity.HIGH: 3,
+    Severity.CRITICAL: 4,
+}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a result is based on: the probe or API call, an output excerpt, observed vs expected."""
+
+    source: str = ""  # the command or API call
+    excerpt: str = ""  # redacted, truncated output
+    observed: str = ""
+    expected: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a check's evaluate function returns: a verdict without run/target bookkeeping.
+
+    ``resource`` narrows the target when one check yields several findings on
+    one target (a file, a user, a bucket ARN).
+    """
+
+    status: Status
+    message: str
+    observed: str = ""
+    expected: str = ""
+    resource: str = ""
+
+    @classmethod
+    def passed(cls, message: str, **kw: str) -> Finding:
+        return cls(Status.PASS, message, **kw)
+
+    @classmethod
+    def failed(cls, message: str, **kw: str) -> Finding:
+        return cls(Status.FAIL, message, **kw)
+
+    @classmethod
+    def error(cls, message: str, **kw: str) -> Finding:
+        return cls(Status.ERROR, message, **kw)
+
+    @classmethod
+    def skipped(cls, message: str, **kw: str) -> Finding:
+        return cls(Status.SKIPPED, message, **kw)
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """A waiver as applied to a result (what the report shows beside it)."""
+
+    check: str
+    target: str
+    justification: str
+    approver: str
+    expires: str
+    ticket: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One check's verdict on one target (host, cloud resource or backup) in one run."""
+
+    run_id: str
+    check_id: str
+    target: str
+    status: Status
+    severity: Severity
+    message: str
+    title: str = ""
+    resource: str = ""
+    evidence: Evidence = field(default_factory=Evidence)
+    frameworks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    remediation: str = ""
+    started: float = 0.0
+    duration: float = 0.0
+    waiver: Waiver | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "check_id": self.check_id,
+            "target": self.target,
+            "resource": self.resource,
+            "status": self.status.value,
+            "severity": self.severity.value,
+            "title": self.title,
+            "message": self.message,
+            "evidence": self.evidence.to_dict(),
+            "frameworks": {k: list(v) for k, v in self.frameworks.items()},
+            "remediation": self.remediation,
+            "started": self.started,
+            "duration": round(self.duration, 6),
+            "waiver": self.waiver.to_dict() if self.waiver else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Result:
+        waiver = d.get("waiver")
+        return cls(
+            run_id=d["run_id"],
+            check_id=d["check_id"],
+            target=d["target"],
+            resource=d.get("resource", ""),
+            status=Status(d["status"]),
+            severity=Severity(d["severity"]),
+            title=d.get("title", ""),
+            message=d["message"],
+            evidence=Evidence(**d.get("evidence", {})),
+            frameworks={k: tuple(v) for k, v in d.get("frameworks", {}).items()},
+            remediation=d.get("remediation", ""),
+            started=float(d.get("started", 0.0)),
+            duration=float(d.get("duration", 0.0)),
+            waiver=Waiver(**waiver) if waiver else None,
+        )
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Identity of a result across runs (for diff): check, target, resource."""
+        return (self.check_id, self.target, self.resource)
+
+
+@dataclass
+class Run:
+    """A run's header as stored in the history database."""
+
+    id: str
+    kind: str  # audit, backup, drill
+    started: float
+    finished: float | None = None
+    inventory: str = ""
+    inventory_digest: str = ""
+    version: str = ""
+    host_keys: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    state: str = "running"  # running, complete, interrupted, failed
+    exit_code: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def count_statuses(results: list[Result]) -> dict[str, int]:
+    """Counts per status, every status present (zero when absent)."""
+    counts = {s.value: 0 for s in Status}
+    for r in results:
+        counts[r.status.value] += 1
+    return counts

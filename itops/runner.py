@@ -1,0 +1,320 @@
+"""Run checks on hosts: bounded concurrency, one connection and one batch per host.
+
+Workers connect, send the host's batch, evaluate its checks and hand the results
+to the calling thread, which streams them to the run store as each host finishes.
+A host that cannot be reached gives UNREACHABLE results naming why; a check that
+raises gives ERROR; a stop request (SIGINT/SIGTERM) cancels hosts not started,
+closes open connections and keeps everything already gathered.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from itops.checkapi import Check, Facts, ProbeResult, os_family, parse_os_release
+from itops.errors import AuthFailed, HostKeyRejected, ItopsError, TransportError
+from itops.inventory import Host
+from itops.model import Evidence, Finding, Result, Severity, Status
+from itops.planner import HostPlan, checks_for_host, plan_host
+from itops.redact import redact, register_secret
+from itops.transport.base import BatchOutcome, HostConnection
+from itops.transport.local import LocalConnection
+from itops.transport.ssh import KnownHosts, SSHConnection, SSHTarget
+
+log = logging.getLogger(__name__)
+
+EXCERPT_CHARS = 2000
+
+
+@dataclass
+class RunOptions:
+    concurrency: int = 32
+    tofu_file: str | None = None
+    local: bool = False  # run probes on this machine instead of over SSH
+
+
+@dataclass
+class HostOutcome:
+    host: str
+    results: list[Result]
+    host_key: str = ""
+    elapsed: float = 0.0
+
+
+def target_for(host: Host, hosts: Mapping[str, Host], _depth: int = 0) -> SSHTarget:
+    """The SSH target of an inventory host, with its jump chain resolved."""
+    s = host.ssh
+    jump = None
+    if host.jump and _depth < 8:
+        jump = target_for(hosts[host.jump], hosts, _depth + 1)
+    return SSHTarget(
+        name=host.name,
+        address=host.address,
+        port=int(s.port),
+        user=s.user,
+        identity_file=s.identity_file,
+        known_hosts=tuple(s.known_hosts),
+        connect_timeout=float(s.connect_timeout),
+        banner_timeout=float(s.banner_timeout),
+        auth_timeout=float(s.auth_timeout),
+        password=_read_secret(s.password_env, s.password_file),
+        sudo=bool(s.sudo),
+        jump=jump,
+    )
+
+
+def _read_secret(env: str | None, file: str | None) -> str | None:
+    value: str | None = None
+    if env:
+        value = os.environ.get(env)
+    elif file:
+        try:
+            value = Path(file).expanduser().read_text(encoding="utf-8").rstrip("\n")
+        except OSError as exc:
+            raise ItopsError(f"cannot read password_file {file}: {exc.strerror}") from exc
+    if value:
+        register_secret(value)
+    return value
+
+
+class AuditRunner:
+    """Executes host plans with a bounded thread pool and yields per-host outcomes."""
+
+    def __init__(
+        self,
+        run_id: str,
+        hosts: Mapping[str, Host],
+        options: RunOptions,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.hosts = hosts
+        self.options = options
+        self.stop = stop or threading.Event()
+        self._known: dict[tuple[str, ...], KnownHosts] = {}
+        self._lock = threading.Lock()
+        self._open: dict[str, HostConnection] = {}
+
+    # -- connections -----------------------------------------------------------------
+    def _known_hosts(self, files: Sequence[str]) -> KnownHosts:
+        key = tuple(files)
+        with self._lock:
+            if key not in self._known:
+                self._known[key] = KnownHosts(files, self.options.tofu_file)
+            return self._known[key]
+
+    def _connect(self, host: Host) -> HostConnection:
+        if self.options.local:
+            return LocalConnection(sudo=host.ssh.sudo)
+        target = target_for(host, self.hosts)
+        return SSHConnection(target, self._known_hosts(target.known_hosts))
+
+    def interrupt(self) -> None:
+        """Stop: no new hosts start, and open connections are closed so their batches end now."""
+        self.stop.set()
+        with self._lock:
+            conns = list(self._open.values())
+        for conn in conns:
+            try:
+                conn.close()
+            except Exception:  # closing a half-dead transport may raise anything
+                log.debug("error closing connection", exc_info=True)
+
+    # -- execution -------------------------------------------------------------------
+    def run(self, plans: Sequence[HostPlan]) -> Iterable[HostOutcome]:
+        """Run every plan; yields each host's outcome in the calling thread as it completes."""
+        done: queue.Queue[HostOutcome | None] = queue.Queue()
+        workers = max(1, min(self.options.concurrency, len(plans) or 1))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="itops-host")
+
+        def work(plan: HostPlan) -> None:
+            try:
+                if self.stop.is_set():
+                    done.put(None)
+                    return
+                done.put(self._run_host(plan))
+            except BaseException:  # never lose the slot: the consumer counts puts
+                log.exception("internal error on host %s", plan.name)
+                done.put(self._internal_error(plan))
+
+        for plan in plans:
+            pool.submit(work, plan)
+        try:
+            for _ in range(len(plans)):
+                while True:
+                    try:
+                        item = done.get(timeout=0.2)
+                        break
+                    except queue.Empty:
+                        continue
+                if item is not None:
+                    yield item
+        finally:
+            self.stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _internal_error(self, plan: HostPlan) -> HostOutcome:
+        now = time.time()
+        results = [
+            _result(self.run_id, plan.name, pc.check, Finding.error("internal error while running this check"), now)
+            for pc in plan.planned
+        ]
+        return HostOutcome(plan.name, results)
+
+    def _run_host(self, plan: HostPlan) -> HostOutcome:
+        host = self.hosts[plan.name]
+        started = time.time()
+        t0 = time.monotonic()
+        results: list[Result] = [
+            _result(self.run_id, plan.name, check, Finding.error(f"bad parameter: {msg}"), started)
+            for check, msg in plan.param_errors
+        ]
+        try:
+            conn = self._connect(host)
+        except ItopsError as exc:
+            reason = _unreachable_reason(exc)
+            results += [
+                _result(self.run_id, plan.name, pc.check, Finding(Status.UNREACHABLE, reason), started)
+                for pc in plan.planned
+            ]
+            return HostOutcome(plan.name, results, elapsed=time.monotonic() - t0)
+        with self._lock:
+            self._open[plan.name] = conn
+        try:
+            if self.stop.is_set():
+                raise TransportError("run interrupted before this host's probes ran")
+            timeout = float(host.ssh.command_timeout)
+            outcome = conn.run_batch(plan.batch(), idle_timeout=timeout + 5, total_timeout=max(timeout * 10, 600))
+        except TransportError as exc:
+            results += [
+                _result(self.run_id, plan.name, pc.check, Finding.error(f"could not assess: {exc}"), started)
+                for pc in plan.planned
+            ]
+            return HostOutcome(plan.name, results, conn.host_key_fingerprint, time.monotonic() - t0)
+        finally:
+            with self._lock:
+                self._open.pop(plan.name, None)
+            conn.close()
+        results += evaluate_host(self.run_id, plan, outcome, host.vars, started)
+        return HostOutcome(plan.name, results, conn.host_key_fingerprint, time.monotonic() - t0)
+
+
+def _unreachable_reason(exc: ItopsError) -> str:
+    if isinstance(exc, HostKeyRejected):
+        return f"host key rejected: {exc}"
+    if isinstance(exc, AuthFailed):
+        return f"auth failed: {exc}"
+    return f"unreachable: {exc}"
+
+
+def evaluate_host(
+    run_id: str,
+    plan: HostPlan,
+    outcome: BatchOutcome,
+    variables: Mapping[str, Any],
+    started: float,
+) -> list[Result]:
+    """Evaluate every planned check on one host's probe results (pure apart from the clock)."""
+    os_probe = outcome.results.get(plan.os_index)
+    os_info = parse_os_release(os_probe.text) if os_probe is not None and os_probe.ok else {}
+    family = os_family(os_info)
+    results: list[Result] = []
+    for pc in plan.planned:
+        check = pc.check
+        t0 = time.monotonic()
+        probes = {name: outcome.results[i] for name, i in pc.probe_index.items()}
+        applies = _applicability(check, family, os_info, os_probe)
+        if applies is not None:
+            findings = [applies]
+        else:
+            facts = Facts(target=plan.name, probes=probes, os=os_info, family=family, vars=variables)
+            try:
+                findings = check.evaluate(facts, pc.params)
+            except Exception as exc:  # a check's bug is an ERROR for that check, not a crash
+                log.debug("check %s raised on %s", check.id, plan.name, exc_info=True)
+                findings = [Finding.error(f"check raised {type(exc).__name__}: {exc}")]
+        elapsed = time.monotonic() - t0
+        for f in findings:
+            results.append(_result(run_id, plan.name, check, f, started, probes.values(), elapsed))
+    return results
+
+
+def _applicability(
+    check: Check, family: str, os_info: Mapping[str, str], os_probe: ProbeResult | None
+) -> Finding | None:
+    wanted = check.meta.os_families
+    if not wanted:
+        return None
+    if not os_info:
+        why = os_probe.problem() if os_probe is not None and not os_probe.ok else "empty /etc/os-release"
+        return Finding.error(f"could not determine the OS family ({why}); check applies to {', '.join(wanted)}")
+    if family not in wanted:
+        name = os_info.get("PRETTY_NAME") or os_info.get("ID", "unknown OS")
+        return Finding.skipped(f"not applicable on {name} (family {family or 'unknown'}; needs {', '.join(wanted)})")
+    return None
+
+
+def _result(
+    run_id: str,
+    target: str,
+    check: Check,
+    finding: Finding,
+    started: float,
+    probes: Iterable[ProbeResult] = (),
+    duration: float = 0.0,
+) -> Result:
+    probes = list(probes)
+    excerpt = "\n".join(p.text[:EXCERPT_CHARS] for p in probes if p.stdout)[:EXCERPT_CHARS]
+    return Result(
+        run_id=run_id,
+        check_id=check.id,
+        target=target,
+        resource=finding.resource,
+        status=finding.status,
+        severity=check.meta.severity,
+        title=check.meta.title,
+        message=redact(finding.message),
+        evidence=Evidence(
+            source="; ".join(p.command for p in probes),
+            excerpt=redact(excerpt),
+            observed=redact(finding.observed),
+            expected=finding.expected,
+        ),
+        frameworks=check.meta.frameworks,
+        remediation=check.meta.remediation,
+        started=started,
+        duration=duration,
+    )
+
+
+def exit_code_for(results: Iterable[Result], fail_on: Severity) -> int:
+    """0 clean, 1 a FAIL at or above ``fail_on``, 3 incomplete (ERROR/UNREACHABLE) with no such FAIL."""
+    incomplete = False
+    for r in results:
+        if r.status is Status.FAIL and r.severity.at_least(fail_on):
+            return 1
+        if r.status in (Status.ERROR, Status.UNREACHABLE):
+            incomplete = True
+    return 3 if incomplete else 0
+
+
+def plan_hosts(
+    hosts: Sequence[Host], checks: Sequence[Check], default_timeout: float = 60.0
+) -> list[HostPlan]:
+    """One plan per host: the selected checks narrowed by the host's groups, probes deduplicated."""
+    plans = []
+    for host in hosts:
+        chosen = checks_for_host(checks, host.checks)
+        timeout = float(host.ssh.command_timeout or default_timeout)
+        plans.append(plan_host(host.name, chosen, host.vars, timeout))
+    return plans
+

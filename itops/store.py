@@ -1,0 +1,226 @@
+"""The run store: one folder per run with ``results.jsonl`` plus a SQLite history.
+
+Results are appended to ``results.jsonl`` (flushed per line) as they arrive, so a
+run that dies keeps everything gathered so far; the SQLite database (WAL mode)
+indexes runs and results for ``runs list``, ``diff`` and report trends.
+Location: ``--store DIR``, else ``$ITOPS_HOME``, else the platform's user data dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import TextIO
+
+import platformdirs
+
+from itops.errors import UsageError
+from itops.model import Result, Run, count_statuses
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, started REAL NOT NULL, finished REAL,
+    inventory TEXT, inventory_digest TEXT, version TEXT, host_keys TEXT, counts TEXT,
+    state TEXT NOT NULL, exit_code INTEGER, pid INTEGER
+);
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT NOT NULL REFERENCES runs(id), seq INTEGER NOT NULL, check_id TEXT NOT NULL,
+    target TEXT NOT NULL, resource TEXT NOT NULL, status TEXT NOT NULL, severity TEXT NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX IF NOT EXISTS results_check ON results(check_id, target);
+"""
+
+
+def default_home() -> Path:
+    """Where runs are stored when no ``--store`` is given."""
+    env = os.environ.get("ITOPS_HOME")
+    return Path(env).expanduser() if env else Path(platformdirs.user_data_dir("itops", appauthor=False))
+
+
+def new_run_id(now: float | None = None) -> str:
+    """Sortable, unique run id: UTC timestamp plus random suffix."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now if now is not None else time.time()))
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+class Store:
+    """A folder of runs and the history database beside them."""
+
+    def __init__(self, root: Path | str | None = None) -> None:
+        self.root = Path(root).expanduser() if root else default_home()
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "runs").mkdir(exist_ok=True)
+        self.db_path = self.root / "history.db"
+        with closing(self._connect()) as db, db:
+            db.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.db_path, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.row_factory = sqlite3.Row
+        return db
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / run_id
+
+    def begin(self, run: Run) -> RunWriter:
+        """Record a new run as running and return the writer that streams its results."""
+        folder = self.run_dir(run.id)
+        folder.mkdir(parents=True, exist_ok=False)
+        with closing(self._connect()) as db, db:
+            db.execute(
+                "INSERT INTO runs (id, kind, started, inventory, inventory_digest, version, host_keys, counts,"
+                " state, pid) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run.id,
+                    run.kind,
+                    run.started,
+                    run.inventory,
+                    run.inventory_digest,
+                    run.version,
+                    "{}",
+                    "{}",
+                    "running",
+                    os.getpid(),
+                ),
+            )
+        return RunWriter(self, run)
+
+    def resolve(self, run_id: str) -> str:
+        """Expand ``latest`` or a unique id prefix to a full run id."""
+        with closing(self._connect()) as db:
+            if run_id == "latest":
+                row = db.execute("SELECT id FROM runs ORDER BY started DESC, id DESC LIMIT 1").fetchone()
+                if row is None:
+                    raise UsageError("no runs stored yet", hint=f"store: {self.root}")
+                return str(row["id"])
+            rows = db.execute("SELECT id FROM runs WHERE id LIKE ? ORDER BY id", (run_id + "%",)).fetchall()
+        if not rows:
+            raise UsageError(f"no run {run_id!r} in {self.root}", hint="`itops runs list` shows the runs")
+        if len(rows) > 1 and rows[0]["id"] != run_id:
+            raise UsageError(f"run id prefix {run_id!r} is ambiguous ({len(rows)} runs)")
+        return str(rows[0]["id"])
+
+    def get_run(self, run_id: str) -> Run:
+        rid = self.resolve(run_id)
+        with closing(self._connect()) as db:
+            row = db.execute("SELECT * FROM runs WHERE id = ?", (rid,)).fetchone()
+        return _run_from_row(row)
+
+    def list_runs(self, limit: int = 50, kind: str | None = None) -> list[Run]:
+        sql = "SELECT * FROM runs WHERE (? IS NULL OR kind = ?) ORDER BY started DESC, id DESC LIMIT ?"
+        with closing(self._connect()) as db:
+            return [_run_from_row(r) for r in db.execute(sql, (kind, kind, limit)).fetchall()]
+
+    def results(self, run_id: str) -> list[Result]:
+        """A run's results; ``results.jsonl`` is the source of truth (it survives a killed run)."""
+        rid = self.resolve(run_id)
+        path = self.run_dir(rid) / "results.jsonl"
+        if path.exists():
+            return list(_read_jsonl(path))
+        with closing(self._connect()) as db:
+            rows = db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY seq", (rid,)).fetchall()
+        return [Result.from_dict(json.loads(r["data"])) for r in rows]
+
+
+def _read_jsonl(path: Path) -> Iterator[Result]:
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                yield Result.from_dict(json.loads(line))
+            except (ValueError, KeyError):
+                continue  # a torn last line from a killed run
+
+
+def _run_from_row(row: sqlite3.Row) -> Run:
+    return Run(
+        id=row["id"],
+        kind=row["kind"],
+        started=row["started"],
+        finished=row["finished"],
+        inventory=row["inventory"] or "",
+        inventory_digest=row["inventory_digest"] or "",
+        version=row["version"] or "",
+        host_keys=json.loads(row["host_keys"] or "{}"),
+        counts=json.loads(row["counts"] or "{}"),
+        state=row["state"],
+        exit_code=row["exit_code"],
+    )
+
+
+class RunWriter:
+    """Streams one run's results to disk as they arrive; used from a single thread."""
+
+    COMMIT_EVERY = 0.5  # seconds between SQLite commits
+
+    def __init__(self, store: Store, run: Run) -> None:
+        self.store = store
+        self.run = run
+        self.results: list[Result] = []
+        self._jsonl: TextIO = (store.run_dir(run.id) / "results.jsonl").open("a", encoding="utf-8")
+        self._db = store._connect()
+        self._last_commit = time.monotonic()
+
+    def add(self, result: Result) -> None:
+        data = result.to_dict()
+        line = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        self._jsonl.write(line + "\n")
+        self._jsonl.flush()
+        self._db.execute(
+            "INSERT INTO results (run_id, seq, check_id, target, resource, status, severity, data)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (
+                self.run.id,
+                len(self.results),
+                result.check_id,
+                result.target,
+                result.resource,
+                result.status.value,
+                result.severity.value,
+                line,
+            ),
+        )
+        self.results.append(result)
+        if time.monotonic() - self._last_commit > self.COMMIT_EVERY:
+            self._db.commit()
+            self._last_commit = time.monotonic()
+
+    def finish(self, state: str, exit_code: int | None, host_keys: dict[str, str] | None = None) -> Run:
+        """Close the run: counts, host keys seen, final state (complete / interrupted / failed)."""
+        self.run.finished = time.time()
+        self.run.state = state
+        self.run.exit_code = exit_code
+        self.run.counts = count_statuses(self.results)
+        self.run.host_keys = dict(host_keys or {})
+        self._jsonl.flush()
+        os.fsync(self._jsonl.fileno())
+        self._jsonl.close()
+        self._db.execute(
+            "UPDATE runs SET finished=?, state=?, exit_code=?, counts=?, host_keys=? WHERE id=?",
+            (
+                self.run.finished,
+                state,
+                exit_code,
+                json.dumps(self.run.counts),
+                json.dumps(self.run.host_keys),
+                self.run.id,
+            ),
+        )
+        self._db.commit()
+        self._db.close()
+        meta = self.store.run_dir(self.run.id) / "run.json"
+        tmp = meta.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.run.to_dict(), indent=2), encoding="utf-8")
+        os.replace(tmp, meta)
+        return self.run

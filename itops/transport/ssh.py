@@ -1,0 +1,304 @@
+"""SSH transport on paramiko: strict host keys, bounded timeouts, one connection per host.
+
+We drive ``paramiko.Transport`` directly (not ``SSHClient``) to own every step:
+the TCP socket is opened here with TCP_NODELAY (paramiko leaves Nagle on, which
+costs tens of milliseconds per round trip), host keys are checked against the
+merged known_hosts files before any credential is sent, and each of connect,
+banner, handshake, auth and command has its own timeout.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from itops.errors import AuthFailed, HostKeyRejected, HostUnreachable, TransportError
+from itops.transport.base import BatchOutcome, pump_frames
+from itops.transport.batch import BatchScript
+
+log = logging.getLogger(__name__)
+
+USER_KNOWN_HOSTS = "~/.ssh/known_hosts"
+SYSTEM_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
+
+
+@dataclass(frozen=True)
+class SSHTarget:
+    """Everything needed to reach one host (built from the inventory)."""
+
+    name: str
+    address: str
+    port: int = 22
+    user: str = "root"
+    identity_file: str | None = None
+    known_hosts: tuple[str, ...] = ()
+    connect_timeout: float = 10.0
+    banner_timeout: float = 10.0
+    auth_timeout: float = 10.0
+    password: str | None = None  # resolved from password_env/password_file, never from YAML
+    sudo: bool = False
+    jump: SSHTarget | None = None
+
+    @property
+    def known_hosts_name(self) -> str:
+        """The name OpenSSH files the key under: ``host`` on port 22, else ``[host]:port``."""
+        return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH-style SHA256 fingerprint of a public key."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+class KnownHosts:
+    """The merged known_hosts files (inventory's, the user's, the system's); read-only
+    except for an explicit trust-on-first-use file."""
+
+    def __init__(self, files: Sequence[str], tofu_file: str | None = None) -> None:
+        self.keys = paramiko.HostKeys()
+        self.files: list[str] = []
+        for f in [*files, USER_KNOWN_HOSTS, SYSTEM_KNOWN_HOSTS]:
+            path = os.path.expanduser(f)
+            if path in self.files or not os.path.isfile(path):
+                continue
+            try:
+                self.keys.load(path)
+            except (OSError, paramiko.SSHException) as exc:
+                log.warning("cannot read known_hosts file %s: %s", path, exc)
+                continue
+            self.files.append(path)
+        self.tofu_file = os.path.expanduser(tofu_file) if tofu_file else None
+        self._lock = threading.Lock()
+
+    def known_types(self, name: str) -> list[str]:
+        entry = self.keys.lookup(name)
+        return list(entry.keys()) if entry else []
+
+    def verify(self, name: str, key: paramiko.PKey) -> None:
+        """Raise HostKeyRejected unless ``key`` is the known key for ``name`` (or TOFU records it)."""
+        with self._lock:
+            entry = self.keys.lookup(name)
+            if entry and key.get_name() in entry:
+                if entry[key.get_name()] == key:
+                    return
+                raise HostKeyRejected(
+                    f"host key for {name} has CHANGED: server offers {key.get_name()} {fingerprint(key)}, "
+                    f"known_hosts has {fingerprint(entry[key.get_name()])} — possible man-in-the-middle",
+                    hint="if the host was really reinstalled, verify the new fingerprint out of band and "
+                    "replace its line in known_hosts (ssh-keygen -R)",
+                )
+            if entry:
+                raise HostKeyRejected(
+                    f"host key for {name} is of type {key.get_name()} ({fingerprint(key)}), "
+                    f"but known_hosts only has {', '.join(entry.keys())}",
+                    hint="verify the fingerprint and add the key to known_hosts",
+                )
+            if self.tofu_file:
+                self._record(name, key)
+                return
+            raise HostKeyRejected(
+                f"unknown host key for {name}: {key.get_name()} {fingerprint(key)} is not in known_hosts "
+                f"({', '.join(self.files) or 'no known_hosts file found'})",
+                hint="verify the fingerprint out of band, then add it (ssh-keyscan) or run once with "
+                "--trust-on-first-use FILE",
+            )
+
+    def _record(self, name: str, key: paramiko.PKey) -> None:
+        assert self.tofu_file
+        self.keys.add(name, key.get_name(), key)
+        Path(self.tofu_file).parent.mkdir(parents=True, exist_ok=True)
+        with open(self.tofu_file, "a", encoding="ascii") as fh:
+            fh.write(f"{name} {key.get_name()} {key.get_base64()}\n")
+        log.warning(
+            "TRUST ON FIRST USE: recorded NEW host key for %s (%s %s) in %s — verify it out of band",
+            name,
+            key.get_name(),
+            fingerprint(key),
+            self.tofu_file,
+        )
+
+
+def _open_socket(target: SSHTarget) -> socket.socket:
+    try:
+        sock = socket.create_connection((target.address, target.port), timeout=target.connect_timeout)
+    except socket.gaierror as exc:
+        raise HostUnreachable(f"DNS lookup failed for {target.address}: {exc.strerror}") from exc
+    except ConnectionRefusedError as exc:
+        raise HostUnreachable(f"connection refused by {target.address}:{target.port}") from exc
+    except TimeoutError as exc:
+        raise HostUnreachable(
+            f"timed out connecting to {target.address}:{target.port} after {target.connect_timeout:g}s"
+        ) from exc
+    except OSError as exc:
+        raise HostUnreachable(f"cannot connect to {target.address}:{target.port}: {exc.strerror or exc}") from exc
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+class SSHConnection:
+    """One authenticated SSH transport to a host, reused for every batch of the run."""
+
+    def __init__(self, target: SSHTarget, known_hosts: KnownHosts, via: SSHConnection | None = None) -> None:
+        """Connect, verify the host key and authenticate; ``via`` is an open jump host connection
+        (owned by the caller; when None and ``target.jump`` is set, one is opened and owned here)."""
+        self.target = target
+        self._jump: SSHConnection | None = None
+        self.host_key_fingerprint = ""
+        sock: socket.socket | paramiko.Channel
+        if via is None and target.jump is not None:
+            via = self._jump = SSHConnection(target.jump, known_hosts)
+        if via is not None:
+            sock = via.open_tunnel(target.address, target.port, target.connect_timeout)
+        else:
+            sock = _open_socket(target)
+        self.transport = paramiko.Transport(sock)
+        try:
+            self._handshake(known_hosts)
+            self._authenticate()
+        except BaseException:
+            self.close()
+            raise
+
+    def _handshake(self, known_hosts: KnownHosts) -> None:
+        t, target = self.transport, self.target
+        t.banner_timeout = target.banner_timeout
+        t.handshake_timeout = target.connect_timeout
+        t.auth_timeout = target.auth_timeout
+        known = known_hosts.known_types(target.known_hosts_name)
+        if known:
+            # negotiate a host key type we can verify, as OpenSSH does
+            opts = t.get_security_options()
+            opts.key_types = [k for k in known if k in opts.key_types] + [
+                k for k in opts.key_types if k not in known
+            ]
+        try:
+            t.start_client(timeout=target.connect_timeout)
+        except paramiko.SSHException as exc:
+            text = str(exc)
+            if "banner" in text.lower():
+                raise HostUnreachable(
+                    f"{target.address}:{target.port} accepted TCP but sent no SSH banner "
+                    f"within {target.banner_timeout:g}s"
+                ) from exc
+            raise HostUnreachable(f"SSH handshake with {target.address}:{target.port} failed: {text}") from exc
+        except (EOFError, OSError) as exc:
+            raise HostUnreachable(
+                f"connection to {target.address}:{target.port} closed during SSH handshake ({exc or 'EOF'})"
+            ) from exc
+        key = t.get_remote_server_key()
+        known_hosts.verify(target.known_hosts_name, key)
+        self.host_key_fingerprint = f"{key.get_name()} {fingerprint(key)}"
+
+    def _authenticate(self) -> None:
+        t, target = self.transport, self.target
+        tried: list[str] = []
+        keys: list[tuple[str, paramiko.PKey]] = []
+        if target.identity_file:
+            path = os.path.expanduser(target.identity_file)
+            try:
+                keys.append((f"key file {path}", paramiko.PKey.from_path(path)))
+            except FileNotFoundError:
+                tried.append(f"key file {path} (missing)")
+            except (paramiko.SSHException, OSError, ValueError) as exc:
+                tried.append(f"key file {path} (unreadable: {exc})")
+        if os.environ.get("SSH_AUTH_SOCK"):
+            try:
+                agent_keys = paramiko.Agent().get_keys()
+            except paramiko.SSHException:
+                agent_keys = ()
+            keys.extend((f"agent key {fingerprint(k)}", k) for k in agent_keys)
+        for label, key in keys:
+            try:
+                t.auth_publickey(target.user, key)
+            except paramiko.AuthenticationException:
+                tried.append(label)
+                continue
+            except paramiko.SSHException as exc:
+                raise AuthFailed(f"authentication to {target.user}@{target.address} failed: {exc}") from exc
+            if t.is_authenticated():
+                return
+        if target.password is not None:
+            try:
+                t.auth_password(target.user, target.password)
+                if t.is_authenticated():
+                    return
+            except paramiko.AuthenticationException:
+                tried.append("password")
+        raise AuthFailed(
+            f"authentication failed for {target.user}@{target.address}:{target.port} "
+            f"(tried: {', '.join(tried) or 'nothing: no identity file, agent or password'})",
+            hint="check identity_file / ssh-agent and that the key is in the user's authorized_keys",
+        )
+
+    def open_tunnel(self, address: str, port: int, timeout: float) -> paramiko.Channel:
+        """A direct-tcpip channel through this host (used when it is another host's jump)."""
+        try:
+            return self.transport.open_channel(
+                "direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout
+            )
+        except (paramiko.SSHException, OSError) as exc:
+            raise HostUnreachable(
+                f"jump host {self.target.name} could not open a tunnel to {address}:{port}: {exc}"
+            ) from exc
+
+    def run_batch(self, batch: BatchScript, *, idle_timeout: float, total_timeout: float) -> BatchOutcome:
+        """Send the whole batch as ONE exec (``sh -s`` reading the script on stdin)."""
+        started = time.monotonic()
+        try:
+            chan = self.transport.open_session(timeout=self.target.connect_timeout)
+            chan.exec_command("sudo -n sh -s" if self.target.sudo else "sh -s")
+            chan.sendall(batch.script)
+            chan.shutdown_write()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"could not start the probe script on {self.target.name}: {exc}") from exc
+
+        lost: list[str] = []
+
+        def read(wait: float) -> bytes | None:
+            try:
+                chan.settimeout(wait)
+                return chan.recv(65536)
+            except TimeoutError:
+                return None
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                lost.append(f"connection lost during the probe script: {exc}")
+                return b""
+
+        stderr = b""
+        exit_status: int | None = None
+        try:
+            parser, problem = pump_frames(batch, read, idle_timeout=idle_timeout, total_timeout=total_timeout)
+            problem = lost[0] if lost else problem
+            if not problem:
+                deadline = time.monotonic() + 5
+                while not chan.exit_status_ready() and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                exit_status = chan.recv_exit_status() if chan.exit_status_ready() else None
+                while chan.recv_stderr_ready():
+                    stderr += chan.recv_stderr(65536)
+        finally:
+            chan.close()
+        return BatchOutcome(
+            results=parser.complete(problem or "batch ended early"),
+            exit_status=exit_status,
+            stderr=stderr[-4000:],
+            complete=not problem,
+            problem=problem,
+            timings={"batch": time.monotonic() - started},
+        )
+
+    def close(self) -> None:
+        self.transport.close()
+        if self._jump is not None:
+            self._jump.close()
