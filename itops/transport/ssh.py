@@ -68,7 +68,7 @@ class KnownHosts:
     def __init__(self, files: Sequence[str], tofu_file: str | None = None) -> None:
         self.keys = paramiko.HostKeys()
         self.files: list[str] = []
-        for f in [*files, USER_KNOWN_HOSTS, SYSTEM_KNOWN_HOSTS]:
+        for f in [*files, *([tofu_file] if tofu_file else []), USER_KNOWN_HOSTS, SYSTEM_KNOWN_HOSTS]:
             path = os.path.expanduser(f)
             if path in self.files or not os.path.isfile(path):
                 continue
@@ -196,7 +196,19 @@ class SSHConnection:
             raise HostUnreachable(
                 f"connection to {target.address}:{target.port} closed during SSH handshake ({exc or 'EOF'})"
             ) from exc
-        key = t.get_remote_server_key()
+        if not t.is_active() or not t.remote_version:
+            cause = t.get_exception()
+            text = str(cause or "")
+            if cause is None or "banner" in text.lower():
+                raise HostUnreachable(
+                    f"{target.address}:{target.port} accepted TCP but sent no SSH banner "
+                    f"within {target.banner_timeout:g}s"
+                )
+            raise HostUnreachable(f"SSH handshake with {target.address}:{target.port} failed: {text}")
+        try:
+            key = t.get_remote_server_key()
+        except paramiko.SSHException as exc:
+            raise HostUnreachable(f"SSH handshake with {target.address}:{target.port} failed: {exc}") from exc
         known_hosts.verify(target.known_hosts_name, key)
         self.host_key_fingerprint = f"{key.get_name()} {fingerprint(key)}"
 

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Fleet benchmark: itops audit vs naive per-probe execs vs the bare batched floor.
+
+Starts an N-host lab of real sshd processes on 127.0.0.1 and measures, in one run:
+
+  (a) itops audit with the full host pack (in-process through the CLI entry, and the
+      console script as a subprocess for reference),
+  (b) naive: the same probes, one exec per probe, one connection per host,
+  (c) floor: bare paramiko connect + the same batched script, no evaluation or storage.
+
+Prints wall and CPU time and the ratios a/c and b/a. Usage:
+    python bench/fleet.py --hosts 10 50 [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import paramiko
+
+from itops.cli.main import cli
+from itops.inventory import load_inventory
+from itops.lab.fleet import LabHostSpec, start_fleet
+from itops.registry import load_registry
+from itops.runner import plan_hosts, target_for
+from itops.transport.base import pump_frames
+from itops.transport.batch import build_script
+from itops.transport.ssh import KnownHosts, SSHConnection
+
+
+def cpu_now() -> float:
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+def measure(fn: Callable[[], object]) -> tuple[float, float]:
+    w0, c0 = time.perf_counter(), cpu_now()
+    fn()
+    return time.perf_counter() - w0, cpu_now() - c0
+
+
+def audit_in_process(inv: Path, store: Path) -> None:
+    try:
+        cli.main(["audit", "-i", str(inv), "--store", str(store), "--format", "json"], standalone_mode=False)
+    except SystemExit as exc:
+        if exc.code not in (0, 1, 3):
+            raise
+
+
+def audit_subprocess(inv: Path, store: Path) -> None:
+    exe = Path(sys.executable).with_name("itops")
+    proc = subprocess.run([str(exe), "audit", "-i", str(inv), "--store", str(store), "--format", "json"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    if proc.returncode not in (0, 1, 3):
+        raise RuntimeError(proc.stderr.decode())
+
+
+def _connect(target, known: KnownHosts) -> SSHConnection:
+    return SSHConnection(target, known)
+
+
+def floor(inv_path: Path, concurrency: int) -> None:
+    inv = load_inventory(inv_path)
+    plans = plan_hosts(list(inv.hosts.values()), load_registry().select(None, "host"))
+    known = KnownHosts(next(iter(inv.hosts.values())).ssh.known_hosts)
+
+    def one(plan):
+        conn = _connect(target_for(inv.hosts[plan.name], inv.hosts), known)
+        try:
+            out = conn.run_batch(plan.batch(), idle_timeout=30, total_timeout=120)
+            assert out.complete, out.problem
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, plans))
+
+
+def naive(inv_path: Path, concurrency: int) -> None:
+    inv = load_inventory(inv_path)
+    plans = plan_hosts(list(inv.hosts.values()), load_registry().select(None, "host"))
+    known = KnownHosts(next(iter(inv.hosts.values())).ssh.known_hosts)
+
+    def one(plan):
+        conn = _connect(target_for(inv.hosts[plan.name], inv.hosts), known)
+        try:
+            for cmd in plan.commands:
+                chan = conn.transport.open_session(timeout=10)
+                chan.exec_command(cmd)
+                chan.shutdown_write()
+                while chan.recv(65536):
+                    pass
+                while chan.recv_stderr_ready():
+                    chan.recv_stderr(65536)
+                chan.recv_exit_status()
+                chan.close()
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, plans))
+
+
+def bench(n: int, repeat: int, workdir: Path) -> dict[str, tuple[float, float]]:
+    specs = [LabHostSpec(f"h{i:03d}") for i in range(n)]
+    fleet = start_fleet(workdir / f"lab{n}", specs, startup_timeout=30)
+    try:
+        inv = fleet.write_inventory(workdir / f"lab{n}.yaml")
+        conc = 32
+        runs: dict[str, list[tuple[float, float]]] = {"a": [], "a_cli": [], "b": [], "c": []}
+        for i in range(repeat):
+            store = workdir / f"store{n}-{i}"
+            runs["c"].append(measure(lambda: floor(inv, conc)))
+            runs["a"].append(measure(lambda: audit_in_process(inv, store)))
+            runs["a_cli"].append(measure(lambda: audit_subprocess(inv, workdir / f"cli{n}-{i}")))
+            runs["b"].append(measure(lambda: naive(inv, conc)))
+        return {k: min(v) for k, v in runs.items()}  # best of N: least disturbed by noise
+    finally:
+        fleet.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hosts", type=int, nargs="+", default=[10, 50])
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    nprobes = len(plan_hosts_dummy())
+    print(f"host checks: {len(load_registry().select(None, 'host'))}, distinct probes per host: {nprobes}, "
+          f"cpus: {os.cpu_count()}, best of {args.repeat}")
+    print(f"{'hosts':>5}  {'(a) itops audit':>18}  {'(a) CLI process':>18}  {'(b) naive':>18}  "
+          f"{'(c) floor':>18}  {'a/c':>5}  {'b/a':>5}")
+    with tempfile.TemporaryDirectory(prefix="itops-bench-") as tmp:
+        for n in args.hosts:
+            r = bench(n, args.repeat, Path(tmp))
+            cell = lambda k: f"{r[k][0]:6.2f}s wall {r[k][1]:5.2f}s cpu"  # noqa: E731
+            print(f"{n:>5}  {cell('a'):>18}  {cell('a_cli'):>18}  {cell('b'):>18}  {cell('c'):>18}  "
+                  f"{r['a'][0] / r['c'][0]:5.2f}  {r['b'][0] / r['a'][0]:5.2f}", flush=True)
+
+
+def plan_hosts_dummy() -> list[str]:
+    from itops.planner import plan_host
+
+    return plan_host("x", load_registry().select(None, "host"), {}, 60).commands
+
+
+if __name__ == "__main__":
+    socket.setdefaulttimeout(None)
+    threading.stack_size(512 * 1024)
+    main()
