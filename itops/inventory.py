@@ -1,0 +1,707 @@
+"""Load and validate an inventory file (``inventory/*.yaml``) into typed, frozen objects.
+
+:func:`load_inventory` reports every problem at once (file, line, key path, message) as
+:class:`~itops.errors.InventoryError`: YAML syntax, duplicate keys, unknown keys (with a
+suggestion), wrong types, bad durations/sizes, unknown sites/groups/hosts/clouds, group
+and jump-host cycles, and secrets written inline.
+
+Membership: a host lists its ``groups`` and/or a group lists its ``hosts`` (both merge).
+A group's ``children`` are its subgroups: a host in a child group is also in every
+ancestor group, and ``Host.groups`` lists them all.
+
+Variable merge order (later wins; top-level keys replace, mappings are not deep-merged):
+
+1. ``defaults.vars`` (fleet-wide)
+2. the host's site ``vars``
+3. the vars of each of the host's groups, ancestor groups before child groups, groups at
+   the same depth in alphabetical order (depth = longest chain of parents above a group)
+4. the host's own ``vars``
+
+SSH settings: built-in defaults (user root, port 22, known_hosts ``~/.ssh/known_hosts``,
+connect timeout 10s, command timeout 60s, banner and auth timeouts = connect timeout,
+no sudo) <- ``defaults.ssh`` <- the host's own keys (``port``, ``user``, ``known_hosts``,
+...). A host's ``known_hosts`` replaces the default list; setting ``password_env`` or
+``password_file`` on a host replaces both from the defaults. ``~`` is expanded and
+relative paths (identity_file, known_hosts, password_file, checks_dirs) are resolved
+against the inventory file's folder.
+
+Checks: a host's ``checks`` is the union of the ``checks`` patterns of all its groups;
+empty means every applicable check.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import os
+import posixpath
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
+
+from itops.errors import ConfigProblem, InventoryError, UsageError
+from itops.yamlload import (
+    EnvName,
+    LineMap,
+    OptionalMapping,
+    Port,
+    PositiveDuration,
+    Size,
+    StrictModel,
+    StrList,
+    find_inline_secrets,
+    format_path,
+    inline_secret_paths,
+    raise_if_problems,
+    read_yaml,
+    suggest,
+    unknown_name,
+    validate_model,
+)
+
+BUILTIN_SSH: Mapping[str, Any] = MappingProxyType(
+    {"user": "root", "port": 22, "identity_file": None, "known_hosts": ["~/.ssh/known_hosts"],
+     "connect_timeout": 10.0, "command_timeout": 60.0, "sudo": False}
+)  # fmt: skip
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+# --- schema: what a user may write; site/cloud/backup/waiver models are also the result ---
+
+
+class SSHSpec(StrictModel):
+    """Connection keys allowed in ``defaults.ssh`` and directly on a host."""
+
+    user: str | None = None
+    port: Port | None = None
+    identity_file: str | None = None
+    known_hosts: StrList | None = None
+    connect_timeout: PositiveDuration | None = None
+    banner_timeout: PositiveDuration | None = None
+    auth_timeout: PositiveDuration | None = None
+    command_timeout: PositiveDuration | None = None
+    sudo: bool | None = None
+    password_env: EnvName | None = None
+    password_file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> SSHSpec:
+        if self.password_env and self.password_file:
+            raise ValueError("set password_env or password_file, not both")
+        return self
+
+
+class HostSpec(SSHSpec):
+    address: str | None = None
+    description: str | None = None
+    site: str | None = None
+    groups: StrList = ()
+    tags: StrList = ()
+    jump: str | None = None
+    vars: OptionalMapping = {}
+
+
+class DefaultsSpec(StrictModel):
+    ssh: Annotated[SSHSpec, BeforeValidator(lambda v: {} if v is None else v)] = SSHSpec()
+    concurrency: int = Field(32, ge=1)
+    vars: OptionalMapping = {}
+
+
+class GroupSpec(StrictModel):
+    description: str | None = None
+    hosts: StrList = ()
+    children: StrList = ()
+    vars: OptionalMapping = {}
+    checks: StrList = ()
+
+
+def _role_arn(value: str) -> str:
+    if not re.fullmatch(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+", value):
+        raise ValueError(f"must be an IAM role ARN like arn:aws:iam::123456789012:role/NAME, got {value!r}")
+    return value
+
+
+class _Entry(StrictModel):
+    """An entry of a section; the loader fills ``name`` and ``line`` (users never write them)."""
+
+    internal_fields = frozenset({"name", "line"})
+    name: str = ""
+    line: int = 0
+
+
+class Site(_Entry):
+    """A data center or region: metadata and vars shared by its hosts."""
+
+    description: str | None = None
+    owner: str | None = None
+    tier: str | None = None
+    vars: OptionalMapping = {}
+
+
+class Cloud(_Entry):
+    """A cloud account. Timeouts left unset are filled from ``defaults.ssh`` when loaded."""
+
+    provider: Literal["aws"] = "aws"
+    description: str | None = None
+    profile: str | None = None
+    role_arn: Annotated[str, AfterValidator(_role_arn)] | None = None
+    external_id: str | None = None
+    session_name: str | None = None
+    regions: StrList = ()
+    endpoint_url: str | None = None
+    connect_timeout: PositiveDuration | None = None  # API connect timeout (default: defaults.ssh)
+    read_timeout: PositiveDuration | None = None  # API read timeout (default: defaults.ssh command_timeout)
+    max_attempts: int | None = Field(None, ge=1, le=20)  # botocore adaptive-retry attempts
+    backup_buckets: StrList = ()  # S3 bucket names/globs holding backups (object lock checks)
+    vars: OptionalMapping = {}  # check parameters for this account (over defaults.vars)
+
+
+class RestoreTest(StrictModel):
+    """Open (extra keys allowed, in ``model_extra``) so each kind's verifier can add keys."""
+
+    model_config = ConfigDict(extra="allow")
+    into: str | None = None
+    rto: PositiveDuration | None = None
+    expect_files: StrList = ()
+    verify: tuple[Any, ...] = ()
+
+
+class BackupKind(enum.StrEnum):
+    """Where a backup lives and so how it is verified."""
+
+    FILE = "file"
+    S3 = "s3"
+    RESTIC = "restic"
+    POSTGRES_DUMP = "postgres_dump"
+    EBS_SNAPSHOT = "ebs_snapshot"
+    RDS_SNAPSHOT = "rds_snapshot"
+    AWS_BACKUP = "aws_backup"
+
+
+class Backup(_Entry):
+    """Keys every backup kind has; the subclass of each kind adds where the backup lives."""
+
+    kind: BackupKind
+    description: str | None = None
+    rpo: PositiveDuration
+    min_size: Size | None = None
+    keep: int | None = Field(None, ge=0)
+    min_copies: int | None = Field(None, ge=1)
+    max_shrink_pct: float | None = Field(None, ge=0, le=100)
+    integrity: str | None = None
+    manifest: str | None = None
+    restore_test: RestoreTest | None = None
+
+
+class FileBackup(Backup):
+    host: str
+    path: str  # a glob on the host
+
+
+class S3Backup(Backup):
+    bucket: str
+    prefix: str = ""
+    cloud: str | None = None
+
+
+class ResticBackup(Backup):
+    repository: str
+    host: str | None = None
+    password_env: EnvName | None = None
+    password_file: str | None = None
+
+
+class PostgresDumpBackup(Backup):
+    path: str
+    host: str | None = None
+
+
+class AWSSnapshotBackup(Backup):
+    cloud: str
+    region: str | None = None
+    resource_ids: StrList = ()  # volume ids / DB instance identifiers; empty = all
+
+
+class AWSBackupVault(AWSSnapshotBackup):
+    vault: str
+
+
+BACKUP_KINDS: Mapping[str, type[Backup]] = {
+    BackupKind.FILE: FileBackup,
+    BackupKind.S3: S3Backup,
+    BackupKind.RESTIC: ResticBackup,
+    BackupKind.POSTGRES_DUMP: PostgresDumpBackup,
+    BackupKind.EBS_SNAPSHOT: AWSSnapshotBackup,
+    BackupKind.RDS_SNAPSHOT: AWSSnapshotBackup,
+    BackupKind.AWS_BACKUP: AWSBackupVault,
+}
+
+
+class WaiverRule(_Entry):
+    """A waiver as written in the inventory: ``check`` and ``target`` are fnmatch patterns."""
+
+    check: str = Field(min_length=1)
+    target: str = Field(min_length=1)
+    justification: str = Field(min_length=1)
+    approver: str = Field(min_length=1)
+    expires: date
+    ticket: str | None = None
+
+    def matches(self, check_id: str, target: str) -> bool:
+        """True when this waiver's patterns cover ``check_id`` on ``target``."""
+        return fnmatch.fnmatchcase(check_id, self.check) and fnmatch.fnmatchcase(target, self.target)
+
+    def expired(self, today: date) -> bool:
+        """Waivers apply through their ``expires`` day and stop the day after."""
+        return today > self.expires
+
+
+class TopSpec(StrictModel):
+    version: Any = None
+    defaults: Any = None  # validated on its own so a bad default does not hide other problems
+    sites: OptionalMapping = {}
+    groups: OptionalMapping = {}
+    hosts: OptionalMapping = {}
+    clouds: OptionalMapping = {}
+    backups: OptionalMapping = {}
+    waivers: Annotated[list[Any], BeforeValidator(lambda v: [] if v is None else v)] = []
+    checks_dirs: StrList = ()
+
+
+# --- resolved hosts and groups -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SSHSettings:
+    """Effective SSH settings of one host (timeouts in seconds, paths expanded)."""
+
+    user: str
+    port: int
+    identity_file: str | None
+    known_hosts: tuple[str, ...]
+    connect_timeout: float
+    banner_timeout: float
+    auth_timeout: float
+    command_timeout: float
+    sudo: bool = False
+    password_env: str | None = None
+    password_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Host:
+    """One host: where to reach it, what it belongs to, and its merged vars."""
+
+    name: str
+    address: str
+    ssh: SSHSettings
+    site: str | None
+    groups: tuple[str, ...]  # every group incl. ancestors, sorted
+    tags: tuple[str, ...]
+    jump: str | None
+    vars: Mapping[str, Any]
+    checks: tuple[str, ...]  # check id patterns; empty = all
+    line: int
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Group:
+    """A group as written, plus every member host (incl. members of child groups) in file order."""
+
+    name: str
+    hosts: tuple[str, ...]
+    children: tuple[str, ...]
+    vars: Mapping[str, Any]
+    checks: tuple[str, ...]
+    line: int
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """A validated inventory. Hosts keep the order of the file."""
+
+    path: Path
+    digest: str  # sha256 hex of the file bytes
+    concurrency: int
+    hosts: dict[str, Host]
+    groups: dict[str, Group]
+    sites: dict[str, Site]
+    clouds: dict[str, Cloud]
+    backups: dict[str, Backup]
+    waivers: tuple[WaiverRule, ...]
+    checks_dirs: tuple[Path, ...]
+    default_vars: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # for non-host targets
+
+    def select(self, limits: Sequence[str] | None) -> list[Host]:
+        """The hosts chosen by ``--limit`` terms, in file order.
+
+        Each item may hold comma-separated terms: a host-name glob (``web*``),
+        ``group:NAME``, ``site:NAME`` or ``tag:NAME`` (NAME may be a glob); ``!`` in front
+        excludes. Result: the union of positive terms (all hosts when there are none)
+        minus the excluded ones. Raises :class:`UsageError` for a term matching nothing.
+        """
+        include: set[str] | None = None
+        exclude: set[str] = set()
+        for term in (t.strip() for item in limits or () for t in item.split(",")):
+            if term.startswith("!"):
+                exclude |= self._match(term[1:].strip(), term)
+            elif term:
+                include = (include or set()) | self._match(term, term)
+        chosen = set(self.hosts) if include is None else include
+        return [h for name, h in self.hosts.items() if name in chosen and name not in exclude]
+
+    def _match(self, body: str, term: str) -> set[str]:
+        kind, _, pattern = body.partition(":") if ":" in body else ("host", "", body)
+        if not pattern or kind not in ("host", "group", "site", "tag"):
+            hint = "use NAME-GLOB, group:NAME, site:NAME or tag:NAME; ! in front excludes"
+            raise UsageError(f"bad --limit term {term!r}", hint=hint)
+        labels: dict[str, tuple[str, ...]] = {}
+        for h in self.hosts.values():
+            labels[h.name] = {"host": (h.name,), "group": h.groups, "site": (h.site or "",), "tag": h.tags}[kind]
+        wanted = re.compile(fnmatch.translate(pattern)).match  # compiled once: hosts x groups can be large
+        matched = {name for name, values in labels.items() if any(wanted(v) for v in values)}
+        if not matched:
+            known = set(self.groups) if kind == "group" else set(self.sites) if kind == "site" else set()
+            known |= {v for values in labels.values() for v in values if v}
+            raise UsageError(f"--limit {term!r} matches no host", hint=unknown_name(kind, pattern, sorted(known)))
+        return matched
+
+
+# --- loading: schema problems, then cross-references, then the typed result ----------------
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Load, validate and resolve an inventory file; raise InventoryError with ALL problems."""
+    doc = read_yaml(path, InventoryError)
+    if not doc.problems and not isinstance(doc.data, dict):
+        what = "empty" if doc.data is None else f"a {type(doc.data).__name__}, not a mapping"
+        doc.problems.append(ConfigProblem(doc.file, 1, "", f"file is {what}: an inventory starts with `version: 1`"))
+    raise_if_problems(doc.problems, InventoryError)
+    loader = _Loader(Path(path), doc.file, doc.lines, doc.data)
+    inventory = loader.load(doc.digest)
+    raise_if_problems(loader.problems, InventoryError)
+    assert inventory is not None
+    return inventory
+
+
+def _source_dir(path: str) -> str:
+    """The folder a backup path (or glob) names: ``/var/backups/db/*.gz`` -> ``/var/backups/db``."""
+    parts = posixpath.normpath(path).split("/")
+    for i, part in enumerate(parts):
+        if any(c in part for c in "*?["):
+            return "/".join(parts[:i]) or "/"
+    return posixpath.normpath(path) if path.endswith("/") else posixpath.dirname(posixpath.normpath(path))
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _depth_order(parents: Mapping[str, set[str]]) -> dict[str, int]:
+    """Depth of each group: the longest chain of parents above it (no cycles by now)."""
+    depth: dict[str, int] = {}
+
+    def of(group: str) -> int:
+        if group not in depth:
+            depth[group] = max((of(p) + 1 for p in parents[group]), default=0)
+        return depth[group]
+
+    return {g: of(g) for g in parents}
+
+
+Where = tuple[str | int, ...]
+
+
+class _Loader:
+    """One inventory being validated: collects problems and keeps going after each one."""
+
+    def __init__(self, path: Path, file: str, lines: LineMap, data: dict[str, Any]) -> None:
+        self.path, self.file, self.lines, self.data = path, file, lines, data
+        self.base = path.resolve().parent
+        self.secrets = list(inline_secret_paths(data))
+        self.problems = find_inline_secrets(data, file=file, lines=lines)
+
+    def problem(self, where: Where, message: str) -> None:
+        self.problems.append(ConfigProblem(self.file, self.lines.nearest(where), format_path(where), message))
+
+    def validate(self, model: type[Any], data: object, where: Where) -> Any:
+        spec, problems = validate_model(
+            model, data, file=self.file, lines=self.lines, prefix=where, ignore=self.secrets
+        )
+        self.problems += problems
+        return spec
+
+    def section(self, section: str, raw: Mapping[str, Any], model: type[Any]) -> dict[str, Any]:
+        specs: dict[str, Any] = {}
+        for name, data in raw.items():
+            where: Where = (section, name)
+            if not _NAME_RE.match(name):
+                self.problem(where, f"invalid name {name!r}: use letters, digits, '.', '_' and '-'")
+            entry = self.entry(
+                where, {} if data is None else data, self.backup_model(name, data) if model is Backup else model
+            )
+            if entry is not None:
+                specs[name] = entry
+        return specs
+
+    def entry(self, where: Where, data: object, model: type[Any] | None) -> Any:
+        """Validate one entry; a section entry (:class:`_Entry`) also gets its name and line."""
+        if model is None:
+            return None
+        before = len(self.problems)
+        spec = self.validate(model, data, where)
+        if spec is None and isinstance(data, dict):
+            # Validate again without the bad keys (quietly) so the rest is still cross-checked.
+            paths = [p.path for p in self.problems[before:]]
+            bad = {
+                k
+                for k in data
+                if any(p == (w := format_path((*where, k))) or p.startswith((w + ".", w + "[")) for p in paths)
+            }
+            spec, _ = validate_model(model, {k: v for k, v in data.items() if k not in bad}, file="", lines=self.lines)
+        if isinstance(spec, _Entry):
+            name = str(where[-1]) if isinstance(where[-1], str) else ""
+            spec = spec.model_copy(update={"name": name, "line": self.lines.nearest(where)})
+        return spec
+
+    def backup_model(self, name: str, data: object) -> type[Backup] | None:
+        kind = data.get("kind") if isinstance(data, dict) else None
+        if isinstance(kind, str) and kind in BACKUP_KINDS:
+            return BACKUP_KINDS[kind]
+        kinds = ", ".join(BACKUP_KINDS)
+        if not isinstance(data, dict):
+            self.problem(("backups", name), f"expected a mapping, got {type(data).__name__}")
+        elif kind is None:
+            self.problem(("backups", name), f"missing required key 'kind' (one of: {kinds})")
+        else:
+            self.problem(
+                ("backups", name, "kind"), f"unknown kind {kind!r}{suggest(kind, BACKUP_KINDS)}; kinds: {kinds}"
+            )
+        return None
+
+    def load(self, digest: str) -> Inventory | None:
+        top: TopSpec | None = self.validate(TopSpec, self.data, ())
+        if "version" not in self.data:
+            self.problem((), "missing `version: 1` (the inventory format version) at the top")
+        elif (version := self.data["version"]) != 1 or isinstance(version, bool):
+            self.problem(("version",), f"unsupported version {version!r}: this itops reads version 1")
+        raw_defaults = self.data.get("defaults")
+        defaults = self.validate(DefaultsSpec, {} if raw_defaults is None else raw_defaults, ("defaults",))
+        if top is None:
+            return None
+        sites: dict[str, Site] = self.section("sites", top.sites, Site)
+        groups: dict[str, GroupSpec] = self.section("groups", top.groups, GroupSpec)
+        hosts: dict[str, HostSpec] = self.section("hosts", top.hosts, HostSpec)
+        clouds: dict[str, Cloud] = self.section("clouds", top.clouds, Cloud)
+        backups: dict[str, Backup] = self.section("backups", top.backups, Backup)
+        waivers = [self.entry(("waivers", i), w, WaiverRule) for i, w in enumerate(top.waivers)]
+        self.check_references(top, hosts, groups, backups)
+        self.check_cycles(groups, hosts)
+        checks_dirs = tuple(Path(self.local_path(folder)) for folder in top.checks_dirs)
+        for i, folder in enumerate(checks_dirs):
+            if not folder.is_dir():
+                self.problem(("checks_dirs", i), f"folder not found: {folder}")
+        if self.problems or defaults is None:
+            return None
+        return Inventory(
+            path=self.path,
+            digest=digest,
+            concurrency=defaults.concurrency,
+            hosts=(resolved := self.resolve(defaults, sites, groups, hosts)),
+            groups=self.groups(groups, resolved),
+            sites=sites,
+            clouds={name: self.cloud_timeouts(defaults.ssh, c) for name, c in clouds.items()},
+            backups=backups,
+            waivers=tuple(waivers),
+            checks_dirs=checks_dirs,
+            default_vars=MappingProxyType(dict(defaults.vars)),
+        )
+
+    def cloud_timeouts(self, d: SSHSpec, cloud: Cloud) -> Cloud:
+        connect = cloud.connect_timeout or d.connect_timeout or BUILTIN_SSH["connect_timeout"]
+        read = cloud.read_timeout or d.command_timeout or BUILTIN_SSH["command_timeout"]
+        return cloud.model_copy(update={"connect_timeout": float(connect), "read_timeout": float(read)})
+
+    def check_references(
+        self, top: TopSpec, hosts: dict[str, HostSpec], groups: dict[str, GroupSpec], backups: dict[str, Backup]
+    ) -> None:
+        # Names come from the raw sections so an invalid group still counts as defined.
+        sites, group_names, host_names, clouds = top.sites, top.groups, top.hosts, top.clouds
+        for name, h in hosts.items():
+            if h.site is not None and h.site not in sites:
+                self.problem(("hosts", name, "site"), unknown_name("site", h.site, sites))
+            for i, group in enumerate(h.groups):
+                if group not in group_names:
+                    self.problem(("hosts", name, "groups", i), unknown_name("group", group, group_names))
+            if h.jump == name:
+                self.problem(("hosts", name, "jump"), "a host cannot be its own jump host")
+            elif h.jump is not None and h.jump not in host_names:
+                others = [n for n in host_names if n != name]
+                self.problem(("hosts", name, "jump"), unknown_name("host", h.jump, others))
+        for name, g in groups.items():
+            for i, child in enumerate(g.children):
+                if child not in group_names:
+                    self.problem(("groups", name, "children", i), unknown_name("group", child, group_names))
+            for i, member in enumerate(g.hosts):
+                if member not in host_names:
+                    self.problem(("groups", name, "hosts", i), unknown_name("host", member, host_names))
+        for name, b in backups.items():
+            host, cloud = getattr(b, "host", None), getattr(b, "cloud", None)
+            if host is not None and host not in host_names:
+                self.problem(("backups", name, "host"), unknown_name("host", host, host_names))
+            if cloud is not None and cloud not in clouds:
+                self.problem(("backups", name, "cloud"), unknown_name("cloud", cloud, clouds))
+            self.check_restore_target(name, b)
+
+    def check_cycles(self, groups: dict[str, GroupSpec], hosts: dict[str, HostSpec]) -> None:
+        reported: set[frozenset[str]] = set()
+
+        done: set[str] = set()  # fully explored: no need to walk below again
+
+        def visit(group: str, stack: list[str]) -> None:
+            if group in done:
+                return
+            if group in stack:
+                cycle = [*stack[stack.index(group) :], group]
+                if frozenset(cycle) not in reported:
+                    reported.add(frozenset(cycle))
+                    parent = stack[-1]
+                    where = ("groups", parent, "children", groups[parent].children.index(group))
+                    self.problem(where, "group cycle: " + " -> ".join(cycle))
+            elif group in groups:
+                for child in groups[group].children:
+                    visit(child, [*stack, group])
+                done.add(group)
+
+        for name in groups:
+            visit(name, [])
+        for name in hosts:  # each host has at most one jump: follow the chain
+            chain = [name]
+            while (jump := getattr(hosts.get(chain[-1]), "jump", None)) not in (None, chain[-1]):
+                assert jump is not None
+                if jump in chain:
+                    cycle = [*chain[chain.index(jump) :], jump]
+                    if jump == name and frozenset(cycle) not in reported:
+                        reported.add(frozenset(cycle))
+                        self.problem(("hosts", chain[-1], "jump"), "jump host cycle: " + " -> ".join(cycle))
+                    break
+                chain.append(jump)
+
+    def check_restore_target(self, name: str, b: Backup) -> None:
+        into = b.restore_test.into if b.restore_test else None
+        source = getattr(b, "path", None) or getattr(b, "repository", None)
+        if not into or not into.startswith("/"):
+            return
+        into, where = posixpath.normpath(into), ("backups", name, "restore_test", "into")
+        if into == "/":
+            self.problem(where, "must not be / (a restore test writes into this folder)")
+        elif source and source.startswith("/"):
+            folder = _source_dir(source)
+            if _inside(into, folder) or _inside(into, posixpath.normpath(source)):
+                self.problem(where, f"{into!r} is inside the backup source folder {folder!r}: restore elsewhere")
+
+    def local_path(self, value: str) -> str:
+        expanded = Path(os.path.expanduser(value))
+        return str(expanded if expanded.is_absolute() else self.base / expanded)
+
+    def ssh(self, d: SSHSpec, h: SSHSpec) -> SSHSettings:
+        def pick(key: str) -> Any:
+            value = getattr(h, key)
+            value = getattr(d, key) if value is None else value
+            return BUILTIN_SSH.get(key) if value is None else value
+
+        secret = h if h.password_env or h.password_file else d
+        connect, identity = float(pick("connect_timeout")), pick("identity_file")
+        return SSHSettings(
+            user=pick("user"),
+            port=pick("port"),
+            identity_file=self.local_path(identity) if identity else None,
+            known_hosts=tuple(self.local_path(k) for k in pick("known_hosts")),
+            connect_timeout=connect,
+            banner_timeout=float(pick("banner_timeout") or connect),
+            auth_timeout=float(pick("auth_timeout") or connect),
+            command_timeout=float(pick("command_timeout")),
+            sudo=bool(pick("sudo")),
+            password_env=secret.password_env,
+            password_file=self.local_path(secret.password_file) if secret.password_file else None,
+        )
+
+    def resolve(
+        self,
+        defaults: DefaultsSpec,
+        sites: dict[str, Site],
+        groups: dict[str, GroupSpec],
+        hosts: dict[str, HostSpec],
+    ) -> dict[str, Host]:
+        parents: dict[str, set[str]] = {g: set() for g in groups}
+        for name, g in groups.items():
+            for child in g.children:
+                parents[child].add(name)
+        depth = _depth_order(parents)
+
+        cache: dict[frozenset[str], tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]] = {}
+
+        def membership(direct: frozenset[str]) -> tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]:
+            """All groups incl. ancestors, their merged vars and check patterns (shared by hosts)."""
+            if direct not in cache:
+                found, todo = set(direct), list(direct)
+                while todo:
+                    for parent in parents[todo.pop()] - found:
+                        found.add(parent)
+                        todo.append(parent)
+                group_vars: dict[str, Any] = {}
+                for group in sorted(found, key=lambda g: (depth[g], g)):
+                    group_vars.update(groups[group].vars)
+                checks = tuple(sorted({c for g in found for c in groups[g].checks}))
+                cache[direct] = (tuple(sorted(found)), group_vars, checks)
+            return cache[direct]
+
+        direct: dict[str, set[str]] = {name: set(spec.groups) for name, spec in hosts.items()}
+        for name, g in groups.items():
+            for member in g.hosts:
+                direct[member].add(name)
+        result: dict[str, Host] = {}
+        for name, spec in hosts.items():
+            member_of, group_vars, checks = membership(frozenset(direct[name]))
+            site_vars = sites[spec.site].vars if spec.site else {}
+            merged = {**defaults.vars, **site_vars, **group_vars, **spec.vars}
+            result[name] = Host(
+                name=name,
+                address=spec.address or name,
+                ssh=self.ssh(defaults.ssh, spec),
+                site=spec.site,
+                groups=member_of,
+                tags=tuple(spec.tags),
+                jump=spec.jump,
+                vars=MappingProxyType(merged),
+                checks=checks,
+                line=self.lines.nearest(("hosts", name)),
+                description=spec.description,
+            )
+        return result
+
+    def groups(self, groups: dict[str, GroupSpec], hosts: dict[str, Host]) -> dict[str, Group]:
+        members: dict[str, list[str]] = {n: [] for n in groups}
+        for host in hosts.values():
+            for group in host.groups:
+                members[group].append(host.name)
+        return {
+            n: Group(
+                name=n,
+                hosts=tuple(members[n]),
+                children=tuple(g.children),
+                vars=MappingProxyType(dict(g.vars)),
+                checks=tuple(g.checks),
+                line=self.lines.nearest(("groups", n)),
+                description=g.description,
+            )
+            for n, g in groups.items()
+        }

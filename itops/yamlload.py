@@ -1,0 +1,583 @@
+"""Safe YAML loading with line numbers, and pydantic validation that reports every problem at once.
+
+Every YAML file itops reads (inventory, schedules, playbooks, declarative checks) goes
+through here so users get the same kind of message everywhere::
+
+    inventory/lab.yaml:12: hosts.web1.port: must be 1-65535
+    inventory/lab.yaml:14: hosts.web1.prot: unknown key 'prot' (did you mean 'port'?)
+
+- :func:`read_yaml` parses with a safe loader (libyaml's ``CSafeLoader`` when present, else
+  ``yaml.SafeLoader``: plain data only, never arbitrary objects),
+  records the line of every mapping key and sequence item in a :class:`LineMap`, and
+  reports duplicate keys and syntax errors as :class:`ConfigProblem` instead of raising.
+- :func:`validate_model` validates data against a pydantic model (use
+  :class:`StrictModel`: unknown keys are errors) and turns each pydantic error into a
+  problem with file, line, dotted path and a human message.
+- :data:`Duration`, :data:`PositiveDuration` and :data:`Size` are annotated types for
+  ``1h30m``-style durations (to seconds) and ``10MB``-style sizes (to bytes).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import types
+import typing
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
+
+import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from itops.errors import ConfigError, ConfigProblem
+
+__all__ = [
+    "Duration",
+    "EnvName",
+    "ErrorFactory",
+    "LineMap",
+    "OptionalMapping",
+    "Port",
+    "PositiveDuration",
+    "Size",
+    "StrList",
+    "StrictModel",
+    "YamlDocument",
+    "find_inline_secrets",
+    "format_path",
+    "inline_secret_paths",
+    "load_yaml_with_lines",
+    "parse_duration",
+    "parse_size",
+    "parse_yaml_text",
+    "raise_if_problems",
+    "read_yaml",
+    "suggest",
+    "unknown_name",
+    "validate_model",
+    "validate_or_raise",
+]
+
+KeyPath = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+#: Builds the error to raise from the collected problems, e.g. ``InventoryError`` or
+#: ``lambda p: ConfigError(p, what="schedule")``.
+ErrorFactory = Callable[[list[ConfigProblem]], ConfigError]
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class LineMap:
+    """Line (1-based) of every mapping key and sequence item, keyed by its key path.
+
+    Path elements are compared as strings, so ``("waivers", 0)`` and ``("waivers", "0")``
+    name the same item and an integer mapping key matches its pydantic-coerced string.
+    """
+
+    def __init__(self) -> None:
+        self._lines: dict[tuple[str, ...], int] = {(): 1}
+
+    @staticmethod
+    def _key(path: Sequence[object]) -> tuple[str, ...]:
+        return tuple(str(p) for p in path)
+
+    def record(self, path: Sequence[object], line: int) -> None:
+        """Remember ``line`` for ``path`` unless a line is already known (first wins)."""
+        self._lines.setdefault(self._key(path), line)
+
+    def get(self, path: Sequence[object]) -> int | None:
+        """The line of exactly ``path``, or None."""
+        return self._lines.get(self._key(path))
+
+    def nearest(self, path: Sequence[object]) -> int:
+        """The line of ``path`` or, when it is absent (a missing key), of its closest ancestor."""
+        key = self._key(path)
+        while key:
+            if key in self._lines:
+                return self._lines[key]
+            key = key[:-1]
+        return self._lines[()]
+
+
+@dataclass
+class YamlDocument:
+    """A parsed YAML file: its data, line map, and the problems found while parsing."""
+
+    file: str
+    data: Any
+    lines: LineMap
+    digest: str  # sha256 hex of the file's bytes
+    problems: list[ConfigProblem] = field(default_factory=list)
+
+
+if TYPE_CHECKING:
+    _SafeLoader = yaml.SafeLoader
+else:  # libyaml's parser is ~10x faster (inventories of thousands of hosts); same safe constructor
+    _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _LineLoader(_SafeLoader):
+    """SafeLoader that also walks the node tree to record lines and find duplicate keys."""
+
+    def __init__(self, stream: str, file: str) -> None:
+        super().__init__(stream)
+        self.file = file
+        self.line_map = LineMap()
+        self.problems: list[ConfigProblem] = []
+        self._seen: set[int] = set()
+
+    def _key_value(self, node: yaml.Node) -> object:
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                value = self.construct_object(node)  # typed, like the constructed mapping key
+            except yaml.YAMLError:
+                return node.value
+            return value
+        return f"<complex key at line {node.start_mark.line + 1}>"
+
+    def walk(self, node: yaml.Node, path: KeyPath) -> None:
+        # Each node is walked once: an alias points back to an anchored node already
+        # walked (its lines stay with the anchor), which also stops alias bombs and cycles.
+        if id(node) in self._seen:
+            return
+        self._seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[object, int] = {}
+            merges: list[tuple[yaml.Node, int]] = []
+            for key_node, value_node in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    merges.append((value_node, key_node.start_mark.line + 1))
+                    continue
+                key = self._key_value(key_node)
+                line = key_node.start_mark.line + 1
+                try:
+                    earlier = first_line.get(key)
+                except TypeError:  # unhashable key: the constructor reports it
+                    continue
+                if earlier is not None:
+                    self.problems.append(
+                        ConfigProblem(
+                            self.file,
+                            line,
+                            format_path((*path, str(key))),
+                            f"duplicate key {str(key)!r}: first at line {earlier}, again at line {line}",
+                        )
+                    )
+                    continue
+                first_line[key] = line
+                child = (*path, str(key))
+                self.line_map.record(child, line)
+                self.walk(value_node, child)
+            for value_node, line in merges:  # after the explicit keys, which win
+                self._walk_merged(value_node, path, line)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                child = (*path, str(index))  # stored as text, like every LineMap key
+                self.line_map.record(child, item.start_mark.line + 1)
+                self.walk(item, child)
+
+    def _walk_merged(self, node: yaml.Node, path: KeyPath, line: int) -> None:
+        # Merged keys (``<<: *anchor``) point at the ``<<`` line, where the user wrote them here.
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        for source in sources:
+            if isinstance(source, yaml.MappingNode):
+                for key_node, _value in source.value:
+                    self.line_map.record((*path, str(self._key_value(key_node))), line)
+
+
+def _construct_timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
+    # An impossible date (2027-02-30) stays a string, so validation reports it with its path.
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+
+
+def _yaml_error_problem(file: str, err: yaml.YAMLError) -> ConfigProblem:
+    if isinstance(err, yaml.MarkedYAMLError):
+        mark = err.problem_mark or err.context_mark
+        message = ": ".join(p for p in (err.context, err.problem) if p) or str(err)
+        if err.context_mark and err.problem_mark and err.context_mark.line != err.problem_mark.line:
+            message += f" (started at line {err.context_mark.line + 1})"
+        return ConfigProblem(file, mark.line + 1 if mark else None, "", f"YAML syntax error: {message}")
+    return ConfigProblem(file, None, "", f"YAML error: {err}")
+
+
+def parse_yaml_text(text: str, file: str, digest: str = "") -> YamlDocument:
+    """Parse YAML ``text`` (named ``file`` in messages) into a :class:`YamlDocument`."""
+    loader = _LineLoader(text, file)
+    try:
+        node = loader.get_single_node()
+        data: Any = None
+        if node is not None:
+            loader.walk(node, ())
+            data = loader.construct_document(node)
+    except yaml.YAMLError as err:
+        return YamlDocument(file, None, loader.line_map, digest, [_yaml_error_problem(file, err)])
+    except (ValueError, TypeError, RecursionError) as err:  # raised by constructors, no position
+        return YamlDocument(file, None, loader.line_map, digest, [ConfigProblem(file, None, "", f"YAML error: {err}")])
+    finally:
+        loader.dispose()
+    return YamlDocument(file, data, loader.line_map, digest, loader.problems)
+
+
+def read_yaml(path: str | Path, error: ErrorFactory = ConfigError) -> YamlDocument:
+    """Read and parse one YAML file safely; content problems are returned, not raised.
+
+    Raises ``error([...])`` only when the file cannot be read at all.
+    """
+    file = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as err:
+        raise error([ConfigProblem(file, None, "", f"cannot read file: {err.strerror or err}")]) from err
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        return YamlDocument(file, None, LineMap(), digest, [ConfigProblem(file, line, "", "not UTF-8 text")])
+    return parse_yaml_text(text, file, digest)
+
+
+def load_yaml_with_lines(path: str | Path, error: ErrorFactory = ConfigError) -> tuple[Any, LineMap]:
+    """Load a YAML file safely and return ``(data, LineMap)``.
+
+    Syntax errors and duplicate keys are raised together as ``error(problems)``.
+    """
+    doc = read_yaml(path, error)
+    raise_if_problems(doc.problems, error)
+    return doc.data, doc.lines
+
+
+def raise_if_problems(problems: list[ConfigProblem], error: ErrorFactory) -> None:
+    """Raise ``error(problems)``, sorted by line, when there is any problem."""
+    if problems:
+        raise error(sorted(problems, key=lambda p: (p.file, p.line or 0)))
+
+
+def format_path(path: Iterable[object]) -> str:
+    """``("waivers", 0, "check")`` -> ``waivers[0].check``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def suggest(word: object, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or an empty string."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_name(kind: str, name: str, known: Collection[str]) -> str:
+    """``unknown group 'wbe' (did you mean 'web'?)``, or the known names when none is close."""
+    hint = suggest(name, known)
+    if not hint:
+        listed = ", ".join(sorted(known)[:12]) + (", ..." if len(known) > 12 else "")
+        hint = f"; known {kind}s: {listed}" if known else f"; no {kind}s are defined"
+    return f"unknown {kind} {name!r}{hint}"
+
+
+# --- durations and sizes ---------------------------------------------------------------
+
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_SIZE_UNITS = {
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+    "KIB": 1024,
+    "MIB": 1024**2,
+    "GIB": 1024**3,
+    "TIB": 1024**4,
+}
+_SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``90``, ``"90"``, ``"90s"``, ``"30m"``, ``"26h"``, ``"2d"`` or ``"1h30m"``."""
+    hint = "use seconds or a number with s/m/h/d, e.g. 90s, 30m, 1h30m, 2d"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a duration ({hint})")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip().lower().replace(" ", "")
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            seconds = float(text)
+        elif text and re.fullmatch(rf"(?:{_DURATION_PART.pattern})+", text):
+            seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+        else:
+            raise ValueError(f"invalid duration {value!r}: {hint}")
+    if seconds < 0:
+        raise ValueError(f"invalid duration {value!r}: must not be negative")
+    return seconds
+
+
+def parse_size(value: object) -> int:
+    """Bytes from ``1024``, ``"10MB"`` (1000-based), ``"512KiB"`` (1024-based) and so on."""
+    hint = "use bytes or a number with B, KB, MB, GB, TB (1000-based) or KiB, MiB, GiB, TiB (1024-based)"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a size ({hint})")
+    if isinstance(value, int | float):
+        number, unit = float(value), "B"
+    else:
+        match = _SIZE_RE.fullmatch(value.strip())
+        if not match or match.group(2).upper() not in (*_SIZE_UNITS, ""):
+            raise ValueError(f"invalid size {value!r}: {hint}")
+        number, unit = float(match.group(1)), match.group(2).upper() or "B"
+    if number < 0:
+        raise ValueError(f"invalid size {value!r}: must not be negative")
+    return round(number * _SIZE_UNITS[unit])
+
+
+def _positive(seconds: float) -> float:
+    if seconds <= 0:
+        raise ValueError("must be greater than zero")
+    return seconds
+
+
+#: A duration in seconds (>= 0) written as a number or ``1h30m``-style string.
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+#: A duration in seconds that must be > 0 (timeouts, RPO, RTO).
+PositiveDuration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_positive)]
+#: A size in bytes written as a number or ``10MB``-style string.
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+def _port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError("must be 1-65535")
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError("must name an environment variable (letters, digits, '_'), not hold the secret")
+    return value
+
+
+def _str_list(value: object) -> object:
+    return [value] if isinstance(value, str) else ([] if value is None else value)
+
+
+def _mapping(value: object) -> object:
+    return {} if value is None else value
+
+
+#: A TCP port, 1-65535.
+Port = Annotated[int, AfterValidator(_port)]
+#: The name of an environment variable that holds a secret (never the secret itself).
+EnvName = Annotated[str, AfterValidator(_env_name)]
+#: A list of strings (kept as a tuple); a lone string is a one-item list and null an empty one.
+StrList = Annotated[tuple[str, ...], BeforeValidator(_str_list)]
+#: A mapping of names to anything; null (a key with nothing after it) is an empty mapping.
+OptionalMapping = Annotated[dict[str, Any], BeforeValidator(_mapping)]
+
+
+class StrictModel(BaseModel):
+    """Base for models of user-written YAML: unknown keys are errors, models are frozen.
+
+    Numbers are accepted where strings are expected (``ticket: 123``, ``tier: 1``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+    #: Fields the loader fills in itself (a name, a line number): never accepted from the file.
+    internal_fields: ClassVar[frozenset[str]] = frozenset()
+
+
+# --- pydantic errors -> problems ---------------------------------------------------------
+
+_TYPE_MESSAGES = {
+    "string_type": "expected a string",
+    "int_type": "expected an integer",
+    "int_parsing": "expected an integer",
+    "int_from_float": "expected a whole number",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+    "list_type": "expected a list",
+    "tuple_type": "expected a list",
+    "date_type": "expected a date (YYYY-MM-DD)",
+    "date_parsing": "expected a date (YYYY-MM-DD)",
+    "date_from_datetime_parsing": "expected a date (YYYY-MM-DD)",
+    "date_from_datetime_inexact": "expected a date (YYYY-MM-DD) without a time",
+}
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _unwrap(annotation: object) -> Iterator[object]:
+    """The concrete types inside Optional/Union/Annotated."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        yield from _unwrap(typing.get_args(annotation)[0])
+    elif origin is typing.Union or origin is types.UnionType:
+        for arg in typing.get_args(annotation):
+            yield from _unwrap(arg)
+    else:
+        yield annotation
+
+
+def _model_at(model: type[BaseModel] | None, loc: Sequence[object]) -> type[BaseModel] | None:
+    """The model class that validates the mapping found at ``loc`` (for key suggestions)."""
+    current: object = model
+    for part in loc:
+        nxt: object = None
+        for t in _unwrap(current):
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                info = t.model_fields.get(str(part))
+                if info is not None:
+                    nxt = info.annotation
+                    break
+            elif typing.get_origin(t) in (dict, Mapping) or typing.get_origin(t) in (list, tuple, Sequence):
+                nxt = typing.get_args(t)[-1] if typing.get_args(t) else None
+                break
+        if nxt is None:
+            return None
+        current = nxt
+    for t in _unwrap(current):
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            return t
+    return None
+
+
+def _human_message(err: Mapping[str, Any], model: type[BaseModel] | None) -> str:
+    kind, loc, ctx = err["type"], err["loc"], err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        parent = _model_at(model, loc[:-1])
+        internal = parent.internal_fields if parent and issubclass(parent, StrictModel) else frozenset()
+        allowed = sorted(set(parent.model_fields) - internal) if parent else []
+        hint = suggest(key, allowed) or (f" (allowed keys: {', '.join(allowed)})" if allowed else "")
+        return f"unknown key {str(key)!r}{hint}"
+    if kind == "missing":
+        return f"missing required key {str(loc[-1])!r}"
+    if kind in ("value_error", "assertion_error"):
+        return str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}, got {_describe(err['input'])}"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx.get('ge')}, got {_describe(err['input'])}"
+    if kind == "greater_than":
+        return f"must be greater than {ctx.get('gt')}, got {_describe(err['input'])}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx.get('le')}, got {_describe(err['input'])}"
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        return "must not be empty"
+    if kind in _TYPE_MESSAGES:
+        return f"{_TYPE_MESSAGES[kind]}, got {_describe(err['input'])}"
+    return str(err["msg"])
+
+
+def validate_model(
+    model: type[M],
+    data: object,
+    *,
+    file: str,
+    lines: LineMap,
+    prefix: KeyPath = (),
+    ignore: Iterable[KeyPath] = (),
+) -> tuple[M | None, list[ConfigProblem]]:
+    """Validate ``data`` (found at ``prefix`` in the file) against ``model``.
+
+    Returns ``(instance, problems)``; ``instance`` is None when pydantic rejects the data,
+    with one problem per pydantic error. Problems at a path in ``ignore`` (already reported
+    another way) are dropped. Keys naming the model's ``internal_fields`` are problems too.
+    """
+    problems: list[ConfigProblem] = []
+    internal = model.internal_fields if issubclass(model, StrictModel) else frozenset()
+    if internal and isinstance(data, Mapping) and internal.intersection(data):
+        for key in sorted(internal.intersection(data)):
+            where = (*prefix, key)
+            problems.append(ConfigProblem(file, lines.nearest(where), format_path(where), f"unknown key {key!r}"))
+        data = {k: v for k, v in data.items() if k not in internal}
+    try:
+        return model.model_validate(data), problems
+    except ValidationError as exc:
+        skip = {tuple(str(p) for p in path) for path in ignore}
+        for err in exc.errors(include_url=False):
+            loc = tuple(p for p in err["loc"] if p != "[key]")
+            full = (*prefix, *loc)
+            if tuple(str(p) for p in full) in skip:
+                continue
+            message = _human_message({**err, "loc": loc}, model)
+            if err["type"] == "missing":
+                full = full[:-1]
+            problems.append(ConfigProblem(file, lines.nearest(full), format_path(full), message))
+        return None, problems
+
+
+def validate_or_raise(
+    model: type[M],
+    data: object,
+    *,
+    file: str,
+    lines: LineMap,
+    error: ErrorFactory = ConfigError,
+) -> M:
+    """Validate ``data`` against ``model``; raise ``error(problems)`` with every problem."""
+    problems = find_inline_secrets(data, file=file, lines=lines)
+    instance, more = validate_model(model, data, file=file, lines=lines, ignore=inline_secret_paths(data))
+    raise_if_problems(problems + more, error)
+    assert instance is not None
+    return instance
+
+
+# --- secrets ------------------------------------------------------------------------------
+
+_SECRET_KEY = re.compile(
+    r"^(?:.*[_-])?(?:password|passwd|passphrase|secret|token|secret_access_key|private_key)$", re.I
+)
+_SECRET_HINT = (
+    "secrets are never written inline: use password_env: NAME (an environment variable) "
+    "or password_file: PATH, or an SSH key / agent"
+)
+
+
+def inline_secret_paths(data: object, path: KeyPath = ()) -> Iterator[KeyPath]:
+    """Key paths of every mapping key that looks like an inline secret (password, token, ...)."""
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            child = (*path, str(key))
+            if isinstance(key, str) and _SECRET_KEY.match(key):
+                yield child
+            else:
+                yield from inline_secret_paths(value, child)
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            yield from inline_secret_paths(item, (*path, index))
+
+
+def find_inline_secrets(data: object, *, file: str, lines: LineMap) -> list[ConfigProblem]:
+    """A problem for every key that looks like an inline secret, telling what to use instead."""
+    return [
+        ConfigProblem(file, lines.nearest(path), format_path(path), _SECRET_HINT) for path in inline_secret_paths(data)
+    ]
