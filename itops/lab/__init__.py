@@ -1,0 +1,55 @@
+"""The itops lab: real OpenSSH sshd hosts on 127.0.0.1 for the demo, the tests and the benchmark.
+
+``python -m itops.lab up --dir DIR --hosts N [--roots]`` starts a fleet from the command line;
+tests use :func:`start_fleet` and :class:`HostRoots` through the fixtures in ``tests/conftest.py``.
+"""
+
+from itops.lab.fleet import (
+    Fleet,
+    LabHost,
+    LabHostSpec,
+    closed_port,
+    read_banner,
+    silent_port,
+    start_fleet,
+    stop_processes,
+)
+from itops.lab.roots import (
+    HARDENED,
+    PROFILES,
+    WEAK,
+    HostRoots,
+    LabError,
+    RootKind,
+    RootProfile,
+    apply_profile,
+    ensure_debian_base,
+    plant,
+    plant_mode,
+    plant_owner,
+    set_sshd_options,
+)
+
+__all__ = [
+    "HARDENED",
+    "PROFILES",
+    "WEAK",
+    "Fleet",
+    "HostRoots",
+    "LabError",
+    "LabHost",
+    "LabHostSpec",
+    "RootKind",
+    "RootProfile",
+    "apply_profile",
+    "closed_port",
+    "ensure_debian_base",
+    "plant",
+    "plant_mode",
+    "plant_owner",
+    "read_banner",
+    "set_sshd_options",
+    "silent_port",
+    "start_fleet",
+    "stop_processes",
+]

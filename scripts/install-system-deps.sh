@@ -1,0 +1,37 @@
+#!/bin/sh
+# System packages itops' lab and integration tests need (Debian/Ubuntu). Idempotent: installs only
+# what is missing, and runs `apt-get update` at most once. Run as root (or through sudo).
+#   openssh-server  the sshd every lab host runs (/usr/sbin/sshd)
+#   openssh-client  ssh/ssh-keygen (generating chroot host keys; poking at the lab by hand)
+#   debootstrap     builds the cached Debian root for chrooted lab hosts
+#   busybox-static  the fast minimal chroot root (must be the static build)
+#   util-linux      unshare/mount: each lab sshd gets its own hostname and a private /proc mount
+#   debian-archive-keyring, ca-certificates: debootstrap verifies the archive it downloads
+set -eu
+
+PACKAGES="openssh-server openssh-client debootstrap busybox-static util-linux ca-certificates debian-archive-keyring"
+
+if [ "$(id -u)" -ne 0 ]; then
+    exec sudo -- "$0" "$@"
+fi
+
+missing=""
+for pkg in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $pkg"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    echo "install-system-deps: all present ($PACKAGES)"
+    exit 0
+fi
+
+echo "install-system-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+# shellcheck disable=SC2086  # word splitting of the package list is intended
+apt-get install -y --no-install-recommends $missing
+
+# Debian's openssh-server postinst may start the system sshd; the lab never needs it, but we leave
+# the system's service state alone.
