@@ -1,6 +1,7 @@
 #!/bin/sh
 # System packages itops' lab and integration tests need (Debian/Ubuntu). Idempotent: installs only
 # what is missing, and runs `apt-get update` at most once. Run as root (or through sudo).
+#   python3-venv    `python3 -m venv` for the project venv (Debian splits it out)
 #   openssh-server  the sshd every lab host runs (/usr/sbin/sshd)
 #   openssh-client  ssh/ssh-keygen (generating chroot host keys; poking at the lab by hand)
 #   debootstrap     builds the cached Debian root for chrooted lab hosts
@@ -9,7 +10,7 @@
 #   debian-archive-keyring, ca-certificates: debootstrap verifies the archive it downloads
 set -eu
 
-PACKAGES="openssh-server openssh-client debootstrap busybox-static util-linux ca-certificates debian-archive-keyring"
+PACKAGES="python3-venv openssh-server openssh-client debootstrap busybox-static util-linux ca-certificates debian-archive-keyring"
 
 if [ "$(id -u)" -ne 0 ]; then
     exec sudo -- "$0" "$@"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import site
 import subprocess
 import sys
@@ -18,9 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.integration
 def test_wheel_install_lists_every_check(tmp_path):
+    # build from a clean copy: a stale build/ folder in the checkout must not leak into the wheel
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", ".lab", "__pycache__", "*.egg-info", ".*_cache"))
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(src)],
         check=True, timeout=300, cwd=tmp_path,
     )
     (wheel,) = wheels.glob("itops-*.whl")

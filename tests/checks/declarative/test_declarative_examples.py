@@ -1,0 +1,108 @@
+"""The YAML checks shipped in checks/examples/: each loads through the registry and judges canned output."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import RHEL_9, make_facts, not_found, overall, registry, run_check, timed_out
+
+from itops.model import Status
+
+EXAMPLE_IDS = [
+    "files.issue_net_permissions_restricted",
+    "accounts.login_defs_umask_restrictive",
+    "logging.journald_compress_enabled",
+    "kernel.cramfs_module_disabled",
+    "packages.telnet_client_absent",
+    "services.rsync_daemon_disabled",
+]
+
+
+def facts_for(check_id: str, spec, **kw):
+    probe = registry().get(check_id).probes[0]
+    return make_facts({probe.name: spec}, **kw)
+
+
+def status(check_id: str, spec, **kw) -> Status:
+    return overall(run_check(check_id, facts_for(check_id, spec, **kw)))
+
+
+def test_every_example_type_is_shipped_and_declarative():
+    checks = [registry().get(i) for i in EXAMPLE_IDS]
+    assert all("declarative" in c.meta.tags for c in checks)
+    assert all("/checks/examples/" in c.source for c in checks)
+    assert {c.source.rsplit("/", 1)[1] for c in checks} >= {
+        "issue_net_permissions.yaml",
+        "config_settings.yaml",
+        "cramfs_module_disabled.yaml",
+        "telnet_client_absent.yaml",
+        "rsync_daemon_disabled.yaml",
+    }
+    shipped = {c.id for c in registry() if "/checks/examples/" in c.source}
+    assert shipped == set(EXAMPLE_IDS), "add new example checks to EXAMPLE_IDS and test them"
+
+
+@pytest.mark.parametrize("check_id", EXAMPLE_IDS)
+def test_examples_error_on_timeout_and_missing_probe(check_id):
+    assert status(check_id, timed_out()) is Status.ERROR
+    assert overall(run_check(check_id, make_facts({}))) is Status.ERROR
+
+
+def test_issue_net():
+    cid = "files.issue_net_permissions_restricted"
+    assert status(cid, (0, "644 0 0 root root regular file\n")) is Status.PASS
+    assert status(cid, (0, "666 0 0 root root regular file\n")) is Status.FAIL
+    assert status(cid, (0, "644 1000 1000 alice alice regular file\n")) is Status.FAIL
+    assert status(cid, (1, "", "stat: cannot statx '/etc/issue.net': Permission denied")) is Status.ERROR
+    assert status(cid, (0, "stat: invalid option\n")) is Status.ERROR
+    assert status(cid, not_found("stat")) is Status.ERROR
+
+
+def test_login_defs_umask():
+    cid = "accounts.login_defs_umask_restrictive"
+    assert status(cid, (0, "MAIL_DIR /var/mail\nUMASK\t\t027\n")) is Status.PASS
+    assert status(cid, (0, "UMASK 077\n")) is Status.PASS
+    assert status(cid, (0, "UMASK\t\t022\n")) is Status.FAIL
+    assert status(cid, (0, "# UMASK 027\n")) is Status.FAIL
+    assert status(cid, (1, "", "cat: /etc/login.defs: Permission denied")) is Status.ERROR
+    assert status(cid, not_found("cat")) is Status.ERROR
+
+
+def test_journald_compress():
+    cid = "logging.journald_compress_enabled"
+    assert status(cid, (0, "[Journal]\n#Compress=yes\n")) is Status.PASS  # default
+    assert status(cid, (0, "[Journal]\nCompress=Yes\n")) is Status.PASS
+    assert status(cid, (0, "[Journal]\nCompress=no\n")) is Status.FAIL
+    assert status(cid, (1, "", "cat: /etc/systemd/journald.conf: No such file or directory")) is Status.PASS
+    assert status(cid, (1, "", "cat: /etc/systemd/journald.conf: Input/output error")) is Status.ERROR
+
+
+def test_cramfs():
+    cid = "kernel.cramfs_module_disabled"
+    assert status(cid, (0, "install /bin/false\n")) is Status.PASS
+    assert (
+        status(cid, (0, "modprobe: FATAL: Module cramfs not found in directory /lib/modules/6.1.0-18-amd64\n"))
+        is Status.PASS
+    )
+    assert status(cid, (0, "insmod /lib/modules/6.1.0-18-amd64/kernel/fs/cramfs/cramfs.ko\n")) is Status.FAIL
+    assert status(cid, (0, "install /bin/false\ncramfs 16384 0 - Live 0x0000000000000000\n")) is Status.FAIL
+    assert status(cid, (0, "")) is Status.FAIL  # no evidence either way is not a pass
+    assert status(cid, (127, "")) is Status.ERROR  # modprobe missing
+
+
+def test_telnet_client():
+    cid = "packages.telnet_client_absent"
+    assert status(cid, (0, "@@itops-pm dpkg\nbash install ok installed\n")) is Status.PASS
+    assert status(cid, (0, "@@itops-pm dpkg\nbash install ok installed\ntelnet install ok installed\n")) is Status.FAIL
+    assert status(cid, (0, "@@itops-pm rpm\nbash\ntelnet\n"), os_release=RHEL_9) is Status.FAIL
+    assert status(cid, (0, "@@itops-pm dpkg\n")) is Status.ERROR
+    assert status(cid, (2, "dpkg-query: error")) is Status.ERROR
+
+
+def test_rsync_daemon():
+    cid = "services.rsync_daemon_disabled"
+    assert registry().get(cid).meta.os_families == ("debian",)
+    assert status(cid, (0, "pid1=systemd\nsystemd=yes\nunit rsync inactive\n")) is Status.PASS  # not installed
+    assert status(cid, (0, "pid1=systemd\nsystemd=yes\nunit rsync inactive masked\n")) is Status.PASS
+    assert status(cid, (0, "pid1=systemd\nsystemd=yes\nunit rsync active enabled\n")) is Status.FAIL
+    assert status(cid, (0, "pid1=sh\nsystemd=no\n")) is Status.ERROR
+    assert status(cid, (0, "garbage")) is Status.ERROR
