@@ -1,0 +1,310 @@
+"""Local accounts: probes and parsers for /etc/passwd, /etc/group, /etc/shadow, login.defs, root's PATH.
+
+Only the local files are read (not NSS/LDAP/SSSD, which ``getent`` would add): the
+CIS controls these checks implement are about the local account database.
+
+/etc/shadow never leaves the host: the shadow probe prints, per account, only
+whether the password field is empty, locked or set, plus the (non-secret) aging
+fields. Reading it needs root; otherwise the probe exits 3 with a message that the
+checks turn into ERROR ("could not assess: /etc/shadow not readable ...").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from itops.checkapi import Facts, Probe, ProbeResult
+from itops.checklib.common import ProbeOutputError, is_login_shell, probe_error
+from itops.checklib.fileperm import stat_lines_command, stat_shell_loop
+from itops.model import Finding
+
+__all__ = [
+    "GROUP",
+    "HOME_DIR_STATS",
+    "LOGIN_DEFS",
+    "PASSWD",
+    "ROOT_PATH",
+    "SHADOW_STATUS",
+    "GroupEntry",
+    "PasswdEntry",
+    "RootPath",
+    "ShadowEntry",
+    "duplicates",
+    "load_group",
+    "load_login_defs",
+    "load_passwd",
+    "load_shadow",
+    "login_defs_int",
+    "login_users",
+    "parse_group",
+    "parse_login_defs",
+    "parse_passwd",
+    "parse_root_path",
+    "parse_shadow_status",
+    "read_probe",
+    "uid_min",
+]
+
+PASSWD = Probe("etc_passwd", "cat /etc/passwd")
+GROUP = Probe("etc_group", "cat /etc/group")
+LOGIN_DEFS = Probe("etc_login_defs", "cat /etc/login.defs")
+
+SHADOW_STATUS = Probe(
+    "shadow_status",
+    "if [ ! -e /etc/shadow ]; then echo '/etc/shadow does not exist' >&2; exit 4; fi; "
+    "if [ ! -r /etc/shadow ]; then echo '/etc/shadow not readable (run as root or enable sudo)' >&2; exit 3; fi; "
+    # the password field is reduced to empty/locked/set here, so no hash is ever transmitted
+    "awk -F: '{ p = $2; if (p == \"\") s = \"empty\"; else if (p ~ /^[!*]/) s = \"locked\"; else s = \"set\"; "
+    "print $1 \":\" s \":\" $3 \":\" $4 \":\" $5 \":\" $6 \":\" $7 \":\" $8 \":\" NF }' /etc/shadow",
+)
+
+#: Root's login PATH as a login shell builds it (the way CIS audits it with `sudo -Hiu root env`),
+#: then a stat line for every entry. Root's profile scripts run, with stdin closed, under the probe timeout.
+ROOT_PATH = Probe(
+    "root_login_path",
+    "if [ \"$(id -u)\" != 0 ]; then echo 'root PATH not assessable: not running as root (run as root or enable "
+    "sudo)' >&2; exit 3; fi; "
+    "rs=$(awk -F: '$1 == \"root\" { print $7; exit }' /etc/passwd); "
+    "case \"$rs\" in ''|*/nologin|*/false) rs=/bin/sh;; esac; [ -x \"$rs\" ] || rs=/bin/sh; "
+    "p=$(cd /root 2>/dev/null; env -i HOME=/root USER=root LOGNAME=root SHELL=\"$rs\" TERM=dumb \"$rs\" -l -c "
+    "'printf \"\\n@ITOPS_PATH=%s\\n\" \"$PATH\"' </dev/null 2>/dev/null | sed -n 's/^@ITOPS_PATH=//p' | tail -n 1); "
+    "printf 'SHELL=%s\\n' \"$rs\"; "
+    "if [ -z \"$p\" ]; then echo \"root PATH not assessable: $rs -l printed no PATH\" >&2; exit 5; fi; "
+    "printf 'PATH=%s\\n' \"$p\"; "
+    "oifs=$IFS; IFS=:; set -f; set -- $p; set +f; IFS=$oifs; "
+    + stat_shell_loop('"$@"'),
+)
+
+#: A stat line for every home directory named in /etc/passwd.
+HOME_DIR_STATS = Probe(
+    "home_dir_stats", stat_lines_command("awk -F: '$6 != \"\" { print $6 }' /etc/passwd | sort -u")
+)
+
+
+def read_probe(facts: Facts, probe: Probe, label: str) -> ProbeResult | Finding:
+    """The probe's result when it ran cleanly (rc 0), else an ERROR finding naming ``label``."""
+    result = facts.get(probe.name)
+    if result is None or not result.ok or result.timed_out:
+        return probe_error(result, label)
+    return result
+
+
+# --------------------------------------------------------------------------- passwd / group
+
+
+@dataclass(frozen=True)
+class PasswdEntry:
+    name: str
+    password: str  # "x" when the hash lives in /etc/shadow
+    uid: int
+    gid: int
+    gecos: str
+    home: str
+    shell: str
+    line: int
+
+
+@dataclass(frozen=True)
+class GroupEntry:
+    name: str
+    gid: int
+    members: tuple[str, ...]
+    line: int
+
+
+def _records(text: str, nfields: int, what: str) -> Iterable[tuple[int, list[str]]]:
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.rstrip("\r")
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line[0] in "+-":
+            continue  # NIS compat entries ("+::::::", "+@netgroup"), not local accounts
+        fields = line.split(":")
+        if len(fields) != nfields:
+            raise ProbeOutputError(f"{what} line {n} has {len(fields)} fields, expected {nfields}: {line[:80]!r}")
+        yield n, fields
+
+
+def _int(value: str, what: str, n: int) -> int:
+    v = value.strip()
+    if not v.isdigit():
+        raise ProbeOutputError(f"{what} line {n}: {value!r} is not a number")
+    return int(v)
+
+
+def parse_passwd(text: str) -> list[PasswdEntry]:
+    """Parse /etc/passwd; a malformed line raises ProbeOutputError (the checks report ERROR)."""
+    out = []
+    for n, f in _records(text, 7, "/etc/passwd"):
+        out.append(PasswdEntry(f[0], f[1], _int(f[2], "/etc/passwd", n), _int(f[3], "/etc/passwd", n),
+                               f[4], f[5], f[6], n))
+    if not out:
+        raise ProbeOutputError("/etc/passwd is empty")
+    return out
+
+
+def parse_group(text: str) -> list[GroupEntry]:
+    """Parse /etc/group; a malformed line raises ProbeOutputError."""
+    out = []
+    for n, f in _records(text, 4, "/etc/group"):
+        members = tuple(m for m in f[3].split(",") if m)
+        out.append(GroupEntry(f[0], _int(f[2], "/etc/group", n), members, n))
+    if not out:
+        raise ProbeOutputError("/etc/group is empty")
+    return out
+
+
+def duplicates(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """key → names for every key that more than one name shares (in first-seen order)."""
+    seen: dict[str, list[str]] = {}
+    for key, name in items:
+        seen.setdefault(key, []).append(name)
+    return {k: v for k, v in seen.items() if len(v) > 1}
+
+
+# --------------------------------------------------------------------------- login.defs
+
+
+def parse_login_defs(text: str) -> dict[str, str]:
+    """KEY → value from login.defs; like shadow-utils, a later line overrides an earlier one."""
+    out: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(None, 1)
+        value = parts[1].strip().strip('"') if len(parts) > 1 else ""
+        out[parts[0]] = value
+    return out
+
+
+def login_defs_int(defs: Mapping[str, str], key: str) -> int | None:
+    """The integer value of ``key``; None when unset; ValueError when set but not a number."""
+    if key not in defs:
+        return None
+    value = defs[key].split("#", 1)[0].strip()
+    try:
+        return int(value, 0) if value.lower().startswith(("0x", "0o")) else int(value)
+    except ValueError:
+        raise ValueError(f"{key} is {defs[key]!r}, not a number") from None
+
+
+def uid_min(defs: Mapping[str, str]) -> int:
+    """UID_MIN from login.defs (1000 when unset, the shadow-utils default)."""
+    value = login_defs_int(defs, "UID_MIN")
+    return 1000 if value is None else value
+
+
+# --------------------------------------------------------------------------- shadow
+
+
+@dataclass(frozen=True)
+class ShadowEntry:
+    name: str
+    state: Literal["empty", "locked", "set"]
+    last_change: int | None
+    min_days: int | None
+    max_days: int | None
+    warn_days: int | None
+    line: int
+
+
+def _opt_int(value: str, n: int) -> int | None:
+    v = value.strip()
+    if not v:
+        return None
+    try:
+        return int(v)
+    except ValueError:
+        raise ProbeOutputError(f"/etc/shadow line {n}: aging field {value!r} is not a number") from None
+
+
+def parse_shadow_status(text: str) -> list[ShadowEntry]:
+    """Parse the shadow probe (name:state:lastchg:min:max:warn:inactive:expire:NF)."""
+    out: list[ShadowEntry] = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        f = raw.split(":")
+        if len(f) != 9 or f[1] not in ("empty", "locked", "set"):
+            raise ProbeOutputError(f"unexpected shadow probe line {n}: {raw[:80]!r}")
+        if f[0].startswith(("+", "-")):
+            continue
+        if f[8] != "9":
+            raise ProbeOutputError(f"/etc/shadow line {n} ({f[0]}) has {f[8]} fields, expected 9")
+        state: Literal["empty", "locked", "set"] = f[1]  # type: ignore[assignment]
+        out.append(ShadowEntry(f[0], state, _opt_int(f[2], n), _opt_int(f[3], n), _opt_int(f[4], n),
+                               _opt_int(f[5], n), n))
+    if not out:
+        raise ProbeOutputError("/etc/shadow is empty")
+    return out
+
+
+# --------------------------------------------------------------------------- root PATH
+
+
+@dataclass(frozen=True)
+class RootPath:
+    shell: str
+    path: str
+    entries: tuple[str, ...]  # PATH split on ":" (empty strings kept: they mean the current directory)
+
+
+def parse_root_path(text: str) -> tuple[RootPath, str]:
+    """``(RootPath, stat_text)`` from the root PATH probe; ProbeOutputError when its header is missing."""
+    lines = text.splitlines()
+    if len(lines) < 2 or not lines[0].startswith("SHELL=") or not lines[1].startswith("PATH="):
+        raise ProbeOutputError("root PATH probe output lacks its SHELL=/PATH= header")
+    path = lines[1][len("PATH="):]
+    return RootPath(lines[0][len("SHELL="):], path, tuple(path.split(":"))), "\n".join(lines[2:])
+
+
+def login_users(entries: Sequence[PasswdEntry]) -> list[PasswdEntry]:
+    """Accounts with a shell that allows an interactive login."""
+    return [e for e in entries if is_login_shell(e.shell)]
+
+
+# --------------------------------------------------------------------------- loading for checks
+
+
+def load_passwd(facts: Facts) -> list[PasswdEntry] | Finding:
+    """Parsed /etc/passwd, or the ERROR finding explaining why it is not available."""
+    res = read_probe(facts, PASSWD, "/etc/passwd")
+    if isinstance(res, Finding):
+        return res
+    try:
+        return parse_passwd(res.text)
+    except ProbeOutputError as exc:
+        return Finding.error(f"could not assess: {exc}")
+
+
+def load_group(facts: Facts) -> list[GroupEntry] | Finding:
+    """Parsed /etc/group, or the ERROR finding explaining why it is not available."""
+    res = read_probe(facts, GROUP, "/etc/group")
+    if isinstance(res, Finding):
+        return res
+    try:
+        return parse_group(res.text)
+    except ProbeOutputError as exc:
+        return Finding.error(f"could not assess: {exc}")
+
+
+def load_login_defs(facts: Facts) -> dict[str, str] | Finding:
+    """Parsed /etc/login.defs, or the ERROR finding explaining why it is not available."""
+    res = read_probe(facts, LOGIN_DEFS, "/etc/login.defs")
+    if isinstance(res, Finding):
+        return res
+    return parse_login_defs(res.text)
+
+
+def load_shadow(facts: Facts) -> list[ShadowEntry] | Finding:
+    """Parsed shadow status, or ERROR ("could not assess: /etc/shadow not readable ...")."""
+    res = read_probe(facts, SHADOW_STATUS, "/etc/shadow")
+    if isinstance(res, Finding):
+        return res
+    try:
+        return parse_shadow_status(res.text)
+    except ProbeOutputError as exc:
+        return Finding.error(f"could not assess: {exc}")

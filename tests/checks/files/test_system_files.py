@@ -1,0 +1,139 @@
+"""checks/files/system_files.py and cron.py on canned output of the shared stat probe."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import make_facts, not_found, overall, run_check, timed_out
+
+from itops.checklib.fileperm import SYSTEM_FILE_PATHS, parse_stat_output, stat_paths_command
+from itops.model import Status
+
+GOOD = {
+    "/etc/passwd": "644|0|root|0|root|regular file",
+    "/etc/passwd-": "644|0|root|0|root|regular file",
+    "/etc/group": "644|0|root|0|root|regular file",
+    "/etc/group-": "644|0|root|0|root|regular file",
+    "/etc/shadow": "640|0|root|42|shadow|regular file",
+    "/etc/shadow-": "600|0|root|42|shadow|regular file",
+    "/etc/gshadow": "640|0|root|42|shadow|regular file",
+    "/etc/gshadow-": "0|0|root|0|root|regular file",
+    "/etc/shells": "644|0|root|0|root|regular file",
+    "/etc/security/opasswd": "600|0|root|0|root|regular empty file",
+    "/etc/crontab": "600|0|root|0|root|regular file",
+    "/etc/cron.hourly": "700|0|root|0|root|directory",
+    "/etc/cron.daily": "700|0|root|0|root|directory",
+    "/etc/cron.weekly": "700|0|root|0|root|directory",
+    "/etc/cron.monthly": "700|0|root|0|root|directory",
+    "/etc/cron.d": "700|0|root|0|root|directory",
+}
+
+
+def stats(**changes):
+    merged = {**GOOD, **{k.replace("__", "/"): v for k, v in changes.items()}}
+    lines = []
+    for path, v in merged.items():
+        lines.append(f"{v}|{path}" if v in ("M", "E") else f"S|{v}|{path}")
+    return make_facts({"system_file_stats": (0, "\n".join(lines) + "\n")})
+
+
+def facts_with(path, value):
+    return make_facts({"system_file_stats": (0, "\n".join(
+        (f"{value}|{p}" if value in ("M", "E") else f"S|{value}|{p}") if p == path else f"S|{v}|{p}"
+        for p, v in GOOD.items()) + "\n")})
+
+
+# check id, the path it judges, a failing stat, what absence means
+CASES = [
+    ("files.passwd_permissions", "/etc/passwd", "664|0|root|0|root|regular file", Status.ERROR),
+    ("files.passwd_backup_permissions", "/etc/passwd-", "666|0|root|0|root|regular file", Status.PASS),
+    ("files.group_permissions", "/etc/group", "644|1000|alice|0|root|regular file", Status.ERROR),
+    ("files.group_backup_permissions", "/etc/group-", "644|0|root|4|adm|regular file", Status.PASS),
+    ("files.shadow_permissions", "/etc/shadow", "644|0|root|42|shadow|regular file", Status.ERROR),
+    ("files.shadow_backup_permissions", "/etc/shadow-", "640|0|root|4|adm|regular file", Status.PASS),
+    ("files.gshadow_permissions", "/etc/gshadow", "660|0|root|42|shadow|regular file", Status.PASS),
+    ("files.gshadow_backup_permissions", "/etc/gshadow-", "604|0|root|0|root|regular file", Status.PASS),
+    ("files.shells_permissions", "/etc/shells", "646|0|root|0|root|regular file", Status.PASS),
+    ("files.opasswd_permissions", "/etc/security/opasswd", "640|0|root|0|root|regular file", Status.PASS),
+    ("files.crontab_permissions", "/etc/crontab", "644|0|root|0|root|regular file", Status.PASS),
+    ("files.cron_dirs_permissions", "/etc/cron.d", "755|0|root|0|root|directory", Status.PASS),
+]
+IDS = [c[0] for c in CASES]
+
+
+@pytest.mark.parametrize(("check_id", "path", "bad", "absent"), CASES, ids=IDS)
+def test_pass(check_id, path, bad, absent):
+    findings = run_check(check_id, stats())
+    assert findings and all(f.status is Status.PASS for f in findings), findings
+    assert path in [f.resource for f in findings]
+
+
+@pytest.mark.parametrize(("check_id", "path", "bad", "absent"), CASES, ids=IDS)
+def test_fail(check_id, path, bad, absent):
+    findings = run_check(check_id, facts_with(path, bad))
+    [f] = [f for f in findings if f.resource == path]
+    assert f.status is Status.FAIL and f.observed and f.expected, f
+
+
+@pytest.mark.parametrize(("check_id", "path", "bad", "absent"), CASES, ids=IDS)
+def test_absent_file(check_id, path, bad, absent):
+    [f] = [f for f in run_check(check_id, facts_with(path, "M")) if f.resource == path]
+    assert f.status is absent and "does not exist" in f.message
+
+
+@pytest.mark.parametrize(("check_id", "path", "bad", "absent"), CASES, ids=IDS)
+@pytest.mark.parametrize(
+    "spec",
+    [(0, "total garbage\n"), (0, "S|644|0|root|0\n"), timed_out(), not_found("stat"), (0, "")],
+    ids=["garbage", "short-line", "timeout", "missing-command", "empty"],
+)
+def test_error_never_pass(check_id, path, bad, absent, spec):
+    findings = run_check(check_id, make_facts({"system_file_stats": spec}))
+    assert findings and all(f.status is Status.ERROR for f in findings), findings
+
+
+@pytest.mark.parametrize(("check_id", "path", "bad", "absent"), CASES, ids=IDS)
+def test_stat_error_is_error(check_id, path, bad, absent):
+    [f] = [f for f in run_check(check_id, facts_with(path, "E")) if f.resource == path]
+    assert f.status is Status.ERROR
+
+
+def test_shadow_rhel_0000_root_passes_and_group_var():
+    facts = facts_with("/etc/shadow", "0|0|root|0|root|regular file")
+    assert overall(run_check("files.shadow_permissions", facts)) is Status.PASS
+    adm = facts_with("/etc/shadow", "640|0|root|4|adm|regular file")
+    assert overall(run_check("files.shadow_permissions", adm)) is Status.FAIL
+    assert overall(run_check("files.shadow_permissions", adm, shadow_groups_allowed=["root", "shadow", "adm"])) \
+        is Status.PASS
+
+
+def test_setuid_bit_is_beyond_0644():
+    [f] = run_check("files.passwd_permissions", facts_with("/etc/passwd", "4644|0|root|0|root|regular file"))
+    assert f.status is Status.FAIL and "4000" in f.message
+
+
+def test_cron_dir_that_is_a_file_fails():
+    findings = run_check("files.cron_dirs_permissions", facts_with("/etc/cron.daily", "600|0|root|0|root|regular file"))
+    [f] = [f for f in findings if f.resource == "/etc/cron.daily"]
+    assert f.status is Status.FAIL and "expected directory" in f.message
+
+
+def test_crontab_mode_var():
+    facts = facts_with("/etc/crontab", "644|0|root|0|root|regular file")
+    assert overall(run_check("files.crontab_permissions", facts, crontab_max_mode="0644")) is Status.PASS
+
+
+def test_stat_probe_runs_locally(tmp_path):
+    """The real probe command on real files: an existing file, a missing one, a name with a pipe."""
+    import subprocess
+
+    present, odd = tmp_path / "present", tmp_path / "a|b"
+    present.write_text("x")
+    odd.write_text("y")
+    present.chmod(0o640)
+    cmd = stat_paths_command([str(present), str(tmp_path / "missing"), str(odd)])
+    out = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=True).stdout
+    parsed = parse_stat_output(out)
+    assert parsed[str(present)].mode == 0o640 and parsed[str(present)].kind.startswith("regular")
+    assert parsed[str(tmp_path / "missing")].state == "missing"
+    assert parsed[str(odd)].state == "ok"
+    assert set(SYSTEM_FILE_PATHS) == set(GOOD)
