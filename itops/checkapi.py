@@ -33,23 +33,35 @@ import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeGuard
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from itops.model import Finding, Severity, Status
 
+if TYPE_CHECKING:
+    from itops.backup.facts import BackupFacts
+
 __all__ = [
+    "BACKUP_KIND_NAMES",
     "FRAMEWORKS",
+    "BackupEvaluate",
     "Check",
     "CheckMeta",
+    "CloudEvaluate",
+    "CloudFacts",
+    "CloudResource",
+    "CollectionResult",
     "Facts",
     "Finding",
+    "NotAssessable",
     "Params",
     "Probe",
     "ProbeResult",
     "Severity",
     "Status",
+    "aws_check",
+    "backup_check",
     "host_check",
     "os_family",
     "parse_os_release",
@@ -62,9 +74,15 @@ quote = shlex.quote
 FRAMEWORKS = ("cis", "nist-800-53", "iso-27001")
 
 CHECK_ID_RE = re.compile(r"^[a-z0-9]+(\.[a-z0-9_]+)+$")
+#: An IAM action a cloud check needs, e.g. ``s3:GetBucketPolicy``.
+IAM_ACTION_RE = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
 
 Params = Mapping[str, Any]
 TargetKind = Literal["host", "aws", "backup"]
+#: Backup kinds a backup check may name in ``backup_kinds`` (the inventory's ``backups.*.kind``).
+BACKUP_KIND_NAMES = ("file", "s3", "restic", "postgres_dump", "ebs_snapshot", "rds_snapshot", "aws_backup")
+#: What a backup check reads (its ``collections``); the backup verifier gathers each once per backup.
+BACKUP_ASPECTS = ("copies", "integrity", "protection", "restore")
 
 
 @dataclass(frozen=True)
@@ -156,6 +174,8 @@ class CheckMeta(BaseModel):
     os_families: tuple[str, ...] = ()  # empty: any; else e.g. ("debian", "rhel")
     params: dict[str, Any] = Field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    iam_actions: tuple[str, ...] = ()  # cloud checks: the read-only IAM actions evaluating it needs
+    backup_kinds: tuple[str, ...] = ()  # backup checks: the backup kinds it applies to (empty: every kind)
 
     @field_validator("id")
     @classmethod
@@ -175,19 +195,46 @@ class CheckMeta(BaseModel):
             raise ValueError(f"missing framework references for {missing}")
         return v
 
+    @field_validator("iam_actions")
+    @classmethod
+    def _iam_actions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [a for a in v if not IAM_ACTION_RE.match(a)]
+        if bad:
+            raise ValueError(f"IAM actions must look like service:Action (no wildcards), not {bad}")
+        return v
+
+    @field_validator("backup_kinds")
+    @classmethod
+    def _backup_kinds(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [k for k in v if k not in BACKUP_KIND_NAMES]
+        if bad:
+            raise ValueError(f"unknown backup kind(s) {bad}; kinds: {list(BACKUP_KIND_NAMES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _cloud_needs_actions(self) -> CheckMeta:
+        if self.target == "aws" and not self.iam_actions:
+            raise ValueError("an aws check must list the IAM actions it needs (iam_actions)")
+        return self
+
 
 Evaluate = Callable[[Facts, Params], "Finding | Iterable[Finding]"]
+CloudEvaluate = Callable[["CloudFacts", Params], "Finding | Iterable[Finding]"]
+BackupEvaluate = Callable[["BackupFacts", Params], "Finding | Iterable[Finding]"]
 
 
 @dataclass(frozen=True)
 class Check:
-    """A registered check: metadata, the probes it needs, and its pure evaluate function."""
+    """A registered check: metadata, the probes (host) or API collections (cloud) it needs,
+    and its pure evaluate function."""
 
     meta: CheckMeta
     probes: tuple[Probe, ...]
-    evaluate_fn: Evaluate
+    evaluate_fn: Evaluate | CloudEvaluate | BackupEvaluate
     source: str = ""  # file it was loaded from
     description: str = ""  # the evaluate function's docstring
+    # cloud checks: API collections by name, e.g. "s3.buckets"; backup checks: aspects (BACKUP_ASPECTS)
+    collections: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -201,9 +248,12 @@ class Check:
             resolved[name] = _coerce_param(self.id, name, value, default)
         return resolved
 
-    def evaluate(self, facts: Facts, params: Params | None = None) -> list[Finding]:
+    def evaluate(self, facts: Facts | CloudFacts | BackupFacts, params: Params | None = None) -> list[Finding]:
         """Run the evaluate function and normalise its output to a list of findings."""
-        out = self.evaluate_fn(facts, params if params is not None else dict(self.meta.params))
+        if isinstance(facts, CloudFacts) != (self.meta.target == "aws"):
+            raise TypeError(f"check {self.id} (target {self.meta.target}) got {type(facts).__name__}")
+        fn: Callable[[Any, Params], Finding | Iterable[Finding]] = self.evaluate_fn
+        out = fn(facts, params if params is not None else dict(self.meta.params))
         findings = [out] if isinstance(out, Finding) else list(out)
         if not findings:
             raise ValueError(f"check {self.id} returned no finding")
@@ -253,13 +303,63 @@ def host_check(
     return wrap
 
 
+def aws_check(
+    *,
+    collections: Sequence[str],
+    iam_actions: Sequence[str],
+    **meta: Any,
+) -> Callable[[CloudEvaluate], Check]:
+    """Declare an AWS check; the decorated ``evaluate(facts: CloudFacts, params)`` becomes a :class:`Check`.
+
+    ``collections`` names the API collections the check reads (made once per account
+    and region, shared by every check); ``iam_actions`` lists exactly the read-only IAM
+    actions needed to evaluate it (``itops aws policy`` builds the audit policy from them).
+    """
+
+    def wrap(fn: CloudEvaluate) -> Check:
+        meta["target"] = "aws"
+        meta["iam_actions"] = tuple(iam_actions)
+        pending = _PendingCheck(meta=dict(meta), probes=(), fn=fn, collections=tuple(collections))
+        return pending  # type: ignore[return-value]
+
+    return wrap
+
+
+def backup_check(
+    *,
+    needs: Sequence[str],
+    kinds: Sequence[str] = (),
+    **meta: Any,
+) -> Callable[[BackupEvaluate], Check]:
+    """Declare a backup check; the decorated ``evaluate(facts: BackupFacts, params)`` becomes a :class:`Check`.
+
+    ``needs`` names the aspects of a backup the check reads (``copies``, ``integrity``,
+    ``protection``, ``restore``): the verifier gathers each once per backup, and an aspect
+    that could not be gathered makes the check ERROR without calling it. ``kinds`` limits
+    the check to some backup kinds (``file``, ``s3`` ...); checks needing ``restore`` run
+    only when a restore test runs.
+    """
+    bad = [n for n in needs if n not in BACKUP_ASPECTS]
+    if bad or not needs:
+        raise ValueError(f"backup_check needs must name aspects from {list(BACKUP_ASPECTS)}, got {list(needs)}")
+
+    def wrap(fn: BackupEvaluate) -> Check:
+        meta["target"] = "backup"
+        meta["backup_kinds"] = tuple(kinds)
+        pending = _PendingCheck(meta=dict(meta), probes=(), fn=fn, collections=tuple(needs))
+        return pending  # type: ignore[return-value]
+
+    return wrap
+
+
 @dataclass
 class _PendingCheck:
     """A declared but not yet validated check (the registry turns it into a Check)."""
 
     meta: dict[str, Any]
     probes: tuple[Probe, ...]
-    fn: Evaluate
+    fn: Evaluate | CloudEvaluate | BackupEvaluate
+    collections: tuple[str, ...] = ()
 
     def build(self, source: str) -> Check:
         return Check(
@@ -268,11 +368,129 @@ class _PendingCheck:
             evaluate_fn=self.fn,
             source=source,
             description=(self.fn.__doc__ or "").strip(),
+            collections=self.collections,
         )
 
 
 def is_pending_check(obj: object) -> TypeGuard[_PendingCheck]:
     return isinstance(obj, _PendingCheck)
+
+
+# --- cloud facts ------------------------------------------------------------------------
+
+
+class NotAssessable(Exception):
+    """A part of a resource could not be read (missing permission, API error): ERROR, never PASS."""
+
+
+@dataclass(frozen=True)
+class CloudResource:
+    """One resource of a collection (bucket, security group, trail, region-wide setting).
+
+    ``data`` holds what the API returned, by part (``"policy"``, ``"encryption"`` ...);
+    ``errors`` names the parts that could not be read and why. A part that exists but
+    is "not configured" (no bucket policy) is data (``None``), not an error.
+    """
+
+    arn: str
+    region: str
+    data: Mapping[str, Any]
+    errors: Mapping[str, str] = field(default_factory=dict)
+    name: str = ""  # short human name (bucket name, sg-123 ...) for messages
+
+    def part(self, key: str) -> Any:
+        """The part ``key``; raises :class:`NotAssessable` when it could not be read."""
+        if key in self.errors:
+            raise NotAssessable(self.errors[key])
+        return self.data.get(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+
+@dataclass(frozen=True)
+class CollectionResult:
+    """One API collection over an account's regions (or once, for global services).
+
+    ``errors`` maps a region (``"global"`` for global collections) to why the whole
+    collection failed there, e.g. ``not assessable: missing permission ec2:DescribeVolumes``.
+    """
+
+    name: str
+    resources: tuple[CloudResource, ...] = ()
+    regions: tuple[str, ...] = ()
+    calls: tuple[str, ...] = ()  # IAM actions of the API calls made, sorted
+    errors: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CloudFacts:
+    """What an AWS check's evaluate function sees: one account's collections."""
+
+    account: str  # inventory name of the cloud account
+    account_id: str
+    partition: str
+    regions: tuple[str, ...]
+    collections: Mapping[str, CollectionResult]
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    backup_buckets: tuple[str, ...] = ()  # bucket names/globs the inventory marks as backups
+
+    def __getitem__(self, name: str) -> CollectionResult:
+        return self.collections[name]
+
+    def arn(self, service: str, resource: str, region: str = "") -> str:
+        """An ARN in this account, e.g. ``arn("iam", "root")``."""
+        return f"arn:{self.partition}:{service}:{region}:{self.account_id}:{resource}"
+
+    @property
+    def account_arn(self) -> str:
+        """The account's root ARN: the resource of account-level findings."""
+        return self.arn("iam", "root")
+
+    def region_arn(self, service: str, region: str) -> str:
+        """The resource of a region-wide setting (AWS has no ARN for one): ``arn:aws:ec2:eu-west-1:1234:account``."""
+        return self.arn(service, "account", "" if region == "global" else region)
+
+    def where(self, region: str = "") -> str:
+        """Where a finding is, for messages: ``region eu-west-1, account 1234 (aws-prod)``."""
+        acct = f"account {self.account_id} ({self.account})"
+        return f"region {region}, {acct}" if region and region != "global" else acct
+
+    def each(
+        self, name: str, evaluate: Callable[[CloudResource], Finding | None], *, what: str = "resources"
+    ) -> list[Finding]:
+        """One finding per resource of collection ``name``.
+
+        A part the resource's evaluation needs but could not read becomes ERROR on
+        that resource; a region where the collection failed becomes one ERROR; an
+        empty collection is one SKIPPED finding. ``evaluate`` may return None to
+        leave a resource out (not in scope).
+        """
+        coll = self.collections[name]
+        findings = self.collection_errors(name)
+        for res in coll.resources:
+            try:
+                found = evaluate(res)
+            except NotAssessable as exc:
+                found = Finding.error(f"{exc} ({res.name or res.arn}, {self.where(res.region)})", resource=res.arn)
+            if found is not None:
+                findings.append(found if found.resource else _with_resource(found, res.arn))
+        if not findings:
+            findings.append(Finding.skipped(f"no {what} in scope in {self.where()}", resource=self.account_arn))
+        return findings
+
+    def collection_errors(self, name: str) -> list[Finding]:
+        """An ERROR finding for each region where collection ``name`` could not be made."""
+        coll = self.collections[name]
+        service = name.partition(".")[0]
+        return [
+            Finding.error(f"{why} ({self.where(region)})", resource=self.region_arn(service, region))
+            for region, why in sorted(coll.errors.items())
+        ]
+
+
+def _with_resource(f: Finding, arn: str) -> Finding:
+    return Finding(f.status, f.message, f.observed, f.expected, arn)
 
 
 def parse_os_release(text: str) -> dict[str, str]:

@@ -200,7 +200,7 @@ class Backup(_Entry):
 
 
 class FileBackup(Backup):
-    host: str
+    host: str | None = None  # None: on the machine itops runs on
     path: str  # a glob on the host
 
 

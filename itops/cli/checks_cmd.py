@@ -33,6 +33,8 @@ def check_to_dict(check: Check) -> dict[str, Any]:
         "frameworks": {k: list(v) for k, v in meta.frameworks.items()},
         "params": meta.params,
         "probes": [{"name": p.name, "command": p.render(meta.params)} for p in check.probes],
+        "collections": list(check.collections),
+        "iam_actions": list(meta.iam_actions),
         "description": check.description,
         "source": check.source,
     }
@@ -101,5 +103,8 @@ def show_check(check_id: str, checks_dirs: tuple[Path, ...], fmt: str) -> None:
     if d["probes"]:
         out += ["", "Probes (run in one batched script per host):"]
         out += [f"  {p['name']}: {p['command']}" for p in d["probes"]]
+    if d["iam_actions"]:
+        out += ["", f"AWS API collections: {', '.join(d['collections'])}", "IAM actions needed (read-only):"]
+        out += [f"  {a}" for a in d["iam_actions"]]
     out += ["", f"Source: {d['source']}"]
     click.echo("\n".join(out))
