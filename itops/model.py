@@ -184,7 +184,8 @@ class Run:
     inventory: str = ""
     inventory_digest: str = ""
     version: str = ""
-    host_keys: dict[str, str] = field(default_factory=dict)
+    host_keys: dict[str, str] = field(default_factory=dict)  # host -> host key fingerprint seen
+    accounts: dict[str, str] = field(default_factory=dict)  # cloud name -> account id / caller ARN seen
     counts: dict[str, int] = field(default_factory=dict)
     state: str = "running"  # running, complete, interrupted, failed
     exit_code: int | None = None

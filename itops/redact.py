@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import replace
 
+from itops.model import Evidence, Result
+
+# (guard substrings, pattern, replacement): a pattern only runs when one of its guards occurs in the
+# lowercased text, which keeps redaction cheap on the common case of thousands of clean results.
 _PATTERNS = [
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S),
+    (("private key",),
+     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S),
      "[REDACTED PRIVATE KEY]"),
-    (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), "[REDACTED AWS KEY ID]"),
-    (re.compile(r"(?i)\b(aws_secret_access_key|secret_?key)\b(\s*[:=]\s*)\S+"), r"\1\2[REDACTED]"),
-    (re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api_?key)\b(\s*[:=]\s*)([^\s'\";,&]+)"),
+    (("akia", "asia"), re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), "[REDACTED AWS KEY ID]"),
+    (("secret",), re.compile(r"(?i)\b(aws_secret_access_key|secret_?key)\b(\s*[:=]\s*)\S+"), r"\1\2[REDACTED]"),
+    (("pass", "pwd", "secret", "token", "key"),
+     re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api_?key)\b(\s*[:=]\s*)([^\s'\";,&]+)"),
      r"\1\2[REDACTED]"),
-    (re.compile(r"(?i)(://[^/\s:@]+:)([^@\s/]+)(@)"), r"\1[REDACTED]\3"),
+    (("://",), re.compile(r"(?i)(://[^/\s:@]+:)([^@\s/]+)(@)"), r"\1[REDACTED]\3"),
 ]
 
 _known: set[str] = set()
@@ -38,6 +45,35 @@ def redact(text: str) -> str:
         known = sorted(_known, key=len, reverse=True)
     for value in known:
         text = text.replace(value, "[REDACTED]")
-    for pattern, repl in _PATTERNS:
-        text = pattern.sub(repl, text)
+    lowered = text.lower()
+    for guards, pattern, repl in _PATTERNS:
+        if any(g in lowered for g in guards):
+            text = pattern.sub(repl, text)
     return text
+
+
+def redact_result(r: Result, memo: dict[str, str] | None = None) -> Result:
+    """``r`` with its message and every evidence field passed through :func:`itops.redact.redact`.
+
+    ``memo`` caches redactions across the results of one run (commands, expected values
+    and many outputs repeat); use one memo per call, as the known secrets may change.
+    """
+
+    def clean(text: str) -> str:
+        if not text:
+            return text
+        if memo is None:
+            return redact(text)
+        done = memo.get(text)
+        if done is None:
+            done = memo[text] = redact(text)
+        return done
+
+    ev = r.evidence
+    evidence = Evidence(
+        source=clean(ev.source), excerpt=clean(ev.excerpt), observed=clean(ev.observed), expected=clean(ev.expected)
+    )
+    message = clean(r.message)
+    if evidence == ev and message == r.message:
+        return r
+    return replace(r, message=message, evidence=evidence)

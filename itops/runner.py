@@ -14,7 +14,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,7 @@ from itops.errors import AuthFailed, HostKeyRejected, ItopsError, TransportError
 from itops.inventory import Host
 from itops.model import Evidence, Finding, Result, Severity, Status
 from itops.planner import HostPlan, checks_for_host, plan_host
-from itops.redact import redact, register_secret
+from itops.redact import register_secret
 from itops.transport.base import BatchOutcome, HostConnection
 from itops.transport.local import LocalConnection
 from itops.transport.ssh import KnownHosts, SSHConnection, SSHTarget
@@ -44,10 +44,17 @@ class RunOptions:
 
 @dataclass
 class HostOutcome:
+    """One target's results (a host, or a cloud account run as an extra job)."""
+
     host: str
     results: list[Result]
     host_key: str = ""
     elapsed: float = 0.0
+    account: str = ""  # for cloud targets: account id and caller ARN seen
+
+
+#: Work other than a host plan run in the same pool (cloud accounts): name, and the job itself.
+ExtraJob = tuple[str, Callable[[], HostOutcome]]
 
 
 def target_for(host: Host, hosts: Mapping[str, Host], _depth: int = 0) -> SSHTarget:
@@ -130,10 +137,10 @@ class AuditRunner:
                 log.debug("error closing connection", exc_info=True)
 
     # -- execution -------------------------------------------------------------------
-    def run(self, plans: Sequence[HostPlan]) -> Iterable[HostOutcome]:
-        """Run every plan; yields each host's outcome in the calling thread as it completes."""
+    def run(self, plans: Sequence[HostPlan], extra: Sequence[ExtraJob] = ()) -> Iterable[HostOutcome]:
+        """Run every plan (and extra job); yields each outcome in the calling thread as it completes."""
         done: queue.Queue[HostOutcome | None] = queue.Queue()
-        workers = max(1, min(self.options.concurrency, len(plans) or 1))
+        workers = max(1, min(self.options.concurrency, len(plans) + len(extra) or 1))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="itops-host")
 
         def work(plan: HostPlan) -> None:
@@ -146,10 +153,19 @@ class AuditRunner:
                 log.exception("internal error on host %s", plan.name)
                 done.put(self._internal_error(plan))
 
+        def work_extra(name: str, job: Callable[[], HostOutcome]) -> None:
+            try:
+                done.put(None if self.stop.is_set() else job())
+            except BaseException:
+                log.exception("internal error on %s", name)
+                done.put(HostOutcome(name, []))
+
+        for name, job in extra:  # first: cloud accounts are long, mostly waiting on the network
+            pool.submit(work_extra, name, job)
         for plan in plans:
             pool.submit(work, plan)
         try:
-            for _ in range(len(plans)):
+            for _ in range(len(plans) + len(extra)):
                 while True:
                     try:
                         item = done.get(timeout=0.2)
@@ -282,11 +298,11 @@ def _result(
         status=finding.status,
         severity=check.meta.severity,
         title=check.meta.title,
-        message=redact(finding.message),
+        message=finding.message,  # redacted by the store (RunWriter.add_many), the one redaction step
         evidence=Evidence(
             source="; ".join(p.command for p in probes),
-            excerpt=redact(excerpt),
-            observed=redact(finding.observed),
+            excerpt=excerpt,
+            observed=finding.observed,
             expected=finding.expected,
         ),
         frameworks=check.meta.frameworks,

@@ -13,7 +13,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import TextIO
@@ -22,12 +22,13 @@ import platformdirs
 
 from itops.errors import UsageError
 from itops.model import Result, Run, count_statuses
+from itops.redact import redact_result
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, started REAL NOT NULL, finished REAL,
     inventory TEXT, inventory_digest TEXT, version TEXT, host_keys TEXT, counts TEXT,
-    state TEXT NOT NULL, exit_code INTEGER, pid INTEGER
+    state TEXT NOT NULL, exit_code INTEGER, pid INTEGER, accounts TEXT
 );
 CREATE TABLE IF NOT EXISTS results (
     run_id TEXT NOT NULL REFERENCES runs(id), seq INTEGER NOT NULL, check_id TEXT NOT NULL,
@@ -60,6 +61,9 @@ class Store:
         self.db_path = self.root / "history.db"
         with closing(self._connect()) as db, db:
             db.executescript(SCHEMA)
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+            if "accounts" not in columns:  # stores created before cloud accounts were recorded
+                db.execute("ALTER TABLE runs ADD COLUMN accounts TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.db_path, timeout=30)
@@ -153,6 +157,7 @@ def _run_from_row(row: sqlite3.Row) -> Run:
         inventory_digest=row["inventory_digest"] or "",
         version=row["version"] or "",
         host_keys=json.loads(row["host_keys"] or "{}"),
+        accounts=json.loads(row["accounts"] or "{}"),
         counts=json.loads(row["counts"] or "{}"),
         state=row["state"],
         exit_code=row["exit_code"],
@@ -173,47 +178,73 @@ class RunWriter:
         self._last_commit = time.monotonic()
 
     def add(self, result: Result) -> None:
-        data = result.to_dict()
-        line = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-        self._jsonl.write(line + "\n")
+        self.add_many([result])
+
+    def add_many(self, results: Sequence[Result]) -> None:
+        """Append results: one flushed write to results.jsonl, one batched insert into SQLite.
+
+        This is the single redaction step for everything stored: whatever produced a result
+        (host, cloud, backup or drill runner, or a plugin), its message and evidence pass
+        through :func:`itops.redact.redact_result` here.
+        """
+        if not results:
+            return
+        rows = []
+        lines = []
+        memo: dict[str, str] = {}
+        for result in (redact_result(r, memo) for r in results):
+            line = json.dumps(result.to_dict(), ensure_ascii=False, separators=(",", ":"))
+            lines.append(line + "\n")
+            rows.append(
+                (
+                    self.run.id,
+                    len(self.results),
+                    result.check_id,
+                    result.target,
+                    result.resource,
+                    result.status.value,
+                    result.severity.value,
+                    line,
+                )
+            )
+            self.results.append(result)
+        self._jsonl.write("".join(lines))
         self._jsonl.flush()
-        self._db.execute(
+        self._db.executemany(
             "INSERT INTO results (run_id, seq, check_id, target, resource, status, severity, data)"
             " VALUES (?,?,?,?,?,?,?,?)",
-            (
-                self.run.id,
-                len(self.results),
-                result.check_id,
-                result.target,
-                result.resource,
-                result.status.value,
-                result.severity.value,
-                line,
-            ),
+            rows,
         )
-        self.results.append(result)
         if time.monotonic() - self._last_commit > self.COMMIT_EVERY:
             self._db.commit()
             self._last_commit = time.monotonic()
 
-    def finish(self, state: str, exit_code: int | None, host_keys: dict[str, str] | None = None) -> Run:
+    def finish(
+        self,
+        state: str,
+        exit_code: int | None,
+        host_keys: dict[str, str] | None = None,
+        accounts: dict[str, str] | None = None,
+    ) -> Run:
         """Close the run: counts, host keys seen, final state (complete / interrupted / failed)."""
         self.run.finished = time.time()
         self.run.state = state
         self.run.exit_code = exit_code
         self.run.counts = count_statuses(self.results)
         self.run.host_keys = dict(host_keys or {})
+        self.run.accounts = dict(accounts or {})
         self._jsonl.flush()
         os.fsync(self._jsonl.fileno())
         self._jsonl.close()
         self._db.execute(
-            "UPDATE runs SET finished=?, state=?, exit_code=?, counts=?, host_keys=? WHERE id=?",
+            "UPDATE runs SET finished=?, state=?, exit_code=?, counts=?, host_keys=?, accounts=? WHERE id=?",
             (
                 self.run.finished,
                 state,
                 exit_code,
                 json.dumps(self.run.counts),
                 json.dumps(self.run.host_keys),
+                json.dumps(self.run.accounts),
                 self.run.id,
             ),
         )

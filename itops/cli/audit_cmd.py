@@ -13,16 +13,21 @@ from types import FrameType
 import click
 
 from itops import __version__
+from itops.checkapi import Check
 from itops.cli.checks_cmd import checks_dir_option
 from itops.cli.output import render_summary, run_to_json, use_colour
 from itops.cli.runs_cmd import store_option
+from itops.cloud import cloud_variables, run_cloud_account
 from itops.errors import UsageError
 from itops.exitcodes import ExitStatus
-from itops.inventory import load_inventory
+from itops.inventory import Inventory, load_inventory
 from itops.model import Run, Severity
 from itops.registry import load_registry
-from itops.runner import AuditRunner, RunOptions, exit_code_for, plan_hosts
+from itops.report import parse_report_spec, write_reports
+from itops.runner import AuditRunner, HostOutcome, RunOptions, exit_code_for, plan_hosts
 from itops.store import Store, new_run_id
+from itops.targets import select_targets
+from itops.waivers import WaiverSet
 
 ProgressFn = Callable[[str | None], None]
 
@@ -70,6 +75,26 @@ def stop_on_signals(runner: AuditRunner) -> Iterator[list[int]]:
 )
 @click.option("--local", is_flag=True, help="Run the probes on this machine instead of over SSH.")
 @click.option("--all", "show_pass", is_flag=True, help="List passed checks too.")
+@click.option(
+    "--report",
+    "reports",
+    multiple=True,
+    metavar="FORMAT:PATH",
+    help="Also write a report of this run, e.g. html:out/report.html (repeatable).",
+)
+@click.option(
+    "--waivers",
+    "waivers_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Extra waivers file (same shape as the inventory's waivers:).",
+)
+@click.option(
+    "--templates",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Folder of report templates overriding the shipped ones (for --report).",
+)
 def audit(
     inventory_path: Path,
     limits: tuple[str, ...],
@@ -82,17 +107,27 @@ def audit(
     tofu_file: str | None,
     local: bool,
     show_pass: bool,
+    reports: tuple[str, ...],
+    waivers_file: Path | None,
+    templates: Path | None,
 ) -> None:
-    """Audit hosts: one SSH connection and one batched probe script per host."""
+    """Audit hosts and cloud accounts: one SSH connection and one batched probe script per host,
+    each cloud API collection made once per account and region."""
     inv = load_inventory(inventory_path)
+    report_specs = [parse_report_spec(spec) for spec in reports]  # bad specs fail before anything runs
+    waivers = WaiverSet.load(inv, waivers_file)
     registry = load_registry([*checks_dirs, *inv.checks_dirs])
     for w in registry.warnings:
         click.echo(f"warning: {w}", err=True)
-    hosts = inv.select(list(limits))
-    checks = registry.select(list(patterns), target="host")
-    if not checks:
-        raise UsageError(f"no host check matches {', '.join(patterns) or '*'}", hint="see `itops checks list`")
-    plans = plan_hosts(hosts, checks)
+    selection = select_targets(inv, list(limits))
+    host_checks = registry.select(list(patterns), target="host") if selection.hosts else []
+    cloud_checks = registry.select(list(patterns), target="aws") if selection.clouds else []
+    if not host_checks and not cloud_checks:
+        raise UsageError(
+            f"no check matches {', '.join(patterns) or '*'} for the selected targets",
+            hint="see `itops checks list`",
+        )
+    plans = plan_hosts(selection.hosts, host_checks) if host_checks else []
     store = Store(store_dir)
     run = Run(
         id=new_run_id(),
@@ -108,35 +143,65 @@ def audit(
         inv.hosts,
         RunOptions(concurrency=concurrency or inv.concurrency, tofu_file=tofu_file, local=local),
     )
+    cloud_jobs = [
+        (name, _cloud_job(run.id, inv, name, cloud_checks, concurrency or inv.concurrency, runner))
+        for name in selection.clouds
+        if cloud_checks
+    ]
     host_keys: dict[str, str] = {}
+    accounts: dict[str, str] = {}
     state = "complete"
-    progress = _progress(len(plans), quiet=fmt == "json")
+    progress = _progress(len(plans) + len(cloud_jobs), quiet=fmt == "json")
     try:
         with stop_on_signals(runner) as received:
-            for outcome in runner.run(plans):
-                for result in outcome.results:
-                    writer.add(result)
+            for outcome in runner.run(plans, cloud_jobs):
+                writer.add_many([waivers.apply(r) for r in outcome.results])
                 if outcome.host_key:
                     host_keys[outcome.host] = outcome.host_key
+                if outcome.account:
+                    accounts[outcome.host] = outcome.account
                 progress(outcome.host)
         if received:
             state = "interrupted"
     except BaseException:
         state = "failed"
-        writer.finish(state, int(ExitStatus.INTERNAL), host_keys)
+        writer.finish(state, int(ExitStatus.INTERNAL), host_keys, accounts)
         raise
     finally:
         progress(None)
     code = exit_code_for(writer.results, Severity(fail_on))
     if state == "interrupted" and code == 0:
         code = ExitStatus.INCOMPLETE
-    run = writer.finish(state, int(code), host_keys)
+    run = writer.finish(state, int(code), host_keys, accounts)
+    for path in write_reports(store, run.id, report_specs, templates=templates):
+        click.echo(f"wrote report {path}", err=True)
+    for warning in waivers.warnings(writer.results):
+        click.echo(f"warning: {warning}", err=True)
     if fmt == "json":
         click.echo(run_to_json(run, writer.results))
     else:
         click.echo(render_summary(run, writer.results, colour=use_colour(), show_pass=show_pass))
         click.echo(f"Stored as run {run.id} in {store.root} (exit {int(code)})", err=True)
     sys.exit(int(code))
+
+
+def _cloud_job(
+    run_id: str, inv: Inventory, name: str, checks: list[Check], concurrency: int, runner: AuditRunner
+) -> Callable[[], HostOutcome]:
+    def job() -> HostOutcome:
+        out = run_cloud_account(
+            run_id,
+            name,
+            inv.clouds[name],
+            checks,
+            cloud_variables(inv, name),
+            concurrency=concurrency,
+            stop=runner.stop,
+        )
+        account = " ".join(x for x in (out.account_id, out.caller_arn) if x)
+        return HostOutcome(name, out.results, elapsed=out.elapsed, account=account)
+
+    return job
 
 
 def _progress(total: int, quiet: bool) -> ProgressFn:

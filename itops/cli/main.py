@@ -64,12 +64,16 @@ def cli(debug: bool, verbose: int) -> None:
 
 
 def _register() -> None:
-    from itops.cli import audit_cmd, checks_cmd, inventory_cmd, runs_cmd
+    from itops.cli import audit_cmd, aws_cmd, checks_cmd, inventory_cmd, report_cmd, runs_cmd, waivers_cmd
 
     cli.add_command(inventory_cmd.inventory)
     cli.add_command(checks_cmd.checks)
     cli.add_command(audit_cmd.audit)
     cli.add_command(runs_cmd.runs)
+    cli.add_command(aws_cmd.aws)
+    cli.add_command(report_cmd.report)
+    cli.add_command(report_cmd.diff)
+    cli.add_command(waivers_cmd.waivers)
 
 
 _register()

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
 
 import click
 
 from itops.model import Result, Run, Status, count_statuses
+from itops.report.jsondoc import run_to_json as run_document_json
 
 COLUMNS = (Status.PASS, Status.FAIL, Status.ERROR, Status.UNREACHABLE, Status.SKIPPED, Status.WAIVED)
 _COLOURS = {
@@ -34,14 +33,12 @@ def _style(text: str, status: Status, colour: bool) -> str:
 
 
 def run_to_json(run: Run, results: Sequence[Result]) -> str:
-    """The machine-readable form of a run (``--format json``): pure JSON, no colour codes."""
-    doc: dict[str, Any] = {
-        "schema": "itops.run/1",
-        "run": run.to_dict(),
-        "counts": count_statuses(list(results)),
-        "results": [r.to_dict() for r in results],
-    }
-    return json.dumps(doc, indent=2, ensure_ascii=False)
+    """The machine-readable form of a run (``--format json``): pure JSON, no colour codes.
+
+    The same ``itops.run/1`` document as ``itops report --format json`` (schema:
+    itops/report/schema/run-1.json).
+    """
+    return run_document_json(run, results)
 
 
 def _fmt_time(ts: float | None) -> str:

@@ -1,0 +1,77 @@
+"""``itops report`` and ``itops diff``: render a stored run, compare two stored runs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from itops.cli.runs_cmd import store_option
+from itops.exitcodes import ExitStatus
+from itops.report import FORMATS, atomic_write, normalize_format, render
+from itops.report.data import TREND_RUNS
+from itops.report.diff import diff_runs, render_diff_json, render_diff_markdown, render_diff_table
+from itops.store import Store
+
+_FORMAT_CHOICE = click.Choice([*FORMATS, "markdown"], case_sensitive=False)
+
+
+@click.command()
+@click.argument("run_id", default="latest")
+@click.option("-f", "--format", "fmt", type=_FORMAT_CHOICE, default="html", show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File to write (atomically); '-' or none prints to stdout.",
+)
+@click.option(
+    "--templates",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Folder with your own copy of report templates (searched before the shipped ones).",
+)
+@click.option("--trend", type=click.IntRange(1, 1000), default=TREND_RUNS, show_default=True, help="Runs in the trend.")
+@store_option
+def report(
+    run_id: str, fmt: str, output: Path | None, templates: Path | None, trend: int, store_dir: Path | None
+) -> None:
+    """Render a stored run (RUN_ID, a unique prefix, or `latest`) as a report.
+
+    Formats: html (self-contained, no JavaScript needed), md, json (schema itops.run/1),
+    csv, junit (CI), sarif (code scanning), ocsf (SIEM), pdf (needs weasyprint).
+    """
+    name = normalize_format(fmt)
+    data = render(Store(store_dir), run_id, name, templates=templates, trend=trend)
+    if output is None or str(output) == "-":
+        if name == "pdf" and sys.stdout.isatty():
+            raise click.UsageError("refusing to print a PDF to a terminal: use -o FILE")
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    atomic_write(output, data)
+    click.echo(f"wrote {name} report to {output} ({len(data):,} bytes)", err=True)
+
+
+@click.command()
+@click.argument("run_a")
+@click.argument("run_b", default="latest")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "md"]), default="table", show_default=True)
+@click.option(
+    "--exit-code", is_flag=True, help="Exit 1 when B has new failures, regressions, errors or unreachable targets."
+)
+@store_option
+def diff(run_a: str, run_b: str, fmt: str, exit_code: bool, store_dir: Path | None) -> None:
+    """What changed from RUN_A to RUN_B (default: latest): new failures, fixed, regressed,
+    still failing, newly unreachable, waiver changes."""
+    d = diff_runs(Store(store_dir), run_a, run_b)
+    if fmt == "json":
+        click.echo(render_diff_json(d))
+    elif fmt == "md":
+        click.echo(render_diff_markdown(d), nl=False)
+    else:
+        click.echo(render_diff_table(d))
+    if exit_code and d.worse:
+        sys.exit(int(ExitStatus.FAILURES))

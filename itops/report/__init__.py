@@ -1,0 +1,177 @@
+"""Reports rendered from a stored run: html, md, json, csv, junit, sarif, ocsf (and pdf).
+
+The one entry point is :func:`render` (bytes) / :func:`write_report` (a file, written
+atomically). Each format lives in its own module and is imported only when asked for,
+so a missing optional library (weasyprint) only affects its own format.
+
+``itops audit --report FMT:PATH`` uses :func:`parse_report_spec` and :func:`write_report`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from importlib import import_module
+from pathlib import Path
+
+from itops.errors import UsageError
+from itops.report.data import TREND_RUNS, ReportData, load_report_data
+from itops.store import Store
+
+__all__ = [
+    "EXTENSIONS",
+    "FORMATS",
+    "ReportData",
+    "atomic_write",
+    "default_filename",
+    "ensure_available",
+    "load_report_data",
+    "parse_report_spec",
+    "render",
+    "render_data",
+    "write_report",
+    "write_reports",
+]
+
+Renderer = Callable[[ReportData, "Path | None"], bytes]
+
+#: format -> (module in itops.report, function); modules are imported on first use.
+_RENDERERS: dict[str, tuple[str, str]] = {
+    "html": ("html", "render_html"),
+    "md": ("markdown", "render_markdown"),
+    "json": ("jsondoc", "render_json"),
+    "csv": ("csv_report", "render_csv"),
+    "junit": ("junit", "render_junit"),
+    "sarif": ("sarif", "render_sarif"),
+    "ocsf": ("ocsf", "render_ocsf"),
+    "pdf": ("html", "render_pdf"),
+}
+FORMATS: tuple[str, ...] = tuple(_RENDERERS)
+EXTENSIONS: dict[str, str] = {
+    "html": ".html",
+    "md": ".md",
+    "json": ".json",
+    "csv": ".csv",
+    "junit": ".xml",
+    "sarif": ".sarif",
+    "ocsf": ".ocsf.json",
+    "pdf": ".pdf",
+}
+_ALIASES = {"markdown": "md", "xml": "junit", "junit-xml": "junit"}
+
+
+def normalize_format(fmt: str) -> str:
+    """The canonical name of a report format (``markdown`` -> ``md``); UsageError if unknown."""
+    name = _ALIASES.get(fmt.strip().lower(), fmt.strip().lower())
+    if name not in _RENDERERS:
+        raise UsageError(f"unknown report format {fmt!r}", hint=f"formats: {', '.join(FORMATS)}")
+    return name
+
+
+def _renderer(fmt: str) -> Renderer:
+    module, func = _RENDERERS[normalize_format(fmt)]
+    renderer: Renderer = getattr(import_module(f"itops.report.{module}"), func)
+    return renderer
+
+
+def render_data(data: ReportData, fmt: str, templates: Path | None = None) -> bytes:
+    """Render already loaded report data as ``fmt``."""
+    return _renderer(fmt)(data, templates)
+
+
+def render(store: Store, run_id: str, fmt: str, templates: Path | None = None, trend: int = TREND_RUNS) -> bytes:
+    """A stored run (``latest``, an id or a unique prefix) rendered as ``fmt``."""
+    renderer = _renderer(fmt)  # an unknown format fails before the store is read
+    return renderer(load_report_data(store, run_id, trend=trend), templates)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+
+    A reader (a CI job, a web server) never sees a half-written report, and a failure
+    leaves the previous file in place.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_report(
+    store: Store, run_id: str, fmt: str, path: Path | str, templates: Path | None = None, trend: int = TREND_RUNS
+) -> Path:
+    """Render a stored run as ``fmt`` into ``path`` (atomically); returns the path written."""
+    target = Path(path)
+    atomic_write(target, render(store, run_id, fmt, templates=templates, trend=trend))
+    return target
+
+
+def write_reports(
+    store: Store,
+    run_id: str,
+    specs: Sequence[tuple[str, Path]],
+    templates: Path | None = None,
+    trend: int = TREND_RUNS,
+) -> list[Path]:
+    """Several reports of one run (``--report`` given more than once), reading the store once."""
+    if not specs:
+        return []
+    data = load_report_data(store, run_id, trend=trend)
+    written = []
+    for fmt, path in specs:
+        atomic_write(Path(path), render_data(data, fmt, templates))
+        written.append(Path(path))
+    return written
+
+
+def default_filename(run_id: str, fmt: str) -> str:
+    """``report-<run id><extension>``, e.g. ``report-20250101T000000Z-abc123.html``."""
+    return f"report-{run_id}{EXTENSIONS[normalize_format(fmt)]}"
+
+
+def parse_report_spec(spec: str) -> tuple[str, Path]:
+    """``"html:out/report.html"`` -> ``("html", Path("out/report.html"))``.
+
+    The format comes before the first colon, so the path may itself hold colons.
+    Raises :class:`UsageError` for a missing path or an unknown format.
+    """
+    fmt, sep, path = spec.partition(":")
+    if not sep or not fmt.strip() or not path.strip():
+        raise UsageError(
+            f"bad --report {spec!r}: expected FORMAT:PATH",
+            hint=f"e.g. --report html:out/report.html; formats: {', '.join(FORMATS)}",
+        )
+    name = normalize_format(fmt)
+    ensure_available(name)
+    return name, Path(path.strip()).expanduser()
+
+
+def ensure_available(fmt: str) -> None:
+    """Raise :class:`UsageError` now if ``fmt`` needs a library that is not installed (pdf: weasyprint).
+
+    ``itops audit --report pdf:...`` calls this before the run, not after it.
+    """
+    if normalize_format(fmt) == "pdf" and importlib.util.find_spec("weasyprint") is None:
+        raise UsageError(
+            "the pdf format needs weasyprint, which is not installed",
+            hint="pip install 'itops[pdf]' (or open the html report in a browser and print it to PDF)",
+        )

@@ -1,0 +1,47 @@
+"""CSV: one row per result, for spreadsheets and ad-hoc analysis.
+
+Cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
+``@``, tab or carriage return) get a leading apostrophe (OWASP's CSV injection advice),
+and control characters show as ``\\xNN``. UTF-8 with a byte order mark so Excel reads
+the encoding right.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from itops.report.data import ReportData, printable
+from itops.report.jsondoc import iso_utc
+
+COLUMNS = (
+    "run_id", "target", "resource", "check_id", "title", "status", "severity", "message",
+    "frameworks", "remediation", "evidence_source", "evidence_expected", "evidence_observed",
+    "evidence_excerpt", "waiver_justification", "waiver_approver", "waiver_ticket", "waiver_expires",
+    "started", "duration",
+)  # fmt: skip
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: object) -> str:
+    """A cell value no spreadsheet evaluates, with control characters made visible."""
+    text = printable("" if value is None else str(value))
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def render_csv(data: ReportData, templates: Path | None = None) -> bytes:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for r in data.results:
+        w, ev = r.waiver, r.evidence
+        frameworks = "; ".join(f"{fw}:{','.join(refs)}" for fw, refs in r.frameworks.items())
+        row = (
+            r.run_id, r.target, r.resource, r.check_id, r.title, r.status.value, r.severity.value, r.message,
+            frameworks, r.remediation, ev.source, ev.expected, ev.observed, ev.excerpt,
+            w.justification if w else "", w.approver if w else "", w.ticket if w else "", w.expires if w else "",
+            iso_utc(r.started) if r.started else "", f"{r.duration:.3f}",
+        )  # fmt: skip
+        writer.writerow([safe_cell(v) for v in row])
+    return out.getvalue().encode("utf-8-sig")
