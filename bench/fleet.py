@@ -15,6 +15,8 @@ Prints wall and CPU time and the ratios a/c and b/a. Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import resource
 import socket
@@ -31,7 +33,8 @@ import paramiko
 
 from itops.cli.main import cli
 from itops.inventory import load_inventory
-from itops.lab.fleet import LabHostSpec, start_fleet
+from itops.lab import HARDENED, HostRoots, RootKind
+from itops.lab.fleet import LabHostSpec, free_port, start_fleet
 from itops.registry import load_registry
 from itops.runner import plan_hosts, target_for
 from itops.transport.base import pump_frames
@@ -50,17 +53,20 @@ def measure(fn: Callable[[], object]) -> tuple[float, float]:
     return time.perf_counter() - w0, cpu_now() - c0
 
 
-def audit_in_process(inv: Path, store: Path) -> None:
+def audit_in_process(inv: Path, store: Path, checks: str) -> None:
     try:
-        cli.main(["audit", "-i", str(inv), "--store", str(store), "--format", "json"], standalone_mode=False)
+        with contextlib.redirect_stdout(io.StringIO()):
+            cli.main(["audit", "-i", str(inv), "--store", str(store), "--format", "json", "--checks", checks],
+                     standalone_mode=False)
     except SystemExit as exc:
         if exc.code not in (0, 1, 3):
             raise
 
 
-def audit_subprocess(inv: Path, store: Path) -> None:
+def audit_subprocess(inv: Path, store: Path, checks: str) -> None:
     exe = Path(sys.executable).with_name("itops")
-    proc = subprocess.run([str(exe), "audit", "-i", str(inv), "--store", str(store), "--format", "json"],
+    proc = subprocess.run([str(exe), "audit", "-i", str(inv), "--store", str(store), "--format", "json",
+                           "--checks", checks],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     if proc.returncode not in (0, 1, 3):
         raise RuntimeError(proc.stderr.decode())
@@ -70,15 +76,15 @@ def _connect(target, known: KnownHosts) -> SSHConnection:
     return SSHConnection(target, known)
 
 
-def floor(inv_path: Path, concurrency: int) -> None:
+def floor(inv_path: Path, concurrency: int, checks: str) -> None:
     inv = load_inventory(inv_path)
-    plans = plan_hosts(list(inv.hosts.values()), load_registry().select(None, "host"))
+    plans = plan_hosts(list(inv.hosts.values()), load_registry().select([checks], "host"))
     known = KnownHosts(next(iter(inv.hosts.values())).ssh.known_hosts)
 
     def one(plan):
         conn = _connect(target_for(inv.hosts[plan.name], inv.hosts), known)
         try:
-            out = conn.run_batch(plan.batch(), idle_timeout=30, total_timeout=120)
+            out = conn.run_batch(plan.batch(), idle_timeout=300, total_timeout=900)
             assert out.complete, out.problem
         finally:
             conn.close()
@@ -87,9 +93,9 @@ def floor(inv_path: Path, concurrency: int) -> None:
         list(pool.map(one, plans))
 
 
-def naive(inv_path: Path, concurrency: int) -> None:
+def naive(inv_path: Path, concurrency: int, checks: str) -> None:
     inv = load_inventory(inv_path)
-    plans = plan_hosts(list(inv.hosts.values()), load_registry().select(None, "host"))
+    plans = plan_hosts(list(inv.hosts.values()), load_registry().select([checks], "host"))
     known = KnownHosts(next(iter(inv.hosts.values())).ssh.known_hosts)
 
     def one(plan):
@@ -112,46 +118,89 @@ def naive(inv_path: Path, concurrency: int) -> None:
         list(pool.map(one, plans))
 
 
-def bench(n: int, repeat: int, workdir: Path) -> dict[str, tuple[float, float]]:
-    specs = [LabHostSpec(f"h{i:03d}") for i in range(n)]
-    fleet = start_fleet(workdir / f"lab{n}", specs, startup_timeout=30)
+def proxied_inventory(fleet, workdir: Path, rtt_ms: float) -> tuple[Path, subprocess.Popen[str]]:
+    """Put a latency proxy in front of every host; returns the inventory that goes through it."""
+    ports = {h.name: free_port() for h in fleet}
+    maps = [f"--map={ports[h.name]}=127.0.0.1:{h.port}" for h in fleet]
+    proxy = subprocess.Popen([sys.executable, str(Path(__file__).with_name("latency_proxy.py")),
+                              "--rtt-ms", str(rtt_ms), *maps], stdout=subprocess.PIPE, text=True)
+    assert proxy.stdout is not None and proxy.stdout.readline().strip() == "ready"
+    known = workdir / f"known_hosts_rtt{rtt_ms:g}"
+    known.write_text("".join(f"[127.0.0.1]:{ports[h.name]} {h.host_key.get_name()} {h.host_key.get_base64()}\n"
+                             for h in fleet))
+    extra = {"defaults": {"ssh": {"known_hosts": [str(known)]}},
+             "hosts": {h.name: {"port": ports[h.name]} for h in fleet}}
+    return fleet.write_inventory(workdir / f"inv-rtt{rtt_ms:g}.yaml", extra=extra), proxy
+
+
+def bench(n: int, repeat: int, workdir: Path, root_kind: str, checks: str,
+          rtts: list[float]) -> dict[float, dict[str, tuple[float, float]]]:
+    roots = HostRoots() if root_kind != "none" else None
+    specs = [
+        LabHostSpec(f"h{i:03d}", root=roots.create(f"h{i:03d}", RootKind(root_kind), HARDENED) if roots else None)
+        for i in range(n)
+    ]
+    fleet = start_fleet(workdir / f"lab{n}", specs, startup_timeout=60)
+    out: dict[float, dict[str, tuple[float, float]]] = {}
     try:
-        inv = fleet.write_inventory(workdir / f"lab{n}.yaml")
-        conc = 32
-        runs: dict[str, list[tuple[float, float]]] = {"a": [], "a_cli": [], "b": [], "c": []}
-        for i in range(repeat):
-            store = workdir / f"store{n}-{i}"
-            runs["c"].append(measure(lambda: floor(inv, conc)))
-            runs["a"].append(measure(lambda: audit_in_process(inv, store)))
-            runs["a_cli"].append(measure(lambda: audit_subprocess(inv, workdir / f"cli{n}-{i}")))
-            runs["b"].append(measure(lambda: naive(inv, conc)))
-        return {k: min(v) for k, v in runs.items()}  # best of N: least disturbed by noise
+        for rtt in rtts:
+            proxy = None
+            if rtt:
+                inv, proxy = proxied_inventory(fleet, workdir, rtt)
+            else:
+                inv = fleet.write_inventory(workdir / f"lab{n}.yaml")
+            conc = 32
+            runs: dict[str, list[tuple[float, float]]] = {"a": [], "a_cli": [], "b": [], "c": []}
+            try:
+                floor(inv, conc, checks)  # warm-up: page cache, sshd, host-side caches
+                for i in range(repeat):
+                    store = workdir / f"store{n}-{rtt}-{i}"
+                    runs["c"].append(measure(lambda: floor(inv, conc, checks)))
+                    runs["a"].append(measure(lambda: audit_in_process(inv, store, checks)))
+                    runs["a_cli"].append(measure(lambda: audit_subprocess(inv, workdir / f"cli{n}-{rtt}-{i}", checks)))
+                    runs["b"].append(measure(lambda: naive(inv, conc, checks)))
+            finally:
+                if proxy is not None:
+                    proxy.terminate()
+                    proxy.wait(timeout=10)
+            out[rtt] = {k: min(v) for k, v in runs.items()}  # best of N: least disturbed by noise
+        return out
     finally:
         fleet.stop()
+        if roots is not None:
+            roots.close()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hosts", type=int, nargs="+", default=[10, 50])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--checks", default="*",
+                    help="check id globs (comma-separated); the issue-2 starter pack is 'ssh.*,accounts.*,files.*'")
+    ap.add_argument("--rtt-ms", type=float, nargs="+", default=[0.0, 2.0, 20.0],
+                    help="emulated round-trip times (0: plain loopback; >0: through bench/latency_proxy.py)")
+    ap.add_argument("--root-kind", choices=["debian", "busybox", "none"], default="debian",
+                    help="each host chrooted into its own copy of this root (none: the machine's own /)")
     args = ap.parse_args()
-    nprobes = len(plan_hosts_dummy())
-    print(f"host checks: {len(load_registry().select(None, 'host'))}, distinct probes per host: {nprobes}, "
-          f"cpus: {os.cpu_count()}, best of {args.repeat}")
-    print(f"{'hosts':>5}  {'(a) itops audit':>18}  {'(a) CLI process':>18}  {'(b) naive':>18}  "
+    nprobes = len(plan_hosts_dummy(args.checks))
+    print(f"checks {args.checks!r}: {len(load_registry().select([args.checks], 'host'))} host checks, "
+          f"{nprobes} distinct probes per host; roots: {args.root_kind}; cpus: {os.cpu_count()}; "
+          f"best of {args.repeat}")
+    print(f"{'hosts':>5} {'rtt':>5}  {'(a) itops audit':>18}  {'(a) CLI process':>18}  {'(b) naive':>18}  "
           f"{'(c) floor':>18}  {'a/c':>5}  {'b/a':>5}")
     with tempfile.TemporaryDirectory(prefix="itops-bench-") as tmp:
         for n in args.hosts:
-            r = bench(n, args.repeat, Path(tmp))
-            cell = lambda k: f"{r[k][0]:6.2f}s wall {r[k][1]:5.2f}s cpu"  # noqa: E731
-            print(f"{n:>5}  {cell('a'):>18}  {cell('a_cli'):>18}  {cell('b'):>18}  {cell('c'):>18}  "
-                  f"{r['a'][0] / r['c'][0]:5.2f}  {r['b'][0] / r['a'][0]:5.2f}", flush=True)
+            by_rtt = bench(n, args.repeat, Path(tmp), args.root_kind, args.checks, args.rtt_ms)
+            for rtt, r in by_rtt.items():
+                cell = lambda k: f"{r[k][0]:6.2f}s wall {r[k][1]:5.2f}s cpu"  # noqa: E731
+                print(f"{n:>5} {rtt:>3g}ms  {cell('a'):>18}  {cell('a_cli'):>18}  {cell('b'):>18}  {cell('c'):>18}  "
+                      f"{r['a'][0] / r['c'][0]:5.2f}  {r['b'][0] / r['a'][0]:5.2f}", flush=True)
 
 
-def plan_hosts_dummy() -> list[str]:
+def plan_hosts_dummy(checks: str) -> list[str]:
     from itops.planner import plan_host
 
-    return plan_host("x", load_registry().select(None, "host"), {}, 60).commands
+    return plan_host("x", load_registry().select([checks], "host"), {}, 60).commands
 
 
 if __name__ == "__main__":

@@ -27,14 +27,16 @@ trap 'rm -rf "$_d"' EXIT
 trap 'exit 130' INT TERM HUP
 if command -v timeout >/dev/null 2>&1; then _to=1; else _to=0; fi
 _p() {
+  printf '\n@@ITOPS:%s@@ OUT %s\n' "$_n" "$1"
   if [ "$_to" = 1 ]; then
-    timeout -k 3 "$2" sh -c "$3" </dev/null >"$_d/o" 2>"$_d/e"
+    timeout -k 3 "$2" sh -c "$3" </dev/null 2>"$_d/e"
   else
-    sh -c "$3" </dev/null >"$_d/o" 2>"$_d/e"
+    sh -c "$3" </dev/null 2>"$_d/e"
   fi
   _rc=$?
-  printf '\n@@ITOPS:%s@@ %s %s %s %s\n' "$_n" "$1" "$_rc" $(wc -c <"$_d/o") $(wc -c <"$_d/e")
-  cat "$_d/o" "$_d/e"
+  printf '\n@@ITOPS:%s@@ ERR %s\n' "$_n" "$1"
+  if [ -s "$_d/e" ]; then cat "$_d/e"; fi
+  printf '\n@@ITOPS:%s@@ RC %s %s\n' "$_n" "$1" "$_rc"
 }
 """
 
@@ -67,16 +69,25 @@ def _sh_single_quote(text: str) -> str:
 
 
 class FrameParser:
-    """Incremental parser for a batch's stdout; feed bytes, collect finished frames."""
+    """Incremental parser for a batch's stdout; feed bytes, collect finished frames.
+
+    A frame is ``\n@@ITOPS:<nonce>@@ OUT i\n`` stdout ``\n@@ITOPS:<nonce>@@ ERR i\n`` stderr
+    ``\n@@ITOPS:<nonce>@@ RC i rc\n``. The nonce is random per batch and never reaches the
+    probes (it lives in the script the shell reads from stdin, not in their environment or
+    arguments), so output holding any bytes, even our marker from another run, stays data.
+    Streaming stdout straight to the channel (no temp file, no length count) keeps the
+    per-probe cost to the ``timeout`` and ``sh`` it runs under.
+    """
 
     def __init__(self, batch: BatchScript) -> None:
         self.batch = batch
         self._buf = bytearray()
-        self._header = re.compile(rb"\n@@ITOPS:" + batch.nonce.encode() + rb"@@ (\d+) (-?\d+) (\d+) (\d+)\n")
-        self._end = b"\n@@ITOPS:" + batch.nonce.encode() + b"@@ END\n"
+        self._mark = b"\n@@ITOPS:" + batch.nonce.encode() + b"@@ "
+        self._rc = re.compile(re.escape(self._mark) + rb"RC (\d+) (-?\d+)\n")
         self.results: dict[int, ProbeResult] = {}
         self.finished = False
         self.preamble = b""  # anything the login shell printed before our first frame
+        self._scan = 0  # where to resume looking for the next marker
 
     def feed(self, data: bytes) -> None:
         self._buf += data
@@ -85,30 +96,49 @@ class FrameParser:
                 break
 
     def _parse_one(self) -> bool:
-        m = self._header.search(self._buf)
-        end_at = self._buf.find(self._end)
-        if end_at != -1 and (m is None or end_at < m.start()):
-            self.preamble += bytes(self._buf[:end_at]) if not self.results else b""
+        buf, mark = self._buf, self._mark
+        start = buf.find(mark)
+        if start == -1:
+            return False
+        if start > 0:
+            # bytes before a marker: what a login shell printed before the first frame
+            if not self.results:
+                self.preamble += bytes(buf[:start])
+            del buf[:start]
+            self._scan = max(0, self._scan - start)
+            start = 0
+        line_end = buf.find(b"\n", len(mark))
+        if line_end == -1:
+            return False
+        head = bytes(buf[len(mark) : line_end])
+        if head == b"END":
             self.finished = True
-            del self._buf[: end_at + len(self._end)]
+            del buf[: line_end + 1]
             return False
-        if m is None:
+        if not head.startswith(b"OUT "):
+            del buf[: line_end + 1]  # not ours to interpret; skip the line
+            return True
+        idx = head[4:].decode("ascii", "replace")
+        err_mark = mark + b"ERR " + idx.encode() + b"\n"
+        err_at = buf.find(err_mark, max(line_end, self._scan - len(err_mark)))
+        if err_at == -1:
+            self._scan = len(buf)
             return False
-        idx, rc, olen, elen = (int(g) for g in m.groups())
-        body_start = m.end()
-        if len(self._buf) < body_start + olen + elen:
-            return False  # wait for the rest of the body
-        if not self.results and m.start() > 0:
-            self.preamble += bytes(self._buf[: m.start()])
-        out = bytes(self._buf[body_start : body_start + olen])
-        err = bytes(self._buf[body_start + olen : body_start + olen + elen])
-        del self._buf[: body_start + olen + elen]
-        if 0 <= idx < len(self.batch.commands):
-            self.results[idx] = ProbeResult(
-                command=self.batch.commands[idx],
+        rc_match = self._rc.search(buf, err_at + len(err_mark))
+        if rc_match is None:
+            return False
+        self._scan = 0
+        stdout = bytes(buf[line_end + 1 : err_at])
+        stderr = bytes(buf[err_at + len(err_mark) : rc_match.start()])
+        rc = int(rc_match.group(2))
+        del buf[: rc_match.end()]
+        i = int(idx) if idx.isdigit() else -1
+        if 0 <= i < len(self.batch.commands):
+            self.results[i] = ProbeResult(
+                command=self.batch.commands[i],
                 rc=rc,
-                stdout=out,
-                stderr=err,
+                stdout=stdout,
+                stderr=stderr,
                 timed_out=rc in TIMEOUT_RCS,
             )
         return True

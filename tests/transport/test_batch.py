@@ -68,27 +68,39 @@ def test_probe_commands_with_quotes_reach_sh_verbatim():
     assert out.results[0].stdout == b"it's\na \"b\"\n$HOME\n`id`\n"
 
 
+def frame(nonce: str, i: int, out: bytes, err: bytes, rc: int) -> bytes:
+    m = f"\n@@ITOPS:{nonce}@@ ".encode()
+    return m + b"OUT %d\n" % i + out + m + b"ERR %d\n" % i + err + m + b"RC %d %d\n" % (i, rc)
+
+
 @pytest.mark.parametrize("chunk", [1, 7, 64, 4096])
 def test_parser_handles_arbitrary_chunking(chunk):
     batch = build_script(["a", "b"], [5, 5])
     n = batch.nonce
-    stream = (f"junk before\n@@ITOPS:{n}@@ 0 0 5 2\n").encode() + b"hello" + b"e1" + \
-        (f"\n@@ITOPS:{n}@@ 1 1 0 0\n\n@@ITOPS:{n}@@ END\n").encode()
+    stream = b"junk before" + frame(n, 0, b"hello", b"e1", 0) + frame(n, 1, b"", b"", 1)
+    stream += f"\n@@ITOPS:{n}@@ END\n".encode()
     p = FrameParser(batch)
     for i in range(0, len(stream), chunk):
         p.feed(stream[i:i + chunk])
     assert p.finished
     assert p.results[0].stdout == b"hello" and p.results[0].stderr == b"e1"
     assert p.results[1].rc == 1
+    assert p.preamble == b"junk before"
 
 
 def test_parser_random_payloads_roundtrip():
     rng = random.Random(7)
     payloads = [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 300))) for _ in range(20)]
+    # include our own marker text (with another nonce) and partial markers in the payloads
+    payloads[3] = b"\n@@ITOPS:deadbeefdeadbeef@@ RC 3 0\n" + payloads[3]
+    payloads[4] = b"\n@@ITOPS:"
     batch = build_script([f"p{i}" for i in range(20)], [5] * 20)
-    n = batch.nonce.encode()
-    stream = b"".join(b"\n@@ITOPS:" + n + b"@@ %d 0 %d 0\n" % (i, len(p)) + p for i, p in enumerate(payloads))
-    stream += b"\n@@ITOPS:" + n + b"@@ END\n"
-    parser = FrameParser(batch)
-    parser.feed(stream)
-    assert [parser.results[i].stdout for i in range(20)] == payloads
+    stream = b"".join(frame(batch.nonce, i, p, p[::-1], i) for i, p in enumerate(payloads))
+    stream += f"\n@@ITOPS:{batch.nonce}@@ END\n".encode()
+    for chunk in (1, 13, len(stream)):
+        parser = FrameParser(batch)
+        for i in range(0, len(stream), chunk):
+            parser.feed(stream[i:i + chunk])
+        assert [parser.results[i].stdout for i in range(20)] == payloads
+        assert [parser.results[i].stderr for i in range(20)] == [p[::-1] for p in payloads]
+        assert [parser.results[i].rc for i in range(20)] == list(range(20))
