@@ -222,7 +222,8 @@ def _probe_for(spec: _Spec, check_id: str) -> Probe:
     if isinstance(spec, FileSpec):
         return Probe(f"yaml_file:{check_id}", f"stat -L -c '%a %u %g %U %G %F' -- {quote(spec.path)}")
     if isinstance(spec, ConfigSpec):
-        return Probe(f"yaml_config:{check_id}", f"cat -- {quote(spec.path)}")
+        # plain `cat PATH` (paths are absolute) so a Python check reading the same file shares the probe
+        return Probe(f"yaml_config:{check_id}", f"cat {quote(spec.path)}")
     if isinstance(spec, CommandSpec):
         return Probe(f"yaml_command:{check_id}", spec.command, timeout=spec.timeout)
     if isinstance(spec, PackageSpec):

@@ -440,7 +440,9 @@ def parse_duration(text: str) -> int:
 HOST_KEY_STATS = Probe(
     "ssh_host_key_stats",
     stat_lines_command(
-        "{ sshd -T 2>/dev/null | awk '$1 == \"hostkey\" { print $2; print $2 \".pub\" }'; "
+        # HostKey lines of the config files (not `sshd -T`: SSHD_EFFECTIVE already pays for one run)
+        "{ grep -hiE '^[[:space:]]*HostKey[[:space:]]' /etc/ssh/sshd_config /etc/ssh/sshd_config.d/*.conf "
+        "2>/dev/null | awk '{ print $2; print $2 \".pub\" }'; "
         "for f in /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub; do "
         "if [ -e \"$f\" ]; then printf '%s\\n' \"$f\"; fi; done; } | sort -u"
     ),
