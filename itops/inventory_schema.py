@@ -1,0 +1,227 @@
+"""The inventory schema: what a user may write (pydantic models, unknown keys are errors).
+
+Site, cloud, backup and waiver models are also what :class:`itops.inventory.Inventory` holds.
+Split from itops/inventory.py, which resolves and cross-checks them.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import re
+from collections.abc import Mapping
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
+
+from itops.yamlload import (
+    EnvName,
+    OptionalMapping,
+    Port,
+    PositiveDuration,
+    Size,
+    StrictModel,
+    StrList,
+)
+
+
+class SSHSpec(StrictModel):
+    """Connection keys allowed in ``defaults.ssh`` and directly on a host."""
+
+    user: str | None = None
+    port: Port | None = None
+    identity_file: str | None = None
+    known_hosts: StrList | None = None
+    connect_timeout: PositiveDuration | None = None
+    banner_timeout: PositiveDuration | None = None
+    auth_timeout: PositiveDuration | None = None
+    command_timeout: PositiveDuration | None = None
+    sudo: bool | None = None
+    password_env: EnvName | None = None
+    password_file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> SSHSpec:
+        if self.password_env and self.password_file:
+            raise ValueError("set password_env or password_file, not both")
+        return self
+
+
+class HostSpec(SSHSpec):
+    address: str | None = None
+    description: str | None = None
+    site: str | None = None
+    groups: StrList = ()
+    tags: StrList = ()
+    jump: str | None = None
+    vars: OptionalMapping = {}
+
+
+class DefaultsSpec(StrictModel):
+    ssh: Annotated[SSHSpec, BeforeValidator(lambda v: {} if v is None else v)] = SSHSpec()
+    concurrency: int = Field(32, ge=1)
+    vars: OptionalMapping = {}
+
+
+class GroupSpec(StrictModel):
+    description: str | None = None
+    hosts: StrList = ()
+    children: StrList = ()
+    vars: OptionalMapping = {}
+    checks: StrList = ()
+
+
+def _role_arn(value: str) -> str:
+    if not re.fullmatch(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+", value):
+        raise ValueError(f"must be an IAM role ARN like arn:aws:iam::123456789012:role/NAME, got {value!r}")
+    return value
+
+
+class _Entry(StrictModel):
+    """An entry of a section; the loader fills ``name`` and ``line`` (users never write them)."""
+
+    internal_fields = frozenset({"name", "line"})
+    name: str = ""
+    line: int = 0
+
+
+class Site(_Entry):
+    """A data center or region: metadata and vars shared by its hosts."""
+
+    description: str | None = None
+    owner: str | None = None
+    tier: str | None = None
+    vars: OptionalMapping = {}
+
+
+class Cloud(_Entry):
+    """A cloud account. Timeouts left unset are filled from ``defaults.ssh`` when loaded."""
+
+    provider: Literal["aws"] = "aws"
+    description: str | None = None
+    profile: str | None = None
+    role_arn: Annotated[str, AfterValidator(_role_arn)] | None = None
+    external_id: str | None = None
+    session_name: str | None = None
+    regions: StrList = ()
+    endpoint_url: str | None = None
+    connect_timeout: PositiveDuration | None = None  # API connect timeout (default: defaults.ssh)
+    read_timeout: PositiveDuration | None = None  # API read timeout (default: defaults.ssh command_timeout)
+    max_attempts: int | None = Field(None, ge=1, le=20)  # botocore adaptive-retry attempts
+    backup_buckets: StrList = ()  # S3 bucket names/globs holding backups (object lock checks)
+    vars: OptionalMapping = {}  # check parameters for this account (over defaults.vars)
+
+
+class RestoreTest(StrictModel):
+    """Open (extra keys allowed, in ``model_extra``) so each kind's verifier can add keys."""
+
+    model_config = ConfigDict(extra="allow")
+    into: str | None = None
+    rto: PositiveDuration | None = None
+    expect_files: StrList = ()
+    verify: tuple[Any, ...] = ()
+
+
+class BackupKind(enum.StrEnum):
+    """Where a backup lives and so how it is verified."""
+
+    FILE = "file"
+    S3 = "s3"
+    RESTIC = "restic"
+    POSTGRES_DUMP = "postgres_dump"
+    EBS_SNAPSHOT = "ebs_snapshot"
+    RDS_SNAPSHOT = "rds_snapshot"
+    AWS_BACKUP = "aws_backup"
+
+
+class Backup(_Entry):
+    """Keys every backup kind has; the subclass of each kind adds where the backup lives."""
+
+    kind: BackupKind
+    description: str | None = None
+    rpo: PositiveDuration
+    min_size: Size | None = None
+    keep: int | None = Field(None, ge=0)
+    min_copies: int | None = Field(None, ge=1)
+    max_shrink_pct: float | None = Field(None, ge=0, le=100)
+    integrity: str | None = None
+    manifest: str | None = None
+    restore_test: RestoreTest | None = None
+
+
+class FileBackup(Backup):
+    host: str | None = None  # None: on the machine itops runs on
+    path: str  # a glob on the host
+
+
+class S3Backup(Backup):
+    bucket: str
+    prefix: str = ""
+    cloud: str | None = None
+
+
+class ResticBackup(Backup):
+    repository: str
+    host: str | None = None
+    password_env: EnvName | None = None
+    password_file: str | None = None
+
+
+class PostgresDumpBackup(Backup):
+    path: str
+    host: str | None = None
+
+
+class AWSSnapshotBackup(Backup):
+    cloud: str
+    region: str | None = None
+    resource_ids: StrList = ()  # volume ids / DB instance identifiers; empty = all
+
+
+class AWSBackupVault(AWSSnapshotBackup):
+    vault: str
+
+
+BACKUP_KINDS: Mapping[str, type[Backup]] = {
+    BackupKind.FILE: FileBackup,
+    BackupKind.S3: S3Backup,
+    BackupKind.RESTIC: ResticBackup,
+    BackupKind.POSTGRES_DUMP: PostgresDumpBackup,
+    BackupKind.EBS_SNAPSHOT: AWSSnapshotBackup,
+    BackupKind.RDS_SNAPSHOT: AWSSnapshotBackup,
+    BackupKind.AWS_BACKUP: AWSBackupVault,
+}
+
+
+class WaiverRule(_Entry):
+    """A waiver as written in the inventory: ``check`` and ``target`` are fnmatch patterns."""
+
+    check: str = Field(min_length=1)
+    target: str = Field(min_length=1)
+    justification: str = Field(min_length=1)
+    approver: str = Field(min_length=1)
+    expires: date
+    ticket: str | None = None
+
+    def matches(self, check_id: str, target: str) -> bool:
+        """True when this waiver's patterns cover ``check_id`` on ``target``."""
+        return fnmatch.fnmatchcase(check_id, self.check) and fnmatch.fnmatchcase(target, self.target)
+
+    def expired(self, today: date) -> bool:
+        """Waivers apply through their ``expires`` day and stop the day after."""
+        return today > self.expires
+
+
+class TopSpec(StrictModel):
+    version: Any = None
+    defaults: Any = None  # validated on its own so a bad default does not hide other problems
+    sites: OptionalMapping = {}
+    groups: OptionalMapping = {}
+    hosts: OptionalMapping = {}
+    clouds: OptionalMapping = {}
+    backups: OptionalMapping = {}
+    waivers: Annotated[list[Any], BeforeValidator(lambda v: [] if v is None else v)] = []
+    checks_dirs: StrList = ()
+
+
