@@ -8,9 +8,14 @@
 #   busybox-static  the fast minimal chroot root (must be the static build)
 #   util-linux      unshare/mount: each lab sshd gets its own hostname and a private /proc mount
 #   debian-archive-keyring, ca-certificates: debootstrap verifies the archive it downloads
+#   gzip tar zstd   backup integrity tests and restores of file backups (gzip -t, tar -t, zstd -t)
+#   restic          restic backup verification (snapshots, check --read-data-subset, restore) and its tests
+#   postgresql postgresql-client: pg_restore/psql for postgres_dump verification and restore tests; the
+#                   tests initdb a throwaway server (Debian's service is not started: policy-rc.d / no systemd)
+#   prometheus      promtool, to check the node_exporter textfile of `itops backup verify --prom-file`
 set -eu
 
-PACKAGES="python3-venv openssh-server openssh-client debootstrap busybox-static util-linux ca-certificates debian-archive-keyring"
+PACKAGES="python3-venv openssh-server openssh-client debootstrap busybox-static util-linux ca-certificates debian-archive-keyring chromium fonts-dejavu-core gzip tar zstd restic postgresql postgresql-client prometheus"
 
 if [ "$(id -u)" -ne 0 ]; then
     exec sudo -- "$0" "$@"

@@ -86,6 +86,12 @@ def main() -> None:
     help="debian: debootstrap'ed bookworm (cached); busybox: minimal.",
 )
 @click.option("--detach", is_flag=True, help="Return once the hosts are up; stop them with `down`.")
+@click.option(
+    "--backups",
+    is_flag=True,
+    help="Plant demo file backups (healthy and faulty) on lab1 and declare them in the inventory "
+    "(`itops backup verify` then reports the planted faults).",
+)
 @click.option("--startup-timeout", type=float, default=30.0, show_default=True)
 @click.option(
     "--max-seconds",
@@ -95,7 +101,14 @@ def main() -> None:
     help="In the foreground, stop by itself after this long.",
 )
 def up(
-    directory: Path, count: int, roots: bool, root_kind: str, detach: bool, startup_timeout: float, max_seconds: float
+    directory: Path,
+    count: int,
+    roots: bool,
+    root_kind: str,
+    detach: bool,
+    startup_timeout: float,
+    max_seconds: float,
+    backups: bool = False,
 ) -> None:
     """Start the lab and print the inventory path."""
     directory = directory.resolve()
@@ -126,7 +139,8 @@ def up(
                 root = host_roots.create(name, RootKind(root_kind), profile)
             specs.append(LabHostSpec(name=name, groups=groups, root=root))
         fleet = start_fleet(directory, specs, startup_timeout=startup_timeout)
-        inventory = fleet.write_inventory(directory / "inventory.yaml")
+        extra = {"backups": _plant_backups(specs[0], directory)} if backups else None
+        inventory = fleet.write_inventory(directory / "inventory.yaml", extra=extra)
         state = dict(
             fleet.state(),
             inventory=str(inventory),
@@ -157,6 +171,17 @@ def up(
             host_roots.close()
         if not detach:
             (directory / STATE_FILE).unlink(missing_ok=True)
+
+
+def _plant_backups(spec: LabHostSpec, directory: Path) -> dict[str, Any]:
+    """Demo backups on the first lab host: inside its root, or (no root) in DIR/backups on this machine."""
+    from itops.backup.demo import plant_demo_backups
+
+    if spec.root is not None:
+        return plant_demo_backups(spec.root, host=spec.name)
+    return plant_demo_backups(
+        None, host=spec.name, base=str(directory / "backups"), scratch=str(directory / "restore-scratch")
+    )
 
 
 @main.command()

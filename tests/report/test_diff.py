@@ -7,7 +7,7 @@ import time
 from dataclasses import replace
 
 from click.testing import CliRunner
-from conftest import WAIVER, result, store_run
+from report_helpers import WAIVER, result, store_run
 
 from itops.cli.main import cli
 from itops.model import Run, Status

@@ -14,9 +14,9 @@ import jsonschema
 import pytest
 import xmlschema
 from click.testing import CliRunner
-from conftest import DATA, HOSTILE_TARGET, SECRET, result, store_run
 from junitparser import Error, Failure, JUnitXml, Skipped
 from py_ocsf_models.events.findings.detection_finding import DetectionFinding
+from report_helpers import DATA, HOSTILE_TARGET, SECRET, result, store_run
 
 from itops.cli.main import cli
 from itops.errors import UsageError

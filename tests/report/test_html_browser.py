@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from browser import Chromium, chromium_path
-from conftest import HOSTILE_TARGET
+from report_helpers import HOSTILE_TARGET
 
 from itops.model import Run
 from itops.report import render, write_report

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import result, store_run
+from report_helpers import result, store_run
 
 from itops.cli.main import cli
 from itops.errors import ConfigError

@@ -1,0 +1,184 @@
+"""``itops backup verify``: freshness, integrity and restore tests of the inventory's backups, stored as a run."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from itops import __version__
+from itops.backup.facts import format_duration, format_limit
+from itops.backup.metrics import load_records, save_records, update_records, write_prom_file
+from itops.backup.options import backup_options
+from itops.backup.verify import BackupOutcome, BackupVerifier, VerifyOptions, select_backups
+from itops.cli.checks_cmd import checks_dir_option
+from itops.cli.output import render_summary, run_to_json, use_colour
+from itops.cli.runs_cmd import store_option
+from itops.errors import UsageError
+from itops.exitcodes import ExitStatus
+from itops.inventory import load_inventory
+from itops.model import Run, Severity
+from itops.registry import load_registry
+from itops.runner import exit_code_for
+from itops.store import Store, new_run_id
+from itops.waivers import WaiverSet
+
+
+@click.group()
+def backup() -> None:
+    """Backups: verify freshness (RPO), integrity and restores (RTO)."""
+
+
+@contextmanager
+def _stop_on_signals(verifier: BackupVerifier) -> Iterator[list[int]]:
+    received: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if not received:
+            click.echo(f"\nstopping on {signal.Signals(signum).name}: keeping results gathered so far", err=True)
+        received.append(signum)
+        verifier.interrupt()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@backup.command("verify")
+@click.option("-i", "--inventory", "inventory_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--limit", "limits", multiple=True, help="Backups: name-glob, kind:KIND, host:HOST, cloud:CLOUD, !excl.")
+@click.option(
+    "--restore-test/--no-restore-test",
+    "restore",
+    default=None,
+    help="Restore every restorable backup into scratch space and verify it (default: only backups with a "
+    "restore_test section); --no-restore-test: none.",
+)
+@click.option("--checks", "patterns", multiple=True, help="Backup check id glob(s), e.g. 'backup.within_rpo'.")
+@checks_dir_option
+@click.option("--prom-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write node_exporter textfile metrics here (atomic rename).")  # fmt: skip
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=None, help="Hosts / cloud backups in parallel.")
+@click.option(
+    "--fail-on",
+    type=click.Choice([s.value for s in Severity]),
+    default="low",
+    show_default=True,
+    help="Lowest severity of a FAIL that makes the exit code 1.",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@store_option
+@click.option("--waivers", "waivers_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Extra waivers file (besides the inventory's waivers).")  # fmt: skip
+@click.option("--trust-on-first-use", "tofu_file", type=click.Path(dir_okay=False), default=None,
+              help="Record unknown host keys in FILE instead of rejecting them.")  # fmt: skip
+@click.option("--all", "show_pass", is_flag=True, help="List passed checks too.")
+def verify(
+    inventory_path: Path,
+    limits: tuple[str, ...],
+    restore: bool | None,
+    patterns: tuple[str, ...],
+    checks_dirs: tuple[Path, ...],
+    prom_file: Path | None,
+    concurrency: int | None,
+    fail_on: str,
+    fmt: str,
+    store_dir: Path | None,
+    waivers_file: Path | None,
+    tofu_file: str | None,
+    show_pass: bool,
+) -> None:
+    """Verify backups: newest copy within RPO, size, integrity, copies, protection, and restore tests."""
+    inv = load_inventory(inventory_path)
+    options = backup_options(inv)
+    if not inv.backups:
+        raise UsageError(f"{inventory_path} has no backups", hint="declare them under `backups:` in the inventory")
+    registry = load_registry([*checks_dirs, *inv.checks_dirs])
+    for w in registry.warnings:
+        click.echo(f"warning: {w}", err=True)
+    backups = select_backups(inv, list(limits))
+    checks = registry.select(list(patterns), target="backup")
+    if not checks:
+        raise UsageError(
+            f"no backup check matches {', '.join(patterns) or '*'}", hint="itops checks list --target backup"
+        )
+    waivers = WaiverSet.load(inv, extra_file=waivers_file)
+    store = Store(store_dir)
+    state_dir = store.root / "state"
+    run = Run(id=new_run_id(), kind="backup", started=time.time(), inventory=str(inventory_path),
+              inventory_digest=inv.digest, version=__version__)  # fmt: skip
+    writer = store.begin(run)
+    verifier = BackupVerifier(
+        run.id,
+        inv,
+        backups,
+        checks,
+        options,
+        VerifyOptions(
+            restore=restore, concurrency=concurrency or inv.concurrency, state_dir=state_dir, tofu_file=tofu_file
+        ),
+    )
+    outcomes: list[BackupOutcome] = []
+    host_keys: dict[str, str] = {}
+    state = "complete"
+    try:
+        with _stop_on_signals(verifier) as received:
+            for outcome in verifier.run():
+                outcome = replace(outcome, results=waivers.apply_all(outcome.results))
+                for result in outcome.results:
+                    writer.add(result)
+                outcomes.append(outcome)
+                if outcome.host and outcome.host_key:
+                    host_keys[outcome.host] = outcome.host_key
+        if received:
+            state = "interrupted"
+    except BaseException:
+        writer.finish("failed", int(ExitStatus.INTERNAL), host_keys)
+        raise
+    code = exit_code_for(writer.results, Severity(fail_on))
+    if state == "interrupted" and code == 0:
+        code = ExitStatus.INCOMPLETE
+    run = writer.finish(state, int(code), host_keys)
+    records = update_records(load_records(state_dir), outcomes, run.finished or time.time())
+    save_records(state_dir, records)
+    if prom_file is not None:
+        write_prom_file(prom_file, records, time.time(), only=inv.backups)
+    if fmt == "json":
+        click.echo(run_to_json(run, writer.results))
+    else:
+        click.echo(render_summary(run, writer.results, colour=use_colour(), show_pass=show_pass))
+        table = render_restores(outcomes)
+        if table:
+            click.echo(table)
+        click.echo(f"Stored as run {run.id} in {store.root} (exit {int(code)})", err=True)
+    sys.exit(int(code))
+
+
+def render_restores(outcomes: Sequence[BackupOutcome]) -> str:
+    """The restore tests of the run: measured time against the RTO and the verdict, one line each."""
+    rows = [(o.backup, o.facts.restore) for o in outcomes if o.facts.restore is not None]
+    if not rows:
+        return ""
+    width = max(len(name) for name, _ in rows) + 2
+    lines = ["", "RESTORE TESTS"]
+    for name, r in sorted(rows, key=lambda row: row[0]):
+        assert r is not None
+        took = format_duration(r.seconds) if r.seconds is not None else "-"
+        rto = f"RTO {format_limit(r.rto)}" if r.rto is not None else "no RTO"
+        over = r.rto is not None and r.seconds is not None and r.seconds > r.rto
+        if not r.ok:
+            verdict = "FAIL (restore, over RTO)" if over else "FAIL (restore)"
+        else:
+            verdict = "FAIL (over RTO)" if over else "ok" if r.rto is None else "ok (within RTO)"
+        lines.append(f"  {name.ljust(width)}{took:>9}  {rto:<12} {verdict:<24} {r.what or '; '.join(r.problems)}")
+    return "\n".join(lines)

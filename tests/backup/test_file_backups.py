@@ -1,0 +1,127 @@
+"""File backups on a real lab host (sshd, Debian root): real gzip/tar/zstd archives with planted faults."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from backup_helpers import failures, not_assessed, statuses, verify, write_inventory
+
+from itops.backup.demo import DEMO_FAULTS, DEMO_RESTORE_ALL_FAULTS, plant_demo_backups
+from itops.lab import plant
+from itops.lab.roots import resolve_in_root
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def demo_outcomes(backup_lab, tmp_path_factory):
+    inv = write_inventory(tmp_path_factory.mktemp("inv") / "inv.yaml", backup_lab.fleet, backup_lab.demo)
+    return verify(inv)
+
+
+def test_every_planted_fault_fails_with_a_message_saying_what_is_wrong(demo_outcomes):
+    assert not_assessed(demo_outcomes) == []
+    found = failures(demo_outcomes)
+    assert set(found) == set(DEMO_FAULTS), found
+    for key, fragment in DEMO_FAULTS.items():
+        assert fragment in found[key], (key, found[key])
+
+
+def test_healthy_backups_pass_every_check(demo_outcomes):
+    fresh = statuses(demo_outcomes["files-fresh"])
+    assert fresh == {
+        "backup.within_rpo": {"PASS"},
+        "backup.size_ok": {"PASS"},
+        "backup.integrity_ok": {"PASS"},
+        "backup.copies_retained": {"PASS"},
+        "backup.restore_test_passed": {"PASS"},
+        "backup.restore_within_rto": {"PASS"},
+    }
+    integrity = next(r for r in demo_outcomes["files-fresh"].results if r.check_id == "backup.integrity_ok")
+    assert "gzip -t" in integrity.message and "tar -tzf" in integrity.message
+    assert "sha256 matches SHA256SUMS" in integrity.message
+    zstd = statuses(demo_outcomes["files-zstd"])
+    assert all(s == {"PASS"} for s in zstd.values()), zstd
+    restore = next(r for r in demo_outcomes["files-zstd"].results if r.check_id == "backup.restore_test_passed")
+    assert "1 expected file(s) present" in restore.message and "sampled member(s) match" in restore.message
+
+
+def test_restores_are_timed_against_the_rto_and_scratch_space_is_removed(demo_outcomes, backup_lab):
+    fresh = demo_outcomes["files-fresh"].facts.restore
+    assert fresh is not None and fresh.ok and fresh.seconds is not None and 0 < fresh.seconds < 300
+    assert fresh.rto == 300
+    assert "etc/app/app.conf sha256 ok" in fresh.verified
+    rto = next(r for r in demo_outcomes["files-fresh"].results if r.check_id == "backup.restore_within_rto")
+    assert rto.message.startswith("restore took ") and "within RTO 5m" in rto.message
+    slow = next(r for r in demo_outcomes["files-slow"].results if r.check_id == "backup.restore_within_rto")
+    assert slow.status.value == "FAIL" and slow.message.startswith("restore took ")
+    # the failed restore (missing expected file) and the passing ones all cleaned up
+    bad = demo_outcomes["files-badrestore"].facts.restore
+    assert bad is not None and not bad.ok and bad.cleanup_ok
+    assert list(backup_lab.scratch_dir().iterdir()) == []
+
+
+def test_restore_test_flag_restores_every_file_backup(backup_lab, tmp_path):
+    inv = write_inventory(tmp_path / "inv.yaml", backup_lab.fleet, backup_lab.demo)
+    outcomes = verify(inv, restore=True)
+    found = failures(outcomes)
+    assert set(found) == set(DEMO_FAULTS) | set(DEMO_RESTORE_ALL_FAULTS), found
+    stale = outcomes["files-stale"].facts.restore  # a plain .gz: decompressed into scratch
+    assert stale is not None and stale.ok, stale
+    assert not_assessed(outcomes) == []
+    assert list((backup_lab.root / "var/tmp").glob("itops-restore.*")) == []
+
+
+def test_a_backup_landing_during_verification_is_not_confused(backup_lab, tmp_path):
+    """Listing, integrity and restore each name the file they used; all agree on the newest."""
+    inv = write_inventory(tmp_path / "inv.yaml", backup_lab.fleet, backup_lab.demo)
+    out = verify(inv, ["files-fresh"])["files-fresh"]
+    newest = out.facts.newest()
+    assert newest is not None and out.facts.integrity is not None
+    assert out.facts.integrity.detail == os.path.basename(newest.name)
+
+
+def test_a_host_that_cannot_be_reached_is_unreachable_not_failed(backup_lab, tmp_path):
+    fleet = backup_lab.fleet
+    doc_backups = {"files-fresh": backup_lab.demo["files-fresh"]}
+    inv_path = write_inventory(tmp_path / "inv.yaml", fleet, doc_backups)
+    text = inv_path.read_text().replace(f"port: {fleet['bk1'].port}", "port: 1")
+    inv_path.write_text(text)
+    out = verify(inv_path)["files-fresh"]
+    assert {r.status.value for r in out.results} == {"UNREACHABLE"}
+    assert "connection refused" in out.results[0].message
+
+
+def test_glob_values_with_shell_syntax_are_quoted_and_never_run(backup_lab, tmp_path):
+    """An inventory path with spaces, quotes and $(...) reaches the shell only through shlex.quote."""
+    root = backup_lab.root
+    folder = "/var/backups/odd name's $(touch pwned)"
+    now = time.time()
+    entries = plant_demo_backups(root, host="bk1", base=folder, now=now, seed=11)
+    canary = resolve_in_root(root, "/pwned")
+    inv = write_inventory(tmp_path / "inv.yaml", backup_lab.fleet, {"odd": entries["files-fresh"]})
+    out = verify(inv)["odd"]
+    assert statuses(out)["backup.within_rpo"] == {"PASS"}, out.results
+    assert statuses(out)["backup.restore_test_passed"] == {"PASS"}, out.results
+    assert not canary.exists() and not Path("/pwned").exists()
+
+
+def test_restore_into_the_backup_folder_is_refused_at_run_time(backup_lab, tmp_path):
+    """The inventory rejects an explicit `into` inside the source; the default scratch parent
+    (/var/tmp) is refused at run time when the backups themselves live there."""
+    now = time.time()
+    t = now - 3600
+    path = "/var/tmp/dbdumps/app.tar.gz"
+    data = (backup_lab.root / "var/backups/itops-demo/few").iterdir().__next__().read_bytes()
+    plant(backup_lab.root, path, data)
+    os.utime(resolve_in_root(backup_lab.root, path), (t, t))
+    entry = {"kind": "file", "host": "bk1", "path": "/var/tmp/*/app.tar.gz", "rpo": "26h"}
+    inv = write_inventory(tmp_path / "inv.yaml", backup_lab.fleet, {"in-tmp": entry})
+    out = verify(inv, restore=True)["in-tmp"]
+    restore = next(r for r in out.results if r.check_id == "backup.restore_test_passed")
+    assert restore.status.value == "FAIL"
+    assert "restore target /var/tmp is inside the backup folder /var/tmp: refused" in restore.message
+    assert sorted(p.name for p in (backup_lab.root / "var/tmp").iterdir() if p.name.startswith("itops-restore.")) == []
