@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from itops.lab import HARDENED, WEAK, RootProfile
-from itops.lab.roots import ACCOUNT_DRIFT, CLEAN, NEGLECTED, SSH_DRIFT
+from itops.lab.profiles import ACCOUNT_DRIFT, CLEAN, NEGLECTED, SSH_DRIFT
 from itops.registry import load_registry
 
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from itops.lab.roots import plant, resolve_in_root
+from itops.lab.plant import plant, resolve_in_root
 
 DEMO_BASE = "/var/backups/itops-demo"
 DEMO_SCRATCH = "/var/tmp/itops-restore"  # noqa: S108 - parent of mktemp -d scratch folders

@@ -14,21 +14,16 @@ from itops.lab.fleet import (
     start_fleet,
     stop_processes,
 )
-from itops.lab.roots import (
-    HARDENED,
-    PROFILES,
-    WEAK,
-    HostRoots,
+from itops.lab.plant import (
     LabError,
-    RootKind,
-    RootProfile,
     apply_profile,
-    ensure_debian_base,
     plant,
     plant_mode,
     plant_owner,
     set_sshd_options,
 )
+from itops.lab.profiles import HARDENED, PROFILES, WEAK, RootProfile
+from itops.lab.roots import HostRoots, RootKind, ensure_debian_base
 
 __all__ = [
     "HARDENED",

@@ -20,7 +20,9 @@ from typing import Any
 import click
 
 from itops.lab.fleet import LabHostSpec, start_fleet, stop_processes
-from itops.lab.roots import HARDENED, WEAK, HostRoots, LabError, RootKind, remove_tree
+from itops.lab.plant import LabError
+from itops.lab.profiles import HARDENED, WEAK
+from itops.lab.roots import HostRoots, RootKind, remove_tree
 
 STATE_FILE = "lab-state.json"
 

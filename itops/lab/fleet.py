@@ -29,7 +29,8 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from itops.lab.roots import LabError, check_chroot_path
+from itops.lab.plant import LabError
+from itops.lab.roots import check_chroot_path
 
 SSHD = "/usr/sbin/sshd"
 LOCALHOST = "127.0.0.1"

@@ -24,24 +24,31 @@ from __future__ import annotations
 import contextlib
 import enum
 import fcntl
-import functools
 import json
 import os
 import pwd
-import re
 import secrets
 import shutil
 import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-from itops.errors import ItopsError
+from itops.lab.plant import (
+    DEBIAN_PLANTABLE_DEBS,
+    LabError,
+    _in_chroot,
+    _unshare_inode,
+    apply_profile,
+    plant,
+    resolve_in_root,
+)
+from itops.lab.profiles import (
+    RootProfile,
+)
 
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -60,9 +67,6 @@ DEBIAN_INCLUDE = (
     "auditd",
     "netbase",
 )
-# Downloaded (not installed) into var/cache/apt/archives at build time, so that a profile can
-# install them for real (``RootProfile.install_debs``) without network access later.
-DEBIAN_PLANTABLE_DEBS = ("telnet", "inetutils-telnet")
 # Bump when the post-processing in _finish_debian_root changes: the cache then rebuilds.
 DEBIAN_RECIPE_VERSION = 2
 RECIPE_MARKER = ".itops-lab-recipe.json"
@@ -82,294 +86,11 @@ _DEV_LINKS = {
 _DEV_NODES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9)}
 
 
-class LabError(ItopsError):
-    """The lab could not be set up (missing tool, bad directory, sshd did not start)."""
-
-
 class RootKind(enum.StrEnum):
     """Which base a host root is made from."""
 
     DEBIAN = "debian"
     BUSYBOX = "busybox"
-
-
-@dataclass(frozen=True)
-class PlantedFile:
-    """A file a profile writes into a root.
-
-    Owner and group are names in the ROOT's passwd/group, or numbers (a number no account has is
-    how an unowned file is planted). ``copy_of`` takes the bytes from another file of the root
-    instead of ``content`` (e.g. a SUID copy of /bin/dash).
-    """
-
-    content: str | bytes = ""
-    mode: int = 0o644
-    owner: str | int = "root"
-    group: str | int = "root"
-    copy_of: str = ""
-
-
-@dataclass(frozen=True)
-class PlantedDir:
-    """A directory a profile creates (or re-modes) in a root; owner/group as in :class:`PlantedFile`."""
-
-    mode: int = 0o755
-    owner: str | int = "root"
-    group: str | int = "root"
-
-
-@dataclass(frozen=True)
-class RootProfile:
-    """What makes one host root differ from another.
-
-    :func:`apply_profile` applies the fields in this order: ``install_debs``, ``sshd_options``,
-    extra accounts, ``line_edits``, ``appended``, ``strip_modes``, ``dirs``, ``files``,
-    ``removed``, ``kernel_modules``, ``file_modes``; so a planted file or mode always wins over the
-    blanket ``strip_modes``, and ``file_modes`` (applied last) over everything.
-    """
-
-    name: str
-    sshd_options: Mapping[str, str] = field(default_factory=dict)
-    # path -> (mode, owner name, group name); names resolve in the ROOT's passwd/group
-    file_modes: Mapping[str, tuple[int, str, str]] = field(default_factory=dict)
-    extra_passwd: tuple[str, ...] = ()
-    extra_shadow: tuple[str, ...] = ()
-    extra_group: tuple[str, ...] = ()
-    description: str = ""
-    # names from DEBIAN_PLANTABLE_DEBS, installed for real with dpkg (Debian roots only)
-    install_debs: tuple[str, ...] = ()
-    # path -> ((regex, replacement), ...): re.sub with MULTILINE; a pattern that matches nothing is
-    # an error (the recipe's files changed under the profile)
-    line_edits: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
-    appended: Mapping[str, str] = field(default_factory=dict)  # path -> text added at the end
-    # directory -> permission bits cleared on every regular file below it (e.g. o+rwx of logs)
-    strip_modes: Mapping[str, int] = field(default_factory=dict)
-    dirs: Mapping[str, PlantedDir] = field(default_factory=dict)
-    files: Mapping[str, PlantedFile] = field(default_factory=dict)
-    removed: tuple[str, ...] = ()
-    # modules the running kernel "ships": an (empty) .ko under /lib/modules/$(uname -r), indexed
-    # with depmod, so modprobe in the root resolves them as on a real host (Debian roots only)
-    kernel_modules: tuple[str, ...] = ()
-
-    def derive(self, name: str, *, description: str = "", drop: Iterable[str] = (), **changes: object) -> RootProfile:
-        """A new profile: this one with ``changes`` merged in.
-
-        Tuples are extended; mappings are updated key by key, except that ``line_edits`` and
-        ``appended`` of a path already present add to the inherited ones (edits run after them).
-        ``drop`` names keys to leave out of the inherited mappings and tuples (an sshd keyword, a
-        file path), so a planted profile can undo one hardening step of its parent.
-        """
-        dropped = set(drop)
-        merged: dict[str, Any] = {"name": name, "description": description}
-        for f in fields(self):
-            if f.name in ("name", "description"):
-                continue
-            mine: Any = getattr(self, f.name)
-            theirs: Any = changes.pop(f.name, None)
-            if isinstance(mine, Mapping):
-                value = {k: v for k, v in mine.items() if k not in dropped}
-                for k, v in (theirs or {}).items():
-                    value[k] = value[k] + v if f.name in ("line_edits", "appended") and k in value else v
-                merged[f.name] = value
-            else:
-                merged[f.name] = tuple(x for x in mine if x not in dropped) + tuple(theirs or ())
-        if changes:
-            raise TypeError(f"unknown RootProfile fields: {', '.join(sorted(changes))}")
-        return RootProfile(**merged)
-
-
-HARDENED = RootProfile(
-    name="hardened",
-    sshd_options={
-        "PermitRootLogin": "no",
-        "PasswordAuthentication": "no",
-        "PermitEmptyPasswords": "no",
-        "MaxAuthTries": "4",
-        "X11Forwarding": "no",
-    },
-    file_modes={"/etc/shadow": (0o640, "root", "shadow"), "/etc/passwd": (0o644, "root", "root")},
-)
-WEAK = RootProfile(
-    name="weak",
-    sshd_options={
-        "PermitRootLogin": "yes",
-        "PasswordAuthentication": "yes",
-        "PermitEmptyPasswords": "yes",
-        "MaxAuthTries": "10",
-        "X11Forwarding": "yes",
-    },
-    file_modes={"/etc/shadow": (0o644, "root", "shadow"), "/etc/passwd": (0o644, "root", "root")},
-    extra_passwd=(
-        "toor:x:0:0:second root:/root:/bin/sh",
-        "guest:x:1001:1001:guest:/home/guest:/bin/sh",
-    ),
-    extra_shadow=("toor:*:19700:0:99999:7:::", "guest::19700:0:99999:7:::"),
-    extra_group=("guest:x:1001:",),
-)
-
-# --------------------------------------------------------------------------- audit lab profiles
-# CLEAN is a Debian root hardened until every check that depends on the root's own files passes;
-# each planted profile is CLEAN plus a documented set of deliberate misconfigurations.
-# tests/lab_hosts.py pairs every profile with the check ids it must (and only it must) fail.
-
-STRONG_SSH_CIPHERS = (
-    "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr"
-)
-STRONG_SSH_MACS = "hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,hmac-sha2-512,hmac-sha2-256"
-STRONG_SSH_KEX = (
-    "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,"
-    "diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256"
-)
-LEGAL_BANNER = "Authorised use only. Activity on this system is monitored and recorded.\n"
-# a syntactically plausible yescrypt hash; the audit never sees it (the shadow probe says "set")
-_FAKE_HASH = "$y$j9T$itopslab0000000000000$0000000000000000000000000000000000000000000"
-_CRON_DIRS = ("/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly", "/etc/cron.d")
-
-CLEAN = RootProfile(
-    name="clean",
-    description="CIS-style hardened Debian 12 server: every root-dependent host check passes",
-    sshd_options={
-        "PermitRootLogin": "no",
-        "PasswordAuthentication": "no",
-        "KbdInteractiveAuthentication": "no",
-        "PermitEmptyPasswords": "no",
-        "HostbasedAuthentication": "no",
-        "IgnoreRhosts": "yes",
-        "PermitUserEnvironment": "no",
-        "GSSAPIAuthentication": "no",
-        "UsePAM": "yes",
-        "MaxAuthTries": "4",
-        "MaxSessions": "10",
-        "MaxStartups": "10:30:60",
-        "LoginGraceTime": "60",
-        "ClientAliveInterval": "15",
-        "ClientAliveCountMax": "3",
-        "LogLevel": "VERBOSE",
-        "Banner": "/etc/issue.net",
-        "DisableForwarding": "yes",
-        "X11Forwarding": "no",
-        "Ciphers": STRONG_SSH_CIPHERS,
-        "MACs": STRONG_SSH_MACS,
-        "KexAlgorithms": STRONG_SSH_KEX,
-    },
-    # one interactive administrator, as a real server has: password aged per policy, in group sudo
-    extra_group=("alice:x:1000:",),
-    extra_passwd=("alice:x:1000:1000:Alice Admin,,,:/home/alice:/bin/bash",),
-    extra_shadow=(f"alice:{_FAKE_HASH}:19700:1:365:7:::",),
-    line_edits={
-        "/etc/login.defs": (
-            (r"^PASS_MAX_DAYS\s+\S+", "PASS_MAX_DAYS\t365"),
-            (r"^PASS_MIN_DAYS\s+\S+", "PASS_MIN_DAYS\t1"),
-            (r"^PASS_WARN_AGE\s+\S+", "PASS_WARN_AGE\t7"),
-            (r"^UMASK\s+\S+", "UMASK\t\t027"),
-        ),
-        "/etc/group": ((r"^sudo:x:27:$", "sudo:x:27:alice"),),
-    },
-    strip_modes={"/var/log": 0o007},  # dpkg.log, alternatives.log, faillog ... are o+r as installed
-    dirs={"/home/alice": PlantedDir(0o750, "alice", "alice")},
-    files={
-        "/etc/issue.net": PlantedFile(LEGAL_BANNER),
-        "/etc/security/limits.d/60-coredump.conf": PlantedFile("* hard core 0\n"),
-        "/etc/modprobe.d/cramfs.conf": PlantedFile("install cramfs /bin/false\nblacklist cramfs\n"),
-    },
-    kernel_modules=("cramfs",),  # a Debian kernel ships it; the modprobe.d policy above disables it
-    file_modes={
-        "/etc/ssh/sshd_config": (0o600, "root", "root"),
-        "/etc/crontab": (0o600, "root", "root"),
-        **{d: (0o700, "root", "root") for d in _CRON_DIRS},
-    },
-)
-
-SSH_DRIFT = CLEAN.derive(
-    "ssh-drift",
-    description="sshd configuration drift: legacy algorithms, a cloud-init drop-in, a Match override",
-    # Banner: back to the default (none); PermitUserEnvironment: now decided by the drop-in below
-    drop=("Banner", "PermitUserEnvironment"),
-    sshd_options={
-        "Ciphers": STRONG_SSH_CIPHERS + ",aes128-cbc",
-        "MACs": STRONG_SSH_MACS + ",hmac-sha1",
-        "KexAlgorithms": STRONG_SSH_KEX + ",diffie-hellman-group14-sha1",
-        "LogLevel": "QUIET",
-        "MaxStartups": "100:30:200",
-        "ClientAliveCountMax": "0",  # 0 turns the cut-off of unresponsive clients off
-        "HostbasedAuthentication": "yes",
-        "X11Forwarding": "yes",  # NOT a finding: DisableForwarding yes still turns X11 forwarding off
-    },
-    files={
-        # PasswordAuthentication is NOT a finding: sshd_config sets it first and the first value wins
-        "/etc/ssh/sshd_config.d/50-cloud-init.conf": PlantedFile(
-            "PasswordAuthentication yes\nPermitUserEnvironment yes\n", mode=0o600
-        ),
-        "/etc/apt/sources.list.d/vendor.list": PlantedFile(
-            "deb [trusted=yes] http://apt.vendor.example/debian bookworm main\n"
-        ),
-    },
-    appended={"/etc/ssh/sshd_config": "\nMatch Address 192.0.2.0/24\n    PermitRootLogin yes\n"},
-    file_modes={
-        "/etc/ssh/sshd_config": (0o644, "root", "root"),
-        "/etc/ssh/ssh_host_ed25519_key": (0o644, "root", "root"),
-        "/etc/ssh/ssh_host_rsa_key.pub": (0o664, "root", "root"),
-        "/etc/issue.net": (0o664, "root", "root"),
-    },
-)
-
-ACCOUNT_DRIFT = CLEAN.derive(
-    "account-drift",
-    description="local account and privilege drift: extra UID 0, empty and unshadowed passwords, sudo",
-    extra_group=("wheel:x:0:alice", "guest:x:1001:"),
-    extra_passwd=(
-        "toor:x:0:0:second root:/root:/bin/sh",
-        "guest:x:1001:1001:guest:/home/guest:/bin/sh",
-        "svc:x:998:998:service account:/var/lib/svc:/bin/bash",  # no group 998 either
-        f"olduser:{_FAKE_HASH}:1002:1001:old account:/home/olduser:/usr/sbin/nologin",
-    ),
-    extra_shadow=("toor:*:19700:1:365:7:::", "guest::19700:1:365:7:::", "svc:!:19700:1:365:7:::"),
-    line_edits={
-        "/etc/login.defs": ((r"^PASS_MAX_DAYS\s+\S+", "PASS_MAX_DAYS\t99999"), (r"^UMASK\s+\S+", "UMASK\t\t022")),
-        "/etc/group": ((r"^shadow:x:42:$", "shadow:x:42:alice"),),
-        "/etc/shadow": ((r"^(alice:[^:]*:\d+:)1:", r"\g<1>0:"),),
-    },
-    appended={"/root/.profile": 'PATH="$PATH:/opt/tools"\n'},
-    dirs={
-        "/home/alice": PlantedDir(0o755, "alice", "alice"),
-        "/home/guest": PlantedDir(0o700, "guest", "guest"),
-        "/opt/tools": PlantedDir(0o755, "alice", "alice"),
-    },
-    files={
-        "/etc/sudoers.d/90-alice": PlantedFile(
-            "alice ALL=(ALL:ALL) NOPASSWD: ALL\nDefaults:alice !authenticate\n", mode=0o440
-        ),
-    },
-    file_modes={"/etc/shadow": (0o644, "root", "shadow"), "/etc/gshadow-": (0o644, "root", "shadow")},
-)
-
-NEGLECTED = CLEAN.derive(
-    "neglected",
-    description="a neglected server: loose cron and log permissions, stray files, legacy client, old release",
-    drop=("/etc/modprobe.d/cramfs.conf", "/etc/security/limits.d/60-coredump.conf"),
-    install_debs=("telnet", "inetutils-telnet"),
-    dirs={"/srv/upload": PlantedDir(0o777)},
-    files={
-        "/var/log/auth.log": PlantedFile("", mode=0o644),
-        "/etc/systemd/journald.conf": PlantedFile("[Journal]\nCompress=no\n"),
-        "/usr/local/bin/.helper": PlantedFile(mode=0o4755, copy_of="/bin/dash"),
-        "/usr/local/etc/app.conf": PlantedFile("listen=0.0.0.0\n", mode=0o666),
-        "/opt/vendor/agent.bin": PlantedFile("#!/bin/sh\n", mode=0o755, owner=4242, group=4242),
-        "/etc/os-release": PlantedFile(
-            'PRETTY_NAME="Debian GNU/Linux 10 (buster)"\nNAME="Debian GNU/Linux"\nVERSION_ID="10"\n'
-            'VERSION="10 (buster)"\nVERSION_CODENAME=buster\nID=debian\n'
-        ),
-    },
-    removed=("/etc/cron.daily/logrotate",),
-    file_modes={
-        "/etc/crontab": (0o644, "root", "root"),
-        "/etc/cron.d": (0o755, "root", "root"),
-        "/etc/security/opasswd": (0o644, "root", "root"),
-        "/etc/passwd-": (0o664, "root", "root"),
-    },
-)
-
-PROFILES = {p.name: p for p in (HARDENED, WEAK, CLEAN, SSH_DRIFT, ACCOUNT_DRIFT, NEGLECTED)}
 
 
 def default_cache_dir() -> Path:
@@ -466,15 +187,6 @@ def _finish_debian_root(root: Path) -> None:
     _in_chroot(root, ["apt-cache", "gencaches"], what="building the apt caches")
 
 
-def _in_chroot(root: Path, command: list[str], *, what: str, timeout: float = 600.0) -> str:
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"}
-    proc = subprocess.run(["chroot", str(root), *command], capture_output=True, text=True, timeout=timeout, env=env)
-    if proc.returncode != 0:
-        output = (proc.stderr or proc.stdout).strip()[-500:]
-        raise LabError(f"{what} in {root} failed (exit {proc.returncode}): {output}")
-    return proc.stdout
-
-
 @contextlib.contextmanager
 def _file_lock(path: Path, *, timeout: float) -> Iterator[None]:
     deadline = time.monotonic() + timeout
@@ -560,249 +272,6 @@ def remove_tree(path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- file helpers
-
-
-def resolve_in_root(root: Path, path: str, *, follow_last: bool = False) -> Path:
-    """Map an absolute path inside ``root`` to the host path, following symlinks as the chroot would."""
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    current = root
-    hops = 0
-    while parts:
-        name = parts.pop(0)
-        if name == "..":
-            current = current.parent if current != root else root
-            continue
-        candidate = current / name
-        if candidate.is_symlink() and (parts or follow_last):
-            hops += 1
-            if hops > 40:
-                raise LabError(f"too many symlinks resolving {path} in {root}")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                current = root
-            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-            continue
-        current = candidate
-    return current
-
-
-def _id_from(root: Path, db: str, name: str | int) -> int:
-    if isinstance(name, int):
-        return name
-    for line in (root / "etc" / db).read_text().splitlines():
-        fields = line.split(":")
-        if len(fields) > 2 and fields[0] == name:
-            return int(fields[2])
-    raise LabError(f"no {db} entry {name!r} in {root}/etc/{db}")
-
-
-def plant(
-    root: Path,
-    path: str,
-    content: str | bytes,
-    *,
-    mode: int = 0o644,
-    owner: str | int = "root",
-    group: str | int = "root",
-) -> Path:
-    """Write ``content`` to ``path`` inside ``root`` as a NEW file renamed into place.
-
-    Owner and group are names looked up in the root's own /etc/passwd and /etc/group (or numeric
-    ids). A symlink at ``path`` is replaced by the file, never written through.
-    """
-    target = resolve_in_root(root, path)
-    target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    data = content.encode() if isinstance(content, str) else content
-    uid, gid = _id_from(root, "passwd", owner), _id_from(root, "group", group)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            os.fchown(fh.fileno(), uid, gid)
-            os.fchmod(fh.fileno(), mode)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return target
-
-
-def _unshare_inode(target: Path) -> None:
-    """Give a hard-linked regular file its own inode, so chmod/chown cannot touch the cache."""
-    st = target.lstat()
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink < 2:
-        return
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, target.open("rb") as src:
-            shutil.copyfileobj(src, out)
-            os.fchown(out.fileno(), st.st_uid, st.st_gid)
-            os.fchmod(out.fileno(), stat.S_IMODE(st.st_mode))
-        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))  # checks may look at mtimes
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def plant_mode(root: Path, path: str, mode: int) -> Path:
-    """chmod ``path`` inside ``root`` (copying it first if it shares an inode with the cache)."""
-    target = resolve_in_root(root, path, follow_last=True)
-    _unshare_inode(target)
-    os.chmod(target, mode)
-    return target
-
-
-def plant_owner(root: Path, path: str, owner: str | int, group: str | int) -> Path:
-    """chown ``path`` inside ``root`` to names from the root's passwd/group (copy-on-write)."""
-    target = resolve_in_root(root, path, follow_last=True)
-    _unshare_inode(target)
-    os.chown(target, _id_from(root, "passwd", owner), _id_from(root, "group", group), follow_symlinks=False)
-    return target
-
-
-def set_sshd_options(root: Path, options: Mapping[str, str]) -> Path:
-    """Set keywords in the root's /etc/ssh/sshd_config so that each is stated exactly once.
-
-    An existing active line for a keyword is replaced in place; a missing one is added at the top,
-    before any Include or Match block (sshd keeps the FIRST value it reads).
-    """
-    config = resolve_in_root(root, "/etc/ssh/sshd_config", follow_last=True)
-    lines = config.read_text().splitlines() if config.exists() else []
-    wanted = {k.lower(): (k, v) for k, v in options.items()}
-    seen: set[str] = set()
-    out: list[str] = []
-    for line in lines:
-        words = line.split()
-        key = words[0].lower() if words and not words[0].startswith("#") else ""
-        if key in wanted:
-            if key not in seen:
-                out.append(" ".join(wanted[key]))
-                seen.add(key)
-            continue
-        out.append(line)
-    missing = [" ".join(kv) for k, kv in wanted.items() if k not in seen]
-    plant(root, "/etc/ssh/sshd_config", "\n".join(missing + out) + "\n", mode=0o644)
-    return config
-
-
-def apply_profile(root: Path, profile: RootProfile) -> None:
-    """Make ``root`` look like ``profile`` (see :class:`RootProfile` for the order of the steps)."""
-    if profile.install_debs:
-        install_debs(root, profile.install_debs)
-    if profile.sshd_options:
-        set_sshd_options(root, profile.sshd_options)
-    for db, extra in (
-        ("group", profile.extra_group),
-        ("passwd", profile.extra_passwd),
-        ("shadow", profile.extra_shadow),
-    ):
-        if extra:
-            _rewrite(root, f"/etc/{db}", functools.partial(_appended, "".join(line + "\n" for line in extra)))
-    for path, edits in profile.line_edits.items():
-        _rewrite(root, path, functools.partial(_edited, path, edits))
-    for path, extra_text in profile.appended.items():
-        _rewrite(root, path, functools.partial(_appended, extra_text))
-    for top, bits in profile.strip_modes.items():
-        strip_modes(root, top, bits)
-    for path, d in profile.dirs.items():
-        plant_dir(root, path, d.mode, d.owner, d.group)
-    for path, f in profile.files.items():
-        content = resolve_in_root(root, f.copy_of, follow_last=True).read_bytes() if f.copy_of else f.content
-        plant(root, path, content, mode=f.mode, owner=f.owner, group=f.group)
-    for path in profile.removed:
-        resolve_in_root(root, path).unlink(missing_ok=True)
-    if profile.kernel_modules:
-        plant_kernel_modules(root, profile.kernel_modules)
-    for path, (mode, owner, group) in profile.file_modes.items():
-        plant_owner(root, path, owner, group)
-        plant_mode(root, path, mode)
-
-
-def _rewrite(root: Path, path: str, change: Callable[[str], str]) -> None:
-    """Replace a text file of the root by ``change(text)`` (a new inode), keeping mode and owner."""
-    file = resolve_in_root(root, path, follow_last=True)
-    st = file.stat()
-    text = file.read_text()
-    if text and not text.endswith("\n"):
-        text += "\n"
-    plant(root, path, change(text), mode=stat.S_IMODE(st.st_mode), owner=st.st_uid, group=st.st_gid)
-
-
-def _appended(extra: str, text: str) -> str:
-    return text + extra
-
-
-def _edited(path: str, edits: Iterable[tuple[str, str]], text: str) -> str:
-    for pattern, replacement in edits:
-        text, n = re.subn(pattern, replacement, text, flags=re.MULTILINE)
-        if n == 0:
-            raise LabError(f"profile edit {pattern!r} matches nothing in {path}")
-    return text
-
-
-def plant_dir(root: Path, path: str, mode: int, owner: str | int = "root", group: str | int = "root") -> Path:
-    """Create (or re-mode) directory ``path`` inside ``root``, owned by names from the root's passwd/group."""
-    target = resolve_in_root(root, path, follow_last=True)
-    target.mkdir(mode=0o755, parents=True, exist_ok=True)
-    os.chown(target, _id_from(root, "passwd", owner), _id_from(root, "group", group))
-    os.chmod(target, mode)  # after chown, which clears set-id bits
-    return target
-
-
-def strip_modes(root: Path, path: str, bits: int) -> list[Path]:
-    """Clear ``bits`` on every regular file below ``path`` in ``root``; returns the files changed."""
-    changed: list[Path] = []
-    for top, _dirs, files in os.walk(resolve_in_root(root, path, follow_last=True)):
-        for name in files:
-            file = Path(top) / name
-            st = file.lstat()
-            if stat.S_ISREG(st.st_mode) and st.st_mode & bits:
-                _unshare_inode(file)
-                os.chmod(file, stat.S_IMODE(st.st_mode) & ~bits)
-                changed.append(file)
-    return changed
-
-
-def install_debs(root: Path, packages: Iterable[str]) -> None:
-    """Install packages whose .deb the recipe downloaded (:data:`DEBIAN_PLANTABLE_DEBS`) with dpkg in the root.
-
-    dpkg unpacks to a new file and renames it into place, and adds names to the HOST's own copies
-    of the directories, so files hard-linked to the cache are never written.
-    """
-    archives = root / "var/cache/apt/archives"
-    debs = []
-    for name in packages:
-        found = sorted(archives.glob(f"{name}_*.deb"))
-        if name not in DEBIAN_PLANTABLE_DEBS or not found:
-            raise LabError(f"no cached .deb for {name!r} in {archives}", hint="add it to DEBIAN_PLANTABLE_DEBS")
-        debs.append("/" + str(found[-1].relative_to(root)))
-    _in_chroot(root, ["dpkg", "--force-confold", "-i", *debs], what="installing " + ", ".join(packages))
-
-
-def plant_kernel_modules(root: Path, modules: Iterable[str]) -> None:
-    """Give the root a module tree for the RUNNING kernel (chroots share it) holding ``modules``.
-
-    The .ko files are empty: modprobe in the root only needs depmod's index to resolve a name
-    (``modprobe -n`` never loads anything); depmod's complaint about their missing symbols is expected.
-    """
-    release = os.uname().release
-    tree = f"/lib/modules/{release}"
-    for name in modules:
-        plant(root, f"{tree}/kernel/fs/{name}/{name}.ko", b"")
-    subprocess.run(
-        ["chroot", str(root), "depmod", release],
-        capture_output=True,
-        timeout=60,
-        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
-    )
-    if not resolve_in_root(root, f"{tree}/modules.dep.bin", follow_last=True).exists():
-        raise LabError(f"depmod did not index the planted modules in {root}{tree}")
-
-
-# --------------------------------------------------------------------------- root builders
 
 
 def copy_debian_base(base: Path, dest: Path) -> None:

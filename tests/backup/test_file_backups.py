@@ -11,7 +11,7 @@ from backup_helpers import failures, not_assessed, statuses, verify, write_inven
 
 from itops.backup.demo import DEMO_FAULTS, DEMO_RESTORE_ALL_FAULTS, plant_demo_backups
 from itops.lab import plant
-from itops.lab.roots import resolve_in_root
+from itops.lab.plant import resolve_in_root
 
 pytestmark = pytest.mark.integration
 
