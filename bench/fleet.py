@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import os
 import resource
@@ -29,16 +30,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import paramiko
-
 from itops.cli.main import cli
 from itops.inventory import load_inventory
 from itops.lab import HARDENED, HostRoots, RootKind
-from itops.lab.fleet import LabHostSpec, free_port, start_fleet
+from itops.lab.fleet import LabHostSpec, start_fleet
 from itops.registry import load_registry
 from itops.runner import plan_hosts, target_for
-from itops.transport.base import pump_frames
-from itops.transport.batch import build_script
 from itops.transport.ssh import KnownHosts, SSHConnection
 
 
@@ -120,11 +117,13 @@ def naive(inv_path: Path, concurrency: int, checks: str) -> None:
 
 def proxied_inventory(fleet, workdir: Path, rtt_ms: float) -> tuple[Path, subprocess.Popen[str]]:
     """Put a latency proxy in front of every host; returns the inventory that goes through it."""
-    ports = {h.name: free_port() for h in fleet}
-    maps = [f"--map={ports[h.name]}=127.0.0.1:{h.port}" for h in fleet]
+    maps = [f"--map={h.name}=127.0.0.1:{h.port}" for h in fleet]
     proxy = subprocess.Popen([sys.executable, str(Path(__file__).with_name("latency_proxy.py")),
                               "--rtt-ms", str(rtt_ms), *maps], stdout=subprocess.PIPE, text=True)
-    assert proxy.stdout is not None and proxy.stdout.readline().strip() == "ready"
+    assert proxy.stdout is not None
+    words = proxy.stdout.readline().split()
+    assert words and words[0] == "ready", words
+    ports = {name: int(port) for name, _, port in (w.partition("=") for w in words[1:])}
     known = workdir / f"known_hosts_rtt{rtt_ms:g}"
     known.write_text("".join(f"[127.0.0.1]:{ports[h.name]} {h.host_key.get_name()} {h.host_key.get_base64()}\n"
                              for h in fleet))
@@ -154,11 +153,11 @@ def bench(n: int, repeat: int, workdir: Path, root_kind: str, checks: str,
             try:
                 floor(inv, conc, checks)  # warm-up: page cache, sshd, host-side caches
                 for i in range(repeat):
-                    store = workdir / f"store{n}-{rtt}-{i}"
-                    runs["c"].append(measure(lambda: floor(inv, conc, checks)))
-                    runs["a"].append(measure(lambda: audit_in_process(inv, store, checks)))
-                    runs["a_cli"].append(measure(lambda: audit_subprocess(inv, workdir / f"cli{n}-{rtt}-{i}", checks)))
-                    runs["b"].append(measure(lambda: naive(inv, conc, checks)))
+                    store, cli_store = workdir / f"store{n}-{rtt}-{i}", workdir / f"cli{n}-{rtt}-{i}"
+                    runs["c"].append(measure(functools.partial(floor, inv, conc, checks)))
+                    runs["a"].append(measure(functools.partial(audit_in_process, inv, store, checks)))
+                    runs["a_cli"].append(measure(functools.partial(audit_subprocess, inv, cli_store, checks)))
+                    runs["b"].append(measure(functools.partial(naive, inv, conc, checks)))
             finally:
                 if proxy is not None:
                     proxy.terminate()
@@ -176,7 +175,7 @@ def main() -> None:
     ap.add_argument("--hosts", type=int, nargs="+", default=[10, 50])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--checks", default="*",
-                    help="check id globs (comma-separated); the issue-2 starter pack is 'ssh.*,accounts.*,files.*'")
+                    help="check id globs (comma-separated); the starter pack is 'ssh.*,accounts.*,files.*_permissions'")
     ap.add_argument("--rtt-ms", type=float, nargs="+", default=[0.0, 2.0, 20.0],
                     help="emulated round-trip times (0: plain loopback; >0: through bench/latency_proxy.py)")
     ap.add_argument("--root-kind", choices=["debian", "busybox", "none"], default="debian",
@@ -192,9 +191,9 @@ def main() -> None:
         for n in args.hosts:
             by_rtt = bench(n, args.repeat, Path(tmp), args.root_kind, args.checks, args.rtt_ms)
             for rtt, r in by_rtt.items():
-                cell = lambda k: f"{r[k][0]:6.2f}s wall {r[k][1]:5.2f}s cpu"  # noqa: E731
-                print(f"{n:>5} {rtt:>3g}ms  {cell('a'):>18}  {cell('a_cli'):>18}  {cell('b'):>18}  {cell('c'):>18}  "
-                      f"{r['a'][0] / r['c'][0]:5.2f}  {r['b'][0] / r['a'][0]:5.2f}", flush=True)
+                cells = [f"{r[k][0]:6.2f}s wall {r[k][1]:5.2f}s cpu" for k in ("a", "a_cli", "b", "c")]
+                print(f"{n:>5} {rtt:>3g}ms  " + "  ".join(f"{c:>18}" for c in cells)
+                      + f"  {r['a'][0] / r['c'][0]:5.2f}  {r['b'][0] / r['a'][0]:5.2f}", flush=True)
 
 
 def plan_hosts_dummy(checks: str) -> list[str]:

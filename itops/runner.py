@@ -208,8 +208,13 @@ class AuditRunner:
         try:
             if self.stop.is_set():
                 raise TransportError("run interrupted before this host's probes ran")
-            timeout = float(host.ssh.command_timeout)
-            outcome = conn.run_batch(plan.batch(), idle_timeout=timeout + 5, total_timeout=max(timeout * 10, 600))
+            # the remote `timeout` stops each probe at its own limit; these client-side deadlines only
+            # catch what it cannot (no `timeout` binary, a wedged connection): the idle one allows the
+            # longest probe of the batch, the total one every probe running to its limit
+            longest = max(plan.timeouts, default=float(host.ssh.command_timeout))
+            outcome = conn.run_batch(
+                plan.batch(), idle_timeout=longest + 10, total_timeout=sum(plan.timeouts) + 30
+            )
         except TransportError as exc:
             results += [
                 _result(self.run_id, plan.name, pc.check, Finding.error(f"could not assess: {exc}"), started)
