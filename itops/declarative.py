@@ -416,6 +416,12 @@ def _eval_service(spec: ServiceSpec, probe: Probe, facts: Facts, params: Params)
     except ValueError as exc:
         return Finding.error(f"could not assess: {exc}")
     if not snap.systemd:
+        if snap.installed.get(spec.name) is False:
+            # no unit file and no init script: certainly neither enabled nor active
+            message = f"service {spec.name} is not installed (no unit file or init script)"
+            if spec.state in ("disabled", "inactive"):
+                return Finding.passed(message, observed="not installed", expected=spec.state)
+            return Finding.failed(f"{message}, expected {spec.state}", observed="not installed", expected=spec.state)
         return Finding.error(f"could not assess: systemd is not running this host (PID 1 is {snap.pid1!r})")
     unit = snap.unit(spec.name)
     if unit is None or (not unit.active and not unit.enabled):

@@ -179,7 +179,6 @@ ENVIRONMENT_CHECKS: dict[str, str] = {
     ),
     "services.time_sync_active": _NO_INIT,
     "services.cron_daemon_enabled": _NO_INIT,
-    "services.rsync_daemon_disabled": _NO_INIT + " (the declarative service type needs a running systemd)",
     "logging.journald_persistent_or_rsyslog": _NO_INIT,
     "logging.auditd_running": _NO_INIT + " (auditd is installed in every root, so only the daemon part varies)",
     "storage.filesystem_usage_below_threshold": _MOUNTS,

@@ -62,7 +62,22 @@ def aslr_enabled(facts: Facts, params: Params) -> Finding:
     probes=[PROC_SYS],
 )
 def ptrace_scope_restricted(facts: Facts, params: Params) -> Finding:
-    """Verifies kernel.yama.ptrace_scope is 1, 2 or 3 (ERROR when the kernel has no Yama)."""
+    """Verifies kernel.yama.ptrace_scope is 1, 2 or 3.
+
+    A kernel without the Yama LSM has no ptrace_scope: ptrace is then unrestricted, so that is a
+    FAIL, not an ERROR, provided the probe could read /proc/sys at all (ASLR's key is there).
+    """
+    r = facts.get(PROC_SYS.name)
+    if r is not None and r.ok:
+        readings = sysctl.parse_proc_sys(r.text)
+        yama = readings.get("kernel.yama.ptrace_scope")
+        aslr = readings.get("kernel.randomize_va_space")
+        if yama is not None and yama.state == "absent" and aslr is not None and aslr.state == "ok":
+            return Finding.failed(
+                "the kernel has no Yama LSM (kernel.yama.ptrace_scope absent): ptrace is not restricted",
+                observed="kernel.yama.ptrace_scope absent",
+                expected="kernel.yama.ptrace_scope in 1, 2, 3",
+            )
     return _judge(facts, [Expect("kernel.yama.ptrace_scope", ("1", "2", "3"))])
 
 

@@ -77,6 +77,13 @@ def service_state_command(units: Sequence[str], *, processes: bool = True) -> st
             raise ValueError(f"not a unit name: {u!r}")
     names = " ".join(quote(u) for u in units)
     procs = 'for p in /proc/[0-9]*/comm; do read -r c 2>/dev/null <"$p" && printf \'proc %s\\n\' "$c"; done; '
+    # whether each unit is installed at all (a unit file or a SysV script), known even without systemd
+    files = (
+        f"for u in {names}; do case $u in *.*) f=$u;; *) f=$u.service;; esac; h=no; "
+        'for d in /etc/systemd/system /run/systemd/system /lib/systemd/system /usr/lib/systemd/system; do '
+        '[ -e "$d/$f" ] && h=yes; done; [ -e "/etc/init.d/$u" ] && h=yes; '
+        "printf 'unitfile %s %s\\n' \"$u\" \"$h\"; done; "
+    )
     return (
         "printf 'pid1=%s\\n' \"$(cat /proc/1/comm 2>/dev/null || echo '?')\"; "
         "if [ -e /.dockerenv ]; then echo container=docker; fi; "
@@ -86,7 +93,7 @@ def service_state_command(units: Sequence[str], *, processes: bool = True) -> st
         "printf 'unit %s %s %s\\n' \"$u\" "
         '"$(systemctl is-active "$u" 2>/dev/null | head -n 1)" '
         '"$(systemctl is-enabled "$u" 2>/dev/null | head -n 1)"; done; '
-        "else echo systemd=no; fi; " + (procs if processes else "") + "exit 0"
+        "else echo systemd=no; fi; " + files + (procs if processes else "") + "exit 0"
     )
 
 
@@ -125,6 +132,7 @@ class ServiceSnapshot:
     container: str = ""
     units: dict[str, UnitState] = field(default_factory=dict)
     processes: frozenset[str] = frozenset()
+    installed: dict[str, bool] = field(default_factory=dict)  # unit -> a unit file or init script exists
 
     def unit(self, name: str) -> UnitState | None:
         return self.units.get(name)
@@ -144,6 +152,7 @@ def parse_service_snapshot(text: str) -> ServiceSnapshot:
     container = ""
     units: dict[str, UnitState] = {}
     procs: set[str] = set()
+    installed: dict[str, bool] = {}
     for line in text.splitlines():
         if line.startswith("pid1="):
             pid1 = line[5:].strip()
@@ -157,9 +166,13 @@ def parse_service_snapshot(text: str) -> ServiceSnapshot:
                 units[parts[1]] = UnitState(parts[2] if len(parts) > 2 else "", parts[3] if len(parts) > 3 else "")
         elif line.startswith("proc "):
             procs.add(line[5:].strip())
+        elif line.startswith("unitfile "):
+            parts = line.split()
+            if len(parts) == 3:
+                installed[parts[1]] = parts[2] == "yes"
     if pid1 is None or systemd is None:
         raise ValueError("service probe output lacks the pid1=/systemd= lines")
-    return ServiceSnapshot(pid1, systemd, container, units, frozenset(procs))
+    return ServiceSnapshot(pid1, systemd, container, units, frozenset(procs), installed)
 
 
 # --- journald ------------------------------------------------------------------------------

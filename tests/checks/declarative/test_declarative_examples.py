@@ -105,4 +105,7 @@ def test_rsync_daemon():
     assert status(cid, (0, "pid1=systemd\nsystemd=yes\nunit rsync inactive masked\n")) is Status.PASS
     assert status(cid, (0, "pid1=systemd\nsystemd=yes\nunit rsync active enabled\n")) is Status.FAIL
     assert status(cid, (0, "pid1=sh\nsystemd=no\n")) is Status.ERROR
+    # without systemd: no unit file and no init script means not installed, so certainly disabled
+    assert status(cid, (0, "pid1=sh\nsystemd=no\nunitfile rsync no\n")) is Status.PASS
+    assert status(cid, (0, "pid1=sh\nsystemd=no\nunitfile rsync yes\n")) is Status.ERROR
     assert status(cid, (0, "garbage")) is Status.ERROR

@@ -45,9 +45,16 @@ def test_ptrace_scope_accepts_stricter_modes():
         assert overall(findings) is Status.PASS
 
 
-def test_absent_key_is_error_not_pass():
-    # a kernel without Yama has no ptrace_scope file
+def test_kernel_without_yama_fails_because_ptrace_is_unrestricted():
+    # a kernel without Yama has no ptrace_scope file while the rest of /proc/sys reads fine
     findings = run_check("kernel.ptrace_scope_restricted", facts(proc_sys({"kernel.yama.ptrace_scope": ABSENT})))
+    assert overall(findings) is Status.FAIL
+    assert "no Yama" in findings[0].message
+
+
+def test_absent_key_with_unreadable_proc_sys_is_error_not_pass():
+    text = "/proc/sys/kernel/randomize_va_space=<absent>\n/proc/sys/kernel/yama/ptrace_scope=<absent>\n"
+    findings = run_check("kernel.ptrace_scope_restricted", facts(text))
     assert overall(findings) is Status.ERROR
     assert "does not exist" in findings[0].message
 
