@@ -66,17 +66,23 @@ class FileStat:
         return f"{format_mode(self.mode)} {self.user or self.uid}:{self.group or self.gid}"
 
 
-#: Shell fragment that stats "$f" and prints the line format described in the module docstring.
-_STAT_ONE = (
-    "if [ -e \"$f\" ] || [ -h \"$f\" ]; then "
-    "stat -L -c 'S|%a|%u|%U|%g|%G|%F|%n' -- \"$f\" || printf 'E|%s\\n' \"$f\"; "
-    "else printf 'M|%s\\n' \"$f\"; fi"
-)
+_STAT_FORMAT = "'S|%a|%u|%U|%g|%G|%F|%n'"
 
 
 def stat_shell_loop(paths_expr: str) -> str:
-    """A loop statting every path produced by ``paths_expr`` (a shell word list, already quoted)."""
-    return f"for f in {paths_expr}; do {_STAT_ONE}; done"
+    """Stat every path of ``paths_expr`` (a shell word list, already quoted) with ONE ``stat`` process.
+
+    Missing paths (M) and dangling symlinks (E) are found with shell builtins; every other path
+    goes to a single ``stat -L`` call, so a probe costs one process however many files it covers
+    (a path that exists but that stat still cannot read simply has no line: the parser's caller
+    treats an absent entry as not assessable).
+    """
+    return (
+        f"for f in {paths_expr}; do if [ -e \"$f\" ]; then :; "
+        "elif [ -h \"$f\" ]; then printf 'E|%s\\n' \"$f\"; "
+        "else printf 'M|%s\\n' \"$f\"; fi; done; "
+        f"stat -L -c {_STAT_FORMAT} -- {paths_expr} 2>/dev/null; true"
+    )
 
 
 def stat_paths_command(paths: Sequence[str]) -> str:
@@ -93,7 +99,8 @@ def stat_probe(name: str, paths: Sequence[str]) -> Probe:
 
 def stat_lines_command(producer: str) -> str:
     """Stat every path ``producer`` prints, one per line (for globbed or computed lists)."""
-    return f"{producer} | while IFS= read -r f; do {_STAT_ONE}; done"
+    collect = 'set --; while IFS= read -r f; do set -- "$@" "$f"; done'
+    return f"{producer} | {{ {collect}; if [ \"$#\" -gt 0 ]; then {stat_shell_loop(chr(34) + '$@' + chr(34))}; fi; }}"
 
 
 def parse_stat_output(text: str) -> dict[str, FileStat]:
