@@ -12,10 +12,11 @@
 #   restic          restic backup verification (snapshots, check --read-data-subset, restore) and its tests
 #   postgresql postgresql-client: pg_restore/psql for postgres_dump verification and restore tests; the
 #                   tests initdb a throwaway server (Debian's service is not started: policy-rc.d / no systemd)
+#   libpango-1.0-0 libpangoft2-1.0-0: weasyprint's text layout (the optional pdf report format, tested)
 #   prometheus      promtool, to check the node_exporter textfile of `itops backup verify --prom-file`
 set -eu
 
-PACKAGES="python3-venv openssh-server openssh-client debootstrap busybox-static util-linux ca-certificates debian-archive-keyring chromium fonts-dejavu-core gzip tar zstd restic postgresql postgresql-client prometheus"
+PACKAGES="python3-venv openssh-server openssh-client debootstrap busybox-static util-linux ca-certificates debian-archive-keyring chromium fonts-dejavu-core gzip tar zstd restic postgresql postgresql-client prometheus libpango-1.0-0 libpangoft2-1.0-0"
 
 if [ "$(id -u)" -ne 0 ]; then
     exec sudo -- "$0" "$@"
