@@ -64,7 +64,18 @@ def cli(debug: bool, verbose: int) -> None:
 
 
 def _register() -> None:
-    from itops.cli import audit_cmd, aws_cmd, backup_cmd, checks_cmd, inventory_cmd, report_cmd, runs_cmd, waivers_cmd
+    from itops.cli import (
+        audit_cmd,
+        aws_cmd,
+        backup_cmd,
+        checks_cmd,
+        dr_cmd,
+        inventory_cmd,
+        report_cmd,
+        runs_cmd,
+        schedule_cmd,
+        waivers_cmd,
+    )
 
     cli.add_command(inventory_cmd.inventory)
     cli.add_command(checks_cmd.checks)
@@ -75,6 +86,8 @@ def _register() -> None:
     cli.add_command(report_cmd.diff)
     cli.add_command(waivers_cmd.waivers)
     cli.add_command(backup_cmd.backup)
+    cli.add_command(schedule_cmd.schedule)
+    cli.add_command(dr_cmd.dr)
 
 
 _register()

@@ -138,7 +138,16 @@ def test_sigterm_stops_the_run_and_keeps_results(fleet_factory, tmp_path):
     proc = subprocess.Popen([ITOPS, "audit", "-i", str(inv), "--checks-dir", str(pack), "--checks", "test.*",
                              "--store", str(store), "--format", "json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)  # connected, batches running, sleeping in the hanging probe
+    # wait (bounded) until the batches are running: the hanging probe's `sleep 120` exists on this
+    # machine (the fleet has no chroot), so the earlier probes of each batch have already finished
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        probes = subprocess.run(["pgrep", "-f", "^sleep 120$"], capture_output=True, text=True).stdout.split()
+        if len(probes) >= 3:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()
+    time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 3, err
