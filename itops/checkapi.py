@@ -78,7 +78,7 @@ CHECK_ID_RE = re.compile(r"^[a-z0-9]+(\.[a-z0-9_]+)+$")
 IAM_ACTION_RE = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
 
 Params = Mapping[str, Any]
-TargetKind = Literal["host", "aws", "backup"]
+TargetKind = Literal["host", "aws", "backup", "dr"]
 #: Backup kinds a backup check may name in ``backup_kinds`` (the inventory's ``backups.*.kind``).
 BACKUP_KIND_NAMES = ("file", "s3", "restic", "postgres_dump", "ebs_snapshot", "rds_snapshot", "aws_backup")
 #: What a backup check reads (its ``collections``); the backup verifier gathers each once per backup.
@@ -321,6 +321,17 @@ def aws_check(
         meta["iam_actions"] = tuple(iam_actions)
         pending = _PendingCheck(meta=dict(meta), probes=(), fn=fn, collections=tuple(collections))
         return pending  # type: ignore[return-value]
+
+    return wrap
+
+
+def dr_check(**meta: Any) -> Callable[[Callable[[Any, Params], Finding | Iterable[Finding]]], Check]:
+    """Declare a DR-readiness check: ``evaluate(facts, params)`` over a playbook's drill history
+    (``itops.playbook.readiness.DrillFacts``), run by ``itops dr check``."""
+
+    def wrap(fn: Callable[[Any, Params], Finding | Iterable[Finding]]) -> Check:
+        meta["target"] = "dr"
+        return _PendingCheck(meta=dict(meta), probes=(), fn=fn)  # type: ignore[return-value]
 
     return wrap
 

@@ -1,15 +1,13 @@
 """DR readiness: every DR playbook had a successful drill recently (``dr.drill_recent``).
 
-Evaluated by ``itops dr check`` over the drill history in the run store (see
-itops/playbook/readiness.py for why this check is declared as metadata plus a function
-rather than registered with a decorator: the check API has no target kind for drill history).
+Evaluated by ``itops dr check`` over the drill history in the run store (target kind ``dr``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from itops.checkapi import Finding, Severity
+from itops.checkapi import Finding, Severity, dr_check
 
 if TYPE_CHECKING:  # the registry imports every check file: keep this one cheap to import
     from itops.playbook.readiness import DrillFacts
@@ -36,7 +34,8 @@ META: dict[str, Any] = {
 }
 
 
-def evaluate(facts: DrillFacts, params: dict[str, Any]) -> list[Finding]:
+@dr_check(**META)
+def drill_recent(facts: DrillFacts, params: dict[str, Any]) -> list[Finding]:
     """PASS when the newest successful drill of the playbook ended within the allowed age, else FAIL."""
     limit = _age(facts.max_age)
     expected = f"a successful drill within {limit}"

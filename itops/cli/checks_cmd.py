@@ -54,7 +54,9 @@ def checks() -> None:
 
 @checks.command("list")
 @checks_dir_option
-@click.option("--target", type=click.Choice(["host", "aws", "backup"]), default=None, help="Only this target kind.")
+@click.option(
+    "--target", type=click.Choice(["host", "aws", "backup", "dr"]), default=None, help="Only this target kind."
+)
 @click.option("--framework", type=click.Choice(FRAMEWORKS), default=None, help="Only checks mapped to it; show ids.")
 @click.option("--checks", "patterns", multiple=True, help="Glob(s) of check ids.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)

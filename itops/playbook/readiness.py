@@ -9,20 +9,18 @@ an ordinary run (kind ``audit``), which makes it schedulable and notifiable like
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from itops.checkapi import CheckMeta, Finding
-from itops.errors import CheckError, ConfigError
+from itops.errors import ConfigError
 from itops.model import Evidence, Result, Status
 from itops.playbook.drill import DrillRecord, last_success
 from itops.playbook.schema import load_playbook
-from itops.resources import bundled_dir
+from itops.registry import Registry, load_folder, load_registry
 
 DEFAULT_MAX_AGE = 90 * 86400.0
 
@@ -43,16 +41,19 @@ Evaluate = Callable[[DrillFacts, dict[str, Any]], list[Finding]]
 
 
 def load_dr_check(path: Path | None = None) -> tuple[CheckMeta, Evaluate]:
-    """The check's validated metadata and evaluate function, from ``checks/dr/drill_recent.py``."""
-    path = path or bundled_dir("checks") / "dr" / "drill_recent.py"
-    spec = importlib.util.spec_from_file_location("itops_checks_dr_drill_recent", path)
-    if spec is None or spec.loader is None:
-        raise CheckError(f"cannot load {path}")
-    module: ModuleType = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    meta = CheckMeta(**module.META)
-    evaluate: Evaluate = module.evaluate
-    return meta, evaluate
+    """The check's validated metadata and evaluate function: from the registry (built-in packs), or
+    from ``path`` (a user's copy of ``checks/dr/drill_recent.py``)."""
+    if path is None:
+        check = load_registry(entry_point_packs=False).get("dr.drill_recent")
+    else:
+        registry = Registry()
+        load_folder(registry, path.parent, strict=True)
+        check = registry.get("dr.drill_recent")
+
+    def evaluate(facts: DrillFacts, params: dict[str, Any]) -> list[Finding]:
+        return check.evaluate(facts, params)  # type: ignore[arg-type]  # DrillFacts: the dr target's facts
+
+    return check.meta, evaluate
 
 
 def playbook_files(folder: Path) -> list[Path]:
