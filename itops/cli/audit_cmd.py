@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 import click
 
@@ -17,6 +14,7 @@ from itops.checkapi import Check
 from itops.cli.checks_cmd import checks_dir_option
 from itops.cli.output import render_summary, run_to_json, use_colour
 from itops.cli.runs_cmd import store_option
+from itops.cli.signals import stop_on_signals
 from itops.cloud import cloud_variables, run_cloud_account
 from itops.errors import UsageError
 from itops.exitcodes import ExitStatus
@@ -30,25 +28,6 @@ from itops.targets import select_targets
 from itops.waivers import WaiverSet
 
 ProgressFn = Callable[[str | None], None]
-
-
-@contextmanager
-def stop_on_signals(runner: AuditRunner) -> Iterator[list[int]]:
-    """SIGINT/SIGTERM stop the run cleanly (results so far are kept); a second SIGINT is not special."""
-    received: list[int] = []
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if not received:
-            click.echo(f"\nstopping on {signal.Signals(signum).name}: keeping results gathered so far", err=True)
-        received.append(signum)
-        runner.interrupt()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 @click.command()
@@ -153,7 +132,7 @@ def audit(
     state = "complete"
     progress = _progress(len(plans) + len(cloud_jobs), quiet=fmt == "json")
     try:
-        with stop_on_signals(runner) as received:
+        with stop_on_signals(runner.interrupt) as received:
             for outcome in runner.run(plans, cloud_jobs):
                 writer.add_many([waivers.apply(r) for r in outcome.results])
                 if outcome.host_key:

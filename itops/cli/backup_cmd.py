@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from types import FrameType
 
 import click
 
@@ -21,6 +18,7 @@ from itops.backup.verify import BackupOutcome, BackupVerifier, VerifyOptions, se
 from itops.cli.checks_cmd import checks_dir_option
 from itops.cli.output import render_summary, run_to_json, use_colour
 from itops.cli.runs_cmd import store_option
+from itops.cli.signals import stop_on_signals
 from itops.errors import UsageError
 from itops.exitcodes import ExitStatus
 from itops.inventory import load_inventory
@@ -34,24 +32,6 @@ from itops.waivers import WaiverSet
 @click.group()
 def backup() -> None:
     """Backups: verify freshness (RPO), integrity and restores (RTO)."""
-
-
-@contextmanager
-def _stop_on_signals(verifier: BackupVerifier) -> Iterator[list[int]]:
-    received: list[int] = []
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if not received:
-            click.echo(f"\nstopping on {signal.Signals(signum).name}: keeping results gathered so far", err=True)
-        received.append(signum)
-        verifier.interrupt()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 @backup.command("verify")
@@ -132,7 +112,7 @@ def verify(
     host_keys: dict[str, str] = {}
     state = "complete"
     try:
-        with _stop_on_signals(verifier) as received:
+        with stop_on_signals(verifier.interrupt) as received:
             for outcome in verifier.run():
                 outcome = replace(outcome, results=waivers.apply_all(outcome.results))
                 for result in outcome.results:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 
 import click
 
 from itops.cli.runs_cmd import store_option
+from itops.cli.signals import stop_on_signals
 
 
 @click.group()
@@ -29,24 +26,6 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
             raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint=what)
         out[key.strip()] = value
     return out
-
-
-@contextmanager
-def _stop_on_signals(stop: object) -> Iterator[list[int]]:
-    received: list[int] = []
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if not received:
-            click.echo(f"\nstopping the drill on {signal.Signals(signum).name}: rolling back", err=True)
-        received.append(signum)
-        stop.interrupt()  # type: ignore[attr-defined]
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 @dr.command("drill")
@@ -106,7 +85,7 @@ def drill(
     drill_ = Drill(pb, inv, runner, store, inventory_path=inventory_path, on_step=_progress(fmt == "json"))
     if inv is not None:
         runner.restore_fn = Restorer(inv, drill_.run_id)
-    with _stop_on_signals(drill_):
+    with stop_on_signals(drill_.interrupt, "rolling back"):
         outcome = drill_.run()
     if fmt == "json":
         click.echo(run_to_json(outcome.run, outcome.results))
