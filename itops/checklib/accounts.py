@@ -11,6 +11,7 @@ checks turn into ERROR ("could not assess: /etc/shadow not readable ...").
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -134,7 +135,8 @@ def _int(value: str, what: str, n: int) -> int:
     return int(v)
 
 
-def parse_passwd(text: str) -> list[PasswdEntry]:
+@functools.lru_cache(maxsize=256)
+def _parse_passwd(text: str) -> list[PasswdEntry]:
     """Parse /etc/passwd; a malformed line raises ProbeOutputError (the checks report ERROR)."""
     out = []
     for n, f in _records(text, 7, "/etc/passwd"):
@@ -145,7 +147,8 @@ def parse_passwd(text: str) -> list[PasswdEntry]:
     return out
 
 
-def parse_group(text: str) -> list[GroupEntry]:
+@functools.lru_cache(maxsize=256)
+def _parse_group(text: str) -> list[GroupEntry]:
     """Parse /etc/group; a malformed line raises ProbeOutputError."""
     out = []
     for n, f in _records(text, 4, "/etc/group"):
@@ -167,7 +170,8 @@ def duplicates(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------- login.defs
 
 
-def parse_login_defs(text: str) -> dict[str, str]:
+@functools.lru_cache(maxsize=256)
+def _parse_login_defs(text: str) -> dict[str, str]:
     """KEY → value from login.defs; like shadow-utils, a later line overrides an earlier one."""
     out: dict[str, str] = {}
     for raw in text.splitlines():
@@ -221,7 +225,8 @@ def _opt_int(value: str, n: int) -> int | None:
         raise ProbeOutputError(f"/etc/shadow line {n}: aging field {value!r} is not a number") from None
 
 
-def parse_shadow_status(text: str) -> list[ShadowEntry]:
+@functools.lru_cache(maxsize=256)
+def _parse_shadow_status(text: str) -> list[ShadowEntry]:
     """Parse the shadow probe (name:state:lastchg:min:max:warn:inactive:expire:NF)."""
     out: list[ShadowEntry] = []
     for n, raw in enumerate(text.splitlines(), 1):
@@ -308,3 +313,27 @@ def load_shadow(facts: Facts) -> list[ShadowEntry] | Finding:
         return parse_shadow_status(res.text)
     except ProbeOutputError as exc:
         return Finding.error(f"could not assess: {exc}")
+
+
+# Parsed once per distinct file text (every accounts check of a host reads the same probes);
+# callers get their own copy of the list/dict.
+
+
+def parse_passwd(text: str) -> list[PasswdEntry]:
+    """Parse /etc/passwd; a malformed line raises ProbeOutputError (the checks report ERROR)."""
+    return list(_parse_passwd(text))
+
+
+def parse_group(text: str) -> list[GroupEntry]:
+    """Parse /etc/group; a malformed line raises ProbeOutputError."""
+    return list(_parse_group(text))
+
+
+def parse_shadow_status(text: str) -> list[ShadowEntry]:
+    """Parse the shadow probe (name:state:lastchg:min:max:warn:inactive:expire:NF)."""
+    return list(_parse_shadow_status(text))
+
+
+def parse_login_defs(text: str) -> dict[str, str]:
+    """KEY → value from login.defs; like shadow-utils, a later line overrides an earlier one."""
+    return dict(_parse_login_defs(text))

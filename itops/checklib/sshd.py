@@ -30,6 +30,8 @@ sees them). Conditional ``Match`` blocks are taken from the files only.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -373,6 +375,16 @@ def _why(result: ProbeResult | None, label: str) -> str:
 
 
 def load_sshd_config(facts: Facts) -> EffectiveSshdConfig:
+    """The effective sshd configuration from this host's probes (parsed once per host: every ssh
+    check asks for it, and the parse is the bulk of their evaluation time).
+
+    See :func:`_load_sshd_config` for how the two sources combine.
+    """
+    return dataclasses.replace(_load_sshd_config(facts.get(SSHD_EFFECTIVE.name), facts.get(SSHD_FILES.name)))
+
+
+@functools.lru_cache(maxsize=256)
+def _load_sshd_config(t_res: ProbeResult | None, f_res: ProbeResult | None) -> EffectiveSshdConfig:
     """The effective sshd configuration from this host's probes.
 
     ``sshd -T`` is authoritative when it worked; the files then only add the
@@ -380,9 +392,6 @@ def load_sshd_config(facts: Facts) -> EffectiveSshdConfig:
     filled in. Raises :class:`SshdUnavailable` (→ ERROR) when neither source is usable,
     :class:`SshdNotInstalled` (→ SKIPPED) when there is no OpenSSH server at all.
     """
-    t_res = facts.get(SSHD_EFFECTIVE.name)
-    f_res = facts.get(SSHD_FILES.name)
-
     parsed: ParsedSshdConfig | None = None
     files_problem = ""
     if _usable(f_res):
