@@ -157,3 +157,15 @@ def test_sigterm_stops_the_run_and_keeps_results(fleet_factory, tmp_path):
     assert {r["status"] for r in doc["results"] if r["check_id"] == "test.path_exists"} == {"PASS"}
     runs = json.loads(run_cli_process("runs", "list", "--store", str(store), "--format", "json").stdout)
     assert runs[0]["state"] == "interrupted"
+
+
+@pytest.mark.parametrize("framework", ["cis", "nist-800-53", "iso-27001"])
+def test_checks_list_filters_by_framework_and_shows_control_ids(framework):
+    res = CliRunner().invoke(cli, ["checks", "list", "--target", "host", "--framework", framework])
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
+    assert len(lines) >= (40 if framework == "cis" else 60)
+    assert all(f"[{framework}: " in ln for ln in lines)
+    everything = json.loads(CliRunner().invoke(cli, ["checks", "list", "--target", "host", "--format", "json"]).stdout)
+    mapped = {c["id"] for c in everything if c["frameworks"].get(framework)}
+    assert {ln.split()[0] for ln in lines} == mapped
