@@ -21,7 +21,7 @@ import click
 
 from itops.lab.fleet import LabHostSpec, start_fleet, stop_processes
 from itops.lab.plant import LabError
-from itops.lab.profiles import HARDENED, WEAK
+from itops.lab.profiles import CLEAN, HARDENED, WEAK
 from itops.lab.roots import HostRoots, RootKind, remove_tree
 
 STATE_FILE = "lab-state.json"
@@ -136,8 +136,11 @@ def up(
             root = None
             groups: tuple[str, ...] = ("lab",)
             if host_roots is not None:
-                profile = HARDENED if i % 2 else WEAK
-                groups = ("lab", profile.name)
+                # the hardened twin is the CIS-style CLEAN profile on a Debian root (HARDENED only
+                # touches sshd and shadow; it is what a minimal busybox root can carry)
+                hardened = CLEAN if RootKind(root_kind) is RootKind.DEBIAN else HARDENED
+                profile = hardened if i % 2 else WEAK
+                groups = ("lab", "hardened" if i % 2 else "weak")
                 root = host_roots.create(name, RootKind(root_kind), profile)
             specs.append(LabHostSpec(name=name, groups=groups, root=root))
         fleet = start_fleet(directory, specs, startup_timeout=startup_timeout)
