@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 USER_KNOWN_HOSTS = "~/.ssh/known_hosts"
 SYSTEM_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
+#: Tried, like OpenSSH does, when the inventory names no identity_file (after ssh-agent's keys).
+DEFAULT_IDENTITIES = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 
 
 @dataclass(frozen=True)
@@ -216,8 +218,11 @@ class SSHConnection:
         t, target = self.transport, self.target
         tried: list[str] = []
         keys: list[tuple[str, paramiko.PKey]] = []
-        if target.identity_file:
-            path = os.path.expanduser(target.identity_file)
+        # an explicit identity file, else OpenSSH's default identities that exist
+        explicit = [target.identity_file] if target.identity_file else []
+        candidates = explicit or [f for f in DEFAULT_IDENTITIES if os.path.isfile(os.path.expanduser(f))]
+        for identity in candidates:
+            path = os.path.expanduser(identity)
             try:
                 keys.append((f"key file {path}", paramiko.PKey.from_path(path)))
             except FileNotFoundError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -138,3 +139,47 @@ def test_one_connection_and_one_exec_per_host(fleet_factory, tmp_path):
     # at DEBUG1 sshd logs each exec request on a session channel
     execs = [ln for ln in log.splitlines() if "request exec" in ln]
     assert len(execs) == 1, execs
+
+
+def test_default_identity_file_is_used_when_none_is_configured(fleet_factory, tmp_path, monkeypatch):
+    fleet = fleet_factory(1)
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_bytes(fleet.client_key_path.read_bytes())
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    inv = fleet.inventory()
+    del inv["defaults"]["ssh"]["identity_file"]
+    path = write_yaml(tmp_path / "inv.yaml", inv)
+    code, doc, _ = run_audit("-i", str(path), "--checks-dir", str(write_pack(tmp_path / "p")),
+                             "--checks", "test.path_exists", "--store", str(tmp_path / "s"))
+    assert by_target(doc, "test.path_exists")["lab1"]["status"] == "PASS"
+
+
+def test_ssh_agent_key_authenticates_when_no_identity_file_is_set(fleet_factory, tmp_path, monkeypatch):
+    fleet = fleet_factory(1)
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(["ssh-add", str(fleet.client_key_path)], env=env, check=True, capture_output=True, timeout=10)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        inv = fleet.inventory()
+        del inv["defaults"]["ssh"]["identity_file"]
+        path = write_yaml(tmp_path / "inv.yaml", inv)
+        code, doc, _ = run_audit("-i", str(path), "--checks-dir", str(write_pack(tmp_path / "p")),
+                                 "--checks", "test.path_exists", "--store", str(tmp_path / "s"))
+        assert by_target(doc, "test.path_exists")["lab1"]["status"] == "PASS"
+        # and without the agent (and no default ~/.ssh/id_* identity) the same inventory cannot log in
+        monkeypatch.delenv("SSH_AUTH_SOCK")
+        monkeypatch.setenv("HOME", str(tmp_path))
+        code, doc, _ = run_audit("-i", str(path), "--checks-dir", str(tmp_path / "p"),
+                                 "--checks", "test.path_exists", "--store", str(tmp_path / "s"))
+        assert by_target(doc, "test.path_exists")["lab1"]["message"].startswith("auth failed")
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
