@@ -183,3 +183,19 @@ def test_ssh_agent_key_authenticates_when_no_identity_file_is_set(fleet_factory,
     finally:
         agent.terminate()
         agent.wait(timeout=10)
+
+
+def test_jump_host_tunnels_the_connection(fleet_factory, tmp_path):
+    fleet = fleet_factory(2, log_level="DEBUG1")
+    inv = fleet.inventory({"hosts": {"lab2": {"jump": "lab1"}}})
+    path = write_yaml(tmp_path / "inv.yaml", inv)
+    code, doc, _ = run_audit("-i", str(path), "--checks-dir", str(write_pack(tmp_path / "p")),
+                             "--checks", "test.path_exists", "--limit", "lab2", "--store", str(tmp_path / "s"))
+    assert by_target(doc, "test.path_exists")["lab2"]["status"] == "PASS"
+    assert "direct-tcpip" in fleet["lab1"].log_path.read_text()  # the tunnel went through the bastion
+    # a jump host that cannot be reached makes the target UNREACHABLE, naming the cause
+    fleet.stop_host("lab1")
+    code, doc, _ = run_audit("-i", str(path), "--checks-dir", str(tmp_path / "p"),
+                             "--checks", "test.path_exists", "--limit", "lab2", "--store", str(tmp_path / "s"))
+    r = by_target(doc, "test.path_exists")["lab2"]
+    assert r["status"] == "UNREACHABLE" and "refused" in r["message"]
