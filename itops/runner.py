@@ -110,6 +110,9 @@ class AuditRunner:
         self._known: dict[tuple[str, ...], KnownHosts] = {}
         self._lock = threading.Lock()
         self._open: dict[str, HostConnection] = {}
+        self._jumps: dict[str, SSHConnection] = {}
+        self._jump_locks: dict[str, threading.Lock] = {}
+        self._jump_failures: dict[str, ItopsError] = {}
 
     # -- connections -----------------------------------------------------------------
     def _known_hosts(self, files: Sequence[str]) -> KnownHosts:
@@ -123,13 +126,44 @@ class AuditRunner:
         if self.options.local:
             return LocalConnection(sudo=host.ssh.sudo)
         target = target_for(host, self.hosts)
-        return SSHConnection(target, self._known_hosts(target.known_hosts))
+        via = self._jump_connection(host.jump) if host.jump else None
+        return SSHConnection(target, self._known_hosts(target.known_hosts), via=via)
+
+    def _jump_connection(self, name: str) -> SSHConnection:
+        """One shared connection per jump host for the whole run (every host behind it tunnels
+        through it); a jump host that failed is not retried for each host behind it."""
+        with self._lock:
+            lock = self._jump_locks.setdefault(name, threading.Lock())
+        with lock:
+            failed = self._jump_failures.get(name)
+            if failed is not None:
+                raise failed
+            conn = self._jumps.get(name)
+            if conn is not None and conn.transport.is_active():
+                return conn
+            host = self.hosts[name]
+            target = target_for(host, self.hosts)
+            try:
+                via = self._jump_connection(host.jump) if host.jump else None
+                conn = SSHConnection(target, self._known_hosts(target.known_hosts), via=via)
+            except ItopsError as exc:
+                failure = type(exc)(f"jump host {name}: {exc}", exc.hint)
+                self._jump_failures[name] = failure
+                raise failure from exc
+            self._jumps[name] = conn
+            return conn
+
+    def _close_jumps(self) -> None:
+        with self._lock:
+            jumps, self._jumps = list(self._jumps.values()), {}
+        for conn in jumps:
+            conn.close()
 
     def interrupt(self) -> None:
         """Stop: no new hosts start, and open connections are closed so their batches end now."""
         self.stop.set()
         with self._lock:
-            conns = list(self._open.values())
+            conns = [*self._open.values(), *self._jumps.values()]
         for conn in conns:
             try:
                 conn.close()
@@ -177,6 +211,7 @@ class AuditRunner:
         finally:
             self.stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
+            self._close_jumps()
 
     def _internal_error(self, plan: HostPlan) -> HostOutcome:
         now = time.time()

@@ -186,13 +186,15 @@ def test_ssh_agent_key_authenticates_when_no_identity_file_is_set(fleet_factory,
 
 
 def test_jump_host_tunnels_the_connection(fleet_factory, tmp_path):
-    fleet = fleet_factory(2, log_level="DEBUG1")
-    inv = fleet.inventory({"hosts": {"lab2": {"jump": "lab1"}}})
+    fleet = fleet_factory(3, log_level="DEBUG1")
+    inv = fleet.inventory({"hosts": {"lab2": {"jump": "lab1"}, "lab3": {"jump": "lab1"}}})
     path = write_yaml(tmp_path / "inv.yaml", inv)
     code, doc, _ = run_audit("-i", str(path), "--checks-dir", str(write_pack(tmp_path / "p")),
-                             "--checks", "test.path_exists", "--limit", "lab2", "--store", str(tmp_path / "s"))
-    assert by_target(doc, "test.path_exists")["lab2"]["status"] == "PASS"
-    assert "direct-tcpip" in fleet["lab1"].log_path.read_text()  # the tunnel went through the bastion
+                             "--checks", "test.path_exists", "--limit", "lab2,lab3", "--store", str(tmp_path / "s"))
+    assert {h: r["status"] for h, r in by_target(doc, "test.path_exists").items()} == {"lab2": "PASS", "lab3": "PASS"}
+    bastion_log = fleet["lab1"].log_path.read_text()
+    assert bastion_log.count("direct-tcpip") >= 2  # both tunnels went through the bastion
+    assert bastion_log.count("Accepted publickey") == 1  # over one shared connection
     # a jump host that cannot be reached makes the target UNREACHABLE, naming the cause
     fleet.stop_host("lab1")
     code, doc, _ = run_audit("-i", str(path), "--checks-dir", str(tmp_path / "p"),
