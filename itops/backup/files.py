@@ -21,6 +21,7 @@ from itops.backup.hostkinds import (
     ProbeSpec,
     absent_reason,
     base_facts,
+    finish_restore,
     listing_probe,
     parse_listing,
     probe_problem,
@@ -265,23 +266,12 @@ class FileKind:
         restored = first(recs, "restored")
         if restored is not None:
             verified.append(f"{restored.get(0)} file(s), {format_size(int(restored.get(1) or 0) * 1024)} restored")
-        if not run.cleanup_ok:
-            problems.append(f"scratch folder {run.scratch} was not removed")
-        if run.timed_out:
-            problems.append("restore did not finish before the timeout")
         name = posixpath.basename(chosen.get(0))
-        outcome = RestoreOutcome(
-            ok=not problems,
-            seconds=run.seconds,
-            rto=rto,
+        return finish_restore(
+            run, recs, problems=problems, verified=verified, rto=rto,
             what=f"{name} into {ctx.location}:{run.scratch or scratch_parent(ctx, spec)}",
-            problems=tuple(problems),
-            verified=tuple(verified),
-            cleanup_ok=run.cleanup_ok,
-            timed_out=run.timed_out,
+            not_cleaned=f"scratch folder {run.scratch} was not removed", source=source,
         )
-        excerpt = "\n".join("\t".join((r.kind, *r.fields)) for r in recs)[:2000]
-        return outcome, Observation(source=source, excerpt=excerpt)
 
 
 def path_problems(recs: list[Record], sums: Mapping[str, str], verified: list[str]) -> list[str]:

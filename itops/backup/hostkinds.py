@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from itops.backup.facts import BackupFacts, Copy, Observation
+from itops.backup.facts import BackupFacts, Copy, Observation, RestoreOutcome
 from itops.backup.options import BackupOptions, RestoreSpec
 from itops.backup.shell import Record, elapsed, first, list_files, source_dir
 from itops.checkapi import ProbeResult
@@ -167,3 +167,34 @@ def restore_common(recs: list[Record], res: ProbeResult) -> RestoreRun:
     elif err is None:
         problems.append("restore did not finish: " + (probe_problem(res, "restore") if not res.ok else "no result"))
     return RestoreRun(seconds, scratch, problems, cleanup_ok, bool(res.timed_out))
+
+
+def finish_restore(
+    run: RestoreRun,
+    recs: list[Record],
+    *,
+    problems: list[str],
+    verified: list[str],
+    rto: float | None,
+    what: str,
+    not_cleaned: str,
+    source: str,
+) -> tuple[RestoreOutcome, Observation]:
+    """The outcome every restore verifier ends with: cleanup and timeout problems added (``not_cleaned``
+    says what is left behind when cleanup failed), the records as the evidence excerpt."""
+    if not run.cleanup_ok:
+        problems.append(not_cleaned)
+    if run.timed_out:
+        problems.append("restore did not finish before the timeout")
+    outcome = RestoreOutcome(
+        ok=not problems,
+        seconds=run.seconds,
+        rto=rto,
+        what=what,
+        problems=tuple(problems),
+        verified=tuple(verified),
+        cleanup_ok=run.cleanup_ok,
+        timed_out=run.timed_out,
+    )
+    excerpt = "\n".join("\t".join((r.kind, *r.fields)) for r in recs)[:2000]
+    return outcome, Observation(source=source, excerpt=excerpt)

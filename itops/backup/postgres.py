@@ -24,6 +24,7 @@ from itops.backup.hostkinds import (
     ProbeSpec,
     absent_reason,
     base_facts,
+    finish_restore,
     listing_probe,
     parse_listing,
     probe_problem,
@@ -210,22 +211,11 @@ class PostgresDumpKind:
             for i, v in enumerate(spec.verify):
                 ok, text = judge_query(v, got.get(i), ctx.now)
                 (verified if ok else problems).append(text)
-        if not run.cleanup_ok:
-            problems.append(f"scratch database {db} was not dropped")
-        if run.timed_out:
-            problems.append("restore did not finish before the timeout")
-        outcome = RestoreOutcome(
-            ok=not problems,
-            seconds=run.seconds,
-            rto=rto,
+        return finish_restore(
+            run, recs, problems=problems, verified=verified, rto=rto,
             what=f"{posixpath.basename(chosen.get(0))} into database {db} on {spec.server.host}:{spec.server.port}",
-            problems=tuple(problems),
-            verified=tuple(verified),
-            cleanup_ok=run.cleanup_ok,
-            timed_out=run.timed_out,
+            not_cleaned=f"scratch database {db} was not dropped", source=source,
         )
-        excerpt = "\n".join("\t".join((r.kind, *r.fields)) for r in recs)[:2000]
-        return outcome, Observation(source=source, excerpt=excerpt)
 
 
 def _ident(name: str) -> str:

@@ -30,6 +30,7 @@ from itops.backup.hostkinds import (
     BackupContext,
     ProbeSpec,
     base_facts,
+    finish_restore,
     probe_problem,
     restore_common,
 )
@@ -258,25 +259,14 @@ class ResticKind:
                 problems.append("nothing was restored (does restore_test.include name paths in the snapshot?)")
             else:
                 verified.append(f"{restored.get(0)} file(s) restored and verified by restic (--verify)")
-        if not run.cleanup_ok:
-            problems.append(f"scratch folder {run.scratch} was not removed")
-        if run.timed_out:
-            problems.append("restore did not finish before the timeout")
         snap = first(recs, "snapshot")
         said = _RESTORING_RE.search(snap.get(0)) if snap is not None else None
         what = f"snapshot {said.group(1)} of {said.group(2)}" if said else f"snapshot {spec.snapshot}"
-        outcome = RestoreOutcome(
-            ok=not problems,
-            seconds=run.seconds,
-            rto=rto,
+        return finish_restore(
+            run, recs, problems=problems, verified=verified, rto=rto,
             what=f"{what} into {ctx.location}:{run.scratch or parent}",
-            problems=tuple(problems),
-            verified=tuple(verified),
-            cleanup_ok=run.cleanup_ok,
-            timed_out=run.timed_out,
+            not_cleaned=f"scratch folder {run.scratch} was not removed", source=source,
         )
-        excerpt = "\n".join("\t".join((r.kind, *r.fields)) for r in recs)[:2000]
-        return outcome, Observation(source=source, excerpt=excerpt)
 
 
 def _snapshot_copy(s: Mapping[str, Any]) -> Copy:
