@@ -16,15 +16,6 @@ PROC_SYS = sysctl.proc_sys_probe()
 LIMITS = Probe("limits_files", file_dump_command(globs=sysctl.LIMITS_GLOBS))
 
 
-def _judge(facts: Facts, expects: list[Expect]) -> Finding:
-    r = facts.get(PROC_SYS.name)
-    if r is None:
-        return Finding.error("could not assess: the /proc/sys probe did not run")
-    if not r.ok:
-        return Finding.error(f"could not assess: {r.problem()}")
-    return sysctl.evaluate_expectations(r.text, expects)
-
-
 def _fix(conf: str, setting: str) -> str:
     return (
         f"Remove conflicting settings of {setting.split()[0]} from /etc/sysctl.conf and /etc/sysctl.d/*.conf, "
@@ -46,7 +37,7 @@ def _fix(conf: str, setting: str) -> str:
 )
 def aslr_enabled(facts: Facts, params: Params) -> Finding:
     """Verifies kernel.randomize_va_space is 2."""
-    return _judge(facts, [Expect("kernel.randomize_va_space", ("2",))])
+    return sysctl.judge_proc_sys(facts, [Expect("kernel.randomize_va_space", ("2",))])
 
 
 @host_check(
@@ -78,7 +69,7 @@ def ptrace_scope_restricted(facts: Facts, params: Params) -> Finding:
                 observed="kernel.yama.ptrace_scope absent",
                 expected="kernel.yama.ptrace_scope in 1, 2, 3",
             )
-    return _judge(facts, [Expect("kernel.yama.ptrace_scope", ("1", "2", "3"))])
+    return sysctl.judge_proc_sys(facts, [Expect("kernel.yama.ptrace_scope", ("1", "2", "3"))])
 
 
 @host_check(
@@ -95,7 +86,7 @@ def ptrace_scope_restricted(facts: Facts, params: Params) -> Finding:
 )
 def dmesg_restricted(facts: Facts, params: Params) -> Finding:
     """Verifies kernel.dmesg_restrict is 1."""
-    return _judge(facts, [Expect("kernel.dmesg_restrict", ("1",))])
+    return sysctl.judge_proc_sys(facts, [Expect("kernel.dmesg_restrict", ("1",))])
 
 
 @host_check(
@@ -116,7 +107,7 @@ def dmesg_restricted(facts: Facts, params: Params) -> Finding:
 )
 def suid_core_dumps_disabled(facts: Facts, params: Params) -> Finding:
     """Verifies fs.suid_dumpable is 0 and the last `* hard core` limit in limits.conf / limits.d is 0."""
-    kernel = _judge(facts, [Expect("fs.suid_dumpable", ("0",))])
+    kernel = sysctl.judge_proc_sys(facts, [Expect("fs.suid_dumpable", ("0",))])
     limits = facts.get(LIMITS.name)
     if limits is None or not limits.ok:
         why = limits.problem() if limits is not None else "the limits probe did not run"

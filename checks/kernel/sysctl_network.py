@@ -24,15 +24,6 @@ def _fix(conf: str, *settings: str) -> str:
     )
 
 
-def _judge(facts: Facts, expects: list[Expect]) -> Finding:
-    r = facts.get(PROC_SYS.name)
-    if r is None:
-        return Finding.error("could not assess: the /proc/sys probe did not run")
-    if not r.ok:
-        return Finding.error(f"could not assess: {r.problem()}")
-    return sysctl.evaluate_expectations(r.text, expects)
-
-
 @host_check(
     id="kernel.ip_forwarding_disabled",
     title="IP forwarding is disabled (IPv4 and IPv6)",
@@ -51,7 +42,7 @@ def ip_forwarding_disabled(facts: Facts, params: Params) -> Finding:
     """Verifies net.ipv4.ip_forward and net.ipv6.conf.all.forwarding are 0 unless the host is a router."""
     if params["ip_forwarding_allowed"]:
         return Finding.skipped("forwarding is allowed on this host (ip_forwarding_allowed: true)")
-    return _judge(
+    return sysctl.judge_proc_sys(
         facts,
         [Expect("net.ipv4.ip_forward", ("0",)), Expect("net.ipv6.conf.all.forwarding", ("0",), ipv6=True)],
     )
@@ -75,7 +66,7 @@ def ip_forwarding_disabled(facts: Facts, params: Params) -> Finding:
 )
 def icmp_redirects_not_sent(facts: Facts, params: Params) -> Finding:
     """Verifies net.ipv4.conf.{all,default}.send_redirects are 0."""
-    return _judge(
+    return sysctl.judge_proc_sys(
         facts,
         [
             Expect("net.ipv4.conf.all.send_redirects", ("0",)),
@@ -95,7 +86,7 @@ def icmp_redirects_not_sent(facts: Facts, params: Params) -> Finding:
 )
 def bogus_icmp_responses_ignored(facts: Facts, params: Params) -> Finding:
     """Verifies net.ipv4.icmp_ignore_bogus_error_responses is 1."""
-    return _judge(facts, [Expect("net.ipv4.icmp_ignore_bogus_error_responses", ("1",))])
+    return sysctl.judge_proc_sys(facts, [Expect("net.ipv4.icmp_ignore_bogus_error_responses", ("1",))])
 
 
 @host_check(
@@ -109,7 +100,7 @@ def bogus_icmp_responses_ignored(facts: Facts, params: Params) -> Finding:
 )
 def icmp_broadcasts_ignored(facts: Facts, params: Params) -> Finding:
     """Verifies net.ipv4.icmp_echo_ignore_broadcasts is 1."""
-    return _judge(facts, [Expect("net.ipv4.icmp_echo_ignore_broadcasts", ("1",))])
+    return sysctl.judge_proc_sys(facts, [Expect("net.ipv4.icmp_echo_ignore_broadcasts", ("1",))])
 
 
 @host_check(
@@ -132,7 +123,7 @@ def icmp_broadcasts_ignored(facts: Facts, params: Params) -> Finding:
 )
 def icmp_redirects_not_accepted(facts: Facts, params: Params) -> Finding:
     """Verifies accept_redirects is 0 for IPv4 and IPv6, all and default interfaces."""
-    return _judge(
+    return sysctl.judge_proc_sys(
         facts,
         [
             Expect("net.ipv4.conf.all.accept_redirects", ("0",)),
@@ -161,7 +152,7 @@ def icmp_redirects_not_accepted(facts: Facts, params: Params) -> Finding:
 )
 def secure_redirects_not_accepted(facts: Facts, params: Params) -> Finding:
     """Verifies net.ipv4.conf.{all,default}.secure_redirects are 0."""
-    return _judge(
+    return sysctl.judge_proc_sys(
         facts,
         [
             Expect("net.ipv4.conf.all.secure_redirects", ("0",)),
@@ -186,7 +177,7 @@ def secure_redirects_not_accepted(facts: Facts, params: Params) -> Finding:
 )
 def rp_filter_enabled(facts: Facts, params: Params) -> Finding:
     """Verifies net.ipv4.conf.{all,default}.rp_filter are 1 (strict)."""
-    return _judge(
+    return sysctl.judge_proc_sys(
         facts,
         [Expect("net.ipv4.conf.all.rp_filter", ("1",)), Expect("net.ipv4.conf.default.rp_filter", ("1",))],
     )
@@ -212,7 +203,7 @@ def rp_filter_enabled(facts: Facts, params: Params) -> Finding:
 )
 def source_routing_disabled(facts: Facts, params: Params) -> Finding:
     """Verifies accept_source_route is 0 for IPv4 and IPv6, all and default interfaces."""
-    return _judge(
+    return sysctl.judge_proc_sys(
         facts,
         [
             Expect("net.ipv4.conf.all.accept_source_route", ("0",)),
@@ -238,7 +229,7 @@ def source_routing_disabled(facts: Facts, params: Params) -> Finding:
 )
 def martians_logged(facts: Facts, params: Params) -> Finding:
     """Verifies net.ipv4.conf.{all,default}.log_martians are 1."""
-    return _judge(
+    return sysctl.judge_proc_sys(
         facts,
         [Expect("net.ipv4.conf.all.log_martians", ("1",)), Expect("net.ipv4.conf.default.log_martians", ("1",))],
     )
@@ -255,7 +246,7 @@ def martians_logged(facts: Facts, params: Params) -> Finding:
 )
 def tcp_syncookies_enabled(facts: Facts, params: Params) -> Finding:
     """Verifies net.ipv4.tcp_syncookies is 1."""
-    return _judge(facts, [Expect("net.ipv4.tcp_syncookies", ("1",))])
+    return sysctl.judge_proc_sys(facts, [Expect("net.ipv4.tcp_syncookies", ("1",))])
 
 
 @host_check(
@@ -277,7 +268,7 @@ def tcp_syncookies_enabled(facts: Facts, params: Params) -> Finding:
 )
 def ipv6_router_advertisements_not_accepted(facts: Facts, params: Params) -> Finding:
     """Verifies net.ipv6.conf.{all,default}.accept_ra are 0 (skipped when the host has no IPv6)."""
-    return _judge(
+    return sysctl.judge_proc_sys(
         facts,
         [
             Expect("net.ipv6.conf.all.accept_ra", ("0",), ipv6=True),

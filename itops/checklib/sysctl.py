@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from itops.checkapi import Probe, quote
+from itops.checkapi import Facts, Probe, quote
 from itops.model import Finding, Status
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "evaluate_expectations",
     "hard_core_limit",
     "ipv6_disabled",
+    "judge_proc_sys",
     "key_from_path",
     "parse_proc_sys",
     "proc_sys_path",
@@ -226,3 +227,13 @@ def hard_core_limit(files: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
             if len(parts) == 4 and parts[0] == "*" and parts[1] in ("hard", "-") and parts[2] == "core":
                 found = (parts[3], f"{path}: {line}")
     return found
+
+
+def judge_proc_sys(facts: Facts, expects: Sequence[Expect]) -> Finding:
+    """The verdict on running kernel parameters from the shared /proc/sys probe (ERROR when it did not run)."""
+    r = facts.get(proc_sys_probe().name)
+    if r is None:
+        return Finding.error("could not assess: the /proc/sys probe did not run")
+    if not r.ok:
+        return Finding.error(f"could not assess: {r.problem()}")
+    return evaluate_expectations(r.text, expects)
