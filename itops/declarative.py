@@ -229,6 +229,9 @@ def _probe_for(spec: _Spec, check_id: str) -> Probe:
     if isinstance(spec, PackageSpec):
         return pkglib.packages_probe()  # shared: one package listing per host for every package check
     if isinstance(spec, ServiceSpec):
+        # a unit the built-in packs already ask about shares their one service probe per host
+        if spec.name in svclib.SHARED_UNITS:
+            return Probe(f"yaml_service:{check_id}", svclib.services_probe().render({}))
         return Probe(f"yaml_service:{check_id}", svclib.service_state_command([spec.name], processes=False))
     raise TypeError(f"no probe for {type(spec).__name__}")
 

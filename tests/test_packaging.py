@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import site
 import subprocess
 import sys
 import sysconfig
@@ -52,7 +51,6 @@ def test_wheel_install_lists_every_check(tmp_path):
         dst = {p.relative_to(target / "itops" / "bundled" / name)
                for p in (target / "itops" / "bundled" / name).rglob("*") if p.is_file() and "__pycache__" not in p.parts}
         assert src <= dst | {Path("__init__.py")}, (name, src - dst)
-    _ = site  # keep import for clarity of the -S rationale
 
 
 def test_setup_cfg_lists_every_itops_package():

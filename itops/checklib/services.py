@@ -59,6 +59,7 @@ SHARED_UNITS: tuple[str, ...] = (
     "syslog-ng",
     "systemd-journald",
     "logrotate.timer",
+    "rsync",
 )
 
 
