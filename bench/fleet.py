@@ -33,7 +33,7 @@ from pathlib import Path
 from itops.cli.main import cli
 from itops.inventory import load_inventory
 from itops.lab import HARDENED, HostRoots, RootKind
-from itops.lab.fleet import LabHostSpec, start_fleet
+from itops.lab.fleet import LabHostSpec, descendants, start_fleet
 from itops.registry import load_registry
 from itops.runner import plan_hosts, target_for
 from itops.transport.ssh import KnownHosts, SSHConnection
@@ -44,10 +44,34 @@ def cpu_now() -> float:
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
 
-def measure(fn: Callable[[], object]) -> tuple[float, float]:
-    w0, c0 = time.perf_counter(), cpu_now()
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def target_cpu(pids: list[int]) -> float:
+    """CPU seconds the lab's sshd listeners and their reaped children (sessions, probes) have used."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / _TICK
+
+
+def measure(fn: Callable[[], object], pids: list[int]) -> tuple[float, float, float]:
+    """(wall, auditor CPU, target CPU) of one call; the target side is read once its sessions are reaped."""
+    _settle(pids)
+    w0, c0, t0 = time.perf_counter(), cpu_now(), target_cpu(pids)
     fn()
-    return time.perf_counter() - w0, cpu_now() - c0
+    wall, cpu = time.perf_counter() - w0, cpu_now() - c0
+    _settle(pids)
+    return wall, cpu, target_cpu(pids) - t0
+
+
+def _settle(pids: list[int]) -> None:
+    """Wait (at most 5 s) until every per-connection sshd has exited and been reaped by its listener."""
+    deadline = time.monotonic() + 5
+    while descendants(pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def audit_in_process(inv: Path, store: Path, checks: str) -> None:
@@ -133,14 +157,15 @@ def proxied_inventory(fleet, workdir: Path, rtt_ms: float) -> tuple[Path, subpro
 
 
 def bench(n: int, repeat: int, workdir: Path, root_kind: str, checks: str,
-          rtts: list[float]) -> dict[float, dict[str, tuple[float, float]]]:
+          rtts: list[float]) -> dict[float, dict[str, tuple[float, float, float]]]:
     roots = HostRoots() if root_kind != "none" else None
     specs = [
         LabHostSpec(f"h{i:03d}", root=roots.create(f"h{i:03d}", RootKind(root_kind), HARDENED) if roots else None)
         for i in range(n)
     ]
     fleet = start_fleet(workdir / f"lab{n}", specs, startup_timeout=60)
-    out: dict[float, dict[str, tuple[float, float]]] = {}
+    out: dict[float, dict[str, tuple[float, float, float]]] = {}
+    pids = fleet.pids
     try:
         for rtt in rtts:
             proxy = None
@@ -149,15 +174,15 @@ def bench(n: int, repeat: int, workdir: Path, root_kind: str, checks: str,
             else:
                 inv = fleet.write_inventory(workdir / f"lab{n}.yaml")
             conc = 32
-            runs: dict[str, list[tuple[float, float]]] = {"a": [], "a_cli": [], "b": [], "c": []}
+            runs: dict[str, list[tuple[float, float, float]]] = {"a": [], "a_cli": [], "b": [], "c": []}
             try:
                 floor(inv, conc, checks)  # warm-up: page cache, sshd, host-side caches
                 for i in range(repeat):
                     store, cli_store = workdir / f"store{n}-{rtt}-{i}", workdir / f"cli{n}-{rtt}-{i}"
-                    runs["c"].append(measure(functools.partial(floor, inv, conc, checks)))
-                    runs["a"].append(measure(functools.partial(audit_in_process, inv, store, checks)))
-                    runs["a_cli"].append(measure(functools.partial(audit_subprocess, inv, cli_store, checks)))
-                    runs["b"].append(measure(functools.partial(naive, inv, conc, checks)))
+                    runs["c"].append(measure(functools.partial(floor, inv, conc, checks), pids))
+                    runs["a"].append(measure(functools.partial(audit_in_process, inv, store, checks), pids))
+                    runs["a_cli"].append(measure(functools.partial(audit_subprocess, inv, cli_store, checks), pids))
+                    runs["b"].append(measure(functools.partial(naive, inv, conc, checks), pids))
             finally:
                 if proxy is not None:
                     proxy.terminate()
@@ -185,15 +210,19 @@ def main() -> None:
     print(f"checks {args.checks!r}: {len(load_registry().select([args.checks], 'host'))} host checks, "
           f"{nprobes} distinct probes per host; roots: {args.root_kind}; cpus: {os.cpu_count()}; "
           f"best of {args.repeat}")
-    print(f"{'hosts':>5} {'rtt':>5}  {'(a) itops audit':>18}  {'(a) CLI process':>18}  {'(b) naive':>18}  "
-          f"{'(c) floor':>18}  {'a/c':>5}  {'b/a':>5}")
+    print("each cell: wall seconds / auditor CPU seconds (this process + children) / target CPU seconds "
+          "(the lab's sshd, sessions and probes)")
+    print(f"{'hosts':>5} {'rtt':>5}  {'(a) itops audit':>21}  {'(a) CLI process':>21}  {'(b) naive':>21}  "
+          f"{'(c) floor':>21}  {'a/c':>5}  {'b/a':>5}  {'a: targets use':>14}")
+    ncpu = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="itops-bench-") as tmp:
         for n in args.hosts:
             by_rtt = bench(n, args.repeat, Path(tmp), args.root_kind, args.checks, args.rtt_ms)
             for rtt, r in by_rtt.items():
-                cells = [f"{r[k][0]:6.2f}s wall {r[k][1]:5.2f}s cpu" for k in ("a", "a_cli", "b", "c")]
-                print(f"{n:>5} {rtt:>3g}ms  " + "  ".join(f"{c:>18}" for c in cells)
-                      + f"  {r['a'][0] / r['c'][0]:5.2f}  {r['b'][0] / r['a'][0]:5.2f}", flush=True)
+                cells = [f"{r[k][0]:6.2f}/{r[k][1]:5.2f}/{r[k][2]:5.2f}" for k in ("a", "a_cli", "b", "c")]
+                share = r["a"][2] / (r["a"][0] * ncpu)  # of all the CPU the machine had during (a)
+                print(f"{n:>5} {rtt:>3g}ms  " + "  ".join(f"{c:>21}" for c in cells)
+                      + f"  {r['a'][0] / r['c'][0]:5.2f}  {r['b'][0] / r['a'][0]:5.2f}  {share:13.0%}", flush=True)
 
 
 def plan_hosts_dummy(checks: str) -> list[str]:

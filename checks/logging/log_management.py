@@ -37,7 +37,6 @@ LOG_MODES = Probe(
     timeout=120,
 )
 
-KNOWN_INITS = frozenset({"systemd", "init", "openrc-init", "runit", "runit-init", "s6-svscan", "upstart"})
 _LIST_MAX = 10
 
 
@@ -118,11 +117,12 @@ def journald_persistent_or_rsyslog(facts: Facts, params: Params) -> Finding:
     if syslog:
         return Finding.passed(f"a syslog daemon is running: {', '.join(syslog)}", observed=", ".join(syslog))
     if not snap.systemd:
-        # journald only runs under systemd: its configuration says nothing about this host
-        if snap.pid1 not in KNOWN_INITS:
-            return Finding.error(f"could not assess: no init system runs the host (PID 1 is {snap.pid1!r}: container?)")
+        # journald only runs under systemd: its configuration says nothing about this host. Without
+        # systemd and a syslog daemon, what programs send to /dev/log (sshd's logins) is dropped.
+        where = services.no_init_reason(snap) or f"init {snap.pid1}"
         return Finding.failed(
-            f"no syslog daemon is running and systemd (journald) is not in use (init {snap.pid1})",
+            f"no syslog daemon is running and systemd (journald) is not in use ({where}): "
+            "messages sent to syslog, such as sshd's login records, are not kept",
             observed="no syslog daemon",
             expected="rsyslog/syslog-ng running",
         )
@@ -174,9 +174,15 @@ def auditd_running(facts: Facts, params: Params) -> Finding:
     if isinstance(inventory, str):
         return Finding.error(f"could not assess: installed packages unknown ({inventory})")
     installed = inventory.present(["auditd", "audit"])
-    if not installed:
-        return Finding.failed("the audit daemon package (auditd / audit) is not installed", observed="not installed")
     snap = _snapshot(facts)
+    if not installed:
+        if not isinstance(snap, str) and (no_init := services.no_init_reason(snap)) is not None:
+            # kernel auditing is configured for the whole kernel, from the machine the container runs on
+            return Finding.skipped(
+                f"not applicable: {no_init} with no audit daemon installed; kernel auditing belongs to the "
+                "machine it runs on"
+            )
+        return Finding.failed("the audit daemon package (auditd / audit) is not installed", observed="not installed")
     if isinstance(snap, str):
         return Finding.error(f"could not assess: service state unknown ({snap})")
     if snap.systemd:
@@ -189,9 +195,12 @@ def auditd_running(facts: Facts, params: Params) -> Finding:
         return Finding.failed(f"{installed[0]} installed but {observed} (expected active/enabled)", observed=observed)
     if snap.running(["auditd"]):
         return Finding.passed(f"{installed[0]} installed; auditd process running (init {snap.pid1})")
-    if snap.pid1 not in KNOWN_INITS:
-        return Finding.error(f"could not assess: no init system runs the host (PID 1 is {snap.pid1!r}: container?)")
-    return Finding.failed(f"{installed[0]} installed but no auditd process is running", observed="not running")
+    where = services.no_init_reason(snap)
+    return Finding.failed(
+        f"{installed[0]} installed but no auditd process is running"
+        + (f" (on {where} nothing starts it)" if where else f" (init {snap.pid1})"),
+        observed="not running",
+    )
 
 
 # CIS 6.1.4.1: these accounting files may be world-readable (last/lastlog read them) but never world-writable

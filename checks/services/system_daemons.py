@@ -1,8 +1,10 @@
 """System daemons that must run: time synchronization (CIS 2.3) and cron (CIS 2.4.1.1).
 
 Both read the shared service probe: unit states when systemd runs the host, the
-process list otherwise. A container or chroot without an init system cannot be
-assessed (its clock and schedules belong to the host), so it is an ERROR, not a PASS.
+process list otherwise. On a container or chroot without an init system nothing starts a
+daemon that is not running now: a daemon installed there but not running is a FAIL. The
+clock belongs to the machine the container runs on, so time synchronization with no time
+daemon installed in a container is SKIPPED (not applicable), never PASS.
 """
 
 from __future__ import annotations
@@ -12,9 +14,6 @@ from itops.checklib import services
 from itops.checklib.services import ServiceSnapshot
 
 SERVICES = services.services_probe()
-
-#: init programs whose presence as PID 1 means "a real host or system container"
-KNOWN_INITS = frozenset({"systemd", "init", "openrc-init", "runit", "runit-init", "s6-svscan", "upstart"})
 
 #: systemd unit -> daemon (chrony.service is also reachable as chronyd.service, ntp as ntpsec)
 TIME_UNITS = {
@@ -40,22 +39,6 @@ def _snapshot(facts: Facts) -> ServiceSnapshot | Finding:
         return services.parse_service_snapshot(r.text)
     except ValueError as exc:
         return Finding.error(f"could not assess: {exc}")
-
-
-def _no_init(snap: ServiceSnapshot) -> Finding | None:
-    """ERROR when neither systemd nor another init runs the host (container or chroot)."""
-    if snap.systemd:
-        return None
-    if snap.container:
-        return Finding.error(
-            f"could not assess: running in a {snap.container} container without systemd "
-            f"(PID 1 is {snap.pid1}); this is decided by the container host"
-        )
-    if snap.pid1 not in KNOWN_INITS:
-        return Finding.error(
-            f"could not assess: systemd is not running and PID 1 is {snap.pid1!r} (container or chroot?)"
-        )
-    return None
 
 
 def _systemctl_silent(snap: ServiceSnapshot, units: list[str]) -> bool:
@@ -88,8 +71,6 @@ def time_sync_active(facts: Facts, params: Params) -> Finding:
     snap = _snapshot(facts)
     if isinstance(snap, Finding):
         return snap
-    if (finding := _no_init(snap)) is not None:
-        return finding
     if snap.systemd:
         if _systemctl_silent(snap, list(TIME_UNITS)):
             return Finding.error("could not assess: systemctl reported no state for any time sync unit")
@@ -98,6 +79,18 @@ def time_sync_active(facts: Facts, params: Params) -> Finding:
     else:
         daemons = sorted({TIME_PROCESSES[p] for p in snap.running(TIME_PROCESSES)})
         how = f"running processes (init {snap.pid1})"
+        if not daemons and (no_init := services.no_init_reason(snap)) is not None:
+            installed = sorted({TIME_UNITS[u] for u in TIME_UNITS if snap.installed.get(u)})
+            if not installed:
+                return Finding.skipped(
+                    f"not applicable: {no_init} with no time daemon installed; its clock is the kernel's "
+                    "of the machine it runs on, so audit time synchronization there"
+                )
+            return Finding.failed(
+                f"{', '.join(installed)} installed but not running, and on {no_init} nothing starts it",
+                observed="not running",
+                expected="exactly one time daemon running",
+            )
     expected = "exactly one of chrony, systemd-timesyncd, ntpd active"
     if not daemons:
         return Finding.failed(
@@ -114,6 +107,7 @@ def time_sync_active(facts: Facts, params: Params) -> Finding:
 
 CRON_UNITS = ("cron", "crond", "cronie")
 CRON_PROCESSES = ("cron", "crond")
+NO_CRON = "not applicable: cron is not installed (CIS 2.4.1 applies when it is; secure systemd timers instead)"
 
 
 @host_check(
@@ -132,7 +126,10 @@ CRON_PROCESSES = ("cron", "crond")
     probes=[SERVICES],
 )
 def cron_daemon_enabled(facts: Facts, params: Params) -> Finding:
-    """Verifies the cron (Debian) or crond (RHEL) unit is enabled and active, or a cron process runs."""
+    """Verifies the cron (Debian) or crond (RHEL) unit is enabled and active, or a cron process runs.
+
+    SKIPPED when cron is not installed at all.
+    """
     snap = _snapshot(facts)
     if isinstance(snap, Finding):
         return snap
@@ -140,9 +137,16 @@ def cron_daemon_enabled(facts: Facts, params: Params) -> Finding:
         running = snap.running(CRON_PROCESSES)
         if running:
             return Finding.passed(f"{running[0]} is running (init {snap.pid1})", observed=running[0])
-        if (finding := _no_init(snap)) is not None:
-            return finding
-        return Finding.failed(f"no cron process is running (init {snap.pid1})", observed="none")
+        installed = [u for u in CRON_UNITS if snap.installed.get(u)]
+        if not installed:
+            return Finding.skipped(NO_CRON)
+        where = services.no_init_reason(snap)
+        return Finding.failed(
+            f"{installed[0]} is installed but no cron process is running"
+            + (f" (on {where} nothing starts it)" if where else f" (init {snap.pid1})"),
+            observed="not running",
+            expected="cron running",
+        )
     if _systemctl_silent(snap, list(CRON_UNITS)):
         return Finding.error("could not assess: systemctl reported no state for the cron units")
     states = {u: s for u in CRON_UNITS if (s := snap.units.get(u)) is not None and s.enabled not in ("not-found", "")}
@@ -151,7 +155,7 @@ def cron_daemon_enabled(facts: Facts, params: Params) -> Finding:
     if good:
         return Finding.passed(f"{good[0]} is enabled and active", observed=observed)
     if not states:
-        return Finding.failed("no cron unit is installed", observed=observed, expected="cron or crond enabled+active")
+        return Finding.skipped(NO_CRON)
     return Finding.failed(
         f"cron is not enabled and active ({observed})", observed=observed, expected="cron or crond enabled+active"
     )

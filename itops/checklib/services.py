@@ -22,6 +22,7 @@ from itops.checkapi import Probe, quote
 
 __all__ = [
     "FIREWALL_COMMAND",
+    "KNOWN_INITS",
     "LISTENING_COMMAND",
     "SHARED_UNITS",
     "FirewallState",
@@ -33,6 +34,7 @@ __all__ = [
     "journald_storage",
     "listening_probe",
     "nft_input_deny_families",
+    "no_init_reason",
     "parse_firewall",
     "parse_listeners",
     "parse_service_snapshot",
@@ -144,6 +146,24 @@ class ServiceSnapshot:
     def running(self, names: Iterable[str]) -> list[str]:
         """Which of the process names (as in /proc/PID/comm, at most 15 chars) are running."""
         return [n for n in names if n[:15] in self.processes]
+
+
+#: init programs whose presence as PID 1 means "a real host or a system container"
+KNOWN_INITS = frozenset({"systemd", "init", "openrc-init", "runit", "runit-init", "s6-svscan", "upstart"})
+
+
+def no_init_reason(snap: ServiceSnapshot) -> str | None:
+    """Why nothing on this host starts daemons, or None when systemd or another init runs it.
+
+    A container whose PID 1 is its application (sshd, tini, a shell) or a chroot has no init:
+    a daemon that is not running now will not be started by anything, and kernel-wide duties
+    (the clock, kernel auditing) belong to the machine it runs on.
+    """
+    if snap.systemd or snap.pid1 in KNOWN_INITS:
+        return None
+    if snap.container:
+        return f"a {snap.container} container without an init system (PID 1 is {snap.pid1!r})"
+    return f"no init system runs the host (PID 1 is {snap.pid1!r}: a container or chroot)"
 
 
 def parse_service_snapshot(text: str) -> ServiceSnapshot:

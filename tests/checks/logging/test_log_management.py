@@ -127,9 +127,15 @@ def test_journal_error_cases():
     assert overall(run_check(JOURNAL, facts)) is Status.ERROR
     facts = make_facts({LOG_CONFIG: (0, dump({})), LOG_PATHS: (0, paths()), SERVICES: timed_out()})
     assert overall(run_check(JOURNAL, facts)) is Status.ERROR
-    # a container without init: no journald, no syslog, nothing to judge
-    facts = log_facts(files={}, systemd=False, pid1="sleep", container="docker")
-    assert overall(run_check(JOURNAL, facts)) is Status.ERROR
+
+
+def test_journal_container_without_init_and_syslog_fails():
+    # no journald (no systemd) and no syslog daemon: sshd's login records sent to /dev/log are lost
+    findings = run_check(JOURNAL, log_facts(files={}, systemd=False, pid1="sleep", container="docker"))
+    assert overall(findings) is Status.FAIL
+    assert "docker container without an init system" in findings[0].message
+    running = log_facts(files={}, systemd=False, pid1="sshd", container="docker", procs=("rsyslogd",))
+    assert overall(run_check(JOURNAL, running)) is Status.PASS
 
 
 # --- logging.auditd_running -------------------------------------------------------------------------
@@ -160,7 +166,19 @@ def test_auditd_fail_inactive_or_disabled():
 def test_auditd_without_systemd():
     assert overall(run_check(AUDITD, log_facts(systemd=False, pid1="init", procs=("auditd",)))) is Status.PASS
     assert overall(run_check(AUDITD, log_facts(systemd=False, pid1="init"))) is Status.FAIL
-    assert overall(run_check(AUDITD, log_facts(systemd=False, pid1="bash", container="podman"))) is Status.ERROR
+    # installed in a container that has no init: nothing will start it
+    findings = run_check(AUDITD, log_facts(systemd=False, pid1="bash", container="podman"))
+    assert overall(findings) is Status.FAIL
+    assert "podman container without an init system" in findings[0].message
+
+
+def test_auditd_not_installed_in_container_is_not_applicable():
+    # kernel auditing is set up by the machine the container runs on
+    findings = run_check(AUDITD, log_facts(pkgs=dpkg("rsyslog"), systemd=False, pid1="sshd", container="docker"))
+    assert overall(findings) is Status.SKIPPED
+    assert "not applicable" in findings[0].message
+    # on a host with an init system it is a FAIL
+    assert overall(run_check(AUDITD, log_facts(pkgs=dpkg("rsyslog"), systemd=False, pid1="init"))) is Status.FAIL
 
 
 def test_auditd_error_cases():

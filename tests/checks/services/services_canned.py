@@ -17,8 +17,12 @@ def snapshot(
     pid1: str = "systemd",
     container: str = "",
     procs: tuple[str, ...] = (),
+    installed: tuple[str, ...] = (),
 ) -> str:
-    """Service probe output; units not given are reported as systemd reports a unit that is not installed."""
+    """Service probe output; units not given are reported as systemd reports a unit that is not installed.
+
+    ``installed``: units whose unit file or init script exists (the probe's ``unitfile`` lines).
+    """
     lines = [f"pid1={pid1}"]
     if container:
         lines.append(f"container={container}")
@@ -27,6 +31,7 @@ def snapshot(
         states = {u: ("inactive", "") for u in SHARED_UNITS}
         states.update(units or {})
         lines += [f"unit {u} {a} {e}".rstrip() for u, (a, e) in states.items()]
+    lines += [f"unitfile {u} {'yes' if u in installed else 'no'}" for u in SHARED_UNITS]
     lines += [f"proc {p}" for p in (pid1, "bash", *procs)]
     return "\n".join(lines) + "\n"
 

@@ -49,12 +49,19 @@ def test_time_sync_other_init_uses_processes():
     assert overall(run_check(TIME, facts(snapshot(systemd=False, pid1="openrc-init", procs=("crond",))))) is Status.FAIL
 
 
-def test_time_sync_container_without_init_is_error_not_pass():
+def test_time_sync_container_without_init_is_not_applicable_unless_a_daemon_is_installed():
+    # the clock of a container is its machine's kernel clock: nothing to sync inside it
     findings = run_check(TIME, facts(snapshot(systemd=False, pid1="python3", container="docker")))
-    assert overall(findings) is Status.ERROR
-    assert "could not assess" in findings[0].message
-    findings = run_check(TIME, facts(snapshot(systemd=False, pid1="bash")))
-    assert overall(findings) is Status.ERROR
+    assert overall(findings) is Status.SKIPPED
+    assert "not applicable" in findings[0].message and "docker container" in findings[0].message
+    assert overall(run_check(TIME, facts(snapshot(systemd=False, pid1="bash")))) is Status.SKIPPED
+    # a daemon installed but not running: nothing will ever start it there
+    findings = run_check(TIME, facts(snapshot(systemd=False, pid1="sshd", container="docker", installed=("chrony",))))
+    assert overall(findings) is Status.FAIL
+    assert "chrony installed but not running" in findings[0].message
+    # one running in the container is judged as usual
+    running = snapshot(systemd=False, pid1="sshd", container="docker", installed=("chrony",), procs=("chronyd",))
+    assert overall(run_check(TIME, facts(running))) is Status.PASS
 
 
 @pytest.mark.parametrize("check_id", [TIME, "services.cron_daemon_enabled"])
@@ -104,13 +111,21 @@ def test_cron_fail_when_disabled_or_stopped():
     assert overall(run_check(CRON, facts(snapshot({"crond": ("inactive", "masked")})))) is Status.FAIL
 
 
-def test_cron_fail_when_not_installed():
+def test_cron_not_installed_is_not_applicable():
     findings = run_check(CRON, facts(snapshot()))
-    assert overall(findings) is Status.FAIL
-    assert "no cron unit" in findings[0].message
+    assert overall(findings) is Status.SKIPPED
+    assert "cron is not installed" in findings[0].message
+    assert overall(run_check(CRON, facts(snapshot(systemd=False, pid1="sshd", container="docker")))) is Status.SKIPPED
 
 
 def test_cron_without_systemd():
     assert overall(run_check(CRON, facts(snapshot(systemd=False, pid1="init", procs=("crond",))))) is Status.PASS
-    assert overall(run_check(CRON, facts(snapshot(systemd=False, pid1="init")))) is Status.FAIL
-    assert overall(run_check(CRON, facts(snapshot(systemd=False, pid1="sleep", container="docker")))) is Status.ERROR
+    findings = run_check(CRON, facts(snapshot(systemd=False, pid1="init", installed=("cron",))))
+    assert overall(findings) is Status.FAIL
+    assert "cron is installed but no cron process is running (init init)" in findings[0].message
+    # a container whose PID 1 is its application: an installed cron that is not running never runs
+    findings = run_check(CRON, facts(snapshot(systemd=False, pid1="sleep", container="docker", installed=("cron",))))
+    assert overall(findings) is Status.FAIL
+    assert "docker container without an init system" in findings[0].message
+    running = snapshot(systemd=False, pid1="sshd", container="docker", installed=("cron",), procs=("cron",))
+    assert overall(run_check(CRON, facts(running))) is Status.PASS
