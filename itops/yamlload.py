@@ -563,11 +563,15 @@ _SECRET_HINT = (
 
 
 def inline_secret_paths(data: object, path: KeyPath = ()) -> Iterator[KeyPath]:
-    """Key paths of every mapping key that looks like an inline secret (password, token, ...)."""
+    """Key paths of every mapping key that looks like an inline secret (password, token, ...).
+
+    Only a key holding a value is a secret: a key holding a mapping or list is a name (a host
+    called ``db-token``, a group ``ops-secret``), and what is inside it is searched instead.
+    """
     if isinstance(data, Mapping):
         for key, value in data.items():
             child = (*path, str(key))
-            if isinstance(key, str) and _SECRET_KEY.match(key):
+            if isinstance(key, str) and _SECRET_KEY.match(key) and not isinstance(value, Mapping | list):
                 yield child
             else:
                 yield from inline_secret_paths(value, child)

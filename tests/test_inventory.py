@@ -291,6 +291,24 @@ def test_inline_password_is_an_error_telling_what_to_use(lab):
     assert not any("hunter2" in p or "abc123" in p for p in found)  # never echo the secret
 
 
+def test_names_that_look_like_secret_keys_are_names_not_secrets(lab):
+    # a host, group or backup NAMED like a secret key holds a mapping: it is searched, not flagged
+    path = lab(
+        """\
+        version: 1
+        groups:
+          ops-secret: {hosts: [db-token]}
+        hosts:
+          db-token: {address: 10.0.0.5}
+          needs-password:
+            address: 10.0.0.6
+            vars: {api_token: abc123}
+        """
+    )
+    found = problems(path)
+    assert [p.split(": secrets")[0] for p in found] == [f"{FILE}:8: hosts.needs-password.vars.api_token"]
+
+
 def test_password_env_must_name_a_variable_and_not_both_sources(lab):
     path = lab(
         """\

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from itops.checkapi import ProbeResult
-from itops.transport.batch import BatchScript, FrameParser
+from itops.errors import TransportError
+from itops.transport.batch import PRELUDE_EXITS, BatchScript, FrameParser
+
+#: pump_frames' reason when the output stream ended (EOF) before the END frame
+STREAM_ENDED = "connection closed before the batch finished"
+#: the command a transport runs the batch with, by the host's ``sudo`` setting
+BATCH_COMMAND = {False: "sh -s", True: "sudo -n sh -s"}
+# sudo's own stderr lines that say nothing about why it refused (the host's name not resolving)
+_SUDO_NOISE = re.compile(r"^sudo: unable to resolve host ")
+_QUOTED_CHARS = 400
 
 
 @dataclass
@@ -61,9 +71,70 @@ def pump_frames(
         if chunk is None:
             continue
         if chunk == b"":
-            return parser, "connection closed before the batch finished"
+            return parser, STREAM_ENDED
         parser.feed(chunk)
         if len(parser.results) != seen:
             seen = len(parser.results)
             last_progress = time.monotonic()
     return parser, ""
+
+
+def stream_end_problem(parser: FrameParser, exit_status: int | None, stderr: bytes, *, user: str, sudo: bool) -> str:
+    """What to report when the batch's output ended before its END frame.
+
+    When not one probe reported, the script never ran (sudo refused, no sudo, a login shell that
+    does not run commands): raise TransportError with a message built from the exit status and
+    what the shell or sudo wrote to stderr, so every check gets that reason, not "connection lost".
+    Otherwise return the problem for the probes that never reported, naming the exit status.
+    """
+    if not parser.results:
+        raise TransportError(explain_unstarted_batch(exit_status, stderr, parser.preamble, user=user, sudo=sudo))
+    said = _quote(stderr)
+    status = "no exit status" if exit_status is None else f"exit {exit_status}"
+    return f"{STREAM_ENDED} ({status}{': ' + said if said else ''})"
+
+
+def explain_unstarted_batch(
+    exit_status: int | None, stderr: bytes, stdout: bytes = b"", *, user: str, sudo: bool
+) -> str:
+    """A message a user can act on for a batch script that ended before its first probe reported."""
+    text = stderr.decode("utf-8", "replace")
+    said = _quote(stderr) or _quote(stdout)
+    quoted = f" ({said})" if said else ""
+    if sudo and (exit_status == 127 or re.search(r"\bsudo: (command )?not found", text)):
+        return (
+            f"sudo not found: sudo is not installed (or not on {user}'s login PATH) on this host{quoted}; "
+            f"`sudo: true` runs the probes with `sudo -n sh -s`: install sudo, or set `sudo: false` "
+            f"(checks that need root then report ERROR)"
+        )
+    if sudo and re.search(r"\bsudo: (a password is required|a terminal is required)", text):
+        return (
+            # no "password:" in the text: the store's redaction would take the next word for a secret
+            f"sudo wants a password for {user}{quoted}, so {user} may not run sudo without one: it has no "
+            f"sudoers entry, or one without NOPASSWD (sudo does not say which). itops runs the probes with "
+            f"`sudo -n` and never types a password, so give {user} passwordless sudo "
+            f"(`{user} ALL=(ALL) NOPASSWD: ALL` in /etc/sudoers.d) or set `sudo: false`"
+        )
+    if sudo and re.search(r"\b(requiretty|must have a tty)\b", text):
+        return (
+            f"sudo requires a terminal (Defaults requiretty){quoted}; itops runs the probes with `sudo -n` "
+            f"without a terminal: add `Defaults:{user} !requiretty` to sudoers"
+        )
+    if sudo and re.search(r"^sudo: ", text, re.M):
+        return f"sudo refused to run the probe script as root for {user} (exit {exit_status}){quoted}"
+    status = "without an exit status" if exit_status is None else f"with exit {exit_status}"
+    why = PRELUDE_EXITS.get(exit_status or 0, "")
+    return (
+        f"the probe script ended {status} before any probe ran"
+        + (f": {why}" if why else "")
+        + (quoted or " (no output)")
+        + f"; command `{BATCH_COMMAND[sudo]}` as {user}"
+    )
+
+
+def _quote(output: bytes) -> str:
+    """Output lines joined into one short line, sudo's irrelevant warnings left out when others remain."""
+    lines = [ln.strip() for ln in output.decode("utf-8", "replace").splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not _SUDO_NOISE.match(ln)] or lines
+    text = "; ".join(useful)
+    return text if len(text) <= _QUOTED_CHARS else "..." + text[-_QUOTED_CHARS:]

@@ -1,8 +1,8 @@
 """One POSIX sh script carrying every probe a host needs, and the parser for its output.
 
-Every probe's stdout, stderr and exit status come back in a length-prefixed frame
-whose header carries a random per-run nonce, so probe output holding any bytes,
-including something that looks like a header, cannot confuse the parser. Frames
+Every probe's stdout, stderr and exit status come back between frame markers that
+carry a random per-batch nonce, so probe output holding any bytes, including
+something that looks like a marker, cannot confuse the parser. Frames
 are emitted as each probe finishes: when the connection dies or a probe hangs
 past the deadline, the probes already done are kept.
 """
@@ -18,6 +18,11 @@ from itops.checkapi import ProbeResult
 
 #: exit statuses of coreutils/busybox ``timeout`` when it had to stop the command
 TIMEOUT_RCS = frozenset({124, 137})
+#: exit statuses of the script's prelude (before any probe), and what each means
+PRELUDE_EXITS = {
+    97: "cannot change to / on the host",
+    98: "cannot create a temporary directory on the host (mktemp and /tmp both failed)",
+}
 
 _PRELUDE = r"""export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 cd / || exit 97

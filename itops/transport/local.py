@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import select
+import shlex
 import signal
 import subprocess
 
-from itops.transport.base import BatchOutcome, pump_frames
+from itops.errors import TransportError
+from itops.transport.base import (
+    BATCH_COMMAND,
+    STREAM_ENDED,
+    BatchOutcome,
+    explain_unstarted_batch,
+    pump_frames,
+    stream_end_problem,
+)
 from itops.transport.batch import BatchScript
 
 
@@ -21,17 +31,25 @@ class LocalConnection:
         self.sudo = sudo
 
     def run_batch(self, batch: BatchScript, *, idle_timeout: float, total_timeout: float) -> BatchOutcome:
-        argv = ["sudo", "-n", "sh", "-s"] if self.sudo else ["sh", "-s"]
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        """Run the batch; raises TransportError when it cannot start or ends before its first probe."""
+        user = _current_user()
+        try:
+            proc = subprocess.Popen(
+                shlex.split(BATCH_COMMAND[self.sudo]),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:  # no sudo (or sh) on PATH: what a shell would report as exit 127
+            said = f"{exc.filename or 'sh'}: {exc.strerror or 'not found'}".encode()
+            raise TransportError(explain_unstarted_batch(127, said, user=user, sudo=self.sudo)) from exc
         assert proc.stdin and proc.stdout and proc.stderr
-        proc.stdin.write(batch.script)
-        proc.stdin.close()
+        # sudo may refuse and exit before reading the script: its reason comes from stderr below
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(batch.script)
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
         fd = proc.stdout.fileno()
 
         def read(wait: float) -> bytes | None:
@@ -48,6 +66,8 @@ class LocalConnection:
             stderr = proc.stderr.read()
             proc.stdout.close()
             proc.stderr.close()
+        if problem == STREAM_ENDED:
+            problem = stream_end_problem(parser, proc.returncode, stderr, user=user, sudo=self.sudo)
         return BatchOutcome(
             results=parser.complete(problem) if problem else parser.complete("batch ended early"),
             exit_status=proc.returncode,
@@ -58,3 +78,10 @@ class LocalConnection:
 
     def close(self) -> None:
         return None
+
+
+def _current_user() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"

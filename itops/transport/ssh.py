@@ -23,7 +23,7 @@ from pathlib import Path
 import paramiko
 
 from itops.errors import AuthFailed, HostKeyRejected, HostUnreachable, TransportError
-from itops.transport.base import BatchOutcome, pump_frames
+from itops.transport.base import BATCH_COMMAND, STREAM_ENDED, BatchOutcome, pump_frames, stream_end_problem
 from itops.transport.batch import BatchScript
 
 log = logging.getLogger(__name__)
@@ -270,15 +270,24 @@ class SSHConnection:
             ) from exc
 
     def run_batch(self, batch: BatchScript, *, idle_timeout: float, total_timeout: float) -> BatchOutcome:
-        """Send the whole batch as ONE exec (``sh -s`` reading the script on stdin)."""
+        """Send the whole batch as ONE exec (``sh -s``, or ``sudo -n sh -s``, reading the script on stdin).
+
+        Raises TransportError when the script could not be started or ended before its first probe
+        (e.g. sudo refused), with the reason taken from the exit status and stderr.
+        """
         started = time.monotonic()
         try:
             chan = self.transport.open_session(timeout=self.target.connect_timeout)
-            chan.exec_command("sudo -n sh -s" if self.target.sudo else "sh -s")
+            chan.exec_command(BATCH_COMMAND[self.target.sudo])
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"could not start the probe script on {self.target.name}: {exc}") from exc
+        send_failed: Exception | None = None
+        try:
             chan.sendall(batch.script)
             chan.shutdown_write()
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise TransportError(f"could not start the probe script on {self.target.name}: {exc}") from exc
+            # sudo may refuse and close the channel before the script is sent: its reason comes below
+            send_failed = exc
 
         lost: list[str] = []
 
@@ -297,15 +306,14 @@ class SSHConnection:
         try:
             parser, problem = pump_frames(batch, read, idle_timeout=idle_timeout, total_timeout=total_timeout)
             problem = lost[0] if lost else problem
-            if not problem:
-                deadline = time.monotonic() + 5
-                while not chan.exit_status_ready() and time.monotonic() < deadline:
-                    time.sleep(0.005)
-                exit_status = chan.recv_exit_status() if chan.exit_status_ready() else None
-                while chan.recv_stderr_ready():
-                    stderr += chan.recv_stderr(65536)
+            if problem in ("", STREAM_ENDED):
+                exit_status, stderr = _exit_and_stderr(chan)
         finally:
             chan.close()
+        if problem == STREAM_ENDED:
+            if send_failed is not None and exit_status is None and not stderr and not parser.results:
+                raise TransportError(f"could not start the probe script on {self.target.name}: {send_failed}")
+            problem = stream_end_problem(parser, exit_status, stderr, user=self.target.user, sudo=self.target.sudo)
         return BatchOutcome(
             results=parser.complete(problem or "batch ended early"),
             exit_status=exit_status,
@@ -319,3 +327,18 @@ class SSHConnection:
         self.transport.close()
         if self._jump is not None:
             self._jump.close()
+
+
+def _exit_and_stderr(chan: paramiko.Channel, wait: float = 5.0) -> tuple[int | None, bytes]:
+    """The exit status (None if none came within ``wait`` seconds) and everything sent on stderr.
+
+    sshd sends the exit status after all of stderr, so once it is here stderr is complete.
+    """
+    deadline = time.monotonic() + wait
+    while not chan.exit_status_ready() and not chan.closed and time.monotonic() < deadline:
+        time.sleep(0.005)
+    exit_status = chan.recv_exit_status() if chan.exit_status_ready() else None
+    stderr = b""
+    while chan.recv_stderr_ready():
+        stderr += chan.recv_stderr(65536)
+    return exit_status, stderr
