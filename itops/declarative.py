@@ -176,15 +176,27 @@ class CommandSpec(_Spec):
 
 class PackageSpec(_Spec):
     type: Literal["package"]
-    name: str
+    # one name, or the names one thing goes by (Debian ships the ftp client as ftp, tnftp and
+    # inetutils-ftp): absent means none of them, installed means at least one of them
+    name: str | list[str]
     state: Literal["installed", "absent"] = "installed"
 
     @field_validator("name")
     @classmethod
-    def _name(cls, v: str) -> str:
-        if not _PACKAGE_RE.match(v):
-            raise ValueError(f"not a package name: {v!r}")
+    def _name(cls, v: str | list[str]) -> str | list[str]:
+        names = [v] if isinstance(v, str) else v
+        if not names:
+            raise ValueError("must name at least one package")
+        for n in names:
+            if not _PACKAGE_RE.match(n):
+                raise ValueError(f"not a package name: {n!r}")
+        if len(set(names)) != len(names):
+            raise ValueError("names a package twice")
         return v
+
+    @property
+    def names(self) -> list[str]:
+        return [self.name] if isinstance(self.name, str) else list(self.name)
 
 
 class ServiceSpec(_Spec):
@@ -397,15 +409,19 @@ def _eval_package(spec: PackageSpec, probe: Probe, facts: Facts, params: Params)
         inventory = pkglib.parse_package_inventory(r.text)
     except ValueError as exc:
         return Finding.error(f"could not assess: {exc}")
-    present = inventory.has(spec.name)
-    observed = "installed" if present else "not installed"
-    if present == (spec.state == "installed"):
-        return Finding.passed(
-            f"package {spec.name} is {observed} ({inventory.manager})", observed=observed, expected=spec.state
+    names = spec.names
+    found = inventory.present(names)
+    if len(names) == 1:
+        observed = "installed" if found else "not installed"
+        message = f"package {names[0]} is {observed} ({inventory.manager})"
+    else:
+        observed = "installed: " + ", ".join(found) if found else "not installed"
+        message = (f"installed: {', '.join(found)}" if found else f"none of {', '.join(names)} is installed") + (
+            f" ({inventory.manager})"
         )
-    return Finding.failed(
-        f"package {spec.name} is {observed} ({inventory.manager})", observed=observed, expected=spec.state
-    )
+    if bool(found) == (spec.state == "installed"):
+        return Finding.passed(message, observed=observed, expected=spec.state)
+    return Finding.failed(message, observed=observed, expected=spec.state)
 
 
 def _eval_service(spec: ServiceSpec, probe: Probe, facts: Facts, params: Params) -> Finding:

@@ -87,6 +87,7 @@ AUDIT_LAB: dict[str, PlantedHost] = {
                 "ssh.host_public_keys_permissions",  # ssh_host_rsa_key.pub 0664
                 "files.issue_net_permissions_restricted",  # /etc/issue.net 0664
                 "software.package_manager_gpgcheck_enabled",  # sources.list.d/vendor.list [trusted=yes]
+                "ssh.access_restricted",  # AllowGroups dropped: every account may log in
             }
         ),
     ),
@@ -113,6 +114,8 @@ AUDIT_LAB: dict[str, PlantedHost] = {
                 "accounts.root_path_sane",  # root's ~/.profile adds /opt/tools, owned by alice
                 "files.shadow_permissions",  # /etc/shadow 0644
                 "files.gshadow_backup_permissions",  # /etc/gshadow- 0644
+                "accounts.password_hashing_strong",  # alice's password is an MD5-crypt hash
+                "accounts.ssh_authorized_keys_protected",  # /home/guest/.ssh/authorized_keys 0664
             }
         ),
     ),
@@ -135,6 +138,9 @@ AUDIT_LAB: dict[str, PlantedHost] = {
                 "kernel.cramfs_module_disabled",  # cramfs module present, modprobe.d policy removed
                 "kernel.suid_core_dumps_disabled",  # no '* hard core 0' in limits.d
                 "software.os_release_supported",  # /etc/os-release says Debian 10 (buster)
+                "packages.rsh_client_absent",  # rsh-client in the dpkg status database
+                "files.sudoers_permissions",  # /etc/sudoers.d/50-operators 0644
+                "accounts.password_hashing_strong",  # login.defs ENCRYPT_METHOD MD5
             }
         ),
     ),
@@ -151,7 +157,8 @@ AUDIT_LAB_VARS: dict[str, Any] = {"os_eol_today": "2027-01-01"}
 _SYSCTL = "reads the running kernel's /proc/sys, which every lab host shares"
 _NO_INIT = (
     "daemon state: the lab's chroots run no init system and share this machine's process table, "
-    "so the check either cannot assess (ERROR) or sees the machine's own daemons"
+    "so the check sees the machine's own daemons (and, with no init, a daemon installed in the root "
+    "but not running FAILs while one not installed is SKIPPED)"
 )
 _MOUNTS = (
     "mount table / df: a chroot is not a mount point, so the host sees only the lab's /proc mount "

@@ -12,7 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from itops.checkapi import Facts, Finding, Params, Severity, host_check
-from itops.checklib.accounts import LOGIN_DEFS, SHADOW_STATUS, ShadowEntry, load_login_defs, load_shadow, login_defs_int
+from itops.checklib.accounts import (
+    LOGIN_DEFS,
+    SHADOW_HASH_SCHEMES,
+    SHADOW_STATUS,
+    ShadowEntry,
+    load_login_defs,
+    load_shadow,
+    login_defs_int,
+    parse_shadow_schemes,
+    read_probe,
+)
+from itops.checklib.common import ProbeOutputError, summarize
 from itops.model import Status
 
 
@@ -122,3 +133,77 @@ def password_warn_age(facts: Facts, params: Params) -> list[Finding]:
     low = int(params["password_warn_age"])
     return _aging(facts, "PASS_WARN_AGE", 7, lambda v: v >= low, f"at least {low} days",
                   lambda s: s.warn_days, "password warning period", "chage --warndays " + str(low) + " {name}")
+
+
+@host_check(
+    id="accounts.password_hashing_strong",
+    title="Passwords are hashed with SHA-512 or yescrypt (login.defs ENCRYPT_METHOD and no weak hash in "
+    "/etc/shadow)",
+    severity=Severity.HIGH,
+    rationale="MD5-crypt and DES-crypt hashes fall to offline cracking in minutes to hours once /etc/shadow "
+    "leaks (a backup, a loose mode, a container image); DES also silently cuts passwords to 8 characters. "
+    "ENCRYPT_METHOD decides how chpasswd and newusers hash new passwords.",
+    remediation="Set `ENCRYPT_METHOD YESCRYPT` (or `SHA512`) in /etc/login.defs, keep `yescrypt` (or `sha512`) on "
+    "the pam_unix.so line of /etc/pam.d/common-password, then make each listed account set a new password "
+    "(`passwd NAME`, or `passwd -e NAME` to force it at next login; `passwd -l NAME` if it is unused).",
+    frameworks={"cis": ["5.4.1.4"], "nist-800-53": ["IA-5(1)", "SC-13"], "iso-27001": ["A.5.17", "A.8.24"]},
+    probes=[LOGIN_DEFS, SHADOW_HASH_SCHEMES],
+    params={
+        "password_encrypt_methods_allowed": ["SHA512", "YESCRYPT"],
+        "password_hash_schemes_allowed": ["yescrypt", "gost-yescrypt", "sha512crypt", "sha256crypt", "scrypt",
+                                          "bcrypt"],
+    },
+)
+def password_hashing_strong(facts: Facts, params: Params) -> list[Finding]:
+    """ENCRYPT_METHOD in /etc/login.defs is in password_encrypt_methods_allowed (SHA512 or YESCRYPT, exact
+    spelling: shadow-utils falls back to DES on a value it does not know), and every account in /etc/shadow
+    with a usable password hash uses a scheme in password_hash_schemes_allowed (MD5-crypt, DES-crypt and
+    the like fail). Locked (`!`, `*`) and empty password fields are not judged here; no hash ever leaves
+    the host (the probe reports only the scheme name).
+    """
+    methods = [str(m) for m in params["password_encrypt_methods_allowed"]]
+    schemes = {str(s) for s in params["password_hash_schemes_allowed"]}
+    findings: list[Finding] = []
+    expected_method = "ENCRYPT_METHOD " + " or ".join(methods)
+    defs = load_login_defs(facts)
+    if isinstance(defs, Finding):
+        findings.append(Finding(defs.status, defs.message, observed=defs.observed, resource="/etc/login.defs"))
+    else:
+        method = defs.get("ENCRYPT_METHOD", "").split("#", 1)[0].strip()
+        if method in methods:
+            findings.append(Finding.passed(f"ENCRYPT_METHOD is {method} in /etc/login.defs", observed=method,
+                                           expected=expected_method, resource="/etc/login.defs"))
+        elif not method:
+            fallback = "MD5" if defs.get("MD5_CRYPT_ENAB", "").lower() == "yes" else "DES"
+            findings.append(Finding.failed(
+                f"ENCRYPT_METHOD is not set in /etc/login.defs, so shadow-utils hashes with {fallback} "
+                f"(expected {expected_method})",
+                observed=f"unset ({fallback})", expected=expected_method, resource="/etc/login.defs"))
+        else:
+            hint = " (values are case-sensitive)" if method.upper() in methods else ""
+            findings.append(Finding.failed(
+                f"ENCRYPT_METHOD is {method} in /etc/login.defs (expected {expected_method}){hint}",
+                observed=method, expected=expected_method, resource="/etc/login.defs"))
+    res = read_probe(facts, SHADOW_HASH_SCHEMES, "/etc/shadow")
+    if isinstance(res, Finding):
+        findings.append(Finding(res.status, res.message, observed=res.observed, resource="/etc/shadow"))
+        return findings
+    try:
+        entries = parse_shadow_schemes(res.text)
+    except ProbeOutputError as exc:
+        findings.append(Finding.error(f"could not assess: {exc}", resource="/etc/shadow"))
+        return findings
+    expected_scheme = "a hash scheme in " + ", ".join(sorted(schemes))
+    hashed = [e for e in entries if e.kind == "hash"]
+    weak = [e for e in hashed if e.scheme not in schemes]
+    for e in weak:
+        findings.append(Finding.failed(
+            f"{e.account}'s password is hashed with {e.scheme} in /etc/shadow (expected {expected_scheme})",
+            observed=e.scheme, expected=expected_scheme, resource=e.account))
+    if not weak:
+        used = sorted({e.scheme for e in hashed})
+        message = (f"all {len(hashed)} password hashes in /etc/shadow use {summarize(used)}" if hashed
+                   else "no account in /etc/shadow has a password hash (only locked or empty ones)")
+        findings.append(Finding.passed(message, observed=", ".join(used), expected=expected_scheme,
+                                       resource="/etc/shadow"))
+    return findings

@@ -1,8 +1,9 @@
-"""Mode and ownership of the account databases and their backups (CIS 7.1.x).
+"""Mode and ownership of the account databases and their backups (CIS 7.1.x), and of the sudo policy.
 
-One stat probe covers every file of this pack and of cron.py. A missing file is an
+One stat probe covers every account file of this pack and of cron.py. A missing file is an
 ERROR where the file must exist (/etc/passwd, /etc/group, /etc/shadow) and a PASS,
 saying so, where absence is harmless (backups, /etc/gshadow, opasswd, /etc/shells).
+The sudoers files have their own probe, since their names are only known on the host.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 from typing import Literal
 
 from itops.checkapi import Facts, Finding, Params, Severity, host_check
-from itops.checklib.fileperm import SYSTEM_FILES, FileRule, evaluate_file_rules
+from itops.checklib.accounts import read_probe
+from itops.checklib.common import ProbeOutputError
+from itops.checklib.fileperm import SYSTEM_FILES, FileRule, evaluate_file_rule, evaluate_file_rules, parse_stat_output
+from itops.checklib.sudoers import NO_SUDOERS, SUDOERS, SUDOERS_D, SUDOERS_STATS
 
 ACCESS = {"nist-800-53": ["AC-3", "AC-6"]}
 WORLD_READABLE = FileRule(max_mode=0o644, groups=("root",))
@@ -185,3 +189,46 @@ def opasswd_permissions(facts: Facts, params: Params) -> list[Finding]:
     rule = FileRule(max_mode=0o600, groups=("root",), missing="pass",
                     missing_note="password history is not kept, nothing to protect", group_ok_without_access=True)
     return evaluate_file_rules(facts, SYSTEM_FILES, [("/etc/security/opasswd", rule)])
+
+
+SUDOERS_FILE = FileRule(max_mode=0o440, groups=("root",))
+SUDOERS_DIR = FileRule(max_mode=0o755, groups=(), missing="pass", missing_note="no drop-in directory",
+                       kind="directory")
+
+
+@host_check(
+    id="files.sudoers_permissions",
+    title="/etc/sudoers and the files in /etc/sudoers.d are owned by root:root with mode 0440 or stricter",
+    severity=Severity.HIGH,
+    rationale="Whoever can write a sudoers file can grant themselves root; a group- or world-readable one "
+    "shows every user which accounts and commands lead to root. sudo itself only refuses world-writable "
+    "files, so a loose mode goes unnoticed.",
+    remediation="`chown root:root /etc/sudoers /etc/sudoers.d/* && chmod 0440 /etc/sudoers /etc/sudoers.d/*` "
+    "(for each file listed); `chown root:root /etc/sudoers.d && chmod 0750 /etc/sudoers.d`; then `visudo -c`.",
+    frameworks={"nist-800-53": ["AC-3", "AC-6", "CM-6"], "iso-27001": ["A.8.2", "A.8.3"]},
+    probes=[SUDOERS_STATS],
+    params={},
+)
+def sudoers_permissions(facts: Facts, params: Params) -> list[Finding]:
+    """/etc/sudoers and every entry of /etc/sudoers.d: owner root, group root, mode 0440 or stricter;
+    /etc/sudoers.d itself: a root-owned directory writable only by root. PASS when sudo is not installed.
+
+    Subdirectories of /etc/sudoers.d are not judged (sudo does not read them).
+    """
+    res = read_probe(facts, SUDOERS_STATS, "stat of the sudoers files")
+    if isinstance(res, Finding):
+        return [res]
+    if res.text.strip() == NO_SUDOERS:
+        return [Finding.passed("sudo is not installed (no /etc/sudoers): not applicable", observed="no /etc/sudoers")]
+    try:
+        stats = parse_stat_output(res.text)
+    except ProbeOutputError as exc:
+        return [Finding.error(f"could not assess: {exc}")]
+    rules = [(SUDOERS, SUDOERS_FILE), (SUDOERS_D, SUDOERS_DIR)]
+    for path, st in sorted(stats.items()):
+        if not path.startswith(SUDOERS_D + "/"):
+            continue
+        if st.state == "missing" or (st.state == "ok" and st.kind.startswith("directory")):
+            continue  # the unexpanded glob of an empty directory; a subdirectory sudo never reads
+        rules.append((path, SUDOERS_FILE))
+    return [evaluate_file_rule(facts, SUDOERS_STATS, path, rule, stats=stats) for path, rule in rules]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from itops.checkapi import Facts, Finding, Params, Severity, host_check
-from itops.checklib.sshd import SSHD_PROBES, Setting
+from itops.checklib.sshd import SSHD_PROBES, Setting, SshdNotInstalled, SshdUnavailable, load_sshd_config
 from itops.checklib.sshd_rules import (
     APPLY_SSHD_CHANGE,
     MATCH_PARAM,
@@ -190,3 +190,66 @@ def gssapi_auth_disabled(facts: Facts, params: Params) -> list[Finding]:
     """GSSAPIAuthentication is no."""
     return evaluate_sshd(facts, params, ["gssapiauthentication"],
                          one_of("gssapiauthentication", "GSSAPIAuthentication", ["no"]), "no")
+
+
+#: The keywords that limit who may log in, as sshd -T names them and as they are written.
+_ACCESS_KEYWORDS = {"allowusers": "AllowUsers", "allowgroups": "AllowGroups",
+                    "denyusers": "DenyUsers", "denygroups": "DenyGroups"}
+#: Patterns that match every user (or group): an Allow list holding one restricts nobody.
+_MATCH_EVERYONE = frozenset({"*", "*@*"})
+
+
+@host_check(
+    id="ssh.access_restricted",
+    title="SSH limits who may log in (AllowUsers, AllowGroups, DenyUsers or DenyGroups is set)",
+    severity=Severity.MEDIUM,
+    rationale="Without an allow or deny list every local account with a valid credential (service accounts, "
+    "forgotten test users, accounts added by packages) can open an SSH session; naming who may log in keeps "
+    "a stray key or password from becoming remote access.",
+    remediation="Add e.g. `AllowGroups sshusers` (and `groupadd sshusers; usermod -aG sshusers USER` for each "
+    "administrator) or `AllowUsers alice bob` to /etc/ssh/sshd_config.d/00-hardening.conf, outside any Match "
+    "block; then `sshd -t && systemctl reload ssh` (`sshd` on RHEL/SUSE).",
+    frameworks={"cis": ["5.1.4"], "nist-800-53": ["AC-3", "AC-17"], "iso-27001": ["A.5.15", "A.8.5"]},
+    probes=SSHD_PROBES,
+    params={},
+)
+def access_restricted(facts: Facts, params: Params) -> list[Finding]:
+    """At least one of AllowUsers, AllowGroups, DenyUsers or DenyGroups applies to every connection.
+
+    An Allow list containing `*` (or `*@*`) admits everyone and does not count; lists set
+    only inside conditional Match blocks apply to some connections only and do not count
+    either (the message names them).
+    """
+    try:
+        cfg = load_sshd_config(facts)
+    except SshdNotInstalled as exc:
+        return [Finding.skipped(str(exc))]
+    except SshdUnavailable as exc:
+        return [Finding.error(f"could not assess: {exc}", observed=str(exc))]
+    expected = "AllowUsers, AllowGroups, DenyUsers or DenyGroups restricting logins"
+    basis = ""
+    if cfg.source != "sshd -T":
+        basis = f" [from sshd_config files; {cfg.fallback_note}]" if cfg.fallback_note else " [from sshd_config files]"
+    restricting: list[str] = []
+    open_lists: list[str] = []
+    for key, display in _ACCESS_KEYWORDS.items():
+        setting = cfg.get(key)
+        patterns = setting.value.split() if setting is not None else []
+        if not patterns:
+            continue
+        shown = f"{display} {' '.join(patterns)}"
+        if key.startswith("allow") and _MATCH_EVERYONE.intersection(patterns):
+            open_lists.append(shown)
+        else:
+            restricting.append(shown)
+    if restricting:
+        observed = "; ".join(restricting)
+        return [Finding.passed(f"logins are limited by {observed}{basis}", observed=observed, expected=expected)]
+    conditional = sorted({f"{block.label} ({block.file}:{block.line})" for block in cfg.conditional
+                          for d in block.directives if d.keyword in _ACCESS_KEYWORDS})
+    observed = "; ".join(open_lists) if open_lists else "none of them set"
+    message = (f"{'; '.join(open_lists)} admits every user" if open_lists
+               else "no AllowUsers, AllowGroups, DenyUsers or DenyGroups applies to all connections")
+    if conditional:
+        message += f" (set only under {', '.join(conditional)})"
+    return [Finding.failed(message + basis, observed=observed, expected=expected)]

@@ -22,13 +22,17 @@ from itops.checklib.fileperm import stat_lines_command, stat_shell_loop
 from itops.model import Finding
 
 __all__ = [
+    "AUTHORIZED_KEYS_FILES",
     "GROUP",
     "HOME_DIR_STATS",
     "LOGIN_DEFS",
     "PASSWD",
     "ROOT_PATH",
+    "SHADOW_HASH_SCHEMES",
     "SHADOW_STATUS",
+    "SSH_DIR_STATS",
     "GroupEntry",
+    "HashScheme",
     "PasswdEntry",
     "RootPath",
     "ShadowEntry",
@@ -43,14 +47,30 @@ __all__ = [
     "parse_login_defs",
     "parse_passwd",
     "parse_root_path",
+    "parse_shadow_schemes",
     "parse_shadow_status",
     "read_probe",
+    "ssh_dir_of",
     "uid_min",
 ]
 
 PASSWD = Probe("etc_passwd", "cat /etc/passwd")
 GROUP = Probe("etc_group", "cat /etc/group")
 LOGIN_DEFS = Probe("etc_login_defs", "cat /etc/login.defs")
+
+#: Per account, only the NAME of the password hash scheme (never the hash): ``name:kind`` where kind is
+#: empty, locked (``!``/``*`` prefix), ``$ID`` (the crypt id, e.g. ``$6``, ``$y``, ``$1``), des (13
+#: characters of the DES alphabet), bsdi (``_`` + 19) or invalid (nothing crypt(3) accepts).
+SHADOW_HASH_SCHEMES = Probe(
+    "shadow_hash_schemes",
+    "if [ ! -e /etc/shadow ]; then echo '/etc/shadow does not exist' >&2; exit 4; fi; "
+    "if [ ! -r /etc/shadow ]; then echo '/etc/shadow not readable (run as root or enable sudo)' >&2; exit 3; fi; "
+    "awk -F: '{ p = $2; if (p == \"\") s = \"empty\"; else if (p ~ /^[!*]/) s = \"locked\"; "
+    "else if (p ~ /^[$][0-9a-z]+[$]/) { s = substr(p, 2); sub(/[$].*/, \"\", s); s = \"$\" s } "
+    "else if (length(p) == 13 && p ~ /^[.\\/0-9A-Za-z]+$/) s = \"des\"; "
+    "else if (length(p) == 20 && p ~ /^_/) s = \"bsdi\"; else s = \"invalid\"; "
+    "print $1 \":\" s }' /etc/shadow",
+)
 
 SHADOW_STATUS = Probe(
     "shadow_status",
@@ -82,6 +102,30 @@ ROOT_PATH = Probe(
 HOME_DIR_STATS = Probe(
     "home_dir_stats", stat_lines_command("awk -F: '$6 != \"\" { print $6 }' /etc/passwd | sort -u")
 )
+
+#: The key files sshd reads by default (AuthorizedKeysFile .ssh/authorized_keys .ssh/authorized_keys2).
+AUTHORIZED_KEYS_FILES = ("authorized_keys", "authorized_keys2")
+
+#: A stat line for HOME/.ssh and its authorized_keys files, for every absolute home in /etc/passwd.
+#: Where the probe cannot look inside a home or .ssh (not root), it prints an ``E|`` line for what
+#: lies below, so an unreadable directory is "could not assess", never "no keys".
+SSH_DIR_STATS = Probe(
+    "ssh_dir_stats",
+    "if [ ! -r /etc/passwd ]; then echo '/etc/passwd not readable' >&2; exit 3; fi; "
+    "awk -F: '$6 ~ /^\\// { print $6 }' /etc/passwd | sort -u | { set --; "
+    "while IFS= read -r h; do h=${h%/}; d=\"$h/.ssh\"; "
+    "if [ -d \"$h\" ] && [ ! -x \"$h\" ]; then printf 'E|%s\\n' \"$d\"; continue; fi; "
+    "set -- \"$@\" \"$d\"; "
+    "if [ -d \"$d\" ] && [ ! -x \"$d\" ]; then "
+    + "printf 'E|%s\\n'" + "".join(f' \"$d/{name}\"' for name in AUTHORIZED_KEYS_FILES) + "; continue; fi; "
+    "set -- \"$@\"" + "".join(f' \"$d/{name}\"' for name in AUTHORIZED_KEYS_FILES) + "; done; "
+    "if [ \"$#\" -gt 0 ]; then " + stat_shell_loop('"$@"') + "; fi; }",
+)
+
+
+def ssh_dir_of(home: str) -> str:
+    """HOME/.ssh exactly as :data:`SSH_DIR_STATS` spells it (one trailing slash of the home dropped)."""
+    return (home[:-1] if home.endswith("/") else home) + "/.ssh"
 
 
 def read_probe(facts: Facts, probe: Probe, label: str) -> ProbeResult | Finding:
@@ -242,6 +286,50 @@ def _parse_shadow_status(text: str) -> list[ShadowEntry]:
         state: Literal["empty", "locked", "set"] = f[1]  # type: ignore[assignment]
         out.append(ShadowEntry(f[0], state, _opt_int(f[2], n), _opt_int(f[3], n), _opt_int(f[4], n),
                                _opt_int(f[5], n), n))
+    if not out:
+        raise ProbeOutputError("/etc/shadow is empty")
+    return out
+
+
+#: crypt(3) ids (the text between the first two ``$``) and the scheme names used in params and messages.
+_CRYPT_IDS = {
+    "y": "yescrypt", "gy": "gost-yescrypt", "7": "scrypt", "6": "sha512crypt", "5": "sha256crypt",
+    "2a": "bcrypt", "2b": "bcrypt", "2y": "bcrypt", "2x": "bcrypt-2x", "1": "md5crypt", "3": "nthash",
+    "sha1": "sha1crypt", "md5": "sunmd5",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HashScheme:
+    """One /etc/shadow account's password state: empty, locked, invalid, or the scheme of its hash."""
+
+    account: str
+    kind: Literal["empty", "locked", "invalid", "hash"]
+    scheme: str = ""  # for kind "hash": yescrypt, sha512crypt, md5crypt, descrypt, ... or "unknown ($9$)"
+    line: int = 0
+
+
+def parse_shadow_schemes(text: str) -> list[HashScheme]:
+    """Parse :data:`SHADOW_HASH_SCHEMES` output; anything else raises ProbeOutputError."""
+    out: list[HashScheme] = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        name, sep, kind = raw.rpartition(":")
+        if not sep or not name:
+            raise ProbeOutputError(f"unexpected shadow scheme line {n}: {raw[:80]!r}")
+        if name.startswith(("+", "-")):
+            continue  # NIS compat entries, not local accounts
+        if kind in ("empty", "locked", "invalid"):
+            out.append(HashScheme(name, kind, line=n))  # type: ignore[arg-type]
+        elif kind == "des":
+            out.append(HashScheme(name, "hash", "descrypt", n))
+        elif kind == "bsdi":
+            out.append(HashScheme(name, "hash", "bsdicrypt", n))
+        elif kind.startswith("$") and kind[1:].isalnum():
+            out.append(HashScheme(name, "hash", _CRYPT_IDS.get(kind[1:], f"unknown ({kind}$)"), n))
+        else:
+            raise ProbeOutputError(f"unexpected shadow scheme line {n}: {raw[:80]!r}")
     if not out:
         raise ProbeOutputError("/etc/shadow is empty")
     return out

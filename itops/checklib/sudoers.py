@@ -21,9 +21,12 @@ from dataclasses import dataclass, field
 
 from itops.checkapi import Probe
 from itops.checklib.common import ProbeOutputError
+from itops.checklib.fileperm import stat_shell_loop
 
 __all__ = [
+    "NO_SUDOERS",
     "SUDOERS_FILES",
+    "SUDOERS_STATS",
     "SudoersDump",
     "SudoersLine",
     "active_lines",
@@ -46,6 +49,21 @@ SUDOERS_FILES = Probe(
     "if [ ! -r \"$f\" ]; then printf '@UNREADABLE\\t%s\\n' \"$f\"; continue; fi; "
     "printf '@FILE\\t%s\\n' \"$f\"; awk '{ print \"|\" $0 }' \"$f\"; printf '@ENDFILE\\t%s\\n' \"$f\"; "
     "done; printf '@DONE\\n'",
+)
+
+
+#: What :data:`SUDOERS_STATS` (and :data:`SUDOERS_FILES`) print when /etc/sudoers does not exist.
+NO_SUDOERS = "@NOSUDOERS"
+
+#: A stat line (itops.checklib.fileperm format) for /etc/sudoers, /etc/sudoers.d and every entry in it
+#: (a name starting with "." is skipped, as sudo skips any name containing one); ``@NOSUDOERS`` when
+#: sudo is not installed. An unlistable /etc/sudoers.d exits 3 rather than look empty.
+SUDOERS_STATS = Probe(
+    "sudoers_stats",
+    f"if [ ! -e {SUDOERS} ] && [ ! -h {SUDOERS} ]; then echo '{NO_SUDOERS}'; exit 0; fi; "
+    f"if [ -d {SUDOERS_D} ] && ! {{ [ -r {SUDOERS_D} ] && [ -x {SUDOERS_D} ]; }}; then "
+    f"echo '{SUDOERS_D} is not readable (run as root or enable sudo)' >&2; exit 3; fi; "
+    + stat_shell_loop(f"{SUDOERS} {SUDOERS_D} {SUDOERS_D}/*"),
 )
 
 

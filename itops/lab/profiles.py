@@ -142,6 +142,18 @@ STRONG_SSH_KEX = (
 LEGAL_BANNER = "Authorised use only. Activity on this system is monitored and recorded.\n"
 # a syntactically plausible yescrypt hash; the audit never sees it (the shadow probe says "set")
 _FAKE_HASH = "$y$j9T$itopslab0000000000000$0000000000000000000000000000000000000000000"
+# a public key as sshd reads it (nothing logs in with it: the lab's sshd has its own AuthorizedKeysFile)
+_FAKE_PUBKEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGl0b3BzbGFiaXRvcHNsYWJpdG9wc2xhYml0b3BzbGFi alice@workstation\n"
+# an MD5-crypt hash in the format crypt(3) accepts; the audit never sees it (the probe reports "$1")
+_FAKE_MD5_HASH = "$1$itopslab$0000000000000000000000"
+# a package "installed" without a .deb: a dpkg status entry, which is all dpkg-query reads (the version is
+# bookworm's, so apt sees nothing to upgrade)
+_FAKE_RSH_CLIENT_STATUS = (
+    "\nPackage: rsh-client\nStatus: install ok installed\nPriority: optional\nSection: net\n"
+    "Installed-Size: 150\nMaintainer: Alberto Gonzalez Iniesta <agi@inittab.org>\nArchitecture: amd64\n"
+    "Source: netkit-rsh\nVersion: 0.17-24\nDepends: libc6 (>= 2.34)\n"
+    "Description: client programs for remote shell connections\n rsh, rcp and rlogin (planted by the itops lab)\n"
+)
 _CRON_DIRS = ("/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly", "/etc/cron.d")
 
 CLEAN = RootProfile(
@@ -170,6 +182,8 @@ CLEAN = RootProfile(
         "Ciphers": STRONG_SSH_CIPHERS,
         "MACs": STRONG_SSH_MACS,
         "KexAlgorithms": STRONG_SSH_KEX,
+        # who may log in over SSH (the lab's own sshd, with its own config, is what the audit logs in through)
+        "AllowGroups": "sudo",
     },
     # one interactive administrator, as a real server has: password aged per policy, in group sudo
     extra_group=("alice:x:1000:",),
@@ -185,8 +199,9 @@ CLEAN = RootProfile(
         "/etc/group": ((r"^sudo:x:27:$", "sudo:x:27:alice"),),
     },
     strip_modes={"/var/log": 0o007},  # dpkg.log, alternatives.log, faillog ... are o+r as installed
-    dirs={"/home/alice": PlantedDir(0o750, "alice", "alice")},
+    dirs={"/home/alice": PlantedDir(0o750, "alice", "alice"), "/home/alice/.ssh": PlantedDir(0o700, "alice", "alice")},
     files={
+        "/home/alice/.ssh/authorized_keys": PlantedFile(_FAKE_PUBKEY, mode=0o600, owner="alice", group="alice"),
         "/etc/issue.net": PlantedFile(LEGAL_BANNER),
         "/etc/security/limits.d/60-coredump.conf": PlantedFile("* hard core 0\n"),
         "/etc/modprobe.d/cramfs.conf": PlantedFile("install cramfs /bin/false\nblacklist cramfs\n"),
@@ -202,8 +217,9 @@ CLEAN = RootProfile(
 SSH_DRIFT = CLEAN.derive(
     "ssh-drift",
     description="sshd configuration drift: legacy algorithms, a cloud-init drop-in, a Match override",
-    # Banner: back to the default (none); PermitUserEnvironment: now decided by the drop-in below
-    drop=("Banner", "PermitUserEnvironment"),
+    # Banner: back to the default (none); PermitUserEnvironment: now decided by the drop-in below;
+    # AllowGroups: gone, so every account may log in
+    drop=("Banner", "PermitUserEnvironment", "AllowGroups"),
     sshd_options={
         "Ciphers": STRONG_SSH_CIPHERS + ",aes128-cbc",
         "MACs": STRONG_SSH_MACS + ",hmac-sha1",
@@ -234,7 +250,8 @@ SSH_DRIFT = CLEAN.derive(
 
 ACCOUNT_DRIFT = CLEAN.derive(
     "account-drift",
-    description="local account and privilege drift: extra UID 0, empty and unshadowed passwords, sudo",
+    description="local account and privilege drift: extra UID 0, empty, unshadowed and MD5 passwords, sudo, "
+    "a writable authorized_keys",
     extra_group=("wheel:x:0:alice", "guest:x:1001:"),
     extra_passwd=(
         "toor:x:0:0:second root:/root:/bin/sh",
@@ -246,15 +263,22 @@ ACCOUNT_DRIFT = CLEAN.derive(
     line_edits={
         "/etc/login.defs": ((r"^PASS_MAX_DAYS\s+\S+", "PASS_MAX_DAYS\t99999"), (r"^UMASK\s+\S+", "UMASK\t\t022")),
         "/etc/group": ((r"^shadow:x:42:$", "shadow:x:42:alice"),),
-        "/etc/shadow": ((r"^(alice:[^:]*:\d+:)1:", r"\g<1>0:"),),
+        "/etc/shadow": (
+            (r"^(alice:[^:]*:\d+:)1:", r"\g<1>0:"),
+            (r"^alice:\$y\$[^:]*:", f"alice:{_FAKE_MD5_HASH}:"),  # an MD5-crypt hash, as after a legacy migration
+        ),
     },
     appended={"/root/.profile": 'PATH="$PATH:/opt/tools"\n'},
     dirs={
         "/home/alice": PlantedDir(0o755, "alice", "alice"),
         "/home/guest": PlantedDir(0o700, "guest", "guest"),
+        "/home/guest/.ssh": PlantedDir(0o700, "guest", "guest"),
         "/opt/tools": PlantedDir(0o755, "alice", "alice"),
     },
     files={
+        # group-writable (umask 002): anyone in group guest can add a key (not world-writable, which the
+        # world-writable file scan would report as well)
+        "/home/guest/.ssh/authorized_keys": PlantedFile(_FAKE_PUBKEY, mode=0o664, owner="guest", group="guest"),
         "/etc/sudoers.d/90-alice": PlantedFile(
             "alice ALL=(ALL:ALL) NOPASSWD: ALL\nDefaults:alice !authenticate\n", mode=0o440
         ),
@@ -264,11 +288,15 @@ ACCOUNT_DRIFT = CLEAN.derive(
 
 NEGLECTED = CLEAN.derive(
     "neglected",
-    description="a neglected server: loose cron and log permissions, stray files, legacy client, old release",
+    description="a neglected server: loose cron, log and sudoers permissions, stray files, legacy clients, MD5 "
+    "password hashing, old release",
     drop=("/etc/modprobe.d/cramfs.conf", "/etc/security/limits.d/60-coredump.conf"),
     install_debs=("telnet", "inetutils-telnet"),
+    line_edits={"/etc/login.defs": ((r"^ENCRYPT_METHOD\s+\S+", "ENCRYPT_METHOD MD5"),)},
+    appended={"/var/lib/dpkg/status": _FAKE_RSH_CLIENT_STATUS},
     dirs={"/srv/upload": PlantedDir(0o777)},
     files={
+        "/etc/sudoers.d/50-operators": PlantedFile("alice ALL=(root) /usr/bin/systemctl restart cron\n", mode=0o644),
         "/var/log/auth.log": PlantedFile("", mode=0o644),
         "/etc/systemd/journald.conf": PlantedFile("[Journal]\nCompress=no\n"),
         "/usr/local/bin/.helper": PlantedFile(mode=0o4755, copy_of="/bin/dash"),

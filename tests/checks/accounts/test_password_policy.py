@@ -89,3 +89,95 @@ def test_max_days_var_override():
     assert overall(run_check("accounts.password_max_days_limited", facts_90, password_max_days=60)) is Status.FAIL
     relaxed = facts(shadow="alice:set:19700:1:400:7:::9\n", defs="PASS_MAX_DAYS 400\n")
     assert overall(run_check("accounts.password_max_days_limited", relaxed, password_max_days=400)) is Status.PASS
+
+
+# --------------------------------------------------------------------------- accounts.password_hashing_strong
+
+HASHING = "accounts.password_hashing_strong"
+SCHEMES = "root:locked\nalice:$y\nbob:$6\ncarol:empty\nsvc:locked\n"
+
+
+def hashing(defs="ENCRYPT_METHOD SHA512\n", schemes=SCHEMES):
+    return make_facts({"etc_login_defs": defs if isinstance(defs, tuple) or not isinstance(defs, str) else (0, defs),
+                       "shadow_hash_schemes": schemes if not isinstance(schemes, str) else (0, schemes)})
+
+
+@pytest.mark.parametrize("method", ["SHA512", "YESCRYPT"])
+def test_hashing_pass(method):
+    findings = run_check(HASHING, hashing(defs=f"ENCRYPT_METHOD {method}\n"))
+    assert [(f.status, f.resource) for f in findings] == [(Status.PASS, "/etc/login.defs"),
+                                                          (Status.PASS, "/etc/shadow")]
+    assert "sha512crypt, yescrypt" in findings[1].message
+
+
+@pytest.mark.parametrize(
+    ("defs", "shown"),
+    [
+        ("ENCRYPT_METHOD MD5\n", "ENCRYPT_METHOD is MD5"),
+        ("ENCRYPT_METHOD SHA256\n", "ENCRYPT_METHOD is SHA256"),
+        ("ENCRYPT_METHOD sha512\n", "case-sensitive"),
+        ("ENCRYPT_METHOD SHA512\nENCRYPT_METHOD DES\n", "ENCRYPT_METHOD is DES"),  # the later line wins
+        ("# ENCRYPT_METHOD SHA512\n", "hashes with DES"),
+        ("MD5_CRYPT_ENAB yes\n", "hashes with MD5"),
+    ],
+)
+def test_hashing_fail_login_defs(defs, shown):
+    findings = run_check(HASHING, hashing(defs=defs))
+    assert [f.status for f in findings] == [Status.FAIL, Status.PASS]
+    assert shown in findings[0].message
+
+
+@pytest.mark.parametrize(
+    ("line", "scheme"),
+    [("dave:$1", "md5crypt"), ("dave:des", "descrypt"), ("dave:bsdi", "bsdicrypt"), ("dave:$3", "nthash"),
+     ("dave:$sha1", "sha1crypt"), ("dave:$9", "unknown ($9$)")],
+)
+def test_hashing_fail_names_account_and_scheme_only(line, scheme):
+    findings = run_check(HASHING, hashing(schemes=SCHEMES + line + "\n"))
+    assert [(f.status, f.resource) for f in findings] == [(Status.PASS, "/etc/login.defs"), (Status.FAIL, "dave")]
+    assert scheme in findings[1].message and findings[1].observed == scheme
+
+
+def test_hashing_locked_empty_and_invalid_fields_are_not_judged():
+    findings = run_check(HASHING, hashing(schemes="root:locked\nguest:empty\nold:invalid\n"))
+    assert [f.status for f in findings] == [Status.PASS, Status.PASS]
+    assert "only locked or empty" in findings[1].message
+
+
+def test_hashing_allowed_schemes_are_a_param():
+    findings = run_check(HASHING, hashing(), password_hash_schemes_allowed=["yescrypt"])
+    assert [(f.status, f.resource) for f in findings][1:] == [(Status.FAIL, "bob")]
+
+
+@pytest.mark.parametrize(
+    "schemes",
+    [timed_out("shadow_hash_schemes"), (3, "", "/etc/shadow not readable (run as root or enable sudo)\n"),
+     (0, ""), (0, "no colon here\n"), (0, "x:$$$\n"), not_found("awk")],
+)
+def test_hashing_unreadable_shadow_is_error_never_pass(schemes):
+    findings = run_check(HASHING, hashing(schemes=schemes))
+    assert [f.status for f in findings] == [Status.PASS, Status.ERROR]
+    assert findings[1].resource == "/etc/shadow"
+
+
+def test_hashing_unreadable_login_defs_is_error():
+    findings = run_check(HASHING, hashing(defs=(1, "", "cat: /etc/login.defs: No such file or directory")))
+    assert [f.status for f in findings] == [Status.ERROR, Status.PASS]
+
+
+def test_hash_scheme_probe_never_prints_a_hash(tmp_path):
+    import subprocess
+
+    from itops.checklib.accounts import SHADOW_HASH_SCHEMES, parse_shadow_schemes
+
+    secret = "$1$saltsalt$qwertyuiopasdfghjklzx1"
+    shadow = tmp_path / "shadow"
+    shadow.write_text(f"root:*:19700:0:99999:7:::\nmd5:{secret}:19700::::::\ndes:abcdefghijklm:1::::::\n"
+                      "yes:$y$j9T$salt$hash:1::::::\nlk:!$6$s$h:1::::::\nnone::1::::::\nodd:x:1::::::\n")
+    command = SHADOW_HASH_SCHEMES.command.replace("/etc/shadow", str(shadow))
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30, check=True).stdout
+    assert "saltsalt" not in out and "qwerty" not in out and "abcdefghijklm" not in out
+    assert [(e.account, e.kind, e.scheme) for e in parse_shadow_schemes(out)] == [
+        ("root", "locked", ""), ("md5", "hash", "md5crypt"), ("des", "hash", "descrypt"),
+        ("yes", "hash", "yescrypt"), ("lk", "locked", ""), ("none", "empty", ""), ("odd", "invalid", ""),
+    ]

@@ -142,6 +142,9 @@ def test_telnet_client():
     assert status(cid, (0, "@@itops-pm dpkg\nbash install ok installed\n")) is Status.PASS
     assert status(cid, (0, "@@itops-pm dpkg\nbash install ok installed\ntelnet install ok installed\n")) is Status.FAIL
     assert status(cid, (0, "@@itops-pm rpm\nbash\ntelnet\n"), os_release=RHEL_9) is Status.FAIL
+    # the client without the transitional "telnet" package is still the telnet client
+    only_inetutils = "@@itops-pm dpkg\nbash install ok installed\ninetutils-telnet install ok installed\n"
+    assert status(cid, (0, only_inetutils)) is Status.FAIL
     assert status(cid, (0, "@@itops-pm dpkg\n")) is Status.ERROR
     assert status(cid, (2, "dpkg-query: error")) is Status.ERROR
 

@@ -192,6 +192,30 @@ def test_package_uses_shared_inventory_probe(tmp_path):
     assert overall(run(installed, (0, dpkg))) is Status.FAIL
 
 
+def test_package_list_of_names_means_none_of_them_or_any_of_them(tmp_path):
+    absent = load_one(tmp_path, "type: package\nname: [ftp, tnftp]\nstate: absent\n", check_id="test.ftp_absent")
+    assert absent.probes[0].name == "packages"
+    dpkg = "@@itops-pm dpkg\nbash install ok installed\n"
+    assert overall(run(absent, (0, dpkg))) is Status.PASS
+    [f] = run(absent, (0, dpkg + "tnftp install ok installed\n"))
+    assert f.status is Status.FAIL and f.message == "installed: tnftp (dpkg)"
+    installed = load_one(tmp_path, "type: package\nname: [chrony, ntpsec]\n", check_id="test.ntp_installed")
+    assert overall(run(installed, (0, dpkg))) is Status.FAIL
+    assert overall(run(installed, (0, dpkg + "ntpsec install ok installed\n"))) is Status.PASS
+    assert overall(run(installed, (0, "garbage"))) is Status.ERROR
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [("name: []\n", "at least one package"), ("name: [a, a]\n", "names a package twice"),
+     ("name: [ok, 'bad; rm -rf /']\n", "not a package name")],
+)
+def test_package_list_of_names_is_validated(tmp_path, body, message):
+    with pytest.raises(ConfigError) as exc:
+        load_one(tmp_path, "type: package\n" + body)
+    assert message in str(exc.value)
+
+
 # --- type: service ----------------------------------------------------------------------------------
 
 

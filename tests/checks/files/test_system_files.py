@@ -137,3 +137,90 @@ def test_stat_probe_runs_locally(tmp_path):
     assert parsed[str(tmp_path / "missing")].state == "missing"
     assert parsed[str(odd)].state == "ok"
     assert set(SYSTEM_FILE_PATHS) == set(GOOD)
+
+
+# --------------------------------------------------------------------------- files.sudoers_permissions
+
+SUDOERS_CID = "files.sudoers_permissions"
+SUDOERS_GOOD = {
+    "/etc/sudoers": "S|440|0|root|0|root|regular file",
+    "/etc/sudoers.d": "S|750|0|root|0|root|directory",
+    "/etc/sudoers.d/README": "S|440|0|root|0|root|regular file",
+    "/etc/sudoers.d/90-admins": "S|400|0|root|0|root|regular file",
+}
+
+
+def sudoers(changes=None, probe=None):
+    merged = {**SUDOERS_GOOD, **(changes or {})}
+    text = "".join(f"{v}|{p}\n" for p, v in merged.items() if v is not None)
+    return make_facts({"sudoers_stats": probe if probe is not None else (0, text)})
+
+
+def test_sudoers_pass_judges_every_file_and_the_directory():
+    findings = run_check(SUDOERS_CID, sudoers())
+    assert [(f.status, f.resource) for f in findings] == [
+        (Status.PASS, "/etc/sudoers"), (Status.PASS, "/etc/sudoers.d"),
+        (Status.PASS, "/etc/sudoers.d/90-admins"), (Status.PASS, "/etc/sudoers.d/README"),
+    ]
+
+
+def test_sudoers_not_installed_passes_as_not_applicable():
+    [f] = run_check(SUDOERS_CID, sudoers(probe=(0, "@NOSUDOERS\n")))
+    assert f.status is Status.PASS and "sudo is not installed" in f.message
+
+
+def test_sudoers_empty_or_missing_dropin_dir_passes():
+    changes = {"/etc/sudoers.d": "M", "/etc/sudoers.d/README": None, "/etc/sudoers.d/90-admins": None,
+               "/etc/sudoers.d/*": "M"}  # the unexpanded glob
+    assert overall(run_check(SUDOERS_CID, sudoers(changes))) is Status.PASS
+
+
+def test_sudoers_subdirectory_is_not_judged():
+    changes = {"/etc/sudoers.d/old": "S|777|1000|alice|1000|alice|directory"}
+    assert overall(run_check(SUDOERS_CID, sudoers(changes))) is Status.PASS
+
+
+@pytest.mark.parametrize(
+    ("path", "stat", "why"),
+    [
+        ("/etc/sudoers.d/90-admins", "S|644|0|root|0|root|regular file", "mode 0644 allows 0204 beyond 0440"),
+        ("/etc/sudoers.d/90-admins", "S|460|0|root|0|root|regular file", "beyond 0440"),
+        ("/etc/sudoers.d/90-admins", "S|440|1000|alice|0|root|regular file", "owner alice"),
+        ("/etc/sudoers.d/90-admins", "S|440|0|root|27|sudo|regular file", "group sudo"),
+        ("/etc/sudoers", "S|640|0|root|0|root|regular file", "beyond 0440"),
+        ("/etc/sudoers.d", "S|777|0|root|0|root|directory", "beyond 0755"),
+        ("/etc/sudoers.d", "S|755|1000|alice|0|root|directory", "owner alice"),
+    ],
+)
+def test_sudoers_fail_names_the_file(path, stat, why):
+    findings = run_check(SUDOERS_CID, sudoers({path: stat}))
+    [bad] = [f for f in findings if f.status is Status.FAIL]
+    assert bad.resource == path and why in bad.message, bad
+
+
+@pytest.mark.parametrize(
+    ("changes", "probe"),
+    [
+        (None, timed_out("sudoers_stats")),
+        (None, (3, "", "/etc/sudoers.d is not readable (run as root or enable sudo)\n")),
+        (None, not_found("stat")),
+        (None, (0, "garbage\n")),
+        ({"/etc/sudoers": None}, None),  # stat printed nothing for it
+        ({"/etc/sudoers.d/90-admins": "E"}, None),  # a dangling symlink / failed stat
+    ],
+)
+def test_sudoers_could_not_assess_is_error_never_pass(changes, probe):
+    assert overall(run_check(SUDOERS_CID, sudoers(changes, probe))) is Status.ERROR
+
+
+def test_sudoers_probe_on_this_machine():
+    import subprocess
+
+    from itops.checklib.sudoers import SUDOERS_STATS
+
+    out = subprocess.run(["sh", "-c", SUDOERS_STATS.command], capture_output=True, text=True, timeout=30)
+    if out.returncode == 3:
+        pytest.skip("not root: /etc/sudoers.d is not readable here")
+    assert out.returncode == 0, out.stderr
+    findings = run_check(SUDOERS_CID, make_facts({"sudoers_stats": (0, out.stdout)}))
+    assert findings and all(f.status in (Status.PASS, Status.FAIL) for f in findings), findings

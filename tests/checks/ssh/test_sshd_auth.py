@@ -145,3 +145,62 @@ def test_fallback_reports_origin_file_and_line():
     [f] = run_check("ssh.root_login_disabled", sshd_facts(t=SSHD_T_NEEDS_ROOT, files=(0, dump)))
     assert f.status is Status.FAIL
     assert "PermitRootLogin is yes (/etc/ssh/sshd_config.d/10-cloud.conf:1)" in f.message
+
+
+# --------------------------------------------------------------------------- ssh.access_restricted
+
+ACCESS = "ssh.access_restricted"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    ["allowgroups sshusers\n", "allowusers alice\nallowusers bob@10.0.0.0/8\n", "denyusers guest\n",
+     "denygroups nossh\n", "allowusers *\ndenygroups nossh\n"],
+)
+def test_access_restricted_pass(extra):
+    findings = run_check(ACCESS, sshd_facts(t=(0, sshd_t() + extra)))
+    assert [f.status for f in findings] == [Status.PASS], findings
+
+
+def test_access_restricted_pass_names_the_lists():
+    [f] = run_check(ACCESS, sshd_facts(t=(0, sshd_t() + "allowusers alice\nallowusers bob\n")))
+    assert f.message.startswith("logins are limited by AllowUsers alice bob")
+
+
+@pytest.mark.parametrize("extra", ["", "allowusers *\n", "allowgroups *\n", "allowusers alice *@*\n"])
+def test_access_restricted_fail(extra):
+    [f] = run_check(ACCESS, sshd_facts(t=(0, sshd_t() + extra)))
+    assert f.status is Status.FAIL
+    if extra:
+        assert "admits every user" in f.message
+
+
+def test_access_restricted_only_under_match_fails_and_says_where():
+    config = "PermitRootLogin no\nMatch Address 10.0.0.0/8\n    AllowUsers alice\n"
+    files = (0, files_dump({"/etc/ssh/sshd_config": config}))
+    [f] = run_check(ACCESS, sshd_facts(t=(0, sshd_t()), files=files))
+    assert f.status is Status.FAIL and "set only under Match Address 10.0.0.0/8" in f.message
+
+
+def test_access_restricted_from_files_when_sshd_t_cannot_run():
+    good = (0, files_dump({"/etc/ssh/sshd_config": "Include /etc/ssh/sshd_config.d/*.conf\n",
+                           "/etc/ssh/sshd_config.d/10-access.conf": "AllowGroups  sshusers admins\n"},
+                          includes={"/etc/ssh/sshd_config.d/*.conf": ["/etc/ssh/sshd_config.d/10-access.conf"]}))
+    [f] = run_check(ACCESS, sshd_facts(t=SSHD_T_NEEDS_ROOT, files=good))
+    assert f.status is Status.PASS and "AllowGroups sshusers admins" in f.message and "sshd_config files" in f.message
+    bare = (0, files_dump({"/etc/ssh/sshd_config": "PermitRootLogin no\n"}))
+    assert overall(run_check(ACCESS, sshd_facts(t=SSHD_T_NEEDS_ROOT, files=bare))) is Status.FAIL
+
+
+@pytest.mark.parametrize(
+    ("t", "files"),
+    [(timed_out("sshd"), timed_out("files")), (SSHD_T_NEEDS_ROOT, (3, "", "permission denied")),
+     ((0, "garbage\n"), (0, "not a dump\n"))],
+)
+def test_access_restricted_unassessable_is_error(t, files):
+    assert overall(run_check(ACCESS, sshd_facts(t=t, files=files))) is Status.ERROR
+
+
+def test_access_restricted_skipped_without_openssh_server():
+    files = (0, files_dump({}, missing=("/etc/ssh/sshd_config",)))
+    assert overall(run_check(ACCESS, sshd_facts(t=not_found("sshd"), files=files))) is Status.SKIPPED
