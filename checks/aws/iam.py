@@ -13,9 +13,30 @@ REPORT = ["iam:GenerateCredentialReport", "iam:GetCredentialReport"]
 ROOT_ROW = "<root_account>"
 
 
+#: Credential report columns holding a date.
+_DATE_COLUMNS = (
+    "user_creation_time",
+    "password_last_used",
+    "password_last_changed",
+    "access_key_1_last_rotated",
+    "access_key_1_last_used_date",
+    "access_key_2_last_rotated",
+    "access_key_2_last_used_date",
+)
+
+
 def _now(row: Mapping[str, Any]) -> datetime:
-    """Ages are measured from when the credential report was generated (keeps evaluation pure)."""
-    return parse_time(row.get("report_generated")) or datetime.now(UTC)
+    """Ages are measured from when the credential report was generated (keeps evaluation pure).
+
+    A generation time older than a date inside the report itself cannot be true (some
+    endpoints, moto among them, send a fixed one); ages are then measured from the wall
+    clock, or every key would look new and stale credentials would PASS.
+    """
+    generated = parse_time(row.get("report_generated"))
+    dates = [d for d in (parse_time(row.get(c)) for c in _DATE_COLUMNS) if d is not None]
+    if generated is None or any(d > generated for d in dates):
+        return datetime.now(UTC)
+    return generated
 
 
 def _days(since: datetime | None, now: datetime) -> int | None:

@@ -13,10 +13,11 @@ from itops.checkapi import CloudFacts, CloudResource, Finding, Params, Severity,
     remediation="aws kms enable-key-rotation --key-id KEY_ID",
     frameworks={"cis": ["3.6"], "nist-800-53": ["SC-12", "SC-13"], "iso-27001": ["A.8.24"]},
     collections=["kms.keys"],
-    iam_actions=["kms:ListKeys", "kms:DescribeKey", "kms:GetKeyRotationStatus"],
+    iam_actions=["kms:ListKeys", "kms:ListAliases", "kms:DescribeKey", "kms:GetKeyRotationStatus"],
 )
 def customer_key_rotation_enabled(facts: CloudFacts, params: Params) -> list[Finding]:
-    """Every enabled symmetric customer-managed key has rotation on (AWS-managed keys rotate by themselves)."""
+    """Every enabled symmetric customer-managed key has rotation on (AWS-managed keys rotate by themselves;
+    a key behind an ``alias/aws/...`` alias is AWS-managed)."""
 
     def judge(k: CloudResource) -> Finding | None:
         meta = k.part("metadata") or {}

@@ -121,6 +121,18 @@ def kms_encrypted(facts: CloudFacts, params: Params) -> list[Finding]:
     return facts.each("cloudtrail.trails", judge, what="CloudTrail trails")
 
 
+def _account_block(facts: CloudFacts) -> Mapping[str, Any]:
+    """The account-level Block Public Access settings; {} when absent or unreadable (then only the
+    bucket's own block counts, so an unknown account setting never hides a public bucket)."""
+    coll = facts.collections.get("s3.account_public_access_block")
+    if coll is None or coll.errors:
+        return {}
+    try:
+        return next((r.part("config") or {} for r in coll.resources), {})
+    except NotAssessable:
+        return {}
+
+
 def _trail_buckets(facts: CloudFacts, judge: Any) -> list[Finding]:
     """Per trail: its log bucket's resource (or a SKIPPED when the bucket is in another account)."""
     buckets = {b.name: b for b in facts["s3.buckets"].resources}
@@ -146,14 +158,22 @@ def _trail_buckets(facts: CloudFacts, judge: Any) -> list[Finding]:
     remediation="aws s3api put-public-access-block --bucket LOG_BUCKET --public-access-block-configuration "
     "BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true",
     frameworks={"nist-800-53": ["AU-9", "AC-3"], "iso-27001": ["A.8.15", "A.8.3"]},
-    collections=["cloudtrail.trails", "s3.buckets"],
-    iam_actions=[*TRAIL_BUCKET, "s3:GetBucketPolicy", "s3:GetBucketAcl", "s3:GetBucketPublicAccessBlock"],
+    collections=["cloudtrail.trails", "s3.buckets", "s3.account_public_access_block"],
+    iam_actions=[
+        *TRAIL_BUCKET,
+        "s3:GetBucketPolicy",
+        "s3:GetBucketAcl",
+        "s3:GetBucketPublicAccessBlock",
+        "s3:GetAccountPublicAccessBlock",
+    ],
 )
 def bucket_not_public(facts: CloudFacts, params: Params) -> list[Finding]:
-    """The trail's bucket has no public policy statement or ACL grant that its Block Public Access allows."""
+    """The trail's bucket has no public policy statement or ACL grant that Block Public Access (the
+    bucket's or the account's) lets through."""
+    account = _account_block(facts)
 
     def judge(b: CloudResource, where: str) -> Finding:
-        pab = b.part("public_access_block") or {}
+        pab = {**(b.part("public_access_block") or {}), **{k: True for k, v in account.items() if v}}
         public = []
         if public_statements(b.part("policy")) and not pab.get("RestrictPublicBuckets"):
             public.append("bucket policy allows everyone")

@@ -3,17 +3,44 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from itops.checkapi import CloudFacts, CloudResource, Finding, Params, Severity, Status, aws_check
+from itops.checkapi import CloudFacts, CloudResource, Finding, NotAssessable, Params, Severity, Status, aws_check
 from itops.checklib.aws import denies_insecure_transport, matches_any, public_acl_grants, public_statements
 
 BUCKETS = ["s3:ListAllMyBuckets", "s3:GetBucketLocation"]
+ACCOUNT_BLOCK = "s3.account_public_access_block"
 PAB_KEYS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
-
-
 def _pab_missing(config: dict[str, bool] | None) -> list[str]:
     return [k for k in PAB_KEYS if not (config or {}).get(k)]
+
+
+def _account_block(facts: CloudFacts) -> tuple[Mapping[str, Any], str]:
+    """The account-level Block Public Access settings, and why they are unknown when they are."""
+    coll = facts.collections.get(ACCOUNT_BLOCK)
+    if coll is None:
+        return {}, "account-level Block Public Access not read"
+    if coll.errors:
+        return {}, f"account-level Block Public Access unknown: {next(iter(coll.errors.values()))}"
+    try:
+        return next((r.part("config") or {} for r in coll.resources), {}), ""
+    except NotAssessable as exc:
+        return {}, f"account-level Block Public Access unknown: {exc}"
+
+
+def public_exposure(facts: CloudFacts, b: CloudResource, setting: str, found: list[str]) -> tuple[str, str]:
+    """Whether a public grant ``found`` on bucket ``b`` is in effect: ("", why not) when Block Public
+    Access ``setting`` (RestrictPublicBuckets for policies, IgnorePublicAcls for ACLs) is on for the
+    bucket or the account, else (the grant, a note when the account-level block is unknown)."""
+    if not found:
+        return "", ""
+    account, unknown = _account_block(facts)
+    if (b.part("public_access_block") or {}).get(setting):
+        return "", f"Block Public Access {setting} on the bucket neutralises it"
+    if account.get(setting):
+        return "", f"Block Public Access {setting} on the account neutralises it"
+    return "; ".join(found), unknown
 
 
 @aws_check(
@@ -83,21 +110,30 @@ def bucket_public_access_blocked(facts: CloudFacts, params: Params) -> list[Find
     remediation="Remove or restrict the public statement: aws s3api get-bucket-policy --bucket BUCKET, edit, then "
     "aws s3api put-bucket-policy --bucket BUCKET --policy file://policy.json",
     frameworks={"cis": ["2.1.4"], "nist-800-53": ["AC-3", "AC-21", "SC-7"], "iso-27001": ["A.5.15", "A.8.3"]},
-    collections=["s3.buckets"],
-    iam_actions=[*BUCKETS, "s3:GetBucketPolicy"],
+    collections=["s3.buckets", ACCOUNT_BLOCK],
+    iam_actions=[*BUCKETS, "s3:GetBucketPolicy", "s3:GetBucketPublicAccessBlock", "s3:GetAccountPublicAccessBlock"],
 )
 def bucket_policy_not_public(facts: CloudFacts, params: Params) -> list[Finding]:
-    """No bucket policy has an unconditioned Allow statement for Principal ``*``."""
+    """No bucket policy has an Allow statement for Principal ``*`` that is in effect.
+
+    A Condition only makes a statement non-public when it confines it to fixed accounts,
+    networks, VPCs or organisations (aws:SourceVpce, aws:PrincipalOrgID ...); one on
+    aws:SecureTransport or aws:Referer does not. A public statement that Block Public Access
+    (RestrictPublicBuckets, on the bucket or the account) makes AWS ignore is not exposure."""
 
     def judge(b: CloudResource) -> Finding:
         public = public_statements(b.part("policy"))
         where = f"bucket {b.name} ({facts.where(b.region)})"
-        if public:
+        shown = json.dumps([dict(s) for s in public])[:500]
+        exposed, note = public_exposure(facts, b, "RestrictPublicBuckets", [shown] if public else [])
+        if exposed:
             return Finding.failed(
-                f"bucket policy of {where} allows everyone",
-                observed=json.dumps([dict(s) for s in public])[:500],
-                expected="no Allow to Principal * without a Condition",
+                f"bucket policy of {where} allows everyone" + (f" ({note})" if note else ""),
+                observed=exposed,
+                expected="no Allow to Principal * unless confined to fixed accounts, networks or VPCs",
             )
+        if public:
+            return Finding.passed(f"bucket policy of {where} allows everyone, but {note}", observed=shown)
         return Finding.passed(f"bucket policy of {where} grants nothing to everyone")
 
     return facts.each("s3.buckets", judge, what="S3 buckets")
@@ -113,21 +149,25 @@ def bucket_policy_not_public(facts: CloudFacts, params: Params) -> list[Finding]
     "BucketOwnerEnforced: aws s3api put-bucket-ownership-controls --bucket BUCKET "
     "--ownership-controls Rules=[{ObjectOwnership=BucketOwnerEnforced}]",
     frameworks={"cis": ["2.1.4"], "nist-800-53": ["AC-3", "AC-21"], "iso-27001": ["A.5.15", "A.8.3"]},
-    collections=["s3.buckets"],
-    iam_actions=[*BUCKETS, "s3:GetBucketAcl"],
+    collections=["s3.buckets", ACCOUNT_BLOCK],
+    iam_actions=[*BUCKETS, "s3:GetBucketAcl", "s3:GetBucketPublicAccessBlock", "s3:GetAccountPublicAccessBlock"],
 )
 def bucket_acl_not_public(facts: CloudFacts, params: Params) -> list[Finding]:
-    """No bucket ACL grants to the AllUsers / AuthenticatedUsers groups."""
+    """No bucket ACL grant to the AllUsers / AuthenticatedUsers groups is in effect (Block Public
+    Access IgnorePublicAcls, on the bucket or the account, makes AWS ignore such grants)."""
 
     def judge(b: CloudResource) -> Finding:
         grants = public_acl_grants(b.part("acl"))
         where = f"bucket {b.name} ({facts.where(b.region)})"
-        if grants:
+        exposed, note = public_exposure(facts, b, "IgnorePublicAcls", [", ".join(grants)] if grants else [])
+        if exposed:
             return Finding.failed(
-                f"ACL of {where} grants {', '.join(grants)}",
-                observed=", ".join(grants),
+                f"ACL of {where} grants {exposed}" + (f" ({note})" if note else ""),
+                observed=exposed,
                 expected="no grants to AllUsers/AuthenticatedUsers",
             )
+        if grants:
+            return Finding.passed(f"ACL of {where} grants {', '.join(grants)}, but {note}", observed=", ".join(grants))
         return Finding.passed(f"ACL of {where} grants nothing to the public groups")
 
     return facts.each("s3.buckets", judge, what="S3 buckets")

@@ -1,15 +1,16 @@
 """Helpers the AWS check pack shares: policy documents, ACLs, security group rules, tags, dates.
 
 Pure functions of the data the collections hold (itops.transport.aws_collections);
-no boto3 here. Policy analysis is deliberately conservative in one direction only:
-an Allow to everyone with *no* Condition is public; any Condition is taken as a
-restriction (AWS's own "public" definition is similar: a condition on source
-account, VPC, organisation or IP makes a policy non-public).
+no boto3 here. A policy statement is public when it allows everyone (``Principal: *``
+or a ``NotPrincipal``) and its Condition does not confine it to fixed accounts, VPCs,
+VPC endpoints, organisations or IP ranges (AWS's own definition of a public bucket
+policy); a Condition on anything else (aws:SecureTransport, aws:Referer) restricts nobody.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -58,12 +59,64 @@ def _is_everyone(principal: Any) -> bool:
     return False
 
 
+#: Condition keys that, tested for fixed values, confine a grant to known callers (AWS's own
+#: definition of a non-public bucket policy); a Condition on anything else (aws:SecureTransport,
+#: aws:Referer, s3:prefix ...) leaves the statement open to everyone.
+RESTRICTING_KEYS = frozenset(
+    k.lower()
+    for k in (
+        "aws:SourceArn", "aws:SourceAccount", "aws:SourceOwner", "aws:SourceVpc", "aws:SourceVpce",
+        "aws:SourceIp", "aws:SourceOrgID", "aws:SourceOrgPaths", "aws:PrincipalOrgID", "aws:PrincipalOrgPaths",
+        "aws:PrincipalAccount", "aws:PrincipalArn", "aws:userid", "aws:username",
+        "s3:DataAccessPointArn", "s3:DataAccessPointAccount", "s3:x-amz-server-side-encryption-aws-kms-key-id",
+    )
+)  # fmt: skip
+#: Condition operators that allow only the listed values ("Not" and "IfExists" forms do not).
+POSITIVE_OPERATORS = frozenset(
+    {"stringequals", "stringequalsignorecase", "stringlike", "arnequals", "arnlike", "ipaddress"}
+)
+
+
+def _fixed_value(key: str, value: Any) -> bool:
+    text = str(value).strip()
+    if not text or text == "*":
+        return False
+    if key == "aws:sourceip":
+        try:  # AWS counts a range wider than /8 (IPv4) or /32 (IPv6) as public
+            net = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            return False
+        return net.prefixlen >= (8 if net.version == 4 else 32)
+    return True
+
+
+def _restricts(condition: Any) -> bool:
+    """Does a statement's Condition confine it to fixed callers (then it is not public)?"""
+    if not isinstance(condition, Mapping):
+        return False
+    for operator, tests in condition.items():
+        op = str(operator).lower().split(":")[-1]  # ForAnyValue:StringEquals -> stringequals
+        if op not in POSITIVE_OPERATORS or not isinstance(tests, Mapping):
+            continue
+        for key, values in tests.items():
+            vals = as_list(values)
+            if str(key).lower() in RESTRICTING_KEYS and vals and all(_fixed_value(str(key).lower(), v) for v in vals):
+                return True
+    return False
+
+
+def _everyone(statement: Mapping[str, Any]) -> bool:
+    # an Allow to everyone except a few (NotPrincipal) is still everyone
+    return "NotPrincipal" in statement or _is_everyone(statement.get("Principal"))
+
+
 def public_statements(policy: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
-    """Allow statements granting access to everyone (``Principal: *``) without any Condition."""
+    """Allow statements open to everyone: ``Principal: *`` (or a NotPrincipal) with no Condition
+    that confines them to fixed accounts, networks, VPCs or organisations."""
     return [
         s
         for s in statements(policy)
-        if s.get("Effect") == "Allow" and _is_everyone(s.get("Principal")) and not s.get("Condition")
+        if s.get("Effect") == "Allow" and _everyone(s) and not _restricts(s.get("Condition"))
     ]
 
 

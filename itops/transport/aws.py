@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import ipaddress
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,7 @@ import boto3
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
+from botocore.parsers import ResponseParserError
 from botocore.session import get_session
 
 from itops.checkapi import CloudResource, CollectionResult
@@ -70,6 +72,9 @@ _IAM_ACTION = {
 HOME_REGION = {"aws": "us-east-1", "aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
 DEFAULT_MAX_ATTEMPTS = 5
 GLOBAL = "global"
+#: Failures of a call other than an error response: connection, timeout, and an answer that is
+#: not the service's format (an HTML error page from a proxy or an endpoint not serving the region).
+API_ERRORS = (BotoCoreError, ResponseParserError)
 
 
 class AccountUnreachable(TransportError):
@@ -93,6 +98,22 @@ def iam_action(service: str, operation: str) -> str:
     return _IAM_ACTION.get((service, operation), f"{_IAM_PREFIX.get(service, service)}:{operation}")
 
 
+#: Longest API error text kept in a finding's message.
+MAX_REASON = 160
+_TAGS = re.compile(r"<[^>]*>")
+_TITLE = re.compile(r"<title>([^<]*)</title>", re.IGNORECASE)
+
+
+def one_line(text: str, limit: int = MAX_REASON) -> str:
+    """An API's error text fit for a one-line message: HTML error pages (a proxy, an endpoint that
+    does not serve the region) lose their markup, whitespace collapses, long text is cut."""
+    title = _TITLE.search(text)
+    if title:  # an HTML page where an AWS answer was expected: its title says it all
+        return f"the endpoint answered with an HTML page, not the AWS API: {' '.join(title.group(1).split())}"
+    flat = " ".join(_TAGS.sub(" ", text.replace("\\n", " ")).split())
+    return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
+
+
 def classify(exc: Exception, action: str) -> ApiFailure:
     """Turn a botocore exception into the failure a check reports."""
     if isinstance(exc, ClientError):
@@ -101,8 +122,9 @@ def classify(exc: Exception, action: str) -> ApiFailure:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code in DENIED_CODES or (status == 403 and code not in ("SignatureDoesNotMatch", "ExpiredToken")):
             return PermissionMissing(action)
-        return ApiFailure(f"could not assess: {action} failed: {code or status}: {err.get('Message', '')}".rstrip(": "))
-    return ApiFailure(f"could not assess: {action} failed: {type(exc).__name__}: {exc}")
+        reason = one_line(str(err.get("Message", "")))
+        return ApiFailure(f"could not assess: {action} failed: {code or status}: {reason}".rstrip(": "))
+    return ApiFailure(f"could not assess: {action} failed: {type(exc).__name__}: {one_line(str(exc))}")
 
 
 # --- account: session, config, preflight, regions -------------------------------------------
@@ -307,7 +329,7 @@ class CallContext:
             if exc.response.get("Error", {}).get("Code") in set(absent):
                 return None
             raise classify(exc, action) from exc
-        except BotoCoreError as exc:
+        except API_ERRORS as exc:
             raise classify(exc, action) from exc
         return response
 
@@ -319,7 +341,7 @@ class CallContext:
         try:
             for page in client.get_paginator(method).paginate(**kwargs):
                 items.extend(page.get(key, []))
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, *API_ERRORS) as exc:
             raise classify(exc, action) from exc
         return items
 
@@ -414,7 +436,9 @@ def collect(
             unit.error = str(exc)
         except Exception as exc:  # a collector bug must not take down the account
             log.debug("collection %s in %s raised", unit.spec.name, unit.region, exc_info=True)
-            unit.error = f"could not assess: collecting {unit.spec.name} raised {type(exc).__name__}: {exc}"
+            unit.error = (
+                f"could not assess: collecting {unit.spec.name} raised {type(exc).__name__}: {one_line(str(exc))}"
+            )
         unit.calls = ctx.calls
 
     with ThreadPoolExecutor(

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from itops.checkapi import CloudResource
-from itops.transport.aws import GLOBAL, ApiFailure, CallContext, collection
+from itops.transport.aws import GLOBAL, ApiFailure, CallContext, PermissionMissing, collection
 
 #: How long to wait for IAM to finish generating the credential report.
 CREDENTIAL_REPORT_WAIT = 30.0
@@ -347,9 +347,13 @@ def cloudtrail_trails(ctx: CallContext) -> list[CloudResource]:
     """Every trail visible from the audited regions (multi-region trails once), with status and selectors."""
     seen: dict[str, dict[str, Any]] = {}
     for region in ctx.regions:
-        for trail in (ctx.call("cloudtrail", "describe_trails", region=region, includeShadowTrails=True) or {}).get(
-            "trailList", []
-        ):
+        try:
+            found = ctx.call("cloudtrail", "describe_trails", region=region, includeShadowTrails=True) or {}
+        except PermissionMissing:
+            raise
+        except ApiFailure as exc:  # global collection: say which region did not answer
+            raise ApiFailure(f"{exc} (in region {region})") from exc
+        for trail in found.get("trailList", []):
             seen.setdefault(trail["TrailARN"], trail)
 
     def one(trail: dict[str, Any]) -> CloudResource:
@@ -365,14 +369,26 @@ def cloudtrail_trails(ctx: CallContext) -> list[CloudResource]:
     return ctx.map(one, list(seen.values()))
 
 
-@collection("kms.keys", scope="regional", actions=["kms:ListKeys", "kms:DescribeKey", "kms:GetKeyRotationStatus"])
+@collection(
+    "kms.keys",
+    scope="regional",
+    actions=["kms:ListKeys", "kms:ListAliases", "kms:DescribeKey", "kms:GetKeyRotationStatus"],
+)
 def kms_keys(ctx: CallContext) -> list[CloudResource]:
-    """Every key with its metadata; rotation status for enabled symmetric customer keys."""
+    """Every key with its metadata and aliases; rotation status for enabled symmetric customer keys.
+
+    A key behind an ``alias/aws/...`` alias is AWS-managed whatever its KeyManager says: only
+    AWS may create those aliases, and some endpoints (moto) report their keys as CUSTOMER.
+    """
     keys = ctx.pages("kms", "list_keys", "Keys")
+    aliases: dict[str, list[str]] = {}
+    for alias in ctx.pages("kms", "list_aliases", "Aliases"):
+        if alias.get("TargetKeyId"):
+            aliases.setdefault(alias["TargetKeyId"], []).append(str(alias.get("AliasName", "")))
 
     def one(key: dict[str, Any]) -> CloudResource:
         kid = key["KeyId"]
-        data: dict[str, Any] = {}
+        data: dict[str, Any] = {"aliases": sorted(aliases.get(kid, []))}
         errors: dict[str, str] = {}
         ctx.part(
             data, errors, "metadata", lambda: (ctx.call("kms", "describe_key", KeyId=kid) or {}).get("KeyMetadata", {})
@@ -380,6 +396,7 @@ def kms_keys(ctx: CallContext) -> list[CloudResource]:
         meta = data.get("metadata") or {}
         if (
             meta.get("KeyManager") == "CUSTOMER"
+            and not any(a.startswith("alias/aws/") for a in data["aliases"])
             and meta.get("KeyState") == "Enabled"
             and (meta.get("KeySpec", meta.get("CustomerMasterKeySpec")) == "SYMMETRIC_DEFAULT")
         ):

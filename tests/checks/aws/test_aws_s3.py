@@ -51,7 +51,8 @@ def test_policy_with_condition_is_not_public() -> None:
                              "Resource": "*", "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-1"}}}]}
     assert only(run("aws.s3.bucket_policy_not_public", buckets(bucket("good", policy=policy)))).status is Status.PASS
     public_aws = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": "s3:*", "Resource": "*"}]}
-    f = only(run("aws.s3.bucket_policy_not_public", buckets(bucket("good", policy=public_aws))))
+    exposed = bucket("good", policy=public_aws, public_access_block=None)  # PAB_ON would neutralise it
+    f = only(run("aws.s3.bucket_policy_not_public", buckets(exposed)))
     assert f.status is Status.FAIL
 
 
