@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from itops.checkapi import Check, Facts, ProbeResult, os_family, parse_os_release
@@ -28,7 +27,7 @@ from itops.planner import HostPlan, checks_for_host, plan_host
 from itops.redact import register_secret
 from itops.transport.base import BatchOutcome, HostConnection
 from itops.transport.local import LocalConnection
-from itops.transport.ssh import KnownHosts, SSHConnection, SSHTarget
+from itops.transport.ssh import KnownHosts, SSHConnection, SSHTarget, read_password_file
 
 log = logging.getLogger(__name__)
 
@@ -80,17 +79,33 @@ def target_for(host: Host, hosts: Mapping[str, Host], _depth: int = 0) -> SSHTar
 
 
 def _read_secret(env: str | None, file: str | None) -> str | None:
+    """The SSH password from ``password_env`` or ``password_file`` (registered for redaction).
+
+    An unset variable is warned about (a key may still get in); a password file that other users
+    may read is refused with AuthFailed, as OpenSSH refuses such a private key.
+    """
     value: str | None = None
     if env:
         value = os.environ.get(env)
+        if not value:
+            _warn_once(f"password_env {env} is not set (or empty) in itops' environment: no password will be tried")
     elif file:
-        try:
-            value = Path(file).expanduser().read_text(encoding="utf-8").rstrip("\n")
-        except OSError as exc:
-            raise ItopsError(f"cannot read password_file {file}: {exc.strerror}") from exc
+        value = read_password_file(file)
     if value:
         register_secret(value)
     return value
+
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(message: str) -> None:
+    with _warned_lock:
+        if message in _warned:
+            return
+        _warned.add(message)
+    log.warning("%s", message)
 
 
 class AuditRunner:

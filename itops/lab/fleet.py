@@ -52,6 +52,9 @@ class LabHostSpec:
     # without a root: hide this machine's /root (its dotfiles, e.g. a slow .bashrc that bash sources
     # for every ssh command) behind an empty lab directory, in the host's private mount namespace
     private_home: bool = True
+    #: extra sshd_config lines, e.g. ``("PasswordAuthentication yes",)``: one whose keyword the lab
+    #: config already sets replaces that line (sshd keeps the FIRST value it reads); others are appended
+    sshd_options: tuple[str, ...] = ()
 
 
 @dataclass
@@ -206,7 +209,18 @@ def _sshd_config(host: LabHost, authorized_keys: Path, log_level: str) -> str:
     ]
     if host.root is not None:
         lines.append(f"ChrootDirectory {host.root}")
+    for option in host.spec.sshd_options:
+        keyword = _sshd_keyword(option)
+        at = next((i for i, line in enumerate(lines) if _sshd_keyword(line) == keyword), None)
+        if at is None or keyword == "match":
+            lines.append(option)
+        else:
+            lines[at] = option
     return "\n".join(lines) + "\n"
+
+
+def _sshd_keyword(line: str) -> str:
+    return line.split(None, 1)[0].lower() if line.strip() else ""
 
 
 def _isolated(host: LabHost, command: list[str]) -> list[str]:

@@ -13,6 +13,12 @@ appended, bind-mounted over /etc/* in that sshd's PRIVATE mount namespace (the f
 under ``unshare --mount`` when run as root), so this machine's own files are never changed. The
 bind mounts live as long as that sshd: call it again after ``Fleet.restart_host``.
 
+Password logins: give the :class:`LabUser` a ``password_hash`` (:func:`sha512_crypt`) and start
+the host with ``LabHostSpec(sshd_options=("PasswordAuthentication yes",))``. sshd without PAM has no
+keyboard-interactive password device; for that method start it with ``UsePAM yes`` and call
+:func:`expose_pam`, which binds a minimal pam_unix-only ``/etc/pam.d/sshd`` the same way (this
+machine's own PAM stack may need a login session manager, loginuid or SELinux that a lab lacks).
+
 The fleet's one shared ``AuthorizedKeysFile`` is read by sshd with the user's uid, so a non-root
 login works only when every directory above it is traversable by others: pytest's tmp_path
 (under a 0700 ``/tmp/pytest-of-root``) is not. :func:`expose_users` checks this up front.
@@ -45,6 +51,9 @@ class LabUser:
     shell: str = "/bin/sh"
     #: written to /etc/sudoers.d/<name> when set, e.g. ``"ops ALL=(ALL) NOPASSWD: ALL"``
     sudoers: str | None = None
+    #: shadow password field: a crypt(3) hash (:func:`sha512_crypt`) lets the user log in with that
+    #: password; the default :data:`NO_PASSWORD` allows keys only
+    password_hash: str = NO_PASSWORD
 
     @property
     def home(self) -> str:
@@ -55,7 +64,7 @@ class LabUser:
         return {
             "passwd": f"{self.name}:x:{self.uid}:{self.uid}:{self.name}:{self.home}:{self.shell}",
             "group": f"{self.name}:x:{self.uid}:",
-            "shadow": f"{self.name}:{NO_PASSWORD}:19700:0:99999:7:::",
+            "shadow": f"{self.name}:{self.password_hash}:19700:0:99999:7:::",
         }
 
 
@@ -80,14 +89,7 @@ def expose_users(host: LabHost, users: Sequence[LabUser], workdir: Path, authori
     Raises LabError when sshd does not run in a mount namespace of its own (binding over /etc
     would then change this machine), or when ``authorized_keys`` is not readable by other users.
     """
-    pid = host.pid
-    if pid is None:
-        raise LabError(f"lab host {host.name} is not running")
-    if os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
-        raise LabError(
-            f"sshd of lab host {host.name} shares this machine's mount namespace",
-            hint="start the fleet as root with isolate=True (needs unshare)",
-        )
+    pid = _private_namespace_pid(host)
     _require_readable_by_others(authorized_keys)
     # a uid shared with one of this machine's users would let either signal the other's processes
     entries = [line.split(":") for line in Path("/etc/passwd").read_text().splitlines() if line.count(":") >= 2]
@@ -106,14 +108,69 @@ def expose_users(host: LabHost, users: Sequence[LabUser], workdir: Path, authori
         st = source.stat()
         os.chown(copy, st.st_uid, st.st_gid)
         os.chmod(copy, stat.S_IMODE(st.st_mode))
-        proc = subprocess.run(
-            ["nsenter", "-t", str(pid), "-m", "--", "mount", "--bind", str(copy), str(source)],
-            capture_output=True,
-            text=True,
-            timeout=10,
+        _bind(pid, host, copy, source)
+
+
+#: The lab's PAM stack for sshd: passwords from the (bind-mounted) /etc/shadow and nothing else.
+#: ``nodelay``: no 2-second pause after a wrong password, which only slows the tests down.
+LAB_PAM_SSHD = """\
+auth     required pam_unix.so nodelay
+account  required pam_unix.so
+session  required pam_permit.so
+password required pam_deny.so
+"""
+
+
+def sha512_crypt(password: str) -> str:
+    """A ``$6$`` (SHA-512 crypt) shadow hash of ``password``, made by ``openssl passwd -6``.
+
+    The password goes through stdin, never argv, so other processes cannot read it from /proc.
+    """
+    proc = subprocess.run(
+        ["openssl", "passwd", "-6", "-stdin"], input=password + "\n", capture_output=True, text=True, timeout=10
+    )
+    hashed = proc.stdout.strip()
+    if proc.returncode != 0 or not hashed.startswith("$6$"):
+        raise LabError(f"openssl passwd -6 failed: {proc.stderr.strip()}", hint="apt-get install openssl")
+    return hashed
+
+
+def expose_pam(host: LabHost, workdir: Path) -> None:
+    """Give the running sshd of ``host`` :data:`LAB_PAM_SSHD` as its /etc/pam.d/sshd.
+
+    Only that sshd's private mount namespace sees it (as with :func:`expose_users`); it matters
+    only when the host was started with ``UsePAM yes``.
+    """
+    pid = _private_namespace_pid(host)
+    folder = workdir / f"pam-{host.name}"
+    folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+    copy = folder / "sshd"
+    copy.write_text(LAB_PAM_SSHD)
+    os.chmod(copy, 0o644)
+    _bind(pid, host, copy, Path("/etc/pam.d/sshd"))
+
+
+def _private_namespace_pid(host: LabHost) -> int:
+    pid = host.pid
+    if pid is None:
+        raise LabError(f"lab host {host.name} is not running")
+    if os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
+        raise LabError(
+            f"sshd of lab host {host.name} shares this machine's mount namespace",
+            hint="start the fleet as root with isolate=True (needs unshare)",
         )
-        if proc.returncode != 0:
-            raise LabError(f"binding {copy} over {source} for lab host {host.name} failed: {proc.stderr.strip()}")
+    return pid
+
+
+def _bind(pid: int, host: LabHost, copy: Path, target: Path) -> None:
+    proc = subprocess.run(
+        ["nsenter", "-t", str(pid), "-m", "--", "mount", "--bind", str(copy), str(target)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    if proc.returncode != 0:
+        raise LabError(f"binding {copy} over {target} for lab host {host.name} failed: {proc.stderr.strip()}")
 
 
 def _require_readable_by_others(path: Path) -> None:

@@ -13,7 +13,9 @@ import base64
 import hashlib
 import logging
 import os
+import re
 import socket
+import stat
 import threading
 import time
 from collections.abc import Sequence
@@ -131,6 +133,31 @@ class KnownHosts:
         )
 
 
+def read_password_file(path: str) -> str:
+    """The SSH password kept in ``path`` (``password_file``), without its trailing newline.
+
+    Like OpenSSH with an unprotected private key, a file that group or others may read or write
+    (any of mode 0o077) is refused rather than used: the password in it is no longer a secret of
+    this user. Raises AuthFailed naming the path and mode (never the content).
+    """
+    file = Path(path).expanduser()
+    try:
+        # the mode is read from the open file (fstat), so a symlink is judged by what it points to
+        fd = os.open(file, os.O_RDONLY)
+        with os.fdopen(fd, "r", encoding="utf-8") as fh:
+            mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
+            if mode & 0o077:
+                raise AuthFailed(
+                    f"password_file {file} is accessible by other users (mode {mode:04o}): not used",
+                    hint=f"chmod 600 {file} (and consider whether the password must now be changed)",
+                )
+            return fh.read().rstrip("\r\n")
+    except OSError as exc:
+        raise AuthFailed(f"cannot read password_file {file}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise AuthFailed(f"password_file {file} is not UTF-8 text") from exc
+
+
 def _open_socket(target: SSHTarget) -> socket.socket:
     try:
         sock = socket.create_connection((target.address, target.port), timeout=target.connect_timeout)
@@ -238,6 +265,10 @@ class SSHConnection:
         for label, key in keys:
             try:
                 t.auth_publickey(target.user, key)
+            except paramiko.BadAuthenticationType as exc:
+                # the server takes no keys at all: offering the next one would only use up MaxAuthTries
+                tried.append(f"{label} (server does not accept keys: it allows {_methods(exc)})")
+                break
             except paramiko.AuthenticationException:
                 tried.append(label)
                 continue
@@ -245,18 +276,59 @@ class SSHConnection:
                 raise AuthFailed(f"authentication to {target.user}@{target.address} failed: {exc}") from exc
             if t.is_authenticated():
                 return
+        if target.password is not None and self._authenticate_with_password(target.password, tried):
+            return
         if target.password is not None:
-            try:
-                t.auth_password(target.user, target.password)
-                if t.is_authenticated():
-                    return
-            except paramiko.AuthenticationException:
-                tried.append("password")
+            hint = (
+                "check the secret in password_env / password_file is this user's current password, "
+                "and identity_file / ssh-agent if a key should have worked"
+            )
+        else:
+            hint = "check identity_file / ssh-agent and that the key is in the user's authorized_keys"
         raise AuthFailed(
             f"authentication failed for {target.user}@{target.address}:{target.port} "
             f"(tried: {', '.join(tried) or 'nothing: no identity file, agent or password'})",
-            hint="check identity_file / ssh-agent and that the key is in the user's authorized_keys",
+            hint=hint,
         )
+
+    def _authenticate_with_password(self, password: str, tried: list[str]) -> bool:
+        """Log in with ``password``: SSH "password" auth, or, when the server allows only
+        keyboard-interactive for it (``UsePAM yes`` with ``PasswordAuthentication no``, Debian's
+        usual sshd), the answer to its password prompt, as OpenSSH's client does.
+
+        True once authenticated; otherwise appends why not to ``tried``. Never puts the password in
+        a message.
+        """
+        t, target = self.transport, self.target
+        try:
+            # fallback=False: paramiko's own fallback would type the password into ANY single prompt
+            t.auth_password(target.user, password, fallback=False)
+            if t.is_authenticated():
+                return True
+            tried.append("password (the server wants more than a password)")
+            return False
+        except paramiko.BadAuthenticationType as exc:
+            if "keyboard-interactive" not in exc.allowed_types:
+                tried.append(f"password (the server does not accept passwords: it allows {_methods(exc)})")
+                return False
+        except paramiko.AuthenticationException:
+            tried.append("password (rejected)")
+            return False
+        except paramiko.SSHException as exc:
+            raise AuthFailed(f"password authentication to {target.user}@{target.address} failed: {exc}") from exc
+        answers = PasswordPromptAnswers(password)
+        try:
+            t.auth_interactive(target.user, answers)
+            if t.is_authenticated():
+                return True
+        except paramiko.AuthenticationException:
+            pass
+        except paramiko.SSHException as exc:
+            raise AuthFailed(
+                f"keyboard-interactive authentication to {target.user}@{target.address} failed: {exc}"
+            ) from exc
+        tried.append(f"password by keyboard-interactive ({answers.outcome()})")
+        return False
 
     def open_tunnel(self, address: str, port: int, timeout: float) -> paramiko.Channel:
         """A direct-tcpip channel through this host (used when it is another host's jump)."""
@@ -327,6 +399,59 @@ class SSHConnection:
         self.transport.close()
         if self._jump is not None:
             self._jump.close()
+
+
+def _methods(exc: paramiko.BadAuthenticationType) -> str:
+    return ", ".join(exc.allowed_types) or "nothing"
+
+
+#: A keyboard-interactive prompt that asks for the login password: "Password: " (PAM's pam_unix),
+#: "ops@host's password: ", "Password for ops@REALM: " and a few translations of "password".
+_PASSWORD_PROMPT = re.compile(r"(?i)\b(password|passwort|passwd|mot de passe|contraseña|senha)\b")
+#: ... but not a password change (an expired password) or a second factor that mentions a password.
+_NOT_THE_PASSWORD = re.compile(r"(?i)\b(new|retype|again|confirm|repeat|one[- ]time|otp|code|token|pin)\b")
+
+
+class PasswordPromptAnswers:
+    """The ``auth_interactive`` handler: types the password into the server's password prompt.
+
+    Only a prompt with echo off that asks for the password (not a new one, a one-time code or a
+    token) gets it, and only once per attempt: a second ask means the first answer was wrong. Any
+    other prompt is answered with an empty string, so the attempt fails and :meth:`outcome` says
+    which prompt was declined.
+    """
+
+    def __init__(self, password: str) -> None:
+        """Remember ``password`` for the one prompt that may receive it."""
+        self._password = password
+        self.answered = 0
+        self.declined: list[str] = []
+
+    def __call__(self, title: str, instructions: str, prompts: Sequence[tuple[str, bool]]) -> list[str]:
+        answers: list[str] = []
+        for prompt, echo in prompts:
+            if not echo and self.answered == 0 and is_password_prompt(prompt):
+                answers.append(self._password)
+                self.answered += 1
+            else:
+                self.declined.append(prompt.strip())
+                answers.append("")
+        return answers
+
+    def outcome(self) -> str:
+        """Why the attempt failed, for the auth error message (quotes prompts, never answers)."""
+        if self.declined:
+            asked = ", ".join(repr(p[:60]) for p in self.declined[:3])
+            why = "the password was rejected, then it" if self.answered else "it"
+            return f"{why} asked {asked}, which itops does not answer: only the login password, once"
+        if self.answered:
+            return "rejected"
+        return "the server asked for no password"
+
+
+def is_password_prompt(prompt: str) -> bool:
+    """Whether a keyboard-interactive ``prompt`` asks for the current login password."""
+    return bool(_PASSWORD_PROMPT.search(prompt)) and not _NOT_THE_PASSWORD.search(prompt)
 
 
 def _exit_and_stderr(chan: paramiko.Channel, wait: float = 5.0) -> tuple[int | None, bytes]:
