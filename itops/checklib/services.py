@@ -163,7 +163,7 @@ def no_init_reason(snap: ServiceSnapshot) -> str | None:
         return None
     if snap.container:
         return f"a {snap.container} container without an init system (PID 1 is {snap.pid1!r})"
-    return f"no init system runs the host (PID 1 is {snap.pid1!r}: a container or chroot)"
+    return f"a host without an init system (PID 1 is {snap.pid1!r}: a container or chroot?)"
 
 
 def parse_service_snapshot(text: str) -> ServiceSnapshot:
