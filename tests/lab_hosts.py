@@ -136,6 +136,8 @@ AUDIT_LAB: dict[str, PlantedHost] = {
                 "logging.journald_compress_enabled",  # journald.conf Compress=no
                 "packages.telnet_client_absent",  # telnet installed (dpkg -i)
                 "kernel.cramfs_module_disabled",  # cramfs module present, modprobe.d policy removed
+                "kernel.udf_module_disabled",  # udf module present, modprobe.d policy removed
+                "kernel.usb_storage_module_disabled",  # usb-storage module present, modprobe.d policy removed
                 "kernel.suid_core_dumps_disabled",  # no '* hard core 0' in limits.d
                 "software.os_release_supported",  # /etc/os-release says Debian 10 (buster)
                 "packages.rsh_client_absent",  # rsh-client in the dpkg status database
@@ -207,6 +209,25 @@ def _cramfs_loaded() -> str | None:
     return "cramfs is loaded in this machine's kernel" if loaded else None
 
 
+def _module_active(module: str, fs_type: str = "") -> Callable[[], str | None]:
+    """Why ``module`` is loaded or built into this machine's kernel, as a lab host sees it.
+
+    A chroot sees this machine's /proc (mounted by the lab) but no /sys and no modules.builtin of
+    the real kernel, so /proc/modules and /proc/filesystems are what decide here.
+    """
+
+    def active() -> str | None:
+        modules = Path("/proc/modules")
+        kname = module.replace("-", "_")
+        if modules.exists() and any(line.split()[0] == kname for line in modules.read_text().splitlines()):
+            return f"{module} is loaded in this machine's kernel"
+        if fs_type and fs_type in Path("/proc/filesystems").read_text().split():
+            return f"{module} is built into this machine's kernel (/proc/filesystems)"
+        return None
+
+    return active
+
+
 def _legacy_port_open() -> str | None:
     legacy = set(load_registry([]).get("services.legacy_services_absent").meta.params["legacy_ports"])
     open_ports = set()
@@ -227,4 +248,12 @@ MACHINE_GATES: dict[str, Callable[[], str | None]] = {
     "kernel.suid_core_dumps_disabled": _suid_dumpable,  # + the hard core limit in the root's limits.d
     "kernel.cramfs_module_disabled": _cramfs_loaded,  # + modprobe.d and the module tree in the root
     "services.legacy_services_absent": _legacy_port_open,  # + the root's installed packages
+    # + modprobe.d and the module tree in the root (squashfs is built into many kernels, this one's too)
+    "kernel.freevxfs_module_disabled": _module_active("freevxfs", "vxfs"),
+    "kernel.hfs_module_disabled": _module_active("hfs", "hfs"),
+    "kernel.hfsplus_module_disabled": _module_active("hfsplus", "hfsplus"),
+    "kernel.jffs2_module_disabled": _module_active("jffs2", "jffs2"),
+    "kernel.squashfs_module_disabled": _module_active("squashfs", "squashfs"),
+    "kernel.udf_module_disabled": _module_active("udf", "udf"),
+    "kernel.usb_storage_module_disabled": _module_active("usb-storage"),
 }

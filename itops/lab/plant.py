@@ -256,6 +256,10 @@ def install_debs(root: Path, packages: Iterable[str]) -> None:
     _in_chroot(root, ["dpkg", "--force-confold", "-i", *debs], what="installing " + ", ".join(packages))
 
 
+# where a Debian kernel keeps a module that is not a file system (kernel/fs/NAME/ otherwise)
+_MODULE_DIRS = {"usb-storage": "drivers/usb/storage"}
+
+
 def plant_kernel_modules(root: Path, modules: Iterable[str]) -> None:
     """Give the root a module tree for the RUNNING kernel (chroots share it) holding ``modules``.
 
@@ -265,7 +269,7 @@ def plant_kernel_modules(root: Path, modules: Iterable[str]) -> None:
     release = os.uname().release
     tree = f"/lib/modules/{release}"
     for name in modules:
-        plant(root, f"{tree}/kernel/fs/{name}/{name}.ko", b"")
+        plant(root, f"{tree}/kernel/{_MODULE_DIRS.get(name, f'fs/{name}')}/{name}.ko", b"")
     subprocess.run(
         ["chroot", str(root), "depmod", release],
         capture_output=True,

@@ -156,6 +156,9 @@ _FAKE_RSH_CLIENT_STATUS = (
 )
 _CRON_DIRS = ("/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly", "/etc/cron.d")
 
+# kernel modules CIS 1.1.1.x wants unloadable (checks/kernel/modules.py and the cramfs example check)
+_DISABLED_MODULES = ("cramfs", "freevxfs", "hfs", "hfsplus", "jffs2", "squashfs", "udf", "usb-storage")
+
 CLEAN = RootProfile(
     name="clean",
     description="CIS-style hardened Debian 12 server: every root-dependent host check passes",
@@ -204,9 +207,12 @@ CLEAN = RootProfile(
         "/home/alice/.ssh/authorized_keys": PlantedFile(_FAKE_PUBKEY, mode=0o600, owner="alice", group="alice"),
         "/etc/issue.net": PlantedFile(LEGAL_BANNER),
         "/etc/security/limits.d/60-coredump.conf": PlantedFile("* hard core 0\n"),
-        "/etc/modprobe.d/cramfs.conf": PlantedFile("install cramfs /bin/false\nblacklist cramfs\n"),
+        **{
+            f"/etc/modprobe.d/{mod}.conf": PlantedFile(f"install {mod} /bin/false\nblacklist {mod}\n")
+            for mod in _DISABLED_MODULES
+        },
     },
-    kernel_modules=("cramfs",),  # a Debian kernel ships it; the modprobe.d policy above disables it
+    kernel_modules=_DISABLED_MODULES,  # a Debian kernel ships them; the modprobe.d policy above disables them
     file_modes={
         "/etc/ssh/sshd_config": (0o600, "root", "root"),
         "/etc/crontab": (0o600, "root", "root"),
@@ -290,7 +296,12 @@ NEGLECTED = CLEAN.derive(
     "neglected",
     description="a neglected server: loose cron, log and sudoers permissions, stray files, legacy clients, MD5 "
     "password hashing, old release",
-    drop=("/etc/modprobe.d/cramfs.conf", "/etc/security/limits.d/60-coredump.conf"),
+    drop=(
+        "/etc/modprobe.d/cramfs.conf",
+        "/etc/modprobe.d/udf.conf",
+        "/etc/modprobe.d/usb-storage.conf",
+        "/etc/security/limits.d/60-coredump.conf",
+    ),
     install_debs=("telnet", "inetutils-telnet"),
     line_edits={"/etc/login.defs": ((r"^ENCRYPT_METHOD\s+\S+", "ENCRYPT_METHOD MD5"),)},
     appended={"/var/lib/dpkg/status": _FAKE_RSH_CLIENT_STATUS},
