@@ -1,6 +1,6 @@
 """`sudo: true` on this machine (``--local``) with stand-in sudo programs, and the failure messages.
 
-The real-sudo, real-sshd cases are in test_sudo.py; these run in milliseconds and pin down how a
+The real-sudo, real-sshd cases are in test_ssh_sudo.py; these run in milliseconds and pin down how a
 batch that never started (sudo refused, sudo missing) is explained.
 """
 
