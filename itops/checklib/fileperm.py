@@ -75,11 +75,14 @@ def stat_shell_loop(paths_expr: str) -> str:
     Missing paths (M) and dangling symlinks (E) are found with shell builtins; every other path
     goes to a single ``stat -L`` call, so a probe costs one process however many files it covers
     (a path that exists but that stat still cannot read simply has no line: the parser's caller
-    treats an absent entry as not assessable).
+    treats an absent entry as not assessable). A path whose directory exists but may not be
+    searched (a non-root login looking into /root) is not called missing: ``[ -e ]`` cannot see
+    it, so it gets no line either.
     """
     return (
         f"for f in {paths_expr}; do if [ -e \"$f\" ]; then :; "
         "elif [ -h \"$f\" ]; then printf 'E|%s\\n' \"$f\"; "
+        "elif [ -d \"${f%/*}\" ] && [ ! -x \"${f%/*}\" ]; then :; "
         "else printf 'M|%s\\n' \"$f\"; fi; done; "
         f"stat -L -c {_STAT_FORMAT} -- {paths_expr} 2>/dev/null; true"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from helpers import make_facts, not_found, overall, run_check, timed_out
 
@@ -137,6 +139,31 @@ def test_stat_probe_runs_locally(tmp_path):
     assert parsed[str(tmp_path / "missing")].state == "missing"
     assert parsed[str(odd)].state == "ok"
     assert set(SYSTEM_FILE_PATHS) == set(GOOD)
+
+
+def test_stat_probe_as_non_root_never_calls_an_unsearchable_path_missing():
+    """A non-root login cannot see into a 0700 directory: its files are unknown, not missing."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the probe as another user")
+    outer = Path(tempfile.mkdtemp(prefix="itops-stat-"))
+    try:
+        outer.chmod(0o755)
+        private = outer / "private"
+        private.mkdir(mode=0o700)
+        (private / "secret").write_text("x")
+        cmd = stat_paths_command([str(private / "secret"), str(outer / "gone")])
+        out = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "sh", "-c", cmd],
+                             capture_output=True, text=True, check=True, timeout=30).stdout  # fmt: skip
+        parsed = parse_stat_output(out)
+        assert str(private / "secret") not in parsed  # no line: the caller reports "could not assess"
+        assert parsed[str(outer / "gone")].state == "missing"  # a searchable directory still tells
+    finally:
+        shutil.rmtree(outer)
 
 
 # --------------------------------------------------------------------------- files.sudoers_permissions
