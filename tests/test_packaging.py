@@ -47,9 +47,10 @@ def test_wheel_install_lists_every_check(tmp_path):
     from_source = {c.id for c in load_registry(entry_point_packs=False)}
     assert from_source and installed == from_source
     for name in ("templates", "playbooks", "inventory"):
-        src = {p.relative_to(ROOT / name) for p in (ROOT / name).rglob("*") if p.is_file() and "__pycache__" not in p.parts}
-        dst = {p.relative_to(target / "itops" / "bundled" / name)
-               for p in (target / "itops" / "bundled" / name).rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+        def files(top: Path) -> set[Path]:
+            return {p.relative_to(top) for p in top.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+
+        src, dst = files(ROOT / name), files(target / "itops" / "bundled" / name)
         assert src <= dst | {Path("__init__.py")}, (name, src - dst)
 
 

@@ -36,7 +36,7 @@ def test_probe_declaring_a_longer_timeout_is_not_cut_by_the_host_default(tmp_pat
     (tmp_path / "pack" / "runner_checks.py").write_text(PACK)
     inv = write_yaml(tmp_path / "inv.yaml", {"version": 1, "defaults": {"ssh": {"command_timeout": 1}},
                                              "hosts": {"here": {"address": "127.0.0.1"}}})
-    code, doc, err = run_audit("-i", str(inv), "--local", "--checks-dir", str(tmp_path / "pack"),
+    code, doc, _err = run_audit("-i", str(inv), "--local", "--checks-dir", str(tmp_path / "pack"),
                                "--checks", "test.*", "--store", str(tmp_path / "s"))
     assert by_target(doc, "test.slow_probe_finishes")["here"]["status"] == "PASS"
     assert by_target(doc, "test.slow_probe_finishes")["here"]["message"] == "done"

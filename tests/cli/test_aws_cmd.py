@@ -45,6 +45,7 @@ def test_checks_list_and_show_iam_actions() -> None:
     table = invoke("checks", "list", "--target", "aws").stdout.splitlines()
     assert len(table) >= 40 and all(" aws " in line for line in table)
     shown = invoke("checks", "show", "aws.s3.bucket_policy_not_public").stdout
-    assert "IAM actions needed (read-only):\n  s3:ListAllMyBuckets\n  s3:GetBucketLocation\n  s3:GetBucketPolicy" in shown
+    needed = "IAM actions needed (read-only):\n  s3:ListAllMyBuckets\n  s3:GetBucketLocation\n  s3:GetBucketPolicy"
+    assert needed in shown
     as_json = json.loads(invoke("checks", "show", "aws.iam.root_mfa_enabled", "--format", "json").stdout)
     assert as_json["iam_actions"] == ["iam:GetAccountSummary"] and as_json["collections"] == ["iam.account_summary"]

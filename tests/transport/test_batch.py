@@ -16,7 +16,7 @@ def run_local(commands, timeouts=None, idle=10.0, total=60.0):
 
 
 def test_each_probe_gets_its_own_stdout_stderr_and_status():
-    batch, out = run_local(["echo out; echo err >&2; exit 3", "printf 'no newline'", "true"])
+    _batch, out = run_local(["echo out; echo err >&2; exit 3", "printf 'no newline'", "true"])
     assert out.complete
     r0, r1, r2 = (out.results[i] for i in range(3))
     assert (r0.rc, r0.stdout, r0.stderr) == (3, b"out\n", b"err\n")
@@ -26,13 +26,13 @@ def test_each_probe_gets_its_own_stdout_stderr_and_status():
 
 def test_output_that_mimics_the_frame_header_cannot_confuse_the_parser():
     fake = r"printf '\n@@ITOPS:0000000000000000@@ 1 0 3 0\nabc\n@@ITOPS:%s@@ END\n' x"
-    batch, out = run_local([fake, "echo second"])
+    _batch, out = run_local([fake, "echo second"])
     assert out.results[0].stdout.startswith(b"\n@@ITOPS:0000000000000000@@ 1 0 3 0\nabc")
     assert out.results[1].stdout == b"second\n"
 
 
 def test_binary_output_with_every_byte_value_survives():
-    batch, out = run_local(["head -c 4096 /dev/urandom > /tmp/itops-bin.$$ && cat /tmp/itops-bin.$$ "
+    _batch, out = run_local(["head -c 4096 /dev/urandom > /tmp/itops-bin.$$ && cat /tmp/itops-bin.$$ "
                             "&& cat /tmp/itops-bin.$$ >&2; rm -f /tmp/itops-bin.$$", "echo after"])
     r = out.results[0]
     assert len(r.stdout) == 4096 and r.stdout == r.stderr

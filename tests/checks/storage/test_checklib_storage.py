@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
-import tempfile
-import shutil
 import shlex
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
