@@ -116,6 +116,8 @@ AUDIT_LAB: dict[str, PlantedHost] = {
                 "files.gshadow_backup_permissions",  # /etc/gshadow- 0644
                 "accounts.password_hashing_strong",  # alice's password is an MD5-crypt hash
                 "accounts.ssh_authorized_keys_protected",  # /home/guest/.ssh/authorized_keys 0664
+                "accounts.user_dotfiles_safe",  # /home/guest/.rhosts
+                "accounts.password_quality_enforced",  # pam_pwquality.so minlen=8 overrides pwquality.conf's 14
             }
         ),
     ),
@@ -143,6 +145,8 @@ AUDIT_LAB: dict[str, PlantedHost] = {
                 "packages.rsh_client_absent",  # rsh-client in the dpkg status database
                 "files.sudoers_permissions",  # /etc/sudoers.d/50-operators 0644
                 "accounts.password_hashing_strong",  # login.defs ENCRYPT_METHOD MD5
+                "accounts.shell_umask_restrictive",  # /etc/profile.d/umask.sh: umask 002
+                "accounts.user_dotfiles_safe",  # /home/alice/.netrc 0644
             }
         ),
     ),

@@ -23,9 +23,12 @@ from itops.model import Finding
 
 __all__ = [
     "AUTHORIZED_KEYS_FILES",
+    "FORBIDDEN_DOT_FILES",
     "GROUP",
     "HOME_DIR_STATS",
+    "HOME_DOT_FILE_STATS",
     "LOGIN_DEFS",
+    "NETRC",
     "PASSWD",
     "ROOT_PATH",
     "SHADOW_HASH_SCHEMES",
@@ -37,6 +40,8 @@ __all__ = [
     "RootPath",
     "ShadowEntry",
     "duplicates",
+    "home_dirs_stat_command",
+    "home_prefix",
     "load_group",
     "load_login_defs",
     "load_passwd",
@@ -106,26 +111,67 @@ HOME_DIR_STATS = Probe(
 #: The key files sshd reads by default (AuthorizedKeysFile .ssh/authorized_keys .ssh/authorized_keys2).
 AUTHORIZED_KEYS_FILES = ("authorized_keys", "authorized_keys2")
 
+def home_dirs_stat_command(per_home: str, *, cannot_enter: str, listing: bool = False) -> str:
+    """A probe command visiting every distinct absolute home in /etc/passwd, then statting what it collected.
+
+    ``per_home`` runs with ``$h`` set to the home (one trailing slash dropped, so ``/`` is empty)
+    and appends the paths to stat to the positional parameters (``set -- "$@" ...``); all of them
+    go to ONE ``stat`` at the end (itops.checklib.fileperm line format). A home that exists but
+    that the probe may not enter (search permission; also read permission with ``listing``, for
+    probes that glob inside it) runs ``cannot_enter`` instead, which prints ``E|`` lines for what
+    lies below: an unreadable home is "could not assess", never "nothing there".
+    """
+    blocked = '{ [ ! -x "$h" ] || [ ! -r "$h" ]; }' if listing else '[ ! -x "$h" ]'
+    return (
+        "if [ ! -r /etc/passwd ]; then echo '/etc/passwd not readable' >&2; exit 3; fi; "
+        "awk -F: '$6 ~ /^\\// { print $6 }' /etc/passwd | sort -u | { set --; "
+        "while IFS= read -r h; do h=${h%/}; "
+        f"if [ -d \"$h\" ] && {blocked}; then {cannot_enter}; continue; fi; "
+        f"{per_home} done; "
+        "if [ \"$#\" -gt 0 ]; then " + stat_shell_loop('"$@"') + "; fi; }"
+    )
+
+
 #: A stat line for HOME/.ssh and its authorized_keys files, for every absolute home in /etc/passwd.
 #: Where the probe cannot look inside a home or .ssh (not root), it prints an ``E|`` line for what
 #: lies below, so an unreadable directory is "could not assess", never "no keys".
 SSH_DIR_STATS = Probe(
     "ssh_dir_stats",
-    "if [ ! -r /etc/passwd ]; then echo '/etc/passwd not readable' >&2; exit 3; fi; "
-    "awk -F: '$6 ~ /^\\// { print $6 }' /etc/passwd | sort -u | { set --; "
-    "while IFS= read -r h; do h=${h%/}; d=\"$h/.ssh\"; "
-    "if [ -d \"$h\" ] && [ ! -x \"$h\" ]; then printf 'E|%s\\n' \"$d\"; continue; fi; "
-    "set -- \"$@\" \"$d\"; "
-    "if [ -d \"$d\" ] && [ ! -x \"$d\" ]; then "
-    + "printf 'E|%s\\n'" + "".join(f' \"$d/{name}\"' for name in AUTHORIZED_KEYS_FILES) + "; continue; fi; "
-    "set -- \"$@\"" + "".join(f' \"$d/{name}\"' for name in AUTHORIZED_KEYS_FILES) + "; done; "
-    "if [ \"$#\" -gt 0 ]; then " + stat_shell_loop('"$@"') + "; fi; }",
+    home_dirs_stat_command(
+        'd="$h/.ssh"; set -- "$@" "$d"; '
+        'if [ -d "$d" ] && [ ! -x "$d" ]; then '
+        + "printf 'E|%s\\n'" + "".join(f' "$d/{name}"' for name in AUTHORIZED_KEYS_FILES) + "; continue; fi; "
+        'set -- "$@"' + "".join(f' "$d/{name}"' for name in AUTHORIZED_KEYS_FILES) + ";",
+        cannot_enter="printf 'E|%s\\n' \"$h/.ssh\"",
+    ),
+)
+
+#: Dot files sshd and mail delivery trust, or that hold credentials (CIS 7.2.10).
+FORBIDDEN_DOT_FILES = (".rhosts", ".shosts", ".forward")
+NETRC = ".netrc"
+
+#: For every absolute home in /etc/passwd: a stat line for the home itself and for each of its top-level
+#: dot files that is a regular file (symlinks followed; a dangling one or one to /dev/null is not a
+#: file anyone can write through). A home the probe cannot list (not root) gets ``E|HOME``.
+HOME_DOT_FILE_STATS = Probe(
+    "home_dot_file_stats",
+    home_dirs_stat_command(
+        'set -- "$@" "${h:-/}"; if [ -d "$h/" ]; then for f in "$h"/.[!.]* "$h"/..?*; do '
+        'if [ -f "$f" ]; then set -- "$@" "$f"; fi; done; fi;',
+        cannot_enter="printf 'E|%s\\n' \"${h:-/}\"",
+        listing=True,
+    ),
 )
 
 
 def ssh_dir_of(home: str) -> str:
     """HOME/.ssh exactly as :data:`SSH_DIR_STATS` spells it (one trailing slash of the home dropped)."""
-    return (home[:-1] if home.endswith("/") else home) + "/.ssh"
+    return home_prefix(home) + "/.ssh"
+
+
+def home_prefix(home: str) -> str:
+    """The home as the home-visiting probes spell ``$h`` (one trailing slash dropped; ``/`` becomes "")."""
+    return home[:-1] if home.endswith("/") else home
 
 
 def read_probe(facts: Facts, probe: Probe, label: str) -> ProbeResult | Finding:

@@ -36,11 +36,13 @@ _GLOB_RE = re.compile(r"^/[A-Za-z0-9_./*-]+$")
 # --- several files in one probe ---------------------------------------------------------
 
 
-def file_dump_command(paths: Sequence[str] = (), globs: Sequence[str] = ()) -> str:
+def file_dump_command(paths: Sequence[str] = (), globs: Sequence[str] = (), *, unlistable_dirs: bool = False) -> str:
     """A command printing each readable file after a marker line; unreadable ones are named, absent ones skipped.
 
     ``paths`` are quoted (they may come from params); ``globs`` are fixed patterns such
     as ``/etc/sysctl.d/*.conf`` that must expand, so they are validated instead.
+    With ``unlistable_dirs``, a glob's directory that exists but cannot be listed (a non-root
+    login, a 0700 drop-in directory) is named unreadable too, instead of looking empty.
     A trailing ``echo`` keeps a file without a final newline from gluing onto the next marker.
     """
     for g in globs:
@@ -49,8 +51,17 @@ def file_dump_command(paths: Sequence[str] = (), globs: Sequence[str] = ()) -> s
     items = " ".join([*(quote(p) for p in paths), *globs])
     if not items:
         raise ValueError("file_dump_command needs at least one path or glob")
+    guard = ""
+    if unlistable_dirs:
+        dirs = dict.fromkeys(g.rsplit("/", 1)[0] or "/" for g in globs)
+        if any("*" in d for d in dirs):
+            raise ValueError("unlistable_dirs needs globs whose directory part has no wildcard")
+        guard = "".join(
+            f'if [ -d {d} ] && ! {{ [ -r {d} ] && [ -x {d} ]; }}; then printf \'{UNREADABLE_MARK}%s\\n\' {d}; fi; '
+            for d in dirs
+        )
     return (
-        f"for f in {items}; do "
+        guard + f"for f in {items}; do "
         'if [ -d "$f" ]; then :; '
         f'elif [ -f "$f" ] && [ -r "$f" ]; then printf \'{FILE_MARK}%s\\n\' "$f"; cat "$f"; echo; '
         f'elif [ -e "$f" ] || [ -L "$f" ]; then printf \'{UNREADABLE_MARK}%s\\n\' "$f"; fi; '

@@ -154,6 +154,7 @@ _FAKE_RSH_CLIENT_STATUS = (
     "Source: netkit-rsh\nVersion: 0.17-24\nDepends: libc6 (>= 2.34)\n"
     "Description: client programs for remote shell connections\n rsh, rcp and rlogin (planted by the itops lab)\n"
 )
+_PWQUALITY_CONF = "# CIS 5.3.3.2.x\nminlen = 14\nenforcing = 1\n"
 _CRON_DIRS = ("/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly", "/etc/cron.d")
 
 # kernel modules CIS 1.1.1.x wants unloadable (checks/kernel/modules.py and the cramfs example check)
@@ -200,12 +201,19 @@ CLEAN = RootProfile(
             (r"^UMASK\s+\S+", "UMASK\t\t027"),
         ),
         "/etc/group": ((r"^sudo:x:27:$", "sudo:x:27:alice"),),
+        # pam_pwquality in the password stack, as pam-auth-update writes it once libpam-pwquality is installed
+        # (the module itself is not in the root: nothing in the lab changes a password)
+        "/etc/pam.d/common-password": (
+            (r"^(password\t\[success=1 default=ignore\]\tpam_unix\.so obscure) yescrypt$",
+             "password\trequisite\t\t\tpam_pwquality.so retry=3\n\\1 use_authtok try_first_pass yescrypt"),
+        ),
     },
     strip_modes={"/var/log": 0o007},  # dpkg.log, alternatives.log, faillog ... are o+r as installed
     dirs={"/home/alice": PlantedDir(0o750, "alice", "alice"), "/home/alice/.ssh": PlantedDir(0o700, "alice", "alice")},
     files={
         "/home/alice/.ssh/authorized_keys": PlantedFile(_FAKE_PUBKEY, mode=0o600, owner="alice", group="alice"),
         "/etc/issue.net": PlantedFile(LEGAL_BANNER),
+        "/etc/security/pwquality.conf": PlantedFile(_PWQUALITY_CONF),
         "/etc/security/limits.d/60-coredump.conf": PlantedFile("* hard core 0\n"),
         **{
             f"/etc/modprobe.d/{mod}.conf": PlantedFile(f"install {mod} /bin/false\nblacklist {mod}\n")
@@ -257,7 +265,7 @@ SSH_DRIFT = CLEAN.derive(
 ACCOUNT_DRIFT = CLEAN.derive(
     "account-drift",
     description="local account and privilege drift: extra UID 0, empty, unshadowed and MD5 passwords, sudo, "
-    "a writable authorized_keys",
+    "a writable authorized_keys, a .rhosts, a short minimum password length",
     extra_group=("wheel:x:0:alice", "guest:x:1001:"),
     extra_passwd=(
         "toor:x:0:0:second root:/root:/bin/sh",
@@ -273,6 +281,8 @@ ACCOUNT_DRIFT = CLEAN.derive(
             (r"^(alice:[^:]*:\d+:)1:", r"\g<1>0:"),
             (r"^alice:\$y\$[^:]*:", f"alice:{_FAKE_MD5_HASH}:"),  # an MD5-crypt hash, as after a legacy migration
         ),
+        # the module argument overrides pwquality.conf's minlen = 14
+        "/etc/pam.d/common-password": ((r"pam_pwquality\.so retry=3$", "pam_pwquality.so retry=3 minlen=8"),),
     },
     appended={"/root/.profile": 'PATH="$PATH:/opt/tools"\n'},
     dirs={
@@ -285,6 +295,8 @@ ACCOUNT_DRIFT = CLEAN.derive(
         # group-writable (umask 002): anyone in group guest can add a key (not world-writable, which the
         # world-writable file scan would report as well)
         "/home/guest/.ssh/authorized_keys": PlantedFile(_FAKE_PUBKEY, mode=0o664, owner="guest", group="guest"),
+        # trust every user of every host (rsh, or sshd with IgnoreRhosts no); mode 0600 as rsh wants it
+        "/home/guest/.rhosts": PlantedFile("+ +\n", mode=0o600, owner="guest", group="guest"),
         "/etc/sudoers.d/90-alice": PlantedFile(
             "alice ALL=(ALL:ALL) NOPASSWD: ALL\nDefaults:alice !authenticate\n", mode=0o440
         ),
@@ -295,7 +307,7 @@ ACCOUNT_DRIFT = CLEAN.derive(
 NEGLECTED = CLEAN.derive(
     "neglected",
     description="a neglected server: loose cron, log and sudoers permissions, stray files, legacy clients, MD5 "
-    "password hashing, old release",
+    "password hashing, old release, a group-writable umask, a readable .netrc",
     drop=(
         "/etc/modprobe.d/cramfs.conf",
         "/etc/modprobe.d/udf.conf",
@@ -310,6 +322,10 @@ NEGLECTED = CLEAN.derive(
         "/etc/sudoers.d/50-operators": PlantedFile("alice ALL=(root) /usr/bin/systemctl restart cron\n", mode=0o644),
         "/var/log/auth.log": PlantedFile("", mode=0o644),
         "/etc/systemd/journald.conf": PlantedFile("[Journal]\nCompress=no\n"),
+        "/etc/profile.d/umask.sh": PlantedFile("# shared project directories\numask 002\n"),
+        # credentials in clear text, readable by everyone (no file content ever leaves the host)
+        "/home/alice/.netrc": PlantedFile("machine backup.example login alice password itopslab\n", owner="alice",
+                                          group="alice"),
         "/usr/local/bin/.helper": PlantedFile(mode=0o4755, copy_of="/bin/dash"),
         "/usr/local/etc/app.conf": PlantedFile("listen=0.0.0.0\n", mode=0o666),
         "/opt/vendor/agent.bin": PlantedFile("#!/bin/sh\n", mode=0o755, owner=4242, group=4242),

@@ -58,6 +58,29 @@ def test_file_dump_reports_unreadable():
         shutil.rmtree(folder)
 
 
+def test_file_dump_names_a_glob_directory_it_cannot_list():
+    # without unlistable_dirs an unlistable drop-in directory looks empty; with it, it is named unreadable
+    folder = Path(tempfile.mkdtemp(prefix="itops-unlistable-"))
+    try:
+        folder.chmod(0o755)
+        (folder / "conf.d").mkdir(mode=0o700)
+        (folder / "conf.d" / "a.conf").write_text("x\n")
+        run_as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+        (folder / "conf.d").chmod(0o700 if run_as_nobody else 0o300)
+        for flag, expected in ((False, ()), (True, (str(folder / "conf.d"),))):
+            command = storage.file_dump_command(globs=[f"{folder}/conf.d/*.conf"], unlistable_dirs=flag)
+            out = subprocess.run([*run_as_nobody, "sh", "-c", command], capture_output=True, text=True, timeout=30,
+                                 check=False)
+            assert parse_file_dump(out.stdout) == storage.FileDump({}, expected)
+        (folder / "conf.d").chmod(0o755)
+        command = storage.file_dump_command(globs=[f"{folder}/conf.d/*.conf"], unlistable_dirs=True)
+        assert list(parse_file_dump(sh(command).stdout).files) == [str(folder / "conf.d" / "a.conf")]
+        with pytest.raises(ValueError):
+            storage.file_dump_command(globs=["/etc/*/x.conf"], unlistable_dirs=True)
+    finally:
+        shutil.rmtree(folder)
+
+
 def test_file_dump_rejects_unsafe_globs():
     with pytest.raises(ValueError):
         storage.file_dump_command(globs=["/etc/*.conf; rm -rf /"])
