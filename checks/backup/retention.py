@@ -20,7 +20,8 @@ from itops.checkapi import Finding, Params, Severity, backup_check
     params={"max_shrink_pct": 50.0},
 )
 def size_ok(facts: BackupFacts, params: Params) -> list[Finding]:
-    """The newest copy is at least ``min_size`` and at most ``max_shrink_pct`` % smaller than the one before it."""
+    """The newest copy is not empty, is at least ``min_size``, and is at most ``max_shrink_pct`` % smaller
+    than the one before it."""
     shrink = float(facts.max_shrink_pct if facts.max_shrink_pct is not None else params["max_shrink_pct"])
     findings = []
     for group, copies in facts.groups().items():
@@ -33,7 +34,9 @@ def size_ok(facts: BackupFacts, params: Params) -> list[Finding]:
             findings.append(Finding.error(f"{label}the size of {short_name(newest.name)} is unknown", resource=group))
             continue
         problems = []
-        if facts.min_size is not None and newest.size < facts.min_size:
+        if newest.size == 0:  # whatever min_size says: an empty file holds nothing to restore
+            problems.append(f"newest copy {short_name(newest.name)} is empty (0 bytes)")
+        elif facts.min_size is not None and newest.size < facts.min_size:
             problems.append(
                 f"newest copy {format_size(newest.size)} is below the minimum {format_size(facts.min_size)}"
             )

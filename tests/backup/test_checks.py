@@ -92,6 +92,9 @@ def test_size_ok():
     assert default_shrink.status is Status.FAIL and "(max shrink 50%)" in default_shrink.message
     assert one("backup.size_ok", facts()).status is Status.SKIPPED
     assert one("backup.size_ok", facts(copies=(Copy("a", NOW, None),))).status is Status.ERROR
+    # an empty newest copy fails even with no min_size and nothing to compare with
+    empty = one("backup.size_ok", facts(copies=(Copy("db-1.sql", NOW, 0),)))
+    assert empty.status is Status.FAIL and empty.message == "newest copy db-1.sql is empty (0 bytes)"
 
 
 def test_copies_retained():
