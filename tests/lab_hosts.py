@@ -167,8 +167,8 @@ _NO_INIT = (
     "but not running FAILs while one not installed is SKIPPED)"
 )
 _MOUNTS = (
-    "mount table / df: a chroot is not a mount point, so the host sees only the lab's /proc mount "
-    "and df finds no file system"
+    "mount table / df: every root is a bind mount of a directory on this machine's one disk, with no "
+    "mounts of its own below it (like a container's /), so all hosts see the same file system"
 )
 ENVIRONMENT_CHECKS: dict[str, str] = {
     "kernel.aslr_enabled": _SYSCTL,

@@ -226,12 +226,16 @@ def _sshd_keyword(line: str) -> str:
 def _isolated(host: LabHost, command: list[str]) -> list[str]:
     """Wrap ``command`` so sshd runs in its own UTS and mount namespaces.
 
-    ``hostname`` then answers the lab host's name, and /proc (or, without a root, an empty /root)
-    is mounted privately: the mount disappears with the last process of the namespace, so nothing
+    ``hostname`` then answers the lab host's name, and the root (bound onto itself) and its /proc
+    (or, without a root, an empty /root) are mounted privately: the mount disappears with the last process of the namespace, so nothing
     is left to unmount.
     ``unshare`` (no --fork) and ``sh`` both exec, so the PID we hold is sshd's PID.
     """
     steps = ['hostname "$0"']
+    if host.root is not None:
+        # the root becomes a mount point of its own, as a container's / is: seen from inside the
+        # chroot the mount table then has a "/" entry and df can measure it
+        steps.append(f"mount --bind {shlex.quote(str(host.root))} {shlex.quote(str(host.root))}")
     if host.root is not None and host.spec.mount_proc:
         steps.append(f"mount -t proc -o nosuid,nodev,noexec proc {shlex.quote(str(host.root / 'proc'))}")
     if host.root is None and host.spec.private_home:
