@@ -396,9 +396,18 @@ class SSHConnection:
         )
 
     def close(self) -> None:
-        self.transport.close()
-        if self._jump is not None:
-            self._jump.close()
+        """Close the connection (and a jump connection this one opened); never raises.
+
+        Closing a transport whose tunnel or jump host is already gone can raise EOFError or
+        SSHException from paramiko; the results gathered over it are kept either way.
+        """
+        for closable in (self.transport, self._jump):
+            if closable is None:
+                continue
+            try:
+                closable.close()
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                log.debug("closing the connection to %s: %s", self.target.name, exc)
 
 
 def _methods(exc: paramiko.BadAuthenticationType) -> str:

@@ -213,3 +213,27 @@ def test_jump_host_tunnels_the_connection(fleet_factory, tmp_path):
     assert code == 3, code
     r = by_target(doc, "test.path_exists")["lab2"]
     assert r["status"] == "UNREACHABLE" and "refused" in r["message"]
+
+
+def test_closing_a_connection_whose_jump_host_died_never_raises(fleet_factory):
+    """The run keeps its results when a bastion's session dies under a tunnelled connection."""
+    import signal
+
+    from itops.inventory import load_inventory
+    from itops.lab.fleet import descendants
+    from itops.runner import target_for
+    from itops.transport.ssh import KnownHosts, SSHConnection
+
+    fleet = fleet_factory(2)
+    inv_path = fleet.write_inventory(extra={"hosts": {"lab2": {"jump": "lab1"}}})
+    inv = load_inventory(inv_path)
+    target = target_for(inv.hosts["lab2"], inv.hosts)
+    conn = SSHConnection(target, KnownHosts(target.known_hosts))
+    assert conn.transport.is_active()
+    sessions = descendants([fleet["lab1"].pid])  # the bastion's per-connection sshd serving our tunnel
+    assert sessions
+    for pid in sessions:
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)  # the bastion's TCP reset arrives; paramiko's reader threads may not have seen it yet
+    conn.close()  # must not raise, whatever state the tunnel and the jump transport are in
+    conn.close()  # and closing twice is harmless
