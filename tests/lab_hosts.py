@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from itops.lab import HARDENED, WEAK, RootProfile
+from itops.lab import HARDENED, WEAK, LabMount, RootProfile
 from itops.lab.profiles import ACCOUNT_DRIFT, CLEAN, NEGLECTED, SSH_DRIFT
 from itops.registry import load_registry
 
@@ -54,15 +54,27 @@ LAB_HOSTS: dict[str, LabHostPlan] = {
 # --------------------------------------------------------------------------- planted audit lab
 # tests/checks/test_planted_lab.py audits these hosts with EVERY host check and asserts that each
 # host's failing set is exactly the set planted here. Each host is a real Debian root (see
-# itops.lab.roots: CLEAN and the profiles derived from it).
+# itops.lab.roots: CLEAN and the profiles derived from it) plus the file systems mounted inside it
+# (a mount is not a file of the root but the host's own mount table, so it lives here, not in the
+# profile: LabHostSpec.mounts, mounted in the host's private mount namespace).
+
+_HARDENED_OPTIONS = "nodev,nosuid,noexec,size=16m"
+# CIS: /tmp and /dev/shm a tmpfs, /var/tmp its own partition (a tmpfs stands in for it in the lab)
+HARDENED_TEMP_MOUNTS: tuple[LabMount, ...] = (
+    LabMount("/tmp", "tmpfs", _HARDENED_OPTIONS),
+    LabMount("/var/tmp", "tmpfs", _HARDENED_OPTIONS),
+    LabMount("/dev/shm", "tmpfs", _HARDENED_OPTIONS),
+)
 
 
 @dataclass(frozen=True)
 class PlantedHost:
-    """One host of the planted audit lab: its root profile and the check ids it must fail (and no others)."""
+    """One host of the planted audit lab: its root profile, the file systems mounted inside its root,
+    and the check ids it must fail (and no others)."""
 
     profile: RootProfile
     expected_fail: frozenset[str]
+    mounts: tuple[LabMount, ...] = HARDENED_TEMP_MOUNTS
 
 
 AUDIT_LAB: dict[str, PlantedHost] = {
@@ -147,7 +159,14 @@ AUDIT_LAB: dict[str, PlantedHost] = {
                 "accounts.password_hashing_strong",  # login.defs ENCRYPT_METHOD MD5
                 "accounts.shell_umask_restrictive",  # /etc/profile.d/umask.sh: umask 002
                 "accounts.user_dotfiles_safe",  # /home/alice/.netrc 0644
+                "storage.tmp_mount_options_hardened",  # /tmp tmpfs mounted without noexec
+                "storage.dev_shm_mount_options_hardened",  # /dev/shm tmpfs mounted without nosuid
+                "storage.var_tmp_mount_options_hardened",  # /var/tmp not a separate mount (lives on /)
             }
+        ),
+        mounts=(
+            LabMount("/tmp", "tmpfs", "nodev,nosuid,size=16m"),
+            LabMount("/dev/shm", "tmpfs", "nodev,noexec,size=16m"),
         ),
     ),
 }
@@ -166,9 +185,9 @@ _NO_INIT = (
     "so the check sees the machine's own daemons (and, with no init, a daemon installed in the root "
     "but not running FAILs while one not installed is SKIPPED)"
 )
-_MOUNTS = (
-    "mount table / df: every root is a bind mount of a directory on this machine's one disk, with no "
-    "mounts of its own below it (like a container's /), so all hosts see the same file system"
+_DF = (
+    "df: every root is a bind mount of a directory on this machine's one disk (like a container's /), so "
+    "its usage is this machine's; the hosts' own tmpfs mounts (PlantedHost.mounts) are small and nearly empty"
 )
 ENVIRONMENT_CHECKS: dict[str, str] = {
     "kernel.aslr_enabled": _SYSCTL,
@@ -194,11 +213,8 @@ ENVIRONMENT_CHECKS: dict[str, str] = {
     "services.cron_daemon_enabled": _NO_INIT,
     "logging.journald_persistent_or_rsyslog": _NO_INIT,
     "logging.auditd_running": _NO_INIT + " (auditd is installed in every root, so only the daemon part varies)",
-    "storage.filesystem_usage_below_threshold": _MOUNTS,
-    "storage.inode_usage_below_threshold": _MOUNTS,
-    "storage.tmp_mount_options_hardened": _MOUNTS,
-    "storage.dev_shm_mount_options_hardened": _MOUNTS,
-    "storage.var_tmp_mount_options_hardened": _MOUNTS,
+    "storage.filesystem_usage_below_threshold": _DF,
+    "storage.inode_usage_below_threshold": _DF,
 }
 
 

@@ -1,8 +1,10 @@
 """A fleet of real OpenSSH sshd processes on 127.0.0.1, one per lab host.
 
 Every host gets its own port, ed25519 host key, sshd_config, pid file and log, and optionally a
-``ChrootDirectory`` (see :mod:`itops.lab.roots`) so hosts differ in what a remote command sees. One
-client key pair, an ``authorized_keys`` and a ``known_hosts`` are shared by the fleet, and
+``ChrootDirectory`` (see :mod:`itops.lab.roots`) so hosts differ in what a remote command sees,
+and optionally file systems of its own (:class:`LabMount`: a tmpfs on /tmp, /dev/shm, ...) mounted
+inside that root in the host's private mount namespace. One client key pair, an
+``authorized_keys`` and a ``known_hosts`` are shared by the fleet, and
 :meth:`Fleet.write_inventory` writes an itops inventory pointing at all of it.
 """
 
@@ -10,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import pwd
+import re
 import shlex
 import shutil
 import signal
@@ -29,18 +33,60 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from itops.lab.plant import LabError
-from itops.lab.roots import check_chroot_path
+from itops.lab.plant import LabError, resolve_in_root
+from itops.lab.roots import RECIPE_MARKER, check_chroot_path
 
 SSHD = "/usr/sbin/sshd"
 LOCALHOST = "127.0.0.1"
 _BIND_RETRIES = 5
 _STOP_GRACE = 5.0
+#: file system types a :class:`LabMount` may have: tmpfs needs no device and vanishes with the namespace
+LAB_MOUNT_FSTYPES = frozenset({"tmpfs"})
+_MOUNT_OPTIONS_RE = re.compile(r"[A-Za-z0-9_.:+=-]+(,[A-Za-z0-9_.:+=-]+)*")
+
+
+@dataclass(frozen=True)
+class LabMount:
+    """A file system of a lab host's own, mounted at ``target`` inside its root.
+
+    ``target`` is the path as the chroot sees it (``/tmp``); ``options`` is what ``mount -o`` takes
+    (``"nodev,nosuid,noexec,size=16m"``; empty: the defaults). The mount lives only in the host's
+    private mount namespace (see :func:`_isolated`), so it needs no unmounting and no other host or
+    process of this machine sees it. Invalid values raise :class:`LabError` here, at construction.
+    """
+
+    target: str
+    fstype: str = "tmpfs"
+    options: str = ""
+
+    def __post_init__(self) -> None:
+        if self.fstype not in LAB_MOUNT_FSTYPES:
+            raise LabError(
+                f"lab mount {self.target!r}: unsupported file system type {self.fstype!r}",
+                hint=f"use one of: {', '.join(sorted(LAB_MOUNT_FSTYPES))}",
+            )
+        parts = self.target.split("/")
+        if (
+            not self.target.startswith("/")
+            or not posixpath.normpath(self.target).strip("/")
+            or ".." in parts
+            or any(c in self.target for c in "\0\n")
+        ):
+            raise LabError(
+                f"bad lab mount target {self.target!r}",
+                hint="an absolute path below / inside the host's root, without '..' or newlines",
+            )
+        if self.options and not _MOUNT_OPTIONS_RE.fullmatch(self.options):
+            raise LabError(
+                f"lab mount {self.target!r}: bad mount options {self.options!r}",
+                hint="comma-separated mount -o options such as nodev,nosuid,noexec,size=16m",
+            )
 
 
 @dataclass(frozen=True)
 class LabHostSpec:
-    """What one lab host should be: its name, inventory groups/tags/vars and optional chroot root."""
+    """What one lab host should be: its name, inventory groups/tags/vars, optional chroot root and
+    the file systems mounted inside that root (``mounts``; they need ``root`` and an isolated fleet)."""
 
     name: str
     groups: tuple[str, ...] = ()
@@ -55,6 +101,8 @@ class LabHostSpec:
     #: extra sshd_config lines, e.g. ``("PasswordAuthentication yes",)``: one whose keyword the lab
     #: config already sets replaces that line (sshd keeps the FIRST value it reads); others are appended
     sshd_options: tuple[str, ...] = ()
+    #: file systems mounted inside ``root``, in order, after the root's bind mount and its /proc
+    mounts: tuple[LabMount, ...] = ()
 
 
 @dataclass
@@ -226,9 +274,11 @@ def _sshd_keyword(line: str) -> str:
 def _isolated(host: LabHost, command: list[str]) -> list[str]:
     """Wrap ``command`` so sshd runs in its own UTS and mount namespaces.
 
-    ``hostname`` then answers the lab host's name, and the root (bound onto itself) and its /proc
-    (or, without a root, an empty /root) are mounted privately: the mount disappears with the last process of the namespace, so nothing
-    is left to unmount.
+    ``hostname`` then answers the lab host's name, and the root (bound onto itself), its /proc and
+    the spec's ``mounts`` (or, without a root, an empty /root) are mounted privately: the mounts
+    disappear with the last process of the namespace, so nothing is left to unmount.
+    Every path and option reaches the shell through ``shlex.quote``. A missing mount point is
+    created in the host's root (see :func:`_mount_point`), never in the cached Debian base.
     ``unshare`` (no --fork) and ``sh`` both exec, so the PID we hold is sshd's PID.
     """
     steps = ['hostname "$0"']
@@ -238,6 +288,14 @@ def _isolated(host: LabHost, command: list[str]) -> list[str]:
         steps.append(f"mount --bind {shlex.quote(str(host.root))} {shlex.quote(str(host.root))}")
     if host.root is not None and host.spec.mount_proc:
         steps.append(f"mount -t proc -o nosuid,nodev,noexec proc {shlex.quote(str(host.root / 'proc'))}")
+    if host.spec.mounts and host.root is None:
+        raise LabError(f"lab host {host.name}: mounts need a root", hint="give the LabHostSpec a root")
+    if host.root is not None:
+        for mount in host.spec.mounts:
+            point = _mount_point(host.root, mount, host.spec.mount_proc)
+            fstype = shlex.quote(mount.fstype)
+            options = f" -o {shlex.quote(mount.options)}" if mount.options else ""
+            steps.append(f"mount -t {fstype}{options} {fstype} {shlex.quote(str(point))}")
     if host.root is None and host.spec.private_home:
         home = host.directory / "home"
         home.mkdir(mode=0o700, exist_ok=True)
@@ -256,6 +314,21 @@ def _isolated(host: LabHost, command: list[str]) -> list[str]:
         host.name,
         *command,
     ]
+
+
+def _mount_point(root: Path, mount: LabMount, mount_proc: bool) -> Path:
+    """Where ``mount`` goes on this machine: its target resolved inside ``root`` as the chroot would
+    (a symlink in the root never leads outside it), created (0755) when missing."""
+    if (root / RECIPE_MARKER).exists():
+        # the cached Debian base: a host root is a copy of it, and the base must stay untouched
+        raise LabError(f"{root} is the cached Debian base, not a host root", hint="use HostRoots.create() for a copy")
+    point = resolve_in_root(root, mount.target, follow_last=True)
+    if point == root or (mount_proc and (point == root / "proc" or root / "proc" in point.parents)):
+        raise LabError(f"lab mount target {mount.target!r} would cover the root or its /proc")
+    if point.exists() and not point.is_dir():
+        raise LabError(f"lab mount target {mount.target!r} exists in {root} and is not a directory")
+    point.mkdir(mode=0o755, parents=True, exist_ok=True)
+    return point
 
 
 class Fleet:
@@ -306,6 +379,11 @@ class Fleet:
         for spec in specs:
             if spec.name in self.hosts or not spec.name or "/" in spec.name:
                 raise LabError(f"bad or duplicate lab host name {spec.name!r}")
+            if spec.mounts and (spec.root is None or not self.isolate):
+                raise LabError(
+                    f"lab host {spec.name}: mounts need a root and an isolated fleet",
+                    hint="run as root with unshare installed (isolate=True), and give the host a root",
+                )
             if spec.root is not None:
                 check_chroot_path(spec.root)
             directory = self.workdir / "hosts" / spec.name
@@ -529,7 +607,7 @@ def start_fleet(
 
     Use it as a context manager (or call ``stop()``) so the processes end with the caller.
     ``isolate`` (default: when root and ``unshare`` exists) gives each sshd its own hostname and a
-    private /proc mount inside its root.
+    private /proc mount inside its root, plus the spec's ``mounts`` (which require it).
     """
     if not os.access(SSHD, os.X_OK):
         raise LabError(f"{SSHD} not found", hint="apt-get install openssh-server")

@@ -5,8 +5,11 @@ roots: one hardened (``clean``) and some with documented misconfigurations plant
 ``itops audit`` runs over SSH with EVERY host check (no --checks filter), and each host's set of
 FAILing check ids must be exactly its planted set: a false FAIL or a false PASS both fail.
 
+Each host also has file systems of its own mounted inside its root (``PlantedHost.mounts``: tmpfs
+on /tmp, /var/tmp and /dev/shm), so the mount option checks are planted per host too.
+
 Checks that judge the machine the lab runs on rather than a host's root (``ENVIRONMENT_CHECKS``:
-kernel parameters, sockets, daemons, mounts) cannot be planted per host; they are held to a
+kernel parameters, sockets, daemons, disk usage) cannot be planted per host; they are held to a
 weaker, still honest standard: the same verdict on every host, and never PASS when their probe
 could not run. Checks that combine both (``MACHINE_GATES``) stay in the exact comparison.
 """
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_hosts import AUDIT_LAB, AUDIT_LAB_VARS, ENVIRONMENT_CHECKS, MACHINE_GATES
+from lab_hosts import AUDIT_LAB, AUDIT_LAB_VARS, ENVIRONMENT_CHECKS, HARDENED_TEMP_MOUNTS, MACHINE_GATES
 
 from itops.checkapi import ProbeResult
 from itops.inventory import load_inventory
@@ -114,7 +117,7 @@ def planted_audit(tmp_path_factory: pytest.TempPathFactory) -> PlantedAudit:
     with HostRoots() as roots:
         specs = [
             LabHostSpec(name, groups=("planted",), root=roots.create(name, RootKind.DEBIAN, host.profile),
-                        vars=AUDIT_LAB_VARS)
+                        vars=AUDIT_LAB_VARS, mounts=host.mounts)
             for name, host in AUDIT_LAB.items()
         ]  # fmt: skip
         with start_fleet(tmp_path_factory.mktemp("planted-lab"), specs, startup_timeout=30) as fleet:
@@ -150,6 +153,7 @@ def test_lab_data_names_real_host_checks() -> None:
     assert planted & set(ENVIRONMENT_CHECKS) == set()
     assert set(MACHINE_GATES) & set(ENVIRONMENT_CHECKS) == set()
     assert AUDIT_LAB["clean"].expected_fail == frozenset()
+    assert AUDIT_LAB["clean"].mounts == HARDENED_TEMP_MOUNTS
 
 
 def test_planted_hosts_are_named_after_their_profiles() -> None:

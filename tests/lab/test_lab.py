@@ -23,6 +23,7 @@ from itops.lab import (
     Fleet,
     HostRoots,
     LabHostSpec,
+    LabMount,
     RootKind,
     closed_port,
     plant,
@@ -283,6 +284,22 @@ def test_busybox_root_behind_sshd(fleet_factory, lab_host_roots: HostRoots) -> N
     )
     assert rc == 0, err
     assert out.split() == ["itops-lab-busybox", "0"]
+
+
+def test_host_mounts_are_its_own(fleet_factory, lab_host_roots: HostRoots) -> None:
+    """A host's LabMounts show in ITS /proc/mounts over SSH, and nowhere on this machine or other hosts."""
+    mounts = (LabMount("/tmp", "tmpfs", "nodev,nosuid,noexec,size=8m"), LabMount("/dev/shm", "tmpfs", "nodev"))
+    root = lab_host_roots.create("mnt1", RootKind.BUSYBOX)
+    other = lab_host_roots.create("mnt2", RootKind.BUSYBOX)
+    fleet = fleet_factory([LabHostSpec("mnt1", root=root, mounts=mounts), LabHostSpec("mnt2", root=other)])
+    rc, out, err = run(fleet, "mnt1", "cat /proc/mounts")
+    assert rc == 0, err
+    seen = {fields[1]: (fields[2], set(fields[3].split(","))) for fields in map(str.split, out.splitlines())}
+    assert seen["/tmp"][0] == "tmpfs" and {"nodev", "nosuid", "noexec", "size=8192k"} <= seen["/tmp"][1]
+    assert seen["/dev/shm"][0] == "tmpfs" and "nodev" in seen["/dev/shm"][1] and "noexec" not in seen["/dev/shm"][1]
+    rc, out, err = run(fleet, "mnt2", "cat /proc/mounts")
+    assert rc == 0 and not {"/tmp", "/dev/shm"} & {line.split()[1] for line in out.splitlines()}, err
+    assert lab_roots_module.mounts_under(root) == []  # private to the host's mount namespace
 
 
 # --------------------------------------------------------------------------- roots and the cache
