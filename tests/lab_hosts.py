@@ -143,6 +143,7 @@ AUDIT_LAB: dict[str, PlantedHost] = {
                 "files.passwd_backup_permissions",  # /etc/passwd- 0664
                 "files.suid_sgid_allowlisted",  # SUID copy of dash at /usr/local/bin/.helper
                 "files.world_writable_files_absent",  # /usr/local/etc/app.conf 0666
+                "files.hosts_equiv_absent",  # /etc/hosts.equiv holding "+" (trust every host)
                 "files.world_writable_dirs_sticky",  # /srv/upload 0777, no sticky bit
                 "files.unowned_files_absent",  # /opt/vendor/agent.bin owned by uid/gid 4242
                 "logging.log_files_permissions",  # /var/log/auth.log 0644

@@ -307,7 +307,7 @@ ACCOUNT_DRIFT = CLEAN.derive(
 NEGLECTED = CLEAN.derive(
     "neglected",
     description="a neglected server: loose cron, log and sudoers permissions, stray files, legacy clients, MD5 "
-    "password hashing, old release, a group-writable umask, a readable .netrc",
+    "password hashing, old release, a group-writable umask, a readable .netrc, a hosts.equiv trusting every host",
     drop=(
         "/etc/modprobe.d/cramfs.conf",
         "/etc/modprobe.d/udf.conf",
@@ -323,6 +323,7 @@ NEGLECTED = CLEAN.derive(
         "/var/log/auth.log": PlantedFile("", mode=0o644),
         "/etc/systemd/journald.conf": PlantedFile("[Journal]\nCompress=no\n"),
         "/etc/profile.d/umask.sh": PlantedFile("# shared project directories\numask 002\n"),
+        "/etc/hosts.equiv": PlantedFile("+\n"),
         # credentials in clear text, readable by everyone (no file content ever leaves the host)
         "/home/alice/.netrc": PlantedFile("machine backup.example login alice password itopslab\n", owner="alice",
                                           group="alice"),
