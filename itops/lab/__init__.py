@@ -4,17 +4,8 @@
 tests use :func:`start_fleet` and :class:`HostRoots` through the fixtures in ``tests/conftest.py``.
 """
 
-from itops.lab.fleet import (
-    Fleet,
-    LabHost,
-    LabHostSpec,
-    LabMount,
-    closed_port,
-    read_banner,
-    silent_port,
-    start_fleet,
-    stop_processes,
-)
+from itops.lab.fleet import Fleet, LabHost, LabHostSpec, start_fleet
+from itops.lab.netutil import closed_port, read_banner, silent_port
 from itops.lab.plant import (
     LabError,
     apply_profile,
@@ -23,8 +14,10 @@ from itops.lab.plant import (
     plant_owner,
     set_sshd_options,
 )
+from itops.lab.procs import stop_processes
 from itops.lab.profiles import HARDENED, PROFILES, WEAK, RootProfile
 from itops.lab.roots import HostRoots, RootKind, ensure_debian_base
+from itops.lab.sshd import LabMount
 
 __all__ = [
     "HARDENED",

@@ -19,8 +19,9 @@ from typing import Any
 
 import click
 
-from itops.lab.fleet import LabHostSpec, start_fleet, stop_processes
+from itops.lab.fleet import LabHostSpec, start_fleet
 from itops.lab.plant import LabError
+from itops.lab.procs import stop_processes
 from itops.lab.profiles import CLEAN, HARDENED, WEAK
 from itops.lab.roots import HostRoots, RootKind, remove_tree
 

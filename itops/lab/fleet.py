@@ -2,8 +2,8 @@
 
 Every host gets its own port, ed25519 host key, sshd_config, pid file and log, and optionally a
 ``ChrootDirectory`` (see :mod:`itops.lab.roots`) so hosts differ in what a remote command sees,
-and optionally file systems of its own (:class:`LabMount`: a tmpfs on /tmp, /dev/shm, ...) mounted
-inside that root in the host's private mount namespace. One client key pair, an
+and optionally file systems of its own (:class:`~itops.lab.sshd.LabMount`: a tmpfs on /tmp, /dev/shm,
+...) mounted inside that root in the host's private mount namespace (:mod:`itops.lab.sshd`). One client key pair, an
 ``authorized_keys`` and a ``known_hosts`` are shared by the fleet, and
 :meth:`Fleet.write_inventory` writes an itops inventory pointing at all of it.
 """
@@ -12,15 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import posixpath
-import pwd
-import re
-import shlex
 import shutil
-import signal
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,57 +23,14 @@ from typing import IO, Any
 
 import paramiko
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from itops.lab.plant import LabError, resolve_in_root
-from itops.lab.roots import RECIPE_MARKER, check_chroot_path
+from itops.lab.netutil import LOCALHOST, free_port, generate_ed25519, read_banner
+from itops.lab.plant import LabError
+from itops.lab.procs import stop_processes
+from itops.lab.roots import check_chroot_path
+from itops.lab.sshd import SSHD, LabMount, isolated, sshd_config
 
-SSHD = "/usr/sbin/sshd"
-LOCALHOST = "127.0.0.1"
 _BIND_RETRIES = 5
-_STOP_GRACE = 5.0
-#: file system types a :class:`LabMount` may have: tmpfs needs no device and vanishes with the namespace
-LAB_MOUNT_FSTYPES = frozenset({"tmpfs"})
-_MOUNT_OPTIONS_RE = re.compile(r"[A-Za-z0-9_.:+=-]+(,[A-Za-z0-9_.:+=-]+)*")
-
-
-@dataclass(frozen=True)
-class LabMount:
-    """A file system of a lab host's own, mounted at ``target`` inside its root.
-
-    ``target`` is the path as the chroot sees it (``/tmp``); ``options`` is what ``mount -o`` takes
-    (``"nodev,nosuid,noexec,size=16m"``; empty: the defaults). The mount lives only in the host's
-    private mount namespace (see :func:`_isolated`), so it needs no unmounting and no other host or
-    process of this machine sees it. Invalid values raise :class:`LabError` here, at construction.
-    """
-
-    target: str
-    fstype: str = "tmpfs"
-    options: str = ""
-
-    def __post_init__(self) -> None:
-        if self.fstype not in LAB_MOUNT_FSTYPES:
-            raise LabError(
-                f"lab mount {self.target!r}: unsupported file system type {self.fstype!r}",
-                hint=f"use one of: {', '.join(sorted(LAB_MOUNT_FSTYPES))}",
-            )
-        parts = self.target.split("/")
-        if (
-            not self.target.startswith("/")
-            or not posixpath.normpath(self.target).strip("/")
-            or ".." in parts
-            or any(c in self.target for c in "\0\n")
-        ):
-            raise LabError(
-                f"bad lab mount target {self.target!r}",
-                hint="an absolute path below / inside the host's root, without '..' or newlines",
-            )
-        if self.options and not _MOUNT_OPTIONS_RE.fullmatch(self.options):
-            raise LabError(
-                f"lab mount {self.target!r}: bad mount options {self.options!r}",
-                hint="comma-separated mount -o options such as nodev,nosuid,noexec,size=16m",
-            )
 
 
 @dataclass(frozen=True)
@@ -159,178 +109,6 @@ class LabHost:
             return ""
 
 
-def generate_ed25519(path: Path, comment: str) -> paramiko.Ed25519Key:
-    """Write an OpenSSH-format ed25519 key pair (``path``, ``path.pub``) and return it loaded by paramiko."""
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(private)
-    path.with_name(path.name + ".pub").write_bytes(public + b" " + comment.encode() + b"\n")
-    return paramiko.Ed25519Key(filename=str(path))
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (bind to port 0); the caller must tolerate losing a race."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOCALHOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 with nothing listening: connecting to it is refused."""
-    return free_port()
-
-
-@contextlib.contextmanager
-def silent_port(max_seconds: float = 300.0) -> Iterator[int]:
-    """A listening port that accepts connections and never sends an SSH banner (a hung service)."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind((LOCALHOST, 0))
-    listener.listen(64)
-    listener.settimeout(0.2)
-    stop = threading.Event()
-    accepted: list[socket.socket] = []
-
-    def serve() -> None:
-        deadline = time.monotonic() + max_seconds
-        while not stop.is_set() and time.monotonic() < deadline:
-            with contextlib.suppress(TimeoutError, OSError):
-                conn, _ = listener.accept()
-                accepted.append(conn)
-
-    thread = threading.Thread(target=serve, name="itops-lab-silent-port", daemon=True)
-    thread.start()
-    try:
-        yield int(listener.getsockname()[1])
-    finally:
-        stop.set()
-        thread.join(timeout=2.0)
-        for conn in accepted:
-            conn.close()
-        listener.close()
-
-
-def read_banner(port: int, timeout: float = 1.0) -> bytes:
-    """The first line a server on 127.0.0.1:``port`` sends ('' if it sends nothing in time)."""
-    data = b""
-    with socket.create_connection((LOCALHOST, port), timeout=timeout) as sock:
-        deadline = time.monotonic() + timeout
-        while b"\n" not in data and len(data) < 512 and time.monotonic() < deadline:
-            try:
-                chunk = sock.recv(512)
-            except TimeoutError:
-                break
-            if not chunk:
-                break
-            data += chunk
-    return data.split(b"\n", 1)[0].rstrip(b"\r")
-
-
-def _sshd_config(host: LabHost, authorized_keys: Path, log_level: str) -> str:
-    lines = [
-        f"Port {host.port}",
-        f"ListenAddress {LOCALHOST}",
-        f"HostKey {host.key_path}",
-        f"PidFile {host.pid_path}",
-        f"AuthorizedKeysFile {authorized_keys}",
-        # the lab's files live under pytest's tmp dirs (world-writable /tmp above them)
-        "StrictModes no",
-        "PermitRootLogin prohibit-password",
-        "PubkeyAuthentication yes",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "UsePAM no",
-        # 50+ clients connecting at once must not be dropped as a suspected flood
-        "MaxStartups 200:30:300",
-        "MaxSessions 100",
-        "LoginGraceTime 30",
-        "UseDNS no",
-        "PrintMotd no",
-        "PrintLastLog no",
-        "Subsystem sftp internal-sftp",
-        f"LogLevel {log_level}",
-    ]
-    if host.root is not None:
-        lines.append(f"ChrootDirectory {host.root}")
-    for option in host.spec.sshd_options:
-        keyword = _sshd_keyword(option)
-        at = next((i for i, line in enumerate(lines) if _sshd_keyword(line) == keyword), None)
-        if at is None or keyword == "match":
-            lines.append(option)
-        else:
-            lines[at] = option
-    return "\n".join(lines) + "\n"
-
-
-def _sshd_keyword(line: str) -> str:
-    return line.split(None, 1)[0].lower() if line.strip() else ""
-
-
-def _isolated(host: LabHost, command: list[str]) -> list[str]:
-    """Wrap ``command`` so sshd runs in its own UTS and mount namespaces.
-
-    ``hostname`` then answers the lab host's name, and the root (bound onto itself), its /proc and
-    the spec's ``mounts`` (or, without a root, an empty /root) are mounted privately: the mounts
-    disappear with the last process of the namespace, so nothing is left to unmount.
-    Every path and option reaches the shell through ``shlex.quote``. A missing mount point is
-    created in the host's root (see :func:`_mount_point`), never in the cached Debian base.
-    ``unshare`` (no --fork) and ``sh`` both exec, so the PID we hold is sshd's PID.
-    """
-    steps = ['hostname "$0"']
-    if host.root is not None:
-        # the root becomes a mount point of its own, as a container's / is: seen from inside the
-        # chroot the mount table then has a "/" entry and df can measure it
-        steps.append(f"mount --bind {shlex.quote(str(host.root))} {shlex.quote(str(host.root))}")
-    if host.root is not None and host.spec.mount_proc:
-        steps.append(f"mount -t proc -o nosuid,nodev,noexec proc {shlex.quote(str(host.root / 'proc'))}")
-    if host.spec.mounts and host.root is None:
-        raise LabError(f"lab host {host.name}: mounts need a root", hint="give the LabHostSpec a root")
-    if host.root is not None:
-        for mount in host.spec.mounts:
-            point = _mount_point(host.root, mount, host.spec.mount_proc)
-            fstype = shlex.quote(mount.fstype)
-            options = f" -o {shlex.quote(mount.options)}" if mount.options else ""
-            steps.append(f"mount -t {fstype}{options} {fstype} {shlex.quote(str(point))}")
-    if host.root is None and host.spec.private_home:
-        home = host.directory / "home"
-        home.mkdir(mode=0o700, exist_ok=True)
-        steps.append(f"mount --bind {shlex.quote(str(home))} {shlex.quote(pwd.getpwnam('root').pw_dir)}")
-    script = " && ".join(steps) + ' && exec "$@"'
-    return [
-        "unshare",
-        "--uts",
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-        "/bin/sh",
-        "-c",
-        script,
-        host.name,
-        *command,
-    ]
-
-
-def _mount_point(root: Path, mount: LabMount, mount_proc: bool) -> Path:
-    """Where ``mount`` goes on this machine: its target resolved inside ``root`` as the chroot would
-    (a symlink in the root never leads outside it), created (0755) when missing."""
-    if (root / RECIPE_MARKER).exists():
-        # the cached Debian base: a host root is a copy of it, and the base must stay untouched
-        raise LabError(f"{root} is the cached Debian base, not a host root", hint="use HostRoots.create() for a copy")
-    point = resolve_in_root(root, mount.target, follow_last=True)
-    if point == root or (mount_proc and (point == root / "proc" or root / "proc" in point.parents)):
-        raise LabError(f"lab mount target {mount.target!r} would cover the root or its /proc")
-    if point.exists() and not point.is_dir():
-        raise LabError(f"lab mount target {mount.target!r} exists in {root} and is not a directory")
-    point.mkdir(mode=0o755, parents=True, exist_ok=True)
-    return point
-
-
 class Fleet:
     """Running lab hosts plus the shared client key, authorized_keys and known_hosts."""
 
@@ -403,12 +181,12 @@ class Fleet:
     def _spawn(self, host: LabHost, port: int) -> None:
         host.port = port
         host.pid_path.unlink(missing_ok=True)
-        host.config_path.write_text(_sshd_config(host, self.authorized_keys_path, self.log_level))
+        host.config_path.write_text(sshd_config(host, self.authorized_keys_path, self.log_level))
         if host._log is None:
             host._log = host.log_path.open("ab")
         command = [SSHD, "-D", "-e", "-f", str(host.config_path)]
         if self.isolate:
-            command = _isolated(host, command)
+            command = isolated(host, command)
         host.process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -620,63 +398,3 @@ def start_fleet(
 # ---------------------------------------------------------------------- process handling
 
 
-def _proc_table() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, start time in clock ticks), from /proc."""
-    table: dict[int, tuple[int, int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        table[int(entry)] = (int(fields[1]), int(fields[19]))
-    return table
-
-
-def descendants(pids: Iterable[int]) -> dict[int, int]:
-    """Every live process below ``pids`` in the process tree, mapped to its start time."""
-    table = _proc_table()
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    found: dict[int, int] = {}
-    queue = list(pids)
-    while queue and len(found) < 100_000:
-        for child in children.get(queue.pop(), []):
-            if child not in found:
-                found[child] = table[child][1]
-                queue.append(child)
-    return found
-
-
-def _alive(pid: int, start_time: int | None = None) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return False
-    if fields[0] == "Z":
-        return False
-    return start_time is None or int(fields[19]) == start_time
-
-
-def stop_processes(pids: Sequence[int], *, grace: float = _STOP_GRACE) -> None:
-    """SIGTERM ``pids`` and their descendants, SIGKILL whatever is left after ``grace`` seconds.
-
-    Descendants are recorded with their start time first, so a recycled PID is never signalled.
-    """
-    table = _proc_table()
-    targets = {pid: table[pid][1] for pid in pids if pid in table}
-    targets.update(descendants(targets))
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid, started in targets.items():
-            if _alive(pid, started):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(_alive(p, s) for p, s in targets.items()):
-            time.sleep(0.05)
-        if not any(_alive(p, s) for p, s in targets.items()):
-            return

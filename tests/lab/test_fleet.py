@@ -1,4 +1,4 @@
-"""itops.lab.fleet without starting sshd: LabMount validation and how _isolated() mounts it."""
+"""itops.lab.fleet without starting sshd: LabMount validation and how isolated() mounts it."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from itops.lab import Fleet, LabError, LabHostSpec, LabMount
-from itops.lab.fleet import LabHost, _isolated, generate_ed25519
+from itops.lab.fleet import LabHost
+from itops.lab.netutil import generate_ed25519
 from itops.lab.roots import RECIPE_MARKER
+from itops.lab.sshd import isolated
 
 
 def _host(tmp_path: Path, root: Path | None, *mounts: LabMount, mount_proc: bool = True) -> LabHost:
@@ -19,7 +21,7 @@ def _host(tmp_path: Path, root: Path | None, *mounts: LabMount, mount_proc: bool
 
 
 def _run_script(tmp_path: Path, command: list[str]) -> list[list[str]]:
-    """Run the ``sh -c`` part of an _isolated() command with fake mount/hostname; each mount's argv.
+    """Run the ``sh -c`` part of an isolated() command with fake mount/hostname; each mount's argv.
 
     The wrapped command must be ``["true"]`` (the script execs it at the end)."""
     bin_dir = tmp_path / "fakebin"
@@ -71,7 +73,7 @@ def test_targets_and_options_reach_mount_as_single_arguments(tmp_path: Path) -> 
         LabMount("/tmp", "tmpfs", "nodev,nosuid,noexec,size=16m"),
         LabMount(odd),
     )
-    calls = _run_script(tmp_path, _isolated(host, ["true"]))
+    calls = _run_script(tmp_path, isolated(host, ["true"]))
     assert calls[-2:] == [
         ["-t", "tmpfs", "-o", "nodev,nosuid,noexec,size=16m", "tmpfs", str(root / "tmp")],
         ["-t", "tmpfs", "tmpfs", str(root / odd.lstrip("/"))],
@@ -83,7 +85,7 @@ def test_targets_and_options_reach_mount_as_single_arguments(tmp_path: Path) -> 
 def test_mounts_come_after_the_root_bind_and_proc(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
-    calls = _run_script(tmp_path, _isolated(_host(tmp_path, root, LabMount("/dev/shm", options="nosuid")), ["true"]))
+    calls = _run_script(tmp_path, isolated(_host(tmp_path, root, LabMount("/dev/shm", options="nosuid")), ["true"]))
     assert [c[:2] for c in calls] == [["--bind", str(root)], ["-t", "proc"], ["-t", "tmpfs"]]
     assert (root / "dev/shm").is_dir()
 
@@ -92,7 +94,7 @@ def test_a_symlink_in_the_root_resolves_inside_the_root(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
     (root / "escape").symlink_to("/etc")  # absolute: the chroot's /etc, not this machine's
-    calls = _run_script(tmp_path, _isolated(_host(tmp_path, root, LabMount("/escape/lab-mnt")), ["true"]))
+    calls = _run_script(tmp_path, isolated(_host(tmp_path, root, LabMount("/escape/lab-mnt")), ["true"]))
     assert calls[-1][-1] == str(root / "etc/lab-mnt")
     assert (root / "etc/lab-mnt").is_dir() and not Path("/etc/lab-mnt").exists()
 
@@ -102,7 +104,7 @@ def test_mount_points_are_never_made_in_the_cached_base(tmp_path: Path) -> None:
     base.mkdir()
     (base / RECIPE_MARKER).write_text("{}")
     with pytest.raises(LabError, match="cached Debian base"):
-        _isolated(_host(tmp_path, base, LabMount("/newdir")), ["x"])
+        isolated(_host(tmp_path, base, LabMount("/newdir")), ["x"])
     assert not (base / "newdir").exists()
 
 
@@ -111,7 +113,7 @@ def test_mounts_over_the_roots_proc_are_refused(tmp_path: Path, target: str) -> 
     root = tmp_path / "root"
     (root / "proc").mkdir(parents=True)
     with pytest.raises(LabError, match="cover the root or its /proc"):
-        _isolated(_host(tmp_path, root, LabMount(target)), ["x"])
+        isolated(_host(tmp_path, root, LabMount(target)), ["x"])
 
 
 def test_a_file_as_mount_target_is_refused(tmp_path: Path) -> None:
@@ -119,7 +121,7 @@ def test_a_file_as_mount_target_is_refused(tmp_path: Path) -> None:
     (root / "etc").mkdir(parents=True)
     (root / "etc/passwd").write_text("")
     with pytest.raises(LabError, match="not a directory"):
-        _isolated(_host(tmp_path, root, LabMount("/etc/passwd")), ["x"])
+        isolated(_host(tmp_path, root, LabMount("/etc/passwd")), ["x"])
 
 
 def test_mounts_without_a_root_or_isolation_are_refused(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from itops.lab import (
     silent_port,
 )
 from itops.lab import roots as lab_roots_module
-from itops.lab.fleet import descendants
+from itops.lab.procs import descendants
 
 pytestmark = pytest.mark.integration
 

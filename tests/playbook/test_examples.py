@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from itops.backup.demo import plant_demo_backups
 from itops.cli.main import cli
-from itops.lab.fleet import free_port
+from itops.lab.netutil import free_port
 from itops.resources import bundled_dir
 from itops.store import Store
 

@@ -12,7 +12,7 @@ import pytest
 from audit_helpers import by_target, run_audit, write_pack, write_yaml
 
 from itops.lab import LabHostSpec
-from itops.lab.fleet import closed_port, silent_port
+from itops.lab.netutil import closed_port, silent_port
 
 pytestmark = pytest.mark.integration
 
@@ -220,7 +220,7 @@ def test_closing_a_connection_whose_jump_host_died_never_raises(fleet_factory):
     import signal
 
     from itops.inventory import load_inventory
-    from itops.lab.fleet import descendants
+    from itops.lab.procs import descendants
     from itops.runner import target_for
     from itops.transport.ssh import KnownHosts, SSHConnection
 

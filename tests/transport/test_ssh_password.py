@@ -31,7 +31,7 @@ from audit_helpers import ITOPS, write_yaml
 
 from itops.errors import AuthFailed
 from itops.lab import Fleet, HostRoots, LabHostSpec, RootKind, start_fleet
-from itops.lab.fleet import LOCALHOST, generate_ed25519
+from itops.lab.netutil import LOCALHOST, generate_ed25519
 from itops.lab.users import LabUser, add_user, expose_pam, expose_users, sha512_crypt
 from itops.transport.ssh import PasswordPromptAnswers, is_password_prompt, read_password_file
 
@@ -245,11 +245,12 @@ def test_an_authorised_key_is_tried_before_a_wrong_password(pw_fleet, client_hom
 
 
 def test_sshd_options_replace_the_lab_default_and_no_options_change_nothing(tmp_path):
-    from itops.lab.fleet import LabHost, _sshd_config
+    from itops.lab.fleet import LabHost
+    from itops.lab.sshd import sshd_config
 
     def config(*options: str) -> list[str]:
         host = LabHost(LabHostSpec("h", sshd_options=options), 2222, None, tmp_path)  # type: ignore[arg-type]
-        return _sshd_config(host, tmp_path / "authorized_keys", "INFO").splitlines()
+        return sshd_config(host, tmp_path / "authorized_keys", "INFO").splitlines()
 
     default = config()
     assert "PasswordAuthentication no" in default and "UsePAM no" in default

@@ -21,7 +21,7 @@ import pytest
 from audit_helpers import run_cli_process, write_yaml
 
 from itops.lab import HARDENED, Fleet, HostRoots, LabHostSpec, RootKind, start_fleet
-from itops.lab.fleet import LOCALHOST
+from itops.lab.netutil import LOCALHOST
 from itops.lab.users import LabUser, add_user, expose_users
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
