@@ -16,10 +16,10 @@ from itops.checklib.accounts import (
     PASSWD,
     home_prefix,
     load_passwd,
-    read_probe,
+    read_stats,
 )
-from itops.checklib.common import ProbeOutputError, format_mode, is_login_shell
-from itops.checklib.fileperm import FileStat, parse_stat_output
+from itops.checklib.common import format_mode, is_login_shell
+from itops.checklib.fileperm import FileStat
 
 EXPECTED = (f"no {', '.join(FORBIDDEN_DOT_FILES)}; {NETRC} mode 0600 or stricter; dot files owned by the user "
             "or root and not writable by group or others")
@@ -68,13 +68,9 @@ def user_dotfiles_safe(facts: Facts, params: Params) -> list[Finding]:
     users = load_passwd(facts)
     if isinstance(users, Finding):
         return [users]
-    res = read_probe(facts, HOME_DOT_FILE_STATS, "dot files in users' homes")
-    if isinstance(res, Finding):
-        return [res]
-    try:
-        stats = parse_stat_output(res.text)
-    except ProbeOutputError as exc:
-        return [Finding.error(f"could not assess: {exc}")]
+    stats = read_stats(facts, HOME_DOT_FILE_STATS, "dot files in users' homes")
+    if isinstance(stats, Finding):
+        return [stats]
     by_home: dict[str, list[FileStat]] = {}
     for path, st in stats.items():
         parent, _, name = path.rpartition("/")

@@ -15,11 +15,11 @@ from itops.checklib.accounts import (
     PASSWD,
     SSH_DIR_STATS,
     load_passwd,
-    read_probe,
+    read_stats,
     ssh_dir_of,
 )
-from itops.checklib.common import ProbeOutputError, format_mode
-from itops.checklib.fileperm import FileStat, parse_stat_output
+from itops.checklib.common import format_mode
+from itops.checklib.fileperm import FileStat
 
 
 def _problems(st: FileStat, uid: int) -> list[str]:
@@ -56,13 +56,9 @@ def ssh_authorized_keys_protected(facts: Facts, params: Params) -> list[Finding]
     users = load_passwd(facts)
     if isinstance(users, Finding):
         return [users]
-    res = read_probe(facts, SSH_DIR_STATS, "stat of users' ~/.ssh")
-    if isinstance(res, Finding):
-        return [res]
-    try:
-        stats = parse_stat_output(res.text)
-    except ProbeOutputError as exc:
-        return [Finding.error(f"could not assess: {exc}")]
+    stats = read_stats(facts, SSH_DIR_STATS, "stat of users' ~/.ssh")
+    if isinstance(stats, Finding):
+        return [stats]
     expected = "owned by the user or root, not writable by group or others"
     findings: list[Finding] = []
     judged: set[tuple[str, int]] = set()

@@ -18,7 +18,7 @@ from typing import Literal
 
 from itops.checkapi import Facts, Probe, ProbeResult
 from itops.checklib.common import ProbeOutputError, is_login_shell, probe_error
-from itops.checklib.fileperm import stat_lines_command, stat_shell_loop
+from itops.checklib.fileperm import FileStat, parse_stat_output, stat_lines_command, stat_shell_loop
 from itops.model import Finding
 
 __all__ = [
@@ -180,6 +180,17 @@ def read_probe(facts: Facts, probe: Probe, label: str) -> ProbeResult | Finding:
     if result is None or not result.ok or result.timed_out:
         return probe_error(result, label)
     return result
+
+
+def read_stats(facts: Facts, probe: Probe, label: str) -> dict[str, FileStat] | Finding:
+    """The parsed output of a stat probe that ran cleanly, else an ERROR finding naming ``label``."""
+    result = read_probe(facts, probe, label)
+    if isinstance(result, Finding):
+        return result
+    try:
+        return parse_stat_output(result.text)
+    except ProbeOutputError as exc:
+        return Finding.error(f"could not assess: {exc}")
 
 
 # --------------------------------------------------------------------------- passwd / group
