@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from itops.backup.facts import BackupFacts, Copy, Observation, RestoreOutcome
 from itops.backup.options import BackupOptions, RestoreSpec
-from itops.backup.shell import Record, elapsed, first, list_files, source_dir
+from itops.backup.shell import Record, elapsed, first, list_files, records, source_dir
 from itops.checkapi import ProbeResult
 from itops.inventory import Backup
 
@@ -145,6 +145,26 @@ def probe_problem(res: ProbeResult, label: str) -> str:
 def absent_reason(obs: Observation) -> str:
     """Why a listing found nothing, when it knows (see :func:`parse_listing`)."""
     return obs.excerpt[len(ABSENT) :] if obs.excerpt.startswith(ABSENT) else ""
+
+
+def restore_records(
+    res: ProbeResult | None, source: str, rto: float | None, *, nothing_to_restore: str | None = None
+) -> list[Record] | tuple[RestoreOutcome | None, Observation]:
+    """The restore probe's records, or the answer of a restore test that cannot go on.
+
+    A probe missing from the batch, or one that never finished and left nothing to judge, is not
+    assessable: no outcome, an Observation carrying the error. With ``nothing_to_restore``, a probe
+    that ran but found no ``file`` to restore is a failed restore with that problem.
+    """
+    if res is None:
+        return None, Observation(source=source, error="restore probe missing from the batch")
+    recs = records(res.text)
+    no_file = nothing_to_restore is not None and first(recs, "file") is None
+    if res.rc is None and (not recs or no_file):
+        return None, Observation(source=source, error=probe_problem(res, "the restore test"))
+    if no_file:
+        return RestoreOutcome(False, None, rto, "", problems=(str(nothing_to_restore),)), Observation(source)
+    return recs
 
 
 def restore_common(recs: list[Record], res: ProbeResult) -> RestoreRun:

@@ -29,6 +29,7 @@ from itops.backup.hostkinds import (
     parse_listing,
     probe_problem,
     restore_common,
+    restore_records,
     where_of,
 )
 from itops.backup.options import PgQuery, PostgresRestoreSpec
@@ -195,14 +196,11 @@ class PostgresDumpKind:
         db = str(ctx.state.get("database", ""))
         server = f"{spec.server.host}:{spec.server.port}"
         source = f"{ctx.location}: restore the newest dump into scratch database {db} on {server}"
-        if res is None:
-            return None, Observation(source=source, error="restore probe missing from the batch")
-        recs = records(res.text)
+        recs = restore_records(res, source, rto, nothing_to_restore="no dump file to restore")
+        if isinstance(recs, tuple):
+            return recs
         chosen = first(recs, "file")
-        if chosen is None:
-            if res.rc is None:
-                return None, Observation(source=source, error=probe_problem(res, "the restore test"))
-            return RestoreOutcome(False, None, rto, "", problems=("no dump file to restore",)), Observation(source)
+        assert res is not None and chosen is not None  # restore_records answered otherwise
         run = restore_common(recs, res)
         problems = list(run.problems)
         verified: list[str] = []

@@ -33,9 +33,10 @@ from itops.backup.hostkinds import (
     finish_restore,
     probe_problem,
     restore_common,
+    restore_records,
 )
 from itops.backup.options import ResticRestoreSpec
-from itops.backup.shell import check_paths, first, inside, make_scratch, q, records, relative_member, script, timed
+from itops.backup.shell import check_paths, first, inside, make_scratch, q, relative_member, script, timed
 from itops.checkapi import ProbeResult
 from itops.inventory import ResticBackup
 
@@ -244,11 +245,10 @@ class ResticKind:
         refused = self._refused(b, spec)
         if refused:
             return RestoreOutcome(False, None, rto, "", problems=(refused,)), Observation(source)
-        if res is None:
-            return None, Observation(source=source, error="restore probe missing from the batch")
-        recs = records(res.text)
-        if res.rc is None and not recs:
-            return None, Observation(source=source, error=probe_problem(res, "the restore test"))
+        recs = restore_records(res, source, rto)
+        if isinstance(recs, tuple):
+            return recs
+        assert res is not None  # restore_records answered otherwise
         run = restore_common(recs, res)
         problems = list(run.problems)
         verified: list[str] = []
