@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from itops.model import Finding, Severity, Status
+from itops.model import Evidence, Finding, Result, Severity, Status
 
 if TYPE_CHECKING:
     from itops.backup.facts import BackupFacts
@@ -239,6 +239,36 @@ class Check:
     @property
     def id(self) -> str:
         return self.meta.id
+
+    def result(
+        self,
+        finding: Finding,
+        *,
+        run_id: str,
+        target: str,
+        started: float,
+        source: str = "",
+        excerpt: str = "",
+        duration: float = 0.0,
+    ) -> Result:
+        """The stored Result of one of this check's findings: the finding plus the check's title, severity,
+        frameworks and remediation. Not redacted here: the run store's RunWriter.add_many is the one
+        redaction step for every producer (hosts, clouds, backups)."""
+        return Result(
+            run_id=run_id,
+            check_id=self.id,
+            target=target,
+            resource=finding.resource,
+            status=finding.status,
+            severity=self.meta.severity,
+            title=self.meta.title,
+            message=finding.message,
+            evidence=Evidence(source=source, excerpt=excerpt, observed=finding.observed, expected=finding.expected),
+            frameworks=self.meta.frameworks,
+            remediation=self.meta.remediation,
+            started=started,
+            duration=duration,
+        )
 
     def resolve_params(self, variables: Mapping[str, Any]) -> dict[str, Any]:
         """Parameter defaults overridden by inventory vars of the same name (type-checked)."""

@@ -19,8 +19,7 @@ from typing import Any
 
 from itops.checkapi import Check, CloudFacts, CollectionResult
 from itops.inventory import Cloud, Inventory
-from itops.model import Evidence, Finding, Result, Status
-from itops.redact import redact
+from itops.model import Finding, Result, Status
 from itops.transport.aws import AccountUnreachable, ClientPool, collect, discover_regions, open_account
 
 log = logging.getLogger(__name__)
@@ -138,23 +137,5 @@ def cloud_result(
     source: str = "",
     duration: float = 0.0,
 ) -> Result:
-    """A Result built the way the host runner builds them (title, severity, frameworks, remediation)."""
-    return Result(
-        run_id=run_id,
-        check_id=check.id,
-        target=target,
-        resource=finding.resource,
-        status=finding.status,
-        severity=check.meta.severity,
-        title=check.meta.title,
-        message=redact(finding.message),
-        evidence=Evidence(
-            source=source,
-            observed=redact(finding.observed),
-            expected=finding.expected,
-        ),
-        frameworks=check.meta.frameworks,
-        remediation=check.meta.remediation,
-        started=started,
-        duration=duration,
-    )
+    """The Result of a cloud check's finding (see :meth:`Check.result`)."""
+    return check.result(finding, run_id=run_id, target=target, started=started, source=source, duration=duration)

@@ -22,7 +22,7 @@ from typing import Any
 from itops.checkapi import Check, Facts, ProbeResult, os_family, parse_os_release
 from itops.errors import AuthFailed, HostKeyRejected, ItopsError, TransportError
 from itops.inventory import Host
-from itops.model import Evidence, Finding, Result, Severity, Status
+from itops.model import Finding, Result, Severity, Status
 from itops.planner import HostPlan, checks_for_host, plan_host
 from itops.redact import register_secret
 from itops.transport.base import BatchOutcome, HostConnection
@@ -247,7 +247,7 @@ class AuditRunner:
         try:
             conn = self._connect(host)
         except ItopsError as exc:
-            reason = _unreachable_reason(exc)
+            reason = unreachable_reason(exc)
             results += [
                 _result(self.run_id, plan.name, pc.check, Finding(Status.UNREACHABLE, reason), started)
                 for pc in plan.planned
@@ -279,7 +279,8 @@ class AuditRunner:
         return HostOutcome(plan.name, results, conn.host_key_fingerprint, time.monotonic() - t0)
 
 
-def _unreachable_reason(exc: ItopsError) -> str:
+def unreachable_reason(exc: ItopsError) -> str:
+    """The UNREACHABLE message for a connection failure, naming the kind (host key, auth, network)."""
     if isinstance(exc, HostKeyRejected):
         return f"host key rejected: {exc}"
     if isinstance(exc, AuthFailed):
@@ -345,26 +346,8 @@ def _result(
 ) -> Result:
     probes = list(probes)
     excerpt = "\n".join(p.text[:EXCERPT_CHARS] for p in probes if p.stdout)[:EXCERPT_CHARS]
-    return Result(
-        run_id=run_id,
-        check_id=check.id,
-        target=target,
-        resource=finding.resource,
-        status=finding.status,
-        severity=check.meta.severity,
-        title=check.meta.title,
-        message=finding.message,  # redacted by the store (RunWriter.add_many), the one redaction step
-        evidence=Evidence(
-            source="; ".join(p.command for p in probes),
-            excerpt=excerpt,
-            observed=finding.observed,
-            expected=finding.expected,
-        ),
-        frameworks=check.meta.frameworks,
-        remediation=check.meta.remediation,
-        started=started,
-        duration=duration,
-    )
+    return check.result(finding, run_id=run_id, target=target, started=started,
+                        source="; ".join(p.command for p in probes), excerpt=excerpt, duration=duration)  # fmt: skip
 
 
 def exit_code_for(results: Iterable[Result], fail_on: Severity) -> int:

@@ -23,3 +23,27 @@ def test_known_secret_values_are_redacted_anywhere():
 def test_clean_text_is_untouched():
     text = "PermitRootLogin no\nPasswordAuthentication no\nMaxAuthTries 4"
     assert redact(text) == text
+
+
+def test_results_built_by_any_producer_are_redacted_once_by_the_store(tmp_path):
+    """Check.result (hosts, clouds, backups) does not redact; RunWriter.add_many does, for all of them."""
+    import json
+
+    from itops.model import Finding, Run
+    from itops.redact import register_secret
+    from itops.registry import load_registry
+    from itops.store import Store
+
+    secret = "Zq9-not-a-real-backup-passphrase"
+    register_secret(secret)
+    checks = [load_registry().get(i) for i in ("ssh.root_login_disabled", "aws.s3.bucket_acl_not_public",
+                                               "backup.within_rpo")]  # fmt: skip
+    built = [c.result(Finding.failed(f"saw {secret}", observed=f"value {secret}"), run_id="r1", target="t",
+                      started=0.0, source=f"cmd {secret}", excerpt=f"out {secret}") for c in checks]  # fmt: skip
+    assert all(secret in r.message for r in built)  # the builder leaves it to the store
+    store = Store(tmp_path)
+    writer = store.begin(Run(id="r1", kind="audit", started=0.0))
+    writer.add_many(built)
+    stored = next(tmp_path.rglob("results.jsonl")).read_text()
+    assert secret not in stored and len(stored.splitlines()) == 3
+    assert all(secret not in json.dumps(r.to_dict()) for r in writer.results)

@@ -33,11 +33,11 @@ from itops.backup.postgres import PostgresDumpKind
 from itops.backup.restic import ResticKind, load_state, next_slice, save_state
 from itops.backup.shell import with_secrets
 from itops.checkapi import BACKUP_ASPECTS, Check
-from itops.errors import AuthFailed, HostKeyRejected, ItopsError, TransportError, UsageError
+from itops.errors import ItopsError, TransportError, UsageError
 from itops.inventory import Backup, Cloud, Inventory, PostgresDumpBackup, ResticBackup
-from itops.model import Evidence, Finding, Result, Status
-from itops.redact import redact, register_secret
-from itops.runner import target_for
+from itops.model import Finding, Result, Status
+from itops.redact import register_secret
+from itops.runner import target_for, unreachable_reason
 from itops.transport.aws import ClientPool, open_account
 from itops.transport.base import HostConnection
 from itops.transport.batch import build_script
@@ -251,7 +251,7 @@ class BackupVerifier:
         try:
             conn = self._connect(host)
         except ItopsError as exc:
-            failure = (_unreachable_reason(exc), True)
+            failure = (unreachable_reason(exc), True)
         else:
             with self._lock:
                 self._open[host] = conn
@@ -396,33 +396,12 @@ def evaluate_backup(
         excerpt = "\n".join(o.excerpt for o in needed if o.excerpt)[:EXCERPT_CHARS]
         for f in findings:
             results.append(
-                Result(
-                    run_id=run_id,
-                    check_id=check.id,
-                    target=facts.name,
-                    resource=f.resource,
-                    status=f.status,
-                    severity=check.meta.severity,
-                    title=check.meta.title,
-                    message=redact(f.message),
-                    evidence=Evidence(
-                        source=redact(source), excerpt=redact(excerpt), observed=redact(f.observed), expected=f.expected
-                    ),
-                    frameworks=check.meta.frameworks,
-                    remediation=check.meta.remediation,
-                    started=started,
-                    duration=elapsed,
+                check.result(
+                    f, run_id=run_id, target=facts.name, started=started,
+                    source=source, excerpt=excerpt, duration=elapsed,
                 )
             )
     return results
-
-
-def _unreachable_reason(exc: ItopsError) -> str:
-    if isinstance(exc, HostKeyRejected):
-        return f"host key rejected: {exc}"
-    if isinstance(exc, AuthFailed):
-        return f"auth failed: {exc}"
-    return f"unreachable: {exc}"
 
 
 __all__ = [
