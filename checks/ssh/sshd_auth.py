@@ -10,15 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from itops.checkapi import Facts, Finding, Params, Severity, host_check
-from itops.checklib.sshd import SSHD_PROBES, Setting, SshdNotInstalled, SshdUnavailable, load_sshd_config
+from itops.checklib.sshd import SSHD_PROBES, Setting
 from itops.checklib.sshd_rules import (
     APPLY_SSHD_CHANGE,
     MATCH_PARAM,
     Verdict,
+    basis,
     describe,
     evaluate_sshd,
     int_between,
     one_of,
+    sshd_config_or_finding,
 )
 
 
@@ -220,16 +222,11 @@ def access_restricted(facts: Facts, params: Params) -> list[Finding]:
     only inside conditional Match blocks apply to some connections only and do not count
     either (the message names them).
     """
-    try:
-        cfg = load_sshd_config(facts)
-    except SshdNotInstalled as exc:
-        return [Finding.skipped(str(exc))]
-    except SshdUnavailable as exc:
-        return [Finding.error(f"could not assess: {exc}", observed=str(exc))]
+    cfg = sshd_config_or_finding(facts)
+    if isinstance(cfg, list):
+        return cfg
     expected = "AllowUsers, AllowGroups, DenyUsers or DenyGroups restricting logins"
-    basis = ""
-    if cfg.source != "sshd -T":
-        basis = f" [from sshd_config files; {cfg.fallback_note}]" if cfg.fallback_note else " [from sshd_config files]"
+    source_note = basis(cfg)
     restricting: list[str] = []
     open_lists: list[str] = []
     for key, display in _ACCESS_KEYWORDS.items():
@@ -244,7 +241,7 @@ def access_restricted(facts: Facts, params: Params) -> list[Finding]:
             restricting.append(shown)
     if restricting:
         observed = "; ".join(restricting)
-        return [Finding.passed(f"logins are limited by {observed}{basis}", observed=observed, expected=expected)]
+        return [Finding.passed(f"logins are limited by {observed}{source_note}", observed=observed, expected=expected)]
     conditional = sorted({f"{block.label} ({block.file}:{block.line})" for block in cfg.conditional
                           for d in block.directives if d.keyword in _ACCESS_KEYWORDS})
     observed = "; ".join(open_lists) if open_lists else "none of them set"
@@ -252,4 +249,4 @@ def access_restricted(facts: Facts, params: Params) -> list[Finding]:
                else "no AllowUsers, AllowGroups, DenyUsers or DenyGroups applies to all connections")
     if conditional:
         message += f" (set only under {', '.join(conditional)})"
-    return [Finding.failed(message + basis, observed=observed, expected=expected)]
+    return [Finding.failed(message + source_note, observed=observed, expected=expected)]

@@ -130,7 +130,8 @@ def algorithms_allowed(key: str, display: str, allowed: Collection[str]) -> Judg
     return judge
 
 
-def _basis(cfg: EffectiveSshdConfig) -> str:
+def basis(cfg: EffectiveSshdConfig) -> str:
+    """What a message adds when the configuration came from the files rather than ``sshd -T``."""
     if cfg.source == "sshd -T":
         return ""
     return f" [from sshd_config files; {cfg.fallback_note}]" if cfg.fallback_note else " [from sshd_config files]"
@@ -165,18 +166,26 @@ def _judge(judge: Judge, settings: Mapping[str, Setting], keys: Sequence[str], e
                    expected=expected, resource=resource)
 
 
+def sshd_config_or_finding(facts: Facts) -> EffectiveSshdConfig | list[Finding]:
+    """The host's effective sshd configuration, or the one finding to report instead:
+    SKIPPED when no OpenSSH server is installed, ERROR when no configuration source was usable."""
+    try:
+        return load_sshd_config(facts)
+    except SshdNotInstalled as exc:
+        return [Finding.skipped(str(exc))]
+    except SshdUnavailable as exc:
+        return [Finding.error(f"could not assess: {exc}", observed=str(exc))]
+
+
 def evaluate_sshd(facts: Facts, params: Params, keys: Sequence[str], judge: Judge, expected: str) -> list[Finding]:
     """Findings for ``judge`` over ``keys``: the effective value, then each conditional Match block.
 
     ERROR (never PASS) when no configuration source was usable, when a keyword is not
     reported, or when a value cannot be interpreted.
     """
-    try:
-        cfg = load_sshd_config(facts)
-    except SshdNotInstalled as exc:
-        return [Finding.skipped(str(exc))]
-    except SshdUnavailable as exc:
-        return [Finding.error(f"could not assess: {exc}", observed=str(exc))]
+    cfg = sshd_config_or_finding(facts)
+    if isinstance(cfg, list):
+        return cfg
     missing = [k for k in keys if cfg.get(k) is None]
     if missing:
         return [Finding.error(
@@ -188,7 +197,7 @@ def evaluate_sshd(facts: Facts, params: Params, keys: Sequence[str], judge: Judg
     note = ""
     if check_match and cfg.match_note:
         note = f" ({cfg.match_note})"
-    findings = [_judge(judge, settings, keys, expected, _basis(cfg) + note)]
+    findings = [_judge(judge, settings, keys, expected, basis(cfg) + note)]
     if not check_match:
         return findings
     seen: set[str] = set()
