@@ -28,7 +28,7 @@ from itops.lab.netutil import LOCALHOST, free_port, generate_ed25519, read_banne
 from itops.lab.plant import LabError
 from itops.lab.procs import stop_processes
 from itops.lab.roots import check_chroot_path
-from itops.lab.sshd import SSHD, LabMount, isolated, sshd_config
+from itops.lab.sshd import SSHD, LabMount, ensure_privsep_dir, isolated, sshd_config
 
 _BIND_RETRIES = 5
 
@@ -184,6 +184,7 @@ class Fleet:
         host.config_path.write_text(sshd_config(host, self.authorized_keys_path, self.log_level))
         if host._log is None:
             host._log = host.log_path.open("ab")
+        ensure_privsep_dir()
         command = [SSHD, "-D", "-e", "-f", str(host.config_path)]
         if self.isolate:
             command = isolated(host, command)

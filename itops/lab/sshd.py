@@ -23,9 +23,19 @@ if TYPE_CHECKING:
     from itops.lab.fleet import LabHost
 
 SSHD = "/usr/sbin/sshd"
+#: Debian's sshd (compiled with --with-privsep-path) refuses to start without this directory. The
+#: system's sshd service creates it at boot (tmpfiles.d); a fresh machine whose ssh service never
+#: ran (a container, a CI runner) lacks it, so the lab creates it as the service would.
+PRIVSEP_DIR = Path("/run/sshd")
 #: file system types a :class:`LabMount` may have: tmpfs needs no device and vanishes with the namespace
 LAB_MOUNT_FSTYPES = frozenset({"tmpfs"})
 _MOUNT_OPTIONS_RE = re.compile(r"[A-Za-z0-9_.:+=-]+(,[A-Za-z0-9_.:+=-]+)*")
+
+
+def ensure_privsep_dir(path: Path = PRIVSEP_DIR) -> None:
+    """Create sshd's privilege separation directory (root-owned, 0755) when it is missing."""
+    if not path.is_dir():
+        path.mkdir(mode=0o755, parents=True, exist_ok=True)
 
 
 @dataclass(frozen=True)

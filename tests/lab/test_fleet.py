@@ -1,9 +1,10 @@
-"""itops.lab.fleet without starting sshd: LabMount validation and how isolated() mounts it."""
+"""itops.lab.fleet: LabMount validation and how isolated() mounts it (no sshd), and a lab on a fresh machine."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,36 @@ def test_mounts_without_a_root_or_isolation_are_refused(tmp_path: Path) -> None:
         fleet.start([LabHostSpec("h1", mounts=(LabMount("/tmp"),))])
     with pytest.raises(LabError, match="need a root and an isolated fleet"):
         fleet.start([LabHostSpec("h2", root=root, mounts=(LabMount("/tmp"),))])
+
+
+_FRESH_RUN_SCRIPT = """
+import subprocess, sys
+from pathlib import Path
+from itops.lab import LabHostSpec, start_fleet
+assert not Path("/run/sshd").exists(), "the namespace should hide /run/sshd"
+with start_fleet(Path(sys.argv[1]), [LabHostSpec("fresh1")], startup_timeout=20) as fleet:
+    host = fleet.hosts["fresh1"]
+    out = subprocess.run(["ssh", "-F", str((fleet.workdir / "ssh_config")), "fresh1", "echo", "reached"],
+                         capture_output=True, text=True, timeout=30)
+    print(out.stdout.strip(), out.returncode)
+"""
+
+
+@pytest.mark.integration
+def test_lab_starts_on_a_machine_whose_ssh_service_never_ran(tmp_path: Path) -> None:
+    """A fresh machine (CI, a container) has no /run/sshd: Debian's sshd refuses to start without it.
+
+    The lab runs here in a private mount namespace with an empty /run, as on such a machine."""
+    if os.geteuid() != 0 or not os.access("/usr/sbin/sshd", os.X_OK):
+        pytest.fail("the sshd lab needs root and openssh-server (scripts/install-system-deps.sh)")
+    script = tmp_path / "fresh.py"
+    script.write_text(_FRESH_RUN_SCRIPT)
+    work = tmp_path / "lab"
+    work.mkdir()
+    proc = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         'mount -t tmpfs -o mode=0755 tmpfs /run && exec "$0" "$@"', sys.executable, str(script), str(work)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["reached", "0"]
