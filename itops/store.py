@@ -20,6 +20,7 @@ from typing import TextIO
 
 import platformdirs
 
+from itops import integrity
 from itops.errors import UsageError
 from itops.model import Result, Run, count_statuses
 from itops.redact import redact_result
@@ -54,8 +55,10 @@ def new_run_id(now: float | None = None) -> str:
 class Store:
     """A folder of runs and the history database beside them."""
 
-    def __init__(self, root: Path | str | None = None) -> None:
+    def __init__(self, root: Path | str | None = None, *, signing_key: Path | None = None) -> None:
         self.root = Path(root).expanduser() if root else default_home()
+        #: ``--signing-key`` for the runs this store writes (else $ITOPS_SIGNING_KEY, else the store's key)
+        self.signing_key_path = signing_key
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "runs").mkdir(exist_ok=True)
         self.db_path = self.root / "history.db"
@@ -96,7 +99,24 @@ class Store:
                     os.getpid(),
                 ),
             )
-        return RunWriter(self, run)
+        key = integrity.resolve_signing_key(self.root, self.signing_key_path)
+        return RunWriter(self, run, integrity.ChainWriter(run.id, folder, key))
+
+    def public_key_path(self) -> Path:
+        """The public half of the store's own signing key (``keys/signing.pub``)."""
+        return self.root / integrity.KEY_DIR / integrity.PUBLIC_KEY_FILE
+
+    def verify(self, run_id: str, public_key: Path | None = None) -> integrity.Verification:
+        """Verify a stored run's chain, signatures and history rows (see :mod:`itops.integrity`).
+
+        ``public_key``: the key to trust (an auditor's pinned copy); default the store's own.
+        """
+        rid = self.resolve(run_id)
+        path = public_key or self.public_key_path()
+        public = integrity.load_public_key(path)
+        with closing(self._connect()) as db:
+            rows = [r["data"] for r in db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY seq", (rid,))]
+        return integrity.verify_run(self.run_dir(rid), rid, public, rows)
 
     def resolve(self, run_id: str) -> str:
         """Expand ``latest`` or a unique id prefix to a full run id."""
@@ -169,9 +189,10 @@ class RunWriter:
 
     COMMIT_EVERY = 0.5  # seconds between SQLite commits
 
-    def __init__(self, store: Store, run: Run) -> None:
+    def __init__(self, store: Store, run: Run, chain: integrity.ChainWriter) -> None:
         self.store = store
         self.run = run
+        self.chain = chain
         self.results: list[Result] = []
         self._jsonl: TextIO = (store.run_dir(run.id) / "results.jsonl").open("a", encoding="utf-8")
         self._db = store._connect()
@@ -194,7 +215,7 @@ class RunWriter:
         memo: dict[str, str] = {}
         for result in (redact_result(r, memo) for r in results):
             line = json.dumps(result.to_dict(), ensure_ascii=False, separators=(",", ":"))
-            lines.append(line + "\n")
+            lines.append(self.chain.chain(line) + "\n")
             rows.append(
                 (
                     self.run.id,
@@ -210,6 +231,7 @@ class RunWriter:
             self.results.append(result)
         self._jsonl.write("".join(lines))
         self._jsonl.flush()
+        self.chain.checkpoint()  # signs the head of what was just flushed
         self._db.executemany(
             "INSERT INTO results (run_id, seq, check_id, target, resource, status, severity, data)"
             " VALUES (?,?,?,?,?,?,?,?)",
@@ -250,6 +272,23 @@ class RunWriter:
         )
         self._db.commit()
         self._db.close()
+        self.chain.seal(
+            {
+                "kind": self.run.kind,
+                "itops_version": self.run.version,
+                "started": self.run.started,
+                "finished": self.run.finished,
+                "state": state,
+                "exit_code": exit_code,
+                "inventory": self.run.inventory,
+                "inventory_digest": self.run.inventory_digest,
+                "check_ids": sorted({r.check_id for r in self.results}),
+                "host_keys": self.run.host_keys,
+                "accounts": self.run.accounts,
+                "counts": self.run.counts,
+            }
+        )
+        self.chain.close()
         meta = self.store.run_dir(self.run.id) / "run.json"
         tmp = meta.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.run.to_dict(), indent=2), encoding="utf-8")

@@ -13,7 +13,7 @@ from itops import __version__
 from itops.checkapi import Check
 from itops.cli.checks_cmd import checks_dir_option
 from itops.cli.output import render_summary, run_to_json, use_colour
-from itops.cli.runs_cmd import store_option
+from itops.cli.runs_cmd import signing_key_option, store_option
 from itops.cli.signals import stop_on_signals
 from itops.cloud import cloud_variables, run_cloud_account
 from itops.errors import UsageError
@@ -45,6 +45,7 @@ ProgressFn = Callable[[str | None], None]
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @store_option
+@signing_key_option
 @click.option(
     "--trust-on-first-use",
     "tofu_file",
@@ -83,6 +84,7 @@ def audit(
     fail_on: str,
     fmt: str,
     store_dir: Path | None,
+    signing_key: Path | None,
     tofu_file: str | None,
     local: bool,
     show_pass: bool,
@@ -107,7 +109,7 @@ def audit(
             hint="see `itops checks list`",
         )
     plans = plan_hosts(selection.hosts, host_checks) if host_checks else []
-    store = Store(store_dir)
+    store = Store(store_dir, signing_key=signing_key)
     run = Run(
         id=new_run_id(),
         kind="audit",

@@ -17,7 +17,7 @@ from itops.backup.options import backup_options
 from itops.backup.verify import BackupOutcome, BackupVerifier, VerifyOptions, select_backups
 from itops.cli.checks_cmd import checks_dir_option
 from itops.cli.output import render_summary, run_to_json, use_colour
-from itops.cli.runs_cmd import store_option
+from itops.cli.runs_cmd import signing_key_option, store_option
 from itops.cli.signals import stop_on_signals
 from itops.errors import UsageError
 from itops.exitcodes import ExitStatus
@@ -58,6 +58,7 @@ def backup() -> None:
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @store_option
+@signing_key_option
 @click.option("--waivers", "waivers_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Extra waivers file (besides the inventory's waivers).")  # fmt: skip
 @click.option("--trust-on-first-use", "tofu_file", type=click.Path(dir_okay=False), default=None,
@@ -74,6 +75,7 @@ def verify(
     fail_on: str,
     fmt: str,
     store_dir: Path | None,
+    signing_key: Path | None,
     waivers_file: Path | None,
     tofu_file: str | None,
     show_pass: bool,
@@ -93,7 +95,7 @@ def verify(
             f"no backup check matches {', '.join(patterns) or '*'}", hint="itops checks list --target backup"
         )
     waivers = WaiverSet.load(inv, extra_file=waivers_file)
-    store = Store(store_dir)
+    store = Store(store_dir, signing_key=signing_key)
     state_dir = store.root / "state"
     run = Run(id=new_run_id(), kind="backup", started=time.time(), inventory=str(inventory_path),
               inventory_digest=inv.digest, version=__version__)  # fmt: skip

@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from itops.cli.output import render_run_list, render_summary, run_to_json, use_colour
+from itops.errors import UsageError
+from itops.exitcodes import ExitStatus
 from itops.store import Store
 
 store_option = click.option(
@@ -16,6 +18,14 @@ store_option = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     envvar="ITOPS_HOME",
     help="Run store folder (default: $ITOPS_HOME or the user data dir).",
+)
+
+signing_key_option = click.option(
+    "--signing-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="ITOPS_SIGNING_KEY",
+    default=None,
+    help="Ed25519 private key (0600) that signs the stored run (default: the store's keys/signing.key).",
 )
 
 
@@ -54,3 +64,44 @@ def show_run(run_id: str, store_dir: Path | None, fmt: str, show_pass: bool) -> 
         click.echo(run_to_json(run, results))
     else:
         click.echo(render_summary(run, results, colour=use_colour(), show_pass=show_pass))
+
+
+@runs.command("verify")
+@click.argument("run_id", required=False)
+@store_option
+@click.option("--all", "verify_all", is_flag=True, help="Verify every stored run.")
+@click.option(
+    "--pubkey",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Public key to trust (PEM or ssh-ed25519); default: the store's keys/signing.pub.",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def verify_runs(
+    ctx: click.Context, run_id: str | None, store_dir: Path | None, verify_all: bool, pubkey: Path | None, fmt: str
+) -> None:
+    """Check that stored runs were not changed after the fact.
+
+    Each result line is hash-chained and the chain head is signed (after every batch, and in the
+    run's manifest when it finishes). Exit 0 when every run verifies; 1 naming the first bad line
+    when a line was edited, removed, reordered or appended, or the manifest or signature changed.
+    """
+    if bool(run_id) == verify_all:
+        raise UsageError("give one RUN_ID or --all", hint="itops runs verify latest --pubkey signing.pub")
+    store = Store(store_dir)
+    ids = [r.id for r in store.list_runs(limit=1_000_000)] if verify_all else [store.resolve(str(run_id))]
+    outcomes = [store.verify(rid, pubkey) for rid in ids]
+    if fmt == "json":
+        click.echo(json.dumps([o.to_dict() for o in outcomes], indent=2))
+    else:
+        for o in outcomes:
+            state = "verified" if o.ok else "FAILED"
+            sealed = f"sealed, manifest {o.manifest_digest}" if o.sealed else "not sealed"
+            click.echo(f"{o.run_id}  {state}  {o.lines} lines, {o.signed_lines} signed, {sealed}")
+            for problem in o.problems:
+                click.echo(f"  problem: {problem}")
+            for note in o.notes:
+                click.echo(f"  note: {note}")
+    if not all(o.ok for o in outcomes):
+        ctx.exit(int(ExitStatus.FAILURES))

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from itops.errors import ItopsError
 from itops.model import Result, Run, Status, count_statuses
 from itops.redact import redact_result
 from itops.store import Store
@@ -63,6 +64,31 @@ class TrendPoint:
 
 
 @dataclass(frozen=True)
+class Integrity:
+    """Whether the stored run verified (hash chain and signature) when the report was made."""
+
+    verified: bool
+    manifest_digest: str = ""
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"verified": self.verified, "manifest_digest": self.manifest_digest, "detail": self.detail}
+
+
+def check_integrity(store: Store, run_id: str) -> Integrity:
+    """Verify ``run_id`` against the store's public key; never raises (a report still renders)."""
+    try:
+        outcome = store.verify(run_id)
+    except ItopsError as exc:
+        return Integrity(False, detail=f"not verifiable: {exc}")
+    if not outcome.ok:
+        return Integrity(False, outcome.manifest_digest, outcome.problems[0])
+    if not outcome.sealed:
+        return Integrity(True, "", f"not sealed; verified up to line {outcome.signed_lines}")
+    return Integrity(True, outcome.manifest_digest, f"{outcome.lines} lines signed")
+
+
+@dataclass(frozen=True)
 class ReportData:
     """A stored run ready to render: header, redacted results, and the runs before it."""
 
@@ -70,6 +96,7 @@ class ReportData:
     results: Sequence[Result]
     history: Sequence[TrendPoint] = ()
     generated: float = field(default_factory=time.time)
+    integrity: Integrity | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -100,4 +127,9 @@ def load_report_data(store: Store, run_id: str, trend: int = TREND_RUNS) -> Repo
     counts = count_statuses(results)
     # Enough history rows to find `trend` runs of this kind that started before this one.
     history = store.list_runs(limit=max(trend * 4, 200), kind=run.kind)
-    return ReportData(run=run, results=results, history=trend_points(history, run, counts, trend))
+    return ReportData(
+        run=run,
+        results=results,
+        history=trend_points(history, run, counts, trend),
+        integrity=check_integrity(store, run.id),
+    )

@@ -36,6 +36,7 @@ def html_context(data: ReportData) -> dict[str, Any]:
     attention = sum(1 for r in data.results if r.status in NOT_PASSING)
     return {
         "run": data.run,
+        "integrity": data.integrity,
         "results": data.results,
         "views": views,
         "summary": views.summary,

@@ -72,6 +72,8 @@ def run_to_json(run: Run, results: Sequence[Result]) -> str:
 
 def render_json(data: ReportData, templates: Path | None = None) -> bytes:
     doc = run_document(data.run, data.results, generated=data.generated)
+    if data.integrity is not None:
+        doc["integrity"] = data.integrity.to_dict()
     return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 

@@ -26,6 +26,7 @@ def render_markdown(data: ReportData, templates: Path | None = None) -> bytes:
         "report.md.j2",
         templates,
         run=data.run,
+        integrity=data.integrity,
         results=data.results,
         views=views,
         summary=views.summary,
