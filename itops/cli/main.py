@@ -74,6 +74,7 @@ def _register() -> None:
         report_cmd,
         runs_cmd,
         schedule_cmd,
+        trends_cmd,
         waivers_cmd,
     )
 
@@ -88,6 +89,7 @@ def _register() -> None:
     cli.add_command(backup_cmd.backup)
     cli.add_command(schedule_cmd.schedule)
     cli.add_command(dr_cmd.dr)
+    cli.add_command(trends_cmd.trends)
 
 
 _register()
