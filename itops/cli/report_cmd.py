@@ -34,16 +34,34 @@ _FORMAT_CHOICE = click.Choice([*FORMATS, "markdown"], case_sensitive=False)
     help="Folder with your own copy of report templates (searched before the shipped ones).",
 )
 @click.option("--trend", type=click.IntRange(1, 1000), default=TREND_RUNS, show_default=True, help="Runs in the trend.")
+@click.option(
+    "--restore-proof",
+    is_flag=True,
+    help="Instead of one run: every restore test of the period (--since), for auditors (html, md or json).",
+)
+@click.option("--since", default="30d", show_default=True, help="With --restore-proof: the period, e.g. 90d.")
 @store_option
 def report(
-    run_id: str, fmt: str, output: Path | None, templates: Path | None, trend: int, store_dir: Path | None
+    run_id: str,
+    fmt: str,
+    output: Path | None,
+    templates: Path | None,
+    trend: int,
+    restore_proof: bool,
+    since: str,
+    store_dir: Path | None,
 ) -> None:
     """Render a stored run (RUN_ID, a unique prefix, or `latest`) as a report.
 
     Formats: html (self-contained, no JavaScript needed), md, json (schema itops.run/1),
     csv, junit (CI), sarif (code scanning), ocsf (SIEM), pdf (needs weasyprint).
+    With --restore-proof: every restore test since --since, what it verified, its duration against
+    the RTO, failures and their follow-up run, each with its run's manifest digest.
     """
     name = normalize_format(fmt)
+    if restore_proof:
+        _restore_proof(Store(store_dir), name, since, output)
+        return
     data = render(Store(store_dir), run_id, name, templates=templates, trend=trend)
     if output is None or str(output) == "-":
         if name == "pdf" and sys.stdout.isatty():
@@ -75,3 +93,25 @@ def diff(run_a: str, run_b: str, fmt: str, exit_code: bool, store_dir: Path | No
         click.echo(render_diff_table(d))
     if exit_code and d.worse:
         sys.exit(int(ExitStatus.FAILURES))
+
+
+def _restore_proof(store: Store, fmt: str, since: str, output: Path | None) -> None:
+    import time
+
+    from itops.errors import UsageError
+    from itops.report.restore_proof import collect_restore_proof, render_restore_proof
+    from itops.yamlload import parse_duration
+
+    if fmt not in ("html", "md", "json"):
+        raise UsageError(f"--restore-proof renders html, md or json, not {fmt}")
+    try:
+        start = time.time() - parse_duration(since)
+    except ValueError as exc:
+        raise UsageError(f"--since {since!r}: {exc}", hint="e.g. --since 30d") from exc
+    data = render_restore_proof(collect_restore_proof(store, start), fmt).encode("utf-8")
+    if output is None or str(output) == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    atomic_write(output, data)
+    click.echo(f"wrote restore proof to {output} ({len(data):,} bytes)", err=True)
