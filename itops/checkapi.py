@@ -151,6 +151,10 @@ class Facts:
     os: Mapping[str, str] = field(default_factory=dict)  # parsed /etc/os-release
     family: str = ""  # os_family(os): debian, rhel, suse, alpine, arch or ""
     vars: Mapping[str, Any] = field(default_factory=dict)
+    #: metrics of this target from earlier runs, ``{name: [(run start, value), ...]}`` oldest first, for
+    #: the name prefixes the check declares in ``history`` (forecasts); empty without a run store
+    history: Mapping[str, Sequence[tuple[float, float]]] = field(default_factory=dict)
+    time: float = 0.0  # when the probes ran (epoch seconds); 0 when unknown
 
     def __getitem__(self, name: str) -> ProbeResult:
         return self.probes[name]
@@ -174,6 +178,9 @@ class CheckMeta(BaseModel):
     os_families: tuple[str, ...] = ()  # empty: any; else e.g. ("debian", "rhel")
     params: dict[str, Any] = Field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    #: metric name prefixes (``fs.used_pct:``) whose values from earlier runs of the target the check
+    #: reads from ``facts.history`` (forecasts); the runner loads them from the run store
+    history: tuple[str, ...] = ()
     iam_actions: tuple[str, ...] = ()  # cloud checks: the read-only IAM actions evaluating it needs
     backup_kinds: tuple[str, ...] = ()  # backup checks: the backup kinds it applies to (empty: every kind)
 
@@ -268,6 +275,7 @@ class Check:
             remediation=self.meta.remediation,
             started=started,
             duration=duration,
+            metrics=finding.metrics,
         )
 
     def resolve_params(self, variables: Mapping[str, Any]) -> dict[str, Any]:

@@ -77,21 +77,24 @@ class Finding:
     observed: str = ""
     expected: str = ""
     resource: str = ""
+    #: numeric facts the check read (``{"fs.used_pct:/var": 71.0}``), kept in the history database for
+    #: trends and forecasts; names are ``metric[:qualifier]``
+    metrics: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
-    def passed(cls, message: str, **kw: str) -> Finding:
+    def passed(cls, message: str, **kw: Any) -> Finding:
         return cls(Status.PASS, message, **kw)
 
     @classmethod
-    def failed(cls, message: str, **kw: str) -> Finding:
+    def failed(cls, message: str, **kw: Any) -> Finding:
         return cls(Status.FAIL, message, **kw)
 
     @classmethod
-    def error(cls, message: str, **kw: str) -> Finding:
+    def error(cls, message: str, **kw: Any) -> Finding:
         return cls(Status.ERROR, message, **kw)
 
     @classmethod
-    def skipped(cls, message: str, **kw: str) -> Finding:
+    def skipped(cls, message: str, **kw: Any) -> Finding:
         return cls(Status.SKIPPED, message, **kw)
 
 
@@ -128,9 +131,10 @@ class Result:
     started: float = 0.0
     duration: float = 0.0
     waiver: Waiver | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "run_id": self.run_id,
             "check_id": self.check_id,
             "target": self.target,
@@ -146,6 +150,9 @@ class Result:
             "duration": round(self.duration, 6),
             "waiver": self.waiver.to_dict() if self.waiver else None,
         }
+        if self.metrics:
+            doc["metrics"] = dict(self.metrics)
+        return doc
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Result:
@@ -165,6 +172,7 @@ class Result:
             started=float(d.get("started", 0.0)),
             duration=float(d.get("duration", 0.0)),
             waiver=Waiver(**waiver) if waiver else None,
+            metrics={str(k): float(v) for k, v in (d.get("metrics") or {}).items()},
         )
 
     @property

@@ -39,6 +39,12 @@ class RunOptions:
     concurrency: int = 32
     tofu_file: str | None = None
     local: bool = False  # run probes on this machine instead of over SSH
+    #: earlier runs' metrics of a target, for checks that declare ``history`` (forecasts):
+    #: ``history(target, name_prefixes, before) -> {name: [(run start, value), ...]}``
+    history: HistoryProvider | None = None
+
+
+HistoryProvider = Callable[[str, Sequence[str], float], Mapping[str, Sequence[tuple[float, float]]]]
 
 
 @dataclass
@@ -275,8 +281,20 @@ class AuditRunner:
             with self._lock:
                 self._open.pop(plan.name, None)
             conn.close()
-        results += evaluate_host(self.run_id, plan, outcome, host.vars, started)
+        history = self._history(plan, started)
+        results += evaluate_host(self.run_id, plan, outcome, host.vars, started, history)
         return HostOutcome(plan.name, results, conn.host_key_fingerprint, time.monotonic() - t0)
+
+    def _history(self, plan: HostPlan, before: float) -> Mapping[str, Sequence[tuple[float, float]]]:
+        """Earlier runs' metrics for the checks of ``plan`` that forecast (none without a store)."""
+        prefixes = sorted({p for pc in plan.planned for p in pc.check.meta.history})
+        if not prefixes or self.options.history is None:
+            return {}
+        try:
+            return self.options.history(plan.name, prefixes, before)
+        except Exception:  # history is an input of a few checks; they say "not enough history"
+            log.warning("could not read metric history for %s", plan.name, exc_info=True)
+            return {}
 
 
 def unreachable_reason(exc: ItopsError) -> str:
@@ -294,6 +312,7 @@ def evaluate_host(
     outcome: BatchOutcome,
     variables: Mapping[str, Any],
     started: float,
+    history: Mapping[str, Sequence[tuple[float, float]]] | None = None,
 ) -> list[Result]:
     """Evaluate every planned check on one host's probe results (pure apart from the clock)."""
     os_probe = outcome.results.get(plan.os_index)
@@ -308,7 +327,15 @@ def evaluate_host(
         if applies is not None:
             findings = [applies]
         else:
-            facts = Facts(target=plan.name, probes=probes, os=os_info, family=family, vars=variables)
+            facts = Facts(
+                target=plan.name,
+                probes=probes,
+                os=os_info,
+                family=family,
+                vars=variables,
+                history=history or {},
+                time=started,
+            )
             try:
                 findings = check.evaluate(facts, pc.params)
             except Exception as exc:  # a check's bug is an ERROR for that check, not a crash

@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS results (
     data TEXT NOT NULL, PRIMARY KEY (run_id, seq)
 );
 CREATE INDEX IF NOT EXISTS results_check ON results(check_id, target);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL, ts REAL NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL, check_id TEXT NOT NULL,
+    name TEXT NOT NULL, value REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_series ON metrics(target, name, ts);
 """
 
 
@@ -144,6 +149,36 @@ class Store:
         with closing(self._connect()) as db:
             return [_run_from_row(r) for r in db.execute(sql, (kind, kind, limit)).fetchall()]
 
+    def metric_series(
+        self, target: str | None = None, prefix: str = "", *, kind: str | None = None, before: float | None = None
+    ) -> dict[tuple[str, str], list[tuple[float, float]]]:
+        """Recorded metrics as ``{(target, name): [(run start, value), ...]}`` oldest first.
+
+        ``target`` None: every target; ``prefix``: names starting with it (``fs.used_pct:``);
+        ``before``: only runs started before this time (a check's history excludes its own run).
+        """
+        sql = (
+            "SELECT m.target, m.name, m.ts, m.value FROM metrics m JOIN runs r ON r.id = m.run_id"
+            " WHERE (? IS NULL OR m.target = ?) AND m.name >= ? AND m.name < ? AND (? IS NULL OR m.kind = ?)"
+            " AND (? IS NULL OR m.ts < ?) ORDER BY m.target, m.name, m.ts"
+        )
+        upper = prefix + "\uffff"
+        out: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        with closing(self._connect()) as db:
+            for row in db.execute(sql, (target, target, prefix, upper, kind, kind, before, before)):
+                out.setdefault((row["target"], row["name"]), []).append((row["ts"], row["value"]))
+        return out
+
+    def history_for(
+        self, target: str, prefixes: Sequence[str], before: float
+    ) -> dict[str, list[tuple[float, float]]]:
+        """A target's metrics from runs started before ``before``, by name (a RunOptions.history provider)."""
+        out: dict[str, list[tuple[float, float]]] = {}
+        for prefix in prefixes:
+            for (_target, name), points in self.metric_series(target, prefix, before=before).items():
+                out[name] = points
+        return out
+
     def results(self, run_id: str) -> list[Result]:
         """A run's results; ``results.jsonl`` is the source of truth (it survives a killed run)."""
         rid = self.resolve(run_id)
@@ -237,6 +272,16 @@ class RunWriter:
             " VALUES (?,?,?,?,?,?,?,?)",
             rows,
         )
+        metrics = [
+            (self.run.id, self.run.started, self.run.kind, r.target, r.check_id, name, float(value))
+            for r in results
+            for name, value in r.metrics.items()
+        ]
+        if metrics:
+            self._db.executemany(
+                "INSERT INTO metrics (run_id, ts, kind, target, check_id, name, value) VALUES (?,?,?,?,?,?,?)",
+                metrics,
+            )
         if time.monotonic() - self._last_commit > self.COMMIT_EVERY:
             self._db.commit()
             self._last_commit = time.monotonic()

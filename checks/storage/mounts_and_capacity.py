@@ -1,8 +1,12 @@
 # ruff: noqa: S108 - /tmp, /var/tmp and /dev/shm are the paths audited here, not temp files used
-"""File systems: free space and inodes (capacity), and hardened mount options on world-writable temp dirs.
+"""File systems: free space and inodes (capacity and its forecast), and hardened mount options on world-writable
+temp dirs.
 
 Usage comes from ``df -PT`` / ``df -PTi`` (POSIX output, one line per file system),
-mount options from /proc/mounts (what the kernel enforces now, not /etc/fstab).
+mount options from /proc/mounts (what the kernel enforces now, not /etc/fstab). The usage checks record
+each file system's use per run (``fs.used_pct:MOUNT``, ``fs.inodes_pct:MOUNT``); the forecast check fits
+a robust line (Theil-Sen, itops.forecast) through those points and today's ``df`` and projects when it
+reaches the same threshold the usage checks apply.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Sequence
 
 from itops.checkapi import Facts, Finding, Params, Probe, Severity, host_check
 from itops.checklib.storage import DfRow, find_mount, parse_df, parse_mounts
+from itops.forecast import DAY, MIN_POINTS, Projection, describe_days, project
 
 DF_BLOCKS = Probe("df_blocks", "df -PT")
 DF_INODES = Probe("df_inodes", "df -PTi")
@@ -40,6 +45,7 @@ def _usage(facts: Facts, params: Params, probe: Probe, limit_param: str, what: s
     checked = [row for row in rows if _considered(row, params)]
     over = [row for row in checked if row.use_pct is not None and row.use_pct > limit]
     expected = f"<= {limit}% {what} used"
+    metrics = usage_metrics(checked, what)
     if over:
         return [
             Finding.failed(
@@ -47,8 +53,10 @@ def _usage(facts: Facts, params: Params, probe: Probe, limit_param: str, what: s
                 observed=f"{row.use_pct}%",
                 expected=expected,
                 resource=row.mount,
+                # every file system's figures ride on the first finding, so the history has them all
+                metrics=metrics if i == 0 else {},
             )
-            for row in over
+            for i, row in enumerate(over)
         ]
     worst = max((row for row in checked if row.use_pct is not None), key=lambda x: x.use_pct or 0, default=None)
     partial = " (df could not read some mounts)" if r.rc == 1 else ""
@@ -60,8 +68,36 @@ def _usage(facts: Facts, params: Params, probe: Probe, limit_param: str, what: s
             f"fullest {worst.mount} at {worst.use_pct}%{partial}",
             observed=f"max {worst.use_pct}%",
             expected=expected,
+            metrics=metrics,
         )
     ]
+
+
+#: Metric name prefixes the usage checks record per mount (``fs.used_pct:/var``), read by forecasts.
+USED_PCT = {"space": "fs.used_pct:", "inodes": "fs.inodes_pct:"}
+USED_KB = {"space": "fs.used_kb:", "inodes": "fs.used_inodes:"}
+SIZE_KB = {"space": "fs.size_kb:", "inodes": "fs.size_inodes:"}
+
+
+def usage_metrics(rows: Sequence[DfRow], what: str) -> dict[str, float]:
+    """Each file system's use in percent (df's own formula, unrounded), used and total, by mount."""
+    metrics: dict[str, float] = {}
+    for row in rows:
+        pct = precise_use_pct(row)
+        if pct is None:
+            continue
+        metrics[USED_PCT[what] + row.mount] = pct
+        if row.used is not None and row.total is not None:
+            metrics[USED_KB[what] + row.mount] = float(row.used)
+            metrics[SIZE_KB[what] + row.mount] = float(row.total)
+    return metrics
+
+
+def precise_use_pct(row: DfRow) -> float | None:
+    """used / (used + available), as df computes Use% (reserved blocks excluded), to two decimals."""
+    if row.used is not None and row.available is not None and row.used + row.available > 0:
+        return round(100.0 * row.used / (row.used + row.available), 2)
+    return float(row.use_pct) if row.use_pct is not None else None
 
 
 def _considered(row: DfRow, params: Params) -> bool:
@@ -117,6 +153,102 @@ def inode_usage_below_threshold(facts: Facts, params: Params) -> list[Finding]:
     File systems without a fixed inode table (btrfs, vfat: df prints "-") are ignored.
     """
     return _usage(facts, params, DF_INODES, "inode_usage_max_pct", "inodes")
+
+
+def _projections(facts: Facts, params: Params, what: str, probe_name: str, limit: float) -> tuple[
+        list[Projection], list[tuple[str, int]], str | None]:  # fmt: skip
+    """(projections, mounts short of history with their point count, error) for one of space/inodes."""
+    r = facts.get(probe_name)
+    if r is None or r.timed_out or r.rc is None or r.rc not in (0, 1):
+        return [], [], f"could not assess: {r.problem() if r is not None else 'df did not run'}"
+    try:
+        rows = [row for row in parse_df(r.text) if _considered(row, params)]
+    except ValueError as exc:
+        return [], [], f"could not assess: {exc}"
+    projections: list[Projection] = []
+    short: list[tuple[str, int]] = []
+    for row in rows:
+        now_pct = precise_use_pct(row)
+        if now_pct is None:
+            continue
+        name = USED_PCT[what] + row.mount
+        points = [*facts.history.get(name, ()), (facts.time, now_pct)]
+        projection = project(name, points, limit, facts.time)
+        if projection is None:
+            short.append((row.mount, len(points)))
+        else:
+            projections.append(projection)
+    return projections, short, None
+
+
+@host_check(
+    id="storage.capacity_forecast_ok",
+    title="No file system is projected to fill past the threshold within the horizon",
+    severity=Severity.MEDIUM,
+    rationale=(
+        "A threshold check warns when a disk is already nearly full; the trend over earlier audits warns "
+        "while there is still time to order storage or clean up, and sizes the capacity plan."
+    ),
+    remediation=(
+        "Grow the file system or move data before the projected date (lvextend -r, a bigger volume), or find "
+        "and stop the growth (du -xh --max-depth=2 MOUNT | sort -h); `itops forecast` shows the plan per site"
+    ),
+    frameworks={"nist-800-53": ["AU-4", "CP-2(2)", "SC-5(2)"], "iso-27001": ["A.8.6"]},
+    probes=[DF_BLOCKS, DF_INODES],
+    params={
+        "capacity_forecast_horizon_days": 30,
+        "fs_usage_max_pct": 90,
+        "inode_usage_max_pct": 90,
+        **_IGNORE_PARAMS,
+    },
+    history=(USED_PCT["space"], USED_PCT["inodes"]),
+)
+def capacity_forecast_ok(facts: Facts, params: Params) -> list[Finding]:
+    """Projects each file system's space and inode use (Theil-Sen over the recorded runs and today) and
+    fails those that reach fs_usage_max_pct / inode_usage_max_pct within capacity_forecast_horizon_days."""
+    horizon_days = params["capacity_forecast_horizon_days"]
+    if not isinstance(horizon_days, int | float) or horizon_days <= 0:
+        return [Finding.error(f"bad parameter capacity_forecast_horizon_days: {horizon_days!r}")]
+    horizon = float(horizon_days) * DAY
+    space, short, error = _projections(facts, params, "space", DF_BLOCKS.name, float(params["fs_usage_max_pct"]))
+    if error:
+        return [Finding.error(error)]
+    inodes, _short_inodes, error = _projections(
+        facts, params, "inodes", DF_INODES.name, float(params["inode_usage_max_pct"])
+    )
+    if error:
+        return [Finding.error(error)]
+    if not space and short:
+        fewest = min(n for _, n in short)
+        return [Finding.skipped(f"not enough history ({fewest} of {MIN_POINTS} runs) to project file system use")]
+    findings = []
+    for p in [*space, *inodes]:
+        if p.within(horizon):
+            what = "inodes" if p.name.startswith(USED_PCT["inodes"]) else "space"
+            mount = p.name.split(":", 1)[1]
+            findings.append(
+                Finding.failed(
+                    f"{mount} is projected to reach {p.limit:g}% {what} used {describe_days(p.days_left())} "
+                    f"(now {p.value:.1f}%, {p.fit.per_day:+.2f} points/day; {p.fit.quality()})",
+                    observed=f"{p.days_left():.1f} days to {p.limit:g}%",
+                    expected=f"> {horizon_days:g} days",
+                    resource=mount,
+                )
+            )
+    if findings:
+        return findings
+    soonest = min((p for p in space + inodes), key=lambda p: p.days_left() or float("inf"), default=None)
+    detail = ""
+    if soonest is not None and soonest.crosses_at is not None:
+        detail = f"; soonest {soonest.name.split(':', 1)[1]} {describe_days(soonest.days_left())}"
+    pending = f"; {len(short)} file system(s) still short of history" if short else ""
+    return [
+        Finding.passed(
+            f"{len(space)} file system(s) projected to stay under the thresholds for {horizon_days:g} days"
+            f"{detail}{pending}",
+            expected=f"> {horizon_days:g} days to the threshold",
+        )
+    ]
 
 
 def _mount_options(facts: Facts, path: str, required: Sequence[str], how_separate: str) -> Finding:

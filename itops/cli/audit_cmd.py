@@ -122,7 +122,9 @@ def audit(
     runner = AuditRunner(
         run.id,
         inv.hosts,
-        RunOptions(concurrency=concurrency or inv.concurrency, tofu_file=tofu_file, local=local),
+        RunOptions(
+            concurrency=concurrency or inv.concurrency, tofu_file=tofu_file, local=local, history=store.history_for
+        ),
     )
     cloud_jobs = [
         (name, _cloud_job(run.id, inv, name, cloud_checks, concurrency or inv.concurrency, runner))

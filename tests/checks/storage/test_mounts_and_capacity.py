@@ -171,3 +171,64 @@ def test_debian_default_dev_shm_lacks_noexec_and_tmp_not_separate():
 def test_last_mount_on_a_path_wins():
     text = MOUNTS_GOOD + "/dev/sdc1 /tmp ext4 rw,relatime 0 0\n"  # mounted over the tmpfs
     assert overall(run_check("storage.tmp_mount_options_hardened", mounts(text))) is Status.FAIL
+
+
+# --------------------------------------------------------------------------- capacity forecast
+
+FORECAST = "storage.capacity_forecast_ok"
+DAY = 86400.0
+
+
+def _df_row(mount: str, used_kb: int, avail_kb: int) -> str:
+    pct = round(100 * used_kb / (used_kb + avail_kb))
+    return f"/dev/sdx       ext4     {used_kb + avail_kb:>10} {used_kb:>9} {avail_kb:>9}      {pct}% {mount}\n"
+
+
+DF_HEAD = "Filesystem     Type     1024-blocks      Used Available Capacity Mounted on\n"
+DFI_SMALL = "Filesystem     Type      Inodes  IUsed   IFree IUse% Mounted on\n/dev/sdx ext4 1000 100 900 10% /\n"
+
+
+def forecast_facts(history: dict[str, list[tuple[float, float]]], used_kb: int, now: float = 10 * DAY):
+    facts = make_facts({DF: (0, DF_HEAD + _df_row("/", used_kb, 1000 - used_kb)), DFI: (0, DFI_SMALL)})
+    return facts.__class__(**{**facts.__dict__, "history": history, "time": now})
+
+
+def test_capacity_forecast_fails_when_the_trend_crosses_within_the_horizon():
+    # +2 points a day for 5 days: 60 % -> 70 % now (day 10); 90 % is 10 days away
+    history = {"fs.used_pct:/": [((5 + i) * DAY, 60.0 + 2 * i) for i in range(5)]}
+    findings = run_check(FORECAST, forecast_facts(history, used_kb=700))
+    assert overall(findings) is Status.FAIL
+    (f,) = findings
+    assert f.resource == "/" and "projected to reach 90% space used in 10 days" in f.message
+    assert "Theil-Sen over 6 points" in f.message and f.observed == "10.0 days to 90%"
+    # the same trend judged with a 7-day horizon passes, and says when the threshold comes
+    passed = run_check(FORECAST, forecast_facts(history, used_kb=700), capacity_forecast_horizon_days=7)
+    assert overall(passed) is Status.PASS and "soonest / in 10 days" in passed[0].message
+
+
+def test_capacity_forecast_passes_on_a_flat_series():
+    history = {"fs.used_pct:/": [(i * DAY, 50.0) for i in range(5, 10)]}
+    findings = run_check(FORECAST, forecast_facts(history, used_kb=500))
+    assert overall(findings) is Status.PASS and "stay under the thresholds for 30 days" in findings[0].message
+
+
+def test_capacity_forecast_skips_without_enough_history():
+    history = {"fs.used_pct:/": [(9 * DAY, 50.0), (9.5 * DAY, 50.0)]}
+    findings = run_check(FORECAST, forecast_facts(history, used_kb=500))
+    assert overall(findings) is Status.SKIPPED and findings[0].message.startswith("not enough history (3 of 5 runs)")
+    assert overall(run_check(FORECAST, forecast_facts({}, used_kb=500))) is Status.SKIPPED
+
+
+def test_capacity_forecast_errors_on_unreadable_df():
+    facts = make_facts({DF: (0, "garbage\n"), DFI: (0, DFI_SMALL)})
+    assert overall(run_check(FORECAST, facts)) is Status.ERROR
+    assert overall(run_check(FORECAST, make_facts({DF: timed_out(DF), DFI: (0, DFI_SMALL)}))) is Status.ERROR
+
+
+def test_usage_checks_record_every_file_system_as_metrics():
+    (f,) = run_check(FS, df(DF_OK))
+    assert f.metrics["fs.used_pct:/"] == round(100 * 12000000 / (12000000 + 27000000), 2)
+    assert f.metrics["fs.size_kb:/srv/data dir"] == 104806400.0
+    assert "fs.used_pct:/snap/core20/2105" not in f.metrics  # squashfs is ignored
+    failing = run_check(FS, df(DF_FULL))
+    assert failing[0].metrics and all(not later.metrics for later in failing[1:])
