@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from itops.backup.facts import BackupFacts, format_duration, format_limit
 from itops.checkapi import Finding, Params, Severity, backup_check
+from itops.forecast import DAY, MIN_POINTS, describe_days, project
 
 
 @backup_check(
@@ -59,8 +60,65 @@ def restore_within_rto(facts: BackupFacts, params: Params) -> Finding:
         return Finding.skipped(f"restore did not run far enough to be timed; {rto}")
     took = format_duration(r.seconds)
     observed = f"{r.seconds:.3f}s"
+    metrics = {RESTORE_SECONDS: r.seconds, **({RTO_SECONDS: r.rto} if r.rto is not None else {})}
     if r.rto is None:
-        return Finding.skipped(f"restore took {took}; {rto}", observed=observed)
+        return Finding.skipped(f"restore took {took}; {rto}", observed=observed, metrics=metrics)
     if r.seconds > r.rto:
-        return Finding.failed(f"restore took {took}, {rto}", observed=observed, expected=f"<= {r.rto:g}s")
-    return Finding.passed(f"restore took {took}, within {rto}", observed=observed, expected=f"<= {r.rto:g}s")
+        return Finding.failed(
+            f"restore took {took}, {rto}", observed=observed, expected=f"<= {r.rto:g}s", metrics=metrics
+        )
+    return Finding.passed(
+        f"restore took {took}, within {rto}", observed=observed, expected=f"<= {r.rto:g}s", metrics=metrics
+    )
+
+
+#: Metrics the restore checks record per run (read by the restore-time forecast and `itops forecast`).
+RESTORE_SECONDS = "backup.restore_seconds"
+RTO_SECONDS = "backup.rto_seconds"
+
+
+@backup_check(
+    id="backup.restore_time_forecast_within_rto",
+    title="The restore time's trend stays within the RTO over the horizon",
+    severity=Severity.MEDIUM,
+    rationale="Restores slow down as data grows; the trend of measured restore times shows when the RTO will "
+    "be missed while there is still time to act, instead of on the day of the disaster.",
+    remediation="Before the projected date: speed up restores (parallel pg_restore -j, faster storage, "
+    "incremental or split backups) or agree a longer RTO; `itops forecast` shows the trend.",
+    frameworks={"cis": ["11.5"], "nist-800-53": ["CP-2(3)", "CP-10", "CP-4"], "iso-27001": ["A.5.30", "A.8.13"]},
+    needs=["restore"],
+    kinds=["file", "restic", "postgres_dump"],
+    params={"restore_forecast_horizon_days": 30},
+    history=(RESTORE_SECONDS,),
+)
+def restore_time_forecast_within_rto(facts: BackupFacts, params: Params) -> Finding:
+    """Fits the restore times of earlier runs and this one (Theil-Sen) and fails when the line reaches
+    ``restore_test.rto`` within ``restore_forecast_horizon_days``."""
+    r = facts.restore
+    if r is None:
+        return Finding.error("no restore result")
+    if r.rto is None:
+        return Finding.skipped("no RTO set (restore_test.rto): nothing to project against")
+    if r.seconds is None:
+        return Finding.skipped("the restore did not run far enough to be timed")
+    horizon_days = params["restore_forecast_horizon_days"]
+    if not isinstance(horizon_days, int | float) or horizon_days <= 0:
+        return Finding.error(f"bad parameter restore_forecast_horizon_days: {horizon_days!r}")
+    points = [*facts.history.get(RESTORE_SECONDS, ()), (facts.now, r.seconds)]
+    projection = project(RESTORE_SECONDS, points, r.rto, facts.now)
+    if projection is None:
+        return Finding.skipped(f"not enough history ({len(points)} of {MIN_POINTS} runs) to project restore times")
+    rto = format_limit(r.rto)
+    trend = f"{projection.fit.per_day:+.3g}s/day; {projection.fit.quality()}"
+    if projection.within(float(horizon_days) * DAY):
+        return Finding.failed(
+            f"restores are projected to exceed the RTO {rto} {describe_days(projection.days_left())} "
+            f"(now {format_duration(r.seconds)}, {trend})",
+            observed=f"{projection.days_left():.1f} days to the RTO",
+            expected=f"> {horizon_days:g} days",
+        )
+    return Finding.passed(
+        f"restores are projected to stay within the RTO {rto} for {horizon_days:g} days "
+        f"({describe_days(projection.days_left())} at this trend; now {format_duration(r.seconds)}, {trend})",
+        expected=f"> {horizon_days:g} days to the RTO",
+    )

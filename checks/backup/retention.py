@@ -53,14 +53,21 @@ def size_ok(facts: BackupFacts, params: Params) -> list[Finding]:
         )
         expected = f">= {format_size(facts.min_size)}, " if facts.min_size is not None else ""
         expected += f"shrink <= {shrink:g}%"
+        size = {f"backup.size_bytes:{group}": float(newest.size)}  # recorded for growth forecasts
         if problems:
             findings.append(
-                Finding.failed(label + "; ".join(problems), observed=observed, expected=expected, resource=group)
+                Finding.failed(
+                    label + "; ".join(problems), observed=observed, expected=expected, resource=group, metrics=size
+                )
             )
         else:
             findings.append(
                 Finding.passed(
-                    f"{label}newest copy is {observed}", observed=observed, expected=expected, resource=group
+                    f"{label}newest copy is {observed}",
+                    observed=observed,
+                    expected=expected,
+                    resource=group,
+                    metrics=size,
                 )
             )
     return findings or [Finding.skipped("no copy to measure")]
@@ -89,10 +96,15 @@ def copies_retained(facts: BackupFacts, params: Params) -> list[Finding]:
         label = f"{group}: " if group else ""
         n = len(copies)
         words = f"{n} cop{'y' if n == 1 else 'ies'}"
+        count = {f"backup.copies:{group}": float(n)}
         if n < required:
             msg = f"{label}only {words} retained, at least {required} required"
-            findings.append(Finding.failed(msg, observed=words, expected=f">= {required}", resource=group))
+            findings.append(
+                Finding.failed(msg, observed=words, expected=f">= {required}", resource=group, metrics=count)
+            )
         else:
             msg = f"{label}{words} retained (at least {required} required)"
-            findings.append(Finding.passed(msg, observed=words, expected=f">= {required}", resource=group))
+            findings.append(
+                Finding.passed(msg, observed=words, expected=f">= {required}", resource=group, metrics=count)
+            )
     return findings

@@ -83,6 +83,9 @@ class BackupFacts:
     restore: RestoreOutcome | None = None
     observations: Mapping[str, Observation] = field(default_factory=dict)
     vars: Mapping[str, Any] = field(default_factory=dict)
+    #: this backup's metrics from earlier runs (``{name: [(run start, value)]}``) for checks that declare
+    #: ``history`` (forecasts); empty without a run store
+    history: Mapping[str, Sequence[tuple[float, float]]] = field(default_factory=dict)
 
     def groups(self) -> dict[str, list[Copy]]:
         """Copies by group, newest first; expected groups without copies map to []."""

@@ -12,6 +12,7 @@ not be gathered (a failed command, a missing permission) makes the checks needin
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import logging
@@ -37,7 +38,7 @@ from itops.errors import ItopsError, TransportError, UsageError
 from itops.inventory import Backup, Cloud, Inventory, PostgresDumpBackup, ResticBackup
 from itops.model import Finding, Result, Status
 from itops.redact import register_secret
-from itops.runner import target_for, unreachable_reason
+from itops.runner import HistoryProvider, target_for, unreachable_reason
 from itops.transport.aws import ClientPool, open_account
 from itops.transport.base import HostConnection
 from itops.transport.batch import build_script
@@ -61,6 +62,8 @@ class VerifyOptions:
     tofu_file: str | None = None
     now: float | None = None  # the clock for ages (tests); default time.time() per job
     cloud_clients: Callable[[Cloud], ClientGetter] | None = None  # tests: stubbed clients per account
+    #: earlier runs' metrics of a backup, for checks that declare ``history`` (forecasts); see RunOptions
+    history: HistoryProvider | None = None
 
 
 @dataclass
@@ -369,6 +372,12 @@ class BackupVerifier:
     # -- evaluation -----------------------------------------------------------------------------
     def _outcome(self, facts: BackupFacts, started: float, *, restoring: bool, skip: str) -> BackupOutcome:
         checks = applicable_checks(self.checks, facts.kind, restoring or bool(skip))
+        prefixes = sorted({p for c in checks for p in c.meta.history})
+        if prefixes and self.opts.history is not None:
+            try:
+                facts = dataclasses.replace(facts, history=self.opts.history(facts.name, prefixes, started))
+            except Exception:  # the forecast checks then say "not enough history"
+                log.warning("could not read metric history for backup %s", facts.name, exc_info=True)
         return BackupOutcome(facts.name, facts, evaluate_backup(self.run_id, facts, checks, started, skip))
 
 

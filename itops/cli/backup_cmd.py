@@ -107,7 +107,11 @@ def verify(
         checks,
         options,
         VerifyOptions(
-            restore=restore, concurrency=concurrency or inv.concurrency, state_dir=state_dir, tofu_file=tofu_file
+            restore=restore,
+            concurrency=concurrency or inv.concurrency,
+            state_dir=state_dir,
+            tofu_file=tofu_file,
+            history=store.history_for,
         ),
     )
     outcomes: list[BackupOutcome] = []

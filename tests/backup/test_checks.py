@@ -48,6 +48,7 @@ def test_every_backup_check_has_valid_metadata_and_a_test_here():
         "backup.not_public",
         "backup.restore_test_passed",
         "backup.restore_within_rto",
+        "backup.restore_time_forecast_within_rto",
     }
     source = Path(__file__).read_text(encoding="utf-8")
     for c in checks:
@@ -177,6 +178,25 @@ def test_restore_within_rto():
     assert no_rto.status is Status.SKIPPED and "no RTO set" in no_rto.message
     timeout = one("backup.restore_within_rto", facts(restore=restore(ok=False, seconds=None, timed_out=True)))
     assert timeout.status is Status.FAIL and "did not finish before the timeout" in timeout.message
+
+
+def test_restore_time_forecast_within_rto():
+    check = "backup.restore_time_forecast_within_rto"
+    day = 86400.0
+    # 30 s now, +3 s a day: the RTO of 60 s is reached in 10 days
+    history = {"backup.restore_seconds": [(NOW - (5 - i) * day, 15.0 + 3 * i) for i in range(5)]}
+    failing = one(check, facts(restore=restore(seconds=30.0, rto=60.0), history=history))
+    assert failing.status is Status.FAIL and "projected to exceed the RTO 1m in 10 days" in failing.message
+    assert "Theil-Sen over 6 points" in failing.message
+    steady = {"backup.restore_seconds": [(NOW - (5 - i) * day, 30.0) for i in range(5)]}
+    assert one(check, facts(restore=restore(seconds=30.0, rto=60.0), history=steady)).status is Status.PASS
+    short = one(check, facts(restore=restore(seconds=30.0, rto=60.0), history={}))
+    assert short.status is Status.SKIPPED and short.message.startswith("not enough history (1 of 5 runs)")
+    assert one(check, facts(restore=restore(rto=None), history=history)).status is Status.SKIPPED
+    assert one(check, facts(restore=None)).status is Status.ERROR
+    # the restore checks record what the forecast reads
+    timed = one("backup.restore_within_rto", facts(restore=restore(seconds=30.0, rto=60.0)))
+    assert timed.metrics == {"backup.restore_seconds": 30.0, "backup.rto_seconds": 60.0}
 
 
 @pytest.mark.parametrize("unreachable", [True, False])
