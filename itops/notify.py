@@ -19,6 +19,7 @@ import json
 import logging
 import mimetypes
 import os
+import re
 import smtplib
 import ssl
 import time
@@ -294,10 +295,27 @@ def send_email(spec: EmailSpec, message: Message, attachment: Path | None, base:
         raise PermanentError(f"TLS certificate of {spec.host} not trusted: {exc.verify_message}") from exc
 
 
+_SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_FENCE = re.compile(r"`{3,}")
+
+
+def slack_escape(text: str) -> str:
+    """``text`` shown as itself in Slack: no mention, channel ping or link, and no end of the code block.
+
+    Slack reads ``<!channel>``, ``<@U123>`` and ``<http://x|label>`` as markup and asks clients to
+    escape exactly ``&``, ``<`` and ``>`` (api.slack.com/reference/surfaces/formatting#escaping).
+    A run of three backticks would close the code block the message is shown in, so it is split
+    with zero-width spaces.
+    """
+    return _FENCE.sub(lambda m: "\u200b".join(m.group()), text.translate(_SLACK_ESCAPES))
+
+
 def webhook_payload(spec: WebhookSpec, message: Message) -> dict[str, Any]:
+    """The JSON body: the ``itops.notification/1`` document as is, or Slack text with every piece escaped."""
     if spec.format == "json":
         return message.document
-    return {"text": f"*{message.subject}*\n```\n{message.text.strip()}\n```", "username": "itops"}
+    subject, text = slack_escape(message.subject), slack_escape(message.text.strip())
+    return {"text": f"*{subject}*\n```\n{text}\n```", "username": "itops"}
 
 
 def send_webhook(spec: WebhookSpec, message: Message, base: Path | None = None) -> None:

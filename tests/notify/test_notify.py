@@ -238,3 +238,30 @@ def test_failed_notifications_never_change_the_jobs_result(hook_factory, tmp_pat
     assert not by["mail"]["ok"] and by["mail"]["attempts"] == 2 and "refused" in by["mail"]["error"].lower()
     (row,) = ctx.history.rows("tick")
     assert row.exit_code == 0 and row.notifications == outcome.notifications
+
+
+HOSTILE = "<!channel> <!here> <@U123> <http://evil.example|click> & ```*bold*```"
+
+
+def test_slack_webhook_text_is_escaped_for_slack_markup(hook_factory, tmp_path):
+    """Text from hosts (a check message, the command's output, an error) must not ping or link in Slack."""
+    event = _event(tmp_path)
+    event.results = [*event.results, _result(event.run.id, "files.motd", "web1", Status.FAIL, HOSTILE)]
+    event.error = f"host said {HOSTILE}"
+    hook = hook_factory()
+    (record,) = deliver(event, [NotifyRule(to="hook", when="always")], {"hook": _hook(hook.url)})
+    assert record.ok, record.error
+    (post,) = hook.wait_for(1)
+    text = post["json"]["text"]
+    assert "&lt;!channel&gt; &lt;!here&gt; &lt;@U123&gt; &lt;http://evil.example|click&gt; &amp;" in text
+    assert "<" not in text and ">" not in text  # nothing Slack could read as a mention or a link
+    assert text.count("```") == 2  # host text cannot close the code block and format the rest
+    assert text.startswith("*[itops] FAILED") and text.endswith("\n```")
+
+
+def test_slack_escaping_of_an_unrun_command_output(hook_factory, tmp_path):
+    event = JobEvent("j", "audit", "inv", "error", None, NOW, NOW, stderr=f"line one\n{HOSTILE}\n")
+    hook = hook_factory()
+    deliver(event, [NotifyRule(to="hook", when="always")], {"hook": _hook(hook.url)})
+    (post,) = hook.wait_for(1)
+    assert "&lt;!here&gt;" in post["json"]["text"] and "<!" not in post["json"]["text"]
