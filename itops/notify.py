@@ -34,7 +34,7 @@ from typing import Any
 from itops.model import Result, Run, Status
 from itops.redact import redact, register_secret
 from itops.report.diff import RunDiff
-from itops.scheduler.config import EmailSpec, NotifierSpec, NotifyRule, WebhookSpec
+from itops.scheduler.config import PLAINTEXT_LOGIN, EmailSpec, NotifierSpec, NotifyRule, WebhookSpec
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,10 @@ def _secret(env: str | None, file: str | None, base: Path | None) -> str | None:
 
 
 def send_email(spec: EmailSpec, message: Message, attachment: Path | None, base: Path | None = None) -> None:
-    """One SMTP delivery (STARTTLS unless ``ssl``/``starttls: false``); raises on failure."""
+    """One SMTP delivery (STARTTLS unless ``ssl``/``starttls: false``); raises on failure.
+
+    A login without TLS happens only with ``allow_plaintext``; otherwise it is refused before connecting.
+    """
     mail = EmailMessage()
     mail["Subject"] = message.subject
     mail["From"] = spec.sender
@@ -265,6 +268,8 @@ def send_email(spec: EmailSpec, message: Message, attachment: Path | None, base:
         ctype = mimetypes.guess_type(attachment.name)[0] or "application/octet-stream"
         main, _, sub = ctype.partition("/")
         mail.add_attachment(attachment.read_bytes(), maintype=main, subtype=sub, filename=attachment.name)
+    if spec.plaintext_login and not spec.allow_plaintext:  # validation refuses it; a copied spec may not be
+        raise PermanentError(PLAINTEXT_LOGIN)
     password = _secret(spec.password_env, spec.password_file, base)
     context = ssl.create_default_context(cafile=spec.cafile)
     try:

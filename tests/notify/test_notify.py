@@ -265,3 +265,49 @@ def test_slack_escaping_of_an_unrun_command_output(hook_factory, tmp_path):
     deliver(event, [NotifyRule(to="hook", when="always")], {"hook": _hook(hook.url)})
     (post,) = hook.wait_for(1)
     assert "&lt;!here&gt;" in post["json"]["text"] and "<!" not in post["json"]["text"]
+
+
+def _schedule(tmp_path: Path, email: str) -> Path:
+    (tmp_path / "tick.yaml").write_text("name: tick\ndescription: d\nsystems: [none]\nrto: 1m\nrpo: 1h\n"
+                                        "owner: tests\nsteps: [{name: work, local: 'true'}]\n")
+    path = tmp_path / "schedule.yaml"
+    path.write_text("version: 1\nnotifiers:\n  mail:\n    email: " + email + "\n"
+                    "jobs:\n  tick: {cron: '0 3 * * *', command: dr-drill, playbook: tick.yaml, notify: [mail]}\n")
+    return path
+
+
+def test_smtp_login_without_tls_is_refused_at_load(smtp_plain_auth, tmp_path):
+    from itops.errors import ConfigError
+    from itops.scheduler import load_schedule
+
+    email = (f"{{host: 127.0.0.1, port: {smtp_plain_auth.port}, starttls: false, from: a@example.com, "
+             "to: [b@example.com], username: itops, password_env: ITOPS_TEST_SMTP_PW}")
+    with pytest.raises(ConfigError) as err:
+        load_schedule(_schedule(tmp_path, email))
+    (problem,) = err.value.problems
+    assert problem.path == "notifiers.mail.email" and problem.line == 4
+    assert "allow_plaintext: true" in problem.message and "in clear" in problem.message
+    assert "starttls: true" in problem.message
+
+
+def test_smtp_login_without_tls_never_reaches_the_server(smtp_plain_auth, tmp_path, monkeypatch):
+    """Even a spec that skipped validation (model_copy) does not log in over a clear connection."""
+    monkeypatch.setenv("ITOPS_TEST_SMTP_PW", "mail-secret-1234")
+    spec = _email(smtp_plain_auth, starttls=True, username="itops", password_env="ITOPS_TEST_SMTP_PW")
+    assert spec.email is not None
+    spec = spec.model_copy(update={"email": spec.email.model_copy(update={"starttls": False})})
+    (record,) = deliver(_event(tmp_path), [NotifyRule(to="mail", when="always")], {"mail": spec})
+    assert not record.ok and "allow_plaintext" in record.error
+    assert smtp_plain_auth.passwords_seen == [] and smtp_plain_auth.messages == []
+
+
+def test_smtp_plaintext_login_when_allowed(smtp_plain_auth, tmp_path, monkeypatch):
+    from itops.scheduler import load_schedule
+
+    monkeypatch.setenv("ITOPS_TEST_SMTP_PW", "mail-secret-1234")
+    email = (f"{{host: 127.0.0.1, port: {smtp_plain_auth.port}, starttls: false, allow_plaintext: true, "
+             "from: a@example.com, to: [b@example.com], username: itops, password_env: ITOPS_TEST_SMTP_PW}")
+    schedule = load_schedule(_schedule(tmp_path, email))
+    (record,) = deliver(_event(tmp_path), [NotifyRule(to="mail", when="always")], schedule.notifiers)
+    assert record.ok, record.error
+    assert smtp_plain_auth.logins == ["itops"] and smtp_plain_auth.wait_for(1)
