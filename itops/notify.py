@@ -31,10 +31,12 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from itops.errors import SecretFileError
 from itops.model import Result, Run, Status
 from itops.redact import redact, register_secret
 from itops.report.diff import RunDiff
 from itops.scheduler.config import PLAINTEXT_LOGIN, EmailSpec, NotifierSpec, NotifyRule, WebhookSpec
+from itops.secretfile import read_secret_file
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +237,8 @@ class Delivery:
         return self.__dict__.copy()
 
 
-def _secret(env: str | None, file: str | None, base: Path | None) -> str | None:
+def _secret(env: str | None, file: str | None, base: Path | None, file_key: str) -> str | None:
+    """The secret from ``env`` or from ``file`` (``file_key``: refused unless private, as SSH's password_file)."""
     value = None
     if env:
         value = os.environ.get(env)
@@ -245,9 +248,9 @@ def _secret(env: str | None, file: str | None, base: Path | None) -> str | None:
         path = Path(file).expanduser()
         path = path if path.is_absolute() or base is None else base / path
         try:
-            value = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise PermanentError(f"cannot read {path}: {exc.strerror}") from exc
+            value = read_secret_file(path, file_key).strip()
+        except SecretFileError as exc:
+            raise PermanentError(f"{exc}; {exc.hint}" if exc.hint else str(exc)) from exc
     if value:
         register_secret(value)
     return value
@@ -270,7 +273,7 @@ def send_email(spec: EmailSpec, message: Message, attachment: Path | None, base:
         mail.add_attachment(attachment.read_bytes(), maintype=main, subtype=sub, filename=attachment.name)
     if spec.plaintext_login and not spec.allow_plaintext:  # validation refuses it; a copied spec may not be
         raise PermanentError(PLAINTEXT_LOGIN)
-    password = _secret(spec.password_env, spec.password_file, base)
+    password = _secret(spec.password_env, spec.password_file, base, "password_file")
     context = ssl.create_default_context(cafile=spec.cafile)
     try:
         smtp: smtplib.SMTP
@@ -325,7 +328,7 @@ def webhook_payload(spec: WebhookSpec, message: Message) -> dict[str, Any]:
 
 def send_webhook(spec: WebhookSpec, message: Message, base: Path | None = None) -> None:
     """One HTTP POST; raises PermanentError on 4xx (except 408/429), another error when a retry may help."""
-    url = spec.url or _secret(spec.url_env, spec.url_file, base)
+    url = spec.url or _secret(spec.url_env, spec.url_file, base, "url_file")
     if not url:
         raise PermanentError("no webhook URL")
     body = json.dumps(webhook_payload(spec, message)).encode()

@@ -114,6 +114,7 @@ def test_starttls_and_login_with_the_password_from_the_environment(smtp_tls, tmp
 def test_password_file_and_wrong_password_is_not_retried(smtp_tls, tmp_path):
     pw = tmp_path / "smtp-password"
     pw.write_text("wrong-password\n")
+    pw.chmod(0o600)
     spec = _email(smtp_tls, starttls=True, cafile=str(smtp_tls.cafile), username="itops", password_file=str(pw))
     spec = spec.model_copy(update={"retries": 3})
     (record,) = deliver(_event(tmp_path), [NotifyRule(to="mail", when="always")], {"mail": spec})
@@ -311,3 +312,37 @@ def test_smtp_plaintext_login_when_allowed(smtp_plain_auth, tmp_path, monkeypatc
     (record,) = deliver(_event(tmp_path), [NotifyRule(to="mail", when="always")], schedule.notifiers)
     assert record.ok, record.error
     assert smtp_plain_auth.logins == ["itops"] and smtp_plain_auth.wait_for(1)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604], ids=oct)
+def test_smtp_password_file_readable_by_others_is_refused(smtp_tls, tmp_path, mode):
+    """The same 0600 rule as the SSH password_file: a right password in an open file is not used."""
+    pw = tmp_path / "smtp-password"
+    pw.write_text("mail-secret-1234\n")
+    pw.chmod(mode)
+    spec = _email(smtp_tls, starttls=True, cafile=str(smtp_tls.cafile), username="itops", password_file=str(pw))
+    (record,) = deliver(_event(tmp_path), [NotifyRule(to="mail", when="always")], {"mail": spec})
+    assert not record.ok and record.attempts == 1
+    assert f"password_file {pw}" in record.error and f"{mode:04o}" in record.error
+    assert f"chmod 600 {pw}" in record.error and "mail-secret-1234" not in record.error
+    assert smtp_tls.logins == [] and smtp_tls.messages == []
+    pw.chmod(0o600)
+    (record,) = deliver(_event(tmp_path), [NotifyRule(to="mail", when="always")], {"mail": spec})
+    assert record.ok, record.error
+    assert smtp_tls.logins == ["itops"]
+
+
+def test_webhook_url_file_readable_by_others_is_refused(hook_factory, tmp_path):
+    hook = hook_factory()
+    url_file = tmp_path / "hook-url"
+    url_file.write_text(hook.url + "\n")
+    url_file.chmod(0o644)
+    spec = NotifierSpec(name="hook", webhook=WebhookSpec(url_file="hook-url"), retries=2, backoff=0.01)
+    (record,) = deliver(_event(tmp_path), [NotifyRule(to="hook", when="always")], {"hook": spec}, base=tmp_path)
+    assert not record.ok and record.attempts == 1
+    assert f"url_file {url_file}" in record.error and f"chmod 600 {url_file}" in record.error
+    assert hook.url not in record.error and hook.posts == []
+    url_file.chmod(0o600)
+    (record,) = deliver(_event(tmp_path), [NotifyRule(to="hook", when="always")], {"hook": spec}, base=tmp_path)
+    assert record.ok, record.error
+    assert len(hook.wait_for(1)) == 1
