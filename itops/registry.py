@@ -179,8 +179,10 @@ def unsafe_folder_problems(folder: Path) -> list[str]:
     it up to ``/`` (a sticky one, like /tmp, is fine there), every folder searched below it and every
     check file must be owned by root or this user and not writable by group or others (OpenSSH's
     StrictModes rule for ``authorized_keys``)."""
-    folder = folder.resolve()
-    problems = [p for parent in reversed(folder.parents) if (p := _unsafe(parent, sticky_ok=True))]
+    given, folder = folder.absolute(), folder.resolve()
+    # the folders above the path as given (a symlink's own folder) and above where it leads
+    above = sorted({*given.parents, *folder.parents} - {folder}, key=lambda p: (len(p.parts), str(p)))
+    problems = [p for parent in above if (p := _unsafe(parent, sticky_ok=True))]
     suffixes = {".py", *_FILE_LOADERS}
     unsafe: set[Path] = set()  # what is below an unsafe folder is not looked at: the folder is refused
     for here, files in _walk(folder, lambda here: here not in unsafe):

@@ -129,3 +129,17 @@ def test_cli_refuses_a_world_writable_checks_dir_with_exit_4(tmp_path):
     res = CliRunner().invoke(cli, ["checks", "list", "--checks-dir", str(pack)])
     assert res.exit_code == 4, res.output
     assert f"{pack} is writable by group or others" in res.stderr
+
+
+def test_a_symlink_to_the_checks_folder_in_an_open_folder_is_refused(tmp_path):
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "mine.py").write_text(CHECK.format(name="linked"))
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    (open_dir / "checks").symlink_to(pack)
+    open_dir.chmod(0o777)  # anyone could point "checks" somewhere else
+    with pytest.raises(ConfigError, match=re.escape(f"{open_dir} is writable by group or others")):
+        load_registry([open_dir / "checks"], entry_point_packs=False)
+    open_dir.chmod(0o755)
+    assert "test.user_linked" in load_registry([open_dir / "checks"], entry_point_packs=False).checks
