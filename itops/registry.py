@@ -209,7 +209,11 @@ def _refuse_unsafe_folders(folders: Sequence[Path]) -> None:
 
 
 def _is_check_module(path: Path) -> bool:
-    return bool(_USES_CHECK_API.search(path.read_text(encoding="utf-8", errors="replace")))
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return True  # importing it reports why it cannot be read, as for any broken check file
+    return bool(_USES_CHECK_API.search(text))
 
 
 def load_folder(registry: Registry, folder: Path, *, strict: bool) -> None:
