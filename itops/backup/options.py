@@ -107,6 +107,8 @@ class PgServer(StrictModel):
     password_file: str | None = None  # read by itops on this machine
     dbname: str = "postgres"  # maintenance database to connect to for CREATE/DROP DATABASE
     sslmode: str | None = None
+    # user is a role without superuser (CREATEDB is enough): checked before anything is restored
+    unprivileged: bool = False
 
 
 class PgQuery(StrictModel):
