@@ -32,6 +32,7 @@ from itops.playbook.schema import _DB_RE, RestoreAction, Step
 from itops.playbook.steps import StepResult, StepRunner
 from itops.redact import register_secret
 from itops.registry import load_registry
+from itops.secretfile import read_secret_file
 
 _EXTRACT = {
     "tar.gz": 'tar -xzf "$n" -C "$into"',
@@ -186,10 +187,7 @@ class Restorer:
         elif server.password_file:
             path = Path(os.path.expanduser(server.password_file))
             path = path if path.is_absolute() else self.inv.path.resolve().parent / path
-            try:
-                value = path.read_text(encoding="utf-8").rstrip("\n")
-            except OSError as exc:
-                raise ItopsError(f"cannot read {path}: {exc.strerror}") from exc
+            value = read_secret_file(path, "server.password_file")  # SecretFileError: refused / unreadable
         if value:
             register_secret(value)
         return value

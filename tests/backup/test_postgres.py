@@ -200,3 +200,21 @@ def test_unprivileged_refuses_a_superuser_and_loads_as_a_plain_role(pg_dumps, lo
     assert not mark.exists()
     assert set(pg_dumps.server.databases()) == before
     assert ROLE_PASSWORD not in json.dumps([r.to_dict() for o in outcomes.values() for r in o.results])
+
+
+def test_a_server_password_file_other_users_can_read_is_refused(pg_dumps, tmp_path):
+    """restore_test.server.password_file gets the SSH password_file check (itops.secretfile)."""
+    pwfile = tmp_path / "pg.pw"
+    pwfile.write_text(PG_PASSWORD + "\n")
+    base = pg_dumps.entries()["pg-orders"]
+    server = {k: v for k, v in base["restore_test"]["server"].items() if k != "password_env"}
+    entry = {**base, "restore_test": {**base["restore_test"], "server": {**server, "password_file": str(pwfile)}}}
+    inv = write_inventory(tmp_path / "inv.yaml", None, {"pg-file": entry})
+    pwfile.chmod(0o644)
+    res = by_check(verify(inv)["pg-file"])["backup.restore_test_passed"][0]
+    assert res.status.value == "ERROR", res.message
+    assert f"restore_test.server.password_file {pwfile} is accessible by other users (mode 0644)" in res.message
+    assert f"chmod 600 {pwfile}" in res.message and PG_PASSWORD not in res.message
+    pwfile.chmod(0o600)
+    res = by_check(verify(inv)["pg-file"])["backup.restore_test_passed"][0]
+    assert res.status.value == "PASS", res.message
