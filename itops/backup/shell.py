@@ -123,11 +123,11 @@ def make_scratch(parent: str) -> str:
         + f"base={q(parent)}; _me=$(id -u)\n"
         # the existing part of the path, from the top, before anything is created in it
         + '_a=$base; while [ ! -e "$_a" ] && [ ! -L "$_a" ]; do _a=$(dirname -- "$_a"); done\n'
-        + '_d=$_a; while :; do _why=$(_safe_dir "$_d") || ' + refuse + '; [ "$_d" = / ] && break; '
+        + f'_d=$_a; while :; do _why=$(_safe_dir "$_d") || {refuse}; [ "$_d" = / ] && break; '
         + '_d=$(dirname -- "$_d"); done\n'
         + '[ -d "$base" ] || mkdir -p -m 0700 -- "$base" 2>"$_e" || '
         '{ _rec error "cannot create $base: $(head -c 300 "$_e")"; exit 0; }\n'
-        + '_why=$(_safe_dir "$base") || ' + refuse + "\n"
+        + f'_why=$(_safe_dir "$base") || {refuse}\n'
         + 's=$(mktemp -d "$base/itops-restore.XXXXXX" 2>"$_e") || '
         '{ _rec error "cannot create a scratch folder in $base: $(head -c 300 "$_e")"; exit 0; }\n'
         '_cleanup() { cd / || true; rm -rf -- "$s" "$_e"; '

@@ -160,8 +160,13 @@ def test_expected_files_are_never_read_through_a_symlink_out_of_the_restore(back
     test = {"into": "/var/tmp/itops-restore", "expect_files": ["etc/hostname"],
             "verify": [{"path": "etc/hostname", "sha256": digest}]}  # fmt: skip
     entries = {
-        name: {"kind": "file", "host": "bk1", "path": f"/var/backups/{name}/*.tar.gz", "rpo": "26h",
-               "restore_test": test}  # fmt: skip
+        name: {
+            "kind": "file",
+            "host": "bk1",
+            "path": f"/var/backups/{name}/*.tar.gz",
+            "restore_test": test,
+            "rpo": "26h",
+        }
         for name in ("evil-file", "evil-dir")
     }
     outcomes = verify(write_inventory(tmp_path / "inv.yaml", backup_lab.fleet, entries))

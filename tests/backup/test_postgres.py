@@ -9,6 +9,11 @@ import pytest
 from backup_helpers import by_check, failures, not_assessed, statuses, verify, write_inventory
 from backup_services import PG_PASSWORD
 
+from itops.inventory import PostgresDumpBackup, load_inventory
+from itops.playbook.restore import Restorer
+from itops.playbook.schema import RestoreAction
+from itops.playbook.steps import StepRunner
+
 pytestmark = pytest.mark.integration
 
 
@@ -185,8 +190,11 @@ def test_unprivileged_refuses_a_superuser_and_loads_as_a_plain_role(pg_dumps, lo
     entries = {
         "as-superuser": {**base, "restore_test": {**test, "server": {**test["server"], "unprivileged": True}}},
         "as-loader": {**base, "restore_test": {**test, "server": loader_role}},
-        "evil-as-loader": {**base, "path": f"{evil}/*.sql",
-                           "restore_test": {**test, "verify": [], "server": loader_role}},  # fmt: skip
+        "evil-as-loader": {
+            **base,
+            "path": f"{evil}/*.sql",
+            "restore_test": {**test, "verify": [], "server": loader_role},
+        },
     }
     inv = write_inventory(tmp_path / "inv.yaml", None, entries)
     before = set(pg_dumps.server.databases())
@@ -218,3 +226,24 @@ def test_a_server_password_file_other_users_can_read_is_refused(pg_dumps, tmp_pa
     pwfile.chmod(0o600)
     res = by_check(verify(inv)["pg-file"])["backup.restore_test_passed"][0]
     assert res.status.value == "PASS", res.message
+
+
+def test_a_kept_restore_of_a_plain_dump_refuses_meta_commands_too(pg_dumps, tmp_path):
+    """The playbook's kept restore (``restore: {database: ...}``) loads a dump like the restore
+    test: a ``\\!`` in it fails the step and never runs."""
+    mark = tmp_path / "pwned-kept"
+    line = _plain_with(pg_dumps, tmp_path / "kept", "shop.sql", f"\\! touch {mark}")
+    entry = {**pg_dumps.entries()["pg-orders"], "path": f"{tmp_path / 'kept'}/*.sql"}
+    inv = load_inventory(write_inventory(tmp_path / "inv.yaml", None, {"pg-kept": entry}))
+    action = RestoreAction(backup="pg-kept", database="itops_kept_meta")
+    backup = inv.backups["pg-kept"]
+    assert isinstance(backup, PostgresDumpBackup)
+    runner = StepRunner(inv)
+    try:
+        res = Restorer(inv, "test-run").kept_database(action, backup, runner, 120)
+    finally:
+        runner.close()
+    assert res.status.value == "FAIL", res.message
+    assert f"dump contains psql meta-command \\! at line {line}; not restored" in res.message
+    assert not mark.exists()
+    pg_dumps.server.psql("DROP DATABASE IF EXISTS itops_kept_meta")
