@@ -47,6 +47,10 @@ class InventoryError(ConfigError):
         super().__init__(problems, what="inventory")
 
 
+class SecretFileError(ItopsError):
+    """A file holding a secret (``password_file``, ``url_file``) is unreadable or readable by others."""
+
+
 class UsageError(ItopsError):
     """The command line asks for something impossible (exit code 2)."""
 

@@ -65,9 +65,7 @@ def theil_sen(points: Sequence[tuple[float, float]]) -> Fit | None:
     pts = sorted(points)[-MAX_POINTS:]
     if len({t for t, _ in pts}) < 2:
         return None
-    slopes = [
-        (y2 - y1) / (t2 - t1) for i, (t1, y1) in enumerate(pts) for t2, y2 in pts[i + 1 :] if t2 != t1
-    ]
+    slopes = [(y2 - y1) / (t2 - t1) for i, (t1, y1) in enumerate(pts) for t2, y2 in pts[i + 1 :] if t2 != t1]
     slope = statistics.median(slopes)
     t0 = pts[-1][0]
     intercept = statistics.median(y - slope * (t - t0) for t, y in pts)
@@ -126,3 +124,186 @@ def describe_days(days: float | None) -> str:
     if days < 1:
         return "within a day"
     return f"in {days:.0f} day{'s' if round(days) != 1 else ''}"
+
+
+# --- `itops forecast`: every projection of the store, and a capacity plan per site ------------------
+
+MONTH = 30.44 * DAY
+PLAN_MONTHS = (3, 6, 12)
+DEFAULT_FS_LIMIT = 90.0
+
+
+@dataclass(frozen=True)
+class FsForecast:
+    host: str
+    site: str
+    mount: str
+    what: str  # space or inodes
+    projection: Projection
+
+
+@dataclass(frozen=True)
+class SitePlan:
+    """A site's file systems: used and total GB now, and used GB projected in 3, 6 and 12 months."""
+
+    site: str
+    used_gb: float
+    size_gb: float
+    projected_gb: tuple[float, ...]
+    filesystems: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "site": self.site,
+            "filesystems": self.filesystems,
+            "used_gb": round(self.used_gb, 2),
+            "size_gb": round(self.size_gb, 2),
+            **{f"used_gb_in_{m}_months": round(v, 2) for m, v in zip(PLAN_MONTHS, self.projected_gb, strict=True)},
+        }
+
+
+@dataclass(frozen=True)
+class BackupGrowth:
+    backup: str
+    site: str
+    size_gb: float
+    gb_per_month: float | None
+    fit: Fit | None
+
+
+@dataclass(frozen=True)
+class RestoreForecast:
+    backup: str
+    seconds: float
+    rto: float
+    projection: Projection | None
+    points: int
+
+
+@dataclass
+class ForecastReport:
+    now: float
+    horizon: float
+    filesystems: list[FsForecast]
+    short_of_history: list[tuple[str, str, int]]  # host, mount, points
+    sites: list[SitePlan]
+    backups: list[BackupGrowth]
+    backup_sites: dict[str, float]  # site -> GB per month
+    restores: list[RestoreForecast]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "generated": self.now,
+            "horizon_days": self.horizon / DAY,
+            "filesystems": [
+                {
+                    "host": f.host,
+                    "site": f.site,
+                    "mount": f.mount,
+                    "what": f.what,
+                    "within_horizon": f.projection.within(self.horizon),
+                    **f.projection.to_dict(),
+                }
+                for f in self.filesystems
+            ],
+            "short_of_history": [{"host": h, "mount": m, "points": n} for h, m, n in self.short_of_history],
+            "capacity_plan": [s.to_dict() for s in self.sites],
+            "backup_growth": [
+                {
+                    "backup": b.backup,
+                    "site": b.site,
+                    "size_gb": round(b.size_gb, 3),
+                    "gb_per_month": None if b.gb_per_month is None else round(b.gb_per_month, 3),
+                    "fit": b.fit.to_dict() if b.fit else None,
+                }
+                for b in self.backups
+            ],
+            "backup_growth_per_site_gb_per_month": {k: round(v, 3) for k, v in self.backup_sites.items()},
+            "restores": [
+                {
+                    "backup": r.backup,
+                    "seconds": r.seconds,
+                    "rto": r.rto,
+                    "points": r.points,
+                    "projection": r.projection.to_dict() if r.projection else None,
+                    "within_horizon": bool(r.projection and r.projection.within(self.horizon)),
+                }
+                for r in self.restores
+            ],
+        }
+
+
+def _latest(points: Sequence[tuple[float, float]]) -> float:
+    return sorted(points)[-1][1]
+
+
+def build_forecast(
+    series: dict[tuple[str, str], list[tuple[float, float]]],
+    *,
+    now: float,
+    horizon: float,
+    site_of: dict[str, str] | None = None,
+    fs_limit_of: dict[str, float] | None = None,
+) -> ForecastReport:
+    """Every projection from ``series`` (``Store.metric_series()``: ``{(target, name): points}``)."""
+    site_of = site_of or {}
+    fs_limit_of = fs_limit_of or {}
+    filesystems: list[FsForecast] = []
+    short: list[tuple[str, str, int]] = []
+    plan: dict[str, list[float]] = {}
+    plan_count: dict[str, int] = {}
+    backups: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    restores: list[RestoreForecast] = []
+    for (target, name), points in sorted(series.items()):
+        metric, _, qualifier = name.partition(":")
+        site = site_of.get(target, "-")
+        if metric in ("fs.used_pct", "fs.inodes_pct"):
+            what = "space" if metric == "fs.used_pct" else "inodes"
+            projection = project(name, points, fs_limit_of.get(target, DEFAULT_FS_LIMIT), now)
+            if projection is None:
+                short.append((target, qualifier, len(points)))
+            else:
+                filesystems.append(FsForecast(target, site, qualifier, what, projection))
+        elif metric == "fs.used_kb":
+            size = series.get((target, f"fs.size_kb:{qualifier}"))
+            if not size:
+                continue
+            fit = theil_sen(points) if len(points) >= 2 else None
+            used_now = _latest(points)
+            row = plan.setdefault(site, [0.0, 0.0, 0.0, 0.0, 0.0])
+            row[0] += used_now
+            row[1] += _latest(size)
+            for i, months in enumerate(PLAN_MONTHS):
+                later = fit.at(now + months * MONTH) if fit is not None else used_now
+                row[2 + i] += max(later, 0.0)
+            plan_count[site] = plan_count.get(site, 0) + 1
+        elif metric == "backup.size_bytes":
+            backups.setdefault(target, {})[qualifier] = points
+        elif metric == "backup.restore_seconds":
+            rto_points = series.get((target, "backup.rto_seconds"))
+            if not rto_points:
+                continue
+            rto = _latest(rto_points)
+            restores.append(RestoreForecast(target, _latest(points), rto, project(name, points, rto, now), len(points)))
+    kb_per_gb = 1024.0 * 1024.0
+    sites = [
+        SitePlan(site, row[0] / kb_per_gb, row[1] / kb_per_gb, tuple(v / kb_per_gb for v in row[2:]), plan_count[site])
+        for site, row in sorted(plan.items())
+    ]
+    growth: list[BackupGrowth] = []
+    per_site: dict[str, float] = {}
+    for backup, groups in sorted(backups.items()):
+        # a backup's size over time: the sum of its groups' newest copies at each run
+        by_time: dict[float, float] = {}
+        for points in groups.values():
+            for t, v in points:
+                by_time[t] = by_time.get(t, 0.0) + v
+        total = sorted(by_time.items())
+        fit = theil_sen(total) if len(total) >= 2 else None
+        per_month = fit.slope * MONTH / 1e9 if fit is not None else None
+        site = site_of.get(backup, "-")
+        growth.append(BackupGrowth(backup, site, total[-1][1] / 1e9, per_month, fit))
+        if per_month is not None:
+            per_site[site] = per_site.get(site, 0.0) + per_month
+    filesystems.sort(key=lambda f: (f.projection.crosses_at is None, f.projection.crosses_at or 0.0, f.host))
+    return ForecastReport(now, horizon, filesystems, short, sites, growth, per_site, restores)

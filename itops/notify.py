@@ -19,6 +19,7 @@ import json
 import logging
 import mimetypes
 import os
+import re
 import smtplib
 import ssl
 import time
@@ -30,10 +31,12 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from itops.errors import SecretFileError
 from itops.model import Result, Run, Status
 from itops.redact import redact, register_secret
 from itops.report.diff import RunDiff
-from itops.scheduler.config import EmailSpec, NotifierSpec, NotifyRule, WebhookSpec
+from itops.scheduler.config import PLAINTEXT_LOGIN, EmailSpec, NotifierSpec, NotifyRule, WebhookSpec
+from itops.secretfile import read_secret_file
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +237,8 @@ class Delivery:
         return self.__dict__.copy()
 
 
-def _secret(env: str | None, file: str | None, base: Path | None) -> str | None:
+def _secret(env: str | None, file: str | None, base: Path | None, file_key: str) -> str | None:
+    """The secret from ``env`` or from ``file`` (``file_key``: refused unless private, as SSH's password_file)."""
     value = None
     if env:
         value = os.environ.get(env)
@@ -244,16 +248,19 @@ def _secret(env: str | None, file: str | None, base: Path | None) -> str | None:
         path = Path(file).expanduser()
         path = path if path.is_absolute() or base is None else base / path
         try:
-            value = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise PermanentError(f"cannot read {path}: {exc.strerror}") from exc
+            value = read_secret_file(path, file_key).strip()
+        except SecretFileError as exc:
+            raise PermanentError(f"{exc}; {exc.hint}" if exc.hint else str(exc)) from exc
     if value:
         register_secret(value)
     return value
 
 
 def send_email(spec: EmailSpec, message: Message, attachment: Path | None, base: Path | None = None) -> None:
-    """One SMTP delivery (STARTTLS unless ``ssl``/``starttls: false``); raises on failure."""
+    """One SMTP delivery (STARTTLS unless ``ssl``/``starttls: false``); raises on failure.
+
+    A login without TLS happens only with ``allow_plaintext``; otherwise it is refused before connecting.
+    """
     mail = EmailMessage()
     mail["Subject"] = message.subject
     mail["From"] = spec.sender
@@ -264,7 +271,9 @@ def send_email(spec: EmailSpec, message: Message, attachment: Path | None, base:
         ctype = mimetypes.guess_type(attachment.name)[0] or "application/octet-stream"
         main, _, sub = ctype.partition("/")
         mail.add_attachment(attachment.read_bytes(), maintype=main, subtype=sub, filename=attachment.name)
-    password = _secret(spec.password_env, spec.password_file, base)
+    if spec.plaintext_login and not spec.allow_plaintext:  # validation refuses it; a copied spec may not be
+        raise PermanentError(PLAINTEXT_LOGIN)
+    password = _secret(spec.password_env, spec.password_file, base, "password_file")
     context = ssl.create_default_context(cafile=spec.cafile)
     try:
         smtp: smtplib.SMTP
@@ -294,15 +303,32 @@ def send_email(spec: EmailSpec, message: Message, attachment: Path | None, base:
         raise PermanentError(f"TLS certificate of {spec.host} not trusted: {exc.verify_message}") from exc
 
 
+_SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_FENCE = re.compile(r"`{3,}")
+
+
+def slack_escape(text: str) -> str:
+    """``text`` shown as itself in Slack: no mention, channel ping or link, and no end of the code block.
+
+    Slack reads ``<!channel>``, ``<@U123>`` and ``<http://x|label>`` as markup and asks clients to
+    escape exactly ``&``, ``<`` and ``>`` (api.slack.com/reference/surfaces/formatting#escaping).
+    A run of three backticks would close the code block the message is shown in, so it is split
+    with zero-width spaces.
+    """
+    return _FENCE.sub(lambda m: "\u200b".join(m.group()), text.translate(_SLACK_ESCAPES))
+
+
 def webhook_payload(spec: WebhookSpec, message: Message) -> dict[str, Any]:
+    """The JSON body: the ``itops.notification/1`` document as is, or Slack text with every piece escaped."""
     if spec.format == "json":
         return message.document
-    return {"text": f"*{message.subject}*\n```\n{message.text.strip()}\n```", "username": "itops"}
+    subject, text = slack_escape(message.subject), slack_escape(message.text.strip())
+    return {"text": f"*{subject}*\n```\n{text}\n```", "username": "itops"}
 
 
 def send_webhook(spec: WebhookSpec, message: Message, base: Path | None = None) -> None:
     """One HTTP POST; raises PermanentError on 4xx (except 408/429), another error when a retry may help."""
-    url = spec.url or _secret(spec.url_env, spec.url_file, base)
+    url = spec.url or _secret(spec.url_env, spec.url_file, base, "url_file")
     if not url:
         raise PermanentError("no webhook URL")
     body = json.dumps(webhook_payload(spec, message)).encode()

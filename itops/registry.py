@@ -5,6 +5,12 @@ Built-in packs (``checks/``), user folders (``--checks-dir`` or the inventory's
 same loader. A user check that fails to import or has invalid metadata is
 skipped with a warning naming the file and the problem; a broken *built-in*
 check is a bug and raises, so CI catches it.
+
+Importing a file runs it, so a folder is searched for check modules only: ``.py`` files that
+import the check API (``itops.checkapi``), never ``setup.py``, ``conftest.py``, ``noxfile.py``,
+``test_*.py``/``*_test.py`` or ``_``/``.`` files, and never inside ``.``/``_`` folders, virtualenvs
+or ``venv``/``env``/``site-packages``/``node_modules``/``build``/``dist``. A user folder that
+another user could write code into is refused as a whole (ConfigError) before anything is imported.
 """
 
 from __future__ import annotations
@@ -13,6 +19,9 @@ import fnmatch
 import hashlib
 import importlib.util
 import logging
+import os
+import re
+import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +32,7 @@ from types import ModuleType
 from pydantic import ValidationError
 
 from itops.checkapi import Check, is_pending_check
-from itops.errors import CheckError, UsageError
+from itops.errors import CheckError, ConfigError, ConfigProblem, UsageError
 from itops.resources import bundled_dir
 
 log = logging.getLogger(__name__)
@@ -112,11 +121,99 @@ def _load_file(path: Path) -> list[Check]:
     return loader(path) if loader else []
 
 
+#: Python files that are never check modules, whatever they contain (packaging, pytest, nox).
+NOT_CHECK_FILES = frozenset({"setup.py", "conftest.py", "noxfile.py"})
+#: Folders never searched: besides these names, any starting with ``.`` or ``_`` and any virtualenv.
+SKIPPED_FOLDERS = frozenset({"venv", "env", "site-packages", "node_modules", "build", "dist"})
+#: A check module imports the check API (``from itops.checkapi import ...`` or ``from itops import checkapi``).
+_USES_CHECK_API = re.compile(r"\bitops\.checkapi\b|\bfrom\s+itops\s+import\b[^\n]*\bcheckapi\b")
+
+
+def _skipped_folder(folder: Path) -> bool:
+    return folder.name.startswith((".", "_")) or folder.name in SKIPPED_FOLDERS or (folder / "pyvenv.cfg").exists()
+
+
+def _check_file_name(name: str, suffixes: set[str]) -> bool:
+    if name.startswith(("_", ".")) or Path(name).suffix not in suffixes:
+        return False
+    return not (name.endswith(".py") and (name in NOT_CHECK_FILES or name.startswith("test_")
+                                          or name.endswith("_test.py")))  # fmt: skip
+
+
+def _walk(folder: Path, descend: Callable[[Path], bool] = lambda _: True) -> Iterator[tuple[Path, list[str]]]:
+    """Each searched folder under ``folder`` (itself first) with its file names, sorted; symlinked folders
+    are not followed, nor folders ``descend`` says no to."""
+    for current, dirs, files in os.walk(folder):
+        here = Path(current)
+        dirs[:] = sorted(d for d in dirs if not _skipped_folder(here / d))
+        yield here, sorted(files)
+        if not descend(here):
+            dirs.clear()
+
+
 def _check_files(folder: Path) -> Iterable[Path]:
     suffixes = {".py", *_FILE_LOADERS}
-    for path in sorted(folder.rglob("*")):
-        if path.suffix in suffixes and path.is_file() and not path.name.startswith(("_", ".")):
-            yield path
+    for here, files in _walk(folder):
+        for name in files:
+            path = here / name
+            if _check_file_name(name, suffixes) and path.is_file():
+                yield path
+
+
+def _unsafe(path: Path, *, sticky_ok: bool) -> str | None:
+    """Why another user could change what ``path`` holds (and the fix), or None."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return f"cannot check {path}: {exc.strerror or exc}"
+    if st.st_uid not in (0, os.geteuid()):
+        return f"{path} is owned by another user (uid {st.st_uid}): chown it to root or to uid {os.geteuid()}"
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o022 and not (sticky_ok and mode & stat.S_ISVTX):
+        return f"{path} is writable by group or others (mode {mode:04o}): chmod go-w {path}"
+    return None
+
+
+def unsafe_folder_problems(folder: Path) -> list[str]:
+    """Why importing from ``folder`` could run code another user wrote: the folder, every folder above
+    it up to ``/`` (a sticky one, like /tmp, is fine there), every folder searched below it and every
+    check file must be owned by root or this user and not writable by group or others (OpenSSH's
+    StrictModes rule for ``authorized_keys``)."""
+    given, folder = folder.absolute(), folder.resolve()
+    # the folders above the path as given (a symlink's own folder) and above where it leads
+    above = sorted({*given.parents, *folder.parents} - {folder}, key=lambda p: (len(p.parts), str(p)))
+    problems = [p for parent in above if (p := _unsafe(parent, sticky_ok=True))]
+    suffixes = {".py", *_FILE_LOADERS}
+    unsafe: set[Path] = set()  # what is below an unsafe folder is not looked at: the folder is refused
+    for here, files in _walk(folder, lambda here: here not in unsafe):
+        if problem := _unsafe(here, sticky_ok=False):
+            problems.append(problem)
+            unsafe.add(here)
+            continue
+        for name in files:
+            is_check_file = _check_file_name(name, suffixes) and (here / name).is_file()
+            if is_check_file and (problem := _unsafe(here / name, sticky_ok=False)):
+                problems.append(problem)
+    return problems
+
+
+def _refuse_unsafe_folders(folders: Sequence[Path]) -> None:
+    problems = [
+        ConfigProblem(str(folder), None, "", f"not loaded, other users could change the code itops runs: {problem}")
+        for folder in folders
+        if folder.is_dir()
+        for problem in unsafe_folder_problems(folder)
+    ]
+    if problems:
+        raise ConfigError(problems, what="checks folder")
+
+
+def _is_check_module(path: Path) -> bool:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return True  # importing it reports why it cannot be read, as for any broken check file
+    return bool(_USES_CHECK_API.search(text))
 
 
 def load_folder(registry: Registry, folder: Path, *, strict: bool) -> None:
@@ -128,6 +225,11 @@ def load_folder(registry: Registry, folder: Path, *, strict: bool) -> None:
         registry.warnings.append(msg)
         return
     for path in _check_files(folder):
+        if path.suffix == ".py" and not _is_check_module(path):
+            if strict:
+                raise CheckError(f"{path} does not import itops.checkapi: not a check module")
+            log.debug("%s does not import itops.checkapi: not a check module, not imported", path)
+            continue
         try:
             checks = _load_file(path)
         except ValidationError as exc:
@@ -166,10 +268,15 @@ def _load_entry_points(registry: Registry) -> None:
 
 
 def load_registry(extra_dirs: Sequence[Path] = (), *, entry_point_packs: bool = True) -> Registry:
-    """The built-in packs (strict: a broken one is a bug) plus user folders and plugins (lenient)."""
+    """The built-in packs (strict: a broken one is a bug) plus user folders and plugins (lenient).
+
+    Raises ConfigError, before importing anything from them, when a user folder could hold code
+    another user put there (see :func:`unsafe_folder_problems`).
+    """
     _ensure_builtin_loaders()
     registry = Registry()
     load_folder(registry, bundled_dir("checks"), strict=True)
+    _refuse_unsafe_folders([Path(folder) for folder in extra_dirs])
     for folder in extra_dirs:
         load_folder(registry, Path(folder), strict=False)
     if entry_point_packs:

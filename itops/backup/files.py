@@ -279,6 +279,11 @@ def path_problems(recs: list[Record], sums: Mapping[str, str], verified: list[st
     for r in recs:
         if r.kind == "missing":
             problems.append(f"expected file {r.get(0)} is missing from the restored backup")
+        elif r.kind == "escapes":
+            problems.append(f"expected file {r.get(0)} is a symbolic link leading out of the restored data "
+                            f"(to {r.get(1)}): not followed")  # fmt: skip
+        elif r.kind == "notfile":
+            problems.append(f"expected file {r.get(0)} is not a regular file in the restored backup")
         elif r.kind == "sum":
             want = sums.get(r.get(0), "")
             if want and r.get(1) != want:
@@ -323,6 +328,7 @@ def _sample_script(kind: str, count: int) -> str:
         "_i=0\n"
         "while IFS= read -r m; do _i=$((_i + 1)); [ $(( (_i - 1) % _every )) -eq 0 ] || continue; "
         f'[ "$_k" -lt {count} ] || break; '
+        '[ "$(readlink -f "$s/data/$m")" = "$s/data/${m#./}" ] || continue; '
         '[ -f "$s/data/$m" ] && [ ! -L "$s/data/$m" ] && [ "$(stat -c %h -- "$s/data/$m")" = 1 ] || continue; '
         'printf \'%s\\n\' "$m" >> "$s/sample"; _k=$((_k + 1)); done < "$s/list"\n'
         'if [ -s "$s/sample" ]; then\n'

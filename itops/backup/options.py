@@ -45,6 +45,7 @@ RESTIC_INTEGRITY_RE = re.compile(r"^(check|read-data|read-data-subset/([1-9][0-9
 DEFAULT_RESTIC_SLICES = 5
 _IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,30}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_SNAPSHOT_RE = re.compile(r"^[0-9a-f]{8,64}$")
 
 
 def _abs_path(value: str) -> str:
@@ -87,11 +88,18 @@ class FileRestoreSpec(StrictModel):
     sample: int = Field(3, ge=0, le=100)  # archive members compared byte for byte after extraction
 
 
+def _snapshot_id(value: str) -> str:
+    # restic takes the snapshot as a positional argument: only "latest" or a hex id, never an option
+    if value != "latest" and not _SNAPSHOT_RE.match(value):
+        raise ValueError(f"must be 'latest' or a snapshot id (8-64 hex digits), got {value!r}")
+    return value
+
+
 class ResticRestoreSpec(FileRestoreSpec):
     """``restore_test`` of a restic backup: ``restic restore`` into scratch, then verify.
     Paths in ``expect_files``/``verify`` are the original absolute paths."""
 
-    snapshot: str = "latest"
+    snapshot: Annotated[str, AfterValidator(_snapshot_id)] = "latest"
     host: str | None = None  # with snapshot "latest": the newest snapshot of this host
     tags: StrList = ()
     include: StrList = ()  # restore only these paths (default: the whole snapshot)
@@ -107,6 +115,8 @@ class PgServer(StrictModel):
     password_file: str | None = None  # read by itops on this machine
     dbname: str = "postgres"  # maintenance database to connect to for CREATE/DROP DATABASE
     sslmode: str | None = None
+    # user is a role without superuser (CREATEDB is enough): checked before anything is restored
+    unprivileged: bool = False
 
 
 class PgQuery(StrictModel):

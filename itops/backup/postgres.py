@@ -8,12 +8,26 @@ on the server named in ``restore_test.server``, the newest dump is restored into
 the ``verify`` queries run in it, and it is dropped again on exit, also when something
 failed. The dump's own database is never touched: the restore only ever names the new one.
 ``pg_restore``/``psql`` run where the dump is (the host, or here) and connect to the server.
+
+A dump is untrusted input. A custom-format dump goes through ``pg_restore --dbname`` into
+the scratch database only (no ``--create``, so the archive cannot switch database). A plain
+dump is fed to ``psql`` behind ``\\restrict KEY`` with a key drawn on the host for this run,
+so psql refuses every meta-command in it (``\\!`` shell, ``\\connect`` to another database,
+``\\copy``, ``\\set ON_ERROR_STOP``...) wherever it stands; pg_dump's own
+``\\restrict``/``\\unrestrict`` lines are blanked outside COPY data as the dump streams
+through (line numbers kept). A dump that tries one is a failed restore naming the command and
+line. psql older than 13.22/14.19/15.14/16.10/17.6 lacks ``\\restrict``: plain dumps are then
+not restored at all. With ``server.unprivileged: true`` the role is checked first and the
+restore is refused when it could reach beyond its own databases (superuser, CREATEROLE,
+server file or program access): the dump's SQL runs with the role's rights.
 """
 
 from __future__ import annotations
 
 import posixpath
+import re
 import secrets
+import shlex
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -38,6 +52,79 @@ from itops.checkapi import ProbeResult
 from itops.inventory import PostgresDumpBackup
 
 TRAILER = "PostgreSQL database dump complete"
+
+#: Environment that could steer psql/pg_restore on the host to another server, database or service.
+PG_UNSET = "unset PGDATABASE PGSERVICE PGSERVICEFILE PGSYSCONFDIR PGPASSFILE PGHOSTADDR PGOPTIONS\n"
+
+# Outside COPY data, pg_dump's own \restrict/\unrestrict lines become empty lines (psql refuses a
+# second \restrict; the line count stays, so psql's line numbers are the dump's plus one).
+_PLAIN_FILTER = r"""c { print; if ($0 == "\\.") c = 0; next }
+/^\\(un)?restrict [A-Za-z0-9]+$/ { print ""; next }
+/^COPY .* FROM stdin;$/ { c = 1 }
+{ print }
+"""
+
+#: Shell functions: ``_dump`` (the dump's text on stdout) and ``_load_plain`` (``$n`` into ``$db``
+#: through a restricted psql; records ``norestrict`` when psql cannot restrict meta-commands).
+PLAIN_LOAD = (
+    '_dump() { case "$n" in *.gz) gzip -dc -- "$n";; *) cat -- "$n";; esac; }\n'
+    f"_filter={shlex.quote(_PLAIN_FILTER)}\n"
+    "_load_plain() {\n"
+    "  _x=$(printf '\\\\restrict k0\\n' | psql -X -q -v ON_ERROR_STOP=1 -d \"$db\" -f - 2>&1 >/dev/null) || {\n"
+    "    case $_x in *'invalid command'*) _rec norestrict \"$(psql --version 2>&1 | head -c 100)\";; esac\n"
+    "    printf '%s\\n' \"$_x\" >&2; return 1; }\n"
+    "  _k=$(od -An -N18 -tx1 /dev/urandom | tr -d ' \\n'); [ -n \"$_k\" ] || return 1\n"
+    "  { printf '\\\\restrict %s\\n' \"$_k\"; ( _dump; echo \"$?\" > \"$_e.dump\" ) | awk \"$_filter\"; } "
+    '| psql -X -q -v ON_ERROR_STOP=1 -d "$db" -f - >/dev/null\n'
+    '  _prc=$?; _drc=$(cat "$_e.dump" 2>/dev/null); rm -f "$_e.dump"\n'
+    '  [ "$_prc" = 0 ] || return "$_prc"\n'
+    '  [ "$_drc" = 0 ] || { echo "reading the dump failed (exit $_drc)" >&2; return 1; }\n'
+    "}\n"
+)
+
+#: After ``timed(...)``: when psql refused a meta-command, record ``meta LINE TEXT`` (the dump's line).
+META_RECORD = (
+    'if [ "$_rc" != 0 ]; then '
+    "_l=$(sed -n 's/^psql:<stdin>:\\([0-9][0-9]*\\): error: backslash commands are restricted.*/\\1/p' \"$_e\" "
+    "| head -n 1); "
+    'if [ -n "$_l" ]; then _l=$((_l - 1)); _rec meta "$_l" "$(_dump 2>/dev/null | sed -n "${_l}{p;q}" | head -c 200)"; '
+    "fi; fi\n"
+)
+
+# What a role could do beyond its own databases: run programs or read/write files on the server
+# (COPY ... PROGRAM), be or make a superuser, grant itself those roles (CREATEROLE before 16).
+_ROLE_SQL = (
+    "SELECT concat_ws(', ', CASE WHEN rolsuper THEN 'superuser' END, CASE WHEN rolcreaterole THEN 'CREATEROLE' END, "
+    "CASE WHEN pg_has_role(current_user, 'pg_execute_server_program', 'USAGE') THEN 'pg_execute_server_program' END, "
+    "CASE WHEN pg_has_role(current_user, 'pg_read_server_files', 'USAGE') THEN 'pg_read_server_files' END, "
+    "CASE WHEN pg_has_role(current_user, 'pg_write_server_files', 'USAGE') THEN 'pg_write_server_files' END) "
+    "FROM pg_roles WHERE rolname = current_user"
+)
+
+
+def role_check(maint_var: str = "$maint") -> str:
+    """Refuse (``_rec error``, exit) when ``$PGUSER`` has rights beyond its own databases."""
+    return (
+        f'_priv=$(psql -X -A -t -d "{maint_var}" -c {q(_ROLE_SQL)} 2>"$_e") || '
+        '{ _rec error "cannot check the role $PGUSER: $(head -c 300 "$_e")"; exit 0; }\n'
+        'if [ -n "$_priv" ]; then _rec error "role $PGUSER has $_priv; server.unprivileged is set: '
+        'a dump is only restored by a role without these (CREATEDB is enough)"; exit 0; fi\n'
+    )
+
+
+def meta_problem(recs: list[Record]) -> str:
+    """The failure words when the dump tried a psql meta-command or psql cannot refuse them; else ''."""
+    meta = first(recs, "meta")
+    if meta is not None:
+        text = "".join(c if c.isprintable() else "?" for c in meta.get(1)).strip()
+        found = re.search(r"\\[^\s\\]*", text)
+        cmd = found.group(0)[:20] if found else "\\?"
+        return f"dump contains psql meta-command {cmd} at line {meta.get(0)}; not restored ({text[:120]})"
+    old = first(recs, "norestrict")
+    if old is not None:
+        return (f"{old.get(0) or 'psql'} cannot refuse psql meta-commands (\\restrict needs psql 13.22, 14.19, "
+                "15.14, 16.10, 17.6 or later): plain dump not restored")  # fmt: skip
+    return ""
 
 # Decide the format from the first bytes (custom dumps start with PGDMP), through gzip for *.gz.
 _DETECT = r"""case "$n" in
@@ -97,7 +184,7 @@ class PostgresDumpKind:
             env.append(f"PGSSLMODE={q(srv.sslmode)}")
         setup = (
             "export " + " ".join(env) + " PGCONNECT_TIMEOUT=10 PGTZ=UTC PGAPPNAME=itops-restore-test\n"
-            "unset PGDATABASE PGSERVICE PGPASSFILE\n"
+            + PG_UNSET
             + (f'PGPASSWORD="${{{ctx.restore_secret_var}}}"; export PGPASSWORD\n' if ctx.restore_secret_var else "")
             + f"db={q(db)}; maint={q(srv.dbname)}\n"
             + "_created=0\n"
@@ -105,17 +192,16 @@ class PostgresDumpKind:
             + '_cleanup() { _ok=ok; if [ "$_created" = 1 ]; then '
             + f'psql -X -q -d "$maint" -c {q(f"DROP DATABASE IF EXISTS {_ident(db)}")} >/dev/null 2>"$_e.drop" '
             + '|| _ok=failed; _rec cleanup "$_ok" "$(head -c 300 "$_e.drop" 2>/dev/null)"; fi; '
-            + 'rm -f "$_e" "$_e.drop" "$_e.gz"; }\n'
+            + 'rm -f "$_e" "$_e.drop" "$_e.dump"; }\n'
+            + (role_check() if srv.unprivileged else "")
             + '_rec scratch "$db"\n'
         )
         create = f'psql -X -q -v ON_ERROR_STOP=1 -d "$maint" -c {q(f"CREATE DATABASE {_ident(db)}")} >/dev/null'
+        # no --create: the archive's own database entry is never acted on; only the scratch one is named
         load = (
             '{ _f=plain; [ "$(_head)" = PGDMP ] && _f=custom; '
-            'if [ "$_f" = custom ]; then pg_restore --no-owner --no-privileges --exit-on-error -d "$db" "$n"; '
-            'else case "$n" in '
-            '*.gz) ( gzip -dc -- "$n"; echo "$?" > "$_e.gz" ) | psql -X -q -v ON_ERROR_STOP=1 -d "$db" -f - >/dev/null '
-            '&& [ "$(cat "$_e.gz")" = 0 ];; '
-            '*) psql -X -q -v ON_ERROR_STOP=1 -d "$db" -f "$n" >/dev/null;; esac; fi; }'
+            'if [ "$_f" = custom ]; then pg_restore --no-owner --no-privileges --exit-on-error --dbname="$db" -- "$n"; '
+            "else _load_plain; fi; }"
         )
         queries = "".join(
             f'psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$db" -c {q(v.query)} > "$_e.q" 2>"$_e"; _qrc=$?\n'
@@ -126,7 +212,9 @@ class PostgresDumpKind:
             select_newest(b.path),
             _DETECT,
             setup,
+            PLAIN_LOAD,
             timed(f"{{ {create} && _created=1 && {load}; }}"),
+            META_RECORD,
             '[ "$_rc" = 0 ] || exit 0\n',
             queries,
         )
@@ -202,7 +290,8 @@ class PostgresDumpKind:
         chosen = first(recs, "file")
         assert res is not None and chosen is not None  # restore_records answered otherwise
         run = restore_common(recs, res)
-        problems = list(run.problems)
+        refused = meta_problem(recs)
+        problems = [refused] if refused else list(run.problems)
         verified: list[str] = []
         got = {int(r.get(0)): r for r in recs if r.kind == "query" and r.get(0).isdigit()}
         if not problems:

@@ -50,15 +50,16 @@ _RESTORING_RE = re.compile(r"<Snapshot (\w+) of \[([^\]]*)\]")
 
 def restic_function(b: ResticBackup, secret_var: str) -> str:
     """A ``_restic`` sh function: restic on the repository with the password, no cache left behind."""
+    # every value as --option=VALUE: a value starting with "-" can never become an option of its own
     if b.password_file:
-        auth = f"--password-file {q(b.password_file)} "
+        auth = f"{q('--password-file=' + b.password_file)} "
         env = ""
     else:
         auth = ""
         env = f'RESTIC_PASSWORD="${{{secret_var}}}" ' if secret_var else ""
     return (
         "unset RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND\n"
-        f'_restic() {{ {env}restic -r {q(b.repository)} {auth}--no-cache "$@"; }}\n'
+        f'_restic() {{ {env}restic {q("--repo=" + b.repository)} {auth}--no-cache "$@"; }}\n'
     )
 
 
@@ -154,11 +155,13 @@ class ResticKind:
         return ""
 
     def _restore_script(self, ctx: BackupContext, spec: ResticRestoreSpec, fn: str) -> str:
-        args = [q(spec.snapshot), '--target "$s/data"', "--verify"]
+        # options as --name=VALUE, then "--": the snapshot (validated: latest or hex) is only ever an id
+        args = ['--target="$s/data"', "--verify"]
         if spec.host:
-            args.append(f"--host {q(spec.host)}")
-        args += [f"--tag {q(t)}" for t in spec.tags]
-        args += [f"--include {q(p)}" for p in spec.include]
+            args.append(q(f"--host={spec.host}"))
+        args += [q(f"--tag={t}") for t in spec.tags]
+        args += [q(f"--include={p}") for p in spec.include]
+        args += ["--", q(spec.snapshot)]
         return script(
             fn,
             make_scratch(posixpath.normpath(spec.into or DEFAULT_SCRATCH_PARENT)),

@@ -92,33 +92,74 @@ def list_files(glob: str) -> str:
     )
 
 
+#: ``_safe_dir DIR``: fails (message on stdout) unless DIR is a real folder owned by this user or
+#: root, and writable by nobody else unless sticky (then others cannot rename or delete our entries).
+_SAFE_DIR = r"""_safe_dir() {
+  if [ -L "$1" ]; then echo "$1 is a symbolic link"; return 1; fi
+  _st=$(stat -c '%u %f' -- "$1" 2>&1) || { echo "cannot stat $1: $_st"; return 1; }
+  _o=${_st% *}; _m=${_st#* }
+  if [ "$_o" != "$_me" ] && [ "$_o" != 0 ]; then
+    echo "$1 is owned by uid $_o, not by uid $_me (itops) or root"; return 1; fi
+  if [ $((0x$_m & 0x12)) != 0 ] && [ $((0x$_m & 0x200)) = 0 ]; then
+    echo "$1 is writable by other users and not sticky (mode $(stat -c %a -- "$1"))"; return 1; fi
+}
+"""
+
+
 def make_scratch(parent: str) -> str:
-    """Create a unique scratch folder ``$s`` inside ``parent``; it is removed on exit, also on failure."""
+    """Create a private scratch folder ``$s`` (mktemp -d, mode 0700) in ``parent``; removed on exit.
+
+    ``parent`` and every folder above it must be safe (:data:`_SAFE_DIR`): a folder another user
+    owns or may rename entries in would let them swap the scratch folder or what is checked in it.
+    Missing folders are created after their existing ancestors were found safe. ``$s`` is the
+    resolved path (no symbolic link in it), which :func:`check_paths` relies on.
+    """
+    refuse = (
+        '{ _rec error "restore folder refused: $_why (set restore_test.into to a folder only itops can change)"; '
+        "exit 0; }"
+    )
     return (
-        f"base={q(parent)}\n"
-        '[ -d "$base" ] || mkdir -p -- "$base" 2>"$_e" || '
+        _SAFE_DIR
+        + f"base={q(parent)}; _me=$(id -u)\n"
+        # the existing part of the path, from the top, before anything is created in it
+        + '_a=$base; while [ ! -e "$_a" ] && [ ! -L "$_a" ]; do _a=$(dirname -- "$_a"); done\n'
+        + f'_d=$_a; while :; do _why=$(_safe_dir "$_d") || {refuse}; [ "$_d" = / ] && break; '
+        + '_d=$(dirname -- "$_d"); done\n'
+        + '[ -d "$base" ] || mkdir -p -m 0700 -- "$base" 2>"$_e" || '
         '{ _rec error "cannot create $base: $(head -c 300 "$_e")"; exit 0; }\n'
-        's=$(mktemp -d "$base/itops-restore.XXXXXX" 2>"$_e") || '
+        + f'_why=$(_safe_dir "$base") || {refuse}\n'
+        + 's=$(mktemp -d "$base/itops-restore.XXXXXX" 2>"$_e") || '
         '{ _rec error "cannot create a scratch folder in $base: $(head -c 300 "$_e")"; exit 0; }\n'
         '_cleanup() { cd / || true; rm -rf -- "$s" "$_e"; '
         'if [ -e "$s" ]; then _rec cleanup failed; else _rec cleanup ok; fi; }\n'
         '_rec scratch "$s"\n'
+        's=$(readlink -f "$s") || exit 0\n'
     )
 
 
 def check_paths(root: str, expect: Sequence[str], checksums: Sequence[str]) -> str:
-    """Records ``exists``/``missing`` for ``expect`` and ``sum`` (sha256) for ``checksums``, below ``root``."""
-    out = []
+    """Records for ``expect`` and ``checksums`` (sha256), paths below ``root``.
+
+    A path counts only as a regular file inside ``root`` once every symbolic link on the way is
+    resolved (``readlink -f``): a restored ``etc/hostname -> /etc/hostname`` is reported as
+    ``escapes`` and never read, so the live file cannot stand in for a missing backup. Records:
+    ``exists``, ``missing``, ``notfile`` (a folder, device...), ``escapes`` PATH TARGET, ``sum`` PATH SHA256.
+    """
+    out = [
+        f'_root=$(readlink -f "{root}")\n'
+        '_resolve() { _t=$(readlink -f "$_root/$1") || { _rec missing "$1"; return 1; }; '
+        'case $_t in "$_root"/*) ;; *) _rec escapes "$1" "$_t"; return 1;; esac; '
+        'if [ -f "$_t" ]; then return 0; fi; '
+        'if [ -e "$_t" ]; then _rec notfile "$1"; else _rec missing "$1"; fi; return 1; }\n'
+    ]
     if expect:
         items = " ".join(q(relative_member(p)) for p in expect)
-        out.append(
-            f'for p in {items}; do if [ -e "{root}/$p" ]; then _rec exists "$p"; else _rec missing "$p"; fi; done\n'
-        )
+        out.append(f'for p in {items}; do if _resolve "$p"; then _rec exists "$p"; fi; done\n')
     if checksums:
         items = " ".join(q(relative_member(p)) for p in checksums)
         out.append(
-            f'for p in {items}; do if [ -f "{root}/$p" ]; then '
-            f'_rec sum "$p" "$(sha256sum < "{root}/$p" | cut -d" " -f1)"; else _rec missing "$p"; fi; done\n'
+            f'for p in {items}; do if _resolve "$p"; then '
+            '_rec sum "$p" "$(sha256sum < "$_t" | cut -d" " -f1)"; fi; done\n'
         )
     return "".join(out)
 

@@ -34,11 +34,12 @@ from itops.backup.postgres import PostgresDumpKind
 from itops.backup.restic import ResticKind, load_state, next_slice, save_state
 from itops.backup.shell import with_secrets
 from itops.checkapi import BACKUP_ASPECTS, Check
-from itops.errors import ItopsError, TransportError, UsageError
+from itops.errors import ItopsError, SecretFileError, TransportError, UsageError
 from itops.inventory import Backup, Cloud, Inventory, PostgresDumpBackup, ResticBackup
 from itops.model import Finding, Result, Status
 from itops.redact import register_secret
 from itops.runner import HistoryProvider, target_for, unreachable_reason
+from itops.secretfile import read_secret_file
 from itops.transport.aws import ClientPool, open_account
 from itops.transport.base import HostConnection
 from itops.transport.batch import build_script
@@ -312,9 +313,9 @@ class BackupVerifier:
                 path = Path(os.path.expanduser(srv.password_file))
                 path = path if path.is_absolute() else self.inv.path.resolve().parent / path
                 try:
-                    value = path.read_text(encoding="utf-8").rstrip("\n")
-                except OSError as exc:
-                    return f"could not assess: cannot read restore_test.server.password_file {path}: {exc.strerror}"
+                    value = read_secret_file(path, "restore_test.server.password_file")
+                except SecretFileError as exc:
+                    return f"could not assess: {exc}" + (f" (fix: {exc.hint})" if exc.hint else "")
             if value:
                 ctx.restore_secret_var = self._add_secret(secrets, value)
         return ""

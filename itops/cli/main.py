@@ -70,6 +70,7 @@ def _register() -> None:
         backup_cmd,
         checks_cmd,
         dr_cmd,
+        forecast_cmd,
         inventory_cmd,
         report_cmd,
         runs_cmd,
@@ -90,6 +91,7 @@ def _register() -> None:
     cli.add_command(schedule_cmd.schedule)
     cli.add_command(dr_cmd.dr)
     cli.add_command(trends_cmd.trends)
+    cli.add_command(forecast_cmd.forecast)
 
 
 _register()

@@ -9,7 +9,9 @@ A kept restore is what a real recovery does; the verifier offers none, so it is 
 from the same shell pieces (:mod:`itops.backup.shell`): the newest copy is chosen on the
 backup's host, restored into ``into`` (file backups: extracted by archive type) or into
 ``database`` on ``server`` (postgres_dump: created, then ``pg_restore``/``psql``), timed,
-and left in place for the following steps to verify.
+and left in place for the following steps to verify. A dump is loaded as the restore test loads
+it (:mod:`itops.backup.postgres`): a plain dump behind psql's ``\\restrict``, so a meta-command
+in it fails the step instead of running; ``server.unprivileged`` checks the role first.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from itops.backup.files import file_type
 from itops.backup.options import PgServer, PostgresRestoreSpec, backup_options
+from itops.backup.postgres import META_RECORD, PG_UNSET, PLAIN_LOAD, meta_problem, role_check
 from itops.backup.shell import PRELUDE, elapsed, first, q, records, select_newest, timed
 from itops.backup.verify import BackupVerifier, VerifyOptions
 from itops.checkapi import ProbeResult
@@ -29,6 +32,7 @@ from itops.playbook.schema import _DB_RE, RestoreAction, Step
 from itops.playbook.steps import StepResult, StepRunner
 from itops.redact import register_secret
 from itops.registry import load_registry
+from itops.secretfile import read_secret_file
 
 _EXTRACT = {
     "tar.gz": 'tar -xzf "$n" -C "$into"',
@@ -138,26 +142,29 @@ class Restorer:
             if action.replace
             else '_rec error "database $db already exists on the server (set replace: true)"; exit 0\n'
         )
+        # no --create (the archive cannot switch database); a plain dump goes through a restricted psql
         load = (
             '{ case "$n" in *.gz) _h=$(gzip -dc -- "$n" 2>/dev/null | head -c 5);; *) _h=$(head -c 5 -- "$n");; esac; '
-            'if [ "$_h" = PGDMP ]; then pg_restore --no-owner --no-privileges --exit-on-error -d "$db" "$n"; '
-            'else case "$n" in *.gz) gzip -dc -- "$n" | psql -X -q -v ON_ERROR_STOP=1 -d "$db" -f - >/dev/null;; '
-            '*) psql -X -q -v ON_ERROR_STOP=1 -d "$db" -f "$n" >/dev/null;; esac; fi; }'
+            'if [ "$_h" = PGDMP ]; then pg_restore --no-owner --no-privileges --exit-on-error --dbname="$db" -- "$n"; '
+            "else _load_plain; fi; }"
         )
         exports = "export " + " ".join(env) + " PGCONNECT_TIMEOUT=10 PGAPPNAME=itops-drill\n"
         script = (  # shell text; the only SQL in it is built from db, checked above
             PRELUDE  # noqa: S608
             + exports
-            + "unset PGDATABASE PGSERVICE PGPASSFILE\n"
+            + PG_UNSET
             + ('PGPASSWORD="$ITOPS_SECRET_1"; export PGPASSWORD\n' if password else "")
             + select_newest(b.path)
             + f"db={q(db)}; maint={q(server.dbname)}\n"
             + f'_x=$(psql -X -A -t -d "$maint" -c {q(exists_sql)} 2>"$_e") || '
             '{ _rec error "cannot connect to the server: $(head -c 300 "$_e")"; exit 0; }\n'
+            + (role_check() if server.unprivileged else "")
             + f'if [ "$_x" = 1 ]; then {replace}fi\n'
             + f'psql -X -q -v ON_ERROR_STOP=1 -d "$maint" -c {q(create_sql)} >/dev/null 2>"$_e" || '
             '{ _rec error "cannot create the database: $(head -c 300 "$_e")"; exit 0; }\n'
+            + PLAIN_LOAD
             + timed(load)
+            + META_RECORD
             + '_rec restored "$(psql -X -A -t -d "$db" -c "SELECT count(*) FROM pg_stat_user_tables")" ""\n'
             + "exit 0\n"
         )
@@ -180,10 +187,7 @@ class Restorer:
         elif server.password_file:
             path = Path(os.path.expanduser(server.password_file))
             path = path if path.is_absolute() else self.inv.path.resolve().parent / path
-            try:
-                value = path.read_text(encoding="utf-8").rstrip("\n")
-            except OSError as exc:
-                raise ItopsError(f"cannot read {path}: {exc.strerror}") from exc
+            value = read_secret_file(path, "server.password_file")  # SecretFileError: refused / unreadable
         if value:
             register_secret(value)
         return value
@@ -198,6 +202,9 @@ def _kept(res: ProbeResult, source: str, where: str, unit: str = "file(s)") -> S
                           source, excerpt)  # fmt: skip
     if first(recs, "none") is not None:
         return StepResult(Status.FAIL, "no backup file to restore", source, excerpt, "no copy", "a copy")
+    refused = meta_problem(recs)
+    if refused:
+        return StepResult(Status.FAIL, refused, source, excerpt)
     err = first(recs, "error")
     if err is not None:
         return StepResult(Status.FAIL, err.get(0), source, excerpt)

@@ -10,7 +10,7 @@ with file, line and key path, raised as one :class:`~itops.errors.ConfigError` (
     notifiers:
       ops-mail:
         email: {host: smtp.example.com, port: 587, from: itops@example.com, to: [ops@example.com],
-                username: itops, password_env: SMTP_PASSWORD}
+                username: itops, password_env: SMTP_PASSWORD}   # STARTTLS; allow_plaintext: true to log in without TLS
       ops-chat:
         webhook: {url_env: SLACK_WEBHOOK_URL}
     jobs:
@@ -87,7 +87,11 @@ Zone = Annotated[str, AfterValidator(_zone)]
 
 
 class EmailSpec(StrictModel):
-    """SMTP delivery: STARTTLS on by default; credentials only from an environment variable or a file."""
+    """SMTP delivery: STARTTLS on by default; credentials only from an environment variable or a file.
+
+    A login (``username``) over a connection without TLS (``starttls: false`` and ``ssl: false``)
+    would send the password in clear: refused unless ``allow_plaintext: true`` says so.
+    """
 
     host: str = Field(min_length=1)
     port: Port = 587
@@ -101,6 +105,7 @@ class EmailSpec(StrictModel):
     password_file: str | None = None
     timeout: PositiveDuration = 30.0
     attach_report: bool = True
+    allow_plaintext: bool = False  # log in without TLS (the password crosses the network in clear)
 
     @model_validator(mode="after")
     def _checks(self) -> EmailSpec:
@@ -110,7 +115,20 @@ class EmailSpec(StrictModel):
             raise ValueError("a password needs a username")
         if self.ssl and self.starttls:
             object.__setattr__(self, "starttls", False)  # implicit TLS already encrypts
+        if self.plaintext_login and not self.allow_plaintext:
+            raise ValueError(PLAINTEXT_LOGIN)
         return self
+
+    @property
+    def plaintext_login(self) -> bool:
+        """A login over a connection that is never encrypted."""
+        return bool(self.username) and not (self.ssl or self.starttls)
+
+
+PLAINTEXT_LOGIN = (
+    "username with starttls: false and ssl: false would send the SMTP password in clear: "
+    "set starttls: true (port 587) or ssl: true (port 465), or allow_plaintext: true to accept that"
+)
 
 
 def _raise(message: str) -> Any:

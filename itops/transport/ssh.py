@@ -15,7 +15,6 @@ import logging
 import os
 import re
 import socket
-import stat
 import threading
 import time
 from collections.abc import Sequence
@@ -24,7 +23,8 @@ from pathlib import Path
 
 import paramiko
 
-from itops.errors import AuthFailed, HostKeyRejected, HostUnreachable, TransportError
+from itops.errors import AuthFailed, HostKeyRejected, HostUnreachable, SecretFileError, TransportError
+from itops.secretfile import read_secret_file
 from itops.transport.base import BATCH_COMMAND, STREAM_ENDED, BatchOutcome, pump_frames, stream_end_problem
 from itops.transport.batch import BatchScript
 
@@ -136,26 +136,13 @@ class KnownHosts:
 def read_password_file(path: str) -> str:
     """The SSH password kept in ``path`` (``password_file``), without its trailing newline.
 
-    Like OpenSSH with an unprotected private key, a file that group or others may read or write
-    (any of mode 0o077) is refused rather than used: the password in it is no longer a secret of
-    this user. Raises AuthFailed naming the path and mode (never the content).
+    A file that group or others may access is refused (:func:`itops.secretfile.read_secret_file`);
+    raises AuthFailed naming the path and mode (never the content).
     """
-    file = Path(path).expanduser()
     try:
-        # the mode is read from the open file (fstat), so a symlink is judged by what it points to
-        fd = os.open(file, os.O_RDONLY)
-        with os.fdopen(fd, "r", encoding="utf-8") as fh:
-            mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
-            if mode & 0o077:
-                raise AuthFailed(
-                    f"password_file {file} is accessible by other users (mode {mode:04o}): not used",
-                    hint=f"chmod 600 {file} (and consider whether the password must now be changed)",
-                )
-            return fh.read().rstrip("\r\n")
-    except OSError as exc:
-        raise AuthFailed(f"cannot read password_file {file}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise AuthFailed(f"password_file {file} is not UTF-8 text") from exc
+        return read_secret_file(path, "password_file")
+    except SecretFileError as exc:
+        raise AuthFailed(str(exc), hint=exc.hint) from exc
 
 
 def _open_socket(target: SSHTarget) -> socket.socket:

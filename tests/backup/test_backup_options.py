@@ -151,3 +151,28 @@ def test_secrets_are_never_inline(tmp_path):
     with pytest.raises(InventoryError) as exc:
         load_inventory(path)
     assert "password" in str(exc.value) and "hunter2" not in str(exc.value)
+
+
+def test_a_restic_snapshot_that_could_be_an_option_is_refused(tmp_path):
+    """restic takes the snapshot as a positional argument: only 'latest' or a hex id is accepted
+    (``--target=/`` would otherwise reach restic as an option)."""
+    path = inv(
+        tmp_path,
+        """
+        repo:
+          kind: restic
+          repository: /srv/restic
+          password_env: RESTIC_PW
+          rpo: 26h
+          restore_test: {snapshot: "--target=/etc"}
+        ok:
+          kind: restic
+          repository: /srv/restic
+          password_env: RESTIC_PW
+          rpo: 26h
+          restore_test: {snapshot: 4f2a9c1d}
+        """,
+    )
+    found = problems(path)
+    assert len(found) == 1, found
+    assert "backups.repo.restore_test.snapshot: must be 'latest' or a snapshot id (8-64 hex digits)" in found[0]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import tarfile
 import time
 from pathlib import Path
 
@@ -125,3 +128,79 @@ def test_restore_into_the_backup_folder_is_refused_at_run_time(backup_lab, tmp_p
     assert restore.status.value == "FAIL"
     assert "restore target /var/tmp is inside the backup folder /var/tmp: refused" in restore.message
     assert sorted(p.name for p in (backup_lab.root / "var/tmp").iterdir() if p.name.startswith("itops-restore.")) == []
+
+
+# --------------------------------------------------------------------------- untrusted archives (issue #12)
+
+
+def _tar_gz(members: list[tarfile.TarInfo], data: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for info in members:
+            tar.addfile(info, io.BytesIO(data[info.name]) if info.name in data else None)
+    return buf.getvalue()
+
+
+def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = kind, target, 0o777
+    return info
+
+
+def test_expected_files_are_never_read_through_a_symlink_out_of_the_restore(backup_lab, tmp_path):
+    """A backup holding only ``etc/hostname -> /etc/hostname`` (or ``etc -> /etc``) must not pass
+    expect_files and the sha256 check by reading bk1's live /etc/hostname (restored over SSH)."""
+    root = backup_lab.root
+    live = resolve_in_root(root, "/etc/hostname", follow_last=True)
+    if not live.exists():
+        plant(root, "/etc/hostname", b"bk1\n", mode=0o644)
+    digest = hashlib.sha256(live.read_bytes()).hexdigest()
+    plant(root, "/var/backups/evil-file/evil.tar.gz", _tar_gz([_link("etc/hostname", "/etc/hostname")], {}))
+    plant(root, "/var/backups/evil-dir/evil.tar.gz", _tar_gz([_link("etc", "/etc")], {}))
+    test = {"into": "/var/tmp/itops-restore", "expect_files": ["etc/hostname"],
+            "verify": [{"path": "etc/hostname", "sha256": digest}]}  # fmt: skip
+    entries = {
+        name: {
+            "kind": "file",
+            "host": "bk1",
+            "path": f"/var/backups/{name}/*.tar.gz",
+            "restore_test": test,
+            "rpo": "26h",
+        }
+        for name in ("evil-file", "evil-dir")
+    }
+    outcomes = verify(write_inventory(tmp_path / "inv.yaml", backup_lab.fleet, entries))
+    for name in entries:
+        restore = outcomes[name].facts.restore
+        assert restore is not None and not restore.ok, (name, restore)
+        assert any("is a symbolic link leading out of the restored data" in p for p in restore.problems), restore
+        assert not any("sha256 ok" in v or "present" in v for v in restore.verified), restore.verified
+        assert restore.cleanup_ok
+    assert list(backup_lab.scratch_dir().iterdir()) == []
+
+
+def test_a_restore_folder_other_users_can_change_is_refused(backup_lab, tmp_path):
+    """``into`` owned by another user, or below a folder others may write without the sticky bit,
+    would let them swap the scratch folder: refused on bk1 before anything is extracted."""
+    root = backup_lab.root
+    foreign = resolve_in_root(root, "/srv/foreign-into")
+    foreign.mkdir(parents=True, exist_ok=True)
+    os.chown(foreign, 65534, 65534)
+    open_parent = resolve_in_root(root, "/srv/open-parent")
+    open_parent.mkdir(parents=True, exist_ok=True)
+    open_parent.chmod(0o777)  # world-writable, no sticky bit
+    src = backup_lab.demo["files-fresh"]
+    entries = {
+        "foreign": {**src, "restore_test": {**src["restore_test"], "into": "/srv/foreign-into"}},
+        "open": {**src, "restore_test": {**src["restore_test"], "into": "/srv/open-parent/scratch"}},
+    }
+    outcomes = verify(write_inventory(tmp_path / "inv.yaml", backup_lab.fleet, entries))
+    foreign_msg = "; ".join(outcomes["foreign"].facts.restore.problems)
+    assert "restore folder refused: /srv/foreign-into is owned by uid 65534" in foreign_msg, foreign_msg
+    open_msg = "; ".join(outcomes["open"].facts.restore.problems)
+    assert "restore folder refused: /srv/open-parent is writable by other users and not sticky" in open_msg, open_msg
+    assert list(foreign.iterdir()) == [] and not (open_parent / "scratch").exists()
+    open_parent.chmod(0o1777)  # sticky: others can no longer rename or remove our entries
+    sticky = verify(write_inventory(tmp_path / "inv2.yaml", backup_lab.fleet, {"open": entries["open"]}))["open"]
+    assert sticky.facts.restore is not None and sticky.facts.restore.ok, sticky.facts.restore
+    assert (open_parent / "scratch").stat().st_mode & 0o777 == 0o700

@@ -84,7 +84,7 @@ def test_checks_list_json_and_show():
 def test_broken_user_check_is_skipped_with_a_warning(tmp_path):
     pack = tmp_path / "pack"
     pack.mkdir()
-    (pack / "broken_import.py").write_text("raise RuntimeError('boom')\n")
+    (pack / "broken_import.py").write_text("from itops.checkapi import host_check\nraise RuntimeError('boom')\n")
     (pack / "bad_meta.py").write_text(textwrap.dedent("""
         from itops.checkapi import host_check, Finding, Severity
         @host_check(id="Bad Id", title="x", severity=Severity.LOW, rationale="r", remediation="", frameworks={},

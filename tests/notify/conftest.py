@@ -24,6 +24,14 @@ def smtp_tls(tmp_path: Path) -> Iterator[SmtpSink]:
 
 
 @pytest.fixture
+def smtp_plain_auth() -> Iterator[SmtpSink]:
+    """AUTH offered without any TLS: a login here sends the password in clear."""
+    controller, sink = start_smtp(user="itops", password="mail-secret-1234")
+    yield sink
+    controller.stop()
+
+
+@pytest.fixture
 def hook_factory() -> Iterator:
     hooks: list[HookServer] = []
 

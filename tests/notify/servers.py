@@ -35,6 +35,7 @@ class SmtpSink:
     port: int = 0
     messages: list[EmailMessage] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
+    passwords_seen: list[str] = field(default_factory=list)
     cafile: Path | None = None
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[EmailMessage]:
@@ -79,7 +80,10 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 
 
 def start_smtp(tmp: Path | None = None, *, user: str = "", password: str = "") -> tuple[Controller, SmtpSink]:
-    """An SMTP server on 127.0.0.1; with ``tmp`` it offers STARTTLS (required) and, with ``user``, AUTH."""
+    """An SMTP server on 127.0.0.1; with ``tmp`` it offers STARTTLS (required) and, with ``user``, AUTH.
+
+    With ``user`` and no ``tmp`` it takes AUTH over the unencrypted connection, as a badly set up
+    relay would: every password it is given is recorded in ``SmtpSink.passwords_seen``."""
     sink = SmtpSink()
     kwargs: dict[str, Any] = {}
     if tmp is not None:
@@ -91,13 +95,15 @@ def start_smtp(tmp: Path | None = None, *, user: str = "", password: str = "") -
     if user:
 
         def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+            if isinstance(auth_data, LoginPassword):
+                sink.passwords_seen.append(auth_data.password.decode())
             ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user and \
                 auth_data.password.decode() == password
             if ok:
                 sink.logins.append(user)
             return AuthResult(success=ok, handled=False)
 
-        kwargs.update(authenticator=authenticator, auth_require_tls=True)
+        kwargs.update(authenticator=authenticator, auth_require_tls=tmp is not None)
     for attempt in range(5):  # a free port can be taken between finding and binding it
         port = _free_port()
         controller = Controller(_Handler(sink), hostname="127.0.0.1", port=port, ready_timeout=10, **kwargs)

@@ -114,6 +114,7 @@ def test_starttls_and_login_with_the_password_from_the_environment(smtp_tls, tmp
 def test_password_file_and_wrong_password_is_not_retried(smtp_tls, tmp_path):
     pw = tmp_path / "smtp-password"
     pw.write_text("wrong-password\n")
+    pw.chmod(0o600)
     spec = _email(smtp_tls, starttls=True, cafile=str(smtp_tls.cafile), username="itops", password_file=str(pw))
     spec = spec.model_copy(update={"retries": 3})
     (record,) = deliver(_event(tmp_path), [NotifyRule(to="mail", when="always")], {"mail": spec})
@@ -238,3 +239,110 @@ def test_failed_notifications_never_change_the_jobs_result(hook_factory, tmp_pat
     assert not by["mail"]["ok"] and by["mail"]["attempts"] == 2 and "refused" in by["mail"]["error"].lower()
     (row,) = ctx.history.rows("tick")
     assert row.exit_code == 0 and row.notifications == outcome.notifications
+
+
+HOSTILE = "<!channel> <!here> <@U123> <http://evil.example|click> & ```*bold*```"
+
+
+def test_slack_webhook_text_is_escaped_for_slack_markup(hook_factory, tmp_path):
+    """Text from hosts (a check message, the command's output, an error) must not ping or link in Slack."""
+    event = _event(tmp_path)
+    event.results = [*event.results, _result(event.run.id, "files.motd", "web1", Status.FAIL, HOSTILE)]
+    event.error = f"host said {HOSTILE}"
+    hook = hook_factory()
+    (record,) = deliver(event, [NotifyRule(to="hook", when="always")], {"hook": _hook(hook.url)})
+    assert record.ok, record.error
+    (post,) = hook.wait_for(1)
+    text = post["json"]["text"]
+    assert "&lt;!channel&gt; &lt;!here&gt; &lt;@U123&gt; &lt;http://evil.example|click&gt; &amp;" in text
+    assert "<" not in text and ">" not in text  # nothing Slack could read as a mention or a link
+    assert text.count("```") == 2  # host text cannot close the code block and format the rest
+    assert text.startswith("*[itops] FAILED") and text.endswith("\n```")
+
+
+def test_slack_escaping_of_an_unrun_command_output(hook_factory, tmp_path):
+    event = JobEvent("j", "audit", "inv", "error", None, NOW, NOW, stderr=f"line one\n{HOSTILE}\n")
+    hook = hook_factory()
+    deliver(event, [NotifyRule(to="hook", when="always")], {"hook": _hook(hook.url)})
+    (post,) = hook.wait_for(1)
+    assert "&lt;!here&gt;" in post["json"]["text"] and "<!" not in post["json"]["text"]
+
+
+def _schedule(tmp_path: Path, email: str) -> Path:
+    (tmp_path / "tick.yaml").write_text("name: tick\ndescription: d\nsystems: [none]\nrto: 1m\nrpo: 1h\n"
+                                        "owner: tests\nsteps: [{name: work, local: 'true'}]\n")
+    path = tmp_path / "schedule.yaml"
+    path.write_text("version: 1\nnotifiers:\n  mail:\n    email: " + email + "\n"
+                    "jobs:\n  tick: {cron: '0 3 * * *', command: dr-drill, playbook: tick.yaml, notify: [mail]}\n")
+    return path
+
+
+def test_smtp_login_without_tls_is_refused_at_load(smtp_plain_auth, tmp_path):
+    from itops.errors import ConfigError
+    from itops.scheduler import load_schedule
+
+    email = (f"{{host: 127.0.0.1, port: {smtp_plain_auth.port}, starttls: false, from: a@example.com, "
+             "to: [b@example.com], username: itops, password_env: ITOPS_TEST_SMTP_PW}")
+    with pytest.raises(ConfigError) as err:
+        load_schedule(_schedule(tmp_path, email))
+    (problem,) = err.value.problems
+    assert problem.path == "notifiers.mail.email" and problem.line == 4
+    assert "allow_plaintext: true" in problem.message and "in clear" in problem.message
+    assert "starttls: true" in problem.message
+
+
+def test_smtp_login_without_tls_never_reaches_the_server(smtp_plain_auth, tmp_path, monkeypatch):
+    """Even a spec that skipped validation (model_copy) does not log in over a clear connection."""
+    monkeypatch.setenv("ITOPS_TEST_SMTP_PW", "mail-secret-1234")
+    spec = _email(smtp_plain_auth, starttls=True, username="itops", password_env="ITOPS_TEST_SMTP_PW")
+    assert spec.email is not None
+    spec = spec.model_copy(update={"email": spec.email.model_copy(update={"starttls": False})})
+    (record,) = deliver(_event(tmp_path), [NotifyRule(to="mail", when="always")], {"mail": spec})
+    assert not record.ok and "allow_plaintext" in record.error
+    assert smtp_plain_auth.passwords_seen == [] and smtp_plain_auth.messages == []
+
+
+def test_smtp_plaintext_login_when_allowed(smtp_plain_auth, tmp_path, monkeypatch):
+    from itops.scheduler import load_schedule
+
+    monkeypatch.setenv("ITOPS_TEST_SMTP_PW", "mail-secret-1234")
+    email = (f"{{host: 127.0.0.1, port: {smtp_plain_auth.port}, starttls: false, allow_plaintext: true, "
+             "from: a@example.com, to: [b@example.com], username: itops, password_env: ITOPS_TEST_SMTP_PW}")
+    schedule = load_schedule(_schedule(tmp_path, email))
+    (record,) = deliver(_event(tmp_path), [NotifyRule(to="mail", when="always")], schedule.notifiers)
+    assert record.ok, record.error
+    assert smtp_plain_auth.logins == ["itops"] and smtp_plain_auth.wait_for(1)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604], ids=oct)
+def test_smtp_password_file_readable_by_others_is_refused(smtp_tls, tmp_path, mode):
+    """The same 0600 rule as the SSH password_file: a right password in an open file is not used."""
+    pw = tmp_path / "smtp-password"
+    pw.write_text("mail-secret-1234\n")
+    pw.chmod(mode)
+    spec = _email(smtp_tls, starttls=True, cafile=str(smtp_tls.cafile), username="itops", password_file=str(pw))
+    (record,) = deliver(_event(tmp_path), [NotifyRule(to="mail", when="always")], {"mail": spec})
+    assert not record.ok and record.attempts == 1
+    assert f"password_file {pw}" in record.error and f"{mode:04o}" in record.error
+    assert f"chmod 600 {pw}" in record.error and "mail-secret-1234" not in record.error
+    assert smtp_tls.logins == [] and smtp_tls.messages == []
+    pw.chmod(0o600)
+    (record,) = deliver(_event(tmp_path), [NotifyRule(to="mail", when="always")], {"mail": spec})
+    assert record.ok, record.error
+    assert smtp_tls.logins == ["itops"]
+
+
+def test_webhook_url_file_readable_by_others_is_refused(hook_factory, tmp_path):
+    hook = hook_factory()
+    url_file = tmp_path / "hook-url"
+    url_file.write_text(hook.url + "\n")
+    url_file.chmod(0o644)
+    spec = NotifierSpec(name="hook", webhook=WebhookSpec(url_file="hook-url"), retries=2, backoff=0.01)
+    (record,) = deliver(_event(tmp_path), [NotifyRule(to="hook", when="always")], {"hook": spec}, base=tmp_path)
+    assert not record.ok and record.attempts == 1
+    assert f"url_file {url_file}" in record.error and f"chmod 600 {url_file}" in record.error
+    assert hook.url not in record.error and hook.posts == []
+    url_file.chmod(0o600)
+    (record,) = deliver(_event(tmp_path), [NotifyRule(to="hook", when="always")], {"hook": spec}, base=tmp_path)
+    assert record.ok, record.error
+    assert len(hook.wait_for(1)) == 1
