@@ -84,3 +84,4 @@ def test_a_file_system_growing_by_a_fixed_amount_per_day_is_projected_to_the_rig
     html = tmp_path / "forecast.html"
     res = CliRunner().invoke(cli, ["forecast", "--store", str(store), "--format", "html", "-o", str(html)])
     assert "/data" in html.read_text() and "<script" not in html.read_text()
+
