@@ -156,9 +156,9 @@ class SitePlan:
         return {
             "site": self.site,
             "filesystems": self.filesystems,
-            "used_gb": round(self.used_gb, 2),
-            "size_gb": round(self.size_gb, 2),
-            **{f"used_gb_in_{m}_months": round(v, 2) for m, v in zip(PLAN_MONTHS, self.projected_gb, strict=True)},
+            "used_gb": round(self.used_gb, 4),
+            "size_gb": round(self.size_gb, 4),
+            **{f"used_gb_in_{m}_months": round(v, 4) for m, v in zip(PLAN_MONTHS, self.projected_gb, strict=True)},
         }
 
 
@@ -212,13 +212,13 @@ class ForecastReport:
                 {
                     "backup": b.backup,
                     "site": b.site,
-                    "size_gb": round(b.size_gb, 3),
-                    "gb_per_month": None if b.gb_per_month is None else round(b.gb_per_month, 3),
+                    "size_gb": round(b.size_gb, 4),
+                    "gb_per_month": None if b.gb_per_month is None else round(b.gb_per_month, 4),
                     "fit": b.fit.to_dict() if b.fit else None,
                 }
                 for b in self.backups
             ],
-            "backup_growth_per_site_gb_per_month": {k: round(v, 3) for k, v in self.backup_sites.items()},
+            "backup_growth_per_site_gb_per_month": {k: round(v, 4) for k, v in self.backup_sites.items()},
             "restores": [
                 {
                     "backup": r.backup,

@@ -318,15 +318,24 @@ def verify_run(
         return result
 
     # The newest valid signature over a prefix of the chain: the sealed manifest, else a checkpoint.
-    signed = _signed_lines(folder, run_id, public, heads, result)
-    manifest = _read_manifest(folder, run_id, public, heads, result)
-    if manifest is not None:
-        signed = max(signed, int(manifest["lines"]))
+    # A sealed manifest whose head matches settles it with one signature check; the checkpoints are
+    # read only without one, or to say where a mismatch is.
+    manifest, head_ok = _read_manifest(folder, run_id, public, heads, result)
+    if not result.ok:
+        return result
+    if manifest is not None and head_ok:
+        signed = int(manifest["lines"])
+    else:
+        signed = _signed_lines(folder, run_id, public, heads, result)
+        if manifest is not None:
+            if result.ok:  # the checkpoints could not place the change: the manifest's head tells it
+                result.fail(f"line {manifest['lines']}: chain head differs from the sealed manifest's")
+            return result
     result.signed_lines = signed
     if not result.ok:
         return result
-    if manifest is not None and result.lines > int(manifest["lines"]):
-        result.fail(f"line {int(manifest['lines']) + 1}: appended after the run was sealed")
+    if manifest is not None and result.lines > signed:
+        result.fail(f"line {signed + 1}: appended after the run was sealed")
     elif manifest is None and result.lines > signed:
         result.fail(f"line {signed + 1}: not covered by any signature (appended, or the run was killed mid-batch)")
     elif signed > result.lines:
@@ -341,10 +350,17 @@ def verify_run(
 
 
 def _signed_lines(folder: Path, run_id: str, public: Ed25519PublicKey, heads: list[str], out: Verification) -> int:
+    """Lines covered by the newest valid checkpoint; fails ``out`` on a forged or mismatching one.
+
+    Signatures are checked only where they decide something: the newest checkpoint that matches the
+    chain, one that claims more lines than the file has (removal), and one that does not match (to
+    tell an edit from a forged checkpoint).
+    """
     path = folder / CHECKPOINTS_FILE
     if not path.is_file():
         return 0
-    best = 0
+    best: tuple[int, dict[str, Any], str, int] | None = None  # lines, record, signature, checkpoint number
+    previous_lines = 0
     for number, text, complete in _complete_lines(path):
         if not complete or not text.strip():
             continue
@@ -352,65 +368,62 @@ def _signed_lines(folder: Path, run_id: str, public: Ed25519PublicKey, heads: li
             record = json.loads(text)
             signature = record.pop("sig")
             lines = int(record["lines"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             out.fail(f"{CHECKPOINTS_FILE} line {number} is not a checkpoint")
-            return best
-        if record.get("run_id") != run_id or not _verify_sig(public, record, signature):
-            out.fail(f"{CHECKPOINTS_FILE} line {number}: bad signature (forged, or signed by another key)")
-            return best
-        if lines >= len(heads):
-            best = max(best, lines)  # signed, but the file no longer has that many lines: removed
-            continue
-        if heads[lines] != record.get("head"):
-            first = _previous_checkpoint(path, number)
+            return 0
+        if record.get("run_id") != run_id:
+            out.fail(f"{CHECKPOINTS_FILE} line {number}: belongs to run {record.get('run_id')!r}")
+            return 0
+        matches = lines < len(heads) and heads[lines] == record.get("head")
+        if not matches:
+            if not _verify_sig(public, record, signature):
+                out.fail(f"{CHECKPOINTS_FILE} line {number}: bad signature (forged, or signed by another key)")
+                return 0
+            if lines >= len(heads):  # signed, but the file no longer has that many lines
+                return lines
+            first = previous_lines + 1 if lines > previous_lines else lines
+            span = f"lines {first}-{lines}" if lines > first else f"line {lines}"
             out.fail(
-                f"line {first + 1 if lines > first else lines}"
-                f"{f'-{lines}' if lines > first + 1 else ''}: changed (the chain no longer matches the head "
-                f"signed for {lines} lines at checkpoint {number})"
+                f"{span}: changed (the chain no longer matches the head signed for {lines} lines "
+                f"at checkpoint {number})"
             )
-            return best
-        best = max(best, lines)
-    return best
-
-
-def _previous_checkpoint(path: Path, before: int) -> int:
-    """Line count of the checkpoint preceding checkpoint number ``before`` (0 if none)."""
-    previous = 0
-    for number, text, complete in _complete_lines(path):
-        if number >= before:
-            break
-        if complete and text.strip():
-            try:
-                previous = int(json.loads(text).get("lines", 0))
-            except (ValueError, TypeError):
-                return previous
-    return previous
+            return 0
+        if best is None or lines >= best[0]:
+            best = (lines, record, signature, number)
+        previous_lines = lines
+    if best is None:
+        return 0
+    lines, record, signature, number = best
+    if not _verify_sig(public, record, signature):
+        out.fail(f"{CHECKPOINTS_FILE} line {number}: bad signature (forged, or signed by another key)")
+        return 0
+    return lines
 
 
 def _read_manifest(
     folder: Path, run_id: str, public: Ed25519PublicKey, heads: list[str], out: Verification
-) -> dict[str, Any] | None:
+) -> tuple[dict[str, Any] | None, bool]:
+    """(the manifest when present and validly signed, whether its chain head matches the file)."""
     path = folder / MANIFEST_FILE
     if not path.exists():
-        return None
+        return None, False
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         signature = (folder / SIGNATURE_FILE).read_text(encoding="utf-8").strip()
         lines = int(manifest["lines"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         out.fail(f"manifest unreadable or unsigned: {exc}")
-        return None
+        return None, False
     out.manifest_digest = digest(manifest)
     if manifest.get("run_id") != run_id or manifest.get("format") != MANIFEST_FORMAT:
         out.fail(f"manifest belongs to run {manifest.get('run_id')!r}, not {run_id!r}")
-        return None
+        return None, False
     if not _verify_sig(public, manifest, signature):
         out.fail("manifest signature does not verify (manifest changed, or signed by another key)")
-        return None
+        return None, False
     out.sealed = True
-    if lines < len(heads) and heads[lines] != manifest.get("chain_head"):
-        out.fail(f"line {lines}: chain head differs from the sealed manifest's")
-    return dict(manifest)
+    head_ok = lines >= len(heads) or heads[lines] == manifest.get("chain_head")
+    return dict(manifest), head_ok
 
 
 def _compare_db(bodies: Sequence[str], db_lines: Sequence[str], out: Verification) -> None:

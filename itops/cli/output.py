@@ -6,7 +6,8 @@ import os
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import click
 
@@ -32,13 +33,13 @@ def _style(text: str, status: Status, colour: bool) -> str:
     return click.style(text, fg=_COLOURS[status], bold=status is Status.FAIL) if colour else text
 
 
-def run_to_json(run: Run, results: Sequence[Result]) -> str:
+def run_to_json(run: Run, results: Sequence[Result], integrity: Mapping[str, Any] | None = None) -> str:
     """The machine-readable form of a run (``--format json``): pure JSON, no colour codes.
 
     The same ``itops.run/1`` document as ``itops report --format json`` (schema:
-    itops/report/schema/run-1.json).
+    itops/report/schema/run-1.json); ``integrity`` is what ``runs verify`` found, when checked.
     """
-    return run_document_json(run, results)
+    return run_document_json(run, results, integrity)
 
 
 def _fmt_time(ts: float | None) -> str:

@@ -61,7 +61,9 @@ def show_run(run_id: str, store_dir: Path | None, fmt: str, show_pass: bool) -> 
     run = store.get_run(run_id)
     results = store.results(run.id)
     if fmt == "json":
-        click.echo(run_to_json(run, results))
+        from itops.report.data import check_integrity
+
+        click.echo(run_to_json(run, results, integrity=check_integrity(store, run.id).to_dict()))
     else:
         click.echo(render_summary(run, results, colour=use_colour(), show_pass=show_pass))
 

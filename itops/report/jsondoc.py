@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,9 @@ def iso_utc(ts: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def run_document(run: Run, results: Sequence[Result], generated: float | None = None) -> dict[str, Any]:
+def run_document(
+    run: Run, results: Sequence[Result], generated: float | None = None, integrity: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The ``itops.run/1`` document as plain data (results redacted once more)."""
     clean = [redact_result(r) for r in results]
     counts = count_statuses(clean)
@@ -56,13 +58,15 @@ def run_document(run: Run, results: Sequence[Result], generated: float | None = 
         },
         "results": [r.to_dict() for r in clean],
     }
+    if integrity is not None:
+        doc["integrity"] = dict(integrity)
     return doc
 
 
-def run_to_json(run: Run, results: Sequence[Result]) -> str:
+def run_to_json(run: Run, results: Sequence[Result], integrity: Mapping[str, Any] | None = None) -> str:
     """The document as JSON text (what ``--format json`` prints): the header indented, one result per
     line (json's C encoder only serves compact output; indenting 10,000 results in Python costs seconds)."""
-    doc = run_document(run, results)
+    doc = run_document(run, results, integrity=integrity)
     items = doc.pop("results")
     head = json.dumps(doc, indent=2, ensure_ascii=False)
     assert head.endswith("\n}")
@@ -71,9 +75,8 @@ def run_to_json(run: Run, results: Sequence[Result]) -> str:
 
 
 def render_json(data: ReportData, templates: Path | None = None) -> bytes:
-    doc = run_document(data.run, data.results, generated=data.generated)
-    if data.integrity is not None:
-        doc["integrity"] = data.integrity.to_dict()
+    integrity = data.integrity.to_dict() if data.integrity is not None else None
+    doc = run_document(data.run, data.results, generated=data.generated, integrity=integrity)
     return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 

@@ -128,6 +128,21 @@ def test_fail_on_threshold_changes_exit_code(lab_inventory, tmp_path):
     assert run_cli_process(*args, "--fail-on", "high").returncode == 0
 
 
+def _has_ancestor(pid: int, ancestors: set[int], depth: int = 32) -> bool:
+    """Whether one of ``ancestors`` is a parent, grandparent ... of ``pid`` (bounded walk of /proc)."""
+    for _ in range(depth):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        if pid in ancestors:
+            return True
+        if pid <= 1:
+            return False
+    return False
+
+
 @pytest.mark.integration
 def test_sigterm_stops_the_run_and_keeps_results(fleet_factory, tmp_path):
     fleet = fleet_factory(3)
@@ -139,10 +154,13 @@ def test_sigterm_stops_the_run_and_keeps_results(fleet_factory, tmp_path):
                              "--store", str(store), "--format", "json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # wait (bounded) until the batches are running: the hanging probe's `sleep 120` exists on this
-    # machine (the fleet has no chroot), so the earlier probes of each batch have already finished
+    # machine (the fleet has no chroot), so the earlier probes of each batch have already finished.
+    # Only sleeps under this fleet's sshd count: other runs on the machine may have their own.
+    fleet_pids = {h.process.pid for h in fleet.hosts.values() if h.process is not None}
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and proc.poll() is None:
-        probes = subprocess.run(["pgrep", "-f", "^sleep 120$"], capture_output=True, text=True).stdout.split()
+        sleeps = subprocess.run(["pgrep", "-f", "^sleep 120$"], capture_output=True, text=True).stdout.split()
+        probes = [pid for pid in sleeps if _has_ancestor(int(pid), fleet_pids)]
         if len(probes) >= 3:
             break
         time.sleep(0.2)
