@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,17 +16,18 @@ from itops.cli.checks_cmd import checks_dir_option
 from itops.cli.output import render_summary, run_to_json, use_colour
 from itops.cli.runs_cmd import store_option
 from itops.cli.signals import stop_on_signals
-from itops.cloud import cloud_variables, run_cloud_account
 from itops.errors import UsageError
 from itops.exitcodes import ExitStatus
 from itops.inventory import Inventory, load_inventory
 from itops.model import Run, Severity
 from itops.registry import load_registry
 from itops.report import parse_report_spec, write_reports
-from itops.runner import AuditRunner, HostOutcome, RunOptions, exit_code_for, plan_hosts
 from itops.store import Store, new_run_id
 from itops.targets import select_targets
 from itops.waivers import WaiverSet
+
+if TYPE_CHECKING:
+    from itops.runner import AuditRunner, HostOutcome
 
 ProgressFn = Callable[[str | None], None]
 
@@ -92,6 +94,9 @@ def audit(
 ) -> None:
     """Audit hosts and cloud accounts: one SSH connection and one batched probe script per host,
     each cloud API collection made once per account and region."""
+    # Imported here: the runner pulls in paramiko and the cloud code boto3; `itops --help` must not pay for them.
+    from itops.runner import AuditRunner, RunOptions, exit_code_for, plan_hosts
+
     inv = load_inventory(inventory_path)
     report_specs = [parse_report_spec(spec) for spec in reports]  # bad specs fail before anything runs
     waivers = WaiverSet.load(inv, waivers_file)
@@ -167,6 +172,9 @@ def audit(
 def _cloud_job(
     run_id: str, inv: Inventory, name: str, checks: list[Check], concurrency: int, runner: AuditRunner
 ) -> Callable[[], HostOutcome]:
+    from itops.cloud import cloud_variables, run_cloud_account
+    from itops.runner import HostOutcome
+
     def job() -> HostOutcome:
         out = run_cloud_account(
             run_id,

@@ -7,14 +7,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from itops import __version__
 from itops.backup.facts import format_duration, format_limit
-from itops.backup.metrics import load_records, save_records, update_records, write_prom_file
 from itops.backup.options import backup_options
-from itops.backup.verify import BackupOutcome, BackupVerifier, VerifyOptions, select_backups
 from itops.cli.checks_cmd import checks_dir_option
 from itops.cli.output import render_summary, run_to_json, use_colour
 from itops.cli.runs_cmd import store_option
@@ -24,9 +23,11 @@ from itops.exitcodes import ExitStatus
 from itops.inventory import load_inventory
 from itops.model import Run, Severity
 from itops.registry import load_registry
-from itops.runner import exit_code_for
 from itops.store import Store, new_run_id
 from itops.waivers import WaiverSet
+
+if TYPE_CHECKING:
+    from itops.backup.verify import BackupOutcome
 
 
 @click.group()
@@ -79,6 +80,11 @@ def verify(
     show_pass: bool,
 ) -> None:
     """Verify backups: newest copy within RPO, size, integrity, copies, protection, and restore tests."""
+    # Imported here: they pull in paramiko and boto3, which `itops --help` must not pay for.
+    from itops.backup.metrics import load_records, save_records, update_records, write_prom_file
+    from itops.backup.verify import BackupVerifier, VerifyOptions, select_backups
+    from itops.runner import exit_code_for
+
     inv = load_inventory(inventory_path)
     options = backup_options(inv)
     if not inv.backups:
