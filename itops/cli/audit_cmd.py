@@ -14,6 +14,7 @@ from itops import __version__
 from itops.checkapi import Check
 from itops.cli.checks_cmd import checks_dir_option
 from itops.cli.output import render_summary, run_to_json, use_colour
+from itops.cli.params import inventory_param
 from itops.cli.runs_cmd import store_option
 from itops.cli.signals import stop_on_signals
 from itops.errors import UsageError
@@ -33,7 +34,7 @@ ProgressFn = Callable[[str | None], None]
 
 
 @click.command()
-@click.option("-i", "--inventory", "inventory_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@inventory_param()
 @click.option("--limit", "limits", multiple=True, help="Hosts: name-glob, group:NAME, site:NAME, tag:NAME, !excl.")
 @click.option("--checks", "patterns", multiple=True, help="Check id glob(s), e.g. 'ssh.*' (default: all).")
 @checks_dir_option

@@ -16,6 +16,7 @@ from itops.backup.facts import format_duration, format_limit
 from itops.backup.options import backup_options
 from itops.cli.checks_cmd import checks_dir_option
 from itops.cli.output import render_summary, run_to_json, use_colour
+from itops.cli.params import inventory_param
 from itops.cli.runs_cmd import store_option
 from itops.cli.signals import stop_on_signals
 from itops.errors import UsageError
@@ -36,7 +37,7 @@ def backup() -> None:
 
 
 @backup.command("verify")
-@click.option("-i", "--inventory", "inventory_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@inventory_param()
 @click.option("--limit", "limits", multiple=True, help="Backups: name-glob, kind:KIND, host:HOST, cloud:CLOUD, !excl.")
 @click.option(
     "--restore-test/--no-restore-test",

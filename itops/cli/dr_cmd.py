@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from itops.cli.params import inventory_param
 from itops.cli.runs_cmd import store_option
 from itops.cli.signals import stop_on_signals
 
@@ -30,8 +31,8 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 
 @dr.command("drill")
 @click.argument("playbook_path", metavar="PLAYBOOK", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-i", "--inventory", "inventory_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Inventory with the hosts and backups the steps name (needed unless every step is local).")
+@inventory_param(required=False,
+                 help="Inventory with the hosts and backups the steps name (needed unless every step is local).")
 @click.option("--dry-run", is_flag=True, help="Print the plan with resolved hosts and commands; run nothing.")
 @click.option("--yes", is_flag=True, help="Answer yes to every manual step (an unattended drill).")
 @click.option("--answer", "answers", multiple=True, metavar="STEP=ANSWER", help="Recorded answer of a manual step.")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from itops.cli.params import inventory_param
 from itops.cli.runs_cmd import store_option
 from itops.errors import UsageError
 from itops.inventory import load_inventory
@@ -30,7 +31,7 @@ def _days(text: str) -> int:
 
 
 @waivers.command("list")
-@click.option("-i", "--inventory", "inventory_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@inventory_param()
 @click.option(
     "--waivers",
     "waivers_file",
