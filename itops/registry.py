@@ -97,6 +97,15 @@ class Registry:
         """The terms of ``patterns`` (comma-separated items allowed) that match no loaded check."""
         return [p for p in split_patterns(patterns) if not self.matches_any(p)]
 
+    def require_matches(self, patterns: Sequence[str] | None, option: str = "--checks") -> None:
+        """Raise :class:`UsageError` (exit 2) when any term of ``patterns`` matches no check."""
+        unmatched = self.unmatched(patterns)
+        if unmatched:
+            raise UsageError(
+                f"{option} " + "; ".join(self.no_match_message(p) for p in unmatched),
+                hint=f"every {option} term must match a check; `itops checks list` shows them",
+            )
+
     def did_you_mean(self, pattern: str) -> str:
         """`` (did you mean 'ssh.*'?)`` for a pattern matching nothing, else the packs there are."""
         packs = sorted({c.rsplit(".", 1)[0] for c in self.checks} | {c.split(".", 1)[0] for c in self.checks})

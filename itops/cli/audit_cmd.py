@@ -19,7 +19,8 @@ from itops.cli.runs_cmd import store_option
 from itops.cli.signals import stop_on_signals
 from itops.errors import UsageError
 from itops.exitcodes import ExitStatus
-from itops.inventory import Inventory, load_inventory
+from itops.inventory import Host, Inventory, load_inventory
+from itops.inventory_refs import raise_for_unmatched_patterns, unknown_var_warnings
 from itops.model import Run, Severity
 from itops.registry import load_registry
 from itops.report import parse_report_spec, write_reports
@@ -104,6 +105,10 @@ def audit(
     registry = load_registry([*checks_dirs, *inv.checks_dirs])
     for w in registry.warnings:
         click.echo(f"warning: {w}", err=True)
+    raise_for_unmatched_patterns(inv, registry, waivers.entries)
+    for w in unknown_var_warnings(inv, registry):
+        click.echo(f"warning: {w}", err=True)
+    registry.require_matches(list(patterns))
     selection = select_targets(inv, list(limits))
     host_checks = registry.select(list(patterns), target="host") if selection.hosts else []
     cloud_checks = registry.select(list(patterns), target="aws") if selection.clouds else []
@@ -113,6 +118,8 @@ def audit(
             hint="see `itops checks list`",
         )
     plans = plan_hosts(selection.hosts, host_checks) if host_checks else []
+    if not cloud_checks and not any(p.check_count for p in plans):
+        raise UsageError(*_why_no_target(selection.hosts, limits, patterns))
     store = Store(store_dir)
     run = Run(
         id=new_run_id(),
@@ -160,7 +167,10 @@ def audit(
     run = writer.finish(state, int(code), host_keys, accounts)
     for path in write_reports(store, run.id, report_specs, templates=templates):
         click.echo(f"wrote report {path}", err=True)
-    for warning in waivers.warnings(writer.results):
+    # What --limit and --checks selected (before the groups' checks: narrow it): a waiver outside is not stale.
+    planned = {h.name: [c.id for c in host_checks] for h in selection.hosts}
+    planned.update({name: [c.id for c in cloud_checks] for name in selection.clouds})
+    for warning in waivers.warnings(writer.results, planned, clouds=inv.clouds):
         click.echo(f"warning: {warning}", err=True)
     if fmt == "json":
         click.echo(run_to_json(run, writer.results))
@@ -168,6 +178,22 @@ def audit(
         click.echo(render_summary(run, writer.results, colour=use_colour(), show_pass=show_pass))
         click.echo(f"Stored as run {run.id} in {store.root} (exit {int(code)})", err=True)
     sys.exit(int(code))
+
+
+def _why_no_target(hosts: list[Host], limits: tuple[str, ...], patterns: tuple[str, ...]) -> tuple[str, str]:
+    """Message and hint for an audit that would cover 0 targets (a usage error, never an empty pass)."""
+    if not hosts:
+        where = f"--limit {' '.join(limits)}" if limits else "the inventory"
+        return f"nothing to audit: {where} selects no host and no cloud account", "see `itops inventory list`"
+    names = ", ".join(h.name for h in hosts[:5]) + (", ..." if len(hosts) > 5 else "")
+    group_patterns = sorted({p for h in hosts for p in h.checks})
+    checks = f" --checks {','.join(patterns)}" if patterns else ""
+    return (
+        f"nothing to audit: {'--limit ' + ' '.join(limits) if limits else 'the inventory'} matched "
+        f"{len(hosts)} host(s) ({names}) but their groups' checks: patterns ({', '.join(group_patterns)}) "
+        f"select none of the{checks} checks",
+        "change the --checks selection or the groups' checks: patterns in the inventory",
+    )
 
 
 def _cloud_job(

@@ -93,6 +93,7 @@ def verify(
     registry = load_registry([*checks_dirs, *inv.checks_dirs])
     for w in registry.warnings:
         click.echo(f"warning: {w}", err=True)
+    registry.require_matches(list(patterns))
     backups = select_backups(inv, list(limits))
     checks = registry.select(list(patterns), target="backup")
     if not checks:

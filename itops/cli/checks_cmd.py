@@ -64,7 +64,9 @@ def list_checks(
     checks_dirs: tuple[Path, ...], target: str | None, framework: str | None, patterns: tuple[str, ...], fmt: str
 ) -> None:
     """Every loaded check (built-in packs, --checks-dir folders, plugins)."""
-    chosen = _load(checks_dirs).select(list(patterns), target)
+    registry = _load(checks_dirs)
+    registry.require_matches(list(patterns))
+    chosen = registry.select(list(patterns), target)
     if framework:
         chosen = [c for c in chosen if c.meta.frameworks.get(framework)]
     if fmt == "json":
