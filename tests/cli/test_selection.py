@@ -58,8 +58,8 @@ def test_waiver_for_a_check_that_does_not_exist_is_invalid(tmp_path):
 
 def test_unknown_var_is_warned_with_did_you_mean(tmp_path):
     inv = _inventory(tmp_path)
-    doc = inv.read_text().replace("db-a:\n    address: 127.0.0.1", "db-a:\n    address: 127.0.0.1\n    vars: {ssh_max_auth_trys: 3}")
-    inv.write_text(doc)
+    host = "db-a:\n    address: 127.0.0.1"
+    inv.write_text(inv.read_text().replace(host, host + "\n    vars: {ssh_max_auth_trys: 3}"))
     res = _invoke("inventory", "validate", str(inv))
     assert res.exit_code == 0, res.output
     assert "hosts.db-a.vars.ssh_max_auth_trys: no check reads this var" in res.stderr
@@ -67,6 +67,14 @@ def test_unknown_var_is_warned_with_did_you_mean(tmp_path):
 
 
 def test_example_inventory_uses_only_names_that_do_something():
+    from itops.inventory import load_inventory
+    from itops.inventory_refs import pattern_problems, unknown_var_warnings
+    from itops.registry import load_registry
+    from itops.waivers import WaiverSet
+
+    inv, registry = load_inventory(EXAMPLE), load_registry()
+    assert pattern_problems(inv, registry, WaiverSet.load(inv).entries) == []
+    assert unknown_var_warnings(inv, registry) == []
     res = _invoke("inventory", "validate", str(EXAMPLE))
     assert res.exit_code == 0, res.output
     assert "warning" not in res.stderr, res.stderr
@@ -100,12 +108,12 @@ def test_stale_waiver_warnings_only_inside_the_selection(tmp_path):
         {"check": "ssh.root_login_disabled", "target": "legacy-*", **WAIVER},  # inside, names no host: stale
     ]
     inv = _inventory(tmp_path, waivers=waivers)
-    code, doc, err = run_audit("-i", str(inv), "--limit", "db-a", "--checks", "ssh.root_login_disabled",
+    _code, doc, err = run_audit("-i", str(inv), "--limit", "db-a", "--checks", "ssh.root_login_disabled",
                                "--local", "--store", str(tmp_path / "s"))  # fmt: skip
     assert doc["results"], err
     stale = [line for line in err.splitlines() if "stale" in line]
     assert len(stale) == 1 and "legacy-*" in stale[0], err
     # unfiltered, the waiver naming no host is stale, and so is kernel.* on db-a (its group runs ssh.* only)
-    code, doc, err = run_audit("-i", str(inv), "--local", "--store", str(tmp_path / "s"))
+    _code, doc, err = run_audit("-i", str(inv), "--local", "--store", str(tmp_path / "s"))
     stale = sorted(line for line in err.splitlines() if "stale" in line)
     assert len(stale) == 2 and "kernel.* on db-a" in stale[0] and "legacy-*" in stale[1], err
