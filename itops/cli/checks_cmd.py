@@ -29,7 +29,7 @@ def check_to_dict(check: Check) -> dict[str, Any]:
         "target": meta.target,
         "os_families": list(meta.os_families),
         "rationale": meta.rationale,
-        "remediation": meta.remediation,
+        "remediation": check.remediation_for(),  # with the default parameters
         "frameworks": {k: list(v) for k, v in meta.frameworks.items()},
         "params": meta.params,
         "probes": [{"name": p.name, "command": p.render(meta.params)} for p in check.probes],
