@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 from audit_helpers import ITOPS
+from click.testing import CliRunner
+
+from itops.cli.main import cli
 
 
 @pytest.mark.parametrize("args", [["checks", "list"], ["checks", "show", "ssh.root_login_disabled"],
@@ -20,3 +24,16 @@ def test_closed_stdout_pipe_ends_quietly(args):
         os.close(write_end)
     assert res.returncode == 141, res.stderr
     assert res.stderr == "", res.stderr
+
+
+def test_unknown_backup_from_a_template_names_the_var_and_the_option(tmp_path):
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("version: 1\nhosts:\n  lab1: {address: 127.0.0.1}\n"
+                   "backups:\n  files-fresh: {kind: file, host: lab1, path: /var/backups/*.tar.gz, rpo: 1d}\n")
+    playbooks = Path(__file__).parents[2] / "playbooks"
+    res = CliRunner().invoke(cli, ["dr", "drill", str(playbooks / "file-restore-checksums.yaml"), "-i", str(inv),
+                                   "--var", "backup=files-frsh", "--dry-run"])  # fmt: skip
+    assert res.exit_code == 4, res.output
+    assert "unknown backup 'files-frsh' (did you mean 'files-fresh'?)" in res.stderr
+    assert "{{ backup }} is the playbook var 'backup'" in res.stderr
+    assert "--var backup=VALUE" in res.stderr and "vars:" in res.stderr
