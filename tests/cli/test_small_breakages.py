@@ -37,3 +37,14 @@ def test_unknown_backup_from_a_template_names_the_var_and_the_option(tmp_path):
     assert "unknown backup 'files-frsh' (did you mean 'files-fresh'?)" in res.stderr
     assert "{{ backup }} is the playbook var 'backup'" in res.stderr
     assert "--var backup=VALUE" in res.stderr and "vars:" in res.stderr
+
+
+def test_key_dedented_out_of_its_section_says_where_it_belongs(tmp_path):
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("version: 1\nhosts:\n  db1: {address: 127.0.0.1}\nbackups:\n  b:\n    kind: file\n"
+                   "    host: db1\n    path: /var/backups/*.gz\n    rpo: 1d\n    restore_test:\n"
+                   "      into: /var/tmp/x\n    rto: 30m\n")
+    res = CliRunner().invoke(cli, ["inventory", "validate", str(inv)])
+    assert res.exit_code == 4, res.output
+    assert f"{inv}:12: backups.b.rto: unknown key 'rto': rto belongs under restore_test:" in res.stderr
+    assert "did you mean 'rpo'" not in res.stderr
