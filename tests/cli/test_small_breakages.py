@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -48,3 +49,21 @@ def test_key_dedented_out_of_its_section_says_where_it_belongs(tmp_path):
     assert res.exit_code == 4, res.output
     assert f"{inv}:12: backups.b.rto: unknown key 'rto': rto belongs under restore_test:" in res.stderr
     assert "did you mean 'rpo'" not in res.stderr
+
+
+def test_dr_check_without_playbooks_judges_nothing_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.delenv("ITOPS_PLAYBOOKS", raising=False)
+    res = CliRunner().invoke(cli, ["dr", "check", "--store", str(tmp_path / "s")])
+    assert res.exit_code == 2, res.output
+    assert "no playbooks to judge" in res.stderr and "--playbooks DIR" in res.stderr
+    assert not (tmp_path / "s" / "runs").exists() or not any((tmp_path / "s" / "runs").iterdir())
+    # configured through the environment: only those playbooks are judged
+    folder = tmp_path / "pb"
+    folder.mkdir()
+    src = Path(__file__).parents[2] / "playbooks" / "file-restore-checksums.yaml"
+    (folder / "mine.yaml").write_text(src.read_text())
+    monkeypatch.setenv("ITOPS_PLAYBOOKS", str(folder))
+    res = CliRunner().invoke(cli, ["dr", "check", "--store", str(tmp_path / "s"), "--format", "json"])
+    assert res.exit_code == 1, res.output  # never drilled: FAIL
+    targets = {r["target"] for r in json.loads(res.stdout)["results"]}
+    assert targets == {"file-restore-checksums"}, targets
