@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,24 @@ def test_dr_check_without_playbooks_judges_nothing_and_says_so(tmp_path, monkeyp
     assert res.exit_code == 1, res.output  # never drilled: FAIL
     targets = {r["target"] for r in json.loads(res.stdout)["results"]}
     assert targets == {"file-restore-checksums"}, targets
+
+
+@pytest.mark.integration
+def test_readme_lab_commands_ssh_in_and_stop_a_detached_lab(tmp_path):
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert "ssh -F .lab/ssh_config lab1" in readme and "python -m itops.lab down --dir .lab" in readme
+    lab = tmp_path / "lab"
+    up = subprocess.run([sys.executable, "-m", "itops.lab", "up", "--dir", str(lab), "--hosts", "1", "--detach"],
+                        capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    try:
+        ssh = subprocess.run(["ssh", "-F", str(lab / "ssh_config"), "lab1", "echo in-the-lab"],
+                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+        assert ssh.returncode == 0 and ssh.stdout.strip() == "in-the-lab", ssh.stderr
+    finally:
+        down = subprocess.run([sys.executable, "-m", "itops.lab", "down", "--dir", str(lab)],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert down.returncode == 0 and "is down" in down.stderr, down.stderr
+    again = subprocess.run(["ssh", "-F", str(lab / "ssh_config"), "-o", "ConnectTimeout=5", "lab1", "true"],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert again.returncode != 0
