@@ -89,3 +89,24 @@ def test_readme_lab_commands_ssh_in_and_stop_a_detached_lab(tmp_path):
     again = subprocess.run(["ssh", "-F", str(lab / "ssh_config"), "-o", "ConnectTimeout=5", "lab1", "true"],
                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
     assert again.returncode != 0
+
+
+def test_waivers_list_fits_the_terminal_width(tmp_path):
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(
+        "version: 1\nhosts:\n  web1: {address: 127.0.0.1}\nwaivers:\n"
+        "  - check: accounts.system_accounts_no_login_shell\n"
+        "    target: 'group:legacy-database-servers-frankfurt'\n"
+        "    justification: Vendor appliance login needs passwords until the Q3 upgrade, which is scheduled "
+        "after the audit window closes\n"
+        "    approver: jane.doe.very.long.name@example.com\n    ticket: OPS-123456\n    expires: 2099-01-31\n"
+    )
+    res = CliRunner().invoke(cli, ["waivers", "list", str(inv)], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert "OPS-123456" in res.stdout and "after the audit window closes" in res.stdout
+    assert lines[0].split() == ["STATE", "EXPIRES", "LEFT", "CHECK", "TARGET", "APPROVER", "TICKET"]
+    # written to a file or a pipe (no terminal, no $COLUMNS), nothing is cut
+    res = CliRunner().invoke(cli, ["waivers", "list", str(inv)], env={"COLUMNS": ""})
+    assert "accounts.system_accounts_no_login_shell" in res.stdout and "jane.doe.very.long.name" in res.stdout
