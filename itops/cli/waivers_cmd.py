@@ -16,6 +16,8 @@ from itops.cli.params import inventory_param
 from itops.cli.runs_cmd import store_option
 from itops.errors import UsageError
 from itops.inventory import load_inventory
+from itops.inventory_refs import raise_for_unmatched_patterns
+from itops.registry import load_registry
 from itops.report.data import printable
 from itops.store import Store
 from itops.waivers import WaiverSet, WaiverUse
@@ -58,7 +60,10 @@ def list_waivers(
     fmt: str,
 ) -> None:
     """Waivers with their expiry and state: active, expired, or stale (matches nothing in --run)."""
-    ws = WaiverSet.load(load_inventory(inventory_path), extra_file=waivers_file)
+    inv = load_inventory(inventory_path)
+    ws = WaiverSet.load(inv, extra_file=waivers_file)
+    # a waiver for a check that does not exist is an error, never listed as `active`
+    raise_for_unmatched_patterns(inv, load_registry(list(inv.checks_dirs)), ws.entries)
     results = []
     if run_id is not None:
         store = Store(store_dir)

@@ -49,6 +49,8 @@ def test_waiver_for_a_check_that_does_not_exist_is_invalid(tmp_path):
     assert res.exit_code == 4, res.output
     assert "waivers[0].check" in res.stderr
     assert "did you mean 'ssh.x11_forwarding_disabled'?" in res.stderr
+    res = _invoke("waivers", "list", str(inv))  # never listed as `active`
+    assert res.exit_code == 4 and "ssh.x11_forwarding_disable" in res.stderr and "active" not in res.stdout
     # and from a separate waivers file too
     good = _inventory(tmp_path)
     extra = write_yaml(tmp_path / "w.yaml", {"waivers": [{"check": "acounts.*", "target": "*", **WAIVER}]})
