@@ -22,6 +22,7 @@ from itops.cli.signals import stop_on_signals
 from itops.errors import UsageError
 from itops.exitcodes import ExitStatus
 from itops.inventory import load_inventory
+from itops.inventory_refs import raise_for_unmatched_patterns
 from itops.model import Run, Severity
 from itops.registry import load_registry
 from itops.store import Store, new_run_id
@@ -94,13 +95,14 @@ def verify(
     for w in registry.warnings:
         click.echo(f"warning: {w}", err=True)
     registry.require_matches(list(patterns))
+    waivers = WaiverSet.load(inv, extra_file=waivers_file)
+    raise_for_unmatched_patterns(inv, registry, waivers.entries)
     backups = select_backups(inv, list(limits))
     checks = registry.select(list(patterns), target="backup")
     if not checks:
         raise UsageError(
             f"no backup check matches {', '.join(patterns) or '*'}", hint="itops checks list --target backup"
         )
-    waivers = WaiverSet.load(inv, extra_file=waivers_file)
     store = Store(store_dir)
     state_dir = store.root / "state"
     run = Run(id=new_run_id(), kind="backup", started=time.time(), inventory=str(inventory_path),

@@ -119,3 +119,11 @@ def test_stale_waiver_warnings_only_inside_the_selection(tmp_path):
     _code, doc, err = run_audit("-i", str(inv), "--local", "--store", str(tmp_path / "s"))
     stale = sorted(line for line in err.splitlines() if "stale" in line)
     assert len(stale) == 2 and "kernel.* on db-a" in stale[0] and "legacy-*" in stale[1], err
+
+
+def test_backup_verify_refuses_a_waiver_for_no_check(tmp_path):
+    inv = _inventory(tmp_path, waivers=[{"check": "backup.within_rp", "target": "*", **WAIVER}],
+                     backups={"b": {"kind": "file", "host": "db-a", "path": "/var/backups/*.gz", "rpo": "1d"}})
+    res = _invoke("backup", "verify", str(inv), "--store", str(tmp_path / "s"))
+    assert res.exit_code == 4, res.output
+    assert "waiver 'backup.within_rp' matches no check (did you mean 'backup.within_rpo'?)" in res.stderr
