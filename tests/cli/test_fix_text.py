@@ -38,7 +38,8 @@ def test_fix_text_uses_each_hosts_parameters_in_output_and_reports(tmp_path):
     })  # fmt: skip
     store = tmp_path / "s"
     args = ["audit", str(inv), "--local", "--checks-dir", str(tmp_path / "pack"), "--checks", "test.*",
-            "--store", str(store), "--report", f"md:{tmp_path / 'r.md'}"]  # fmt: skip
+            "--store", str(store), "--report", f"md:{tmp_path / 'r.md'}",
+            "--report", f"html:{tmp_path / 'r.html'}"]  # fmt: skip
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 1, res.output
     fixes = [line.strip() for line in res.stdout.splitlines() if line.strip().startswith("fix:")]
@@ -46,6 +47,8 @@ def test_fix_text_uses_each_hosts_parameters_in_output_and_reports(tmp_path):
     assert "fix: Set `MaxAuthTries 4` (find -exec keeps {} as is)." in fixes, res.stdout
     md = (tmp_path / "r.md").read_text()
     assert "MaxAuthTries 3" in md and "{ssh_max_auth_tries}" not in md
+    html = (tmp_path / "r.html").read_text()  # the by-check view names which host gets which value
+    assert "on strict: Set `MaxAuthTries 3`" in html and "on plain: Set `MaxAuthTries 4`" in html
     res = CliRunner().invoke(cli, ["runs", "show", "latest", "--store", str(store), "--format", "json"])
     results = {r["target"]: r["remediation"] for r in json.loads(res.stdout)["results"]}
     assert results["strict"].startswith("Set `MaxAuthTries 3`") and results["plain"].startswith("Set `MaxAuthTries 4`")
