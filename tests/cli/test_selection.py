@@ -127,3 +127,16 @@ def test_backup_verify_refuses_a_waiver_for_no_check(tmp_path):
     res = _invoke("backup", "verify", str(inv), "--store", str(tmp_path / "s"))
     assert res.exit_code == 4, res.output
     assert "waiver 'backup.within_rp' matches no check (did you mean 'backup.within_rpo'?)" in res.stderr
+
+
+def test_var_used_by_a_playbook_template_is_not_warned(tmp_path):
+    inv = _inventory(tmp_path)
+    host = "db-a:\n    address: 127.0.0.1"
+    inv.write_text(inv.read_text().replace(host, host + "\n    vars: {pg_data_dir: /srv/pg}"))
+    pb = tmp_path / "pb"
+    pb.mkdir()
+    (pb / "restore.yaml").write_text("steps:\n  - {run: 'ls {{ hosts.db-a.vars.pg_data_dir }}', host: db-a}\n")
+    res = _invoke("inventory", "validate", str(inv))
+    assert "hosts.db-a.vars.pg_data_dir: no check reads this var" in res.stderr
+    res = _invoke("inventory", "validate", str(inv), "--playbooks", str(pb))
+    assert res.exit_code == 0 and "warning" not in res.stderr, res.stderr
