@@ -177,9 +177,11 @@ def test_failover_service_runs_on_the_roots_lab_and_a_start_that_dies_fails(flee
         ssh("lab2", f"kill $(cat {service}/standby.pid); rm -f {service}/standby.pid")
     # the standby's port is taken (by lab2's own sshd): the server dies at once, the start step says so
     taken = f"--var=standby_port={lab['lab2'].port}"
-    code, out, meta = drill("failover-service", lab.inventory_path, store, ports[0], taken, "--yes")
-    assert code == 1, out
-    assert meta["failed_step"] == "3 start the service on the standby"
-    assert "cannot listen on 127.0.0.1" in out, out
-    assert not standby_pid.exists()
-    ssh("lab1", f"kill $(cat {service}/primary.pid); rm -f {service}/primary.pid")  # restarted by the rollback
+    try:
+        code, out, meta = drill("failover-service", lab.inventory_path, store, ports[0], taken, "--yes")
+        assert code == 1, out
+        assert meta["failed_step"] == "3 start the service on the standby"
+        assert "cannot listen on 127.0.0.1" in out, out
+        assert not standby_pid.exists()
+    finally:
+        ssh("lab1", f"kill $(cat {service}/primary.pid); rm -f {service}/primary.pid")  # restarted by the rollback
