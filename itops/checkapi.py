@@ -74,6 +74,8 @@ quote = shlex.quote
 FRAMEWORKS = ("cis", "nist-800-53", "iso-27001")
 
 CHECK_ID_RE = re.compile(r"^[a-z0-9]+(\.[a-z0-9_]+)+$")
+#: ``{name}`` in a remediation text: filled with the parameter's effective value (per host).
+PARAM_REF_RE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 #: An IAM action a cloud check needs, e.g. ``s3:GetBucketPolicy``.
 IAM_ACTION_RE = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
 
@@ -219,6 +221,13 @@ class CheckMeta(BaseModel):
         return v
 
     @model_validator(mode="after")
+    def _remediation_placeholders(self) -> CheckMeta:
+        unknown = sorted({n for n in PARAM_REF_RE.findall(self.remediation) if n not in self.params})
+        if unknown:
+            raise ValueError(f"remediation names {unknown} in braces, which are not params of this check")
+        return self
+
+    @model_validator(mode="after")
     def _cloud_needs_actions(self) -> CheckMeta:
         if self.target == "aws" and not self.iam_actions:
             raise ValueError("an aws check must list the IAM actions it needs (iam_actions)")
@@ -257,10 +266,12 @@ class Check:
         source: str = "",
         excerpt: str = "",
         duration: float = 0.0,
+        params: Mapping[str, Any] | None = None,
     ) -> Result:
         """The stored Result of one of this check's findings: the finding plus the check's title, severity,
-        frameworks and remediation. Not redacted here: the run store's RunWriter.add_many is the one
-        redaction step for every producer (hosts, clouds, backups)."""
+        frameworks and remediation (filled with ``params``, the effective parameters). Not redacted here:
+        the run store's RunWriter.add_many is the one redaction step for every producer (hosts, clouds,
+        backups)."""
         return Result(
             run_id=run_id,
             check_id=self.id,
@@ -272,11 +283,22 @@ class Check:
             message=finding.message,
             evidence=Evidence(source=source, excerpt=excerpt, observed=finding.observed, expected=finding.expected),
             frameworks=self.meta.frameworks,
-            remediation=self.meta.remediation,
+            remediation=self.remediation_for(params),
             started=started,
             duration=duration,
             metrics=finding.metrics,
         )
+
+    def remediation_for(self, params: Mapping[str, Any] | None = None) -> str:
+        """The remediation text with each ``{param}`` replaced by the parameter's effective value
+        (``params``, else the default), so the fix a finding shows is the one that makes it pass."""
+        values = {**self.meta.params, **(params or {})}
+
+        def fill(m: re.Match[str]) -> str:
+            name = m.group(1)
+            return _param_text(values[name]) if name in values else m.group(0)
+
+        return PARAM_REF_RE.sub(fill, self.meta.remediation)
 
     def resolve_params(self, variables: Mapping[str, Any]) -> dict[str, Any]:
         """Parameter defaults overridden by inventory vars of the same name (type-checked)."""
@@ -299,6 +321,12 @@ class Check:
             if not isinstance(f, Finding):
                 raise TypeError(f"check {self.id} returned {type(f).__name__}, not Finding")
         return findings
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 def _coerce_param(check_id: str, name: str, value: Any, default: Any) -> Any:

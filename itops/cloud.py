@@ -117,7 +117,7 @@ def evaluate_cloud_check(
         findings = [Finding.error(f"check raised {type(exc).__name__}: {exc}", resource=facts.account_arn)]
     elapsed = time.monotonic() - t0
     source = api_calls(check, facts)
-    return [cloud_result(run_id, target, check, f, started, source, elapsed) for f in findings]
+    return [cloud_result(run_id, target, check, f, started, source, elapsed, params) for f in findings]
 
 
 def api_calls(check: Check, facts: CloudFacts) -> str:
@@ -136,6 +136,9 @@ def cloud_result(
     started: float,
     source: str = "",
     duration: float = 0.0,
+    params: Mapping[str, Any] | None = None,
 ) -> Result:
     """The Result of a cloud check's finding (see :meth:`Check.result`)."""
-    return check.result(finding, run_id=run_id, target=target, started=started, source=source, duration=duration)
+    return check.result(
+        finding, run_id=run_id, target=target, started=started, source=source, duration=duration, params=params
+    )

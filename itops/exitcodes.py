@@ -12,3 +12,4 @@ class ExitStatus(enum.IntEnum):
     INCOMPLETE = 3  # no such FAIL, but some target UNREACHABLE or some check ERROR, or the run was interrupted
     CONFIG = 4  # inventory / configuration invalid: nothing was run
     INTERNAL = 70  # a bug in itops (traceback with --debug)
+    BROKEN_PIPE = 141  # stdout closed by the reader (`| head`): 128 + SIGPIPE, as a shell reports it

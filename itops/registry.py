@@ -15,6 +15,7 @@ another user could write code into is refused as a whole (ConfigError) before an
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import hashlib
 import importlib.util
@@ -79,7 +80,7 @@ class Registry:
 
     def select(self, patterns: Sequence[str] | None, target: str | None = None) -> list[Check]:
         """Checks whose id matches any glob in ``patterns`` (all when empty), optionally of one target kind."""
-        pats = [p.strip() for item in (patterns or []) for p in item.split(",") if p.strip()]
+        pats = split_patterns(patterns)
         chosen = [
             c
             for c in self
@@ -87,6 +88,45 @@ class Registry:
             and (not pats or any(fnmatch.fnmatchcase(c.id, p) for p in pats))
         ]
         return chosen
+
+    def matches_any(self, pattern: str) -> bool:
+        """Does the check id glob ``pattern`` match at least one loaded check?"""
+        return any(fnmatch.fnmatchcase(c, pattern) for c in self.checks)
+
+    def unmatched(self, patterns: Sequence[str] | None) -> list[str]:
+        """The terms of ``patterns`` (comma-separated items allowed) that match no loaded check."""
+        return [p for p in split_patterns(patterns) if not self.matches_any(p)]
+
+    def require_matches(self, patterns: Sequence[str] | None, option: str = "--checks") -> None:
+        """Raise :class:`UsageError` (exit 2) when any term of ``patterns`` matches no check."""
+        unmatched = self.unmatched(patterns)
+        if unmatched:
+            raise UsageError(
+                f"{option} " + "; ".join(self.no_match_message(p) for p in unmatched),
+                hint=f"every {option} term must match a check; `itops checks list` shows them",
+            )
+
+    def did_you_mean(self, pattern: str) -> str:
+        """`` (did you mean 'ssh.*'?)`` for a pattern matching nothing, else the packs there are."""
+        packs = sorted({c.rsplit(".", 1)[0] for c in self.checks} | {c.split(".", 1)[0] for c in self.checks})
+        candidates = [*self.checks, *(f"{p}.*" for p in packs)]
+        close = difflib.get_close_matches(pattern, candidates, n=1, cutoff=0.8)
+        stem = pattern.rstrip("*?")
+        if not close and stem and any(c.startswith(stem) for c in self.checks):
+            close = [stem + "*"]
+        if close:
+            return f" (did you mean {close[0]!r}?)"
+        tops = sorted({c.split(".", 1)[0] for c in self.checks})
+        return f"; check packs: {', '.join(f'{t}.*' for t in tops)} (`itops checks list` shows every check)"
+
+    def no_match_message(self, pattern: str) -> str:
+        """``'sshd.*' matches no check (did you mean 'ssh.*'?)``."""
+        return f"{pattern!r} matches no check{self.did_you_mean(pattern)}"
+
+
+def split_patterns(patterns: Sequence[str] | None) -> list[str]:
+    """Check id globs from ``--checks`` items (each may be comma-separated), blanks dropped."""
+    return [p.strip() for item in (patterns or []) for p in item.split(",") if p.strip()]
 
 
 def _import_file(path: Path) -> ModuleType:

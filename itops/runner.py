@@ -343,7 +343,7 @@ def evaluate_host(
                 findings = [Finding.error(f"check raised {type(exc).__name__}: {exc}")]
         elapsed = time.monotonic() - t0
         for f in findings:
-            results.append(_result(run_id, plan.name, check, f, started, probes.values(), elapsed))
+            results.append(_result(run_id, plan.name, check, f, started, probes.values(), elapsed, pc.params))
     return results
 
 
@@ -370,11 +370,13 @@ def _result(
     started: float,
     probes: Iterable[ProbeResult] = (),
     duration: float = 0.0,
+    params: Mapping[str, Any] | None = None,
 ) -> Result:
     probes = list(probes)
     excerpt = "\n".join(p.text[:EXCERPT_CHARS] for p in probes if p.stdout)[:EXCERPT_CHARS]
     return check.result(finding, run_id=run_id, target=target, started=started,
-                        source="; ".join(p.command for p in probes), excerpt=excerpt, duration=duration)  # fmt: skip
+                        source="; ".join(p.command for p in probes), excerpt=excerpt, duration=duration,
+                        params=params)  # fmt: skip
 
 
 def exit_code_for(results: Iterable[Result], fail_on: Severity) -> int:

@@ -215,9 +215,45 @@ class WaiverSet:
             return r.waiver == entry.to_waiver()
         return r.status is Status.FAIL and self.waiver_for(r) is entry
 
-    def warnings(self, results: Sequence[Result]) -> list[str]:
-        """One line per expired or stale waiver, for the end of ``itops audit`` (stderr)."""
+    def in_selection(
+        self, entry: WaiverEntry, planned: Mapping[str, Iterable[str]], clouds: Iterable[str] = ()
+    ) -> bool:
+        """Could ``entry`` have matched anything this run covered?
+
+        ``planned`` maps each target the run covered (host or cloud account name) to the check ids
+        run on it; ``clouds`` names the inventory's cloud accounts. A waiver is outside the run when
+        its check ran nowhere, or when the inventory targets it names were all left out (or ran none
+        of its checks). A target naming nothing in the inventory (a resource ARN, a typo) is judged
+        by the results as before.
+        """
+        rule = entry.rule
+        covers = {t: [c for c in ids if fnmatch.fnmatchcase(c, rule.check)] for t, ids in planned.items()}
+        if not any(covers.values()):
+            return False
+        kind, sep, pattern = rule.target.partition(":")
+        if sep and kind in _LABEL_KINDS:
+            known = [h for h, labels in self.host_labels.items()
+                     if any(fnmatch.fnmatchcase(v, pattern) for v in labels.get(kind, ()))]  # fmt: skip
+        else:
+            known = [t for t in (*self.host_labels, *clouds) if fnmatch.fnmatchcase(t, rule.target)]
+        if not known:
+            return True
+        return any(covers.get(t) for t in known)
+
+    def warnings(
+        self,
+        results: Sequence[Result],
+        planned: Mapping[str, Iterable[str]] | None = None,
+        clouds: Iterable[str] = (),
+    ) -> list[str]:
+        """One line per expired or stale waiver, for the end of ``itops audit`` (stderr).
+
+        With ``planned`` (target -> check ids the run covered, see :meth:`in_selection`), a waiver
+        outside a ``--limit``/``--checks`` selection is not called stale: it could not match.
+        """
         report = self.report(results)
+        if planned is not None:
+            report["stale"] = [u for u in report["stale"] if self.in_selection(u.entry, planned, clouds)]
         lines = []
         for u in report["expired"]:
             r = u.entry.rule

@@ -469,6 +469,15 @@ def _model_at(model: type[BaseModel] | None, loc: Sequence[object]) -> type[Base
     return None
 
 
+def _nested_home(parent: type[BaseModel], key: str) -> str | None:
+    """The field of ``parent`` holding a sub-mapping whose model has ``key`` (where a misplaced key belongs)."""
+    for name, info in parent.model_fields.items():
+        for t in _unwrap(info.annotation):
+            if isinstance(t, type) and issubclass(t, BaseModel) and key in t.model_fields:
+                return name
+    return None
+
+
 def _human_message(err: Mapping[str, Any], model: type[BaseModel] | None) -> str:
     kind, loc, ctx = err["type"], err["loc"], err.get("ctx") or {}
     if kind == "extra_forbidden":
@@ -476,6 +485,9 @@ def _human_message(err: Mapping[str, Any], model: type[BaseModel] | None) -> str
         parent = _model_at(model, loc[:-1])
         internal = parent.internal_fields if parent and issubclass(parent, StrictModel) else frozenset()
         allowed = sorted(set(parent.model_fields) - internal) if parent else []
+        home = _nested_home(parent, str(key)) if parent else None
+        if home:  # e.g. `rto` dedented out of `restore_test:`: say where it goes, not "did you mean 'rpo'"
+            return f"unknown key {str(key)!r}: {key} belongs under {home}:"
         hint = suggest(key, allowed) or (f" (allowed keys: {', '.join(allowed)})" if allowed else "")
         return f"unknown key {str(key)!r}{hint}"
     if kind == "missing":

@@ -84,8 +84,8 @@ def _aging(
     title="Passwords expire within the maximum age",
     severity=Severity.MEDIUM,
     rationale="A maximum password age bounds how long a leaked or cracked password stays usable.",
-    remediation="Set `PASS_MAX_DAYS 365` in /etc/login.defs (or at most password_max_days) and, for existing "
-    "accounts, `chage --maxdays 365 NAME`.",
+    remediation="Set `PASS_MAX_DAYS {password_max_days}` in /etc/login.defs (or fewer) and, for existing "
+    "accounts, `chage --maxdays {password_max_days} NAME`.",
     frameworks={"cis": ["5.4.1.1"], "nist-800-53": ["IA-5(1)"], "iso-27001": ["A.5.17"]},
     probes=[LOGIN_DEFS, SHADOW_STATUS],
     params={"password_max_days": 365},
@@ -103,8 +103,8 @@ def password_max_days(facts: Facts, params: Params) -> list[Finding]:
     severity=Severity.LOW,
     rationale="A minimum password age stops users from cycling through the history straight back to the "
     "password they were told to replace.",
-    remediation="Set `PASS_MIN_DAYS 1` in /etc/login.defs (or at least password_min_days) and, for existing "
-    "accounts, `chage --mindays 1 NAME`.",
+    remediation="Set `PASS_MIN_DAYS {password_min_days}` in /etc/login.defs (or more) and, for existing "
+    "accounts, `chage --mindays {password_min_days} NAME`.",
     frameworks={"cis": ["5.4.1.2"], "nist-800-53": ["IA-5(1)"], "iso-27001": ["A.5.17"]},
     probes=[LOGIN_DEFS, SHADOW_STATUS],
     params={"password_min_days": 1},
@@ -122,8 +122,8 @@ def password_min_days(facts: Facts, params: Params) -> list[Finding]:
     severity=Severity.LOW,
     rationale="A warning period lets users choose a new password calmly instead of being locked out or picking "
     "a weak one at the last moment.",
-    remediation="Set `PASS_WARN_AGE 7` in /etc/login.defs (or at least password_warn_age) and, for existing "
-    "accounts, `chage --warndays 7 NAME`.",
+    remediation="Set `PASS_WARN_AGE {password_warn_age}` in /etc/login.defs (or more) and, for existing "
+    "accounts, `chage --warndays {password_warn_age} NAME`.",
     frameworks={"cis": ["5.4.1.3"], "nist-800-53": ["IA-5(1)"], "iso-27001": ["A.5.17"]},
     probes=[LOGIN_DEFS, SHADOW_STATUS],
     params={"password_warn_age": 7},

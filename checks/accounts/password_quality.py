@@ -51,7 +51,7 @@ _ENABLE = {
     "or dictionary passwords that online guessing and offline cracking of a leaked /etc/shadow break quickly.",
     remediation="Debian/Ubuntu: `apt-get install libpam-pwquality` (pam-auth-update puts `password requisite "
     "pam_pwquality.so retry=3` into /etc/pam.d/common-password); RHEL: `authselect enable-feature with-pwquality`. "
-    "Then set `minlen = 14` in /etc/security/pwquality.conf, remove `enforcing = 0` and any smaller "
+    "Then set `minlen = {min_password_length}` in /etc/security/pwquality.conf, remove `enforcing = 0` and any smaller "
     "minlen= from the pam_pwquality.so line and from /etc/security/pwquality.conf.d/*.conf.",
     frameworks={"cis": ["5.3.2.3", "5.3.3.2.2", "5.3.3.2.7"], "nist-800-53": ["IA-5(1)"],
                 "iso-27001": ["A.5.17"]},

@@ -95,7 +95,7 @@ def root_path_sane(facts: Facts, params: Params) -> list[Finding]:
     severity=Severity.MEDIUM,
     rationale="A home directory writable or readable by others exposes SSH keys, shell startup files and "
     "credentials; one owned by someone else lets that person plant startup scripts.",
-    remediation="For each listed user: `chown USER HOME && chmod 0750 HOME` (or create it with "
+    remediation="For each listed user: `chown USER HOME && chmod {home_dir_max_mode} HOME` (or create it with "
     "`mkhomedir_helper USER`).",
     frameworks={"cis": ["7.2.9"], "nist-800-53": ["AC-3", "AC-6"], "iso-27001": ["A.8.3"]},
     probes=[PASSWD, LOGIN_DEFS, HOME_DIR_STATS],

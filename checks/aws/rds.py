@@ -69,8 +69,8 @@ def not_publicly_accessible(facts: CloudFacts, params: Params) -> list[Finding]:
     severity=Severity.MEDIUM,
     rationale="Automated backups enable point-in-time restore; too short a retention loses the restore points "
     "needed after a late-detected incident.",
-    remediation="aws rds modify-db-instance --db-instance-identifier DB --backup-retention-period 7 "
-    "--apply-immediately",
+    remediation="aws rds modify-db-instance --db-instance-identifier DB "
+    "--backup-retention-period {rds_backup_retention_days} --apply-immediately",
     frameworks={"nist-800-53": ["CP-9", "CP-10"], "iso-27001": ["A.8.13"]},
     params={"rds_backup_retention_days": 7},
     **DB,

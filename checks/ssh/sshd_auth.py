@@ -98,7 +98,7 @@ def empty_passwords_disabled(facts: Facts, params: Params) -> list[Finding]:
     title="SSH limits authentication attempts per connection",
     severity=Severity.MEDIUM,
     rationale="A low MaxAuthTries slows online guessing and makes failed attempts show up in the logs sooner.",
-    remediation="Set `MaxAuthTries 4` (or the value of ssh_max_auth_tries)." + APPLY_SSHD_CHANGE,
+    remediation="Set `MaxAuthTries {ssh_max_auth_tries}` (or fewer)." + APPLY_SSHD_CHANGE,
     frameworks={"cis": ["5.1.16"], "nist-800-53": ["AC-7"], "iso-27001": ["A.8.5"]},
     probes=SSHD_PROBES,
     params={"ssh_max_auth_tries": 4, **MATCH_PARAM},

@@ -65,7 +65,7 @@ def forwarding_disabled(facts: Facts, params: Params) -> list[Finding]:
     severity=Severity.MEDIUM,
     rationale="Each unauthenticated connection holds a slot until LoginGraceTime runs out; a short grace time "
     "limits connection-exhaustion attacks (0 means no limit at all).",
-    remediation="Set `LoginGraceTime 60` (or at most ssh_login_grace_time_max seconds; 0 disables the limit)."
+    remediation="Set `LoginGraceTime {ssh_login_grace_time_max}` (or less; 0 disables the limit)."
     + APPLY_SSHD_CHANGE,
     frameworks={"cis": ["5.1.13"], "nist-800-53": ["CM-6", "SC-5"], "iso-27001": ["A.8.20"]},
     probes=SSHD_PROBES,
@@ -84,8 +84,8 @@ def login_grace_time_limited(facts: Facts, params: Params) -> list[Finding]:
     severity=Severity.MEDIUM,
     rationale="Without ClientAlive probes, sessions whose client vanished stay open indefinitely and keep a "
     "logged-in shell available to whoever reaches the dead client's network path.",
-    remediation="Set `ClientAliveInterval 15` and `ClientAliveCountMax 3` (interval at most "
-    "ssh_client_alive_interval_max, count 1 to ssh_client_alive_count_max)." + APPLY_SSHD_CHANGE,
+    remediation="Set `ClientAliveInterval 15` (at most {ssh_client_alive_interval_max}) and "
+    "`ClientAliveCountMax {ssh_client_alive_count_max}` (or less, at least 1)." + APPLY_SSHD_CHANGE,
     frameworks={"cis": ["5.1.7"], "nist-800-53": ["AC-12", "SC-10"], "iso-27001": ["A.8.5", "A.8.20"]},
     probes=SSHD_PROBES,
     params={"ssh_client_alive_interval_max": 300, "ssh_client_alive_count_max": 3, **MATCH_PARAM},
@@ -149,7 +149,7 @@ def log_level_adequate(facts: Facts, params: Params) -> list[Finding]:
     severity=Severity.LOW,
     rationale="MaxSessions caps how many shells, sftp or forwarding channels one authenticated connection can "
     "multiplex, limiting resource exhaustion by a single login.",
-    remediation="Set `MaxSessions 10` (or at most ssh_max_sessions)." + APPLY_SSHD_CHANGE,
+    remediation="Set `MaxSessions {ssh_max_sessions}` (or fewer)." + APPLY_SSHD_CHANGE,
     frameworks={"cis": ["5.1.17"], "nist-800-53": ["AC-10"], "iso-27001": ["A.8.9"]},
     probes=SSHD_PROBES,
     params={"ssh_max_sessions": 10, **MATCH_PARAM},
@@ -178,7 +178,7 @@ def _parse_startups(text: str) -> tuple[int, int, int]:
     severity=Severity.LOW,
     rationale="MaxStartups drops new unauthenticated connections once too many are pending, limiting "
     "connection-flooding denial of service against the login service.",
-    remediation="Set `MaxStartups 10:30:60` (each field at most the matching field of ssh_max_startups)."
+    remediation="Set `MaxStartups {ssh_max_startups}` (or lower values in each field)."
     + APPLY_SSHD_CHANGE,
     frameworks={"cis": ["5.1.18"], "nist-800-53": ["SC-5"], "iso-27001": ["A.8.20"]},
     probes=SSHD_PROBES,

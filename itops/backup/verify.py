@@ -389,6 +389,7 @@ def evaluate_backup(
     results: list[Result] = []
     for check in checks:
         t0 = time.monotonic()
+        params: dict[str, Any] | None = None  # the defaults, unless resolved below
         needed = [facts.observations.get(a, Observation()) for a in check.collections]
         broken = next((o for o in needed if o.error), None)
         if restore_skip and "restore" in check.collections:
@@ -397,7 +398,8 @@ def evaluate_backup(
             findings = [Finding(Status.UNREACHABLE if broken.unreachable else Status.ERROR, broken.error)]
         else:
             try:
-                findings = check.evaluate(facts, check.resolve_params(facts.vars))
+                params = check.resolve_params(facts.vars)
+                findings = check.evaluate(facts, params)
             except Exception as exc:  # a check's bug is an ERROR for that check, not a crash
                 log.debug("check %s raised on %s", check.id, facts.name, exc_info=True)
                 findings = [Finding.error(f"check raised {type(exc).__name__}: {exc}")]
@@ -408,7 +410,7 @@ def evaluate_backup(
             results.append(
                 check.result(
                     f, run_id=run_id, target=facts.name, started=started,
-                    source=source, excerpt=excerpt, duration=elapsed,
+                    source=source, excerpt=excerpt, duration=elapsed, params=params,
                 )
             )
     return results

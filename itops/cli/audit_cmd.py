@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,25 +14,28 @@ from itops import __version__
 from itops.checkapi import Check
 from itops.cli.checks_cmd import checks_dir_option
 from itops.cli.output import render_summary, run_to_json, use_colour
+from itops.cli.params import inventory_param
 from itops.cli.runs_cmd import signing_key_option, store_option
 from itops.cli.signals import stop_on_signals
-from itops.cloud import cloud_variables, run_cloud_account
 from itops.errors import UsageError
 from itops.exitcodes import ExitStatus
-from itops.inventory import Inventory, load_inventory
+from itops.inventory import Host, Inventory, load_inventory
+from itops.inventory_refs import raise_for_unmatched_patterns, unknown_var_warnings
 from itops.model import Run, Severity
 from itops.registry import load_registry
 from itops.report import parse_report_spec, write_reports
-from itops.runner import AuditRunner, HostOutcome, RunOptions, exit_code_for, plan_hosts
 from itops.store import Store, new_run_id
 from itops.targets import select_targets
 from itops.waivers import WaiverSet
+
+if TYPE_CHECKING:
+    from itops.runner import AuditRunner, HostOutcome
 
 ProgressFn = Callable[[str | None], None]
 
 
 @click.command()
-@click.option("-i", "--inventory", "inventory_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@inventory_param()
 @click.option("--limit", "limits", multiple=True, help="Hosts: name-glob, group:NAME, site:NAME, tag:NAME, !excl.")
 @click.option("--checks", "patterns", multiple=True, help="Check id glob(s), e.g. 'ssh.*' (default: all).")
 @checks_dir_option
@@ -94,12 +98,19 @@ def audit(
 ) -> None:
     """Audit hosts and cloud accounts: one SSH connection and one batched probe script per host,
     each cloud API collection made once per account and region."""
+    # Imported here: the runner pulls in paramiko and the cloud code boto3; `itops --help` must not pay for them.
+    from itops.runner import AuditRunner, RunOptions, exit_code_for, plan_hosts
+
     inv = load_inventory(inventory_path)
     report_specs = [parse_report_spec(spec) for spec in reports]  # bad specs fail before anything runs
     waivers = WaiverSet.load(inv, waivers_file)
     registry = load_registry([*checks_dirs, *inv.checks_dirs])
     for w in registry.warnings:
         click.echo(f"warning: {w}", err=True)
+    raise_for_unmatched_patterns(inv, registry, waivers.entries)
+    for w in unknown_var_warnings(inv, registry):
+        click.echo(f"warning: {w}", err=True)
+    registry.require_matches(list(patterns))
     selection = select_targets(inv, list(limits))
     host_checks = registry.select(list(patterns), target="host") if selection.hosts else []
     cloud_checks = registry.select(list(patterns), target="aws") if selection.clouds else []
@@ -109,6 +120,8 @@ def audit(
             hint="see `itops checks list`",
         )
     plans = plan_hosts(selection.hosts, host_checks) if host_checks else []
+    if not cloud_checks and not any(p.check_count for p in plans):
+        raise UsageError(*_why_no_target(selection.hosts, limits, patterns))
     store = Store(store_dir, signing_key=signing_key)
     run = Run(
         id=new_run_id(),
@@ -158,7 +171,10 @@ def audit(
     run = writer.finish(state, int(code), host_keys, accounts)
     for path in write_reports(store, run.id, report_specs, templates=templates):
         click.echo(f"wrote report {path}", err=True)
-    for warning in waivers.warnings(writer.results):
+    # What --limit and --checks selected (before the groups' checks: narrow it): a waiver outside is not stale.
+    planned = {h.name: [c.id for c in host_checks] for h in selection.hosts}
+    planned.update({name: [c.id for c in cloud_checks] for name in selection.clouds})
+    for warning in waivers.warnings(writer.results, planned, clouds=inv.clouds):
         click.echo(f"warning: {warning}", err=True)
     if fmt == "json":
         click.echo(run_to_json(run, writer.results))
@@ -168,9 +184,28 @@ def audit(
     sys.exit(int(code))
 
 
+def _why_no_target(hosts: list[Host], limits: tuple[str, ...], patterns: tuple[str, ...]) -> tuple[str, str]:
+    """Message and hint for an audit that would cover 0 targets (a usage error, never an empty pass)."""
+    if not hosts:
+        where = f"--limit {' '.join(limits)}" if limits else "the inventory"
+        return f"nothing to audit: {where} selects no host and no cloud account", "see `itops inventory list`"
+    names = ", ".join(h.name for h in hosts[:5]) + (", ..." if len(hosts) > 5 else "")
+    group_patterns = sorted({p for h in hosts for p in h.checks})
+    checks = f" --checks {','.join(patterns)}" if patterns else ""
+    return (
+        f"nothing to audit: {'--limit ' + ' '.join(limits) if limits else 'the inventory'} matched "
+        f"{len(hosts)} host(s) ({names}) but their groups' checks: patterns ({', '.join(group_patterns)}) "
+        f"select none of the{checks} checks",
+        "change the --checks selection or the groups' checks: patterns in the inventory",
+    )
+
+
 def _cloud_job(
     run_id: str, inv: Inventory, name: str, checks: list[Check], concurrency: int, runner: AuditRunner
 ) -> Callable[[], HostOutcome]:
+    from itops.cloud import cloud_variables, run_cloud_account
+    from itops.runner import HostOutcome
+
     def job() -> HostOutcome:
         out = run_cloud_account(
             run_id,

@@ -7,26 +7,29 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from itops import __version__
 from itops.backup.facts import format_duration, format_limit
-from itops.backup.metrics import load_records, save_records, update_records, write_prom_file
 from itops.backup.options import backup_options
-from itops.backup.verify import BackupOutcome, BackupVerifier, VerifyOptions, select_backups
 from itops.cli.checks_cmd import checks_dir_option
 from itops.cli.output import render_summary, run_to_json, use_colour
+from itops.cli.params import inventory_param
 from itops.cli.runs_cmd import signing_key_option, store_option
 from itops.cli.signals import stop_on_signals
 from itops.errors import UsageError
 from itops.exitcodes import ExitStatus
 from itops.inventory import load_inventory
+from itops.inventory_refs import raise_for_unmatched_patterns
 from itops.model import Run, Severity
 from itops.registry import load_registry
-from itops.runner import exit_code_for
 from itops.store import Store, new_run_id
 from itops.waivers import WaiverSet
+
+if TYPE_CHECKING:
+    from itops.backup.verify import BackupOutcome
 
 
 @click.group()
@@ -35,7 +38,7 @@ def backup() -> None:
 
 
 @backup.command("verify")
-@click.option("-i", "--inventory", "inventory_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@inventory_param()
 @click.option("--limit", "limits", multiple=True, help="Backups: name-glob, kind:KIND, host:HOST, cloud:CLOUD, !excl.")
 @click.option(
     "--restore-test/--no-restore-test",
@@ -81,6 +84,11 @@ def verify(
     show_pass: bool,
 ) -> None:
     """Verify backups: newest copy within RPO, size, integrity, copies, protection, and restore tests."""
+    # Imported here: they pull in paramiko and boto3, which `itops --help` must not pay for.
+    from itops.backup.metrics import load_records, save_records, update_records, write_prom_file
+    from itops.backup.verify import BackupVerifier, VerifyOptions, select_backups
+    from itops.runner import exit_code_for
+
     inv = load_inventory(inventory_path)
     options = backup_options(inv)
     if not inv.backups:
@@ -88,13 +96,15 @@ def verify(
     registry = load_registry([*checks_dirs, *inv.checks_dirs])
     for w in registry.warnings:
         click.echo(f"warning: {w}", err=True)
+    registry.require_matches(list(patterns))
+    waivers = WaiverSet.load(inv, extra_file=waivers_file)
+    raise_for_unmatched_patterns(inv, registry, waivers.entries)
     backups = select_backups(inv, list(limits))
     checks = registry.select(list(patterns), target="backup")
     if not checks:
         raise UsageError(
             f"no backup check matches {', '.join(patterns) or '*'}", hint="itops checks list --target backup"
         )
-    waivers = WaiverSet.load(inv, extra_file=waivers_file)
     store = Store(store_dir, signing_key=signing_key)
     state_dir = store.root / "state"
     run = Run(id=new_run_id(), kind="backup", started=time.time(), inventory=str(inventory_path),

@@ -29,7 +29,7 @@ def check_to_dict(check: Check) -> dict[str, Any]:
         "target": meta.target,
         "os_families": list(meta.os_families),
         "rationale": meta.rationale,
-        "remediation": meta.remediation,
+        "remediation": check.remediation_for(),  # with the default parameters
         "frameworks": {k: list(v) for k, v in meta.frameworks.items()},
         "params": meta.params,
         "probes": [{"name": p.name, "command": p.render(meta.params)} for p in check.probes],
@@ -64,7 +64,9 @@ def list_checks(
     checks_dirs: tuple[Path, ...], target: str | None, framework: str | None, patterns: tuple[str, ...], fmt: str
 ) -> None:
     """Every loaded check (built-in packs, --checks-dir folders, plugins)."""
-    chosen = _load(checks_dirs).select(list(patterns), target)
+    registry = _load(checks_dirs)
+    registry.require_matches(list(patterns))
+    chosen = registry.select(list(patterns), target)
     if framework:
         chosen = [c for c in chosen if c.meta.frameworks.get(framework)]
     if fmt == "json":

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from itops.cli.params import inventory_param
 from itops.cli.runs_cmd import store_option
 from itops.cli.signals import stop_on_signals
 
@@ -30,8 +31,8 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 
 @dr.command("drill")
 @click.argument("playbook_path", metavar="PLAYBOOK", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-i", "--inventory", "inventory_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Inventory with the hosts and backups the steps name (needed unless every step is local).")
+@inventory_param(required=False,
+                 help="Inventory with the hosts and backups the steps name (needed unless every step is local).")
 @click.option("--dry-run", is_flag=True, help="Print the plan with resolved hosts and commands; run nothing.")
 @click.option("--yes", is_flag=True, help="Answer yes to every manual step (an unattended drill).")
 @click.option("--answer", "answers", multiple=True, metavar="STEP=ANSWER", help="Recorded answer of a manual step.")
@@ -172,7 +173,8 @@ def history(store_dir: Path | None, playbook: str | None, limit: int, fmt: str) 
 @dr.command("check")
 @store_option
 @click.option("--playbooks", "folder", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
-              help="Folder of playbooks (default: the shipped playbooks/).")
+              envvar="ITOPS_PLAYBOOKS",
+              help="Folder of your playbooks (or $ITOPS_PLAYBOOKS). Required: the shipped ones are examples.")
 @click.option("--max-age", default=None, help="Allowed age of the last successful drill, e.g. 30d (default: the "
               "playbook's max_drill_age, else 90d).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -195,7 +197,13 @@ def check(store_dir: Path | None, folder: Path | None, max_age: str | None, fmt:
         limit = parse_duration(max_age) if max_age else None
     except ValueError as exc:
         raise UsageError(f"--max-age: {exc}") from None
-    folder = folder or bundled_dir("playbooks")
+    if folder is None:
+        # Judging the shipped examples would FAIL (or pass) forever for drills nobody runs.
+        raise UsageError(
+            "no playbooks to judge: dr check judges only the playbooks you give it",
+            hint=f"itops dr check --playbooks DIR (or set ITOPS_PLAYBOOKS); examples to start from: "
+            f"{bundled_dir('playbooks')}",
+        )
     files = playbook_files(folder)
     if not files:
         raise UsageError(f"no playbooks (*.yaml) in {folder}")

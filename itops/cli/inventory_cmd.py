@@ -7,7 +7,12 @@ from pathlib import Path
 
 import click
 
+from itops.cli.checks_cmd import checks_dir_option
+from itops.cli.params import inventory_param
 from itops.inventory import load_inventory
+from itops.inventory_refs import raise_for_unmatched_patterns, unknown_var_warnings
+from itops.registry import load_registry
+from itops.waivers import WaiverSet
 
 
 @click.group()
@@ -16,23 +21,52 @@ def inventory() -> None:
 
 
 @inventory.command("validate")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-def validate(path: Path) -> None:
-    """Check an inventory; every problem is reported with file:line (exit 4 when invalid)."""
-    inv = load_inventory(path)
+@inventory_param()
+@checks_dir_option
+@click.option(
+    "--waivers",
+    "waivers_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Also validate this waivers file (same shape as the inventory's waivers:).",
+)
+@click.option(
+    "--playbooks",
+    "playbooks",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Playbook file or folder whose {{ hosts.H.vars.KEY }} templates use inventory vars (repeatable).",
+)
+def validate(
+    inventory_path: Path, checks_dirs: tuple[Path, ...], waivers_file: Path | None, playbooks: tuple[Path, ...]
+) -> None:
+    """Check an inventory; every problem is reported with file:line (exit 4 when invalid).
+
+    Besides the file itself: every group `checks:` pattern and waiver `check` must match a loaded
+    check (built-in, --checks-dir, the inventory's checks_dirs); a var that no check reads and no
+    playbook uses is warned about.
+    """
+    inv = load_inventory(inventory_path)
+    waivers = WaiverSet.load(inv, waivers_file)
+    registry = load_registry([*checks_dirs, *inv.checks_dirs])
+    for w in registry.warnings:
+        click.echo(f"warning: {w}", err=True)
+    raise_for_unmatched_patterns(inv, registry, waivers.entries)
+    for w in unknown_var_warnings(inv, registry, playbooks):
+        click.echo(f"warning: {w}", err=True)
     click.echo(
-        f"{path}: OK ({len(inv.hosts)} hosts, {len(inv.groups)} groups, {len(inv.sites)} sites, "
+        f"{inventory_path}: OK ({len(inv.hosts)} hosts, {len(inv.groups)} groups, {len(inv.sites)} sites, "
         f"{len(inv.clouds)} clouds, {len(inv.backups)} backups, {len(inv.waivers)} waivers)"
     )
 
 
 @inventory.command("list")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@inventory_param()
 @click.option("--limit", "limits", multiple=True, help="name-glob, group:NAME, site:NAME, tag:NAME, !excl.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def list_hosts(path: Path, limits: tuple[str, ...], fmt: str) -> None:
+def list_hosts(inventory_path: Path, limits: tuple[str, ...], fmt: str) -> None:
     """The hosts an inventory (and --limit) selects."""
-    inv = load_inventory(path)
+    inv = load_inventory(inventory_path)
     hosts = inv.select(list(limits))
     if fmt == "json":
         rows = [

@@ -32,6 +32,10 @@ class ItopsGroup(click.Group):
         except ItopsError as exc:
             _print_error(exc)
             ctx.exit(ExitStatus.INCOMPLETE)
+        except BrokenPipeError:
+            # stdout was closed early (`itops checks list | head -5`): stop quietly, as SIGPIPE would.
+            _silence_stdout()
+            ctx.exit(ExitStatus.BROKEN_PIPE)
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
@@ -39,6 +43,15 @@ class ItopsGroup(click.Group):
                 raise
             click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
             ctx.exit(ExitStatus.INTERNAL)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (e.g. under CliRunner)
+        pass
 
 
 def _print_error(exc: ItopsError) -> None:
@@ -55,7 +68,7 @@ def cli(debug: bool, verbose: int) -> None:
     """Infrastructure audit and disaster-recovery verification.
 
     Exit codes: 0 ok, 1 failures found, 2 usage error, 3 incomplete (unreachable / error),
-    4 invalid inventory or configuration, 70 internal error.
+    4 invalid inventory or configuration, 70 internal error, 141 output pipe closed (e.g. `| head`).
     """
     level = logging.DEBUG if debug or verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)

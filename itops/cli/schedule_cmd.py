@@ -123,8 +123,14 @@ def list_jobs(config_path: Path, store_dir: Path | None, fmt: str) -> None:
                       f"run {last['run_id'] or '-'} ({age:.0f}s ago)")  # fmt: skip
             if last["error"]:
                 result += f": {last['error'][:80]}"
+        failed = [n for n in (last or {}).get("notifications") or [] if not n.get("ok")]
+        if failed:
+            result += f"; {len(failed)} notification(s) FAILED"
         nxt = _fmt(row["next_run"], row["timezone"]) if row["enabled"] else "disabled"
         click.echo(f"{row['job']:<20} {row['command']:<13} {row['cron']:<18} {nxt:<28} {result}")
+        for n in failed:  # a notification that never arrived is news nobody else will bring
+            click.echo(f"{'':<20} notification {n.get('notifier')} ({n.get('channel')}) FAILED after "
+                       f"{n.get('attempts')} attempt(s): {str(n.get('error') or '')[:120]}")  # fmt: skip
 
 
 @schedule.command("export")
@@ -134,8 +140,16 @@ def list_jobs(config_path: Path, store_dir: Path | None, fmt: str) -> None:
 @click.option("--systemd", "kind", flag_value="systemd", help="Print (or write with --dir) timer and service units.")
 @click.option("--dir", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="With --systemd: write the unit files into this folder.")  # fmt: skip
-def export(config_path: Path, store_dir: Path | None, kind: str | None, out_dir: Path | None) -> None:
-    """The schedule as crontab lines or systemd timer units (each runs `itops schedule run-job`)."""
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File (NAME=value lines) the jobs read their notifier and host secrets from "
+              "(default: itops.env next to the schedule).")  # fmt: skip
+def export(
+    config_path: Path, store_dir: Path | None, kind: str | None, out_dir: Path | None, env_file: Path | None
+) -> None:
+    """The schedule as crontab lines or systemd timer units (each runs `itops schedule run-job`).
+
+    A job whose notifiers or hosts take secrets from environment variables gets them from
+    --env-file (the variable names are written in the export, never the values)."""
     from itops.scheduler import load_schedule
     from itops.scheduler.export import export_cron, export_systemd
 
@@ -144,10 +158,11 @@ def export(config_path: Path, store_dir: Path | None, kind: str | None, out_dir:
     sched = load_schedule(config_path)
     chosen = store_dir or sched.store
     store = chosen.resolve() if chosen is not None else None
+    env = env_file.resolve() if env_file is not None else None
     if kind == "cron":
-        click.echo(export_cron(sched, store), nl=False)
+        click.echo(export_cron(sched, store, env), nl=False)
         return
-    units = export_systemd(sched, store)
+    units = export_systemd(sched, store, env)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, text in units.items():

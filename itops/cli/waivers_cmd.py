@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import sys
+import textwrap
 from pathlib import Path
 
 import click
 
+from itops.cli.params import inventory_param
 from itops.cli.runs_cmd import store_option
 from itops.errors import UsageError
 from itops.inventory import load_inventory
+from itops.inventory_refs import raise_for_unmatched_patterns
+from itops.registry import load_registry
 from itops.report.data import printable
 from itops.store import Store
 from itops.waivers import WaiverSet, WaiverUse
@@ -30,7 +37,7 @@ def _days(text: str) -> int:
 
 
 @waivers.command("list")
-@click.option("-i", "--inventory", "inventory_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@inventory_param()
 @click.option(
     "--waivers",
     "waivers_file",
@@ -53,7 +60,10 @@ def list_waivers(
     fmt: str,
 ) -> None:
     """Waivers with their expiry and state: active, expired, or stale (matches nothing in --run)."""
-    ws = WaiverSet.load(load_inventory(inventory_path), extra_file=waivers_file)
+    inv = load_inventory(inventory_path)
+    ws = WaiverSet.load(inv, extra_file=waivers_file)
+    # a waiver for a check that does not exist is an error, never listed as `active`
+    raise_for_unmatched_patterns(inv, load_registry(list(inv.checks_dirs)), ws.entries)
     results = []
     if run_id is not None:
         store = Store(store_dir)
@@ -71,13 +81,55 @@ def list_waivers(
     if not uses:
         click.echo("no waivers" + (f" expiring within {expiring}" if expiring else ""), err=True)
         return
-    click.echo(f"{'STATE':<8} {'EXPIRES':<10} {'LEFT':>5}  {'CHECK':<32} {'TARGET':<22} {'APPROVER':<16} TICKET")
-    for u in uses:
-        r = u.entry.rule
-        left = f"{u.days_left}d"
-        line = f"{u.state:<8} {r.expires.isoformat():<10} {left:>5}  {r.check:<32} {r.target:<22} {r.approver:<16} "
-        click.echo(printable(line + (r.ticket or "-")))
-        detail = f"         {u.entry.where}: {r.justification}"
+    width = _terminal_width()
+    rows = [
+        (u.state, u.entry.rule.expires.isoformat(), f"{u.days_left}d", printable(u.entry.rule.check),
+         printable(u.entry.rule.target), printable(u.entry.rule.approver), printable(u.entry.rule.ticket or "-"))
+        for u in uses
+    ]  # fmt: skip
+    header = ("STATE", "EXPIRES", "LEFT", "CHECK", "TARGET", "APPROVER", "TICKET")
+    widths = _fit([max(len(row[i]) for row in [header, *rows]) for i in range(len(header))], width)
+    click.echo(_row(header, widths))
+    for u, row in zip(uses, rows, strict=True):
+        click.echo(_row(row, widths))
+        detail = f"{u.entry.where}: {u.entry.rule.justification}"
         if run_id is not None:
             detail += f"  [matched {u.matched}, waived {u.waived}]"
-        click.echo(printable(detail))
+        indent = " " * 9
+        if width is None:
+            click.echo(indent + printable(detail))
+        else:
+            for line in textwrap.wrap(printable(detail), max(20, width - len(indent))) or [""]:
+                click.echo(indent + line)
+
+
+#: Columns that may be shortened (with an ellipsis) to fit: CHECK, TARGET, APPROVER, TICKET.
+_SHRINKABLE = (3, 4, 5, 6)
+
+
+def _terminal_width() -> int | None:
+    """The terminal's width, or $COLUMNS; None when writing to a pipe or file (nothing is cut)."""
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def _fit(widths: list[int], total: int | None) -> list[int]:
+    """Shrink the widest shrinkable column, one character at a time, until the row fits ``total``."""
+    if total is None:
+        return widths
+    widths = list(widths)
+    while sum(widths) + 2 * (len(widths) - 1) > total:
+        i = max(_SHRINKABLE, key=lambda k: widths[k])
+        if widths[i] <= 8:
+            break  # narrower than this says nothing; let the terminal wrap
+        widths[i] -= 1
+    return widths
+
+
+def _row(cells: tuple[str, ...], widths: list[int]) -> str:
+    out = []
+    for i, (cell, w) in enumerate(zip(cells, widths, strict=True)):
+        cell = cell if len(cell) <= w else cell[: w - 1] + "…"
+        out.append(cell.rjust(w) if i == 2 else cell.ljust(w))
+    return "  ".join(out).rstrip()

@@ -304,7 +304,7 @@ def load_playbook(
             problem((*where, "rollback"), "a rollback step cannot have rollback steps of its own")
         rendered = _render_step(step, context, inventory is not None, lambda key, msg: problem((*where, key), msg))
         if inventory is not None:
-            _check_refs(rendered, inventory, lambda key, msg: problem((*where, *key), msg))
+            _check_refs(rendered, inventory, lambda key, msg: problem((*where, *key), _from_template(step, key, msg)))
         rollback = []
         for j, rb in enumerate(step.rollback):
             built = build(rb, (*where, "rollback", j), f"{index}.rollback.{j + 1}", True)
@@ -422,6 +422,19 @@ def _render_step(
             loc = [str(p) for p in err["loc"]]
             problem(loc[0] if loc else "", f"after templates: {'.'.join(loc)}: {err['msg']}")
         return step
+
+
+def _from_template(raw: StepSpec, key: tuple[str, ...], message: str) -> str:
+    """``message`` plus, when the value came from ``{{ var }}``, which var and how to set it."""
+    value: Any = raw
+    for part in key:
+        value = getattr(value, part, None)
+    names = [n for n in _TEMPLATE.findall(value) if not n.startswith("hosts.")] if isinstance(value, str) else []
+    if not names:
+        return message
+    how = "; ".join(f"{{{{ {n} }}}} is the playbook var {n!r}: set it under vars: or with --var {n}=VALUE"
+                    for n in names)  # fmt: skip
+    return f"{message} ({how})"
 
 
 def _check_refs(step: StepSpec, inv: Inventory, problem: Callable[[tuple[str, ...], str], None]) -> None:

@@ -155,6 +155,21 @@ def frameworks(results: Sequence[Result]) -> list[FrameworkView]:
     return views
 
 
+def _fix_text(results: Sequence[Result], idx: Sequence[int]) -> str:
+    """A check's fix for its group view. Remediation is written with each host's parameters, so
+    when targets differ (``MaxAuthTries 3`` here, ``4`` there) each text is shown with its targets."""
+    by_fix: dict[str, list[str]] = {}
+    for i in idx:
+        r = results[i]
+        if r.remediation and r.status in NOT_PASSING:
+            by_fix.setdefault(r.remediation, []).append(r.target)
+    if not by_fix:
+        return next((results[i].remediation for i in idx if results[i].remediation), "")
+    if len(by_fix) == 1:
+        return next(iter(by_fix))
+    return " — ".join(f"on {', '.join(dict.fromkeys(targets))}: {fix}" for fix, targets in by_fix.items())
+
+
 def _group(results: Sequence[Result], by_check: bool) -> list[GroupView]:
     members: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(results):
@@ -184,7 +199,7 @@ def _group(results: Sequence[Result], by_check: bool) -> list[GroupView]:
                 results=idx,
                 counts=counts,
                 status=worst_status(statuses),
-                remediation=first.remediation if by_check else "",
+                remediation=_fix_text(results, idx) if by_check else "",
                 frameworks=first.frameworks if by_check else {},
                 attention=[i for i in idx if results[i].status in NOT_PASSING],
                 passing=[i for i in idx if results[i].status not in NOT_PASSING],

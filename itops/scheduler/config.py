@@ -220,7 +220,7 @@ class DrillOptions(StrictModel):
 
 
 class DrCheckOptions(StrictModel):
-    playbooks: str | None = None  # folder (default: the shipped playbooks)
+    playbooks: str | None = None  # folder of the user's playbooks (else $ITOPS_PLAYBOOKS; none: the job fails)
     max_age: PositiveDuration | None = None
 
 

@@ -148,3 +148,40 @@ def test_pg_standby_restore_passes_and_the_standby_holds_the_data(fleet_factory,
     code, out, meta = drill("pg-standby-restore", inv, store, *args, "--var=table=invoices")
     assert code == 1 and meta["failed_step"] == "4 the standby holds the data"
     assert yaml.safe_load((PLAYBOOKS / "pg-standby-restore.yaml").read_text())["rto"] == "30m"
+
+
+def test_failover_service_runs_on_the_roots_lab_and_a_start_that_dies_fails(fleet_factory, lab_host_roots, tmp_path):
+    """The example's header promises the `--roots` lab (Debian hosts without python3): it passes there, and
+    a service that dies at once (its port is taken) FAILs the start step with its log, leaving no PID file."""
+    import subprocess
+
+    from itops.lab import LabHostSpec, RootKind
+
+    roots = {name: lab_host_roots.create(name, RootKind.DEBIAN) for name in ("lab1", "lab2")}
+    lab = fleet_factory([LabHostSpec(name, root=root) for name, root in roots.items()])
+    service = "/var/tmp/itops-drill/service"
+    standby_pid = roots["lab2"] / service.lstrip("/") / "standby.pid"
+
+    def ssh(host: str, command: str) -> None:
+        subprocess.run(["ssh", "-F", str(lab.workdir / "ssh_config"), host, command], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=60, check=False)  # fmt: skip
+
+    ports = [f"--var=primary_port={free_port()}", f"--var=standby_port={free_port()}", "--yes"]
+    store = tmp_path / "store"
+    try:
+        code, out, meta = drill("failover-service", lab.inventory_path, store, *ports)
+        assert code == 0, out
+        assert meta["success"] and [s["status"] for s in meta["steps"]] == ["PASS"] * 6
+        assert standby_pid.exists()
+    finally:
+        ssh("lab2", f"kill $(cat {service}/standby.pid); rm -f {service}/standby.pid")
+    # the standby's port is taken (by lab2's own sshd): the server dies at once, the start step says so
+    taken = f"--var=standby_port={lab['lab2'].port}"
+    try:
+        code, out, meta = drill("failover-service", lab.inventory_path, store, ports[0], taken, "--yes")
+        assert code == 1, out
+        assert meta["failed_step"] == "3 start the service on the standby"
+        assert "cannot listen on 127.0.0.1" in out, out
+        assert not standby_pid.exists()
+    finally:
+        ssh("lab1", f"kill $(cat {service}/primary.pid); rm -f {service}/primary.pid")  # restarted by the rollback
