@@ -21,8 +21,15 @@ import paramiko
 
 from itops.errors import AuthFailed, HostUnreachable, SecretFileError, TransportError
 from itops.secretfile import read_secret_file
-from itops.transport.base import BATCH_COMMAND, STREAM_ENDED, BatchOutcome, pump_frames, stream_end_problem
-from itops.transport.batch import BatchScript
+from itops.transport.base import (
+    BATCH_COMMAND,
+    STREAM_ENDED,
+    BatchOutcome,
+    StderrTail,
+    pump_frames,
+    stream_end_problem,
+)
+from itops.transport.batch import DEFAULT_MAX_PROBE_OUTPUT, BatchScript
 from itops.transport.known_hosts import KnownHosts, fingerprint_of
 
 __all__ = ["KnownHosts", "SSHConnection", "SSHTarget", "fingerprint", "read_password_file"]
@@ -256,8 +263,18 @@ class SSHConnection:
                 f"jump host {self.target.name} could not open a tunnel to {address}:{port}: {exc}"
             ) from exc
 
-    def run_batch(self, batch: BatchScript, *, idle_timeout: float, total_timeout: float) -> BatchOutcome:
+    def run_batch(
+        self,
+        batch: BatchScript,
+        *,
+        idle_timeout: float,
+        total_timeout: float,
+        max_output: int = DEFAULT_MAX_PROBE_OUTPUT,
+    ) -> BatchOutcome:
         """Send the whole batch as ONE exec (``sh -s``, or ``sudo -n sh -s``, reading the script on stdin).
+
+        A probe sending more than ``max_output`` bytes is an error result of its own (its output is
+        drained and dropped); the script's own stderr is read as it comes and only its tail kept.
 
         Raises TransportError when the script could not be started or ended before its first probe
         (e.g. sudo refused), with the reason taken from the exit status and stderr.
@@ -277,9 +294,13 @@ class SSHConnection:
             send_failed = exc
 
         lost: list[str] = []
+        stderr_tail = StderrTail()
 
         def read(wait: float) -> bytes | None:
             try:
+                # stdout and stderr share the channel's window: stderr left unread would stall stdout
+                while chan.recv_stderr_ready():
+                    stderr_tail.add(chan.recv_stderr(65536))
                 chan.settimeout(wait)
                 return chan.recv(65536)
             except TimeoutError:
@@ -291,10 +312,13 @@ class SSHConnection:
         stderr = b""
         exit_status: int | None = None
         try:
-            parser, problem = pump_frames(batch, read, idle_timeout=idle_timeout, total_timeout=total_timeout)
+            parser, problem = pump_frames(
+                batch, read, idle_timeout=idle_timeout, total_timeout=total_timeout, max_output=max_output
+            )
             problem = lost[0] if lost else problem
             if problem in ("", STREAM_ENDED):
-                exit_status, stderr = _exit_and_stderr(chan)
+                exit_status = _exit_and_stderr(chan, stderr_tail)
+            stderr = stderr_tail.bytes()
         finally:
             chan.close()
         if problem == STREAM_ENDED:
@@ -378,16 +402,17 @@ def is_password_prompt(prompt: str) -> bool:
     return bool(_PASSWORD_PROMPT.search(prompt)) and not _NOT_THE_PASSWORD.search(prompt)
 
 
-def _exit_and_stderr(chan: paramiko.Channel, wait: float = 5.0) -> tuple[int | None, bytes]:
-    """The exit status (None if none came within ``wait`` seconds) and everything sent on stderr.
+def _exit_and_stderr(chan: paramiko.Channel, stderr: StderrTail, wait: float = 5.0) -> int | None:
+    """The exit status (None if none came within ``wait`` seconds); the rest of stderr goes to ``stderr``.
 
     sshd sends the exit status after all of stderr, so once it is here stderr is complete.
     """
     deadline = time.monotonic() + wait
     while not chan.exit_status_ready() and not chan.closed and time.monotonic() < deadline:
+        while chan.recv_stderr_ready():
+            stderr.add(chan.recv_stderr(65536))
         time.sleep(0.005)
     exit_status = chan.recv_exit_status() if chan.exit_status_ready() else None
-    stderr = b""
     while chan.recv_stderr_ready():
-        stderr += chan.recv_stderr(65536)
-    return exit_status, stderr
+        stderr.add(chan.recv_stderr(65536))
+    return exit_status
