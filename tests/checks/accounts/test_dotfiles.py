@@ -171,3 +171,35 @@ def test_probe_as_an_unprivileged_login_reports_homes_it_cannot_list():
         assert [(f.status, f.resource) for f in findings] == [(Status.ERROR, f"{folder}/shut")]
     finally:
         shutil.rmtree(folder)
+
+
+# ----------------------------------------------------------------------- odd file names
+
+ODD_NAMES = (".evil\nrc", ".tab\there", ".sp ace", ".pipe|d", ".esc\x1b[31m", ".cr\rx")
+
+
+def test_nul_records_keep_names_with_newlines_and_every_other_file_is_judged():
+    # before: one name with a newline split a stat line in two and the whole check was ERROR
+    records = {**GOOD, "/home/alice/.evil\nrc": "S|666|1000|alice|1000|alice|regular file",
+               "/home/alice/.tab\there": "S|644|1000|alice|1000|alice|regular file",
+               "/home/bob/.rhosts": "S|600|1001|bob|1001|bob|regular file"}
+    text = "".join(f"{v}|{p}\0" for p, v in records.items())
+    findings = run_check(CID, make_facts({"etc_passwd": (0, PASSWD), "home_dot_file_stats": (0, text)}))
+    assert sorted((f.status, f.resource) for f in findings) == [
+        (Status.FAIL, "/home/alice/.evil\nrc"), (Status.FAIL, "/home/bob/.rhosts")]
+
+
+def test_probe_on_a_real_tree_with_odd_names(tmp_path):
+    home = tmp_path / "h"
+    home.mkdir()
+    for name in ODD_NAMES:
+        (home / name).write_text("")
+        (home / name).chmod(0o600)
+    (home / ".evil\nrc").chmod(0o666)
+    passwd = tmp_path / "passwd"
+    passwd.write_text(f"a:x:{home.stat().st_uid}:{home.stat().st_gid}::{home}:/bin/sh\n")
+    command = HOME_DOT_FILE_STATS.command.replace("/etc/passwd", str(passwd))
+    out = subprocess.run(["sh", "-c", command], capture_output=True, timeout=30, check=True).stdout.decode()
+    assert "\0" in out
+    findings = run_check(CID, make_facts({"etc_passwd": (0, passwd.read_text()), "home_dot_file_stats": (0, out)}))
+    assert [(f.status, f.resource) for f in findings] == [(Status.FAIL, f"{home}/.evil\nrc")], findings
