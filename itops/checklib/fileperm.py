@@ -302,6 +302,10 @@ def find_command(paths: Sequence[str], expression: str, exclude: Sequence[str] =
     every path comes from params and is quoted. Start paths that do not exist or are
     symlinks (/bin -> usr/bin on merged-/usr systems) are skipped so nothing is scanned
     twice. The output ends with ``@TOTAL=<matches>`` and ``@FINDRC=<find's exit status>``.
+
+    One match per line, whatever its name holds: find prints NUL-ended names and ``tr`` swaps
+    NUL and newline, so a newline inside a name travels as a NUL (awk counts lines; mawk and gawk
+    keep NULs) and :func:`parse_find_output` turns it back.
     """
     if not paths:
         raise ValueError("no search paths")
@@ -311,7 +315,8 @@ def find_command(paths: Sequence[str], expression: str, exclude: Sequence[str] =
     return (
         f'set --; for p in {start}; do if [ -e "$p" ] && [ ! -h "$p" ]; then set -- "$@" "$p"; fi; done; '
         "if [ $# -eq 0 ]; then echo 'none of the search paths exist' >&2; exit 3; fi; "
-        f'{{ find "$@" -xdev {prune_expr}{expression} -print; echo "@FINDRC=$?"; }} | '
+        f'{{ find "$@" -xdev {prune_expr}{expression} -print0; printf \'@FINDRC=%s\\0\' "$?"; }} | '
+        "tr '\\n\\0' '\\0\\n' | "
         f"awk -v max={int(limit)} '/^@FINDRC=/ {{ rc = $0; next }} {{ n++; if (n <= max) print }} "
         "END { print \"@TOTAL=\" n + 0; print rc }'"
     )
@@ -348,7 +353,7 @@ def parse_find_output(stdout: str, stderr: str) -> FindOutput:
         rc = int(lines[-1][len("@FINDRC="):])
     except ValueError as exc:
         raise ProbeOutputError("find output totals are malformed") from exc
-    paths = tuple(lines[:-2])
+    paths = tuple(line.replace("\0", "\n") for line in lines[:-2])
     benign = 0
     if rc != 0:
         errors = [e for e in stderr.splitlines() if e.strip()]
