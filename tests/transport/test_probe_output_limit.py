@@ -49,6 +49,8 @@ AUDIT_HWM = textwrap.dedent(
 
     before = hwm()
     res = CliRunner().invoke(cli, ["audit", *sys.argv[1:], "--format", "json"], catch_exceptions=False)
+    if not res.stdout.startswith("{"):
+        sys.exit(f"exit {res.exit_code}, not JSON: {res.stdout[-2000:]} {res.stderr[-2000:]}")
     print(json.dumps({"grown": hwm() - before, "code": res.exit_code, "doc": json.loads(res.stdout)}))
     """
 )
@@ -90,3 +92,32 @@ def test_probes_sending_64_mib_are_errors_and_the_rest_of_the_host_is_assessed(f
     # 96 MiB came over the connection; what the audit kept of it is bounded by the limit
     assert grown - baseline < 32 << 20, f"peak RSS grew {(grown - baseline) >> 20} MiB more than a small audit"
     assert elapsed < 150, elapsed
+
+
+@pytest.mark.timeout(120)
+def test_a_flood_on_the_batch_shells_own_stderr_neither_stalls_nor_fills_memory(fleet_factory):
+    """stdout and stderr share the SSH channel's window: stderr left unread until the end stalled
+    the probes' stdout (the host stops sending) until the idle deadline; it is now drained as it
+    comes and only its tail kept."""
+    from itops.transport.batch import build_script
+    from itops.transport.ssh import KnownHosts, SSHConnection, SSHTarget
+
+    fleet = fleet_factory(1)
+    host = fleet["lab1"]
+    target = SSHTarget(name="lab1", address="127.0.0.1", port=host.port, identity_file=str(fleet.client_key_path),
+                       known_hosts=(str(fleet.known_hosts_path),), connect_timeout=5)
+    batch = build_script(["head -c 16777216 /dev/zero >&3", "echo ok"], [60, 60])
+    # fd 3 is the batch shell's own stderr (the channel's stderr), outside any probe's frame
+    batch = type(batch)(batch.script.replace(b"_n=", b"exec 3>&2\n_n=", 1), batch.nonce, batch.commands,
+                        batch.timeouts)
+    conn = SSHConnection(target, KnownHosts(target.known_hosts))
+    try:
+        t0 = time.monotonic()
+        out = conn.run_batch(batch, idle_timeout=15, total_timeout=60)
+        elapsed = time.monotonic() - t0
+    finally:
+        conn.close()
+    assert out.complete, out.problem
+    assert out.results[1].stdout == b"ok\n"
+    assert len(out.stderr) <= 64 * 1024
+    assert elapsed < 15, elapsed
