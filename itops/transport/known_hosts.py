@@ -149,15 +149,36 @@ def parse_line(text: str) -> tuple[str, str, str, bytes] | str:
     return marker, hosts, key_type, blob
 
 
+_parsed: dict[str, tuple[tuple[int, int, int, int], list[HostKeyLine]]] = {}
+_parsed_lock = threading.Lock()
+
+
 def load_file(path: str) -> list[HostKeyLine]:
     """The usable lines of one known_hosts file; problems are logged as warnings, never raised
-    (an unreadable file gives a warning and no lines)."""
+    (an unreadable file gives a warning and no lines).
+
+    A file is parsed (and warned about) once per process while it stays unchanged: the runner,
+    playbooks and backup checks each merge the user's and system's files with their own.
+    """
     try:
         with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            version = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            with _parsed_lock:
+                cached = _parsed.get(path)
+            if cached is not None and cached[0] == version:
+                return list(cached[1])
             data = fh.read()
     except OSError as exc:
         log.warning("cannot read known_hosts file %s: %s", path, exc.strerror or exc)
         return []
+    lines = _parse_file(path, data)
+    with _parsed_lock:
+        _parsed[path] = (version, lines)
+    return list(lines)
+
+
+def _parse_file(path: str, data: bytes) -> list[HostKeyLine]:
     lines: list[HostKeyLine] = []
     malformed = 0
     cert_authority_lines: list[int] = []

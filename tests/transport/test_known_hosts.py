@@ -185,3 +185,18 @@ def test_wildcards_negations_and_changed_keys_against_sshd(fleet_factory, tmp_pa
     kh.write_text(key_line(f"[127.0.0.1]:{lab1.port}", lab1.host_key) + key_line("*", lab1.host_key, "@revoked"))
     with pytest.raises(HostKeyRejected, match=rf"marked @revoked in {kh}:2"):
         connect(fleet, kh)
+
+
+def test_a_file_is_parsed_and_warned_about_once_while_unchanged(tmp_path, other_key, caplog):
+    # the runner, playbooks and backup checks each merge ~/.ssh/known_hosts with their own files
+    kh = tmp_path / "known_hosts"
+    kh.write_text(key_line("*", other_key, "@cert-authority") + key_line("h1", other_key))
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            assert KnownHosts([str(kh)]).known_types("h1") == ["ssh-ed25519"]
+    assert sum("@cert-authority" in r.getMessage() for r in caplog.records) == 1
+    kh.write_text(key_line("h2", other_key, "@revoked") + key_line("h1,h2", other_key) + "# changed\n")
+    known = KnownHosts([str(kh)])
+    with pytest.raises(HostKeyRejected, match="@revoked"):
+        known.verify("h2", other_key)
+    known.verify("h1", other_key)
