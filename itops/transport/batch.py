@@ -87,9 +87,19 @@ def format_size(n: int) -> str:
     return f"{n} bytes"
 
 
-def over_limit_message(index: int, command: str, limit: int) -> str:
-    """The error of a probe whose output went over ``limit``."""
+#: the output kept for a whole batch is at most this many times the per-probe limit (64 MiB by default)
+BATCH_OUTPUT_FACTOR = 4
+
+
+def over_limit_message(index: int, command: str, limit: int, *, batch_limit: int = 0) -> str:
+    """The error of a probe whose output went over ``limit`` (or, with ``batch_limit``, whose output
+    would have taken the batch's kept output over that)."""
     shown = command if len(command) <= 80 else command[:77] + "..."
+    if batch_limit:
+        return (
+            f"probe {index} (`{shown}`) not assessed: the host's probes sent more than "
+            f"{format_size(batch_limit)} of output in all"
+        )
     return f"probe {index} (`{shown}`) sent more than {format_size(limit)} of output; not assessed"
 
 
@@ -107,13 +117,18 @@ class FrameParser:
     ``len(marker) - 1`` bytes of a chunk are kept back, in case a marker straddles two reads), and
     a probe whose stdout and stderr together exceed ``max_output`` stops being buffered: the rest
     of its output is read and dropped, and its result is an error saying so (``over_limit``).
-    Bytes before the first frame are kept up to :data:`PREAMBLE_KEEP`; bytes between frames are
-    dropped.
+    The output kept for the whole batch is bounded too (:data:`BATCH_OUTPUT_FACTOR` times
+    ``max_output``): a probe that would go past that is dropped the same way, so many probes just
+    under the limit cannot add up without bound. Bytes before the first frame are kept up to
+    :data:`PREAMBLE_KEEP`; bytes between frames are dropped.
     """
 
     def __init__(self, batch: BatchScript, max_output: int = DEFAULT_MAX_PROBE_OUTPUT) -> None:
         self.batch = batch
         self.max_output = max_output
+        self.max_batch_output = max_output * BATCH_OUTPUT_FACTOR
+        self._kept = 0  # output bytes kept in the finished results
+        self._over_batch = False  # the current frame was dropped for the batch's limit
         self._buf = bytearray()  # bytes not yet handed to a sink (at most one read plus a marker)
         self._mark = b"\n@@ITOPS:" + batch.nonce.encode() + b"@@ "
         self.results: dict[int, ProbeResult] = {}
@@ -175,8 +190,9 @@ class FrameParser:
         self._size += len(data)
         if self._over:
             return
-        if self._size > self.max_output:
+        if self._size > self.max_output or self._kept + self._size > self.max_batch_output:
             self._over = True
+            self._over_batch = self._size <= self.max_output
             self._out, self._err = bytearray(), bytearray()  # give the memory back now
             return
         (self._out if section == "out" else self._err).extend(data)
@@ -212,6 +228,7 @@ class FrameParser:
         elif rc is None:
             self.results[i] = ProbeResult(command=command, rc=None, error="malformed exit status")
         else:
+            self._kept += self._size
             self.results[i] = ProbeResult(
                 command=command,
                 rc=rc,
@@ -225,7 +242,12 @@ class FrameParser:
         self.over_limit.add(i)
         command = self.batch.commands[i]
         return ProbeResult(
-            command=command, rc=None, error=over_limit_message(i, command, self.max_output), over_limit=True
+            command=command,
+            rc=None,
+            error=over_limit_message(
+                i, command, self.max_output, batch_limit=self.max_batch_output if self._over_batch else 0
+            ),
+            over_limit=True,
         )
 
     def complete(self, reason: str) -> dict[int, ProbeResult]:

@@ -140,6 +140,20 @@ def test_the_default_limit_is_16_mib_and_counts_stdout_and_stderr_together():
     assert parser.results[0].ok and len(parser.results[0].stderr) == 8 << 20
 
 
+def test_the_output_kept_for_a_batch_is_bounded_too():
+    # many probes just under the per-probe limit cannot add up without bound: 4 x the limit in all
+    batch = build_script([f"p{i}" for i in range(7)], [5] * 7)
+    parser = FrameParser(batch, max_output=1 << 20)
+    near = b"n" * ((1 << 20) - 100 * 1024)  # 924 KiB each: 4 fit in 4 MiB, a 5th does not
+    for i in range(6):
+        parser.feed(frame(batch.nonce, i, near, b"", 0))
+    parser.feed(frame(batch.nonce, 6, b"small", b"", 0) + f"\n@@ITOPS:{batch.nonce}@@ END\n".encode())
+    assert [parser.results[i].ok for i in range(7)] == [True] * 4 + [False, False, True]
+    assert parser.results[4].problem() == (
+        "probe 4 (`p4`) not assessed: the host's probes sent more than 4 MiB of output in all")
+    assert parser.results[6].stdout == b"small"
+
+
 def test_a_probe_still_sending_when_the_batch_stops_over_the_limit_says_so():
     batch = build_script(["big", "never"], [5, 5])
     parser = FrameParser(batch, max_output=4096)
