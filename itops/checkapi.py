@@ -97,6 +97,7 @@ class ProbeResult:
     stderr: bytes = b""
     timed_out: bool = False
     error: str = ""  # why it did not finish, when rc is None
+    over_limit: bool = False  # its output went over ssh.max_probe_output: dropped, not assessable
 
     @property
     def text(self) -> str:
@@ -117,6 +118,8 @@ class ProbeResult:
 
     def problem(self) -> str:
         """A one-line reason this probe's output cannot be trusted, for ERROR messages."""
+        if self.over_limit:
+            return self.error
         if self.timed_out:
             return f"`{self.command}` timed out"
         if self.rc is None:

@@ -269,7 +269,10 @@ class AuditRunner:
             # longest probe of the batch, the total one every probe running to its limit
             longest = max(plan.timeouts, default=float(host.ssh.command_timeout))
             outcome = conn.run_batch(
-                plan.batch(), idle_timeout=longest + 10, total_timeout=sum(plan.timeouts) + 30
+                plan.batch(),
+                idle_timeout=longest + 10,
+                total_timeout=sum(plan.timeouts) + 30,
+                max_output=host.ssh.max_probe_output,
             )
         except TransportError as exc:
             results += [
@@ -324,7 +327,11 @@ def evaluate_host(
         t0 = time.monotonic()
         probes = {name: outcome.results[i] for name, i in pc.probe_index.items()}
         applies = _applicability(check, family, os_info, os_probe)
-        if applies is not None:
+        over = [p for p in probes.values() if p.over_limit]
+        if over:
+            # a check may treat a failed probe as data (grep's exit 1): output it never saw is not
+            findings = [Finding.error(f"could not assess: {over[0].problem()}")]
+        elif applies is not None:
             findings = [applies]
         else:
             facts = Facts(

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from itops.model import Result, Run, Status, count_statuses
+from itops.report.data import printable
 from itops.report.jsondoc import run_to_json as run_document_json
 
 COLUMNS = (Status.PASS, Status.FAIL, Status.ERROR, Status.UNREACHABLE, Status.SKIPPED, Status.WAIVED)
@@ -75,9 +76,9 @@ def render_summary(run: Run, results: Sequence[Result], colour: bool = False, sh
         lines.append("")
         lines.append(title)
         for r in sorted(chosen, key=lambda r: (-r.severity.rank, r.target, r.check_id)):
-            res = f" ({r.resource})" if r.resource else ""
+            res = f" ({one_line(r.resource)})" if r.resource else ""
             tag = _style(r.status.value, r.status, colour)
-            lines.append(f"  {tag} {r.target}  {r.check_id}{res} [{r.severity.value}]: {r.message}")
+            lines.append(f"  {tag} {r.target}  {r.check_id}{res} [{r.severity.value}]: {one_line(r.message)}")
             if with_fix and r.remediation:
                 lines.append(f"      fix: {r.remediation.strip().splitlines()[0]}")
 
@@ -92,6 +93,12 @@ def render_summary(run: Run, results: Sequence[Result], colour: bool = False, sh
         + ", ".join(_style(f"{totals[s.value]} {s.value}", s, colour and totals[s.value] > 0) for s in COLUMNS)
     )
     return "\n".join(lines)
+
+
+def one_line(text: str) -> str:
+    """Host-supplied text (a file name, a probe's words) on one terminal line: control characters,
+    newlines and tabs included, shown as visible escapes, so none can break or repaint the summary."""
+    return printable(text).replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
 
 
 def render_run_list(runs: Sequence[Run]) -> str:
