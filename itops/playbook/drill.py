@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from itops import __version__
+from itops.fsutil import write_private_atomic
 from itops.inventory import Inventory
 from itops.model import Evidence, Result, Run, Severity, Status
 from itops.playbook.schema import Playbook, Step
@@ -173,7 +174,7 @@ class Drill:
             "rollbacks": [r.to_dict() for r in rollbacks],
         }
         path = self.store.run_dir(run.id) / DRILL_FILE
-        path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        write_private_atomic(path, json.dumps(meta, indent=2))
         run = writer.finish(state, code, self.runner.host_keys)
         return DrillOutcome(run, list(writer.results), steps, rollbacks, achieved,
                             failed.label if failed is not None else None, code, interrupted, meta)  # fmt: skip
