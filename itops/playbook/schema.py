@@ -27,8 +27,14 @@ A playbook::
 Templates: ``{{ NAME }}`` is a playbook var (``vars`` overridden by ``--var``);
 ``{{ hosts.H.address }}``, ``{{ hosts.H.port }}`` (SSH), ``{{ hosts.H.user }}`` and
 ``{{ hosts.H.vars.KEY }}`` come from the inventory. Inside shell commands (``run``,
-``local``, ``check.command``) every value is inserted through :func:`shlex.quote`, so a
-value can never become shell syntax; elsewhere (hosts, ports, URLs) it is inserted as is.
+``local``, ``check.command``, ``wait_for.command``) a value never enters the command text:
+``{{ NAME }}`` becomes ``"${ITOPS_VAR_NAME}"`` and the value travels in that environment
+variable (:attr:`Step.env`), so whatever it holds the shell only ever expands it as one word
+and never parses it. A template inside shell quotes (``'{{ x }}'``, ``"{{ x }}"``) is a config
+error with file:line: inside single quotes it would not be expanded, and a double-quoted string
+is often handed to another shell (``su -c "..."``, ``sh -c "..."``) that would parse the value.
+Templates inside ``$( )`` and backticks are fine. Elsewhere (hosts, ports, URLs) values are
+inserted as is.
 """
 
 from __future__ import annotations
@@ -224,10 +230,16 @@ class Step:
     retries: int
     interval: float
     rollback: tuple[Step, ...] = ()
+    #: the template values the step's shell commands expand (``ITOPS_VAR_*`` -> value)
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:
         return f"{self.index} {self.name}"
+
+    def shown(self, command: str) -> str:
+        """``command`` for people (dry run, evidence): each ``"${ITOPS_VAR_x}"`` shown as its quoted value."""
+        return show_command(command, dict(self.env))
 
 
 @dataclass(frozen=True)
@@ -302,7 +314,9 @@ def load_playbook(
             return None
         if nested and step.rollback:
             problem((*where, "rollback"), "a rollback step cannot have rollback steps of its own")
-        rendered = _render_step(step, context, inventory is not None, lambda key, msg: problem((*where, key), msg))
+        rendered, env = _render_step(
+            step, context, inventory is not None, lambda key, msg: problem((*where, key), msg)
+        )
         if inventory is not None:
             _check_refs(rendered, inventory, lambda key, msg: problem((*where, *key), msg))
         rollback = []
@@ -322,6 +336,7 @@ def load_playbook(
             retries=int(rendered.retries if rendered.retries is not None else (0 if action == "check" else 1000)),
             interval=float(rendered.interval or (2.0 if action == "check" else 1.0)),
             rollback=tuple(rollback),
+            env=tuple(sorted(env.items())),
         )
 
     steps = []
@@ -378,14 +393,115 @@ def _lookup(context: Mapping[str, Any], dotted: str) -> Any:
     return value
 
 
-def render(text: str, context: Mapping[str, Any], quote: bool) -> str:
-    """``text`` with every ``{{ name }}`` replaced (through shlex.quote when ``quote``); KeyError if unknown."""
+def render(text: str, context: Mapping[str, Any]) -> str:
+    """``text`` with every ``{{ name }}`` replaced by its value as is; KeyError if unknown."""
+    return _TEMPLATE.sub(lambda m: str(_lookup(context, m.group(1))), text)
+
+
+class TemplateQuoted(ValueError):
+    """A ``{{ name }}`` sits inside shell quotes in a command."""
+
+
+_ENV_PREFIX = "ITOPS_VAR_"
+_ENV_REF = re.compile(r'"\$\{(' + _ENV_PREFIX + r'[A-Za-z0-9_]+)\}"')
+
+
+def render_shell(text: str, context: Mapping[str, Any], env: dict[str, str]) -> str:
+    """A shell command with each ``{{ name }}`` turned into ``"${ITOPS_VAR_name}"``; values go into ``env``.
+
+    The value never enters the command text, so no value can become shell syntax whatever it
+    holds. KeyError for an unknown name; :class:`TemplateQuoted` for a template inside quotes.
+    """
+    contexts = _template_contexts(text)
 
     def sub(m: re.Match[str]) -> str:
-        value = str(_lookup(context, m.group(1)))
-        return shlex.quote(value) if quote else value
+        name = m.group(1)
+        value = str(_lookup(context, name))
+        where = contexts.get(m.start(), "bare")
+        if where != "bare":
+            raise TemplateQuoted(name, where)
+        var = _env_name(name, value, env)
+        return f'"${{{var}}}"'
 
     return _TEMPLATE.sub(sub, text)
+
+
+def _env_name(name: str, value: str, env: dict[str, str]) -> str:
+    base = _ENV_PREFIX + re.sub(r"[^A-Za-z0-9_]", "_", name)
+    var, n = base, 1
+    while var in env and env[var] != value:  # two names that sanitise alike (a-b, a_b)
+        n += 1
+        var = f"{base}_{n}"
+    env[var] = value
+    return var
+
+
+def show_command(command: str, env: Mapping[str, str]) -> str:
+    """``command`` with ``"${ITOPS_VAR_x}"`` replaced by the shell-quoted value: for display only."""
+    return _ENV_REF.sub(lambda m: shlex.quote(env[m.group(1)]) if m.group(1) in env else m.group(0), command)
+
+
+def _template_contexts(text: str) -> dict[int, str]:
+    """For each ``{{ }}`` in the sh command ``text`` (by start offset): ``bare``, ``single`` or ``double`` quotes.
+
+    A small POSIX sh lexer: quotes, backslashes, ``$( )`` and backticks (which open a fresh,
+    unquoted context even inside double quotes), ``$'...'``, comments. Templates are opaque
+    words. It decides only what the author meant; safety does not depend on it, because
+    values never enter the command text.
+    """
+    starts = {m.start(): m.end() for m in _TEMPLATE.finditer(text)}
+    stack = ["bare"]  # bare | single | double | cmd ($( ) / backtick / ( ) nesting)
+    out: dict[int, str] = {}
+    i, n = 0, len(text)
+    while i < n:
+        top = stack[-1]
+        if i in starts:
+            out[i] = {"single": "single", "double": "double"}.get(top, "bare")
+            i = starts[i]
+            continue
+        c = text[i]
+        if top == "single":
+            if c == "'":
+                stack.pop()
+            i += 1
+            continue
+        if c == "\\":
+            i += 2
+            continue
+        if text.startswith("$(", i):
+            stack.append("cmd")
+            i += 2
+            continue
+        if c == "`":
+            if top == "bq":
+                stack.pop()
+            else:
+                stack.append("bq")
+            i += 1
+            continue
+        if top == "double":
+            if c == '"':
+                stack.pop()
+            i += 1
+            continue
+        if text.startswith("$'", i):
+            stack.append("single")
+            i += 2
+            continue
+        if c == "'":
+            stack.append("single")
+        elif c == '"':
+            stack.append("double")
+        elif c == "(" and top in ("cmd", "paren"):
+            stack.append("paren")
+        elif c == ")" and top in ("cmd", "paren"):
+            stack.pop()
+        elif c == "#" and (i == 0 or text[i - 1] in " \t\n;&|()"):
+            nl = text.find("\n", i)
+            i = n if nl < 0 else nl
+            continue
+        i += 1
+    return out
 
 
 _SHELL_FIELDS = {("run",), ("local",), ("check", "command"), ("wait_for", "command")}
@@ -393,13 +509,23 @@ _SHELL_FIELDS = {("run",), ("local",), ("check", "command"), ("wait_for", "comma
 
 def _render_step(
     step: StepSpec, context: Mapping[str, Any], have_inventory: bool, problem: Callable[[str, str], None]
-) -> StepSpec:
+) -> tuple[StepSpec, dict[str, str]]:
     data = step.model_dump(by_alias=True, exclude={"rollback"})
+    env: dict[str, str] = {}
 
     def walk(value: Any, path: tuple[str, ...]) -> Any:
         if isinstance(value, str):
             try:
-                return render(value, context, quote=path in _SHELL_FIELDS)
+                if path in _SHELL_FIELDS:
+                    return render_shell(value, context, env)
+                return render(value, context)
+            except TemplateQuoted as exc:
+                name, where = exc.args
+                tpl = "{{ " + name + " }}"
+                problem(path[0], f"{tpl} is inside {where} quotes in {'.'.join(path)}: write it outside quotes, "
+                        f"e.g. --opt={tpl} or \"text \"{tpl} (the value is passed as one word and never parsed "
+                        "by the shell)")  # fmt: skip
+                return value
             except KeyError as exc:
                 name = str(exc.args[0])
                 if name.startswith("hosts.") and not have_inventory:
@@ -416,12 +542,12 @@ def _render_step(
     rendered = walk(data, ())
     rendered["rollback"] = ()
     try:
-        return StepSpec.model_validate(rendered)
+        return StepSpec.model_validate(rendered), env
     except ValidationError as exc:  # a template rendered into something invalid
         for err in exc.errors(include_url=False):
             loc = [str(p) for p in err["loc"]]
             problem(loc[0] if loc else "", f"after templates: {'.'.join(loc)}: {err['msg']}")
-        return step
+        return step, env
 
 
 def _check_refs(step: StepSpec, inv: Inventory, problem: Callable[[tuple[str, ...], str], None]) -> None:
