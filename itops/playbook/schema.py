@@ -328,7 +328,7 @@ def load_playbook(
         default_timeout = 60.0 if action in ("check", "wait_for") else DEFAULT_TIMEOUT
         return Step(
             index=index,
-            name=rendered.name or _default_name(rendered),
+            name=rendered.name or _default_name(rendered, env),
             action=action,
             line=lines.nearest(where),
             spec=rendered,
@@ -366,12 +366,12 @@ def load_playbook(
     )
 
 
-def _default_name(step: StepSpec) -> str:
+def _default_name(step: StepSpec, env: Mapping[str, str]) -> str:
     a = step.action
     if a == "run":
-        return f"run on {step.host}: {str(step.run)[:40]}"
+        return f"run on {step.host}: {show_command(str(step.run), env)[:40]}"
     if a == "local":
-        return f"local: {str(step.local)[:40]}"
+        return f"local: {show_command(str(step.local), env)[:40]}"
     if a == "restore" and step.restore is not None:
         return f"restore {step.restore.backup}"
     if a == "manual":

@@ -183,6 +183,7 @@ def daemon_lock(state_dir: Path) -> Iterator[None]:
     ensure_private_dir(state_dir)
     path = state_dir / "scheduler.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)  # a lock file left by an older itops may be 0644
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

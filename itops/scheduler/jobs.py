@@ -254,6 +254,7 @@ def job_lock(lock_dir: Path, job: str) -> Iterator[bool]:
     """
     ensure_private_dir(lock_dir)
     fd = os.open(lock_dir / f"{job}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)  # a lock file left by an older itops may be 0644
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
