@@ -47,13 +47,15 @@ def local_inventory(folder: Path) -> Path:
     return path
 
 
-def test_audit_reports_and_scheduler_state_are_private_under_umask_022(tmp_path):
+@pytest.mark.parametrize("umask", ["022", "000"])
+def test_audit_reports_and_scheduler_state_are_private_whatever_the_umask(tmp_path, umask):
     store, reports, state = tmp_path / "store", tmp_path / "reports", tmp_path / "sched-state"
     inv = local_inventory(tmp_path)
-    audit = itops("audit", "-i", str(inv), "--local", "--checks", "ssh.*", "--store", str(store), "--report",
-                  f"html:{reports}/html/report.html", "--report", f"json:{reports}/report.json")  # fmt: skip
+    audit = itops("audit", "-i", str(inv), "--local", "--checks", "ssh.*", "--store", str(store),
+                  "--report", f"html:{reports}/html/report.html", "--report", f"json:{reports}/report.json",
+                  umask=umask)  # fmt: skip
     assert audit.returncode in (0, 1, 3), audit.stderr
-    md = itops("report", "latest", "--store", str(store), "-f", "md", "-o", str(reports / "report.md"))
+    md = itops("report", "latest", "--store", str(store), "-f", "md", "-o", str(reports / "report.md"), umask=umask)
     assert md.returncode == 0, md.stderr
     (tmp_path / "tick.yaml").write_text(textwrap.dedent("""\
         name: tick
@@ -72,9 +74,9 @@ def test_audit_reports_and_scheduler_state_are_private_under_umask_022(tmp_path)
         jobs:
           tick: {{cron: "0 3 * * *", command: dr-drill, playbook: tick.yaml}}
     """))
-    job = itops("schedule", "run-job", "-c", str(tmp_path / "schedule.yaml"), "tick")
+    job = itops("schedule", "run-job", "-c", str(tmp_path / "schedule.yaml"), "tick", umask=umask)
     assert job.returncode == 0, job.stderr
-    old = os.umask(0o022)
+    old = os.umask(int(umask, 8))
     try:
         write_prom_file(reports / "itops.prom", {"b": {"kind": "file", "status": "pass"}}, time.time(), only=["b"])
     finally:
