@@ -441,22 +441,27 @@ def show_command(command: str, env: Mapping[str, str]) -> str:
     return _ENV_REF.sub(lambda m: shlex.quote(env[m.group(1)]) if m.group(1) in env else m.group(0), command)
 
 
-def _template_contexts(text: str) -> dict[int, str]:
-    """For each ``{{ }}`` in the sh command ``text`` (by start offset): ``bare``, ``single`` or ``double`` quotes.
+_HEREDOC = re.compile(r"""<<(-?)[ \t]*(?:'([^'\n]*)'|"([^"\n]*)"|\\?([^\s;&|<>()'"`]+))""")
 
-    A small POSIX sh lexer: quotes, backslashes, ``$( )`` and backticks (which open a fresh,
-    unquoted context even inside double quotes), ``$'...'``, comments. Templates are opaque
-    words. It decides only what the author meant; safety does not depend on it, because
-    values never enter the command text.
+
+def _template_contexts(text: str) -> dict[int, str]:
+    """Where each ``{{ }}`` of the sh command ``text`` sits (by start offset).
+
+    ``bare``, or for a template the shell would not expand as one plain word: ``single quotes``,
+    ``double quotes``, ``a here-document``. A small POSIX sh lexer: quotes, backslashes,
+    ``$( )`` and backticks (a fresh, unquoted context even inside double quotes), ``$'...'``,
+    comments, here-documents. Templates are opaque words. It decides only what the author
+    meant; safety does not depend on it, because values never enter the command text.
     """
     starts = {m.start(): m.end() for m in _TEMPLATE.finditer(text)}
-    stack = ["bare"]  # bare | single | double | cmd ($( ) / backtick / ( ) nesting)
+    stack = ["bare"]  # bare | single | double | cmd ($( )) | paren (( ) inside $( )) | bq (backticks)
     out: dict[int, str] = {}
+    heredocs: list[tuple[str, bool]] = []  # (delimiter, strip leading tabs) waiting for the next line
     i, n = 0, len(text)
     while i < n:
         top = stack[-1]
         if i in starts:
-            out[i] = {"single": "single", "double": "double"}.get(top, "bare")
+            out[i] = {"single": "single quotes", "double": "double quotes"}.get(top, "bare")
             i = starts[i]
             continue
         c = text[i]
@@ -484,6 +489,19 @@ def _template_contexts(text: str) -> dict[int, str]:
                 stack.pop()
             i += 1
             continue
+        if c == "\n" and heredocs:
+            i = _skip_heredocs(text, i + 1, heredocs, starts, out)
+            heredocs.clear()
+            continue
+        if text.startswith("<<<", i):  # a here-string: an ordinary word follows
+            i += 3
+            continue
+        heredoc = _HEREDOC.match(text, i) if text.startswith("<<", i) else None
+        if heredoc is not None:
+            delimiter = next(g for g in heredoc.groups()[1:] if g is not None)
+            heredocs.append((delimiter, heredoc.group(1) == "-"))
+            i = heredoc.end()
+            continue
         if text.startswith("$'", i):
             stack.append("single")
             i += 2
@@ -504,6 +522,25 @@ def _template_contexts(text: str) -> dict[int, str]:
     return out
 
 
+def _skip_heredocs(
+    text: str, i: int, heredocs: list[tuple[str, bool]], starts: Mapping[int, int], out: dict[int, str]
+) -> int:
+    """Skip the bodies of the pending here-documents from offset ``i``; templates in them are marked."""
+    for delimiter, strip_tabs in heredocs:
+        while i < len(text):
+            end = text.find("\n", i)
+            end = len(text) if end < 0 else end
+            line = text[i:end]
+            if (line.lstrip("\t") if strip_tabs else line) == delimiter:
+                i = end + 1
+                break
+            for start in starts:
+                if i <= start < end:
+                    out[start] = "a here-document"
+            i = end + 1
+    return i
+
+
 _SHELL_FIELDS = {("run",), ("local",), ("check", "command"), ("wait_for", "command")}
 
 
@@ -522,9 +559,9 @@ def _render_step(
             except TemplateQuoted as exc:
                 name, where = exc.args
                 tpl = "{{ " + name + " }}"
-                problem(path[0], f"{tpl} is inside {where} quotes in {'.'.join(path)}: write it outside quotes, "
-                        f"e.g. --opt={tpl} or \"text \"{tpl} (the value is passed as one word and never parsed "
-                        "by the shell)")  # fmt: skip
+                problem(path[0], f"{tpl} is inside {where} in {'.'.join(path)}: write it outside quotes, "
+                        f"e.g. --opt={tpl} or \"text \"{tpl}, or set a variable first (v={tpl}; ... \"$v\"): "
+                        "the value is passed as one word and never parsed by the shell")  # fmt: skip
                 return value
             except KeyError as exc:
                 name = str(exc.args[0])

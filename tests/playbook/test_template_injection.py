@@ -26,10 +26,12 @@ RUN_CONTEXTS = [
     ("prefix", "printf %s pre-{{ v }}-post > OUT"),
 ]
 QUOTED_CONTEXTS = [
-    ("single", "printf %s '{{ v }}' > OUT", "single"),
-    ("double", 'printf %s "{{ v }}" > OUT', "double"),
-    ("double-after-text", 'printf %s "a {{ v }} b" > OUT', "double"),
-    ("dollar-single", "printf %s $'{{ v }}' > OUT", "single"),
+    ("single", "printf %s '{{ v }}' > OUT", "single quotes"),
+    ("double", 'printf %s "{{ v }}" > OUT', "double quotes"),
+    ("double-after-text", 'printf %s "a {{ v }} b" > OUT', "double quotes"),
+    ("dollar-single", "printf %s $'{{ v }}' > OUT", "single quotes"),
+    ("here-document", "cat > OUT <<EOF\n{{ v }}\nEOF", "a here-document"),
+    ("quoted-here-document", "cat > OUT <<-'EOF'\n\t{{ v }}\n\tEOF", "a here-document"),
 ]
 
 
@@ -63,7 +65,7 @@ def playbook(tmp_path: Path, steps: list[str], name: str = "inject") -> Path:
 
 
 def yaml_str(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
 
 
 def drill(*args: str) -> tuple[int, str]:
@@ -96,8 +98,25 @@ def test_template_inside_quotes_is_a_config_error_with_file_and_line(tmp_path, l
     pb = playbook(tmp_path, ["local: 'true'", *_steps("local", [command.replace("OUT", str(tmp_path / "o"))], None)])
     code, out = drill(str(pb), "--var", f"v={hostile_values(pwned)[0]}", "--store", str(tmp_path / "store"))
     assert code == 4, out
-    assert f"{pb}:10:" in out and f"{{{{ v }}}} is inside {where} quotes in local" in out
+    assert f"{pb}:10:" in out and f"{{{{ v }}}} is inside {where} in local" in out
     assert not pwned.exists() and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "contexts"),
+    [
+        ("echo {{ a }} '{{ b }}' \"{{ c }}\"", ["bare", "single quotes", "double quotes"]),
+        ('kill "$(cat {{ a }}/pid)" `cat {{ b }}` "`cat {{ c }}`"', ["bare", "bare", "bare"]),
+        ("echo $(( 1 + 2 )) $(echo \"{{ a }}\") \\'{{ b }}", ["double quotes", "bare"]),
+        ("cat <<EOF\nit's {{ a }}\nEOF\necho '{{ b }}' {{ c }}", ["a here-document", "single quotes", "bare"]),
+        ("cat <<<{{ a }}; echo # '{{ b }}\necho {{ c }}", ["bare", "bare", "bare"]),
+    ],
+)
+def test_quoting_context_of_each_template(command, contexts):
+    from itops.playbook.schema import _TEMPLATE, _template_contexts
+
+    found = _template_contexts(command)
+    assert [found.get(m.start(), "bare") for m in _TEMPLATE.finditer(command)] == contexts
 
 
 def test_dry_run_shows_the_values_quoted(tmp_path):
