@@ -222,3 +222,26 @@ def test_private_write_failure_keeps_the_old_file_and_leaves_no_temp(tmp_path):
         write_private_atomic(target, 42)  # type: ignore[arg-type]
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_group_writable_job_store_file_is_refused_before_reading(tmp_path):
+    from itops.scheduler.daemon import SQLiteJobStore
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    db = state / "jobs.db"
+    db.touch()
+    os.chmod(db, 0o664)
+    with pytest.raises(UnsafePathError, match="writable by group or others"):
+        SQLiteJobStore(db)
+
+
+def test_symlinked_job_store_file_is_refused(tmp_path):
+    from itops.scheduler.daemon import SQLiteJobStore
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (tmp_path / "elsewhere.db").touch(mode=0o600)
+    (state / "jobs.db").symlink_to(tmp_path / "elsewhere.db")
+    with pytest.raises(UnsafePathError, match="symlink"):
+        SQLiteJobStore(state / "jobs.db")
