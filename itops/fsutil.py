@@ -23,7 +23,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from itops.errors import ConfigError, ConfigProblem
+from itops.errors import ConfigError, ConfigProblem, ItopsError
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -32,20 +32,25 @@ FILE_MODE = 0o600
 class UnsafePathError(ConfigError):
     """A folder or file itops keeps private is owned by someone else or writable by others (exit 4)."""
 
-    def __init__(self, path: Path | str, message: str, what: str = "storage folder") -> None:
+    def __init__(self, path: Path | str, message: str) -> None:
         self.path = Path(path)
-        super().__init__([ConfigProblem(str(path), None, "", message)], what=what)
-        self.hint = f"use a folder of your own, or fix it: chown {os.geteuid()} {path} && chmod 700 {path}"
+        self.problems = [ConfigProblem(str(path), None, "", message)]
+        ItopsError.__init__(self, f"refusing to use {path}: {message}")
 
 
 def _check_owned(path: Path, st: os.stat_result, kind: str) -> None:
     if st.st_uid != os.geteuid():
         raise UnsafePathError(
-            path, f"{kind} is owned by uid {st.st_uid}, not by the user running itops (uid {os.geteuid()})"
+            path,
+            f"the {kind} is owned by uid {st.st_uid}, not by the user running itops (uid {os.geteuid()}); "
+            f"use a {kind} of your own",
         )
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        fix = "700" if kind == "folder" else "600"
         raise UnsafePathError(
-            path, f"{kind} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}); it must be 0700"
+            path,
+            f"the {kind} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"chmod {fix} {path} if nobody else has changed it",
         )
 
 
@@ -73,7 +78,7 @@ def ensure_private_dir(path: Path | str) -> Path:
     make_private_dirs(folder)
     st = folder.stat()
     if not stat.S_ISDIR(st.st_mode):
-        raise UnsafePathError(folder, "is not a folder")
+        raise UnsafePathError(folder, "not a folder")
     _check_owned(folder, st, "folder")
     if stat.S_IMODE(st.st_mode) != DIR_MODE:
         os.chmod(folder, DIR_MODE)
@@ -92,9 +97,9 @@ def check_private_file(path: Path | str) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISLNK(st.st_mode):
-        raise UnsafePathError(file, "is a symlink; itops does not follow links for its private files")
+        raise UnsafePathError(file, "a symlink; itops does not follow links to its private files")
     if not stat.S_ISREG(st.st_mode):
-        raise UnsafePathError(file, "is not a regular file")
+        raise UnsafePathError(file, "not a regular file")
     _check_owned(file, st, "file")
     if stat.S_IMODE(st.st_mode) & 0o077:
         os.chmod(file, FILE_MODE)
@@ -144,7 +149,7 @@ def open_private_append(path: Path | str) -> int:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise UnsafePathError(file, "is not a regular file")
+            raise UnsafePathError(file, "not a regular file")
         _check_owned(file, st, "file")
         if stat.S_IMODE(st.st_mode) != FILE_MODE:
             os.fchmod(fd, FILE_MODE)
