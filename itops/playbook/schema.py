@@ -420,6 +420,8 @@ def render_shell(text: str, context: Mapping[str, Any], env: dict[str, str]) -> 
         where = contexts.get(m.start(), "bare")
         if where != "bare":
             raise TemplateQuoted(name, where)
+        if "\0" in value:
+            raise TemplateQuoted(name, "")  # no environment variable or shell word can hold a NUL byte
         var = _env_name(name, value, env)
         return f'"${{{var}}}"'
 
@@ -559,6 +561,10 @@ def _render_step(
             except TemplateQuoted as exc:
                 name, where = exc.args
                 tpl = "{{ " + name + " }}"
+                if not where:
+                    problem(path[0], f"the value of {tpl} in {'.'.join(path)} holds a NUL byte, which no shell "
+                            "command can be given")  # fmt: skip
+                    return value
                 problem(path[0], f"{tpl} is inside {where} in {'.'.join(path)}: write it outside quotes, "
                         f"e.g. --opt={tpl} or \"text \"{tpl}, or set a variable first (v={tpl}; ... \"$v\"): "
                         "the value is passed as one word and never parsed by the shell")  # fmt: skip

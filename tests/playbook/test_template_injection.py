@@ -150,3 +150,11 @@ def test_hostile_values_over_ssh_arrive_as_one_word_and_never_run(fleet_factory,
                       "--store", str(tmp_path / "store"))  # fmt: skip
     assert code == 4 and f"{quoted}:9:" in out and "inside single quotes in run" in out, out
     assert not pwned.exists()
+
+
+def test_value_with_a_nul_byte_is_a_config_error_not_a_crash(tmp_path):
+    pb = playbook(tmp_path, _steps("local", ["printf %s {{ v }}"], None))
+    pb.write_text(pb.read_text().replace("vars: {v: placeholder}", 'vars: {v: "a\\0b"}'))
+    code, out = drill(str(pb), "--store", str(tmp_path / "store"))
+    assert code == 4, out
+    assert f"{pb}:9:" in out and "holds a NUL byte" in out
