@@ -44,11 +44,14 @@ _KEY_BODY = r"(?P<key>-{0,2}[A-Za-z0-9_.-]*?(?:pass|pwd|secret|token|key|credent
 _KEY = r"(?<![\w./\\~@-])" + _KEY_BODY
 # Words of a key (split at _ - . and camelCase) that make it a policy, a location or a switch,
 # never the secret itself: PASS_MAX_DAYS, PasswordAuthentication, AuthorizedKeysFile, password_env.
-_NOT_SECRET_WORDS = frozenset(  # noqa: SIM905 (a list literal of 56 words reads worse)
-    "authentication authenticate algorithm algorithms max min age days warn len length file files path dir env"
-    " type types size bits policy expire expiry history retry retries remember hash method mode format prompt"
-    " command interval quality stack rounds enabled required change exchange passive bypass keyboard ttl"
-    " timeout count lifetime complexity reuse id ids name names url".split()
+_NOT_SECRET_WORDS = frozenset(
+    {
+        "authentication", "authenticate", "algorithm", "algorithms", "max", "min", "age", "days", "warn", "len",
+        "length", "file", "files", "path", "dir", "env", "type", "types", "size", "bits", "policy", "expire", "expiry",
+        "history", "retry", "retries", "remember", "hash", "method", "mode", "format", "prompt", "command", "interval",
+        "quality", "stack", "rounds", "enabled", "required", "change", "exchange", "passive", "bypass", "keyboard",
+        "ttl", "timeout", "count", "lifetime", "complexity", "reuse", "id", "ids", "name", "names", "url",
+    }
 )
 _KEY_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _NOT_SECRET_VALUE = re.compile(
