@@ -90,7 +90,8 @@ _SPACE_DIRECTIVES = [
     re.compile(r"(?i)(?P<pre>\bidentified[ \t]+(?:with[ \t]+\S+[ \t]+)?(?:by|as)[ \t]+(?:password[ \t]+)?)"
                + _QUOTED_OR_WORD),
     re.compile(r"(?i)(?P<pre>\bpassword[ \t]+)(?P<value>'[^'\n]*'|\"[^\"\n]*\")"),
-    # netrc
+    # curl -u user:password, netrc
+    re.compile(r"(?P<pre>(?<!\S)(?:-u|--user|--proxy-user)[ \t]*[^\s:'\"]+:)(?P<value>[^\s@'\"]+)"),
     re.compile(r"(?i)(?P<pre>\blogin[ \t]+\S+[ \t]+password[ \t]+)(?P<value>\S+)"),
     # HTTP
     re.compile(r"(?i)(?P<pre>\bauthorization[\"']?[ \t]*[:=][ \t]*[\"']?(?:(?:bearer|basic|token|digest|negotiate)"

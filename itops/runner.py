@@ -31,8 +31,6 @@ from itops.transport.ssh import KnownHosts, SSHConnection, SSHTarget, read_passw
 
 log = logging.getLogger(__name__)
 
-EXCERPT_CHARS = 2000
-
 
 @dataclass
 class RunOptions:
@@ -344,10 +342,9 @@ def _result(
     probes: Iterable[ProbeResult] = (),
     duration: float = 0.0,
 ) -> Result:
-    probes = list(probes)
-    excerpt = "\n".join(p.text[:EXCERPT_CHARS] for p in probes if p.stdout)[:EXCERPT_CHARS]
+    # the commands and what the finding names (observed, its deciding lines): never the raw outputs
     return check.result(finding, run_id=run_id, target=target, started=started,
-                        source="; ".join(p.command for p in probes), excerpt=excerpt, duration=duration)  # fmt: skip
+                        source="; ".join(p.command for p in probes), duration=duration)  # fmt: skip
 
 
 def exit_code_for(results: Iterable[Result], fail_on: Severity) -> int:

@@ -74,6 +74,7 @@ SECRET_SHAPES = [
     ("/etc/app.conf: DB_PASSWORD Cnry-20 (expected unset)", "Cnry-20"),
     ("x AWS_SECRET_ACCESS_KEY=Cnry/aws+21 y", "Cnry/aws+21"),
     ("CREDENTIALS=Cnry-22", "Cnry-22"),
+    ("curl -u admin:Cnry-curl-24 https://x", "Cnry-curl-24"),
     ("-----BEGIN RSA PRIVATE KEY-----\nCnryKey23\n-----END RSA PRIVATE KEY-----", "CnryKey23"),
 ]
 
