@@ -44,6 +44,7 @@ from itops.checkapi import Check, CheckMeta, Facts, Finding, Params, Probe, quot
 from itops.checklib import packages as pkglib
 from itops.checklib import services as svclib
 from itops.errors import ConfigError, ConfigProblem
+from itops.redact import REDACTED, names_secret
 from itops.registry import register_file_loader
 from itops.yamlload import LineMap, StrictModel, format_path, read_yaml, suggest, validate_model
 
@@ -367,11 +368,14 @@ def _eval_config(spec: ConfigSpec, probe: Probe, facts: Facts, params: Params) -
         return Finding.failed(f"{spec.key} is not set in {where}", observed="not set", expected=expected)
     value, line = settings[0] if spec.occurrence == "first" else settings[-1]
     fold = spec.value_case_insensitive
-    observed = f"{spec.key} {value}"
+    # a key that holds a secret (DB_PASSWORD, requirepass): the verdict is stored, never the value
+    secret = names_secret(spec.key)
+    observed = f"{spec.key} {REDACTED if secret else value}"
+    lines = (observed if secret else line,)
     if (value.lower() if fold else value) in {a.lower() if fold else a for a in allowed}:
-        return Finding.passed(f"{where}: {observed}", observed=observed, expected=expected, lines=(line,))
+        return Finding.passed(f"{where}: {observed}", observed=observed, expected=expected, lines=lines)
     return Finding.failed(
-        f"{where}: {observed} (expected {' or '.join(allowed)})", observed=observed, expected=expected, lines=(line,)
+        f"{where}: {observed} (expected {' or '.join(allowed)})", observed=observed, expected=expected, lines=lines
     )
 
 

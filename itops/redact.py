@@ -85,7 +85,7 @@ _CLI_SPACE = re.compile(  # --password value (a long option whose argument is th
 _QUOTED_OR_WORD = r"(?P<value>'[^'\n]*'|\"[^\"\n]*\"|[^\s;,]+)"
 _SPACE_DIRECTIVES = [
     # Redis
-    re.compile(r"(?im)(?P<pre>^[ \t]*(?:requirepass|masterauth)[ \t]+)(?P<value>[^\s#]+)"),
+    re.compile(r"(?i)(?P<pre>(?<![\w./-])(?:requirepass|masterauth)[ \t]+)(?P<value>[^\s#]+)"),
     # SQL: IDENTIFIED [WITH plugin] BY [PASSWORD] '...', [ENCRYPTED] PASSWORD '...'
     re.compile(r"(?i)(?P<pre>\bidentified[ \t]+(?:with[ \t]+\S+[ \t]+)?(?:by|as)[ \t]+(?:password[ \t]+)?)"
                + _QUOTED_OR_WORD),
@@ -125,6 +125,15 @@ def _is_policy_key(key: str) -> bool:
         return True
     lowered = key.lower()
     return any(len(w) >= 5 and w in lowered for w in _NOT_SECRET_WORDS)
+
+
+_SECRET_WORD = re.compile(r"(?i)pass|pwd|secret|token|key|credential|requirepass|masterauth")
+
+
+def names_secret(key: str) -> bool:
+    """True when a configuration key holds a secret (``DB_PASSWORD``, ``requirepass``, ``api_key``)
+    rather than a policy about secrets (``PASS_MAX_DAYS``, ``PasswordAuthentication``)."""
+    return bool(_SECRET_WORD.search(key)) and not _is_policy_key(key)
 
 
 def _assignment(m: re.Match[str]) -> str:
