@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
 from dataclasses import replace
 
 from itops.model import Evidence, Result
@@ -38,10 +37,6 @@ EVIDENCE_CAP = 1024
 MESSAGE_CAP = 1024
 _TRUNCATED = " …[truncated]"
 
-# A key that names a secret. The look-behind keeps a key inside a path or a dashed word
-# ("/etc/pam.d/common-password", "x-password") from counting.
-_KEY_BODY = r"(?P<key>-{0,2}[A-Za-z0-9_.-]*?(?:pass|pwd|secret|token|key|credential)[A-Za-z0-9_.-]*)"
-_KEY = r"(?<![\w./\\~@-])" + _KEY_BODY
 # Words of a key (split at _ - . and camelCase) that make it a policy, a location or a switch,
 # never the secret itself: PASS_MAX_DAYS, PasswordAuthentication, AuthorizedKeysFile, password_env.
 _NOT_SECRET_WORDS = frozenset(
@@ -58,30 +53,23 @@ _NOT_SECRET_VALUE = re.compile(
     r"(?i)(yes|no|true|false|on|off|none|null|nil|required|optional|sufficient|requisite|enabled|disabled"
     r"|\[redacted[^\]]*\]|\*+|x|!+|\$\{?\w+\}?|<[\w -]+>|/[\w./-]*|~/[\w./-]*)"
 )
-# one unquoted value: ends at white space, a quote or punctuation that closes a structure
-_BARE = r"(?P<value>[^\s'\",;&)}\]]++)"
-
-_QUOTED_ASSIGN = re.compile(  # "key": "v", key = 'v', key: "v", "key" => "v"
-    r"(?i)" + _KEY + r"[\"']?(?P<sep>[ \t]*(?:[:=]|=>)[ \t]*)(?P<q>[\"'])(?P<value>(?:(?!(?P=q)).)*)(?P=q)"
+# An assignment, found from its secret word (a scan that starts at a literal is fast); the rest of the
+# key before the word is read back in Python. Forms: quoted value after = : or => ("key": "v"),
+# key=value, key: value, and KEY value / --key value after a space.
+_ASSIGN = re.compile(
+    r"(?i)(?:pass|pwd|secret|token|key|credential)[A-Za-z0-9_.-]*(?P<kq>[\"']?)"
+    r"(?:[ \t]*(?:[:=]|=>)[ \t]*(?P<q>[\"'])(?P<qv>(?:(?!(?P=q))[^\r\n])*)(?P=q)"
+    r"|[ \t]*=[ \t]*(?P<ev>[^\s'\",;&)}\]]++)"
+    r"|:[ \t]*(?P<cv>[^\s'\",;&)}\]]++)"
+    r"|[ \t]+(?![=:])(?P<sv>[^\s'\",;&)}\]]++))"
 )
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+# text before a key that makes it the start of a line of an env, INI or YAML file
+_LINE_LEAD = re.compile(r"[ \t]*(?:export[ \t]+|-[ \t]+)?[\"']?")
 # where a line-start value ends: the end of the line, or the next key=/key: or redaction on it
-_NEXT = r"[ \t]*$|[ \t]+(?:[\w.-]+[ \t]*[=:]|\[REDACTED|-----BEGIN)"
-_LINE_ASSIGN = re.compile(  # at the start of a line: KEY=rest of line (env, INI, YAML)
-    r"(?im)^[ \t]*(?:export[ \t]+|-[ \t]+)?[\"']?" + _KEY_BODY
-    + r"[\"']?[ \t]*[:=][ \t]*(?P<value>[^\"'\s](?:(?!" + _NEXT + r")[^\r\n])*)"
-)
-_EQUALS_ASSIGN = re.compile(r"(?i)" + _KEY + r"[ \t]*=[ \t]*" + _BARE)  # key=value, --password=v mid-line
-_COLON_ASSIGN = re.compile(  # key: value mid-line, unless prose goes on after the value
-    r"(?i)" + _KEY + r":[ \t]*" + _BARE + r"(?![ \t]+[A-Za-z]+\b(?![=:]))"
-)
-_IDENT_SPACE = re.compile(  # DB_PASSWORD value: an identifier key (with a _) and its value after a space
-    r"(?i)(?<![\w./\\~@-])(?P<key>(?=[A-Za-z0-9_.-]*?(?:pass|pwd|secret|token|key|credential))"
-    r"(?=[A-Za-z0-9.-]*_)[A-Za-z0-9_.-]+)[ \t]+(?![=:])" + _BARE + r"(?![ \t]+[A-Za-z]+\b(?![=:]))"
-)
-_CLI_SPACE = re.compile(  # --password value (a long option whose argument is the next word)
-    r"(?i)(?<!\S)(?P<key>--[A-Za-z0-9_-]*(?:pass|pwd|secret|token|key|credential)[A-Za-z0-9_-]*)"
-    r"[ \t]+(?P<value>[^\s-]\S*)"
-)
+_LINE_VALUE_END = re.compile(r"[ \t]*(?=\r?\n|\Z)|[ \t]+(?=[\w.-]+[ \t]*[=:]|\[REDACTED|-----BEGIN)")
+# after a mid-line "key: value", a plain word not followed by = or : means prose ("password: new passwords ...")
+_PROSE_AFTER = re.compile(r"[ \t]+[A-Za-z]+\b(?![=:])")
 _QUOTED_OR_WORD = r"(?P<value>'[^'\n]*'|\"[^\"\n]*\"|[^\s;,]+)"
 _SPACE_DIRECTIVES = [
     # Redis
@@ -104,18 +92,18 @@ _URL_USERINFO = re.compile(r"(?i)(?P<pre>\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)(?P<va
 _PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S)
 _AWS_KEY_ID = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")
 
-_GUARD = re.compile(r"(?i)pass|pwd|secret|token|key|credential|identified|requirepass|masterauth|bearer|authoriz"
-                    r"|://|akia|asia|mysql|mariadb")
-
 _known: set[str] = set()
+_known_longest_first: tuple[str, ...] = ()
 _lock = threading.Lock()
 
 
 def register_secret(value: str) -> None:
     """Remember a secret value read at run time so it is redacted wherever it appears."""
     if value and len(value) >= 4:
+        global _known_longest_first
         with _lock:
             _known.add(value)
+            _known_longest_first = tuple(sorted(_known, key=len, reverse=True))
 
 
 def _is_policy_key(key: str) -> bool:
@@ -136,50 +124,90 @@ def names_secret(key: str) -> bool:
     return bool(_SECRET_WORD.search(key)) and not _is_policy_key(key)
 
 
-def _assignment(m: re.Match[str]) -> str:
-    """Redact the value of a ``key <sep> value`` match unless the key or value says it is no secret."""
-    value = m.group("value").strip()
-    no_secret = not value or value.startswith("[REDACTED") or _NOT_SECRET_VALUE.fullmatch(value)
-    if no_secret or _is_policy_key(m.group("key")):
-        return m.group(0)
-    start, end = m.start("value") - m.start(0), m.end("value") - m.start(0)
-    return m.group(0)[:start] + REDACTED + m.group(0)[end:]
-
-
 def _value_only(m: re.Match[str]) -> str:
     value = m.group("value")
     q = value[0] if len(value) > 1 and value[0] in "'\"" and value[-1] == value[0] else ""
     return m.group("pre") + f"{q}{REDACTED}{q}"
 
 
-_STEPS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
-    (_URL_USERINFO, _value_only),
-    *((p, _value_only) for p in _SPACE_DIRECTIVES),
-    (_QUOTED_ASSIGN, _assignment),
-    (_LINE_ASSIGN, _assignment),
-    (_EQUALS_ASSIGN, _assignment),
-    (_COLON_ASSIGN, _assignment),
-    (_CLI_SPACE, _assignment),
-    (_IDENT_SPACE, _assignment),
+def _redact_assignments(text: str) -> str:
+    out: list[str] = []
+    pos = done = 0
+    while (m := _ASSIGN.search(text, pos)) is not None:
+        start = m.start()
+        while start > 0 and text[start - 1] in _KEY_CHARS:
+            start -= 1
+        key = text[start : m.end("kq") - len(m.group("kq"))]
+        lead_end = start - 1 if start > 0 and text[start - 1] in "\"'" else start
+        line_start = text.rfind("\n", 0, lead_end) + 1
+        at_line_start = _LINE_LEAD.fullmatch(text, line_start, lead_end) is not None
+        span = _value_span(text, m, key, at_line_start, start)
+        if span is None:
+            pos = m.end("kq") if m.end("kq") > m.start() else m.start() + 1
+            continue
+        out += [text[done : span[0]], REDACTED]
+        done = pos = span[1]
+    return "".join(out) + text[done:] if out else text
+
+
+def _value_span(text: str, m: re.Match[str], key: str, at_line_start: bool, key_start: int) -> tuple[int, int] | None:
+    """Where the secret value of assignment ``m`` is, or None when it is no secret assignment."""
+    if key_start > 0 and text[key_start - 1] in "/\\~@":  # part of a path: /etc/pam.d/common-password
+        return None
+    form = next(g for g in ("qv", "ev", "cv", "sv") if m.group(g) is not None)
+    start, end = m.span(form)
+    if form == "sv" and (m.group("kq") or not ("_" in key.lstrip("-") or key.startswith("--"))):
+        return None  # "password stack": a word, not a KEY_NAME or --option
+    if form in ("ev", "cv") and at_line_start:  # env/INI/YAML line: the rest of the line is the value
+        stop = _LINE_VALUE_END.search(text, end)
+        end = stop.start() if stop is not None and stop.start() >= end else end
+    elif form in ("cv", "sv") and _PROSE_AFTER.match(text, end):
+        return None
+    value = text[start:end].strip()
+    bare_key = key.lstrip("-")
+    if not value or value.startswith("[REDACTED") or _NOT_SECRET_VALUE.fullmatch(value) or _is_policy_key(bare_key):
+        return None
+    if form == "sv" and key.startswith("--") and value.startswith("-"):
+        return None
+    return start, end
+
+
+# (lowercase guard substrings, pattern): a pattern runs only when one of its guards is in the text
+_STEPS: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
+    (("://",), _URL_USERINFO),
+    (("requirepass", "masterauth"), _SPACE_DIRECTIVES[0]),
+    (("identified",), _SPACE_DIRECTIVES[1]),
+    (("password",), _SPACE_DIRECTIVES[2]),
+    (("-u", "--user", "--proxy-user"), _SPACE_DIRECTIVES[3]),
+    (("login",), _SPACE_DIRECTIVES[4]),
+    (("authorization",), _SPACE_DIRECTIVES[5]),
+    (("bearer",), _SPACE_DIRECTIVES[6]),
 ]
+_SECRET_WORDS = ("pass", "pwd", "secret", "token", "key", "credential")
 
 
 def redact(text: str) -> str:
     """Return ``text`` with known secrets and secret-looking patterns replaced."""
     if not text:
         return text
-    with _lock:
-        known = sorted(_known, key=len, reverse=True)
-    for value in known:
-        text = text.replace(value, REDACTED)
+    for value in _known_longest_first:
+        if value in text:
+            text = text.replace(value, REDACTED)
     if "PRIVATE KEY" in text:
         text = _PRIVATE_KEY.sub("[REDACTED PRIVATE KEY]", text)
-    if not _GUARD.search(text):
-        return text
-    text = _AWS_KEY_ID.sub("[REDACTED AWS KEY ID]", text)
-    for pattern, repl in _STEPS:
-        text = pattern.sub(repl, text)
-    if _MYSQL_LINE.search(text):
+    lowered = text.lower()
+    if "akia" in lowered or "asia" in lowered:
+        text = _AWS_KEY_ID.sub("[REDACTED AWS KEY ID]", text)
+    for guards, pattern in _STEPS:
+        for guard in guards:
+            if guard in lowered:
+                text = pattern.sub(_value_only, text)
+                break
+    for word in _SECRET_WORDS:
+        if word in lowered:
+            text = _redact_assignments(text)
+            break
+    if "mysql" in lowered or "mariadb" in lowered:
         text = "\n".join(_MYSQL_P.sub(_value_only, line) if _MYSQL_LINE.search(line) else line
                          for line in text.split("\n"))  # fmt: skip
     return text

@@ -91,6 +91,10 @@ def test_key_and_separator_stay_readable():
     assert redact("proxy_password = two words") == "proxy_password = [REDACTED]"
     assert redact('{"password": "pw123", "user": "app"}') == '{"password": "[REDACTED]", "user": "app"}'
     assert redact("mysql -uroot -pSECRET db") == "mysql -uroot -p[REDACTED] db"
+    assert redact("x=1\nDB_PASSWORD=multi word value\nnext=1") == "x=1\nDB_PASSWORD=[REDACTED]\nnext=1"
+    # a word that is no assignment does not hide the assignment after it
+    assert redact("password DB_PASSWORD=abc123") == "password DB_PASSWORD=[REDACTED]"
+    assert redact("password stack: DB_PASSWORD hunter9") == "password stack: DB_PASSWORD [REDACTED]"
 
 
 NOT_SECRETS = [
