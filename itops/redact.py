@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import replace
+from typing import Any
 
 from itops.model import Evidence, Result
 
@@ -211,6 +212,18 @@ def redact(text: str) -> str:
         text = "\n".join(_MYSQL_P.sub(_value_only, line) if _MYSQL_LINE.search(line) else line
                          for line in text.split("\n"))  # fmt: skip
     return text
+
+
+def redact_data(data: Any) -> Any:
+    """``data`` (JSON-shaped: dicts, lists, strings ...) with every string redacted, for side files a run
+    keeps beside its results (a drill's step log, a job's stderr)."""
+    if isinstance(data, str):
+        return redact(data)
+    if isinstance(data, dict):
+        return {k: redact_data(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [redact_data(v) for v in data]
+    return data
 
 
 def cap(text: str, limit: int) -> str:

@@ -117,7 +117,7 @@ def _summary(name: str, outcome) -> str:  # type: ignore[no-untyped-def]
     lines.append(f"{'STEP':<44} {'STATUS':<12} {'TIME':>8}  MESSAGE")
     for rec in [*outcome.steps, *outcome.rollbacks]:
         label = f"{rec.index} {rec.name}"[:44]
-        lines.append(f"{label:<44} {rec.status:<12} {rec.seconds:>7.2f}s  {shown(rec.message[:100])}")
+        lines.append(f"{label:<44} {rec.status:<12} {rec.seconds:>7.2f}s  {shown(redact(rec.message)[:100])}")
     lines.append("")
     achieved = meta.get("achieved_rto")
     if achieved is not None:

@@ -27,6 +27,7 @@ from itops.inventory import Inventory
 from itops.model import Evidence, Result, Run, Severity, Status
 from itops.playbook.schema import Playbook, Step
 from itops.playbook.steps import StepResult, StepRunner
+from itops.redact import redact_data
 from itops.runner import exit_code_for
 from itops.store import RunWriter, Store, new_run_id
 
@@ -173,7 +174,7 @@ class Drill:
             "rollbacks": [r.to_dict() for r in rollbacks],
         }
         path = self.store.run_dir(run.id) / DRILL_FILE
-        path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        path.write_text(json.dumps(redact_data(meta), indent=2), encoding="utf-8")  # step messages quote outputs
         run = writer.finish(state, code, self.runner.host_keys)
         return DrillOutcome(run, list(writer.results), steps, rollbacks, achieved,
                             failed.label if failed is not None else None, code, interrupted, meta)  # fmt: skip

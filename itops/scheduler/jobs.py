@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from itops.redact import redact
 from itops.scheduler.config import (
     AuditOptions,
     BackupVerifyOptions,
@@ -180,8 +181,8 @@ class JobHistory:
                     outcome.run_id,
                     outcome.pid,
                     json.dumps(outcome.argv),
-                    outcome.stderr[-STDERR_TAIL:],
-                    outcome.error,
+                    redact(outcome.stderr[-STDERR_TAIL:]),
+                    redact(outcome.error),
                     json.dumps(outcome.notifications),
                     outcome.report,
                     outcome.seq,
