@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import click
 
 from itops.model import Result, Run, Status, count_statuses
-from itops.report.data import printable
+from itops.report.data import printable_line
 from itops.report.jsondoc import run_to_json as run_document_json
 
 COLUMNS = (Status.PASS, Status.FAIL, Status.ERROR, Status.UNREACHABLE, Status.SKIPPED, Status.WAIVED)
@@ -46,10 +46,7 @@ def shown(text: str) -> str:
     """Host-controlled text (file names, contents) as one visible terminal line: control characters
     (ESC, BEL, CR, LF, TAB, C1 ...) become ``\\xNN`` as in the reports, so they cannot move the cursor,
     clear the screen or rewrite what the operator reads."""
-    return printable(text).translate(_LAYOUT_CONTROLS) if text else text
-
-
-_LAYOUT_CONTROLS = {9: "\\x09", 10: "\\x0a", 13: "\\x0d"}
+    return printable_line(text)
 
 
 def _fmt_time(ts: float | None) -> str:
