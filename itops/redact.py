@@ -47,12 +47,14 @@ _NOT_SECRET_WORDS = frozenset(
         "history", "retry", "retries", "remember", "hash", "method", "mode", "format", "prompt", "command", "interval",
         "quality", "stack", "rounds", "enabled", "required", "change", "exchange", "passive", "bypass", "keyboard",
         "ttl", "timeout", "count", "lifetime", "complexity", "reuse", "id", "ids", "name", "names", "url",
+        "nopasswd",
     }
 )
 _KEY_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _NOT_SECRET_VALUE = re.compile(
     r"(?i)(yes|no|true|false|on|off|none|null|nil|required|optional|sufficient|requisite|enabled|disabled"
-    r"|\[redacted[^\]]*\]|\*+|x|!+|\$\{?\w+\}?|<[\w -]+>|/[\w./-]*|~/[\w./-]*)"
+    r"|\[redacted[^\]]*\]|\*+|x|!+|\$\{?\w+\}?|<[\w -]+>|/[\w./*?-]*|~/[\w./*?-]*"
+    r"|all)"
 )
 # An assignment, found from its secret word (a scan that starts at a literal is fast); the rest of the
 # key before the word is read back in Python. Forms: quoted value after = : or => ("key": "v"),
@@ -64,11 +66,15 @@ _ASSIGN = re.compile(
     r"|:[ \t]*(?P<cv>[^\s'\",;&)}\]]++)"
     r"|[ \t]+(?![=:])(?P<sv>[^\s'\",;&)}\]]++))"
 )
+# what may stand before a key: a key right after "/" is part of a path (/etc/pam.d/common-password),
+# after "*" part of a glob (/etc/ssh/ssh_host_*_key), after "$" a variable reference
+_KEY_MAY_FOLLOW = frozenset(" \t\r\n\"'`{[(,;:&?|<>")
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 # text before a key that makes it the start of a line of an env, INI or YAML file
 _LINE_LEAD = re.compile(r"[ \t]*(?:export[ \t]+|-[ \t]+)?[\"']?")
 # where a line-start value ends: the end of the line, or the next key=/key: or redaction on it
 _LINE_VALUE_END = re.compile(r"[ \t]*(?=\r?\n|\Z)|[ \t]+(?=[\w.-]+[ \t]*[=:]|\[REDACTED|-----BEGIN)")
+_NSS_SOURCE = re.compile(r"(?i)(?:files|compat|systemd|sss|ldap|nis|nisplus|winbind|db|extrausers)\b")
 # after a mid-line "key: value", a plain word not followed by = or : means prose ("password: new passwords ...")
 _PROSE_AFTER = re.compile(r"[ \t]+[A-Za-z]+\b(?![=:])")
 _QUOTED_OR_WORD = r"(?P<value>'[^'\n]*'|\"[^\"\n]*\"|[^\s;,]+)"
@@ -153,20 +159,23 @@ def _redact_assignments(text: str) -> str:
 
 def _value_span(text: str, m: re.Match[str], key: str, at_line_start: bool, key_start: int) -> tuple[int, int] | None:
     """Where the secret value of assignment ``m`` is, or None when it is no secret assignment."""
-    if key_start > 0 and text[key_start - 1] in "/\\~@":  # part of a path: /etc/pam.d/common-password
+    if key_start > 0 and text[key_start - 1] not in _KEY_MAY_FOLLOW:  # a path, a glob, a $VARIABLE
         return None
     form = next(g for g in ("qv", "ev", "cv", "sv") if m.group(g) is not None)
     start, end = m.span(form)
     if form == "sv" and (m.group("kq") or not ("_" in key.lstrip("-") or key.startswith("--"))):
         return None  # "password stack": a word, not a KEY_NAME or --option
+    if form == "cv" and key.lower() in ("passwd", "shadow", "gshadow") and _NSS_SOURCE.match(text, start):
+        return None  # nsswitch.conf: "passwd: files systemd"
     if form in ("ev", "cv") and at_line_start:  # env/INI/YAML line: the rest of the line is the value
         stop = _LINE_VALUE_END.search(text, end)
         end = stop.start() if stop is not None and stop.start() >= end else end
     elif form in ("cv", "sv") and _PROSE_AFTER.match(text, end):
         return None
     value = text[start:end].strip()
-    bare_key = key.lstrip("-")
-    if not value or value.startswith("[REDACTED") or _NOT_SECRET_VALUE.fullmatch(value) or _is_policy_key(bare_key):
+    if not value or value.startswith("[REDACTED") or _NOT_SECRET_VALUE.fullmatch(value):
+        return None
+    if _is_policy_key(key.lstrip("-")):
         return None
     if form == "sv" and key.startswith("--") and value.startswith("-"):
         return None

@@ -115,6 +115,11 @@ NOT_SECRETS = [
     "password [success=1 default=ignore] pam_unix.so obscure use_authtok yescrypt",
     "ssh -p2222 -o BatchMode=yes host",
     "sort_keys=True",
+    # found on the planted lab: a sudo tag, nsswitch, a glob in a probe command, a shell variable
+    "NOPASSWD rule at /etc/sudoers.d/90-alice:1: alice ALL=(ALL:ALL) NOPASSWD: ALL",
+    "passwd: files systemd",
+    "for f in /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub; do",
+    'echo "$DB_PASSWORD value"',
 ]
 
 
@@ -143,3 +148,13 @@ def replace_evidence(r, ev):
     from dataclasses import replace
 
     return replace(r, evidence=ev)
+
+
+def test_no_built_in_probe_command_is_taken_for_a_secret():
+    """Commands are stored as evidence: redaction must leave every shipped check's probes intact."""
+    from itops.registry import load_registry
+
+    for check in load_registry([]).select([], target="host"):
+        for probe in check.probes:
+            command = probe.render(check.resolve_params({}))
+            assert redact(command) == command, (check.id, probe.name)
