@@ -31,8 +31,6 @@ from itops.transport.ssh import KnownHosts, SSHConnection, SSHTarget, read_passw
 
 log = logging.getLogger(__name__)
 
-EXCERPT_CHARS = 2000
-
 
 @dataclass
 class RunOptions:
@@ -379,10 +377,9 @@ def _result(
     duration: float = 0.0,
     params: Mapping[str, Any] | None = None,
 ) -> Result:
-    probes = list(probes)
-    excerpt = "\n".join(p.text[:EXCERPT_CHARS] for p in probes if p.stdout)[:EXCERPT_CHARS]
+    # the commands and what the finding names (observed, its deciding lines): never the raw outputs
     return check.result(finding, run_id=run_id, target=target, started=started,
-                        source="; ".join(p.command for p in probes), excerpt=excerpt, duration=duration,
+                        source="; ".join(p.command for p in probes), duration=duration,
                         params=params)  # fmt: skip
 
 

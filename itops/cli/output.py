@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from itops.model import Result, Run, Status, count_statuses
-from itops.report.data import printable
+from itops.report.data import printable_line
 from itops.report.jsondoc import run_to_json as run_document_json
 
 COLUMNS = (Status.PASS, Status.FAIL, Status.ERROR, Status.UNREACHABLE, Status.SKIPPED, Status.WAIVED)
@@ -41,6 +41,13 @@ def run_to_json(run: Run, results: Sequence[Result], integrity: Mapping[str, Any
     itops/report/schema/run-1.json); ``integrity`` is what ``runs verify`` found, when checked.
     """
     return run_document_json(run, results, integrity)
+
+
+def shown(text: str) -> str:
+    """Host-controlled text (file names, contents) as one visible terminal line: control characters
+    (ESC, BEL, CR, LF, TAB, C1 ...) become ``\\xNN`` as in the reports, so they cannot move the cursor,
+    clear the screen or rewrite what the operator reads."""
+    return printable_line(text)
 
 
 def _fmt_time(ts: float | None) -> str:
@@ -76,9 +83,9 @@ def render_summary(run: Run, results: Sequence[Result], colour: bool = False, sh
         lines.append("")
         lines.append(title)
         for r in sorted(chosen, key=lambda r: (-r.severity.rank, r.target, r.check_id)):
-            res = f" ({one_line(r.resource)})" if r.resource else ""
+            res = f" ({shown(r.resource)})" if r.resource else ""
             tag = _style(r.status.value, r.status, colour)
-            lines.append(f"  {tag} {r.target}  {r.check_id}{res} [{r.severity.value}]: {one_line(r.message)}")
+            lines.append(f"  {tag} {shown(r.target)}  {r.check_id}{res} [{r.severity.value}]: {shown(r.message)}")
             if with_fix and r.remediation:
                 lines.append(f"      fix: {r.remediation.strip().splitlines()[0]}")
 
@@ -93,12 +100,6 @@ def render_summary(run: Run, results: Sequence[Result], colour: bool = False, sh
         + ", ".join(_style(f"{totals[s.value]} {s.value}", s, colour and totals[s.value] > 0) for s in COLUMNS)
     )
     return "\n".join(lines)
-
-
-def one_line(text: str) -> str:
-    """Host-supplied text (a file name, a probe's words) on one terminal line: control characters,
-    newlines and tabs included, shown as visible escapes, so none can break or repaint the summary."""
-    return printable(text).replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
 
 
 def render_run_list(runs: Sequence[Run]) -> str:

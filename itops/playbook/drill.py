@@ -28,6 +28,7 @@ from itops.inventory import Inventory
 from itops.model import Evidence, Result, Run, Severity, Status
 from itops.playbook.schema import Playbook, Step
 from itops.playbook.steps import StepResult, StepRunner
+from itops.redact import redact_data
 from itops.runner import exit_code_for
 from itops.store import RunWriter, Store, new_run_id
 
@@ -174,7 +175,7 @@ class Drill:
             "rollbacks": [r.to_dict() for r in rollbacks],
         }
         path = self.store.run_dir(run.id) / DRILL_FILE
-        write_private_atomic(path, json.dumps(meta, indent=2))
+        write_private_atomic(path, json.dumps(redact_data(meta), indent=2))  # step messages quote outputs
         run = writer.finish(state, code, self.runner.host_keys)
         return DrillOutcome(run, list(writer.results), steps, rollbacks, achieved,
                             failed.label if failed is not None else None, code, interrupted, meta)  # fmt: skip

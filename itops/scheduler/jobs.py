@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from itops.fsutil import ensure_private_dir, private_sqlite_file
+from itops.redact import redact
 from itops.scheduler.config import (
     AuditOptions,
     BackupVerifyOptions,
@@ -182,8 +183,8 @@ class JobHistory:
                     outcome.run_id,
                     outcome.pid,
                     json.dumps(outcome.argv),
-                    outcome.stderr[-STDERR_TAIL:],
-                    outcome.error,
+                    redact(outcome.stderr[-STDERR_TAIL:]),
+                    redact(outcome.error),
                     json.dumps(outcome.notifications),
                     outcome.report,
                     outcome.seq,
