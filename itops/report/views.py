@@ -48,6 +48,52 @@ class Summary:
     unreachable: list[tuple[str, str]]  # target, reason
     targets: int
     checks: int
+    not_audited: list[tuple[str, int]] = field(default_factory=list)  # planned target never reached, its checks
+
+
+@dataclass(frozen=True)
+class FindingGroup:
+    """One finding as a reader sees it: the same check, resource and message on one or more targets."""
+
+    check_id: str
+    title: str
+    severity: str
+    status: Status
+    resource: str
+    message: str
+    remediation: str
+    results: list[int]  # indexes into the run's results, one per target
+    targets: list[str]
+
+
+def group_findings(
+    results: Sequence[Result], statuses: frozenset[Status], severities: frozenset[Severity] | None = None
+) -> list[FindingGroup]:
+    """Results of ``statuses`` (and ``severities``) merged across targets when check, resource and
+    message are identical; most severe first, then the widest spread."""
+    groups: dict[tuple[str, str, str, Status], list[int]] = defaultdict(list)
+    for i, r in enumerate(results):
+        if r.status in statuses and (severities is None or r.severity in severities):
+            groups[(r.check_id, r.resource, r.message, r.status)].append(i)
+    out = []
+    for (check_id, resource, message, status), idx in groups.items():
+        first = results[idx[0]]
+        idx.sort(key=lambda i: natural_key(results[i].target))
+        out.append(
+            FindingGroup(
+                check_id,
+                first.title,
+                first.severity.value,
+                status,
+                resource,
+                message,
+                first.remediation,
+                idx,
+                [results[i].target for i in idx],
+            )
+        )
+    out.sort(key=lambda g: (-Severity(g.severity).rank, _WORST[g.status], g.check_id, -len(g.results), g.resource))
+    return out
 
 
 @dataclass
@@ -94,7 +140,7 @@ class GroupView:
     passing: list[int] = field(default_factory=list)  # PASS and SKIPPED
 
 
-def summarize(results: Sequence[Result], top: int = 10) -> Summary:
+def summarize(results: Sequence[Result], top: int = 10, not_audited: Mapping[str, int] | None = None) -> Summary:
     counts = count_statuses(list(results))
     by_sev: dict[str, dict[str, int]] = {s.value: dict.fromkeys((x.value for x in Status), 0) for s in SEVERITY_ORDER}
     failing: dict[str, set[str]] = defaultdict(set)
@@ -107,17 +153,19 @@ def summarize(results: Sequence[Result], top: int = 10) -> Summary:
             meta[r.check_id] = (r.title, r.severity.value)
         elif r.status is Status.UNREACHABLE:
             unreachable.setdefault(r.target, r.message)
-    ranked = sorted(failing, key=lambda c: (-len(failing[c]), -Severity(meta[c][1]).rank, c))[:top]
+    # severity before spread: one critical finding on one host outranks a medium one everywhere
+    ranked = sorted(failing, key=lambda c: (-Severity(meta[c][1]).rank, -len(failing[c]), c))[:top]
     return Summary(
         total=len(results),
         counts=counts,
         score=compliance_score(counts),
-        coverage=coverage(counts),
+        coverage=coverage(counts, not_audited),
         by_severity=by_sev,
         top_failing=[(c, meta[c][0], meta[c][1], len(failing[c])) for c in ranked],
         unreachable=sorted(unreachable.items()),
         targets=len({r.target for r in results}),
         checks=len({r.check_id for r in results}),
+        not_audited=sorted((not_audited or {}).items(), key=lambda item: natural_key(item[0])),
     )
 
 
@@ -231,8 +279,20 @@ class Views:
     checks: list[GroupView]
     targets: list[GroupView]
     waived: list[int]
+    #: critical and high FAILs merged across targets: what to fix first
+    priority: list[FindingGroup] = field(default_factory=list)
+
+
+PRIORITY_SEVERITIES = frozenset({Severity.CRITICAL, Severity.HIGH})
 
 
 def build_views(data: ReportData) -> Views:
     results = data.results
-    return Views(summarize(results), frameworks(results), by_check(results), by_target(results), waived(results))
+    return Views(
+        summarize(results, not_audited=data.not_audited),
+        frameworks(results),
+        by_check(results),
+        by_target(results),
+        waived(results),
+        group_findings(results, frozenset({Status.FAIL}), PRIORITY_SEVERITIES),
+    )
