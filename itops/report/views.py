@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from itops.model import Result, Severity, Status, count_statuses
+from itops.report.controls import control_title
 from itops.report.data import ReportData, compliance_score, coverage
 
 #: Display names of the framework keys checks use (itops.checkapi.FRAMEWORKS).
@@ -113,6 +114,8 @@ class Control:
     counts: dict[str, int]
     score: float | None
     status: Status
+    #: the framework's title of the control (NIST, ISO), else the titles of the checks mapped to it (CIS)
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,8 @@ def frameworks(results: Sequence[Result]) -> list[FrameworkView]:
             for s in statuses:
                 counts[s.value] += 1
                 fw_counts[s.value] += 1
-            controls.append(Control(name, checks, counts, compliance_score(counts), worst_status(statuses)))
+            title = control_title(fw, name) or "; ".join(dict.fromkeys(c.title for c in checks))
+            controls.append(Control(name, checks, counts, compliance_score(counts), worst_status(statuses), title))
         views.append(FrameworkView(fw, FRAMEWORK_NAMES.get(fw, fw), controls, fw_counts, compliance_score(fw_counts)))
     return views
 

@@ -39,6 +39,11 @@ def test_sample_report_in_chromium(store: Store, sample_run: Run, tmp_path: Path
         assert browser.evaluate("document.scripts.length") == 0
         text = browser.evaluate("document.body.innerText")
         assert HOSTILE_TARGET in text  # shown as text, not run as a script
+        # evidence is collapsed (<details> without open); its text is in the page, shown when opened
+        assert browser.evaluate("document.querySelectorAll('details.ev[open]').length") == 0
+        assert "password=[REDACTED]" not in text
+        browser.evaluate("document.querySelectorAll('details.ev').forEach(d => d.open = true)")
+        text = browser.evaluate("document.body.innerText")
         assert "\\x1b[31mred" in text and "password=[REDACTED]" in text
         assert browser.evaluate("document.querySelectorAll('#summary svg').length") >= 3
         assert browser.evaluate("document.querySelector('#frameworks details[open]') !== null")
