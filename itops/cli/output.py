@@ -14,7 +14,7 @@ import click
 from itops.model import Result, Run, Status, count_statuses
 from itops.report.data import printable_line
 from itops.report.jsondoc import run_to_json as run_document_json
-from itops.report.views import group_findings
+from itops.report.views import group_findings, shared_reason
 
 COLUMNS = (Status.PASS, Status.FAIL, Status.ERROR, Status.UNREACHABLE, Status.SKIPPED, Status.WAIVED)
 _COLOURS = {
@@ -64,19 +64,6 @@ MAX_FIX = 240
 def _listing(names: Sequence[str]) -> str:
     text = ", ".join(shown(name) for name in names[:MAX_LISTED])
     return text + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
-
-
-def shared_reason(results: Sequence[Result]) -> tuple[Status, str] | None:
-    """(status, message) when every result of one target is UNREACHABLE, or every one is ERROR,
-    for the same reason (connection refused, sudo refused): the target was not assessed at all."""
-    if len(results) < 2:
-        return None
-    first = results[0]
-    if first.status not in (Status.UNREACHABLE, Status.ERROR):
-        return None
-    if all(r.status is first.status and r.message == first.message for r in results):
-        return first.status, first.message
-    return None
 
 
 def _fix_line(check_id: str, remediation: str) -> str:

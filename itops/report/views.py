@@ -67,6 +67,32 @@ class FindingGroup:
     targets: list[str]
 
 
+def shared_reason(results: Sequence[Result]) -> tuple[Status, str] | None:
+    """(status, message) when every result of one target is UNREACHABLE, or every one is ERROR,
+    for the same reason (connection refused, sudo refused): the target was not assessed at all."""
+    if len(results) < 2:
+        return None
+    first = results[0]
+    if first.status not in (Status.UNREACHABLE, Status.ERROR):
+        return None
+    if all(r.status is first.status and r.message == first.message for r in results):
+        return first.status, first.message
+    return None
+
+
+def not_assessed_targets(results: Sequence[Result]) -> dict[str, tuple[Status, str, int]]:
+    """Targets none of whose checks was assessed, for one shared reason: status, reason, checks."""
+    per_target: dict[str, list[Result]] = defaultdict(list)
+    for r in results:
+        per_target[r.target].append(r)
+    out = {}
+    for target in sorted(per_target, key=natural_key):
+        reason = shared_reason(per_target[target])
+        if reason is not None:
+            out[target] = (reason[0], reason[1], len(per_target[target]))
+    return out
+
+
 def group_findings(
     results: Sequence[Result], statuses: frozenset[Status], severities: frozenset[Severity] | None = None
 ) -> list[FindingGroup]:

@@ -44,6 +44,9 @@ def test_unreachable_host_is_one_line_and_json_keeps_every_check(lab_inventory, 
     assert "web-b" in lines[0] and f"UNREACHABLE ({len(web_b)} checks not assessed): unreachable:" in lines[0]
     assert "refused" in lines[0].lower()
     assert "NOT ASSESSED" not in proc.stdout  # nothing else was left unassessed
+    md = run_cli_process("report", "latest", "--format", "md", "--store", store).stdout
+    assert "on web-b" not in md  # no finding per check (was 116 "### UNREACHABLE: ... on web-b")
+    assert f"- **web-b** UNREACHABLE ({len(web_b)} checks not assessed): unreachable:" in md
 
 
 # A user pack whose one probe sleeps for the host's `pause` var: the first host answers at once,
