@@ -16,7 +16,7 @@ from itops.model import Status
 from itops.report import charts
 from itops.report.data import ReportData
 from itops.report.templating import render_template
-from itops.report.views import NOT_PASSING, STATUS_ORDER, build_views
+from itops.report.views import NOT_PASSING, STATUS_ORDER, build_views, not_assessed_targets
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 #: Status colours (the same as --PASS ... in templates/report.css).
@@ -53,6 +53,7 @@ def html_context(data: ReportData) -> dict[str, Any]:
         "colours": COLOURS,
         "open_evidence": attention <= OPEN_EVIDENCE_LIMIT,
         "priority_limit": PRIORITY_LIMIT,
+        "not_assessed": not_assessed_targets(data.results),
         "priority_counts": {sev: failing.count(sev) for sev in ("critical", "high")},
         "donut": charts.donut(views.summary.score),
         "status_bar": charts.stacked(views.summary.counts, 600.0),

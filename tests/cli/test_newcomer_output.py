@@ -47,6 +47,8 @@ def test_unreachable_host_is_one_line_and_json_keeps_every_check(lab_inventory, 
     md = run_cli_process("report", "latest", "--format", "md", "--store", store).stdout
     assert "on web-b" not in md  # no finding per check (was 116 "### UNREACHABLE: ... on web-b")
     assert f"- **web-b** UNREACHABLE ({len(web_b)} checks not assessed): unreachable:" in md
+    page = run_cli_process("report", "latest", "--format", "html", "--store", store).stdout
+    assert "Targets not assessed (1)" in page and f"UNREACHABLE</span> ({len(web_b)} checks)" in page
 
 
 # A user pack whose one probe sleeps for the host's `pause` var: the first host answers at once,
