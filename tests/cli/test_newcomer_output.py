@@ -136,6 +136,7 @@ def test_interrupted_run_names_targets_never_audited(fleet_factory, tmp_path):
     assert "coverage 25.0%" in text and "coverage 100.0%" not in text
     page = html.read_text()
     assert 'id="incomplete"' in page and "<b class=\"wrap\">lab3</b>" in page and "<b class=\"wrap\">lab4</b>" in page
+    assert "Targets not assessed (3)" in page and "never audited (2 checks planned)" in page  # lab2 cut off: ERROR
     # ... and so do the stored run's table and its reports rendered later
     table = run_cli_process("runs", "show", run_b, "--store", str(store)).stdout
     assert "INCOMPLETE: 2 of 4 planned target(s) never audited (4 checks not assessed): lab3, lab4" in table
