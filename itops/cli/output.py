@@ -119,14 +119,14 @@ def render_summary(run: Run, results: Sequence[Result], colour: bool = False, sh
         groups = group_findings(chosen, frozenset(wanted))
         lines.append("")
         lines.append(f"{title} ({len(chosen)} result(s) as {len(groups)} finding(s))")
-        fixed: set[str] = set()
+        fixed: set[tuple[str, str]] = set()
         for g in groups:
             res = f" ({shown(g.resource)})" if g.resource else ""
             tag = _style(g.status.value, g.status, colour)
             where = shown(g.targets[0]) if len(g.targets) == 1 else f"{len(g.targets)} targets ({_listing(g.targets)})"
             lines.append(f"  {tag} [{g.severity}] {g.check_id}{res} on {where}: {shown(g.message)}")
-            if with_fix and g.remediation and g.check_id not in fixed:
-                fixed.add(g.check_id)  # the same fix once, under the first finding of its check
+            if with_fix and g.remediation and (g.check_id, g.remediation) not in fixed:
+                fixed.add((g.check_id, g.remediation))  # the same fix once, under the first finding showing it
                 lines.append(f"      fix: {_fix_line(g.check_id, g.remediation)}")
 
     section("FAILURES", {Status.FAIL}, with_fix=True)

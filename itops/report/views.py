@@ -96,14 +96,15 @@ def not_assessed_targets(results: Sequence[Result]) -> dict[str, tuple[Status, s
 def group_findings(
     results: Sequence[Result], statuses: frozenset[Status], severities: frozenset[Severity] | None = None
 ) -> list[FindingGroup]:
-    """Results of ``statuses`` (and ``severities``) merged across targets when check, resource and
-    message are identical; most severe first, then the widest spread."""
-    groups: dict[tuple[str, str, str, Status], list[int]] = defaultdict(list)
+    """Results of ``statuses`` (and ``severities``) merged across targets when check, resource,
+    message and fix (written with each host's parameters) are identical; most severe first, then
+    the widest spread."""
+    groups: dict[tuple[str, str, str, Status, str], list[int]] = defaultdict(list)
     for i, r in enumerate(results):
         if r.status in statuses and (severities is None or r.severity in severities):
-            groups[(r.check_id, r.resource, r.message, r.status)].append(i)
+            groups[(r.check_id, r.resource, r.message, r.status, r.remediation)].append(i)
     out = []
-    for (check_id, resource, message, status), idx in groups.items():
+    for (check_id, resource, message, status, _fix), idx in groups.items():
         first = results[idx[0]]
         idx.sort(key=lambda i: natural_key(results[i].target))
         out.append(
