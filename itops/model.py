@@ -8,7 +8,7 @@ never bare strings: ERROR and UNREACHABLE are never collapsed into PASS/FAIL.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -204,9 +204,18 @@ class Run:
     counts: dict[str, int] = field(default_factory=dict)
     state: str = "running"  # running, complete, interrupted, failed
     exit_code: int | None = None
+    # target -> checks planned on it, recorded when the run starts; empty for runs stored before
+    # itops recorded plans (then nothing is known about targets that never ran)
+    planned: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def not_audited(self, results: Iterable[Result]) -> dict[str, int]:
+        """Planned targets with no result at all (the run was interrupted or died before them),
+        each with the number of checks planned on it."""
+        seen = {r.target for r in results}
+        return {t: n for t, n in sorted(self.planned.items()) if t not in seen}
 
 
 def count_statuses(results: list[Result]) -> dict[str, int]:

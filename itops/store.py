@@ -34,7 +34,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, started REAL NOT NULL, finished REAL,
     inventory TEXT, inventory_digest TEXT, version TEXT, host_keys TEXT, counts TEXT,
-    state TEXT NOT NULL, exit_code INTEGER, pid INTEGER, accounts TEXT
+    state TEXT NOT NULL, exit_code INTEGER, pid INTEGER, accounts TEXT, planned TEXT
 );
 CREATE TABLE IF NOT EXISTS results (
     run_id TEXT NOT NULL REFERENCES runs(id), seq INTEGER NOT NULL, check_id TEXT NOT NULL,
@@ -77,6 +77,8 @@ class Store:
             columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
             if "accounts" not in columns:  # stores created before cloud accounts were recorded
                 db.execute("ALTER TABLE runs ADD COLUMN accounts TEXT")
+            if "planned" not in columns:  # stores created before planned targets were recorded
+                db.execute("ALTER TABLE runs ADD COLUMN planned TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.db_path, timeout=30)
@@ -96,7 +98,7 @@ class Store:
         with closing(self._connect()) as db, db:
             db.execute(
                 "INSERT INTO runs (id, kind, started, inventory, inventory_digest, version, host_keys, counts,"
-                " state, pid) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " state, pid, planned) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run.id,
                     run.kind,
@@ -108,6 +110,7 @@ class Store:
                     "{}",
                     "running",
                     os.getpid(),
+                    json.dumps(run.planned),
                 ),
             )
         key = integrity.resolve_signing_key(self.root, self.signing_key_path)
@@ -222,6 +225,7 @@ def _run_from_row(row: sqlite3.Row) -> Run:
         counts=json.loads(row["counts"] or "{}"),
         state=row["state"],
         exit_code=row["exit_code"],
+        planned=json.loads(row["planned"] or "{}"),
     )
 
 

@@ -130,6 +130,9 @@ def audit(
         inventory=str(inventory_path),
         inventory_digest=inv.digest,
         version=__version__,
+        # recorded before anything runs, so an interrupted run still names the targets it never reached
+        planned={p.name: p.check_count for p in plans}
+        | {name: len(cloud_checks) for name in selection.clouds if cloud_checks},
     )
     writer = store.begin(run)
     runner = AuditRunner(

@@ -54,10 +54,15 @@ def compliance_score(counts: Mapping[str, int]) -> float | None:
     return round(100.0 * passed / evaluated, 1) if evaluated else None
 
 
-def coverage(counts: Mapping[str, int]) -> float | None:
-    """Share of applicable checks that could be evaluated (not ERROR/UNREACHABLE), in percent."""
+def coverage(counts: Mapping[str, int], not_audited: Mapping[str, int] | None = None) -> float | None:
+    """Share of applicable checks that could be evaluated (not ERROR/UNREACHABLE), in percent.
+
+    ``not_audited`` (target -> checks planned on it, :meth:`Run.not_audited`) adds the checks of
+    planned targets an interrupted run never reached: they were not assessed either.
+    """
     evaluated = sum(counts.get(s.value, 0) for s in (Status.PASS, Status.FAIL, Status.WAIVED))
     missing = counts.get(Status.ERROR.value, 0) + counts.get(Status.UNREACHABLE.value, 0)
+    missing += sum((not_audited or {}).values())
     total = evaluated + missing
     return round(100.0 * evaluated / total, 1) if total else None
 
@@ -114,6 +119,11 @@ class ReportData:
     @property
     def score(self) -> float | None:
         return compliance_score(self.counts)
+
+    @property
+    def not_audited(self) -> dict[str, int]:
+        """Planned targets with no result (target -> checks planned on it)."""
+        return self.run.not_audited(self.results)
 
 
 def trend_points(runs: Iterable[Run], current: Run, current_counts: Mapping[str, int], limit: int) -> list[TrendPoint]:

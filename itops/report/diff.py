@@ -14,7 +14,13 @@ one category:
 - ``new_errors``: ERROR in B, anything else (or absent) in A
 - ``waiver_changes``: FAIL -> WAIVED (newly waived), WAIVED -> FAIL (waiver expired or
   removed), or WAIVED in both under a different waiver
+- ``not_audited``: in A, but its target was planned in B and never audited (B was interrupted
+  or died before it); an incomplete B is never read as "removed"
 - ``removed``: in A, not in B (a target or check left the run)
+
+When either run is incomplete (interrupted, failed, or planned targets with no result), the
+diff says so, names the targets it never audited, and adds the score over the targets audited
+in both runs, the only comparable one.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import Any
 from itops.model import Result, Run, Status, count_statuses
 from itops.redact import redact_result
 from itops.report.data import compliance_score, printable_line
-from itops.report.views import worst_status
+from itops.report.views import natural_key, worst_status
 from itops.store import Store
 
 CATEGORIES = (
@@ -39,6 +45,7 @@ CATEGORIES = (
     "newly_unreachable",
     "new_errors",
     "waiver_changes",
+    "not_audited",
     "removed",
 )
 _TITLES = {
@@ -49,6 +56,7 @@ _TITLES = {
     "newly_unreachable": "Newly unreachable",
     "new_errors": "New errors (not assessed)",
     "waiver_changes": "Waiver changes",
+    "not_audited": "Not audited in B (planned, never ran)",
     "removed": "Removed from the run",
 }
 _NOT_ASSESSED = (Status.SKIPPED, Status.ERROR, Status.UNREACHABLE)
@@ -91,6 +99,16 @@ class RunDiff:
     counts_a: dict[str, int]
     counts_b: dict[str, int]
     changes: dict[str, list[Change]] = field(default_factory=lambda: {c: [] for c in CATEGORIES})
+    not_audited_a: list[str] = field(default_factory=list)  # targets A planned (or B audited) that A never ran
+    not_audited_b: list[str] = field(default_factory=list)
+    common_score_a: float | None = None  # the scores over the targets audited in both runs
+    common_score_b: float | None = None
+
+    @property
+    def incomplete(self) -> bool:
+        """Either run is not a complete picture: interrupted, failed, or planned targets never audited."""
+        states = (self.run_a.state, self.run_b.state)
+        return bool(self.not_audited_a or self.not_audited_b) or any(s != "complete" for s in states)
 
     @property
     def score_a(self) -> float | None:
@@ -114,6 +132,13 @@ class RunDiff:
             "score_b": self.score_b,
             "counts_a": self.counts_a,
             "counts_b": self.counts_b,
+            "state_a": self.run_a.state,
+            "state_b": self.run_b.state,
+            "incomplete": self.incomplete,
+            "not_audited_a": self.not_audited_a,
+            "not_audited_b": self.not_audited_b,
+            "common_score_a": self.common_score_a,
+            "common_score_b": self.common_score_b,
             "summary": {c: len(v) for c, v in self.changes.items()},
             **{c: [ch.to_dict() for ch in v] for c, v in self.changes.items()},
         }
@@ -150,6 +175,16 @@ def _category(before: Result | None, after: Result) -> tuple[str, str] | None:
     return None
 
 
+def _never_audited(run: Run, own: Sequence[Result], other: Sequence[Result]) -> list[str]:
+    """Targets ``run`` never audited: planned with no result, and, when the run did not complete,
+    targets of the other run with no result here (runs stored before plans were recorded)."""
+    missing = set(run.not_audited(own))
+    if run.state != "complete":
+        seen = {r.target for r in own}
+        missing |= {r.target for r in other if r.target not in seen}
+    return sorted(missing, key=natural_key)
+
+
 def diff_results(run_a: Run, a: Sequence[Result], run_b: Run, b: Sequence[Result]) -> RunDiff:
     before = {r.key: r for r in a}
     after = {r.key: r for r in b}
@@ -160,6 +195,13 @@ def diff_results(run_a: Run, a: Sequence[Result], run_b: Run, b: Sequence[Result
             leftover[key[:2]].append(r)
     paired: set[tuple[str, str, str]] = set()
     out = RunDiff(run_a, run_b, count_statuses(list(a)), count_statuses(list(b)))
+    out.not_audited_a = _never_audited(run_a, a, b)
+    out.not_audited_b = _never_audited(run_b, b, a)
+    if out.incomplete:
+        common = {r.target for r in a} & {r.target for r in b}
+        out.common_score_a = compliance_score(count_statuses([r for r in a if r.target in common]))
+        out.common_score_b = compliance_score(count_statuses([r for r in b if r.target in common]))
+    missing_a, missing_b = set(out.not_audited_a), set(out.not_audited_b)
     for key, r in after.items():
         prev = before.get(key)
         if prev is None and (same := leftover.get(key[:2])):
@@ -168,8 +210,11 @@ def diff_results(run_a: Run, a: Sequence[Result], run_b: Run, b: Sequence[Result
             paired.update(x.key for x in same)
         found = _category(prev, r)
         if found:
-            out.changes[found[0]].append(Change(prev, r, found[1]))
-    out.changes["removed"] = [Change(r, None) for key, r in before.items() if key not in after and key not in paired]
+            note = found[1] or ("not audited in A" if prev is None and r.target in missing_a else "")
+            out.changes[found[0]].append(Change(prev, r, note))
+    for key, r in before.items():
+        if key not in after and key not in paired:
+            out.changes["not_audited" if r.target in missing_b else "removed"].append(Change(r, None))
     for changes in out.changes.values():
         changes.sort(key=lambda c: (-c.current.severity.rank, c.current.target, c.current.check_id))
     return out
@@ -201,14 +246,32 @@ def _line(c: Change) -> str:
     return printable_line(f"[{r.severity.value}] {r.target}  {r.check_id}{res}  {moved}{note}: {r.message}")
 
 
+def incomplete_notes(d: RunDiff) -> list[str]:
+    """Plain sentences saying which side is incomplete and what that does to the comparison."""
+    notes = []
+    for side, run, missing in (("A", d.run_a, d.not_audited_a), ("B", d.run_b, d.not_audited_b)):
+        if run.state == "complete" and not missing:
+            continue
+        names = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
+        never = f": {len(missing)} target(s) never audited: {names}" if missing else ""
+        notes.append(f"run {side} ({run.id}) is INCOMPLETE (state {run.state}){never}")
+    if notes:
+        notes.append(
+            f"score over the targets audited in both runs: {_score(d.common_score_a)} -> {_score(d.common_score_b)}"
+            " (the overall scores compare different sets of targets)"
+        )
+    return notes
+
+
 def render_diff_table(d: RunDiff) -> str:
     lines = [
         f"Diff {d.run_a.id} (A) -> {d.run_b.id} (B)",
+        *(f"WARNING: {printable_line(n)}" for n in incomplete_notes(d)),
         f"score {_score(d.score_a)} -> {_score(d.score_b)}{_delta(d)}",
         "  " + ", ".join(f"{len(v)} {c.replace('_', ' ')}" for c, v in d.changes.items()),
     ]
     for category, changes in d.changes.items():
-        if not changes or category == "removed":
+        if not changes or category in ("removed", "not_audited"):
             continue
         lines += ["", f"{_TITLES[category].upper()} ({len(changes)})"]
         lines += [f"  {_line(c)}" for c in changes]
@@ -225,6 +288,7 @@ def render_diff_markdown(d: RunDiff) -> str:
     lines = [
         f"# itops diff {_md(d.run_a.id)} → {_md(d.run_b.id)}",
         "",
+        *(f"> **Warning:** {_md(n)}\n" for n in incomplete_notes(d)),
         f"Compliance score {_md(_score(d.score_a))} → {_md(_score(d.score_b))}{_md(_delta(d))}",
         "",
         "| Change | Results |",
@@ -232,7 +296,7 @@ def render_diff_markdown(d: RunDiff) -> str:
         *(f"| {_TITLES[c]} | {len(v)} |" for c, v in d.changes.items()),
     ]
     for category, changes in d.changes.items():
-        if not changes or category == "removed":
+        if not changes or category in ("removed", "not_audited"):
             continue
         lines += ["", f"## {_TITLES[category]} ({len(changes)})", ""]
         lines += ["| Severity | Target | Check | Was | Now | Message |", "|---|---|---|---|---|---|"]

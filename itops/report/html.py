@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from itops import __version__
+from itops.model import Status
 from itops.report import charts
 from itops.report.data import ReportData
 from itops.report.templating import render_template
-from itops.report.views import NOT_PASSING, STATUS_ORDER, build_views
+from itops.report.views import NOT_PASSING, STATUS_ORDER, build_views, not_assessed_targets
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 #: Status colours (the same as --PASS ... in templates/report.css).
@@ -27,13 +28,16 @@ COLOURS = {
     "SKIPPED": "#6e7781",
     "WAIVED": "#0969da",
 }
-#: Up to this many results needing attention, their evidence is shown open.
+#: Up to this many results needing attention, their checks are shown open (evidence stays collapsed).
 OPEN_EVIDENCE_LIMIT = 200
+#: Critical and high findings (merged across targets) listed in "Fix first"; the rest are in the checks.
+PRIORITY_LIMIT = 30
 
 
 def html_context(data: ReportData) -> dict[str, Any]:
     views = build_views(data)
     attention = sum(1 for r in data.results if r.status in NOT_PASSING)
+    failing = [r.severity.value for r in data.results if r.status is Status.FAIL]
     return {
         "run": data.run,
         "integrity": data.integrity,
@@ -48,6 +52,9 @@ def html_context(data: ReportData) -> dict[str, Any]:
         "not_passing": NOT_PASSING,
         "colours": COLOURS,
         "open_evidence": attention <= OPEN_EVIDENCE_LIMIT,
+        "priority_limit": PRIORITY_LIMIT,
+        "not_assessed": not_assessed_targets(data.results),
+        "priority_counts": {sev: failing.count(sev) for sev in ("critical", "high")},
         "donut": charts.donut(views.summary.score),
         "status_bar": charts.stacked(views.summary.counts, 600.0),
         "severity_rows": charts.severity_rows(views.summary),

@@ -42,6 +42,7 @@ def run_document(
     header = run.to_dict()
     header["started_at"] = iso_utc(run.started)
     header["finished_at"] = iso_utc(run.finished)
+    missing = run.not_audited(clean)
     doc: dict[str, Any] = {
         "schema": SCHEMA_ID,
         "generator": {"name": "itops", "version": __version__},
@@ -51,10 +52,11 @@ def run_document(
         "summary": {
             "total": len(clean),
             "score": compliance_score(counts),
-            "coverage": coverage(counts),
+            "coverage": coverage(counts, missing),
             "by_severity": by_severity,
             "targets": len({r.target for r in clean}),
             "checks": len({r.check_id for r in clean}),
+            "not_audited": list(missing),
         },
         "results": [r.to_dict() for r in clean],
     }

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from itops.model import Result, Severity, Status, count_statuses
+from itops.report.controls import control_title
 from itops.report.data import ReportData, compliance_score, coverage
 
 #: Display names of the framework keys checks use (itops.checkapi.FRAMEWORKS).
@@ -48,6 +49,79 @@ class Summary:
     unreachable: list[tuple[str, str]]  # target, reason
     targets: int
     checks: int
+    not_audited: list[tuple[str, int]] = field(default_factory=list)  # planned target never reached, its checks
+
+
+@dataclass(frozen=True)
+class FindingGroup:
+    """One finding as a reader sees it: the same check, resource and message on one or more targets."""
+
+    check_id: str
+    title: str
+    severity: str
+    status: Status
+    resource: str
+    message: str
+    remediation: str
+    results: list[int]  # indexes into the run's results, one per target
+    targets: list[str]
+
+
+def shared_reason(results: Sequence[Result]) -> tuple[Status, str] | None:
+    """(status, message) when every result of one target is UNREACHABLE, or every one is ERROR,
+    for the same reason (connection refused, sudo refused): the target was not assessed at all."""
+    if len(results) < 2:
+        return None
+    first = results[0]
+    if first.status not in (Status.UNREACHABLE, Status.ERROR):
+        return None
+    if all(r.status is first.status and r.message == first.message for r in results):
+        return first.status, first.message
+    return None
+
+
+def not_assessed_targets(results: Sequence[Result]) -> dict[str, tuple[Status, str, int]]:
+    """Targets none of whose checks was assessed, for one shared reason: status, reason, checks."""
+    per_target: dict[str, list[Result]] = defaultdict(list)
+    for r in results:
+        per_target[r.target].append(r)
+    out = {}
+    for target in sorted(per_target, key=natural_key):
+        reason = shared_reason(per_target[target])
+        if reason is not None:
+            out[target] = (reason[0], reason[1], len(per_target[target]))
+    return out
+
+
+def group_findings(
+    results: Sequence[Result], statuses: frozenset[Status], severities: frozenset[Severity] | None = None
+) -> list[FindingGroup]:
+    """Results of ``statuses`` (and ``severities``) merged across targets when check, resource,
+    message and fix (written with each host's parameters) are identical; most severe first, then
+    the widest spread."""
+    groups: dict[tuple[str, str, str, Status, str], list[int]] = defaultdict(list)
+    for i, r in enumerate(results):
+        if r.status in statuses and (severities is None or r.severity in severities):
+            groups[(r.check_id, r.resource, r.message, r.status, r.remediation)].append(i)
+    out = []
+    for (check_id, resource, message, status, _fix), idx in groups.items():
+        first = results[idx[0]]
+        idx.sort(key=lambda i: natural_key(results[i].target))
+        out.append(
+            FindingGroup(
+                check_id,
+                first.title,
+                first.severity.value,
+                status,
+                resource,
+                message,
+                first.remediation,
+                idx,
+                [results[i].target for i in idx],
+            )
+        )
+    out.sort(key=lambda g: (-Severity(g.severity).rank, _WORST[g.status], g.check_id, -len(g.results), g.resource))
+    return out
 
 
 @dataclass
@@ -67,6 +141,8 @@ class Control:
     counts: dict[str, int]
     score: float | None
     status: Status
+    #: the framework's title of the control (NIST, ISO), else the titles of the checks mapped to it (CIS)
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -94,7 +170,7 @@ class GroupView:
     passing: list[int] = field(default_factory=list)  # PASS and SKIPPED
 
 
-def summarize(results: Sequence[Result], top: int = 10) -> Summary:
+def summarize(results: Sequence[Result], top: int = 10, not_audited: Mapping[str, int] | None = None) -> Summary:
     counts = count_statuses(list(results))
     by_sev: dict[str, dict[str, int]] = {s.value: dict.fromkeys((x.value for x in Status), 0) for s in SEVERITY_ORDER}
     failing: dict[str, set[str]] = defaultdict(set)
@@ -107,17 +183,19 @@ def summarize(results: Sequence[Result], top: int = 10) -> Summary:
             meta[r.check_id] = (r.title, r.severity.value)
         elif r.status is Status.UNREACHABLE:
             unreachable.setdefault(r.target, r.message)
-    ranked = sorted(failing, key=lambda c: (-len(failing[c]), -Severity(meta[c][1]).rank, c))[:top]
+    # severity before spread: one critical finding on one host outranks a medium one everywhere
+    ranked = sorted(failing, key=lambda c: (-Severity(meta[c][1]).rank, -len(failing[c]), c))[:top]
     return Summary(
         total=len(results),
         counts=counts,
         score=compliance_score(counts),
-        coverage=coverage(counts),
+        coverage=coverage(counts, not_audited),
         by_severity=by_sev,
         top_failing=[(c, meta[c][0], meta[c][1], len(failing[c])) for c in ranked],
         unreachable=sorted(unreachable.items()),
         targets=len({r.target for r in results}),
         checks=len({r.check_id for r in results}),
+        not_audited=sorted((not_audited or {}).items(), key=lambda item: natural_key(item[0])),
     )
 
 
@@ -150,7 +228,8 @@ def frameworks(results: Sequence[Result]) -> list[FrameworkView]:
             for s in statuses:
                 counts[s.value] += 1
                 fw_counts[s.value] += 1
-            controls.append(Control(name, checks, counts, compliance_score(counts), worst_status(statuses)))
+            title = control_title(fw, name) or "; ".join(dict.fromkeys(c.title for c in checks))
+            controls.append(Control(name, checks, counts, compliance_score(counts), worst_status(statuses), title))
         views.append(FrameworkView(fw, FRAMEWORK_NAMES.get(fw, fw), controls, fw_counts, compliance_score(fw_counts)))
     return views
 
@@ -231,8 +310,20 @@ class Views:
     checks: list[GroupView]
     targets: list[GroupView]
     waived: list[int]
+    #: critical and high FAILs merged across targets: what to fix first
+    priority: list[FindingGroup] = field(default_factory=list)
+
+
+PRIORITY_SEVERITIES = frozenset({Severity.CRITICAL, Severity.HIGH})
 
 
 def build_views(data: ReportData) -> Views:
     results = data.results
-    return Views(summarize(results), frameworks(results), by_check(results), by_target(results), waived(results))
+    return Views(
+        summarize(results, not_audited=data.not_audited),
+        frameworks(results),
+        by_check(results),
+        by_target(results),
+        waived(results),
+        group_findings(results, frozenset({Status.FAIL}), PRIORITY_SEVERITIES),
+    )

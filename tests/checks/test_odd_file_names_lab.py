@@ -42,7 +42,7 @@ def test_odd_names_in_a_home_are_judged_not_an_error(fleet_factory, lab_host_roo
     from itops.cli.main import cli
 
     text = CliRunner().invoke(cli, ["audit", *args]).stdout
-    fails = [line for line in text.splitlines() if "accounts.user_dotfiles_safe" in line]
+    fails = [line for line in text.splitlines() if line.lstrip().startswith("FAIL") and "user_dotfiles_safe" in line]
     assert len(fails) == 2, text  # one line each: the newline did not break the line
     assert "\x1b" not in text and "\\x1b[2Jcleared" in text
     assert "/root/.evil\\x0arc" in text  # the newline shown as the reports show it

@@ -39,12 +39,24 @@ def test_sample_report_in_chromium(store: Store, sample_run: Run, tmp_path: Path
         assert browser.evaluate("document.scripts.length") == 0
         text = browser.evaluate("document.body.innerText")
         assert HOSTILE_TARGET in text  # shown as text, not run as a script
+        # evidence is collapsed (<details> without open); its text is in the page, shown when opened
+        assert browser.evaluate("document.querySelectorAll('details.ev[open]').length") == 0
+        assert "password=[REDACTED]" not in text
+        browser.evaluate("document.querySelectorAll('details.ev').forEach(d => d.open = true)")
+        text = browser.evaluate("document.body.innerText")
         assert "\\x1b[31mred" in text and "password=[REDACTED]" in text
         assert browser.evaluate("document.querySelectorAll('#summary svg').length") >= 3
         assert browser.evaluate("document.querySelector('#frameworks details[open]') !== null")
         assert browser.evaluate("document.querySelectorAll('#checks dl.evidence').length") >= 5
         assert browser.evaluate("document.querySelector('.waiver').innerText").startswith("Waived until 2099-01-31")
+        browser.evaluate("document.querySelectorAll('details.ev').forEach(d => d.open = false)")
         shot = browser.screenshot(_artifacts(tmp_path) / "report-sample.png", full_page=True)
+        # printed, the collapsed evidence of a FAIL is on paper; a PASS's is not
+        browser.send("Emulation.setEmulatedMedia", {"media": "print"})
+        fail_ev = "document.querySelector('tr.st-FAIL dl.evidence').getBoundingClientRect().height"
+        pass_ev = "getComputedStyle(document.querySelector('tr.st-PASS details.ev')).display"
+        assert browser.evaluate(fail_ev) > 0 and browser.evaluate(pass_ev) == "none"
+        browser.send("Emulation.setEmulatedMedia", {"media": ""})
         # Filtering needs no JavaScript in the page: checking a box (as a click would) hides rows by CSS.
         visible = "getComputedStyle(document.querySelector('#checks tr.st-PASS')).display"
         assert browser.evaluate(visible) != "none"

@@ -175,3 +175,21 @@ def test_missing_sudo_binary_is_an_error_naming_sudo(sudo_fleet, tmp_path):
     assert_all_error(res["no-sudo-binary"], "sudo", "not found", "not installed")
     assert "ERROR" not in statuses(res["as-root"]).values()
     assert code == 3
+
+
+def test_host_whose_sudo_is_refused_is_one_line_in_the_table(sudo_fleet, tmp_path):
+    """Issue #18: every check ERROR for one shared reason is one table line, not one line per check."""
+    audit(sudo_fleet, tmp_path, {
+        "no-sudoers": {"on": "sudo-main", "user": "nosudo", "sudo": True},
+        "as-root": {"on": "sudo-main", "user": "root"},
+    })
+    table = run_cli_process("runs", "show", "latest", "--store", str(tmp_path / "store")).stdout
+    lines = [ln for ln in table.splitlines() if "no-sudoers" in ln]
+    shown = json.loads(run_cli_process("runs", "show", "latest", "--store", str(tmp_path / "store"),
+                                       "--format", "json").stdout)
+    errors = [r for r in shown["results"] if r["target"] == "no-sudoers"]
+    as_root = {r["check_id"] for r in shown["results"] if r["target"] == "as-root"}
+    assert {r["check_id"] for r in errors} == as_root and {r["status"] for r in errors} == {"ERROR"}  # every check
+    assert len(lines) == 1, table
+    assert f"ERROR ({len(errors)} checks not assessed): could not assess:" in lines[0]
+    assert "nosudo may not run sudo" in lines[0]
