@@ -197,6 +197,9 @@ class Run:
     counts: dict[str, int] = field(default_factory=dict)
     state: str = "running"  # running, complete, interrupted, failed
     exit_code: int | None = None
+    shard: str = ""  # "I/N" for a run of one shard (`audit --shard`); "" for a whole run
+    selection: str = ""  # what the run was asked to cover (--limit / --checks), for comparing shards
+    merged_from: list[str] = field(default_factory=list)  # `runs merge`: the shard runs it combines
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -72,6 +72,9 @@ class Store:
             columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
             if "accounts" not in columns:  # stores created before cloud accounts were recorded
                 db.execute("ALTER TABLE runs ADD COLUMN accounts TEXT")
+            for column in ("shard", "selection", "merged_from"):  # stores from before `--shard`
+                if column not in columns:
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.db_path, timeout=30)
@@ -90,7 +93,7 @@ class Store:
         with closing(self._connect()) as db, db:
             db.execute(
                 "INSERT INTO runs (id, kind, started, inventory, inventory_digest, version, host_keys, counts,"
-                " state, pid) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " state, pid, shard, selection, merged_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run.id,
                     run.kind,
@@ -102,6 +105,9 @@ class Store:
                     "{}",
                     "running",
                     os.getpid(),
+                    run.shard,
+                    run.selection,
+                    json.dumps(run.merged_from),
                 ),
             )
         key = integrity.resolve_signing_key(self.root, self.signing_key_path)
@@ -179,6 +185,12 @@ class Store:
                 out[name] = points
         return out
 
+    def targets(self, run_id: str) -> set[str]:
+        """The targets a run has results for."""
+        rid = self.resolve(run_id)
+        with closing(self._connect()) as db:
+            return {row["target"] for row in db.execute("SELECT DISTINCT target FROM results WHERE run_id = ?", (rid,))}
+
     def results(self, run_id: str) -> list[Result]:
         """A run's results; ``results.jsonl`` is the source of truth (it survives a killed run)."""
         rid = self.resolve(run_id)
@@ -213,6 +225,9 @@ def _run_from_row(row: sqlite3.Row) -> Run:
         version=row["version"] or "",
         host_keys=json.loads(row["host_keys"] or "{}"),
         accounts=json.loads(row["accounts"] or "{}"),
+        shard=row["shard"] or "",
+        selection=row["selection"] or "",
+        merged_from=json.loads(row["merged_from"] or "[]"),
         counts=json.loads(row["counts"] or "{}"),
         state=row["state"],
         exit_code=row["exit_code"],
@@ -331,6 +346,8 @@ class RunWriter:
                 "host_keys": self.run.host_keys,
                 "accounts": self.run.accounts,
                 "counts": self.run.counts,
+                "shard": self.run.shard,
+                "merged_from": self.run.merged_from,
             }
         )
         self.chain.close()

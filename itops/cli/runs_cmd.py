@@ -107,3 +107,24 @@ def verify_runs(
                 click.echo(f"  note: {note}")
     if not all(o.ok for o in outcomes):
         ctx.exit(int(ExitStatus.FAILURES))
+
+
+@runs.command("merge")
+@click.argument("run_ids", nargs=-1, required=True)
+@store_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def merge_cmd(run_ids: tuple[str, ...], store_dir: Path | None, fmt: str) -> None:
+    """Combine the shard runs of one sharded audit (`audit --shard I/N`, all N of them) into one run.
+
+    Counts, reports, diff and `runs verify` then work on the merged run. Shards of different
+    inventories, selections or splits, a missing or repeated shard, or a target in two shards are refused.
+    """
+    from itops.merge import merge_runs
+
+    store = Store(store_dir)
+    run = merge_runs(store, run_ids)
+    if fmt == "json":
+        click.echo(json.dumps(run.to_dict(), indent=2))
+    else:
+        counts = ", ".join(f"{n} {status}" for status, n in run.counts.items() if n)
+        click.echo(f"merged {len(run.merged_from)} shard runs into {run.id}: {counts or 'no results'}")
