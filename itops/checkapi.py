@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -97,6 +97,7 @@ class ProbeResult:
     stderr: bytes = b""
     timed_out: bool = False
     error: str = ""  # why it did not finish, when rc is None
+    over_limit: bool = False  # its output went over ssh.max_probe_output: dropped, not assessable
 
     @property
     def text(self) -> str:
@@ -117,6 +118,8 @@ class ProbeResult:
 
     def problem(self) -> str:
         """A one-line reason this probe's output cannot be trusted, for ERROR messages."""
+        if self.over_limit:
+            return self.error
         if self.timed_out:
             return f"`{self.command}` timed out"
         if self.rc is None:
@@ -271,7 +274,13 @@ class Check:
         """The stored Result of one of this check's findings: the finding plus the check's title, severity,
         frameworks and remediation (filled with ``params``, the effective parameters). Not redacted here:
         the run store's RunWriter.add_many is the one redaction step for every producer (hosts, clouds,
-        backups)."""
+        backups).
+
+        The evidence is what decided the verdict: ``source`` (the command or API call), the finding's
+        observed/expected, and as excerpt the finding's ``lines`` (else ``excerpt``, a producer's own
+        summary such as a backup observation). Raw probe output is never passed here.
+        """
+        lines = "\n".join(finding.lines)
         return Result(
             run_id=run_id,
             check_id=self.id,
@@ -281,7 +290,9 @@ class Check:
             severity=self.meta.severity,
             title=self.meta.title,
             message=finding.message,
-            evidence=Evidence(source=source, excerpt=excerpt, observed=finding.observed, expected=finding.expected),
+            evidence=Evidence(
+                source=source, excerpt=lines or excerpt, observed=finding.observed, expected=finding.expected
+            ),
             frameworks=self.meta.frameworks,
             remediation=self.remediation_for(params),
             started=started,
@@ -567,7 +578,7 @@ class CloudFacts:
 
 
 def _with_resource(f: Finding, arn: str) -> Finding:
-    return Finding(f.status, f.message, f.observed, f.expected, arn)
+    return replace(f, resource=arn)
 
 
 def parse_os_release(text: str) -> dict[str, str]:

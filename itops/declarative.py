@@ -44,6 +44,7 @@ from itops.checkapi import Check, CheckMeta, Facts, Finding, Params, Probe, quot
 from itops.checklib import packages as pkglib
 from itops.checklib import services as svclib
 from itops.errors import ConfigError, ConfigProblem
+from itops.redact import REDACTED, names_secret
 from itops.registry import register_file_loader
 from itops.yamlload import LineMap, StrictModel, format_path, read_yaml, suggest, validate_model
 
@@ -306,7 +307,12 @@ def _eval_file(spec: FileSpec, probe: Probe, facts: Facts, params: Params) -> Fi
 
 def config_values(text: str, spec: ConfigSpec) -> list[str]:
     """Every value set for ``spec.key`` in ``text``, in file order, per the spec's syntax."""
-    values: list[str] = []
+    return [value for value, _ in config_settings(text, spec)]
+
+
+def config_settings(text: str, spec: ConfigSpec) -> list[tuple[str, str]]:
+    """(value, the line that set it) for every setting of ``spec.key`` in ``text``, in file order."""
+    values: list[tuple[str, str]] = []
     section = ""
     want = spec.key.lower() if spec.key_case_insensitive else spec.key
     comments = ("#", ";") if spec.syntax == "ini" else ("#",)
@@ -334,7 +340,7 @@ def config_values(text: str, spec: ConfigSpec) -> list[str]:
         value = " ".join(value.split())
         if spec.syntax == "equals" and len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
-        values.append(value)
+        values.append((value, line))
     return values
 
 
@@ -351,8 +357,8 @@ def _eval_config(spec: ConfigSpec, probe: Probe, facts: Facts, params: Params) -
         if spec.absent_ok:
             return Finding.passed(f"{spec.path} does not exist (absent_ok: the default applies)", expected=expected)
         return Finding.failed(f"{spec.path} does not exist", observed="file missing", expected=expected)
-    values = config_values(r.text, spec)
-    if not values:
+    settings = config_settings(r.text, spec)
+    if not settings:
         if spec.absent_ok:
             return Finding.passed(
                 f"{spec.key} is not set in {where} (absent_ok: the default applies)",
@@ -360,13 +366,16 @@ def _eval_config(spec: ConfigSpec, probe: Probe, facts: Facts, params: Params) -
                 expected=expected,
             )
         return Finding.failed(f"{spec.key} is not set in {where}", observed="not set", expected=expected)
-    value = values[0] if spec.occurrence == "first" else values[-1]
+    value, line = settings[0] if spec.occurrence == "first" else settings[-1]
     fold = spec.value_case_insensitive
-    observed = f"{spec.key} {value}"
+    # a key that holds a secret (DB_PASSWORD, requirepass): the verdict is stored, never the value
+    secret = names_secret(spec.key)
+    observed = f"{spec.key} {REDACTED if secret else value}"
+    lines = (observed if secret else line,)
     if (value.lower() if fold else value) in {a.lower() if fold else a for a in allowed}:
-        return Finding.passed(f"{where}: {observed}", observed=observed, expected=expected)
+        return Finding.passed(f"{where}: {observed}", observed=observed, expected=expected, lines=lines)
     return Finding.failed(
-        f"{where}: {observed} (expected {' or '.join(allowed)})", observed=observed, expected=expected
+        f"{where}: {observed} (expected {' or '.join(allowed)})", observed=observed, expected=expected, lines=lines
     )
 
 
@@ -391,12 +400,25 @@ def _eval_command(spec: CommandSpec, probe: Probe, facts: Facts, params: Params)
         problems.append(f"exited {r.rc}" + (f" ({first})" if first else ""))
     if spec.matches is not None and not re.search(spec.matches, out, re.MULTILINE):
         problems.append(f"stdout does not match {spec.matches!r}")
+    deciding: list[str] = []
     if spec.not_matches is not None and (m := re.search(spec.not_matches, out, re.MULTILINE)):
         problems.append(f"stdout matches {spec.not_matches!r}: {m.group(0)[:160]!r}")
+        deciding.append(_line_of(out, m.start()))
+    elif spec.matches is not None and (m := re.search(spec.matches, out, re.MULTILINE)):
+        deciding.append(_line_of(out, m.start()))
     observed = f"exit {r.rc}; {len(out.splitlines())} line(s) of output"
+    lines = tuple(deciding)
     if problems:
-        return Finding.failed("; ".join(problems), observed=observed, expected=expected)
-    return Finding.passed(f"command output as expected ({expected})", observed=observed, expected=expected)
+        return Finding.failed("; ".join(problems), observed=observed, expected=expected, lines=lines)
+    return Finding.passed(f"command output as expected ({expected})", observed=observed, expected=expected,
+                          lines=lines)  # fmt: skip
+
+
+def _line_of(text: str, pos: int) -> str:
+    """The line of ``text`` holding position ``pos`` (the evidence of a pattern match)."""
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    return text[start : end if end >= 0 else len(text)]
 
 
 def _eval_package(spec: PackageSpec, probe: Probe, facts: Facts, params: Params) -> Finding:

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from itops.errors import UsageError
+from itops.fsutil import ensure_private_dir, open_private_append, write_private_atomic
 
 MANIFEST_FORMAT = "itops-run-manifest/1"
 CHECKPOINT_FORMAT = "itops-checkpoint/1"
@@ -150,9 +151,7 @@ def public_pem(public: Ed25519PublicKey) -> bytes:
 
 def store_signing_key(root: Path) -> Ed25519PrivateKey:
     """The store's own signing key, created (0600, in a 0700 folder) on first use."""
-    folder = root / KEY_DIR
-    folder.mkdir(mode=0o700, exist_ok=True)
-    os.chmod(folder, 0o700)
+    folder = ensure_private_dir(root / KEY_DIR)
     private = folder / PRIVATE_KEY_FILE
     if not private.exists():
         key = Ed25519PrivateKey.generate()
@@ -164,11 +163,7 @@ def store_signing_key(root: Path) -> Ed25519PrivateKey:
         except FileExistsError:
             pass  # another run created it first: use that one
         else:
-            public = folder / PUBLIC_KEY_FILE
-            tmp = folder / f".{PUBLIC_KEY_FILE}.{os.getpid()}"
-            tmp.unlink(missing_ok=True)
-            _write_private(tmp, public_pem(key.public_key()))
-            os.replace(tmp, public)
+            write_private_atomic(folder / PUBLIC_KEY_FILE, public_pem(key.public_key()))
     return load_private_key(private)
 
 
@@ -190,8 +185,7 @@ class ChainWriter:
         self.key = key
         self.head = genesis(run_id)
         self.lines = 0
-        fd = os.open(folder / CHECKPOINTS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
-        self._checkpoints = os.fdopen(fd, "a", encoding="utf-8")
+        self._checkpoints = os.fdopen(open_private_append(folder / CHECKPOINTS_FILE), "a", encoding="utf-8")
 
     def chain(self, body: str) -> str:
         """The stored form of ``body`` (the next line), advancing the head."""
@@ -220,14 +214,8 @@ class ChainWriter:
             "key_id": key_id(self.key.public_key()),
         }
         signature = base64.b64encode(self.key.sign(canonical(full))).decode() + "\n"
-        for name, data in (
-            (MANIFEST_FILE, json.dumps(full, indent=2, sort_keys=True) + "\n"),
-            (SIGNATURE_FILE, signature),
-        ):
-            tmp = self.folder / f".{name}.{os.getpid()}.tmp"
-            tmp.unlink(missing_ok=True)
-            _write_private(tmp, data.encode())
-            os.replace(tmp, self.folder / name)
+        write_private_atomic(self.folder / MANIFEST_FILE, json.dumps(full, indent=2, sort_keys=True) + "\n")
+        write_private_atomic(self.folder / SIGNATURE_FILE, signature)
         return full
 
 

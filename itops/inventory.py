@@ -63,6 +63,7 @@ from itops.inventory_schema import (
     WaiverRule,
     _Entry,
 )
+from itops.transport.batch import DEFAULT_MAX_PROBE_OUTPUT
 from itops.yamlload import (
     LineMap,
     find_inline_secrets,
@@ -103,7 +104,8 @@ __all__ = [
 
 BUILTIN_SSH: Mapping[str, Any] = MappingProxyType(
     {"user": "root", "port": 22, "identity_file": None, "known_hosts": ["~/.ssh/known_hosts"],
-     "connect_timeout": 10.0, "command_timeout": 60.0, "sudo": False}
+     "connect_timeout": 10.0, "command_timeout": 60.0, "sudo": False,
+     "max_probe_output": DEFAULT_MAX_PROBE_OUTPUT}
 )  # fmt: skip
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
@@ -124,6 +126,7 @@ class SSHSettings:
     auth_timeout: float
     command_timeout: float
     sudo: bool = False
+    max_probe_output: int = DEFAULT_MAX_PROBE_OUTPUT
     password_env: str | None = None
     password_file: str | None = None
 
@@ -464,6 +467,7 @@ class _Loader:
             auth_timeout=float(pick("auth_timeout") or connect),
             command_timeout=float(pick("command_timeout")),
             sudo=bool(pick("sudo")),
+            max_probe_output=int(pick("max_probe_output")),
             password_env=secret.password_env,
             password_file=self.local_path(secret.password_file) if secret.password_file else None,
         )

@@ -26,6 +26,12 @@ from itops.yamlload import (
 )
 
 
+def _probe_output_limit(value: int) -> int:
+    if value < 4096:
+        raise ValueError(f"must be at least 4KiB, got {value} bytes")
+    return value
+
+
 class SSHSpec(StrictModel):
     """Connection keys allowed in ``defaults.ssh`` and directly on a host."""
 
@@ -37,6 +43,8 @@ class SSHSpec(StrictModel):
     banner_timeout: PositiveDuration | None = None
     auth_timeout: PositiveDuration | None = None
     command_timeout: PositiveDuration | None = None
+    #: bytes one probe may send (stdout and stderr together) before it is dropped as not assessable
+    max_probe_output: Annotated[Size, AfterValidator(_probe_output_limit)] | None = None
     sudo: bool | None = None
     password_env: EnvName | None = None
     password_file: str | None = None

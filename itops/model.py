@@ -53,10 +53,14 @@ _SEVERITY_RANK = {
 
 @dataclass(frozen=True)
 class Evidence:
-    """What a result is based on: the probe or API call, an output excerpt, observed vs expected."""
+    """What a result is based on: the probe or API call, observed vs expected, and the lines that decided.
+
+    Never the whole probe output: ``excerpt`` holds only the lines or values the check named
+    (:attr:`Finding.lines`), redacted and capped by the store (itops.redact.EVIDENCE_CAP).
+    """
 
     source: str = ""  # the command or API call
-    excerpt: str = ""  # redacted, truncated output
+    excerpt: str = ""  # the deciding lines (redacted, capped)
     observed: str = ""
     expected: str = ""
 
@@ -69,7 +73,9 @@ class Finding:
     """What a check's evaluate function returns: a verdict without run/target bookkeeping.
 
     ``resource`` narrows the target when one check yields several findings on
-    one target (a file, a user, a bucket ARN).
+    one target (a file, a user, a bucket ARN). ``lines`` are the lines of the probe output
+    that decided the verdict (the config line that set a value, the matching rule): they
+    become the result's evidence excerpt. A check that names none stores no output at all.
     """
 
     status: Status
@@ -80,6 +86,7 @@ class Finding:
     #: numeric facts the check read (``{"fs.used_pct:/var": 71.0}``), kept in the history database for
     #: trends and forecasts; names are ``metric[:qualifier]``
     metrics: Mapping[str, float] = field(default_factory=dict)
+    lines: tuple[str, ...] = ()
 
     @classmethod
     def passed(cls, message: str, **kw: Any) -> Finding:

@@ -31,8 +31,6 @@ from itops.transport.ssh import KnownHosts, SSHConnection, SSHTarget, read_passw
 
 log = logging.getLogger(__name__)
 
-EXCERPT_CHARS = 2000
-
 
 @dataclass
 class RunOptions:
@@ -269,7 +267,10 @@ class AuditRunner:
             # longest probe of the batch, the total one every probe running to its limit
             longest = max(plan.timeouts, default=float(host.ssh.command_timeout))
             outcome = conn.run_batch(
-                plan.batch(), idle_timeout=longest + 10, total_timeout=sum(plan.timeouts) + 30
+                plan.batch(),
+                idle_timeout=longest + 10,
+                total_timeout=sum(plan.timeouts) + 30,
+                max_output=host.ssh.max_probe_output,
             )
         except TransportError as exc:
             results += [
@@ -324,7 +325,11 @@ def evaluate_host(
         t0 = time.monotonic()
         probes = {name: outcome.results[i] for name, i in pc.probe_index.items()}
         applies = _applicability(check, family, os_info, os_probe)
-        if applies is not None:
+        over = [p for p in probes.values() if p.over_limit]
+        if over:
+            # a check may treat a failed probe as data (grep's exit 1): output it never saw is not
+            findings = [Finding.error(f"could not assess: {over[0].problem()}")]
+        elif applies is not None:
             findings = [applies]
         else:
             facts = Facts(
@@ -372,10 +377,9 @@ def _result(
     duration: float = 0.0,
     params: Mapping[str, Any] | None = None,
 ) -> Result:
-    probes = list(probes)
-    excerpt = "\n".join(p.text[:EXCERPT_CHARS] for p in probes if p.stdout)[:EXCERPT_CHARS]
+    # the commands and what the finding names (observed, its deciding lines): never the raw outputs
     return check.result(finding, run_id=run_id, target=target, started=started,
-                        source="; ".join(p.command for p in probes), excerpt=excerpt, duration=duration,
+                        source="; ".join(p.command for p in probes), duration=duration,
                         params=params)  # fmt: skip
 
 

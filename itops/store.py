@@ -4,6 +4,10 @@ Results are appended to ``results.jsonl`` (flushed per line) as they arrive, so 
 run that dies keeps everything gathered so far; the SQLite database (WAL mode)
 indexes runs and results for ``runs list``, ``diff`` and report trends.
 Location: ``--store DIR``, else ``$ITOPS_HOME``, else the platform's user data dir.
+
+Everything in the store is private to the user running itops, whatever the umask: folders
+0700, files 0600 (see :mod:`itops.fsutil`); a store folder owned by another user or writable
+by group/others is refused (:class:`itops.fsutil.UnsafePathError`, exit 4).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import platformdirs
 
 from itops import integrity
 from itops.errors import UsageError
+from itops.fsutil import ensure_private_dir, open_private_append, private_sqlite_file, write_private_atomic
 from itops.model import Result, Run, count_statuses
 from itops.redact import redact_result
 
@@ -64,9 +69,9 @@ class Store:
         self.root = Path(root).expanduser() if root else default_home()
         #: ``--signing-key`` for the runs this store writes (else $ITOPS_SIGNING_KEY, else the store's key)
         self.signing_key_path = signing_key
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "runs").mkdir(exist_ok=True)
-        self.db_path = self.root / "history.db"
+        ensure_private_dir(self.root)
+        ensure_private_dir(self.root / "runs")
+        self.db_path = private_sqlite_file(self.root / "history.db")
         with closing(self._connect()) as db, db:
             db.executescript(SCHEMA)
             columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
@@ -89,7 +94,8 @@ class Store:
     def begin(self, run: Run) -> RunWriter:
         """Record a new run as running and return the writer that streams its results."""
         folder = self.run_dir(run.id)
-        folder.mkdir(parents=True, exist_ok=False)
+        folder.mkdir(mode=0o700, exist_ok=False)
+        ensure_private_dir(folder)
         with closing(self._connect()) as db, db:
             db.execute(
                 "INSERT INTO runs (id, kind, started, inventory, inventory_digest, version, host_keys, counts,"
@@ -244,7 +250,8 @@ class RunWriter:
         self.run = run
         self.chain = chain
         self.results: list[Result] = []
-        self._jsonl: TextIO = (store.run_dir(run.id) / "results.jsonl").open("a", encoding="utf-8")
+        fd = open_private_append(store.run_dir(run.id) / "results.jsonl")
+        self._jsonl: TextIO = os.fdopen(fd, "a", encoding="utf-8")
         self._db = store._connect()
         self._last_commit = time.monotonic()
 
@@ -351,8 +358,5 @@ class RunWriter:
             }
         )
         self.chain.close()
-        meta = self.store.run_dir(self.run.id) / "run.json"
-        tmp = meta.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.run.to_dict(), indent=2), encoding="utf-8")
-        os.replace(tmp, meta)
+        write_private_atomic(self.store.run_dir(self.run.id) / "run.json", json.dumps(self.run.to_dict(), indent=2))
         return self.run

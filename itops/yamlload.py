@@ -9,7 +9,11 @@ through here so users get the same kind of message everywhere::
 - :func:`read_yaml` parses with a safe loader (libyaml's ``CSafeLoader`` when present, else
   ``yaml.SafeLoader``: plain data only, never arbitrary objects),
   records the line of every mapping key and sequence item in a :class:`LineMap`, and
-  reports duplicate keys and syntax errors as :class:`ConfigProblem` instead of raising.
+  reports duplicate keys (named as written: ``yes`` and ``true`` are the same key once
+  loaded) and syntax errors as :class:`ConfigProblem` instead of raising. The node graph is
+  walked once by identity, so aliases cost nothing to walk; a recursive alias and an alias
+  expansion beyond :data:`MAX_EXPANDED_NODES` / :data:`MAX_EXPANSION_FACTOR` are problems
+  too, found before the document is constructed.
 - :func:`validate_model` validates data against a pydantic model (use
   :class:`StrictModel`: unknown keys are errors) and turns each pydantic error into a
   problem with file, line, dotted path and a human message.
@@ -119,8 +123,14 @@ else:  # libyaml's parser is ~10x faster (inventories of thousands of hosts); sa
     _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+#: Aliases may expand a document to at most this many values, or to this many times the values
+#: written, whichever is larger: a shared ``vars: *common`` is fine, a 400-byte alias bomb is not.
+MAX_EXPANDED_NODES = 1_000_000
+MAX_EXPANSION_FACTOR = 10
+
+
 class _LineLoader(_SafeLoader):
-    """SafeLoader that also walks the node tree to record lines and find duplicate keys."""
+    """SafeLoader that also walks the node tree to record lines and find duplicate keys and alias abuse."""
 
     def __init__(self, stream: str, file: str) -> None:
         super().__init__(stream)
@@ -128,6 +138,7 @@ class _LineLoader(_SafeLoader):
         self.line_map = LineMap()
         self.problems: list[ConfigProblem] = []
         self._seen: set[int] = set()
+        self._active: set[int] = set()  # nodes on the path being walked: meeting one again is a cycle
 
     def _key_value(self, node: yaml.Node) -> object:
         if isinstance(node, yaml.ScalarNode):
@@ -138,46 +149,78 @@ class _LineLoader(_SafeLoader):
             return value
         return f"<complex key at line {node.start_mark.line + 1}>"
 
-    def walk(self, node: yaml.Node, path: KeyPath) -> None:
-        # Each node is walked once: an alias points back to an anchored node already
-        # walked (its lines stay with the anchor), which also stops alias bombs and cycles.
+    @staticmethod
+    def _written(node: yaml.Node) -> str:
+        """A key as the user wrote it (``yes``, ``0x1``), for messages."""
+        if isinstance(node, yaml.ScalarNode):
+            return str(node.value)
+        return f"<complex key at line {node.start_mark.line + 1}>"
+
+    def walk(self, node: yaml.Node, path: KeyPath, shown: KeyPath = (), line: int = 1) -> None:
+        """Record lines and duplicate keys; every node is walked once (by identity).
+
+        An alias points back at an anchored node already walked (its lines stay with the
+        anchor). An alias to a node that contains it is a recursive alias: a problem at the
+        line where it is used, and the document is not constructed.
+        ``path`` is the key path as loaded (for the LineMap, which pydantic locations use);
+        ``shown`` the same path with keys as written (for messages).
+        """
+        if id(node) in self._active:
+            self.problems.append(
+                ConfigProblem(
+                    self.file,
+                    line,
+                    format_path(shown),
+                    "recursive alias: it refers to a mapping or list that contains it "
+                    f"(anchored at line {node.start_mark.line + 1}); YAML data must not contain itself",
+                )
+            )
+            return
         if id(node) in self._seen:
             return
         self._seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            first_line: dict[object, int] = {}
-            merges: list[tuple[yaml.Node, int]] = []
-            for key_node, value_node in node.value:
-                if key_node.tag == _MERGE_TAG:
-                    merges.append((value_node, key_node.start_mark.line + 1))
-                    continue
-                key = self._key_value(key_node)
-                line = key_node.start_mark.line + 1
-                try:
-                    earlier = first_line.get(key)
-                except TypeError:  # unhashable key: the constructor reports it
-                    continue
-                if earlier is not None:
-                    self.problems.append(
-                        ConfigProblem(
-                            self.file,
-                            line,
-                            format_path((*path, str(key))),
-                            f"duplicate key {str(key)!r}: first at line {earlier}, again at line {line}",
-                        )
+        self._active.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                self._walk_mapping(node, path, shown)
+            elif isinstance(node, yaml.SequenceNode):
+                for index, item in enumerate(node.value):
+                    child = (*path, str(index))  # stored as text, like every LineMap key
+                    # an alias item has the anchored node's position: the list's own line is nearer
+                    item_line = line if id(item) in self._seen else item.start_mark.line + 1
+                    self.line_map.record(child, item_line)
+                    self.walk(item, child, (*shown, index), item_line)
+        finally:
+            self._active.discard(id(node))
+
+    def _walk_mapping(self, node: yaml.MappingNode, path: KeyPath, shown: KeyPath) -> None:
+        first: dict[object, tuple[str, int]] = {}
+        merges: list[tuple[yaml.Node, int]] = []
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if key_node.tag == _MERGE_TAG:
+                merges.append((value_node, line))
+                continue
+            key = self._key_value(key_node)
+            written = self._written(key_node)
+            try:
+                earlier = first.get(key)
+            except TypeError:  # unhashable key: the constructor reports it
+                continue
+            if earlier is not None:
+                self.problems.append(
+                    ConfigProblem(
+                        self.file, line, format_path((*shown, written)), _duplicate(written, key, line, *earlier)
                     )
-                    continue
-                first_line[key] = line
-                child = (*path, str(key))
-                self.line_map.record(child, line)
-                self.walk(value_node, child)
-            for value_node, line in merges:  # after the explicit keys, which win
-                self._walk_merged(value_node, path, line)
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                child = (*path, str(index))  # stored as text, like every LineMap key
-                self.line_map.record(child, item.start_mark.line + 1)
-                self.walk(item, child)
+                )
+                continue
+            first[key] = (written, line)
+            child = (*path, str(key))
+            self.line_map.record(child, line)
+            self.walk(value_node, child, (*shown, written), line)
+        for value_node, line in merges:  # after the explicit keys, which win
+            self._walk_merged(value_node, path, line)
+            self.walk(value_node, path, shown, line)
 
     def _walk_merged(self, node: yaml.Node, path: KeyPath, line: int) -> None:
         # Merged keys (``<<: *anchor``) point at the ``<<`` line, where the user wrote them here.
@@ -186,6 +229,46 @@ class _LineLoader(_SafeLoader):
             if isinstance(source, yaml.MappingNode):
                 for key_node, _value in source.value:
                     self.line_map.record((*path, str(self._key_value(key_node))), line)
+
+
+def _yaml_repr(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return repr(value)
+
+
+def _duplicate(written: str, key: object, line: int, first_written: str, first_line: int) -> str:
+    if written == first_written:
+        return f"duplicate key {written!r}: first at line {first_line}, again at line {line}"
+    # ``yes`` and ``true``, ``1`` and ``0x1``, or ``1`` and ``true`` (true == 1 in the loaded data)
+    return (
+        f"duplicate key {written!r}: YAML reads it as {_yaml_repr(key)}, the same key as {first_written!r} "
+        f"at line {first_line} once loaded (quote keys to keep them apart, e.g. \"{written}\")"
+    )
+
+
+def _expanded_size(root: yaml.Node) -> tuple[int, int]:
+    """``(values written, values after expanding aliases)`` of an acyclic node graph, each node sized once."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            kids = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            kids = list(node.value)
+        else:
+            kids = []
+        if children_done or not kids:
+            sizes[id(node)] = 1 + sum(sizes[id(k)] for k in kids)
+            continue
+        stack.append((node, True))
+        stack.extend((k, False) for k in kids if id(k) not in sizes)
+    return len(sizes), sizes[id(root)]
 
 
 def _construct_timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
@@ -217,6 +300,16 @@ def parse_yaml_text(text: str, file: str, digest: str = "") -> YamlDocument:
         data: Any = None
         if node is not None:
             loader.walk(node, ())
+            if any(p.message.startswith("recursive alias") for p in loader.problems):
+                return YamlDocument(file, None, loader.line_map, digest, loader.problems)
+            written, expanded = _expanded_size(node)
+            limit = max(MAX_EXPANDED_NODES, MAX_EXPANSION_FACTOR * written)
+            if expanded > limit:
+                message = (
+                    f"aliases expand this file to {expanded:,} values ({written:,} written); the limit is "
+                    f"{limit:,}: write the data out, or share less through anchors (*alias)"
+                )
+                return YamlDocument(file, None, loader.line_map, digest, [ConfigProblem(file, 1, "", message)])
             data = loader.construct_document(node)
     except yaml.YAMLError as err:
         return YamlDocument(file, None, loader.line_map, digest, [_yaml_error_problem(file, err)])
@@ -574,22 +667,29 @@ _SECRET_HINT = (
 )
 
 
-def inline_secret_paths(data: object, path: KeyPath = ()) -> Iterator[KeyPath]:
+def inline_secret_paths(data: object, path: KeyPath = (), _seen: set[int] | None = None) -> Iterator[KeyPath]:
     """Key paths of every mapping key that looks like an inline secret (password, token, ...).
 
     Only a key holding a value is a secret: a key holding a mapping or list is a name (a host
     called ``db-token``, a group ``ops-secret``), and what is inside it is searched instead.
+    Each mapping or list is searched once (by identity): a YAML alias shares one object, whose
+    secrets are reported where the anchor is, and a shared object is never walked again.
     """
+    seen = set() if _seen is None else _seen
+    if isinstance(data, Mapping | list):
+        if id(data) in seen:
+            return
+        seen.add(id(data))
     if isinstance(data, Mapping):
         for key, value in data.items():
             child = (*path, str(key))
             if isinstance(key, str) and _SECRET_KEY.match(key) and not isinstance(value, Mapping | list):
                 yield child
             else:
-                yield from inline_secret_paths(value, child)
+                yield from inline_secret_paths(value, child, seen)
     elif isinstance(data, list):
         for index, item in enumerate(data):
-            yield from inline_secret_paths(item, (*path, index))
+            yield from inline_secret_paths(item, (*path, index), seen)
 
 
 def find_inline_secrets(data: object, *, file: str, lines: LineMap) -> list[ConfigProblem]:

@@ -186,6 +186,22 @@ def test_bad_size_is_reported(lab):
     ]
 
 
+def test_max_probe_output_is_a_size_with_a_16_mib_default_and_a_floor(lab):
+    path = lab(
+        """\
+        version: 1
+        defaults: {ssh: {max_probe_output: 2MiB}}
+        hosts:
+          web1: {}
+          web2: {max_probe_output: 100}
+        """
+    )
+    assert problems(path) == [f"{FILE}:5: hosts.web2.max_probe_output: must be at least 4KiB, got 100 bytes"]
+    path = lab("version: 1\ndefaults: {ssh: {max_probe_output: 2MiB}}\nhosts: {web1: {}, web2: {address: x}}\n")
+    assert load(path).hosts["web1"].ssh.max_probe_output == 2 << 20
+    assert load(lab("version: 1\nhosts: {web1: {}}\n")).hosts["web1"].ssh.max_probe_output == 16 << 20
+
+
 def test_unknown_groups_from_hosts_and_children_and_unknown_group_members(lab):
     path = lab(
         """\

@@ -30,10 +30,13 @@ LOG_PATHS = Probe(
     "for p in /var/log/journal /etc/cron.daily/logrotate; do "
     'if [ -e "$p" ]; then echo "present $p"; else echo "absent $p"; fi; done',
 )
-# world-readable (o+r) or world-writable (o+w) regular files; POSIX -perm so busybox find works too
+# world-readable (o+r) or world-writable (o+w) regular files; POSIX -perm so busybox find works too;
+# NUL-ended records where stat has --printf (GNU), so a log file named with a newline stays one entry
+_LOG_FIND = "find /var/log -type f \\( -perm -0004 -o -perm -0002 \\) -exec stat"
 LOG_MODES = Probe(
     "log_file_modes",
-    "find /var/log -type f \\( -perm -0004 -o -perm -0002 \\) -exec stat -c '%a %n' {} +",
+    f"if stat --printf '' -- / >/dev/null 2>&1; then {_LOG_FIND} --printf '%a %n\\0' {{}} +; "
+    f"else {_LOG_FIND} -c '%a %n' {{}} +; fi",
     timeout=120,
 )
 

@@ -5,20 +5,23 @@ newest copy time and size, last success, last restore). The ``--prom-file`` text
 written from that record for every backup still in the inventory, so a run limited to a
 few backups does not drop the others' metrics. Ages are computed when the file is written.
 
-The file is written with prometheus_client's ``write_to_textfile`` (temp file + rename, so
-node_exporter never reads half a file) and carries no client-side timestamps (node_exporter
-rejects textfiles that do).
+The textfile is rendered with prometheus_client's ``generate_latest`` and written by
+:func:`itops.fsutil.write_private_atomic` (mode 0600, an unpredictable temp file in the same
+folder, fsync, rename: node_exporter never reads half a file, and a symlink planted at the
+path or at a guessable temp name is never written through; prometheus_client's own
+``write_to_textfile`` uses a predictable ``PATH.<pid>.<thread>`` temp name and follows
+symlinks). It carries no client-side timestamps (node_exporter rejects textfiles that do).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from itops.backup.verify import BackupOutcome
+from itops.fsutil import ensure_private_dir, write_private_atomic
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Gauge
@@ -75,11 +78,8 @@ def update_records(
 
 
 def save_records(state_dir: Path, records: Mapping[str, Any]) -> None:
-    path = state_file(state_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(records, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    ensure_private_dir(state_dir)
+    write_private_atomic(state_file(state_dir), json.dumps(records, indent=2, sort_keys=True) + "\n")
 
 
 def build_registry(
@@ -142,8 +142,7 @@ def build_registry(
 
 
 def write_prom_file(path: Path, records: Mapping[str, Mapping[str, Any]], now: float, only: Iterable[str]) -> None:
-    """Write the textfile atomically (prometheus_client writes a temp file and renames it)."""
-    from prometheus_client import write_to_textfile
+    """Write the textfile atomically, mode 0600, never through a symlink (see the module docstring)."""
+    from prometheus_client import generate_latest
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_to_textfile(str(path), build_registry(records, now, only))
+    write_private_atomic(path, generate_latest(build_registry(records, now, only)))

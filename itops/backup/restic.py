@@ -14,7 +14,6 @@ runs on, passed as ``--password-file``).
 from __future__ import annotations
 
 import json
-import os
 import posixpath
 import re
 import time
@@ -86,12 +85,13 @@ def load_state(state_dir: Path | None, backup: str, slices: int) -> dict[str, An
 
 
 def save_state(state_dir: Path, backup: str, state: Mapping[str, Any]) -> None:
-    """Write the slice record atomically (tmp + rename)."""
+    """Write the slice record atomically and privately (:func:`itops.fsutil.write_private_atomic`)."""
+    from itops.fsutil import ensure_private_dir, write_private_atomic
+
     path = state_path(state_dir, backup)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    ensure_private_dir(state_dir)
+    ensure_private_dir(path.parent)
+    write_private_atomic(path, json.dumps(state, indent=2, sort_keys=True) + "\n")
 
 
 def next_slice(state: Mapping[str, Any]) -> int:

@@ -18,7 +18,14 @@ from typing import Literal
 
 from itops.checkapi import Facts, Probe, ProbeResult
 from itops.checklib.common import ProbeOutputError, is_login_shell, probe_error
-from itops.checklib.fileperm import FileStat, parse_stat_output, stat_lines_command, stat_shell_loop
+from itops.checklib.fileperm import (
+    STAT_RECORD_END,
+    FileStat,
+    parse_stat_output,
+    stat_lines_command,
+    stat_record,
+    stat_shell_loop,
+)
 from itops.model import Finding
 
 __all__ = [
@@ -119,16 +126,18 @@ def home_dirs_stat_command(per_home: str, *, cannot_enter: str, listing: bool = 
     go to ONE ``stat`` at the end (itops.checklib.fileperm line format). A home that exists but
     that the probe may not enter (search permission; also read permission with ``listing``, for
     probes that glob inside it) runs ``cannot_enter`` instead, which prints ``E|`` lines for what
-    lies below: an unreadable home is "could not assess", never "nothing there".
+    lies below: an unreadable home is "could not assess", never "nothing there" (print them with
+    :func:`itops.checklib.fileperm.stat_record`, so they end like the stat records).
     """
     blocked = '{ [ ! -x "$h" ] || [ ! -r "$h" ]; }' if listing else '[ ! -x "$h" ]'
     return (
         "if [ ! -r /etc/passwd ]; then echo '/etc/passwd not readable' >&2; exit 3; fi; "
-        "awk -F: '$6 ~ /^\\// { print $6 }' /etc/passwd | sort -u | { set --; "
+        + STAT_RECORD_END
+        + "awk -F: '$6 ~ /^\\// { print $6 }' /etc/passwd | sort -u | { set --; "
         "while IFS= read -r h; do h=${h%/}; "
         f"if [ -d \"$h\" ] && {blocked}; then {cannot_enter}; continue; fi; "
         f"{per_home} done; "
-        "if [ \"$#\" -gt 0 ]; then " + stat_shell_loop('"$@"') + "; fi; }"
+        "if [ \"$#\" -gt 0 ]; then " + stat_shell_loop('"$@"', setup=False) + "; fi; }"
     )
 
 
@@ -140,9 +149,10 @@ SSH_DIR_STATS = Probe(
     home_dirs_stat_command(
         'd="$h/.ssh"; set -- "$@" "$d"; '
         'if [ -d "$d" ] && [ ! -x "$d" ]; then '
-        + "printf 'E|%s\\n'" + "".join(f' "$d/{name}"' for name in AUTHORIZED_KEYS_FILES) + "; continue; fi; "
+        + stat_record("E", "".join(f' "$d/{name}"' for name in AUTHORIZED_KEYS_FILES).strip())
+        + "; continue; fi; "
         'set -- "$@"' + "".join(f' "$d/{name}"' for name in AUTHORIZED_KEYS_FILES) + ";",
-        cannot_enter="printf 'E|%s\\n' \"$h/.ssh\"",
+        cannot_enter=stat_record("E", '"$h/.ssh"'),
     ),
 )
 
@@ -158,7 +168,7 @@ HOME_DOT_FILE_STATS = Probe(
     home_dirs_stat_command(
         'set -- "$@" "${h:-/}"; if [ -d "$h/" ]; then for f in "$h"/.[!.]* "$h"/..?*; do '
         'if [ -f "$f" ]; then set -- "$@" "$f"; fi; done; fi;',
-        cannot_enter="printf 'E|%s\\n' \"${h:-/}\"",
+        cannot_enter=stat_record("E", '"${h:-/}"'),
         listing=True,
     ),
 )
@@ -404,11 +414,12 @@ class RootPath:
 
 def parse_root_path(text: str) -> tuple[RootPath, str]:
     """``(RootPath, stat_text)`` from the root PATH probe; ProbeOutputError when its header is missing."""
-    lines = text.splitlines()
+    # split at newlines only: the stat records after the header may hold any other character
+    lines = text.split("\n", 2)
     if len(lines) < 2 or not lines[0].startswith("SHELL=") or not lines[1].startswith("PATH="):
         raise ProbeOutputError("root PATH probe output lacks its SHELL=/PATH= header")
     path = lines[1][len("PATH="):]
-    return RootPath(lines[0][len("SHELL="):], path, tuple(path.split(":"))), "\n".join(lines[2:])
+    return RootPath(lines[0][len("SHELL="):], path, tuple(path.split(":"))), lines[2] if len(lines) > 2 else ""
 
 
 def login_users(entries: Sequence[PasswdEntry]) -> list[PasswdEntry]:

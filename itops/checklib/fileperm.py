@@ -1,12 +1,16 @@
 """File mode and ownership: one ``stat`` probe for many paths, its parser, and the verdict.
 
-The probe prints one line per path, so a missing file never shifts the others:
+The probe prints one record per path, so a missing file never shifts the others:
 
 * ``S|<mode>|<uid>|<user>|<gid>|<group>|<type>|<path>``: stat succeeded (symlinks followed),
 * ``M|<path>``: the path does not exist,
 * ``E|<path>``: it exists but ``stat`` failed (its message is on stderr).
 
-The path comes last so a ``|`` inside a file name cannot shift the other fields.
+The path comes last so a ``|`` inside a file name cannot shift the other fields. Records end
+with a NUL byte where ``stat`` has ``--printf`` (GNU coreutils), so a file name holding a newline
+(which any user can create in their home or /tmp) stays one record; busybox's ``stat`` has only
+``-c``, whose records end with a newline (a name with a newline then spoils the output, which the
+parser reports as unexpected).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from itops.model import Finding
 
 __all__ = [
     "FIND_LIMIT",
+    "STAT_RECORD_END",
     "SYSTEM_FILES",
     "SYSTEM_FILE_PATHS",
     "FileRule",
@@ -43,6 +48,8 @@ __all__ = [
     "stat_lines_command",
     "stat_paths_command",
     "stat_probe",
+    "stat_record",
+    "stat_records",
     "stat_shell_loop",
 ]
 
@@ -67,9 +74,23 @@ class FileStat:
 
 
 _STAT_FORMAT = "'S|%a|%u|%U|%g|%G|%F|%n'"
+_STAT_FORMAT_NUL = "'S|%a|%u|%U|%g|%G|%F|%n\\0'"
+#: Sets ``$_z`` to the record end the stat probes use: NUL (as printf's ``\0``) where ``stat``
+#: has ``--printf``, else a newline. :func:`stat_shell_loop` runs it; a probe printing records of
+#: its own before calling that (:func:`stat_record`) runs it first and passes ``setup=False``.
+STAT_RECORD_END = "if stat --printf '' -- / >/dev/null 2>&1; then _z='\\0'; else _z='\\n'; fi; "
 
 
-def stat_shell_loop(paths_expr: str) -> str:
+_F = '"$f"'
+
+
+def stat_record(tag: str, words: str) -> str:
+    """A shell command printing one ``tag|<path>`` record per word of ``words`` (already quoted),
+    each ended by ``$_z`` (see :data:`STAT_RECORD_END`)."""
+    return f'printf "{tag}|%s$_z" {words}'
+
+
+def stat_shell_loop(paths_expr: str, *, setup: bool = True) -> str:
     """Stat every path of ``paths_expr`` (a shell word list, already quoted) with ONE ``stat`` process.
 
     Missing paths (M) and dangling symlinks (E) are found with shell builtins; every other path
@@ -77,14 +98,17 @@ def stat_shell_loop(paths_expr: str) -> str:
     (a path that exists but that stat still cannot read simply has no line: the parser's caller
     treats an absent entry as not assessable). A path whose directory exists but may not be
     searched (a non-root login looking into /root) is not called missing: ``[ -e ]`` cannot see
-    it, so it gets no line either.
+    it, so it gets no line either. Records end as :data:`STAT_RECORD_END` decides (run here
+    unless ``setup`` is False because the caller ran it already).
     """
     return (
-        f"for f in {paths_expr}; do if [ -e \"$f\" ]; then :; "
-        "elif [ -h \"$f\" ]; then printf 'E|%s\\n' \"$f\"; "
+        (STAT_RECORD_END if setup else "")
+        + f"for f in {paths_expr}; do if [ -e \"$f\" ]; then :; "
+        f"elif [ -h \"$f\" ]; then {stat_record('E', _F)}; "
         "elif [ -d \"${f%/*}\" ] && [ ! -x \"${f%/*}\" ]; then :; "
-        "else printf 'M|%s\\n' \"$f\"; fi; done; "
-        f"stat -L -c {_STAT_FORMAT} -- {paths_expr} 2>/dev/null; true"
+        f"else {stat_record('M', _F)}; fi; done; "
+        f"if [ \"$_z\" = '\\0' ]; then stat -L --printf {_STAT_FORMAT_NUL} -- {paths_expr} 2>/dev/null; "
+        f"else stat -L -c {_STAT_FORMAT} -- {paths_expr} 2>/dev/null; fi; true"
     )
 
 
@@ -106,10 +130,19 @@ def stat_lines_command(producer: str) -> str:
     return f"{producer} | {{ {collect}; if [ \"$#\" -gt 0 ]; then {stat_shell_loop(chr(34) + '$@' + chr(34))}; fi; }}"
 
 
+def stat_records(text: str) -> list[str]:
+    """The records of a stat probe's output: NUL-ended when it holds a NUL, else newline-ended."""
+    return text.split("\0") if "\0" in text else text.split("\n")
+
+
 def parse_stat_output(text: str) -> dict[str, FileStat]:
-    """Parse the probe's lines into path → :class:`FileStat`; anything else raises ProbeOutputError."""
+    """Parse the probe's records into path → :class:`FileStat`; anything else raises ProbeOutputError.
+
+    Records end with NUL when the output has one (file names may then hold newlines, tabs or any
+    other character but NUL and are kept exactly), else with a newline (busybox, canned output).
+    """
     out: dict[str, FileStat] = {}
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(stat_records(text), 1):
         if not line.strip():
             continue
         tag, sep, rest = line.partition("|")
@@ -269,6 +302,10 @@ def find_command(paths: Sequence[str], expression: str, exclude: Sequence[str] =
     every path comes from params and is quoted. Start paths that do not exist or are
     symlinks (/bin -> usr/bin on merged-/usr systems) are skipped so nothing is scanned
     twice. The output ends with ``@TOTAL=<matches>`` and ``@FINDRC=<find's exit status>``.
+
+    One match per line, whatever its name holds: find prints NUL-ended names and ``tr`` swaps
+    NUL and newline, so a newline inside a name travels as a NUL (awk counts lines; mawk and gawk
+    keep NULs) and :func:`parse_find_output` turns it back.
     """
     if not paths:
         raise ValueError("no search paths")
@@ -278,7 +315,8 @@ def find_command(paths: Sequence[str], expression: str, exclude: Sequence[str] =
     return (
         f'set --; for p in {start}; do if [ -e "$p" ] && [ ! -h "$p" ]; then set -- "$@" "$p"; fi; done; '
         "if [ $# -eq 0 ]; then echo 'none of the search paths exist' >&2; exit 3; fi; "
-        f'{{ find "$@" -xdev {prune_expr}{expression} -print; echo "@FINDRC=$?"; }} | '
+        f'{{ find "$@" -xdev {prune_expr}{expression} -print0; printf \'@FINDRC=%s\\0\' "$?"; }} | '
+        "tr '\\n\\0' '\\0\\n' | "
         f"awk -v max={int(limit)} '/^@FINDRC=/ {{ rc = $0; next }} {{ n++; if (n <= max) print }} "
         "END { print \"@TOTAL=\" n + 0; print rc }'"
     )
@@ -315,7 +353,7 @@ def parse_find_output(stdout: str, stderr: str) -> FindOutput:
         rc = int(lines[-1][len("@FINDRC="):])
     except ValueError as exc:
         raise ProbeOutputError("find output totals are malformed") from exc
-    paths = tuple(lines[:-2])
+    paths = tuple(line.replace("\0", "\n") for line in lines[:-2])
     benign = 0
     if rc != 0:
         errors = [e for e in stderr.splitlines() if e.strip()]

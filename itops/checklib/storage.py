@@ -224,10 +224,14 @@ class ModeEntry:
 
 
 def parse_mode_listing(text: str) -> tuple[list[ModeEntry], list[str]]:
-    """Parse ``<octal mode> <path>`` lines; returns the entries and the lines that did not parse."""
+    """Parse ``<octal mode> <path>`` records; returns the entries and the records that did not parse.
+
+    Records end with NUL when the output holds one (``stat --printf '%a %n\\0'``: a path may then
+    hold newlines), else with a newline.
+    """
     entries: list[ModeEntry] = []
     bad: list[str] = []
-    for line in text.splitlines():
+    for line in text.split("\0") if "\0" in text else text.split("\n"):
         if not line.strip():
             continue
         mode, _, path = line.partition(" ")

@@ -15,7 +15,7 @@ from itops import __version__
 from itops.backup.facts import format_duration, format_limit
 from itops.backup.options import backup_options
 from itops.cli.checks_cmd import checks_dir_option
-from itops.cli.output import render_summary, run_to_json, use_colour
+from itops.cli.output import render_summary, run_to_json, shown, use_colour
 from itops.cli.params import inventory_param
 from itops.cli.runs_cmd import signing_key_option, store_option
 from itops.cli.signals import stop_on_signals
@@ -24,6 +24,7 @@ from itops.exitcodes import ExitStatus
 from itops.inventory import load_inventory
 from itops.inventory_refs import raise_for_unmatched_patterns
 from itops.model import Run, Severity
+from itops.redact import redact
 from itops.registry import load_registry
 from itops.store import Store, new_run_id
 from itops.waivers import WaiverSet
@@ -176,5 +177,6 @@ def render_restores(outcomes: Sequence[BackupOutcome]) -> str:
             verdict = "FAIL (restore, over RTO)" if over else "FAIL (restore)"
         else:
             verdict = "FAIL (over RTO)" if over else "ok" if r.rto is None else "ok (within RTO)"
-        lines.append(f"  {name.ljust(width)}{took:>9}  {rto:<12} {verdict:<24} {r.what or '; '.join(r.problems)}")
+        what = shown(redact(r.what or "; ".join(r.problems)))  # restore output comes from the backup host
+        lines.append(f"  {name.ljust(width)}{took:>9}  {rto:<12} {verdict:<24} {what}")
     return "\n".join(lines)

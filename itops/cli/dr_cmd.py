@@ -9,9 +9,11 @@ from pathlib import Path
 
 import click
 
+from itops.cli.output import shown
 from itops.cli.params import inventory_param
 from itops.cli.runs_cmd import store_option
 from itops.cli.signals import stop_on_signals
+from itops.redact import redact
 
 
 @click.group()
@@ -103,7 +105,7 @@ def _progress(quiet: bool):  # type: ignore[no-untyped-def]
         if res is None:
             click.echo(f"-> {step.label} [{step.action}] ...", err=True)
         else:
-            click.echo(f"   {res.status.value} in {res.seconds:.2f}s: {res.message}", err=True)
+            click.echo(f"   {res.status.value} in {res.seconds:.2f}s: {shown(redact(res.message))}", err=True)
 
     return show
 
@@ -116,7 +118,7 @@ def _summary(name: str, outcome) -> str:  # type: ignore[no-untyped-def]
     lines.append(f"{'STEP':<44} {'STATUS':<12} {'TIME':>8}  MESSAGE")
     for rec in [*outcome.steps, *outcome.rollbacks]:
         label = f"{rec.index} {rec.name}"[:44]
-        lines.append(f"{label:<44} {rec.status:<12} {rec.seconds:>7.2f}s  {rec.message[:100]}")
+        lines.append(f"{label:<44} {rec.status:<12} {rec.seconds:>7.2f}s  {shown(redact(rec.message)[:100])}")
     lines.append("")
     achieved = meta.get("achieved_rto")
     if achieved is not None:

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from itops.model import Result, Run, Status, count_statuses
+from itops.report.data import printable_line
 from itops.report.jsondoc import run_to_json as run_document_json
 
 COLUMNS = (Status.PASS, Status.FAIL, Status.ERROR, Status.UNREACHABLE, Status.SKIPPED, Status.WAIVED)
@@ -40,6 +41,13 @@ def run_to_json(run: Run, results: Sequence[Result], integrity: Mapping[str, Any
     itops/report/schema/run-1.json); ``integrity`` is what ``runs verify`` found, when checked.
     """
     return run_document_json(run, results, integrity)
+
+
+def shown(text: str) -> str:
+    """Host-controlled text (file names, contents) as one visible terminal line: control characters
+    (ESC, BEL, CR, LF, TAB, C1 ...) become ``\\xNN`` as in the reports, so they cannot move the cursor,
+    clear the screen or rewrite what the operator reads."""
+    return printable_line(text)
 
 
 def _fmt_time(ts: float | None) -> str:
@@ -75,9 +83,9 @@ def render_summary(run: Run, results: Sequence[Result], colour: bool = False, sh
         lines.append("")
         lines.append(title)
         for r in sorted(chosen, key=lambda r: (-r.severity.rank, r.target, r.check_id)):
-            res = f" ({r.resource})" if r.resource else ""
+            res = f" ({shown(r.resource)})" if r.resource else ""
             tag = _style(r.status.value, r.status, colour)
-            lines.append(f"  {tag} {r.target}  {r.check_id}{res} [{r.severity.value}]: {r.message}")
+            lines.append(f"  {tag} {shown(r.target)}  {r.check_id}{res} [{r.severity.value}]: {shown(r.message)}")
             if with_fix and r.remediation:
                 lines.append(f"      fix: {r.remediation.strip().splitlines()[0]}")
 

@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from itops import __version__
+from itops.fsutil import write_private_atomic
 from itops.inventory import Inventory
 from itops.model import Evidence, Result, Run, Severity, Status
 from itops.playbook.schema import Playbook, Step
 from itops.playbook.steps import StepResult, StepRunner
+from itops.redact import redact_data
 from itops.runner import exit_code_for
 from itops.store import RunWriter, Store, new_run_id
 
@@ -173,7 +175,7 @@ class Drill:
             "rollbacks": [r.to_dict() for r in rollbacks],
         }
         path = self.store.run_dir(run.id) / DRILL_FILE
-        path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        write_private_atomic(path, json.dumps(redact_data(meta), indent=2))  # step messages quote outputs
         run = writer.finish(state, code, self.runner.host_keys)
         return DrillOutcome(run, list(writer.results), steps, rollbacks, achieved,
                             failed.label if failed is not None else None, code, interrupted, meta)  # fmt: skip
@@ -249,9 +251,9 @@ def _plan_step(step: Step, runner: StepRunner, prefix: str) -> list[str]:
     pad = " " * (len(prefix) + 5)
     if s.run is not None:
         assert s.host is not None
-        return [head, f"{pad}on {runner.describe(s.host)}: {s.run}"]
+        return [head, f"{pad}on {runner.describe(s.host)}: {step.shown(s.run)}"]
     if s.local is not None:
-        return [head, f"{pad}here: {s.local}"]
+        return [head, f"{pad}here: {step.shown(s.local)}"]
     if s.manual is not None:
         answer = runner.answers.get(step.name) or s.answer or ("yes (--yes)" if runner.yes else "asked at the prompt")
         return [head, f"{pad}prompt: {s.manual}", f"{pad}answer: {answer}"]
@@ -268,7 +270,7 @@ def _plan_step(step: Step, runner: StepRunner, prefix: str) -> list[str]:
     if cond.command is not None:
         where = f"on {runner.describe(cond.host)}" if cond.host else "here"
         want = f"rc {cond.expect_rc}" + (f", output /{cond.expect_output}/" if cond.expect_output else "")
-        return [head, f"{pad}{where}: {cond.command}", f"{pad}expect {want}; {tries}"]
+        return [head, f"{pad}{where}: {step.shown(cond.command)}", f"{pad}expect {want}; {tries}"]
     if cond.tcp is not None:
         where = f"{cond.tcp.host} ({runner.address(cond.tcp.host)}:{cond.tcp.port})"
         return [head, f"{pad}tcp {where} {cond.tcp.state}; {tries}"]

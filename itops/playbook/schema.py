@@ -27,8 +27,14 @@ A playbook::
 Templates: ``{{ NAME }}`` is a playbook var (``vars`` overridden by ``--var``);
 ``{{ hosts.H.address }}``, ``{{ hosts.H.port }}`` (SSH), ``{{ hosts.H.user }}`` and
 ``{{ hosts.H.vars.KEY }}`` come from the inventory. Inside shell commands (``run``,
-``local``, ``check.command``) every value is inserted through :func:`shlex.quote`, so a
-value can never become shell syntax; elsewhere (hosts, ports, URLs) it is inserted as is.
+``local``, ``check.command``, ``wait_for.command``) a value never enters the command text:
+``{{ NAME }}`` becomes ``"${ITOPS_VAR_NAME}"`` and the value travels in that environment
+variable (:attr:`Step.env`), so whatever it holds the shell only ever expands it as one word
+and never parses it. A template inside shell quotes (``'{{ x }}'``, ``"{{ x }}"``) is a config
+error with file:line: inside single quotes it would not be expanded, and a double-quoted string
+is often handed to another shell (``su -c "..."``, ``sh -c "..."``) that would parse the value.
+Templates inside ``$( )`` and backticks are fine. Elsewhere (hosts, ports, URLs) values are
+inserted as is.
 """
 
 from __future__ import annotations
@@ -224,10 +230,16 @@ class Step:
     retries: int
     interval: float
     rollback: tuple[Step, ...] = ()
+    #: the template values the step's shell commands expand (``ITOPS_VAR_*`` -> value)
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:
         return f"{self.index} {self.name}"
+
+    def shown(self, command: str) -> str:
+        """``command`` for people (dry run, evidence): each ``"${ITOPS_VAR_x}"`` shown as its quoted value."""
+        return show_command(command, dict(self.env))
 
 
 @dataclass(frozen=True)
@@ -302,7 +314,9 @@ def load_playbook(
             return None
         if nested and step.rollback:
             problem((*where, "rollback"), "a rollback step cannot have rollback steps of its own")
-        rendered = _render_step(step, context, inventory is not None, lambda key, msg: problem((*where, key), msg))
+        rendered, env = _render_step(
+            step, context, inventory is not None, lambda key, msg: problem((*where, key), msg)
+        )
         if inventory is not None:
             _check_refs(rendered, inventory, lambda key, msg: problem((*where, *key), _from_template(step, key, msg)))
         rollback = []
@@ -314,7 +328,7 @@ def load_playbook(
         default_timeout = 60.0 if action in ("check", "wait_for") else DEFAULT_TIMEOUT
         return Step(
             index=index,
-            name=rendered.name or _default_name(rendered),
+            name=rendered.name or _default_name(rendered, env),
             action=action,
             line=lines.nearest(where),
             spec=rendered,
@@ -322,6 +336,7 @@ def load_playbook(
             retries=int(rendered.retries if rendered.retries is not None else (0 if action == "check" else 1000)),
             interval=float(rendered.interval or (2.0 if action == "check" else 1.0)),
             rollback=tuple(rollback),
+            env=tuple(sorted(env.items())),
         )
 
     steps = []
@@ -351,12 +366,12 @@ def load_playbook(
     )
 
 
-def _default_name(step: StepSpec) -> str:
+def _default_name(step: StepSpec, env: Mapping[str, str]) -> str:
     a = step.action
     if a == "run":
-        return f"run on {step.host}: {str(step.run)[:40]}"
+        return f"run on {step.host}: {show_command(str(step.run), env)[:40]}"
     if a == "local":
-        return f"local: {str(step.local)[:40]}"
+        return f"local: {show_command(str(step.local), env)[:40]}"
     if a == "restore" and step.restore is not None:
         return f"restore {step.restore.backup}"
     if a == "manual":
@@ -378,14 +393,154 @@ def _lookup(context: Mapping[str, Any], dotted: str) -> Any:
     return value
 
 
-def render(text: str, context: Mapping[str, Any], quote: bool) -> str:
-    """``text`` with every ``{{ name }}`` replaced (through shlex.quote when ``quote``); KeyError if unknown."""
+def render(text: str, context: Mapping[str, Any]) -> str:
+    """``text`` with every ``{{ name }}`` replaced by its value as is; KeyError if unknown."""
+    return _TEMPLATE.sub(lambda m: str(_lookup(context, m.group(1))), text)
+
+
+class TemplateQuoted(ValueError):
+    """A ``{{ name }}`` sits inside shell quotes in a command."""
+
+
+_ENV_PREFIX = "ITOPS_VAR_"
+_ENV_REF = re.compile(r'"\$\{(' + _ENV_PREFIX + r'[A-Za-z0-9_]+)\}"')
+
+
+def render_shell(text: str, context: Mapping[str, Any], env: dict[str, str]) -> str:
+    """A shell command with each ``{{ name }}`` turned into ``"${ITOPS_VAR_name}"``; values go into ``env``.
+
+    The value never enters the command text, so no value can become shell syntax whatever it
+    holds. KeyError for an unknown name; :class:`TemplateQuoted` for a template inside quotes.
+    """
+    contexts = _template_contexts(text)
 
     def sub(m: re.Match[str]) -> str:
-        value = str(_lookup(context, m.group(1)))
-        return shlex.quote(value) if quote else value
+        name = m.group(1)
+        value = str(_lookup(context, name))
+        where = contexts.get(m.start(), "bare")
+        if where != "bare":
+            raise TemplateQuoted(name, where)
+        if "\0" in value:
+            raise TemplateQuoted(name, "")  # no environment variable or shell word can hold a NUL byte
+        var = _env_name(name, value, env)
+        return f'"${{{var}}}"'
 
     return _TEMPLATE.sub(sub, text)
+
+
+def _env_name(name: str, value: str, env: dict[str, str]) -> str:
+    base = _ENV_PREFIX + re.sub(r"[^A-Za-z0-9_]", "_", name)
+    var, n = base, 1
+    while var in env and env[var] != value:  # two names that sanitise alike (a-b, a_b)
+        n += 1
+        var = f"{base}_{n}"
+    env[var] = value
+    return var
+
+
+def show_command(command: str, env: Mapping[str, str]) -> str:
+    """``command`` with ``"${ITOPS_VAR_x}"`` replaced by the shell-quoted value: for display only."""
+    return _ENV_REF.sub(lambda m: shlex.quote(env[m.group(1)]) if m.group(1) in env else m.group(0), command)
+
+
+_HEREDOC = re.compile(r"""<<(-?)[ \t]*(?:'([^'\n]*)'|"([^"\n]*)"|\\?([^\s;&|<>()'"`]+))""")
+
+
+def _template_contexts(text: str) -> dict[int, str]:
+    """Where each ``{{ }}`` of the sh command ``text`` sits (by start offset).
+
+    ``bare``, or for a template the shell would not expand as one plain word: ``single quotes``,
+    ``double quotes``, ``a here-document``. A small POSIX sh lexer: quotes, backslashes,
+    ``$( )`` and backticks (a fresh, unquoted context even inside double quotes), ``$'...'``,
+    comments, here-documents. Templates are opaque words. It decides only what the author
+    meant; safety does not depend on it, because values never enter the command text.
+    """
+    starts = {m.start(): m.end() for m in _TEMPLATE.finditer(text)}
+    stack = ["bare"]  # bare | single | double | cmd ($( )) | paren (( ) inside $( )) | bq (backticks)
+    out: dict[int, str] = {}
+    heredocs: list[tuple[str, bool]] = []  # (delimiter, strip leading tabs) waiting for the next line
+    i, n = 0, len(text)
+    while i < n:
+        top = stack[-1]
+        if i in starts:
+            out[i] = {"single": "single quotes", "double": "double quotes"}.get(top, "bare")
+            i = starts[i]
+            continue
+        c = text[i]
+        if top == "single":
+            if c == "'":
+                stack.pop()
+            i += 1
+            continue
+        if c == "\\":
+            i += 2
+            continue
+        if text.startswith("$(", i):
+            stack.append("cmd")
+            i += 2
+            continue
+        if c == "`":
+            if top == "bq":
+                stack.pop()
+            else:
+                stack.append("bq")
+            i += 1
+            continue
+        if top == "double":
+            if c == '"':
+                stack.pop()
+            i += 1
+            continue
+        if c == "\n" and heredocs:
+            i = _skip_heredocs(text, i + 1, heredocs, starts, out)
+            heredocs.clear()
+            continue
+        if text.startswith("<<<", i):  # a here-string: an ordinary word follows
+            i += 3
+            continue
+        heredoc = _HEREDOC.match(text, i) if text.startswith("<<", i) else None
+        if heredoc is not None:
+            delimiter = next(g for g in heredoc.groups()[1:] if g is not None)
+            heredocs.append((delimiter, heredoc.group(1) == "-"))
+            i = heredoc.end()
+            continue
+        if text.startswith("$'", i):
+            stack.append("single")
+            i += 2
+            continue
+        if c == "'":
+            stack.append("single")
+        elif c == '"':
+            stack.append("double")
+        elif c == "(" and top in ("cmd", "paren"):
+            stack.append("paren")
+        elif c == ")" and top in ("cmd", "paren"):
+            stack.pop()
+        elif c == "#" and (i == 0 or text[i - 1] in " \t\n;&|()"):
+            nl = text.find("\n", i)
+            i = n if nl < 0 else nl
+            continue
+        i += 1
+    return out
+
+
+def _skip_heredocs(
+    text: str, i: int, heredocs: list[tuple[str, bool]], starts: Mapping[int, int], out: dict[int, str]
+) -> int:
+    """Skip the bodies of the pending here-documents from offset ``i``; templates in them are marked."""
+    for delimiter, strip_tabs in heredocs:
+        while i < len(text):
+            end = text.find("\n", i)
+            end = len(text) if end < 0 else end
+            line = text[i:end]
+            if (line.lstrip("\t") if strip_tabs else line) == delimiter:
+                i = end + 1
+                break
+            for start in starts:
+                if i <= start < end:
+                    out[start] = "a here-document"
+            i = end + 1
+    return i
 
 
 _SHELL_FIELDS = {("run",), ("local",), ("check", "command"), ("wait_for", "command")}
@@ -393,13 +548,27 @@ _SHELL_FIELDS = {("run",), ("local",), ("check", "command"), ("wait_for", "comma
 
 def _render_step(
     step: StepSpec, context: Mapping[str, Any], have_inventory: bool, problem: Callable[[str, str], None]
-) -> StepSpec:
+) -> tuple[StepSpec, dict[str, str]]:
     data = step.model_dump(by_alias=True, exclude={"rollback"})
+    env: dict[str, str] = {}
 
     def walk(value: Any, path: tuple[str, ...]) -> Any:
         if isinstance(value, str):
             try:
-                return render(value, context, quote=path in _SHELL_FIELDS)
+                if path in _SHELL_FIELDS:
+                    return render_shell(value, context, env)
+                return render(value, context)
+            except TemplateQuoted as exc:
+                name, where = exc.args
+                tpl = "{{ " + name + " }}"
+                if not where:
+                    problem(path[0], f"the value of {tpl} in {'.'.join(path)} holds a NUL byte, which no shell "
+                            "command can be given")  # fmt: skip
+                    return value
+                problem(path[0], f"{tpl} is inside {where} in {'.'.join(path)}: write it outside quotes, "
+                        f"e.g. --opt={tpl} or \"text \"{tpl}, or set a variable first (v={tpl}; ... \"$v\"): "
+                        "the value is passed as one word and never parsed by the shell")  # fmt: skip
+                return value
             except KeyError as exc:
                 name = str(exc.args[0])
                 if name.startswith("hosts.") and not have_inventory:
@@ -416,12 +585,12 @@ def _render_step(
     rendered = walk(data, ())
     rendered["rollback"] = ()
     try:
-        return StepSpec.model_validate(rendered)
+        return StepSpec.model_validate(rendered), env
     except ValidationError as exc:  # a template rendered into something invalid
         for err in exc.errors(include_url=False):
             loc = [str(p) for p in err["loc"]]
             problem(loc[0] if loc else "", f"after templates: {'.'.join(loc)}: {err['msg']}")
-        return step
+        return step, env
 
 
 def _from_template(raw: StepSpec, key: tuple[str, ...], message: str) -> str:

@@ -10,8 +10,10 @@ folder, in their own process group (killed as a group on timeout or stop).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -27,10 +29,10 @@ from itops.checkapi import ProbeResult
 from itops.errors import AuthFailed, HostKeyRejected, HostUnreachable, ItopsError, TransportError
 from itops.inventory import Inventory
 from itops.model import Status
-from itops.playbook.schema import Condition, Step
+from itops.playbook.schema import Condition, Step, show_command
 from itops.runner import target_for
 from itops.transport.base import HostConnection
-from itops.transport.batch import build_script
+from itops.transport.batch import BatchScript, build_script
 from itops.transport.local import LocalConnection
 from itops.transport.ssh import KnownHosts, SSHConnection
 
@@ -132,11 +134,11 @@ class StepRunner:
                 conn.close()
 
     # -- commands -----------------------------------------------------------------------------
-    def remote(self, host: str, command: str, timeout: float) -> ProbeResult:
-        """Run ``command`` on ``host``; TransportError when the host cannot be used."""
+    def remote(self, host: str, command: str, timeout: float, env: Mapping[str, str] | None = None) -> ProbeResult:
+        """Run ``command`` on ``host`` with ``env`` exported; TransportError when the host cannot be used."""
         conn = self.connection(host)
-        outcome = conn.run_batch(build_script([command], [timeout]), idle_timeout=timeout + 10,
-                                 total_timeout=timeout + 15)  # fmt: skip
+        batch = with_env(build_script([command], [timeout]), env or {})
+        outcome = conn.run_batch(batch, idle_timeout=timeout + 10, total_timeout=timeout + 15)
         return outcome.results[0]
 
     def script(self, host: str | None, script: str, timeout: float, secrets: Mapping[str, str]) -> ProbeResult:
@@ -145,10 +147,11 @@ class StepRunner:
         conn = self.connection(host) if host is not None else LocalConnection()
         return conn.run_batch(batch, idle_timeout=timeout + 10, total_timeout=timeout + 15).results[0]
 
-    def local(self, command: str, timeout: float) -> ProbeResult:
+    def local(self, command: str, timeout: float, env: Mapping[str, str] | None = None) -> ProbeResult:
         try:
             proc = subprocess.Popen(
                 ["/bin/sh", "-c", command],
+                env={**os.environ, **env} if env else None,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -170,10 +173,13 @@ class StepRunner:
         rc = proc.returncode if not timed_out else 124
         return ProbeResult(command, rc, out, err, timed_out=timed_out)
 
-    def command(self, host: str | None, command: str, timeout: float) -> tuple[ProbeResult, str]:
+    def command(self, host: str | None, command: str, timeout: float,
+                env: Mapping[str, str] | None = None) -> tuple[ProbeResult, str]:  # fmt: skip
+        """Run a step's command here or on ``host``; ``env`` holds its template values (``ITOPS_VAR_*``)."""
+        shown = show_command(command, env or {})
         if host is None:
-            return self.local(command, timeout), f"here: {command}"
-        return self.remote(host, command, timeout), f"{self.describe(host)}: {command}"
+            return self.local(command, timeout, env), f"here: {shown}"
+        return self.remote(host, command, timeout, env), f"{self.describe(host)}: {shown}"
 
     # -- steps --------------------------------------------------------------------------------
     def run(self, step: Step) -> StepResult:
@@ -199,14 +205,14 @@ class StepRunner:
             host = spec.host if spec.run is not None else None
             command = spec.run if spec.run is not None else spec.local
             assert command is not None
-            res, source = self.command(host, command, step.timeout)
+            res, source = self.command(host, command, step.timeout, dict(step.env))
             return _command_result(res, source, step.timeout, expect_rc=0, expect_output=None)
         if spec.check is not None:
             return self._poll(spec.check, attempts=step.retries + 1, interval=step.interval, per_try=step.timeout,
-                              total=None)  # fmt: skip
+                              total=None, env=dict(step.env))  # fmt: skip
         if spec.wait_for is not None:
             return self._poll(spec.wait_for, attempts=max(1, step.retries + 1), interval=step.interval,
-                              per_try=min(step.timeout, 10.0), total=step.timeout)  # fmt: skip
+                              per_try=min(step.timeout, 10.0), total=step.timeout, env=dict(step.env))  # fmt: skip
         if spec.manual is not None:
             return self._manual(step)
         if spec.restore is not None:
@@ -216,12 +222,12 @@ class StepRunner:
         raise AssertionError(step.action)
 
     def _poll(self, cond: Condition, *, attempts: int, interval: float, per_try: float,
-              total: float | None) -> StepResult:  # fmt: skip
+              total: float | None, env: Mapping[str, str] | None = None) -> StepResult:  # fmt: skip
         deadline = time.monotonic() + total if total is not None else None
         last = StepResult(Status.FAIL, "not evaluated")
         for attempt in range(1, attempts + 1):
             budget = per_try if deadline is None else max(0.1, min(per_try, deadline - time.monotonic()))
-            last = self.evaluate(cond, budget)
+            last = self.evaluate(cond, budget, env)
             last.attempts = attempt
             if last.status is Status.PASS or last.status is Status.UNREACHABLE or self.stop.is_set():
                 break
@@ -235,10 +241,10 @@ class StepRunner:
                 last.message += f" (after {attempts} attempts)"
         return last
 
-    def evaluate(self, cond: Condition, timeout: float) -> StepResult:
-        """One evaluation of a condition."""
+    def evaluate(self, cond: Condition, timeout: float, env: Mapping[str, str] | None = None) -> StepResult:
+        """One evaluation of a condition (``env``: the step's template values)."""
         if cond.command is not None:
-            res, source = self.command(cond.host, cond.command, timeout)
+            res, source = self.command(cond.host, cond.command, timeout, env)
             return _command_result(res, source, timeout, cond.expect_rc, cond.expect_output)
         if cond.tcp is not None:
             address, port, want = self.address(cond.tcp.host), int(cond.tcp.port), cond.tcp.state
@@ -276,6 +282,26 @@ class StepRunner:
         if not text:
             return StepResult(Status.FAIL, "empty operator answer", source, observed=observed, expected="yes")
         return StepResult(Status.PASS, f"confirmed: {text}", source, observed=observed, expected="yes")
+
+
+_ENV_NAME = re.compile(r"^ITOPS_VAR_[A-Za-z0-9_]+$")
+
+
+def with_env(batch: BatchScript, env: Mapping[str, str]) -> BatchScript:
+    """The batch with a step's template values exported at its top, where we write every character.
+
+    The values are quoted by :func:`shlex.quote` in plain assignments at the top of the script
+    (a context itops controls, not the author's command); the command only refers to them as
+    ``"${ITOPS_VAR_x}"``. The script goes over the SSH channel's stdin, never argv.
+    """
+    if not env:
+        return batch
+    lines = []
+    for name, value in sorted(env.items()):
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"bad template variable name {name!r}")
+        lines.append(f"{name}={shlex.quote(value)}; export {name}\n")
+    return dataclasses.replace(batch, script="".join(lines).encode() + batch.script)
 
 
 def _command_result(res: ProbeResult, source: str, timeout: float, expect_rc: int,

@@ -9,15 +9,13 @@ so a missing optional library (weasyprint) only affects its own format.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from importlib import import_module
 from pathlib import Path
 
 from itops.errors import UsageError
+from itops.fsutil import write_private_atomic
 from itops.report.data import TREND_RUNS, ReportData, load_report_data
 from itops.store import Store
 
@@ -89,31 +87,15 @@ def render(store: Store, run_id: str, fmt: str, templates: Path | None = None, t
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+    """Write ``data`` to ``path`` atomically, mode 0600, never through a symlink.
 
-    A reader (a CI job, a web server) never sees a half-written report, and a failure
-    leaves the previous file in place.
+    See :func:`itops.fsutil.write_private_atomic`: an unpredictable temporary file in the same
+    folder, fsync, ``os.replace``. A reader (a CI job, a web server) never sees a half-written
+    report, a failure leaves the previous file in place, and a symlink planted at the report
+    path is replaced, not written through. Reports hold findings and evidence: they are
+    private to the user running itops whatever the umask (a missing folder is created 0700).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    write_private_atomic(path, data)
 
 
 def write_report(

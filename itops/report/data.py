@@ -34,6 +34,15 @@ def printable(text: str) -> str:
     return CONTROL_CHARS.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else "\ufffd", text)
 
 
+_LINE_LAYOUT = {9: "\\x09", 10: "\\x0a", 13: "\\x0d"}
+
+
+def printable_line(text: str) -> str:
+    """:func:`printable`, and tab, newline and carriage return too: host text on ONE terminal or table line,
+    where a CR could overwrite what came before it and a newline fake a line of its own."""
+    return printable(text).translate(_LINE_LAYOUT) if text else text
+
+
 def compliance_score(counts: Mapping[str, int]) -> float | None:
     """PASS / (PASS + FAIL + WAIVED) as a percentage; None when nothing was evaluated.
 

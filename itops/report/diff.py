@@ -27,7 +27,7 @@ from typing import Any
 
 from itops.model import Result, Run, Status, count_statuses
 from itops.redact import redact_result
-from itops.report.data import compliance_score, printable
+from itops.report.data import compliance_score, printable_line
 from itops.report.views import worst_status
 from itops.store import Store
 
@@ -198,7 +198,7 @@ def _line(c: Change) -> str:
     res = f" ({r.resource})" if r.resource else ""
     moved = f"{c.before.status.value if c.before else '-'} -> {c.after.status.value if c.after else '-'}"
     note = f" [{c.note}]" if c.note else ""
-    return printable(f"[{r.severity.value}] {r.target}  {r.check_id}{res}  {moved}{note}: {r.message}")
+    return printable_line(f"[{r.severity.value}] {r.target}  {r.check_id}{res}  {moved}{note}: {r.message}")
 
 
 def render_diff_table(d: RunDiff) -> str:

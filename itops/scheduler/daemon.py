@@ -53,6 +53,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.util import datetime_to_utc_timestamp, utc_timestamp_to_datetime
 
 from itops.errors import UsageError
+from itops.fsutil import ensure_private_dir, private_sqlite_file
 from itops.scheduler.config import Job
 from itops.scheduler.execute import JobContext, execute_job
 from itops.scheduler.jobs import JobOutcome
@@ -66,17 +67,17 @@ _ACTIVE: dict[str, JobContext] = {}  # state folder -> context of the daemon run
 class SQLiteJobStore(BaseJobStore):  # type: ignore[misc]
     """apscheduler's SQLAlchemyJobStore table and semantics on the standard library's sqlite3.
 
-    Job state is pickled as apscheduler does. The file lives in the daemon's state folder
-    (mode 0600), written only by this daemon, so reading it back is as trusted as the
-    schedule file itself.
+    Job state is pickled as apscheduler does, and unpickling runs code: the file must be as
+    trusted as the schedule file itself. So its folder is a private one of ours (0700) and the
+    file (with its -wal/-shm) is 0600 and ours; a foreign-owned or group/world-writable folder
+    or file is refused (:class:`itops.fsutil.UnsafePathError`, exit 4) before anything is read.
     """
 
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
+        ensure_private_dir(path.parent)
+        private_sqlite_file(path)
         with closing(self._db()) as db, db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS apscheduler_jobs (id TEXT PRIMARY KEY, next_run_time REAL,"
@@ -179,9 +180,10 @@ def stored_next_runs(path: Path) -> dict[str, float | None]:
 @contextlib.contextmanager
 def daemon_lock(state_dir: Path) -> Iterator[None]:
     """Hold ``scheduler.lock`` for the daemon's life; UsageError when another daemon has it."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(state_dir)
     path = state_dir / "scheduler.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)  # a lock file left by an older itops may be 0644
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from itops.errors import ItopsError
+from itops.fsutil import ensure_private_dir
 from itops.model import Result, Run, Status
 from itops.notify import JobEvent, deliver
 from itops.report import EXTENSIONS, normalize_format, write_report
@@ -56,8 +57,7 @@ class JobContext:
     @classmethod
     def create(cls, schedule: Schedule, store_dir: Path | None = None) -> JobContext:
         store = Store(store_dir or schedule.store)
-        state = default_state_dir(schedule, store.root)
-        state.mkdir(parents=True, exist_ok=True)
+        state = ensure_private_dir(default_state_dir(schedule, store.root))
         return cls(schedule, store, state, JobHistory(state / "jobs.db"))
 
     @property

@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from itops.fsutil import ensure_private_dir, private_sqlite_file
+from itops.redact import redact
 from itops.scheduler.config import (
     AuditOptions,
     BackupVerifyOptions,
@@ -147,7 +149,8 @@ class JobHistory:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(path.parent)
+        private_sqlite_file(path)
         with closing(self._connect()) as db, db:
             db.executescript(HISTORY_SCHEMA)
 
@@ -180,8 +183,8 @@ class JobHistory:
                     outcome.run_id,
                     outcome.pid,
                     json.dumps(outcome.argv),
-                    outcome.stderr[-STDERR_TAIL:],
-                    outcome.error,
+                    redact(outcome.stderr[-STDERR_TAIL:]),
+                    redact(outcome.error),
                     json.dumps(outcome.notifications),
                     outcome.report,
                     outcome.seq,
@@ -250,8 +253,9 @@ def job_lock(lock_dir: Path, job: str) -> Iterator[bool]:
     The daemon's max_instances=1 prevents overlap inside one daemon; this lock also covers a
     ``schedule run-job`` from cron or systemd running at the same time.
     """
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_dir / f"{job}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    ensure_private_dir(lock_dir)
+    fd = os.open(lock_dir / f"{job}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)  # a lock file left by an older itops may be 0644
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from itops.checkapi import ProbeResult
 from itops.errors import TransportError
-from itops.transport.batch import PRELUDE_EXITS, BatchScript, FrameParser
+from itops.transport.batch import DEFAULT_MAX_PROBE_OUTPUT, PRELUDE_EXITS, BatchScript, FrameParser
 
 #: pump_frames' reason when the output stream ended (EOF) before the END frame
 STREAM_ENDED = "connection closed before the batch finished"
@@ -19,6 +19,23 @@ BATCH_COMMAND = {False: "sh -s", True: "sudo -n sh -s"}
 # sudo's own stderr lines that say nothing about why it refused (the host's name not resolving)
 _SUDO_NOISE = re.compile(r"^sudo: unable to resolve host ")
 _QUOTED_CHARS = 400
+#: what a transport keeps of the batch script's own stderr (the probes' stderr is in their frames)
+STDERR_KEEP = 64 * 1024
+
+
+class StderrTail:
+    """The last :data:`STDERR_KEEP` bytes of a stream that may be endless."""
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+
+    def add(self, data: bytes) -> None:
+        self._data += data
+        if len(self._data) > 2 * STDERR_KEEP:
+            del self._data[:-STDERR_KEEP]
+
+    def bytes(self) -> bytes:
+        return bytes(self._data[-STDERR_KEEP:])
 
 
 @dataclass
@@ -38,7 +55,14 @@ class HostConnection(Protocol):
 
     host_key_fingerprint: str
 
-    def run_batch(self, batch: BatchScript, *, idle_timeout: float, total_timeout: float) -> BatchOutcome: ...
+    def run_batch(
+        self,
+        batch: BatchScript,
+        *,
+        idle_timeout: float,
+        total_timeout: float,
+        max_output: int = DEFAULT_MAX_PROBE_OUTPUT,
+    ) -> BatchOutcome: ...
 
     def close(self) -> None: ...
 
@@ -49,15 +73,19 @@ def pump_frames(
     *,
     idle_timeout: float,
     total_timeout: float,
+    max_output: int = DEFAULT_MAX_PROBE_OUTPUT,
 ) -> tuple[FrameParser, str]:
     """Read the batch's stdout until the END frame, EOF, or a deadline.
 
     ``read(wait)`` returns bytes, ``b""`` at EOF, or ``None`` when nothing came
     within ``wait`` seconds. The idle deadline restarts with each finished probe,
     so a long pack on a slow host is fine while one hung probe is not.
+    Each probe may send ``max_output`` bytes (stdout and stderr together); the rest of an
+    over-size probe's output is read and dropped (see :class:`FrameParser`), so memory stays
+    bounded while the batch's other probes still report.
     Returns the parser and, when it stopped early, why.
     """
-    parser = FrameParser(batch)
+    parser = FrameParser(batch, max_output)
     start = time.monotonic()
     last_progress = start
     seen = 0

@@ -9,7 +9,6 @@ past the deadline, the probes already done are kept.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,6 +72,37 @@ def _sh_single_quote(text: str) -> str:
     return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
+#: the default cap on one probe's output (stdout and stderr together), inventory ``ssh.max_probe_output``
+DEFAULT_MAX_PROBE_OUTPUT = 16 * 1024 * 1024
+#: what is kept of output that precedes the first frame (a login shell's banner)
+PREAMBLE_KEEP = 64 * 1024
+_HEADER_MAX = 64  # "RC <index> <status>" and the like; a longer line after a marker is not ours
+
+
+def format_size(n: int) -> str:
+    """``16 MiB``, ``512 KiB`` or ``100 bytes``: how a byte limit is shown to users."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
+
+
+#: the output kept for a whole batch is at most this many times the per-probe limit (64 MiB by default)
+BATCH_OUTPUT_FACTOR = 4
+
+
+def over_limit_message(index: int, command: str, limit: int, *, batch_limit: int = 0) -> str:
+    """The error of a probe whose output went over ``limit`` (or, with ``batch_limit``, whose output
+    would have taken the batch's kept output over that)."""
+    shown = command if len(command) <= 80 else command[:77] + "..."
+    if batch_limit:
+        return (
+            f"probe {index} (`{shown}`) not assessed: the host's probes sent more than "
+            f"{format_size(batch_limit)} of output in all"
+        )
+    return f"probe {index} (`{shown}`) sent more than {format_size(limit)} of output; not assessed"
+
+
 class FrameParser:
     """Incremental parser for a batch's stdout; feed bytes, collect finished frames.
 
@@ -82,76 +112,152 @@ class FrameParser:
     arguments), so output holding any bytes, even our marker from another run, stays data.
     Streaming stdout straight to the channel (no temp file, no length count) keeps the
     per-probe cost to the ``timeout`` and ``sh`` it runs under.
+
+    Hosts are untrusted: every byte is looked at a bounded number of times (only the last
+    ``len(marker) - 1`` bytes of a chunk are kept back, in case a marker straddles two reads), and
+    a probe whose stdout and stderr together exceed ``max_output`` stops being buffered: the rest
+    of its output is read and dropped, and its result is an error saying so (``over_limit``).
+    The output kept for the whole batch is bounded too (:data:`BATCH_OUTPUT_FACTOR` times
+    ``max_output``): a probe that would go past that is dropped the same way, so many probes just
+    under the limit cannot add up without bound. Bytes before the first frame are kept up to
+    :data:`PREAMBLE_KEEP`; bytes between frames are dropped.
     """
 
-    def __init__(self, batch: BatchScript) -> None:
+    def __init__(self, batch: BatchScript, max_output: int = DEFAULT_MAX_PROBE_OUTPUT) -> None:
         self.batch = batch
-        self._buf = bytearray()
+        self.max_output = max_output
+        self.max_batch_output = max_output * BATCH_OUTPUT_FACTOR
+        self._kept = 0  # output bytes kept in the finished results
+        self._over_batch = False  # the current frame was dropped for the batch's limit
+        self._buf = bytearray()  # bytes not yet handed to a sink (at most one read plus a marker)
         self._mark = b"\n@@ITOPS:" + batch.nonce.encode() + b"@@ "
-        self._rc = re.compile(re.escape(self._mark) + rb"RC (\d+) (-?\d+)\n")
         self.results: dict[int, ProbeResult] = {}
         self.finished = False
-        self.preamble = b""  # anything the login shell printed before our first frame
-        self._scan = 0  # where to resume looking for the next marker
+        self.preamble = b""  # what the login shell printed before our first frame (bounded)
+        self._preamble = bytearray()
+        self._in_header = False
+        self._section = "preamble"  # where body bytes go: preamble, out, err, or junk (dropped)
+        self._index = -1  # the frame being read
+        self._out = bytearray()
+        self._err = bytearray()
+        self._size = 0  # bytes of output the current frame sent, kept or not
+        self._over = False
+        self.over_limit: set[int] = set()
 
     def feed(self, data: bytes) -> None:
+        """Take the next bytes of the stream (any chunking)."""
+        if self.finished:
+            return
         self._buf += data
-        while not self.finished:
-            if not self._parse_one():
-                break
-
-    def _parse_one(self) -> bool:
         buf, mark = self._buf, self._mark
-        start = buf.find(mark)
-        if start == -1:
-            return False
-        if start > 0:
-            # bytes before a marker: what a login shell printed before the first frame
-            if not self.results:
-                self.preamble += bytes(buf[:start])
-            del buf[:start]
-            self._scan = max(0, self._scan - start)
-            start = 0
-        line_end = buf.find(b"\n", len(mark))
-        if line_end == -1:
-            return False
-        head = bytes(buf[len(mark) : line_end])
-        if head == b"END":
+        while not self.finished:
+            if self._in_header:
+                end = buf.find(b"\n", 0, _HEADER_MAX + 1)
+                if end == -1:
+                    if len(buf) > _HEADER_MAX:  # no header of ours is this long: not a frame line
+                        self._in_header = False
+                        self._section = "junk" if self.results or self._index >= 0 else "preamble"
+                        continue
+                    return
+                head = bytes(buf[:end])
+                del buf[: end + 1]
+                self._in_header = False
+                self._header(head)
+                continue
+            at = buf.find(mark)
+            if at == -1:
+                # hand over all but a possible start of a marker; those bytes are not looked at again
+                keep = min(len(buf), len(mark) - 1)
+                self._sink(buf[: len(buf) - keep])
+                del buf[: len(buf) - keep]
+                return
+            self._sink(buf[:at])
+            del buf[: at + len(mark)]
+            self._in_header = True
+
+    def _sink(self, data: bytearray | bytes) -> None:
+        if not data:
+            return
+        section = self._section
+        if section == "preamble":
+            room = PREAMBLE_KEEP - len(self._preamble)
+            if room > 0:
+                self._preamble += data[:room]
+                self.preamble = bytes(self._preamble)
+            return
+        if section == "junk":
+            return
+        self._size += len(data)
+        if self._over:
+            return
+        if self._size > self.max_output or self._kept + self._size > self.max_batch_output:
+            self._over = True
+            self._over_batch = self._size <= self.max_output
+            self._out, self._err = bytearray(), bytearray()  # give the memory back now
+            return
+        (self._out if section == "out" else self._err).extend(data)
+
+    def _header(self, head: bytes) -> None:
+        parts = head.split(b" ")
+        kind = parts[0]
+        if kind == b"END" and len(parts) == 1:
             self.finished = True
-            del buf[: line_end + 1]
-            return False
-        if not head.startswith(b"OUT "):
-            del buf[: line_end + 1]  # not ours to interpret; skip the line
-            return True
-        idx = head[4:].decode("ascii", "replace")
-        err_mark = mark + b"ERR " + idx.encode() + b"\n"
-        err_at = buf.find(err_mark, max(line_end, self._scan - len(err_mark)))
-        if err_at == -1:
-            self._scan = len(buf)
-            return False
-        rc_match = self._rc.search(buf, err_at + len(err_mark))
-        if rc_match is None:
-            return False
-        self._scan = 0
-        stdout = bytes(buf[line_end + 1 : err_at])
-        stderr = bytes(buf[err_at + len(err_mark) : rc_match.start()])
-        rc = int(rc_match.group(2))
-        del buf[: rc_match.end()]
-        i = int(idx) if idx.isdigit() else -1
-        if 0 <= i < len(self.batch.commands):
+            return
+        idx = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1
+        if kind == b"OUT" and len(parts) == 2 and idx >= 0:
+            self._index, self._section = idx, "out"
+            self._out, self._err, self._size, self._over = bytearray(), bytearray(), 0, False
+        elif kind == b"ERR" and len(parts) == 2 and idx == self._index >= 0 and self._section == "out":
+            self._section = "err"
+        elif kind == b"RC" and len(parts) == 3 and idx == self._index >= 0 and self._section == "err":
+            try:
+                rc = int(parts[2])
+            except ValueError:
+                rc = None
+            self._finish(idx, rc)
+        else:
+            self._section = "junk"  # not ours to interpret: drop until the next marker
+
+    def _finish(self, i: int, rc: int | None) -> None:
+        self._section, self._index = "junk", -1
+        if not 0 <= i < len(self.batch.commands):
+            return
+        command = self.batch.commands[i]
+        if self._over:
+            self.results[i] = self._over_limit_result(i)
+        elif rc is None:
+            self.results[i] = ProbeResult(command=command, rc=None, error="malformed exit status")
+        else:
+            self._kept += self._size
             self.results[i] = ProbeResult(
-                command=self.batch.commands[i],
+                command=command,
                 rc=rc,
-                stdout=stdout,
-                stderr=stderr,
+                stdout=bytes(self._out),
+                stderr=bytes(self._err),
                 timed_out=rc in TIMEOUT_RCS,
             )
-        return True
+        self._out, self._err, self._size, self._over = bytearray(), bytearray(), 0, False
+
+    def _over_limit_result(self, i: int) -> ProbeResult:
+        self.over_limit.add(i)
+        command = self.batch.commands[i]
+        return ProbeResult(
+            command=command,
+            rc=None,
+            error=over_limit_message(
+                i, command, self.max_output, batch_limit=self.max_batch_output if self._over_batch else 0
+            ),
+            over_limit=True,
+        )
 
     def complete(self, reason: str) -> dict[int, ProbeResult]:
         """All frames, with a not-run result (``reason``) for every probe that never reported."""
         out = dict(self.results)
         first_missing = True
+        if self._over and 0 <= self._index < len(self.batch.commands) and self._index not in out:
+            # the probe still sending when the batch stopped had already gone over the limit
+            out[self._index] = self._over_limit_result(self._index)
+            first_missing = False
         for i, cmd in enumerate(self.batch.commands):
             if i not in out:
                 # the first missing probe is the one that was running when we gave up

@@ -9,17 +9,19 @@ import select
 import shlex
 import signal
 import subprocess
+import threading
 
 from itops.errors import TransportError
 from itops.transport.base import (
     BATCH_COMMAND,
     STREAM_ENDED,
     BatchOutcome,
+    StderrTail,
     explain_unstarted_batch,
     pump_frames,
     stream_end_problem,
 )
-from itops.transport.batch import BatchScript
+from itops.transport.batch import DEFAULT_MAX_PROBE_OUTPUT, BatchScript
 
 
 class LocalConnection:
@@ -30,8 +32,22 @@ class LocalConnection:
     def __init__(self, sudo: bool = False) -> None:
         self.sudo = sudo
 
-    def run_batch(self, batch: BatchScript, *, idle_timeout: float, total_timeout: float) -> BatchOutcome:
-        """Run the batch; raises TransportError when it cannot start or ends before its first probe."""
+    def run_batch(
+        self,
+        batch: BatchScript,
+        *,
+        idle_timeout: float,
+        total_timeout: float,
+        max_output: int = DEFAULT_MAX_PROBE_OUTPUT,
+    ) -> BatchOutcome:
+        """Run the batch; raises TransportError when it cannot start or ends before its first probe.
+
+        The script goes to the shell's stdin from a thread and the shell's stderr is drained by
+        another (keeping its tail), while this thread reads stdout: ``sh -s`` reads its script as it
+        runs, so writing a script bigger than a pipe buffer before reading would deadlock as soon
+        as a probe fills the stdout pipe. A probe sending more than ``max_output`` bytes is an
+        error result of its own (its output is drained and dropped).
+        """
         user = _current_user()
         try:
             proc = subprocess.Popen(
@@ -45,11 +61,27 @@ class LocalConnection:
             said = f"{exc.filename or 'sh'}: {exc.strerror or 'not found'}".encode()
             raise TransportError(explain_unstarted_batch(127, said, user=user, sudo=self.sudo)) from exc
         assert proc.stdin and proc.stdout and proc.stderr
-        # sudo may refuse and exit before reading the script: its reason comes from stderr below
-        with contextlib.suppress(BrokenPipeError):
-            proc.stdin.write(batch.script)
-        with contextlib.suppress(BrokenPipeError):
-            proc.stdin.close()
+        stdin, stderr_fd = proc.stdin, proc.stderr.fileno()
+        stderr_tail = StderrTail()
+
+        def write_script() -> None:
+            # sudo may refuse and exit before reading the script: its reason comes from stderr below
+            with contextlib.suppress(BrokenPipeError, OSError):
+                stdin.write(batch.script)
+            with contextlib.suppress(BrokenPipeError, OSError):
+                stdin.close()
+
+        def drain_stderr() -> None:
+            with contextlib.suppress(OSError):
+                for chunk in iter(lambda: os.read(stderr_fd, 65536), b""):
+                    stderr_tail.add(chunk)
+
+        threads = [
+            threading.Thread(target=write_script, name="itops-local-stdin", daemon=True),
+            threading.Thread(target=drain_stderr, name="itops-local-stderr", daemon=True),
+        ]
+        for t in threads:
+            t.start()
         fd = proc.stdout.fileno()
 
         def read(wait: float) -> bytes | None:
@@ -57,15 +89,20 @@ class LocalConnection:
             return os.read(fd, 65536) if ready else None
 
         try:
-            parser, problem = pump_frames(batch, read, idle_timeout=idle_timeout, total_timeout=total_timeout)
+            parser, problem = pump_frames(
+                batch, read, idle_timeout=idle_timeout, total_timeout=total_timeout, max_output=max_output
+            )
         finally:
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-            stderr = proc.stderr.read()
+            for t in threads:
+                t.join(timeout=5)  # the pipes' other ends died with the process group
+            stderr = stderr_tail.bytes()
             proc.stdout.close()
-            proc.stderr.close()
+            with contextlib.suppress(OSError):
+                proc.stderr.close()
         if problem == STREAM_ENDED:
             problem = stream_end_problem(parser, proc.returncode, stderr, user=user, sudo=self.sudo)
         return BatchOutcome(

@@ -9,29 +9,33 @@ banner, handshake, auth and command has its own timeout.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import os
 import re
 import socket
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import paramiko
 
-from itops.errors import AuthFailed, HostKeyRejected, HostUnreachable, SecretFileError, TransportError
+from itops.errors import AuthFailed, HostUnreachable, SecretFileError, TransportError
 from itops.secretfile import read_secret_file
-from itops.transport.base import BATCH_COMMAND, STREAM_ENDED, BatchOutcome, pump_frames, stream_end_problem
-from itops.transport.batch import BatchScript
+from itops.transport.base import (
+    BATCH_COMMAND,
+    STREAM_ENDED,
+    BatchOutcome,
+    StderrTail,
+    pump_frames,
+    stream_end_problem,
+)
+from itops.transport.batch import DEFAULT_MAX_PROBE_OUTPUT, BatchScript
+from itops.transport.known_hosts import KnownHosts, fingerprint_of
+
+__all__ = ["KnownHosts", "SSHConnection", "SSHTarget", "fingerprint", "read_password_file"]
 
 log = logging.getLogger(__name__)
 
-USER_KNOWN_HOSTS = "~/.ssh/known_hosts"
-SYSTEM_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 #: Tried, like OpenSSH does, when the inventory names no identity_file (after ssh-agent's keys).
 DEFAULT_IDENTITIES = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 
@@ -61,76 +65,7 @@ class SSHTarget:
 
 def fingerprint(key: paramiko.PKey) -> str:
     """OpenSSH-style SHA256 fingerprint of a public key."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
-class KnownHosts:
-    """The merged known_hosts files (inventory's, the user's, the system's); read-only
-    except for an explicit trust-on-first-use file."""
-
-    def __init__(self, files: Sequence[str], tofu_file: str | None = None) -> None:
-        self.keys = paramiko.HostKeys()
-        self.files: list[str] = []
-        for f in [*files, *([tofu_file] if tofu_file else []), USER_KNOWN_HOSTS, SYSTEM_KNOWN_HOSTS]:
-            path = os.path.expanduser(f)
-            if path in self.files or not os.path.isfile(path):
-                continue
-            try:
-                self.keys.load(path)
-            except (OSError, paramiko.SSHException) as exc:
-                log.warning("cannot read known_hosts file %s: %s", path, exc)
-                continue
-            self.files.append(path)
-        self.tofu_file = os.path.expanduser(tofu_file) if tofu_file else None
-        self._lock = threading.Lock()
-
-    def known_types(self, name: str) -> list[str]:
-        entry = self.keys.lookup(name)
-        return list(entry.keys()) if entry else []
-
-    def verify(self, name: str, key: paramiko.PKey) -> None:
-        """Raise HostKeyRejected unless ``key`` is the known key for ``name`` (or TOFU records it)."""
-        with self._lock:
-            entry = self.keys.lookup(name)
-            if entry and key.get_name() in entry:
-                if entry[key.get_name()] == key:
-                    return
-                raise HostKeyRejected(
-                    f"host key for {name} has CHANGED: server offers {key.get_name()} {fingerprint(key)}, "
-                    f"known_hosts has {fingerprint(entry[key.get_name()])} — possible man-in-the-middle",
-                    hint="if the host was really reinstalled, verify the new fingerprint out of band and "
-                    "replace its line in known_hosts (ssh-keygen -R)",
-                )
-            if entry:
-                raise HostKeyRejected(
-                    f"host key for {name} is of type {key.get_name()} ({fingerprint(key)}), "
-                    f"but known_hosts only has {', '.join(entry.keys())}",
-                    hint="verify the fingerprint and add the key to known_hosts",
-                )
-            if self.tofu_file:
-                self._record(name, key)
-                return
-            raise HostKeyRejected(
-                f"unknown host key for {name}: {key.get_name()} {fingerprint(key)} is not in known_hosts "
-                f"({', '.join(self.files) or 'no known_hosts file found'})",
-                hint="verify the fingerprint out of band, then add it (ssh-keyscan) or run once with "
-                "--trust-on-first-use FILE",
-            )
-
-    def _record(self, name: str, key: paramiko.PKey) -> None:
-        assert self.tofu_file
-        self.keys.add(name, key.get_name(), key)
-        Path(self.tofu_file).parent.mkdir(parents=True, exist_ok=True)
-        with open(self.tofu_file, "a", encoding="ascii") as fh:
-            fh.write(f"{name} {key.get_name()} {key.get_base64()}\n")
-        log.warning(
-            "TRUST ON FIRST USE: recorded NEW host key for %s (%s %s) in %s — verify it out of band",
-            name,
-            key.get_name(),
-            fingerprint(key),
-            self.tofu_file,
-        )
+    return fingerprint_of(key.asbytes())
 
 
 def read_password_file(path: str) -> str:
@@ -328,8 +263,18 @@ class SSHConnection:
                 f"jump host {self.target.name} could not open a tunnel to {address}:{port}: {exc}"
             ) from exc
 
-    def run_batch(self, batch: BatchScript, *, idle_timeout: float, total_timeout: float) -> BatchOutcome:
+    def run_batch(
+        self,
+        batch: BatchScript,
+        *,
+        idle_timeout: float,
+        total_timeout: float,
+        max_output: int = DEFAULT_MAX_PROBE_OUTPUT,
+    ) -> BatchOutcome:
         """Send the whole batch as ONE exec (``sh -s``, or ``sudo -n sh -s``, reading the script on stdin).
+
+        A probe sending more than ``max_output`` bytes is an error result of its own (its output is
+        drained and dropped); the script's own stderr is read as it comes and only its tail kept.
 
         Raises TransportError when the script could not be started or ended before its first probe
         (e.g. sudo refused), with the reason taken from the exit status and stderr.
@@ -349,9 +294,13 @@ class SSHConnection:
             send_failed = exc
 
         lost: list[str] = []
+        stderr_tail = StderrTail()
 
         def read(wait: float) -> bytes | None:
             try:
+                # stdout and stderr share the channel's window: stderr left unread would stall stdout
+                while chan.recv_stderr_ready():
+                    stderr_tail.add(chan.recv_stderr(65536))
                 chan.settimeout(wait)
                 return chan.recv(65536)
             except TimeoutError:
@@ -363,10 +312,13 @@ class SSHConnection:
         stderr = b""
         exit_status: int | None = None
         try:
-            parser, problem = pump_frames(batch, read, idle_timeout=idle_timeout, total_timeout=total_timeout)
+            parser, problem = pump_frames(
+                batch, read, idle_timeout=idle_timeout, total_timeout=total_timeout, max_output=max_output
+            )
             problem = lost[0] if lost else problem
             if problem in ("", STREAM_ENDED):
-                exit_status, stderr = _exit_and_stderr(chan)
+                exit_status = _exit_and_stderr(chan, stderr_tail)
+            stderr = stderr_tail.bytes()
         finally:
             chan.close()
         if problem == STREAM_ENDED:
@@ -450,16 +402,17 @@ def is_password_prompt(prompt: str) -> bool:
     return bool(_PASSWORD_PROMPT.search(prompt)) and not _NOT_THE_PASSWORD.search(prompt)
 
 
-def _exit_and_stderr(chan: paramiko.Channel, wait: float = 5.0) -> tuple[int | None, bytes]:
-    """The exit status (None if none came within ``wait`` seconds) and everything sent on stderr.
+def _exit_and_stderr(chan: paramiko.Channel, stderr: StderrTail, wait: float = 5.0) -> int | None:
+    """The exit status (None if none came within ``wait`` seconds); the rest of stderr goes to ``stderr``.
 
     sshd sends the exit status after all of stderr, so once it is here stderr is complete.
     """
     deadline = time.monotonic() + wait
     while not chan.exit_status_ready() and not chan.closed and time.monotonic() < deadline:
+        while chan.recv_stderr_ready():
+            stderr.add(chan.recv_stderr(65536))
         time.sleep(0.005)
     exit_status = chan.recv_exit_status() if chan.exit_status_ready() else None
-    stderr = b""
     while chan.recv_stderr_ready():
-        stderr += chan.recv_stderr(65536)
-    return exit_status, stderr
+        stderr.add(chan.recv_stderr(65536))
+    return exit_status

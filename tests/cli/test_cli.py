@@ -187,3 +187,17 @@ def test_checks_list_filters_by_framework_and_shows_control_ids(framework):
     everything = json.loads(CliRunner().invoke(cli, ["checks", "list", "--target", "host", "--format", "json"]).stdout)
     mapped = {c["id"] for c in everything if c["frameworks"].get(framework)}
     assert {ln.split()[0] for ln in lines} == mapped
+
+
+def test_table_output_shows_host_control_characters_as_visible_escapes():
+    """Host-controlled text (a file name, a config line) cannot clear the screen or rewrite a line (issue 12)."""
+    from itops.cli.output import render_summary
+    from itops.model import Evidence, Result, Run, Severity, Status
+
+    hostile = "/etc/sudoers.d/x\x1b[2J\rFAKE OK\x07\x9b"
+    r = Result(run_id="r", check_id="accounts.sudoers_no_nopasswd", target="web1", status=Status.FAIL,
+               severity=Severity.MEDIUM, message=f"NOPASSWD rule at {hostile}:1: bob ALL=(ALL)\tNOPASSWD: ALL",
+               resource=hostile, evidence=Evidence())  # fmt: skip
+    out = render_summary(Run(id="r", kind="audit", started=0.0, finished=1.0), [r], colour=False)
+    assert not any(c in out for c in "\x1b\r\x07\x9b\t")
+    assert "x\\x1b[2J\\x0dFAKE OK\\x07\\x9b" in out and "\\x09NOPASSWD" in out

@@ -111,8 +111,10 @@ def test_values_reach_the_shell_quoted(tmp_path):
             wait_for: {tcp: {host: 127.0.0.1, port: "{{ port }}"}}
     """)
     pb = load_playbook(path, overrides={"port": "9090"})
-    assert pb.steps[0].spec.local == f"echo {shlex.quote('hello; rm -rf / #')} > /dev/null"
-    assert shlex.split(pb.steps[0].spec.local)[:2] == ["echo", "hello; rm -rf / #"]
+    # the value never enters the command text: it travels in the step's environment
+    assert pb.steps[0].spec.local == 'echo "${ITOPS_VAR_msg}" > /dev/null'
+    assert dict(pb.steps[0].env) == {"ITOPS_VAR_msg": "hello; rm -rf / #"}
+    assert pb.steps[0].shown(pb.steps[0].spec.local) == f"echo {shlex.quote('hello; rm -rf / #')} > /dev/null"
     assert pb.steps[1].spec.wait_for.tcp.port == "9090"  # --var overrides, not quoted outside commands
 
 
@@ -146,7 +148,7 @@ def test_hosts_and_backups_are_checked_against_the_inventory(tmp_path):
     """, "ok.yaml")
     pb = load_playbook(ok, inventory=inv)
     assert pb.steps[0].spec.check.tcp.port == "8443"
-    assert pb.steps[1].spec.local == "echo 10.0.0.5:2222"
+    assert pb.steps[1].shown(pb.steps[1].spec.local) == "echo 10.0.0.5:2222"
 
 
 def test_the_shipped_playbooks_are_valid():

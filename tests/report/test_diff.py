@@ -104,3 +104,13 @@ def test_a_new_resource_is_compared_with_the_same_check_and_target(store: Store)
     better = diff_runs(store, b.id, a.id)
     assert [c.current.resource for c in better.changes["fixed"]] == [""]
     assert not better.changes["removed"]
+
+
+def test_diff_table_shows_host_control_characters_as_escapes(store: Store) -> None:
+    """A file name from a host (CR, ESC) cannot rewrite the diff table on the operator's terminal."""
+    hostile = "/etc/x\x1b[2J\rOK"
+    run_a = store_run(store, [result("web1", "files.x_y", Status.PASS, resource=hostile, message="fine")])
+    store_run(store, [result("web1", "files.x_y", Status.FAIL, resource=hostile, message=f"{hostile}\tworld-writable")])
+    out = CliRunner().invoke(cli, ["diff", run_a.id, "latest", "--store", str(store.root)]).output
+    assert "\x1b" not in out and "\r" not in out and "\t" not in out
+    assert "/etc/x\\x1b[2J\\x0dOK" in out and "\\x09world-writable" in out

@@ -12,6 +12,7 @@ import pytest
 from helpers import make_facts, not_found, overall, run_check, timed_out
 
 from itops.checklib.accounts import HOME_DOT_FILE_STATS, SSH_DIR_STATS
+from itops.checklib.fileperm import stat_records
 from itops.model import Status
 
 CID = "accounts.user_dotfiles_safe"
@@ -114,7 +115,7 @@ def test_unlistable_home_is_error_even_beside_a_failure():
 
 def test_ssh_probe_still_spells_its_lines_the_same():
     # SSH_DIR_STATS and HOME_DOT_FILE_STATS share their home-visiting loop
-    assert "printf 'E|%s\\n' \"$h/.ssh\"" in SSH_DIR_STATS.command
+    assert 'printf "E|%s$_z" "$h/.ssh"' in SSH_DIR_STATS.command
     assert "[ ! -r \"$h\" ]" in HOME_DOT_FILE_STATS.command and "[ ! -r \"$h\" ]" not in SSH_DIR_STATS.command
 
 
@@ -138,11 +139,11 @@ def test_probe_on_a_real_tree(tmp_path):
                       f"m:x:1002:1002::{tmp_path}/missing:/bin/sh\n")
     command = HOME_DOT_FILE_STATS.command.replace("/etc/passwd", str(passwd))
     out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30, check=True).stdout
-    paths = {line.rsplit("|", 1)[1] for line in out.splitlines()}
+    paths = {line.rsplit("|", 1)[1] for line in stat_records(out) if line}
     assert paths >= {str(a), f"{a}/.rhosts", f"{a}/.bashrc", f"{a}/..odd", f"{a}/.linked", str(b),
                      f"{tmp_path}/missing"}
     assert not paths & {f"{a}/visible", f"{a}/.cache", f"{a}/.bash_history", f"{a}/.dangling"}
-    assert f"M|{tmp_path}/missing" in out.splitlines()
+    assert f"M|{tmp_path}/missing" in stat_records(out)
     uid = a.stat().st_uid
     passwd_text = passwd.read_text().replace(":1000:1000:", f":{uid}:{uid}:")
     findings = run_check(CID, make_facts({"etc_passwd": (0, passwd_text), "home_dot_file_stats": (0, out)}))
@@ -165,8 +166,40 @@ def test_probe_as_an_unprivileged_login_reports_homes_it_cannot_list():
         command = HOME_DOT_FILE_STATS.command.replace("/etc/passwd", str(passwd))
         out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", command],
                              capture_output=True, text=True, timeout=30, check=True).stdout
-        assert f"E|{folder}/shut" in out.splitlines() and ".rhosts" not in out
+        assert f"E|{folder}/shut" in stat_records(out) and ".rhosts" not in out
         findings = run_check(CID, make_facts({"etc_passwd": (0, passwd.read_text()), "home_dot_file_stats": (0, out)}))
         assert [(f.status, f.resource) for f in findings] == [(Status.ERROR, f"{folder}/shut")]
     finally:
         shutil.rmtree(folder)
+
+
+# ----------------------------------------------------------------------- odd file names
+
+ODD_NAMES = (".evil\nrc", ".tab\there", ".sp ace", ".pipe|d", ".esc\x1b[31m", ".cr\rx")
+
+
+def test_nul_records_keep_names_with_newlines_and_every_other_file_is_judged():
+    # before: one name with a newline split a stat line in two and the whole check was ERROR
+    records = {**GOOD, "/home/alice/.evil\nrc": "S|666|1000|alice|1000|alice|regular file",
+               "/home/alice/.tab\there": "S|644|1000|alice|1000|alice|regular file",
+               "/home/bob/.rhosts": "S|600|1001|bob|1001|bob|regular file"}
+    text = "".join(f"{v}|{p}\0" for p, v in records.items())
+    findings = run_check(CID, make_facts({"etc_passwd": (0, PASSWD), "home_dot_file_stats": (0, text)}))
+    assert sorted((f.status, f.resource) for f in findings) == [
+        (Status.FAIL, "/home/alice/.evil\nrc"), (Status.FAIL, "/home/bob/.rhosts")]
+
+
+def test_probe_on_a_real_tree_with_odd_names(tmp_path):
+    home = tmp_path / "h"
+    home.mkdir()
+    for name in ODD_NAMES:
+        (home / name).write_text("")
+        (home / name).chmod(0o600)
+    (home / ".evil\nrc").chmod(0o666)
+    passwd = tmp_path / "passwd"
+    passwd.write_text(f"a:x:{home.stat().st_uid}:{home.stat().st_gid}::{home}:/bin/sh\n")
+    command = HOME_DOT_FILE_STATS.command.replace("/etc/passwd", str(passwd))
+    out = subprocess.run(["sh", "-c", command], capture_output=True, timeout=30, check=True).stdout.decode()
+    assert "\0" in out
+    findings = run_check(CID, make_facts({"etc_passwd": (0, passwd.read_text()), "home_dot_file_stats": (0, out)}))
+    assert [(f.status, f.resource) for f in findings] == [(Status.FAIL, f"{home}/.evil\nrc")], findings

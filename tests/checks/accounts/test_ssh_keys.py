@@ -8,6 +8,7 @@ import pytest
 from helpers import make_facts, not_found, overall, run_check, timed_out
 
 from itops.checklib.accounts import SSH_DIR_STATS, ssh_dir_of
+from itops.checklib.fileperm import stat_records
 from itops.model import Status
 
 CID = "accounts.ssh_authorized_keys_protected"
@@ -115,7 +116,7 @@ def test_probe_on_a_real_tree(tmp_path):
                       "r:x:1002:1002::relative/home:/bin/sh\n")
     command = SSH_DIR_STATS.command.replace("/etc/passwd", str(passwd))
     out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30, check=True).stdout
-    lines = set(out.splitlines())
+    lines = set(stat_records(out))
     a_ssh = ssh_dir_of(f"{tmp_path}/a/")
     assert a_ssh == f"{tmp_path}/a/.ssh"
     assert any(line.startswith("S|666|") and line.endswith(f"|{a_ssh}/authorized_keys") for line in lines)

@@ -109,3 +109,20 @@ def test_find_command_runs_locally(tmp_path):
     proc = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=True)
     out = parse_find_output(proc.stdout, proc.stderr)
     assert out.paths == (str(ww),) and out.total == 1 and out.rc == 0
+
+
+@pytest.mark.skipif(not (shutil.which("find") and shutil.which("awk")), reason="needs find and awk")
+def test_find_keeps_names_with_newlines_as_one_match(tmp_path):
+    # before: "a\nb" came back as two matches, "…/a" and "b", neither of them a real file
+    names = ["a\nb", "tab\there", "sp ace", "\n@TOTAL=0", "plain"]
+    for name in names:
+        (tmp_path / name).write_text("")
+        (tmp_path / name).chmod(0o666)
+    cmd = find_command([str(tmp_path)], "-type f -perm -0002", limit=3)
+    proc = subprocess.run(["sh", "-c", cmd], capture_output=True, check=True)
+    out = parse_find_output(proc.stdout.decode(), proc.stderr.decode())
+    assert out.total == 5 and out.truncated and len(out.paths) == 3
+    proc = subprocess.run(["sh", "-c", find_command([str(tmp_path)], "-type f -perm -0002")], capture_output=True,
+                          check=True)
+    out = parse_find_output(proc.stdout.decode(), proc.stderr.decode())
+    assert sorted(out.paths) == sorted(str(tmp_path / n) for n in names) and out.total == 5

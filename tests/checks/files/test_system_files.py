@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,24 @@ def test_sudoers_probe_on_this_machine():
     assert out.returncode == 0, out.stderr
     findings = run_check(SUDOERS_CID, make_facts({"sudoers_stats": (0, out.stdout)}))
     assert findings and all(f.status in (Status.PASS, Status.FAIL) for f in findings), findings
+
+
+@pytest.mark.parametrize("name", ["a\nb", "tab\there", "sp ace", "pipe|d", "cr\rx", "\nS|777|0|root|0|root|x|y"])
+def test_stat_records_keep_odd_names_exactly(tmp_path, name):
+    odd = tmp_path / name
+    odd.write_text("")
+    odd.chmod(0o640)
+    paths = [str(odd), "/etc/passwd", str(tmp_path / "missing\nname")]
+    out = subprocess.run(["sh", "-c", stat_paths_command(paths)], capture_output=True, timeout=30,
+                         check=True).stdout
+    parsed = parse_stat_output(out.decode())  # as ProbeResult.text: no newline translation
+    assert set(parsed) == set(paths)
+    assert (parsed[str(odd)].state, parsed[str(odd)].mode) == ("ok", 0o640)
+    assert parsed["/etc/passwd"].state == "ok"
+    assert parsed[str(tmp_path / "missing\nname")].state == "missing"
+
+
+def test_newline_records_still_parse_and_are_split_at_newlines_only():
+    # busybox stat has no --printf: records end with a newline; a \x1c or \x85 in a name is not a break
+    parsed = parse_stat_output("S|644|0|root|0|root|regular file|/a\x1cb\x85c\nM|/gone\n")
+    assert set(parsed) == {"/a\x1cb\x85c", "/gone"}

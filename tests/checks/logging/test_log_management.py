@@ -298,3 +298,21 @@ def test_journal_config_ignored_without_systemd():
     findings = run_check(JOURNAL, facts)
     assert overall(findings) is Status.FAIL
     assert "no syslog daemon" in findings[0].message
+
+
+def test_perms_probe_keeps_a_log_file_named_with_a_newline_as_one_entry(tmp_path):
+    # before: "644 /var/log/a" (a wrong path) plus an unparsed "b"; now the real name, with its mode
+    import subprocess
+
+    from checks.logging.log_management import LOG_MODES as PROBE
+
+    odd = tmp_path / "app\n666 forged.log"
+    odd.write_text("")
+    odd.chmod(0o644)
+    (tmp_path / "fine.log").write_text("")
+    (tmp_path / "fine.log").chmod(0o640)
+    command = PROBE.command.replace("/var/log", str(tmp_path))
+    proc = subprocess.run(["sh", "-c", command], capture_output=True, timeout=30, check=True)
+    findings = run_check(PERMS, modes(proc.stdout.decode()))
+    assert overall(findings) is Status.FAIL
+    assert f"1 log file(s) open to all users: {odd} (0644)" in findings[0].message
