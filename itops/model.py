@@ -207,6 +207,9 @@ class Run:
     # target -> checks planned on it, recorded when the run starts; empty for runs stored before
     # itops recorded plans (then nothing is known about targets that never ran)
     planned: dict[str, int] = field(default_factory=dict)
+    shard: str = ""  # "I/N" for a run of one shard (`audit --shard`); "" for a whole run
+    selection: str = ""  # what the run was asked to cover (--limit / --checks), for comparing shards
+    merged_from: list[str] = field(default_factory=list)  # `runs merge`: the shard runs it combines
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

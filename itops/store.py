@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import sqlite3
 import time
@@ -79,6 +80,9 @@ class Store:
                 db.execute("ALTER TABLE runs ADD COLUMN accounts TEXT")
             if "planned" not in columns:  # stores created before planned targets were recorded
                 db.execute("ALTER TABLE runs ADD COLUMN planned TEXT")
+            for column in ("shard", "selection", "merged_from"):  # stores from before `--shard`
+                if column not in columns:
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.db_path, timeout=30)
@@ -98,7 +102,7 @@ class Store:
         with closing(self._connect()) as db, db:
             db.execute(
                 "INSERT INTO runs (id, kind, started, inventory, inventory_digest, version, host_keys, counts,"
-                " state, pid, planned) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " state, pid, planned, shard, selection, merged_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run.id,
                     run.kind,
@@ -111,6 +115,9 @@ class Store:
                     "running",
                     os.getpid(),
                     json.dumps(run.planned),
+                    run.shard,
+                    run.selection,
+                    json.dumps(run.merged_from),
                 ),
             )
         key = integrity.resolve_signing_key(self.root, self.signing_key_path)
@@ -131,6 +138,65 @@ class Store:
         with closing(self._connect()) as db:
             rows = [r["data"] for r in db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY seq", (rid,))]
         return integrity.verify_run(self.run_dir(rid), rid, public, rows)
+
+    def import_run(self, source: Path) -> Run:
+        """Copy a finished run folder from another store (``runs/RUN_ID``) into this one and index it.
+
+        The folder's files are copied as they are (results, manifest, signatures), so the run still
+        verifies against the public key of the store that wrote it (``runs verify --pubkey``).
+        """
+        source = Path(source)
+        try:
+            data = json.loads((source / "run.json").read_text(encoding="utf-8"))
+            run = Run(**{k: v for k, v in data.items() if k in Run.__dataclass_fields__})
+        except (OSError, ValueError, TypeError) as exc:
+            raise UsageError(f"{source} is not a finished run folder (no readable run.json): {exc}") from exc
+        if not re.fullmatch(r"[0-9A-Za-z_.-]{1,80}", run.id) or run.id in (".", ".."):
+            raise UsageError(f"{source}: bad run id {run.id!r} in run.json")
+        with closing(self._connect()) as db:
+            if db.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone():
+                raise UsageError(f"run {run.id} is already in {self.root}")
+        folder = self.run_dir(run.id)
+        folder.mkdir(mode=0o700, exist_ok=False)
+        ensure_private_dir(folder)
+        for item in sorted(source.iterdir()):
+            if item.is_file() and not item.is_symlink() and not item.name.startswith("."):
+                write_private_atomic(folder / item.name, item.read_bytes())
+        rows = []
+        metrics = []
+        for seq, body in enumerate(_stored_bodies(folder / "results.jsonl")):
+            result = Result.from_dict(json.loads(body))
+            rows.append((run.id, seq, result.check_id, result.target, result.resource, result.status.value,
+                         result.severity.value, body))  # fmt: skip
+            metrics += [(run.id, run.started, run.kind, result.target, result.check_id, name, float(value))
+                        for name, value in result.metrics.items()]  # fmt: skip
+        with closing(self._connect()) as db, db:
+            db.execute(
+                "INSERT INTO runs (id, kind, started, finished, inventory, inventory_digest, version, host_keys,"
+                " counts, state, exit_code, accounts, planned, shard, selection, merged_from)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run.id, run.kind, run.started, run.finished, run.inventory, run.inventory_digest, run.version,
+                 json.dumps(run.host_keys), json.dumps(run.counts), run.state, run.exit_code,
+                 json.dumps(run.accounts), json.dumps(run.planned), run.shard, run.selection,
+                 json.dumps(run.merged_from)),
+            )  # fmt: skip
+            db.executemany(
+                "INSERT INTO results (run_id, seq, check_id, target, resource, status, severity, data)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            db.executemany(
+                "INSERT INTO metrics (run_id, ts, kind, target, check_id, name, value) VALUES (?,?,?,?,?,?,?)",
+                metrics,
+            )
+        return run
+
+    def forget(self, run_id: str) -> None:
+        """Remove a run's rows from the history database (its folder is the caller's business)."""
+        with closing(self._connect()) as db, db:
+            for table in ("metrics", "results"):
+                db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))  # noqa: S608 (fixed names)
+            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def resolve(self, run_id: str) -> str:
         """Expand ``latest`` or a unique id prefix to a full run id."""
@@ -188,6 +254,12 @@ class Store:
                 out[name] = points
         return out
 
+    def targets(self, run_id: str) -> set[str]:
+        """The targets a run has results for."""
+        rid = self.resolve(run_id)
+        with closing(self._connect()) as db:
+            return {row["target"] for row in db.execute("SELECT DISTINCT target FROM results WHERE run_id = ?", (rid,))}
+
     def results(self, run_id: str) -> list[Result]:
         """A run's results; ``results.jsonl`` is the source of truth (it survives a killed run)."""
         rid = self.resolve(run_id)
@@ -197,6 +269,19 @@ class Store:
         with closing(self._connect()) as db:
             rows = db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY seq", (rid,)).fetchall()
         return [Result.from_dict(json.loads(r["data"])) for r in rows]
+
+
+def _stored_bodies(path: Path) -> Iterator[str]:
+    """Each complete line of a results.jsonl without its chain value (what history.db rows hold)."""
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n") or not line.strip():
+                continue  # a torn last line from a killed run
+            text = line.rstrip("\n")
+            parts = integrity.split_chained(text)
+            yield parts[0] if parts is not None else text
 
 
 def _read_jsonl(path: Path) -> Iterator[Result]:
@@ -222,6 +307,9 @@ def _run_from_row(row: sqlite3.Row) -> Run:
         version=row["version"] or "",
         host_keys=json.loads(row["host_keys"] or "{}"),
         accounts=json.loads(row["accounts"] or "{}"),
+        shard=row["shard"] or "",
+        selection=row["selection"] or "",
+        merged_from=json.loads(row["merged_from"] or "[]"),
         counts=json.loads(row["counts"] or "{}"),
         state=row["state"],
         exit_code=row["exit_code"],
@@ -342,6 +430,8 @@ class RunWriter:
                 "host_keys": self.run.host_keys,
                 "accounts": self.run.accounts,
                 "counts": self.run.counts,
+                "shard": self.run.shard,
+                "merged_from": self.run.merged_from,
             }
         )
         self.chain.close()

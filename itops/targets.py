@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,3 +51,27 @@ def select_targets(inv: Inventory, limits: Sequence[str]) -> Selection:
             and not any(fnmatch.fnmatchcase(name, p) for p in excluded)
         ]
     return Selection(hosts, clouds)
+
+
+_SHARD = re.compile(r"^(\d{1,6})/(\d{1,6})$")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/5"`` -> (2, 5); a usage error unless 1 <= I <= N."""
+    match = _SHARD.match(text.strip())
+    if match is None or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise UsageError(f"--shard {text!r}: expected I/N with 1 <= I <= N", hint="e.g. --shard 1/4")
+    return int(match.group(1)), int(match.group(2))
+
+
+def shard_of(name: str, count: int) -> int:
+    """The shard (1..count) a target belongs to: stable across runs and machines (SHA-256 of the name)."""
+    return int(hashlib.sha256(name.encode()).hexdigest()[:16], 16) % count + 1
+
+
+def apply_shard(selection: Selection, index: int, count: int) -> Selection:
+    """The targets of ``selection`` in shard ``index`` of ``count`` (clouds keyed ``cloud:NAME``)."""
+    return Selection(
+        [h for h in selection.hosts if shard_of(h.name, count) == index],
+        [c for c in selection.clouds if shard_of(f"cloud:{c}", count) == index],
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from itops.model import Run, Severity
 from itops.registry import load_registry
 from itops.report import parse_report_spec, write_reports
 from itops.store import Store, new_run_id
-from itops.targets import select_targets
+from itops.targets import apply_shard, parse_shard, select_targets
 from itops.waivers import WaiverSet
 
 if TYPE_CHECKING:
@@ -56,6 +57,12 @@ ProgressFn = Callable[[str | None], None]
     type=click.Path(dir_okay=False),
     default=None,
     help="Record unknown host keys in FILE instead of rejecting them (changed keys are still rejected).",
+)
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="Audit only shard I of N of the selected targets (stable by name); combine with `itops runs merge`.",
 )
 @click.option("--local", is_flag=True, help="Run the probes on this machine instead of over SSH.")
 @click.option("--all", "show_pass", is_flag=True, help="List passed checks too.")
@@ -90,6 +97,7 @@ def audit(
     store_dir: Path | None,
     signing_key: Path | None,
     tofu_file: str | None,
+    shard: str | None,
     local: bool,
     show_pass: bool,
     reports: tuple[str, ...],
@@ -119,8 +127,18 @@ def audit(
             f"no check matches {', '.join(patterns) or '*'} for the selected targets",
             hint="see `itops checks list`",
         )
+    shard_index = shard_count = 0
+    if shard is not None:
+        shard_index, shard_count = parse_shard(shard)
+        whole = len(selection.hosts) + len(selection.clouds)
+        selection = apply_shard(selection, shard_index, shard_count)
+        click.echo(
+            f"shard {shard_index}/{shard_count}: {len(selection.hosts) + len(selection.clouds)} of {whole} target(s)",
+            err=True,
+        )
     plans = plan_hosts(selection.hosts, host_checks) if host_checks else []
-    if not cloud_checks and not any(p.check_count for p in plans):
+    # an empty shard is a valid part of a sharded audit (a small fleet over many shards): it is stored
+    if not cloud_checks and not any(p.check_count for p in plans) and not (shard and not selection.hosts):
         raise UsageError(*_why_no_target(selection.hosts, limits, patterns))
     store = Store(store_dir, signing_key=signing_key)
     run = Run(
@@ -133,6 +151,8 @@ def audit(
         # recorded before anything runs, so an interrupted run still names the targets it never reached
         planned={p.name: p.check_count for p in plans}
         | {name: len(cloud_checks) for name in selection.clouds if cloud_checks},
+        shard=f"{shard_index}/{shard_count}" if shard else "",
+        selection=json.dumps({"limit": list(limits), "checks": list(patterns)}, sort_keys=True),
     )
     writer = store.begin(run)
     runner = AuditRunner(

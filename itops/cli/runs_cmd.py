@@ -107,3 +107,55 @@ def verify_runs(
                 click.echo(f"  note: {note}")
     if not all(o.ok for o in outcomes):
         ctx.exit(int(ExitStatus.FAILURES))
+
+
+@runs.command("merge")
+@click.argument("run_ids", nargs=-1, required=True)
+@store_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def merge_cmd(run_ids: tuple[str, ...], store_dir: Path | None, fmt: str) -> None:
+    """Combine the shard runs of one sharded audit (`audit --shard I/N`, all N of them) into one run.
+
+    Counts, reports, diff and `runs verify` then work on the merged run. Shards of different
+    inventories, selections or splits, a missing or repeated shard, or a target in two shards are refused.
+    """
+    from itops.merge import merge_runs
+
+    store = Store(store_dir)
+    run = merge_runs(store, run_ids)
+    if fmt == "json":
+        click.echo(json.dumps(run.to_dict(), indent=2))
+    else:
+        counts = ", ".join(f"{n} {status}" for status, n in run.counts.items() if n)
+        click.echo(f"merged {len(run.merged_from)} shard runs into {run.id}: {counts or 'no results'}")
+
+
+@runs.command("import")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+@store_option
+@click.option(
+    "--pubkey",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Public key of the store that wrote the runs: each is verified after import, and removed if it fails.",
+)
+@click.pass_context
+def import_cmd(ctx: click.Context, folders: tuple[Path, ...], store_dir: Path | None, pubkey: Path | None) -> None:
+    """Copy run folders (STORE/runs/RUN_ID) from other stores into this one, e.g. shard runs to merge."""
+    import shutil
+
+    store = Store(store_dir)
+    failed = False
+    for folder in folders:
+        run = store.import_run(folder)
+        if pubkey is not None:
+            outcome = store.verify(run.id, pubkey)
+            if not outcome.ok:
+                store.forget(run.id)
+                shutil.rmtree(store.run_dir(run.id), ignore_errors=True)
+                click.echo(f"error: {folder}: does not verify, not imported: {outcome.problems[0]}", err=True)
+                failed = True
+                continue
+        click.echo(f"imported {run.id} ({run.kind}{', shard ' + run.shard if run.shard else ''})")
+    if failed:
+        ctx.exit(int(ExitStatus.FAILURES))
