@@ -121,7 +121,7 @@ def test_table_output_lists_failures_and_restore_times(backup_lab, tmp_path):
     inv = write_inventory(tmp_path / "inv.yaml", backup_lab.fleet, backup_lab.demo)
     code, _, out, err = run_cli("-i", str(inv), "--store", str(tmp_path / "store"))
     assert code == 1, err
-    assert "FAIL files-stale  backup.within_rpo [high]: newest backup is 3d 4h old, RPO 26h" in out
+    assert "FAIL [high] backup.within_rpo on files-stale: newest backup is 3d 4h old, RPO 26h" in out
     assert "RESTORE TESTS" in out
     lines = {line.split()[0]: line for line in out.split("RESTORE TESTS")[1].splitlines() if line.strip()}
     assert "ok (within RTO)" in lines["files-fresh"] and "RTO 5m" in lines["files-fresh"]
