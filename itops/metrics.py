@@ -96,8 +96,11 @@ def audit_registry(run: Run, results: Sequence[Result], last_success_at: float |
         Gauge("itops_audit_exit_code", "Exit code of the last audit run (0 ok, 1 failures, 3 incomplete).",
               registry=reg).set(run.exit_code)  # fmt: skip
     if last_success_at is not None:
-        Gauge("itops_audit_last_success_timestamp_seconds",
-              "When an audit of this inventory last finished with exit code 0.", registry=reg).set(last_success_at)
+        Gauge(
+            "itops_audit_last_success_timestamp_seconds",
+            "When an audit of this inventory last finished with exit code 0.",
+            registry=reg,
+        ).set(last_success_at)
     return reg
 
 

@@ -68,8 +68,23 @@ def test_audit_prom_file(lab_inventory, tmp_path):
 
     # a successful audit of the same inventory sets the last success; a later failing one keeps it
     pack = write_pack(tmp_path / "pack")
-    ok = run_cli_process("audit", "-i", str(lab_inventory), "--checks-dir", str(pack), "--checks", "test.shadow_mode",
-                         "--fail-on", "high", "--store", str(store), "--format", "json", "--prom-file", str(prom))
+    ok = run_cli_process(
+        "audit",
+        "-i",
+        str(lab_inventory),
+        "--checks-dir",
+        str(pack),
+        "--checks",
+        "test.shadow_mode",
+        "--fail-on",
+        "high",
+        "--store",
+        str(store),
+        "--format",
+        "json",
+        "--prom-file",
+        str(prom),
+    )
     assert ok.returncode == 0, ok.stderr
     ok_run = Store(store).get_run(json.loads(ok.stdout)["run"]["id"])
     assert samples(prom)["itops_audit_last_success_timestamp_seconds"][()] == pytest.approx(ok_run.finished)
@@ -82,7 +97,8 @@ def test_audit_prom_file(lab_inventory, tmp_path):
 
 def _playbook(folder: Path, name: str, command: str, rto: str = "1m") -> Path:
     path = folder / f"{name}.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         name: {name}
         description: a local drill
         systems: [none]
@@ -91,7 +107,8 @@ def _playbook(folder: Path, name: str, command: str, rto: str = "1m") -> Path:
         owner: tests
         steps:
           - {{name: work, local: "{command}"}}
-    """))
+    """)
+    )
     return path
 
 
@@ -127,12 +144,14 @@ def test_scheduled_audit_and_drill_jobs_pass_prom_file(tmp_path):
 
     (tmp_path / "inv.yaml").write_text("version: 1\nhosts: {}\n")
     _playbook(tmp_path, "failover", "true")
-    (tmp_path / "schedule.yaml").write_text(textwrap.dedent("""\
+    (tmp_path / "schedule.yaml").write_text(
+        textwrap.dedent("""\
         version: 1
         jobs:
           audit: {cron: "0 * * * *", command: audit, inventory: inv.yaml, options: {prom_file: /tmp/a.prom}}
           drill: {cron: "0 3 * * 0", command: dr-drill, playbook: failover.yaml, options: {prom_file: d.prom}}
-    """))
+    """)
+    )
     jobs = load_schedule(tmp_path / "schedule.yaml").jobs
     assert job_argv(jobs["audit"], tmp_path / "store")[-2:] == ["--prom-file", "/tmp/a.prom"]
     assert job_argv(jobs["drill"], tmp_path / "store")[-2:] == ["--prom-file", "d.prom"]
