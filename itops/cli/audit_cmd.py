@@ -233,7 +233,7 @@ def _why_no_target(hosts: list[Host], limits: tuple[str, ...], patterns: tuple[s
 def _cloud_job(
     run_id: str, inv: Inventory, name: str, checks: list[Check], concurrency: int, runner: AuditRunner
 ) -> Callable[[], HostOutcome]:
-    from itops.cloud import cloud_variables, run_cloud_account
+    from itops.cloud import cloud_variables, inventory_coverage, run_cloud_account
     from itops.runner import HostOutcome
 
     def job() -> HostOutcome:
@@ -245,6 +245,7 @@ def _cloud_job(
             cloud_variables(inv, name),
             concurrency=concurrency,
             stop=runner.stop,
+            covered=inventory_coverage(inv),
         )
         account = " ".join(x for x in (out.account_id, out.caller_arn) if x)
         return HostOutcome(name, out.results, elapsed=out.elapsed, account=account)
