@@ -400,9 +400,7 @@ class _Loader:
                 self.problem(("sources", i, "aws_ec2", "cloud"), unknown_name("cloud", spec.aws_ec2.cloud, clouds))
                 continue
             specs.append(spec)
-            if self.problems:  # reading a source is slow (a subprocess, API calls): not for a broken file
-                continue
-            try:
+            try:  # read even when the file has other problems: entries that name source hosts stay checkable
                 if spec.ansible is not None:
                     from itops.sources.ansible import read_ansible_source
 

@@ -202,3 +202,21 @@ def test_group_precedence_follows_ansible_depth_and_priority():
     assert data.hosts["h2"]["user"] == "own"
     assert "local" not in data.hosts  # not reached over SSH
     assert set(data.groups) == {"a", "b", "deep"}  # all (no own vars) and ungrouped are implicit
+
+
+def test_the_inventory_digest_covers_what_the_source_contributed(tmp_path):
+    """A run records the inventory digest: a change in the Ansible inventory must change it."""
+    (tmp_path / "hosts.ini").write_text("[web]\nweb1 ansible_host=10.0.0.1\n")
+    (tmp_path / "inv.yaml").write_text("version: 1\nsources:\n  - ansible: hosts.ini\nhosts:\n  db1: {address: x}\n")
+    first = load_inventory(tmp_path / "inv.yaml")
+    (tmp_path / "hosts.ini").write_text("[web]\nweb1 ansible_host=10.0.0.2\n")
+    second = load_inventory(tmp_path / "inv.yaml")
+    assert first.hosts["web1"].address == "10.0.0.1" and second.hosts["web1"].address == "10.0.0.2"
+    assert first.digest != second.digest
+    # a problem in an entry the source made names the source
+    (tmp_path / "hosts.ini").write_text("[web]\nweb1 ansible_host=10.0.0.1 ansible_ssh_common_args='-J nowhere'\n")
+    with pytest.raises(InventoryError) as err:
+        load_inventory(tmp_path / "inv.yaml")
+    (problem,) = err.value.problems
+    assert problem.path == "hosts.web1.jump" and problem.line == 3
+    assert "unknown host 'nowhere'" in problem.message and "(from sources[0]: ansible hosts.ini)" in problem.message
