@@ -53,8 +53,9 @@ def last_success(store: Store, run: Run) -> float | None:
 def audit_registry(run: Run, results: Sequence[Result], last_success_at: float | None) -> CollectorRegistry:
     """The metrics of one audit run.
 
-    ``itops_audit_control_pass_ratio`` is PASS / (PASS + FAIL) of the results that reference a
-    control; waived, skipped and not-assessed results are left out of the ratio (they are in
+    ``itops_audit_control_pass_ratio`` is PASS / (PASS + FAIL + WAIVED) of the results that cite a
+    control, as the run report's score and ``itops trends`` (a waived failure is an accepted risk,
+    not a pass), as a 0-1 ratio; skipped and not-assessed results are left out (they are in
     ``itops_audit_results``).
     """
     from prometheus_client import CollectorRegistry, Gauge
@@ -78,7 +79,7 @@ def audit_registry(run: Run, results: Sequence[Result], last_success_at: float |
         fails.setdefault(r.target, set())
         if r.status is Status.FAIL:
             fails[r.target].add((r.check_id, r.resource))
-        if r.status in (Status.PASS, Status.FAIL):
+        if r.status in (Status.PASS, Status.FAIL, Status.WAIVED):
             for framework, refs in r.frameworks.items():
                 for control in refs:
                     controls[(framework, control)][r.status is Status.PASS] += 1

@@ -37,8 +37,13 @@ def samples(path: Path) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
 
 def test_audit_prom_file(lab_inventory, tmp_path):
     store, prom = tmp_path / "store", tmp_path / "textfile" / "itops_audit.prom"
+    waivers = tmp_path / "waivers.yaml"  # a waived failure counts against the control ratio, as in `itops trends`
+    waivers.write_text(
+        "waivers:\n  - {check: ssh.root_login_disabled, target: bad1, justification: test, approver: qa,"
+        " expires: 2099-01-01}\n"
+    )
     proc = run_cli_process("audit", "-i", str(lab_inventory), "--checks", "ssh.*", "--store", str(store),
-                           "--format", "json", "--prom-file", str(prom))  # fmt: skip
+                           "--format", "json", "--prom-file", str(prom), "--waivers", str(waivers))  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
     results = doc["results"]
@@ -57,9 +62,11 @@ def test_audit_prom_file(lab_inventory, tmp_path):
     # per framework control pass ratio
     ratios = {(dict(k)["framework"], dict(k)["control"]): v for k, v in m["itops_audit_control_pass_ratio"].items()}
     assert ratios and all(0.0 <= v <= 1.0 for v in ratios.values())
-    (fw, control), ratio = next(iter(sorted(ratios.items())))
+    waived = next(r for r in results if r["status"] == "WAIVED")
+    fw, control = next((f, c) for f, refs in sorted(waived["frameworks"].items()) for c in refs)
+    ratio = ratios[(fw, control)]
     judged = [r["status"] for r in results
-              if r["status"] in ("PASS", "FAIL") and control in r["frameworks"].get(fw, [])]  # fmt: skip
+              if r["status"] in ("PASS", "FAIL", "WAIVED") and control in r["frameworks"].get(fw, [])]  # fmt: skip
     assert ratio == pytest.approx(judged.count("PASS") / len(judged))
     run = Store(store).get_run(doc["run"]["id"])
     assert m["itops_audit_run_duration_seconds"][()] == pytest.approx(run.finished - run.started)

@@ -60,10 +60,15 @@ def test_prune_removes_old_runs_and_their_files_and_keeps_the_newest(tmp_path):
     assert _db_ids(store) == (set(old[1:] + recent), set(old[1:] + recent))
     assert not store.run_dir(old[0]).exists() and store.run_dir(old[1]).is_dir()
 
+    with closing(sqlite3.connect(store.db_path)) as db, db:  # a metric of a run to prune (forecast history)
+        db.execute("INSERT INTO metrics (run_id, ts, kind, target, check_id, name, value) VALUES (?,?,?,?,?,?,?)",
+                   (old[1], 0.0, "audit", "web1", "storage.x", "fs.used_pct:/", 50.0))  # fmt: skip
     code, stdout, _ = _prune(store.root, "--older-than", "90d", "--format", "json")
     doc = json.loads(stdout)
     assert code == 0 and doc["dry_run"] is False and {r["id"] for r in doc["removed"]} == set(old[1:])
     assert _db_ids(store) == (set(recent), set(recent))
+    with closing(sqlite3.connect(store.db_path)) as db:
+        assert db.execute("SELECT count(*) FROM metrics WHERE run_id = ?", (old[1],)).fetchone()[0] == 0
     assert sorted(p.name for p in (store.root / "runs").iterdir()) == sorted(recent)
     assert [r.id for r in store.list_runs()] == recent[::-1]
     assert store.results(recent[0])[0].check_id == "ssh.root_login_disabled"
