@@ -181,6 +181,9 @@ class Inventory:
     checks_dirs: tuple[Path, ...]
     default_vars: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # for non-host targets
     sources: tuple[SourceSpec, ...] = ()  # `sources:` as validated (their hosts and groups are merged in)
+    # "hosts.NAME" / "groups.NAME" -> var names a source set there (an Ansible inventory's vars are its
+    # playbooks' business: not warned about as vars no check reads)
+    source_vars: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
 
     def select(self, limits: Sequence[str] | None) -> list[Host]:
         """The hosts chosen by ``--limit`` terms, in file order.
@@ -232,6 +235,14 @@ def load_inventory(path: str | Path) -> Inventory:
     raise_if_problems(loader.problems, InventoryError)
     assert inventory is not None
     return inventory
+
+
+def _source_vars(data: SourceData | None) -> dict[str, frozenset[str]]:
+    if data is None:
+        return {}
+    out = {f"hosts.{n}": frozenset(e.get("vars") or ()) for n, e in data.hosts.items()}
+    out.update({f"groups.{n}": frozenset(e.get("vars") or ()) for n, e in data.groups.items()})
+    return {k: v for k, v in out.items() if v}
 
 
 def _with_sources(digest: str, data: SourceData) -> str:
@@ -384,6 +395,7 @@ class _Loader:
             checks_dirs=checks_dirs,
             default_vars=MappingProxyType(dict(defaults.vars)),
             sources=tuple(sources),
+            source_vars=MappingProxyType(_source_vars(from_sources)),
         )
 
     def read_sources(

@@ -220,3 +220,15 @@ def test_the_inventory_digest_covers_what_the_source_contributed(tmp_path):
     (problem,) = err.value.problems
     assert problem.path == "hosts.web1.jump" and problem.line == 3
     assert "unknown host 'nowhere'" in problem.message and "(from sources[0]: ansible hosts.ini)" in problem.message
+
+
+def test_vars_from_the_source_are_not_warned_about_the_files_own_are(tmp_path):
+    """An Ansible inventory's vars serve its playbooks: no 'no check reads this var' warning for them."""
+    (tmp_path / "hosts.ini").write_text("[web]\nweb1 ansible_host=10.0.0.1 nginx_workers=4\n[web:vars]\ntier=prod\n")
+    (tmp_path / "inv.yaml").write_text(
+        "version: 1\nsources:\n  - ansible: hosts.ini\nhosts:\n  web1: {vars: {ssh_max_auth_trys: 3}}\n"
+    )
+    res = CliRunner().invoke(cli, ["inventory", "validate", str(tmp_path / "inv.yaml")])
+    assert res.exit_code == 0, res.output
+    assert "hosts.web1.vars.ssh_max_auth_trys: no check reads this var" in res.stderr
+    assert "nginx_workers" not in res.stderr and "tier" not in res.stderr
