@@ -50,6 +50,7 @@ def test_audit_prom_file(lab_inventory, tmp_path):
     promtool_ok(prom)
     m = samples(prom)
     assert [p.name for p in prom.parent.iterdir()] == ["itops_audit.prom"]  # no temp file left behind
+    assert prom.stat().st_mode & 0o777 == 0o600  # like the backup textfile: private
     # results by status and severity: every result counted once, in its cell
     by_cell = Counter((r["status"], r["severity"]) for r in results)
     got = {dict(k)["status"] + "/" + dict(k)["severity"]: v for k, v in m["itops_audit_results"].items() if v}
