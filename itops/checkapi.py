@@ -522,6 +522,7 @@ class CloudFacts:
     collections: Mapping[str, CollectionResult]
     vars: Mapping[str, Any] = field(default_factory=dict)
     backup_buckets: tuple[str, ...] = ()  # bucket names/globs the inventory marks as backups
+    covered: frozenset[str] = frozenset()  # instance ids, names and addresses of the inventory's hosts
 
     def __getitem__(self, name: str) -> CollectionResult:
         return self.collections[name]

@@ -24,7 +24,7 @@ from itops.transport.aws import AccountUnreachable, ClientPool, collect, discove
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CloudOutcome", "cloud_variables", "run_cloud_account"]
+__all__ = ["CloudOutcome", "cloud_variables", "inventory_coverage", "run_cloud_account"]
 
 
 @dataclass
@@ -46,6 +46,17 @@ def cloud_variables(inventory: Inventory, name: str) -> dict[str, Any]:
     return {**inventory.default_vars, **inventory.clouds[name].vars}
 
 
+def inventory_coverage(inventory: Inventory) -> frozenset[str]:
+    """What marks a cloud instance as covered by the inventory: every host's name and address, and
+    the ``ec2_instance_id`` var the aws_ec2 source sets (``inventory.cloud_instances_covered``)."""
+    covered: set[str] = set()
+    for host in inventory.hosts.values():
+        covered |= {host.name, host.address}
+        if isinstance(host.vars.get("ec2_instance_id"), str):
+            covered.add(host.vars["ec2_instance_id"])
+    return frozenset(covered)
+
+
 def run_cloud_account(
     run_id: str,
     name: str,
@@ -55,6 +66,7 @@ def run_cloud_account(
     *,
     concurrency: int,
     stop: threading.Event | None = None,
+    covered: frozenset[str] = frozenset(),
 ) -> CloudOutcome:
     """Audit one account with the ``aws`` checks among ``checks`` (others are ignored)."""
     started = time.time()
@@ -98,6 +110,7 @@ def run_cloud_account(
         collections=collections,
         vars=variables,
         backup_buckets=tuple(cloud.backup_buckets),
+        covered=covered,
     )
     for check, params in planned:
         outcome.results += evaluate_cloud_check(run_id, name, check, facts, params, started)

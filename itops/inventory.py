@@ -32,6 +32,8 @@ empty means every applicable check.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 import os
 import posixpath
 import re
@@ -58,11 +60,13 @@ from itops.inventory_schema import (
     RestoreTest,
     S3Backup,
     Site,
+    SourceSpec,
     SSHSpec,
     TopSpec,
     WaiverRule,
     _Entry,
 )
+from itops.sources import SourceData, SourceError, combine, merge_section
 from itops.transport.batch import DEFAULT_MAX_PROBE_OUTPUT
 from itops.yamlload import (
     LineMap,
@@ -176,6 +180,10 @@ class Inventory:
     waivers: tuple[WaiverRule, ...]
     checks_dirs: tuple[Path, ...]
     default_vars: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # for non-host targets
+    sources: tuple[SourceSpec, ...] = ()  # `sources:` as validated (their hosts and groups are merged in)
+    # "hosts.NAME" / "groups.NAME" -> var names a source set there (an Ansible inventory's vars are its
+    # playbooks' business: not warned about as vars no check reads)
+    source_vars: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
 
     def select(self, limits: Sequence[str] | None) -> list[Host]:
         """The hosts chosen by ``--limit`` terms, in file order.
@@ -229,6 +237,20 @@ def load_inventory(path: str | Path) -> Inventory:
     return inventory
 
 
+def _source_vars(data: SourceData | None) -> dict[str, frozenset[str]]:
+    if data is None:
+        return {}
+    out = {f"hosts.{n}": frozenset(e.get("vars") or ()) for n, e in data.hosts.items()}
+    out.update({f"groups.{n}": frozenset(e.get("vars") or ()) for n, e in data.groups.items()})
+    return {k: v for k, v in out.items() if v}
+
+
+def _with_sources(digest: str, data: SourceData) -> str:
+    """The inventory digest covers what its sources contributed, not only the file's bytes."""
+    text = json.dumps({"hosts": data.hosts, "groups": data.groups}, sort_keys=True, default=str)
+    return hashlib.sha256(f"{digest}\n{text}".encode()).hexdigest()
+
+
 def _source_dir(path: str) -> str:
     """The folder a backup path (or glob) names: ``/var/backups/db/*.gz`` -> ``/var/backups/db``."""
     parts = posixpath.normpath(path).split("/")
@@ -265,9 +287,16 @@ class _Loader:
         self.base = path.resolve().parent
         self.secrets = list(inline_secret_paths(data))
         self.problems = find_inline_secrets(data, file=file, lines=lines)
+        self.origins: dict[tuple[str | int, ...], tuple[int, str]] = {}  # source-only entry -> (source index, what)
 
     def problem(self, where: Where, message: str) -> None:
-        self.problems.append(ConfigProblem(self.file, self.lines.nearest(where), format_path(where), message))
+        origin = self.origins.get(tuple(where[:2]))
+        if origin is not None:  # an entry no line of the file holds: point at the source that made it
+            line = self.lines.nearest(("sources", origin[0]))
+            message = f"{message} (from sources[{origin[0]}]: {origin[1]})"
+        else:
+            line = self.lines.nearest(where)
+        self.problems.append(ConfigProblem(self.file, line, format_path(where), message))
 
     def validate(self, model: type[Any], data: object, where: Where) -> Any:
         spec, problems = validate_model(
@@ -335,9 +364,14 @@ class _Loader:
         if top is None:
             return None
         sites: dict[str, Site] = self.section("sites", top.sites, Site)
+        clouds: dict[str, Cloud] = self.section("clouds", top.clouds, Cloud)
+        sources, from_sources = self.read_sources(top, clouds, defaults)
+        if from_sources is not None:
+            top = top.model_copy(update={"hosts": merge_section(from_sources.hosts, top.hosts),
+                                         "groups": merge_section(from_sources.groups, top.groups)})  # fmt: skip
+            digest = _with_sources(digest, from_sources)
         groups: dict[str, GroupSpec] = self.section("groups", top.groups, GroupSpec)
         hosts: dict[str, HostSpec] = self.section("hosts", top.hosts, HostSpec)
-        clouds: dict[str, Cloud] = self.section("clouds", top.clouds, Cloud)
         backups: dict[str, Backup] = self.section("backups", top.backups, Backup)
         waivers = [self.entry(("waivers", i), w, WaiverRule) for i, w in enumerate(top.waivers)]
         self.check_references(top, hosts, groups, backups)
@@ -360,7 +394,46 @@ class _Loader:
             waivers=tuple(waivers),
             checks_dirs=checks_dirs,
             default_vars=MappingProxyType(dict(defaults.vars)),
+            sources=tuple(sources),
+            source_vars=MappingProxyType(_source_vars(from_sources)),
         )
+
+    def read_sources(
+        self, top: TopSpec, clouds: dict[str, Cloud], defaults: DefaultsSpec | None
+    ) -> tuple[list[SourceSpec], SourceData | None]:
+        """Validate ``sources:`` and read each one (Ansible, EC2); a source that fails is a problem."""
+        specs: list[SourceSpec] = []
+        parts: list[SourceData] = []
+        for i, raw in enumerate(top.sources):
+            spec: SourceSpec | None = self.validate(SourceSpec, raw, ("sources", i))
+            if spec is None:
+                continue
+            if spec.aws_ec2 is not None and spec.aws_ec2.cloud not in clouds:
+                self.problem(("sources", i, "aws_ec2", "cloud"), unknown_name("cloud", spec.aws_ec2.cloud, clouds))
+                continue
+            specs.append(spec)
+            try:  # read even when the file has other problems: entries that name source hosts stay checkable
+                if spec.ansible is not None:
+                    from itops.sources.ansible import read_ansible_source
+
+                    what = f"ansible {spec.ansible}"
+                    data = read_ansible_source(Path(self.local_path(spec.ansible)))
+                else:
+                    from itops.sources.aws_ec2 import read_ec2_source
+
+                    assert spec.aws_ec2 is not None
+                    what = f"aws_ec2 {spec.aws_ec2.cloud}"
+                    ssh = defaults.ssh if defaults is not None else SSHSpec()
+                    data = read_ec2_source(spec.aws_ec2, self.cloud_timeouts(ssh, clouds[spec.aws_ec2.cloud]))
+            except SourceError as exc:
+                self.problem(("sources", i), str(exc) + (f" ({exc.hint})" if exc.hint else ""))
+                continue
+            for section, entries in (("hosts", data.hosts), ("groups", data.groups)):
+                for name in entries:
+                    if name not in getattr(top, section):
+                        self.origins.setdefault((section, name), (i, what))
+            parts.append(data)
+        return specs, (combine(parts) if parts else None)
 
     def cloud_timeouts(self, d: SSHSpec, cloud: Cloud) -> Cloud:
         connect = cloud.connect_timeout or d.connect_timeout or BUILTIN_SSH["connect_timeout"]

@@ -72,7 +72,10 @@ def known_var_names(registry: Registry, playbooks: Iterable[Path] = ()) -> set[s
 
 
 def unknown_var_warnings(inv: Inventory, registry: Registry, playbooks: Iterable[Path] = ()) -> list[str]:
-    """One warning per var (and where it is set) that nothing reads, with the closest known name."""
+    """One warning per var (and where it is set) that nothing reads, with the closest known name.
+
+    Vars an inventory source set (``inv.source_vars``: an Ansible inventory's vars serve its playbooks)
+    are not warned about."""
     known = known_var_names(registry, playbooks)
     file = str(inv.path)
     inherited: set[str] = set(inv.default_vars)
@@ -90,8 +93,9 @@ def unknown_var_warnings(inv: Inventory, registry: Registry, playbooks: Iterable
         places.append((f"hosts.{name}.vars", host.line, own))
     warnings = []
     for where, line, variables in places:
+        from_source = inv.source_vars.get(where.removesuffix(".vars"), frozenset())
         for var in variables:
-            if var in known:
+            if var in known or var in from_source:
                 continue
             close = difflib.get_close_matches(var, sorted(known), n=1, cutoff=0.75)
             hint = f" (did you mean {close[0]!r}?)" if close else " (`itops checks show ID` lists a check's parameters)"

@@ -221,8 +221,54 @@ class WaiverRule(_Entry):
         return today > self.expires
 
 
+# --- sources (itops/sources/): hosts and groups read from elsewhere at load time --------------------
+
+EC2_ADDRESSES = ("private_ip_address", "public_ip_address", "private_dns_name", "public_dns_name")
+
+
+def _ec2_name(value: str) -> str:
+    if value in ("instance_id", *EC2_ADDRESSES) or (value.startswith("tag:") and len(value) > 4):
+        return value
+    raise ValueError(f"must be tag:KEY, instance_id or one of {', '.join(EC2_ADDRESSES)}, got {value!r}")
+
+
+def _filter_values(value: object) -> object:
+    return [value] if isinstance(value, str | int | float | bool) else value
+
+
+class EC2SourceSpec(StrictModel):
+    """Running EC2 instances of a cloud account as hosts (``ec2:DescribeInstances``)."""
+
+    cloud: str = Field(min_length=1)
+    regions: StrList = ()  # default: the cloud's regions
+    filters: dict[str, Annotated[tuple[str, ...], BeforeValidator(_filter_values)]] = {}  # DescribeInstances filters
+    address: Literal["private_ip_address", "public_ip_address", "private_dns_name", "public_dns_name"] = (
+        "private_ip_address"
+    )
+    name: Annotated[str, AfterValidator(_ec2_name)] = "tag:Name"  # host name; instance id when the tag is missing
+    groups_from_tags: StrList = ()  # tag keys: an instance with role=web joins group role_web
+    user: str | None = None
+    port: Port | None = None
+    jump: str | None = None
+    vars: OptionalMapping = {}
+
+
+class SourceSpec(StrictModel):
+    """One entry of ``sources:``: exactly one of ``ansible`` (a path) or ``aws_ec2``."""
+
+    ansible: str | None = Field(None, min_length=1)
+    aws_ec2: EC2SourceSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SourceSpec:
+        if (self.ansible is None) == (self.aws_ec2 is None):
+            raise ValueError("set exactly one of ansible, aws_ec2")
+        return self
+
+
 class TopSpec(StrictModel):
     version: Any = None
+    sources: Annotated[list[Any], BeforeValidator(lambda v: [] if v is None else v)] = []
     defaults: Any = None  # validated on its own so a bad default does not hide other problems
     sites: OptionalMapping = {}
     groups: OptionalMapping = {}

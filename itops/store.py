@@ -16,6 +16,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -269,6 +270,45 @@ class Store:
         with closing(self._connect()) as db:
             rows = db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY seq", (rid,)).fetchall()
         return [Result.from_dict(json.loads(r["data"])) for r in rows]
+
+    def prune(
+        self, older_than: float, keep_last: int = 0, *, dry_run: bool = False, now: float | None = None
+    ) -> list[Run]:
+        """Remove runs started more than ``older_than`` seconds ago from the history database and
+        their folders (results.jsonl, run.json); never the newest ``keep_last`` runs, never a run
+        whose process is still running. Returns the runs removed (or, with ``dry_run``, that would be).
+        """
+        cutoff = (time.time() if now is None else now) - older_than
+        with closing(self._connect()) as db:
+            rows = db.execute("SELECT * FROM runs ORDER BY started DESC, id DESC").fetchall()
+        victims = [
+            _run_from_row(r)
+            for r in rows[max(keep_last, 0) :]
+            if r["started"] < cutoff and not (r["state"] == "running" and _alive(r["pid"]))
+        ]
+        if dry_run or not victims:
+            return victims
+        for run in victims:  # the history rows first (results, metrics, run): a run is gone once not listed
+            self.forget(run.id)
+            if _RUN_ID_RE.fullmatch(run.id):  # an id is a folder name, never a path
+                shutil.rmtree(self.run_dir(run.id), ignore_errors=True)
+        return victims
+
+
+_RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether a process with this id runs (a run left 'running' by a dead process may be pruned)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _stored_bodies(path: Path) -> Iterator[str]:

@@ -164,9 +164,11 @@ def plant_account(moto: Moto, regions: tuple[str, str]) -> Expected:
     v1 = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, BlockDeviceMappings=root)["Instances"][0][
         "InstanceId"
     ]
-    ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, BlockDeviceMappings=root,
-                      MetadataOptions={"HttpTokens": "required"})  # fmt: skip
+    v2 = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, BlockDeviceMappings=root,
+                           MetadataOptions={"HttpTokens": "required"})["Instances"][0]["InstanceId"]  # fmt: skip
     fail("ec2.imdsv2_required", arn("ec2", home, f"instance/{v1}"))
+    for iid in (v1, v2):  # running, and no inventory host covers them
+        expected.add(("inventory.cloud_instances_covered", arn("ec2", home, f"instance/{iid}")))
     # a new VPC in the other region without flow logs (its default group emptied)
     ec2_other = moto.client("ec2", other)
     bare = ec2_other.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]

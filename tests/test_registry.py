@@ -39,7 +39,7 @@ def test_check_metadata_is_complete(check):
     for refs in meta.frameworks.values():
         assert all(r.strip() for r in refs)
     assert meta.id.split(".")[0] in {"ssh", "accounts", "files", "kernel", "services", "software", "logging",
-                                     "storage", "packages", "aws", "backup", "dr"}, meta.id
+                                     "storage", "packages", "aws", "backup", "dr", "inventory"}, meta.id
     if meta.target == "host":
         assert check.probes, f"{check.id} declares no probe"
 

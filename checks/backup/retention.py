@@ -83,13 +83,15 @@ def size_ok(facts: BackupFacts, params: Params) -> list[Finding]:
     "`min_copies` copies are kept, and check nothing deletes them early.",
     frameworks={"cis": ["11.2"], "nist-800-53": ["CP-9", "CP-6"], "iso-27001": ["A.8.13"]},
     needs=["copies"],
+    params={"min_copies": 2},
 )
 def copies_retained(facts: BackupFacts, params: Params) -> list[Finding]:
-    """At least ``min_copies`` copies exist (of each host/tag set, volume or DB instance)."""
-    required = facts.min_copies
-    if required is None:
-        n = len(facts.copies)
-        return [Finding.skipped(f"{n} cop{'y' if n == 1 else 'ies'} found; no min_copies set")]
+    """At least ``min_copies`` copies exist (of each host/tag set, volume or DB instance).
+
+    Without ``min_copies`` on the backup (or in vars) two copies are required: a single copy
+    is the case this check exists for, so it must not pass silently; ``min_copies: 1`` accepts it.
+    """
+    required = int(facts.min_copies if facts.min_copies is not None else params["min_copies"])
     findings = []
     groups = facts.groups() or {"": []}
     for group, copies in groups.items():

@@ -38,6 +38,7 @@ DEMO_FAULTS: Mapping[tuple[str, str], str] = {
     ("files-shrunk", "backup.size_ok"): "newest copy 1.2 MB is 61% smaller than the previous 3.1 MB (max shrink 20%)",
     ("files-few", "backup.copies_retained"): "only 1 copy retained, at least 3 required",
     ("files-missing", "backup.within_rpo"): "does not exist",
+    ("files-missing", "backup.copies_retained"): "only 0 copies retained, at least 2 required",
     ("files-slow", "backup.restore_within_rto"): "RTO 1ms",
     ("files-badrestore", "backup.restore_test_passed"): "expected file etc/app/missing.conf is missing",
 }
@@ -184,7 +185,7 @@ def plant_demo_backups(
     folder = f"{base}/slow"
     t = now - HOUR
     p.write(f"{folder}/big-{stamp(t)}.tar.gz", _gz(_tar({"srv/big.bin": rnd.randbytes(2_000_000)}, t), t), t)
-    entry("files-slow", f"{folder}/big-*.tar.gz", restore_test={"into": scratch, "rto": "0.001s"})
+    entry("files-slow", f"{folder}/big-*.tar.gz", min_copies=1, restore_test={"into": scratch, "rto": "0.001s"})
 
     # restores, but an expected file is not in it
     folder = f"{base}/badrestore"
@@ -194,6 +195,7 @@ def plant_demo_backups(
     entry(
         "files-badrestore",
         f"{folder}/etc-*.tar.gz",
+        min_copies=1,
         restore_test={"into": scratch, "rto": "5m", "expect_files": expect},
     )
 

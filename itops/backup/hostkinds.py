@@ -45,6 +45,7 @@ class BackupContext:
     secret_var: str = ""  # ITOPS_SECRET_n holding this backup's password, when it has one
     restore_secret_var: str = ""  # the scratch database server's password
     state: dict[str, Any] = field(default_factory=dict)  # kind-specific (restic: the slice to check)
+    vars: Mapping[str, Any] = field(default_factory=dict)  # check parameters: the host's merged vars
 
     @property
     def name(self) -> str:
@@ -76,6 +77,7 @@ def base_facts(ctx: BackupContext, where: str, **kw: Any) -> BackupFacts:
         min_size=b.min_size,
         max_shrink_pct=b.max_shrink_pct,
         min_copies=b.min_copies,
+        vars=ctx.vars,
         **kw,
     )
 

@@ -143,6 +143,6 @@ def build_registry(
 
 def write_prom_file(path: Path, records: Mapping[str, Mapping[str, Any]], now: float, only: Iterable[str]) -> None:
     """Write the textfile atomically, mode 0600, never through a symlink (see the module docstring)."""
-    from prometheus_client import generate_latest
+    from itops.metrics import write_textfile
 
-    write_private_atomic(path, generate_latest(build_registry(records, now, only)))
+    write_textfile(path, build_registry(records, now, only))

@@ -221,13 +221,14 @@ class BackupVerifier:
         now = self.opts.now if self.opts.now is not None else time.time()
         started = time.time()
         timeout = float(self.inv.hosts[host].ssh.command_timeout) if host != LOCAL else 60.0
+        variables = self.inv.hosts[host].vars if host != LOCAL else self.inv.default_vars
         contexts: list[BackupContext] = []
         secrets: dict[str, str] = {}
         early: list[BackupOutcome] = []
         skips: dict[str, str] = {}
         for b in backups:
             spec, skips[b.name] = self.restore_plan(b)
-            ctx = BackupContext(b, self.options[b.name], host, now, timeout, restore=spec)
+            ctx = BackupContext(b, self.options[b.name], host, now, timeout, restore=spec, vars=variables)
             problem = self._secrets(ctx, secrets)
             if problem:
                 facts = unreachable_facts(b, f"{host}:{getattr(b, 'path', '') or getattr(b, 'repository', '')}", now,

@@ -86,6 +86,8 @@ ProgressFn = Callable[[str | None], None]
     default=None,
     help="Folder of report templates overriding the shipped ones (for --report).",
 )
+@click.option("--prom-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write node_exporter textfile metrics of this run to FILE (atomically).")  # fmt: skip
 def audit(
     inventory_path: Path,
     limits: tuple[str, ...],
@@ -103,6 +105,7 @@ def audit(
     reports: tuple[str, ...],
     waivers_file: Path | None,
     templates: Path | None,
+    prom_file: Path | None,
 ) -> None:
     """Audit hosts and cloud accounts: one SSH connection and one batched probe script per host,
     each cloud API collection made once per account and region."""
@@ -194,6 +197,10 @@ def audit(
     run = writer.finish(state, int(code), host_keys, accounts)
     for path in write_reports(store, run.id, report_specs, templates=templates):
         click.echo(f"wrote report {path}", err=True)
+    if prom_file is not None:
+        from itops.metrics import audit_registry, last_success, write_textfile
+
+        write_textfile(prom_file, audit_registry(run, writer.results, last_success(store, run)))
     # What --limit and --checks selected (before the groups' checks: narrow it): a waiver outside is not stale.
     planned = {h.name: [c.id for c in host_checks] for h in selection.hosts}
     planned.update({name: [c.id for c in cloud_checks] for name in selection.clouds})
@@ -226,7 +233,7 @@ def _why_no_target(hosts: list[Host], limits: tuple[str, ...], patterns: tuple[s
 def _cloud_job(
     run_id: str, inv: Inventory, name: str, checks: list[Check], concurrency: int, runner: AuditRunner
 ) -> Callable[[], HostOutcome]:
-    from itops.cloud import cloud_variables, run_cloud_account
+    from itops.cloud import cloud_variables, inventory_coverage, run_cloud_account
     from itops.runner import HostOutcome
 
     def job() -> HostOutcome:
@@ -238,6 +245,7 @@ def _cloud_job(
             cloud_variables(inv, name),
             concurrency=concurrency,
             stop=runner.stop,
+            covered=inventory_coverage(inv),
         )
         account = " ".join(x for x in (out.account_id, out.caller_arn) if x)
         return HostOutcome(name, out.results, elapsed=out.elapsed, account=account)

@@ -42,6 +42,8 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--trust-on-first-use", "tofu_file", type=click.Path(dir_okay=False), default=None,
               help="Record unknown host keys in FILE instead of rejecting them.")
+@click.option("--prom-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write node_exporter textfile metrics of the drills (achieved RTO, last success) to FILE.")
 @store_option
 def drill(
     playbook_path: Path,
@@ -52,6 +54,7 @@ def drill(
     variables: tuple[str, ...],
     fmt: str,
     tofu_file: str | None,
+    prom_file: Path | None,
     store_dir: Path | None,
 ) -> None:  # fmt: skip
     """Run PLAYBOOK as a timed drill (stops at the first failed step and rolls back), recorded as a run."""
@@ -90,6 +93,11 @@ def drill(
         runner.restore_fn = Restorer(inv, drill_.run_id)
     with stop_on_signals(drill_.interrupt, "rolling back"):
         outcome = drill_.run()
+    if prom_file is not None:
+        from itops.metrics import drill_registry, write_textfile
+        from itops.playbook.drill import drill_history
+
+        write_textfile(prom_file, drill_registry(drill_history(store, limit=1000)))
     if fmt == "json":
         click.echo(run_to_json(outcome.run, outcome.results))
     else:

@@ -92,3 +92,34 @@ def list_hosts(inventory_path: Path, limits: tuple[str, ...], fmt: str) -> None:
             f"{h.name:<20} {addr:<22} {h.ssh.user:<10} {h.site or '-':<8} {','.join(h.groups) or '-':<24} "
             f"{','.join(h.tags) or '-'}"
         )
+
+
+@inventory.group("import")
+def import_() -> None:
+    """Convert another tool's inventory into an itops inventory (printed on stdout)."""
+
+
+@import_.command("ansible")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+def import_ansible(path: Path) -> None:
+    """Print the itops inventory equivalent to the Ansible inventory PATH (INI, YAML, folder or plugin
+    config; read with ansible-inventory from the itops[ansible] extra). To convert once; to keep
+    following the Ansible inventory, list it under `sources:` instead."""
+    import yaml
+
+    from itops.errors import UsageError
+    from itops.sources import SourceError
+    from itops.sources.ansible import read_ansible_source
+
+    try:
+        data = read_ansible_source(path)
+    except SourceError as exc:
+        raise UsageError(str(exc), hint=exc.hint) from None
+    doc = {"version": 1, "groups": data.groups, "hosts": data.hosts}
+    click.echo(f"# converted from the Ansible inventory {path} by `itops inventory import ansible`")
+    click.echo(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120), nl=False)
+
+
+# DESIGN.md's earlier name for the same conversion
+inventory.add_command(click.Command("import-ansible", callback=import_ansible.callback, params=import_ansible.params,
+                                    help="Same as `itops inventory import ansible PATH`.", hidden=True))  # fmt: skip

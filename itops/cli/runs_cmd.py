@@ -159,3 +159,31 @@ def import_cmd(ctx: click.Context, folders: tuple[Path, ...], store_dir: Path | 
         click.echo(f"imported {run.id} ({run.kind}{', shard ' + run.shard if run.shard else ''})")
     if failed:
         ctx.exit(int(ExitStatus.FAILURES))
+
+
+@runs.command("prune")
+@store_option
+@click.option("--older-than", required=True, metavar="DURATION", help="Remove runs started longer ago, e.g. 90d.")
+@click.option("--keep-last", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Never remove the newest N runs, however old.")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Only print what would be removed.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def prune_runs(store_dir: Path | None, older_than: str, keep_last: int, dry_run: bool, fmt: str) -> None:
+    """Remove old runs from the history database and their result files (run retention)."""
+    from itops.errors import UsageError
+    from itops.yamlload import parse_duration
+
+    try:
+        age = parse_duration(older_than)
+    except ValueError as exc:
+        raise UsageError(f"--older-than {older_than!r}: {exc}", hint="e.g. --older-than 90d") from None
+    removed = Store(store_dir).prune(age, keep_last, dry_run=dry_run)
+    if fmt == "json":
+        doc = {"dry_run": dry_run, "removed": [r.to_dict() for r in removed]}
+        click.echo(json.dumps(doc, indent=2))
+        return
+    verb = "would remove" if dry_run else "removed"
+    if removed:
+        click.echo(render_run_list(removed))
+    click.echo(f"{verb} {len(removed)} run{'' if len(removed) == 1 else 's'} started before {older_than} ago"
+               + (f" (kept the newest {keep_last})" if keep_last else ""), err=True)  # fmt: skip

@@ -20,6 +20,10 @@ with file, line and key path, raised as one :class:`~itops.errors.ConfigError` (
         inventory: inventory/prod.yaml
         options: {restore_test: true}
         notify: [{to: ops-mail, when: change}, {to: ops-chat, when: failure}]
+      retention:
+        cron: "15 4 * * 0"
+        command: runs-prune
+        options: {older_than: 90d, keep_last: 50}
 
 Cron expressions have 5 fields (minute hour day-of-month month day-of-week, as crontab) or
 6 with seconds first. Day-of-week numbers follow crontab (0 and 7 are Sunday); restricting
@@ -58,7 +62,9 @@ from itops.yamlload import (
     validate_model,
 )
 
-COMMANDS = ("audit", "backup-verify", "dr-drill", "dr-check", "report")
+COMMANDS = ("audit", "backup-verify", "dr-drill", "dr-check", "report", "runs-prune")
+#: Commands that store no run of their own (nothing to report on or compare).
+NO_RUN_COMMANDS = ("report", "runs-prune")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
@@ -202,6 +208,7 @@ class AuditOptions(StrictModel):
     local: bool = False
     concurrency: int | None = Field(None, ge=1, le=1024)
     waivers: str | None = None
+    prom_file: str | None = None  # node_exporter textfile metrics of each run
 
 
 class BackupVerifyOptions(StrictModel):
@@ -217,11 +224,20 @@ class DrillOptions(StrictModel):
     unattended: bool = False  # answer every manual step with yes (`--yes`)
     answers: dict[str, str] = {}  # manual step name -> recorded answer
     vars: OptionalMapping = {}
+    prom_file: str | None = None  # node_exporter textfile metrics of the drills
 
 
 class DrCheckOptions(StrictModel):
     playbooks: str | None = None  # folder of the user's playbooks (else $ITOPS_PLAYBOOKS; none: the job fails)
     max_age: PositiveDuration | None = None
+
+
+class PruneOptions(StrictModel):
+    """Run retention: ``itops runs prune --older-than ... --keep-last ...``."""
+
+    older_than: PositiveDuration
+    keep_last: int = Field(0, ge=0)
+    dry_run: bool = False
 
 
 class ReportOptions(StrictModel):
@@ -236,6 +252,7 @@ OPTION_MODELS: Mapping[str, type[StrictModel]] = {
     "dr-drill": DrillOptions,
     "dr-check": DrCheckOptions,
     "report": ReportOptions,
+    "runs-prune": PruneOptions,
 }
 
 
@@ -247,7 +264,7 @@ class JobSpec(StrictModel):
     line: int = 0
     cron: Cron
     timezone: Zone | None = None
-    command: Literal["audit", "backup-verify", "dr-drill", "dr-check", "report"]
+    command: Literal["audit", "backup-verify", "dr-drill", "dr-check", "report", "runs-prune"]
     inventory: str | None = None
     playbook: str | None = None
     options: OptionalMapping = {}
@@ -454,7 +471,7 @@ class _Loader:
             self.problem(where, "missing required key 'playbook' (a dr-drill job needs one)")
         if spec.command != "dr-drill" and spec.playbook:
             self.problem((*where, "playbook"), f"only dr-drill jobs take a playbook, this is {spec.command}")
-        if spec.command in ("dr-check", "report") and spec.inventory:
+        if spec.command in ("dr-check", "report", "runs-prune") and spec.inventory:
             self.problem((*where, "inventory"), f"a {spec.command} job takes no inventory")
         if isinstance(opts, ReportOptions):
             from itops.errors import UsageError

@@ -15,7 +15,7 @@ from itops.model import Result, Run, Status
 from itops.notify import JobEvent, deliver
 from itops.report import EXTENSIONS, normalize_format, write_report
 from itops.report.diff import diff_results
-from itops.scheduler.config import Job, ReportOptions, Schedule
+from itops.scheduler.config import NO_RUN_COMMANDS, Job, ReportOptions, Schedule
 from itops.scheduler.jobs import (
     ChildProcesses,
     JobHistory,
@@ -103,7 +103,7 @@ def _execute(ctx: JobContext, name: str, scheduled: float | None) -> JobOutcome:
         child = ctx.children.run(name, outcome.argv, timeout=job.timeout, cwd=ctx.schedule.base)
         outcome.finished = time.time()
         outcome.pid, outcome.exit_code, outcome.stderr = child.pid, child.rc, child.stderr
-        outcome.run_id = run_id_from_output(child.stdout) if job.command != "report" else None
+        outcome.run_id = run_id_from_output(child.stdout) if job.command not in NO_RUN_COMMANDS else None
         if child.rc is None and child.pid is None:
             outcome.state, outcome.error = "error", child.stderr
         elif child.timed_out:
@@ -116,7 +116,7 @@ def _execute(ctx: JobContext, name: str, scheduled: float | None) -> JobOutcome:
             outcome.state = "complete"
         if outcome.state != "complete" and child.pid is not None:
             mark_interrupted(ctx.store.db_path, child.pid)
-        if outcome.run_id is None and job.command != "report" and outcome.state == "complete":
+        if outcome.run_id is None and job.command not in NO_RUN_COMMANDS and outcome.state == "complete":
             outcome.error = outcome.error or "the command stored no run (see its output)"
         ctx.history.update(outcome)
         try:

@@ -42,6 +42,7 @@ from itops.scheduler.config import (
     DrCheckOptions,
     DrillOptions,
     Job,
+    PruneOptions,
     ReportOptions,
     Schedule,
 )
@@ -87,6 +88,7 @@ def job_argv(job: Job, store_root: Path, *, run_ref: str | None = None) -> list[
         argv += ["--local"] if o.local else []
         argv += ["--concurrency", str(o.concurrency)] if o.concurrency else []
         argv += ["--waivers", o.waivers] if o.waivers else []
+        argv += ["--prom-file", o.prom_file] if o.prom_file else []
         return argv
     if isinstance(o, BackupVerifyOptions):
         argv = ["backup", "verify", "-i", str(job.inventory), *store, "--format", "json", "--fail-on", o.fail_on]
@@ -103,15 +105,24 @@ def job_argv(job: Job, store_root: Path, *, run_ref: str | None = None) -> list[
         argv += ["--yes"] if o.unattended else []
         argv += [a for k, v in o.answers.items() for a in ("--answer", f"{k}={v}")]
         argv += [a for k, v in o.vars.items() for a in ("--var", f"{k}={v}")]
+        argv += ["--prom-file", o.prom_file] if o.prom_file else []
         return argv
     if isinstance(o, DrCheckOptions):
         argv = ["dr", "check", *store, "--format", "json"]
         argv += ["--playbooks", o.playbooks] if o.playbooks else []
-        argv += ["--max-age", f"{o.max_age:g}s"] if o.max_age else []
+        argv += ["--max-age", _seconds(o.max_age)] if o.max_age else []
         return argv
+    if isinstance(o, PruneOptions):
+        argv = ["runs", "prune", *store, "--older-than", _seconds(o.older_than), "--keep-last", str(o.keep_last)]
+        return argv + (["--dry-run"] if o.dry_run else [])
     if isinstance(o, ReportOptions):
         return ["report", run_ref or o.run, "--format", o.format, "--output", o.output, *store]
     raise TypeError(f"no command line for job options {type(o).__name__}")
+
+
+def _seconds(value: float) -> str:
+    """A duration for a command-line option: ``7776000s`` (``:g`` would give ``7.776e+06s``)."""
+    return f"{int(value)}s" if value == int(value) else f"{value!r}s"
 
 
 # --- history -----------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ def s3_setup(moto: Any) -> dict[str, object]:
             "bucket": "bk-plain",
             "prefix": "nightly/",
             "rpo": "26h",
+            "min_copies": 1,  # retention is not what this backup tests
             "max_shrink_pct": 20,
         },
         "s3-nobucket": {"kind": "s3", "cloud": "aws-test", "bucket": "bk-gone", "rpo": "26h"},
@@ -82,6 +83,7 @@ def snapshots_setup(moto: Any) -> dict[str, object]:
             "region": REGION,
             "resource_ids": [good],
             "rpo": "26h",
+            "min_copies": 1,  # retention is not what this backup tests
         },
         "ebs-bad": {
             "kind": "ebs_snapshot",
@@ -89,6 +91,7 @@ def snapshots_setup(moto: Any) -> dict[str, object]:
             "region": REGION,
             "resource_ids": [bad, none],
             "rpo": "26h",
+            "min_copies": 1,  # retention is not what this backup tests
         },
         "rds-shared": {
             "kind": "rds_snapshot",
@@ -96,6 +99,7 @@ def snapshots_setup(moto: Any) -> dict[str, object]:
             "region": REGION,
             "resource_ids": ["orders-db"],
             "rpo": "26h",
+            "min_copies": 1,  # retention is not what this backup tests
         },
         "_vols": {"good": good, "bad": bad, "none": none, "snap": snap},
     }
@@ -110,5 +114,7 @@ CLOUD_FAULTS = {
     ("ebs-bad", "backup.encrypted"): "is not encrypted",
     ("ebs-bad", "backup.not_public"): "1 copy is shared publicly: snap-",
     ("ebs-bad", "backup.within_rpo"): "no completed backup found",
+    ("ebs-bad", "backup.copies_retained"): "only 0 copies retained, at least 1 required",  # the volume without one
+    ("s3-nobucket", "backup.copies_retained"): "only 0 copies retained, at least 2 required",  # the default
     ("rds-shared", "backup.not_public"): "1 copy is shared publicly: orders-db-manual",
 }

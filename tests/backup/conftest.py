@@ -107,12 +107,14 @@ class ResticRepos:
                 "repository": str(self.remote),
                 "password_file": str(self.password_file),
                 "rpo": "26h",
+                "min_copies": 1,  # retention is not what this backup tests
             },
             "restic-corrupt": {
                 "kind": "restic",
                 "repository": str(self.corrupt),
                 "password_env": RESTIC_ENV,
                 "rpo": "26h",
+                "min_copies": 1,  # retention is not what this backup tests
                 "integrity": "read-data",
             },
         }
@@ -180,12 +182,14 @@ class PgDumps:
                 "kind": "postgres_dump",
                 "path": f"{self.dir}/orders/*.dump",
                 "rpo": "26h",
+                "min_copies": 1,  # retention is not what this backup tests
                 "restore_test": test,
             },
             "pg-small": {
                 "kind": "postgres_dump",
                 "path": f"{self.dir}/small/*.dump",
                 "rpo": "26h",
+                "min_copies": 1,  # retention is not what this backup tests
                 "restore_test": test,
             },
             "pg-plain": {
@@ -193,9 +197,15 @@ class PgDumps:
                 "host": "bk2",
                 "path": f"{self.dir}/plain/*.sql",
                 "rpo": "26h",
+                "min_copies": 1,  # retention is not what this backup tests
                 "restore_test": {**test, "verify": verify[:1]},
             },
-            "pg-truncated": {"kind": "postgres_dump", "path": f"{self.dir}/truncated/*.sql", "rpo": "26h"},
+            "pg-truncated": {
+                "kind": "postgres_dump",
+                "path": f"{self.dir}/truncated/*.sql",
+                "rpo": "26h",
+                "min_copies": 1,
+            },
         }
 
 

@@ -103,7 +103,10 @@ def test_copies_retained():
     assert one("backup.copies_retained", three).status is Status.PASS
     f = one("backup.copies_retained", facts(copies=(Copy("c", NOW, 1),), min_copies=3))
     assert f.status is Status.FAIL and f.message == "only 1 copy retained, at least 3 required"
-    assert one("backup.copies_retained", facts(copies=(Copy("c", NOW, 1),))).status is Status.SKIPPED
+    # no min_copies given: the documented default of 2 applies, so a single copy is not silently accepted
+    single = one("backup.copies_retained", facts(copies=(Copy("c", NOW, 1),)))
+    assert single.status is Status.FAIL and single.message == "only 1 copy retained, at least 2 required"
+    assert one("backup.copies_retained", facts(copies=(Copy("c", NOW, 1),), min_copies=1)).status is Status.PASS
     none = one("backup.copies_retained", facts(min_copies=2))
     assert none.status is Status.FAIL and none.message == "only 0 copies retained, at least 2 required"
 
@@ -175,7 +178,12 @@ def test_restore_within_rto():
     over = one("backup.restore_within_rto", facts(restore=restore(seconds=95.0, rto=60.0)))
     assert over.status is Status.FAIL and over.message == "restore took 1m 35s, RTO 1m"
     no_rto = one("backup.restore_within_rto", facts(restore=restore(rto=None)))
-    assert no_rto.status is Status.SKIPPED and "no RTO set" in no_rto.message
+    assert (
+        no_rto.status is Status.PASS
+        and no_rto.message == "restore took 1.5s, within RTO 4h (default; set restore_test.rto)"
+    )
+    slow = one("backup.restore_within_rto", facts(restore=restore(seconds=5 * H, rto=None)))
+    assert slow.status is Status.FAIL and "RTO 4h (default" in slow.message
     timeout = one("backup.restore_within_rto", facts(restore=restore(ok=False, seconds=None, timed_out=True)))
     assert timeout.status is Status.FAIL and "did not finish before the timeout" in timeout.message
 

@@ -139,7 +139,7 @@ def test_aws_backup_vault_via_stubber(tmp_path):
     stub.add_response("get_backup_vault_access_policy", {"Policy": json.dumps(policy)}, {"BackupVaultName": "bad"})
     entries = {
         "vault-good": {"kind": "aws_backup", "cloud": "acct", "vault": "good", "rpo": "26h", "min_copies": 2},
-        "vault-bad": {"kind": "aws_backup", "cloud": "acct", "vault": "bad", "rpo": "26h"},
+        "vault-bad": {"kind": "aws_backup", "cloud": "acct", "vault": "bad", "rpo": "26h", "min_copies": 1},
     }
     with stub:
         outcomes = _verify_with(tmp_path, {"vault-good": entries["vault-good"]}, {"backup": client})

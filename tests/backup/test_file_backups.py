@@ -204,3 +204,23 @@ def test_a_restore_folder_other_users_can_change_is_refused(backup_lab, tmp_path
     sticky = verify(write_inventory(tmp_path / "inv2.yaml", backup_lab.fleet, {"open": entries["open"]}))["open"]
     assert sticky.facts.restore is not None and sticky.facts.restore.ok, sticky.facts.restore
     assert (open_parent / "scratch").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_single_retained_copy_fails_unless_min_copies_1_accepts_it(backup_lab, tmp_path):
+    """Without min_copies the documented default of 2 applies: one copy is a FAIL, not a silent SKIPPED."""
+    few = "/var/backups/itops-demo/few/cfg-*.tar.gz"  # one real archive on bk1
+    default = {"kind": "file", "host": "bk1", "path": few, "rpo": "26h"}
+    backups = {"one-default": default, "one-accepted": {**default, "min_copies": 1}}
+    inv = write_inventory(tmp_path / "inv.yaml", backup_lab.fleet, backups)
+    outcomes = verify(inv)
+    retained = next(r for r in outcomes["one-default"].results if r.check_id == "backup.copies_retained")
+    assert retained.status.value == "FAIL" and retained.message == "only 1 copy retained, at least 2 required"
+    assert statuses(outcomes["one-accepted"])["backup.copies_retained"] == {"PASS"}
+    # the default is a check parameter: vars override it like any other
+    inv = write_inventory(
+        tmp_path / "inv2.yaml",
+        backup_lab.fleet,
+        {"one-default": default},
+        defaults={**backup_lab.fleet.inventory().get("defaults", {}), "vars": {"min_copies": 1}},
+    )
+    assert statuses(verify(inv)["one-default"])["backup.copies_retained"] == {"PASS"}

@@ -44,7 +44,7 @@ def test_scheduled_backup_verification_alerts_once_per_change(fleet_factory, tmp
     backups.mkdir()
     newest = backups / "app-20260101.tar.gz"
     _archive(newest)
-    inv = lab.write_inventory(extra={"backups": {"app": {"kind": "file", "host": "lab1", "rpo": "1h",
+    inv = lab.write_inventory(extra={"backups": {"app": {"kind": "file", "host": "lab1", "rpo": "1h", "min_copies": 1,
                                                          "path": f"{backups}/app-*.tar.gz"}}})
     controller, smtp = start_smtp()
     hook = start_hook([500])  # a broken chat webhook: retried, recorded, never changes the job's result

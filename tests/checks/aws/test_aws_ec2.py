@@ -103,3 +103,34 @@ def test_flow_logs() -> None:
     found = run("aws.ec2.vpc_flow_logs_enabled", facts(coll("ec2.vpcs", vpcs)))
     assert [f.status for f in found] == [Status.PASS, Status.FAIL, Status.ERROR]
     assert "missing permission ec2:DescribeFlowLogs" in found[2].message
+
+
+def test_cloud_instances_covered() -> None:
+    """Running instances no inventory host covers FAIL; covered by id, address or DNS name PASS; stopped ones
+    are left out."""
+    from dataclasses import replace
+
+    def inst(iid, state="running", **data):
+        return res(f"arn:aws:ec2:eu-west-1:123456789012:instance/{iid}", InstanceId=iid, State={"Name": state},
+                   **data)  # fmt: skip
+
+    SHADOW = {"Key": "Name", "Value": "shadow"}
+    instances = [
+        inst("i-1"),  # covered by its id (the aws_ec2 source's ec2_instance_id)
+        inst("i-2", PrivateIpAddress="10.0.0.2"),  # a host entry with this address
+        inst("i-3", PrivateIpAddress="10.0.0.3", PrivateDnsName="ip-10-0-0-3.ec2.internal", Tags=[SHADOW]),
+        inst("i-4", PublicDnsName="ec2-1.compute.amazonaws.com"),
+        inst("i-5", state="stopped"),
+    ]
+    f = replace(facts(coll("ec2.instances", instances)),
+                covered=frozenset({"i-1", "10.0.0.2", "ec2-1.compute.amazonaws.com"}))  # fmt: skip
+    found = run("inventory.cloud_instances_covered", f)
+    got = {r.rsplit("/", 1)[1]: s for r, s in statuses(found).items()}
+    assert got == {"i-1": Status.PASS, "i-2": Status.PASS, "i-3": Status.FAIL, "i-4": Status.PASS}
+    shadow = next(x for x in found if x.status is Status.FAIL)
+    assert "instance i-3 (shadow)" in shadow.message and "no inventory host or source covers it" in shadow.message
+    assert shadow.observed == "i-3, 10.0.0.3, ip-10-0-0-3.ec2.internal"
+    # an account without running instances: nothing to cover, SKIPPED (not a vacuous PASS)
+    assert {x.status for x in run("inventory.cloud_instances_covered", facts(coll("ec2.instances", [])))} == {
+        Status.SKIPPED
+    }

@@ -240,7 +240,8 @@ def plant_regions(moto: Moto, expect: Verdicts) -> None:
         empty_default_group(home, g)
 
 
-def plant_ec2(moto: Moto, expect: Verdicts) -> None:
+def plant_ec2(moto: Moto, expect: Verdicts) -> str:
+    """Plant the EC2 twins; returns the address of the instance an inventory host covers."""
     ec2 = moto.client("ec2", HOME)
     vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
     v4, v6 = [{"CidrIp": "0.0.0.0/0"}], [{"CidrIpv6": "::/0"}]
@@ -282,10 +283,17 @@ def plant_ec2(moto: Moto, expect: Verdicts) -> None:
     expect[("aws.ec2.snapshots_not_public", f"arn:aws:ec2:{HOME}::snapshot/{public}")] = FAIL
     expect[("aws.ec2.snapshots_not_public", f"arn:aws:ec2:{HOME}::snapshot/{shared}")] = PASS
     root = [{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8, "Encrypted": True}}]
+    covered = ""
     for tokens, verdict in (("optional", FAIL), ("required", PASS)):
-        iid = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, BlockDeviceMappings=root,
-                                MetadataOptions={"HttpTokens": tokens})["Instances"][0]["InstanceId"]  # fmt: skip
+        inst = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, BlockDeviceMappings=root,
+                                 MetadataOptions={"HttpTokens": tokens})["Instances"][0]  # fmt: skip
+        iid = inst["InstanceId"]
         expect[("aws.ec2.imdsv2_required", _arn("ec2", HOME, f"instance/{iid}"))] = verdict
+        # the required one is in the inventory (a host with its address), the optional one is not
+        expect[("inventory.cloud_instances_covered", _arn("ec2", HOME, f"instance/{iid}"))] = verdict
+        if verdict == PASS:
+            covered = inst["PrivateIpAddress"]
+    return covered
 
 
 def plant_kms_rds_trails(moto: Moto, expect: Verdicts) -> None:
@@ -369,7 +377,7 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, 
         plant_s3(moto, twins)
         plant_iam(moto, twins)
         plant_regions(moto, twins)
-        plant_ec2(moto, twins)
+        covered = plant_ec2(moto, twins)
         plant_kms_rds_trails(moto, twins)
         stopped: Verdicts = {}
         plant_stopped_account(moto, stopped)
@@ -378,8 +386,8 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, 
             "twins": cloud_entry(backup_buckets=["backup-*"]),
             "stopped": cloud_entry(regions=[HOME], role_arn=role(OTHER_ACCOUNT_ID)),
             "empty": cloud_entry(regions=[HOME], role_arn=role(EMPTY_ACCOUNT_ID)),
-        })  # fmt: skip
-        code, doc, err = run_audit("-i", str(inv))
+        }, hosts={"app1": {"address": covered}})  # fmt: skip
+        code, doc, err = run_audit("-i", str(inv), "--limit", "cloud:*")  # app1 only covers an instance
         assert code == 1 and doc, err  # failures found, nothing crashed
         yield doc, {"twins": twins, "stopped": stopped}
         moto_reset()
