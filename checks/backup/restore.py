@@ -67,7 +67,7 @@ def restore_within_rto(facts: BackupFacts, params: Params) -> Finding:
         return Finding.skipped(f"restore did not run far enough to be timed; {rto}")
     took = format_duration(r.seconds)
     observed = f"{r.seconds:.3f}s"
-    metrics = {RESTORE_SECONDS: r.seconds, **({RTO_SECONDS: r.rto} if r.rto is not None else {})}
+    metrics = {RESTORE_SECONDS: r.seconds, RTO_SECONDS: limit}  # the RTO judged against, default included
     if r.seconds > limit:
         return Finding.failed(
             f"restore took {took}, {rto}", observed=observed, expected=f"<= {limit:g}s", metrics=metrics
@@ -93,27 +93,27 @@ RTO_SECONDS = "backup.rto_seconds"
     frameworks={"cis": ["11.5"], "nist-800-53": ["CP-2(3)", "CP-10", "CP-4"], "iso-27001": ["A.5.30", "A.8.13"]},
     needs=["restore"],
     kinds=["file", "restic", "postgres_dump"],
-    params={"restore_forecast_horizon_days": 30},
+    params={"restore_forecast_horizon_days": 30, "rto": "4h"},
     history=(RESTORE_SECONDS,),
 )
 def restore_time_forecast_within_rto(facts: BackupFacts, params: Params) -> Finding:
     """Fits the restore times of earlier runs and this one (Theil-Sen) and fails when the line reaches
-    ``restore_test.rto`` within ``restore_forecast_horizon_days``."""
+    ``restore_test.rto`` (default: the ``rto`` param, 4h, as backup.restore_within_rto) within
+    ``restore_forecast_horizon_days``."""
     r = facts.restore
     if r is None:
         return Finding.error("no restore result")
-    if r.rto is None:
-        return Finding.skipped("no RTO set (restore_test.rto): nothing to project against")
+    limit = r.rto if r.rto is not None else parse_duration(params["rto"])
     if r.seconds is None:
         return Finding.skipped("the restore did not run far enough to be timed")
     horizon_days = params["restore_forecast_horizon_days"]
     if not isinstance(horizon_days, int | float) or horizon_days <= 0:
         return Finding.error(f"bad parameter restore_forecast_horizon_days: {horizon_days!r}")
     points = [*facts.history.get(RESTORE_SECONDS, ()), (facts.now, r.seconds)]
-    projection = project(RESTORE_SECONDS, points, r.rto, facts.now)
+    projection = project(RESTORE_SECONDS, points, limit, facts.now)
     if projection is None:
         return Finding.skipped(f"not enough history ({len(points)} of {MIN_POINTS} runs) to project restore times")
-    rto = format_limit(r.rto)
+    rto = format_limit(limit) + ("" if r.rto is not None else " (default; set restore_test.rto)")
     trend = f"{projection.fit.per_day:+.3g}s/day; {projection.fit.quality()}"
     if projection.within(float(horizon_days) * DAY):
         return Finding.failed(

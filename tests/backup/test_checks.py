@@ -200,7 +200,9 @@ def test_restore_time_forecast_within_rto():
     assert one(check, facts(restore=restore(seconds=30.0, rto=60.0), history=steady)).status is Status.PASS
     short = one(check, facts(restore=restore(seconds=30.0, rto=60.0), history={}))
     assert short.status is Status.SKIPPED and short.message.startswith("not enough history (1 of 5 runs)")
-    assert one(check, facts(restore=restore(rto=None), history=history)).status is Status.SKIPPED
+    # without restore_test.rto the default 4h applies, as for backup.restore_within_rto
+    default = one(check, facts(restore=restore(seconds=30.0, rto=None), history=history))
+    assert default.status is Status.PASS and "RTO 4h (default; set restore_test.rto)" in default.message
     assert one(check, facts(restore=None)).status is Status.ERROR
     # the restore checks record what the forecast reads
     timed = one("backup.restore_within_rto", facts(restore=restore(seconds=30.0, rto=60.0)))
