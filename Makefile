@@ -14,11 +14,12 @@ UV_VERSION ?= 0.13.9
 
 # Every package comes from the lock, checked against its hashes; itops itself is then installed
 # without dependencies (and without build isolation, so the build's setuptools is the locked one).
-$(STAMP): pyproject.toml setup.cfg $(LOCK) scripts/install-system-deps.sh
+$(STAMP): pyproject.toml setup.cfg lab/pyproject.toml $(LOCK) scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --require-hashes -r $(LOCK)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e lab
 	$(PY) -m pip check
 	touch $(STAMP)
 
@@ -28,8 +29,8 @@ demo: $(STAMP)
 	bash scripts/demo.sh
 
 test: $(STAMP)
-	$(PY) -m ruff check itops
-	$(PY) -m mypy itops
+	$(PY) -m ruff check itops lab checks tests
+	$(PY) -m mypy
 	$(PY) -m pytest -q
 
 # The suite against the newest versions pyproject allows (no lock), in a venv of its own: drift in
@@ -39,6 +40,7 @@ test-latest:
 	test -x .venv-latest/bin/python || $(PYTHON) -m venv .venv-latest
 	.venv-latest/bin/python -m pip install -q --upgrade pip
 	.venv-latest/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[test]'
+	.venv-latest/bin/python -m pip install -q --no-deps --no-build-isolation -e lab
 	.venv-latest/bin/python -m pip list --format=freeze > .venv-latest/versions.txt
 	.venv-latest/bin/python -m pytest -q
 
@@ -54,7 +56,7 @@ lock:
 
 lint: $(STAMP)
 	$(PY) -m ruff check itops checks tests
-	$(PY) -m mypy itops
+	$(PY) -m mypy
 
 bench: $(STAMP)
 	$(PY) bench/fleet.py --hosts 10 50

@@ -8,10 +8,10 @@ ITOPS=${ITOPS:-.venv/bin/itops}
 LAB=${LAB:-.lab}
 export ITOPS_HOME=${ITOPS_HOME:-$PWD/$LAB/store}
 
-"$PY" -m itops.lab down --dir "$LAB" >/dev/null 2>&1 || true
+"$PY" -m itops_lab down --dir "$LAB" >/dev/null 2>&1 || true
 echo "==> starting the lab (4 sshd hosts on 127.0.0.1; the first run builds a cached Debian root)" >&2
-inv=$("$PY" -m itops.lab up --dir "$LAB" --hosts 4 --roots --backups --detach) || exit 1
-trap '"$PY" -m itops.lab down --dir "$LAB" >/dev/null 2>&1' EXIT
+inv=$("$PY" -m itops_lab up --dir "$LAB" --hosts 4 --roots --backups --detach) || exit 1
+trap '"$PY" -m itops_lab down --dir "$LAB" >/dev/null 2>&1' EXIT
 
 echo "==> itops inventory validate $inv" >&2
 "$ITOPS" inventory validate "$inv" || exit 1

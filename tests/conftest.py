@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from lab_hosts import LAB_HOSTS
 
-from itops.lab import Fleet, HostRoots, LabHostSpec, RootKind, start_fleet
+from itops_lab import Fleet, HostRoots, LabHostSpec, RootKind, start_fleet
 
 # --------------------------------------------------------------------------- sshd lab
-# Real OpenSSH sshd processes on 127.0.0.1 (itops.lab). Needs root (ChrootDirectory, mknod).
+# Real OpenSSH sshd processes on 127.0.0.1 (itops_lab). Needs root (ChrootDirectory, mknod).
 # ITOPS_LAB_ROOT_KIND=busybox swaps the Debian chroots for minimal busybox ones (no debootstrap).
 
 

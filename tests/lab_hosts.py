@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from itops.lab import HARDENED, WEAK, LabMount, RootProfile
-from itops.lab.profiles import ACCOUNT_DRIFT, CLEAN, NEGLECTED, SSH_DRIFT
 from itops.registry import load_registry
+from itops_lab import HARDENED, WEAK, LabMount, RootProfile
+from itops_lab.profiles import ACCOUNT_DRIFT, CLEAN, NEGLECTED, SSH_DRIFT
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ LAB_HOSTS: dict[str, LabHostPlan] = {
 # --------------------------------------------------------------------------- planted audit lab
 # tests/checks/test_planted_lab.py audits these hosts with EVERY host check and asserts that each
 # host's failing set is exactly the set planted here. Each host is a real Debian root (see
-# itops.lab.roots: CLEAN and the profiles derived from it) plus the file systems mounted inside it
+# itops_lab.roots: CLEAN and the profiles derived from it) plus the file systems mounted inside it
 # (a mount is not a file of the root but the host's own mount table, so it lives here, not in the
 # profile: LabHostSpec.mounts, mounted in the host's private mount namespace).
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from itops.lab import HostRoots, LabHostSpec, RootKind, start_fleet
-from itops.lab.profiles import ACCOUNT_DRIFT, PlantedFile
-from itops.lab.roots import default_cache_dir, read_recipe_marker
+from itops_lab import HostRoots, LabHostSpec, RootKind, start_fleet
+from itops_lab.profiles import ACCOUNT_DRIFT, PlantedFile
+from itops_lab.roots import default_cache_dir, read_recipe_marker
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from audit_helpers import run_audit
 from click.testing import CliRunner
 
 from itops.cli.main import cli
-from itops.lab import HostRoots, LabHostSpec, LabMount, RootKind
+from itops_lab import HostRoots, LabHostSpec, LabMount, RootKind
 
 pytestmark = pytest.mark.integration
 

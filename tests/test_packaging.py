@@ -43,6 +43,12 @@ def test_wheel_install_lists_every_check(tmp_path):
     proc = subprocess.run([base, "-S", "-c", code, str(target), deps], capture_output=True, text=True,
                           cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    # the lab is test and demo tooling (lab/itops_lab): the wheel does not ship it
+    assert not (target / "itops" / "lab").exists() and not (target / "itops_lab").exists()
+    assert not (target / "itops" / "backup" / "demo.py").exists()
+    no_lab = subprocess.run([base, "-S", "-c", "import sys; sys.path[:0] = [sys.argv[1]]; import itops.lab",
+                             str(target)], capture_output=True, text=True, cwd=tmp_path, timeout=60)  # fmt: skip
+    assert no_lab.returncode != 0 and "No module named 'itops.lab'" in no_lab.stderr
     installed = {c["id"] for c in json.loads(proc.stdout)}
     from_source = {c.id for c in load_registry(entry_point_packs=False)}
     assert from_source and installed == from_source

@@ -7,5 +7,4 @@
   EBS/RDS snapshots and AWS Backup through the account's boto3 session.
 - :mod:`itops.backup.verify`: runs them (bounded concurrency) and evaluates ``checks/backup``.
 - :mod:`itops.backup.metrics`: per-backup records in the run store and the node_exporter textfile.
-- :mod:`itops.backup.demo`: planted demo backups for the lab (``python -m itops.lab up --backups``).
 """

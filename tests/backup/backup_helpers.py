@@ -14,9 +14,9 @@ from itops.backup.options import backup_options
 from itops.backup.verify import BackupOutcome, BackupVerifier, VerifyOptions, select_backups
 from itops.cli.main import cli
 from itops.inventory import load_inventory
-from itops.lab import Fleet
 from itops.model import Status
 from itops.registry import load_registry
+from itops_lab import Fleet
 
 _REGISTRY = None
 

@@ -28,8 +28,8 @@ from backup_services import (
     write_tree,
 )
 
-from itops.backup.demo import plant_demo_backups
-from itops.lab import Fleet, HostRoots, LabHostSpec, RootKind, start_fleet
+from itops_lab import Fleet, HostRoots, LabHostSpec, RootKind, start_fleet
+from itops_lab.backup_demo import plant_demo_backups
 
 PG_ENV = "ITOPS_TEST_PGPASSWORD"
 RESTIC_ENV = "ITOPS_TEST_RESTIC_PW"

@@ -16,8 +16,8 @@ from backup_helpers import run_cli, write_inventory
 from cloud_scenario import CLOUD_FAULTS, REGION, s3_setup, snapshots_setup
 from prometheus_client.parser import text_string_to_metric_families
 
-from itops.backup.demo import DEMO_FAULTS, DEMO_RESTORE_ALL_FAULTS
 from itops.store import Store
+from itops_lab.backup_demo import DEMO_FAULTS, DEMO_RESTORE_ALL_FAULTS
 
 pytestmark = pytest.mark.integration
 
@@ -159,9 +159,9 @@ def test_exit_codes_match_audits(backup_lab, tmp_path):
 
 
 def test_lab_up_with_backups_makes_the_demo_verify_them(tmp_path):
-    """What scripts/demo.sh runs: `python -m itops.lab up --roots --backups`, then `itops backup verify`."""
+    """What scripts/demo.sh runs: `python -m itops_lab up --roots --backups`, then `itops backup verify`."""
     lab = tmp_path / "lab"
-    cmd = [sys.executable, "-m", "itops.lab"]
+    cmd = [sys.executable, "-m", "itops_lab"]
     up = subprocess.run(
         [*cmd, "up", "--dir", str(lab), "--hosts", "1", "--roots", "--backups", "--detach"],
         capture_output=True,

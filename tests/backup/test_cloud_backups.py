@@ -23,7 +23,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from cloud_scenario import CLOUD_FAULTS, REGION, s3_setup, snapshots_setup
 
-from itops.lab.netutil import closed_port
+from itops_lab.netutil import closed_port
 
 pytestmark = pytest.mark.integration
 UTC = dt.UTC

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from backup_helpers import failures, not_assessed, statuses, verify, write_inventory
 
-from itops.backup.demo import DEMO_FAULTS, DEMO_RESTORE_ALL_FAULTS, plant_demo_backups
-from itops.lab import plant
-from itops.lab.plant import resolve_in_root
+from itops_lab import plant
+from itops_lab.backup_demo import DEMO_FAULTS, DEMO_RESTORE_ALL_FAULTS, plant_demo_backups
+from itops_lab.plant import resolve_in_root
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import os
 import pytest
 from audit_helpers import by_target, run_audit
 
-from itops.lab import LabHostSpec, RootKind
-from itops.lab.plant import plant
+from itops_lab import LabHostSpec, RootKind
+from itops_lab.plant import plant
 
 pytestmark = pytest.mark.integration
 

@@ -30,12 +30,12 @@ from lab_hosts import AUDIT_LAB, AUDIT_LAB_VARS, ENVIRONMENT_CHECKS, HARDENED_TE
 
 from itops.checkapi import ProbeResult
 from itops.inventory import load_inventory
-from itops.lab import HostRoots, LabHostSpec, RootKind, start_fleet
-from itops.lab.roots import default_cache_dir, read_recipe_marker
 from itops.planner import plan_host
 from itops.registry import load_registry
 from itops.runner import target_for
 from itops.transport.ssh import KnownHosts, SSHConnection
+from itops_lab import HostRoots, LabHostSpec, RootKind, start_fleet
+from itops_lab.roots import default_cache_dir, read_recipe_marker
 
 pytestmark = pytest.mark.integration
 

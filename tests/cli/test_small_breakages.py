@@ -73,9 +73,9 @@ def test_dr_check_without_playbooks_judges_nothing_and_says_so(tmp_path, monkeyp
 @pytest.mark.integration
 def test_readme_lab_commands_ssh_in_and_stop_a_detached_lab(tmp_path):
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    assert "ssh -F .lab/ssh_config lab1" in readme and "python -m itops.lab down --dir .lab" in readme
+    assert "ssh -F .lab/ssh_config lab1" in readme and "python -m itops_lab down --dir .lab" in readme
     lab = tmp_path / "lab"
-    up = subprocess.run([sys.executable, "-m", "itops.lab", "up", "--dir", str(lab), "--hosts", "1", "--detach"],
+    up = subprocess.run([sys.executable, "-m", "itops_lab", "up", "--dir", str(lab), "--hosts", "1", "--detach"],
                         capture_output=True, text=True, timeout=300)  # fmt: skip
     assert up.returncode == 0, up.stderr
     try:
@@ -83,7 +83,7 @@ def test_readme_lab_commands_ssh_in_and_stop_a_detached_lab(tmp_path):
                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
         assert ssh.returncode == 0 and ssh.stdout.strip() == "in-the-lab", ssh.stderr
     finally:
-        down = subprocess.run([sys.executable, "-m", "itops.lab", "down", "--dir", str(lab)],
+        down = subprocess.run([sys.executable, "-m", "itops_lab", "down", "--dir", str(lab)],
                               capture_output=True, text=True, timeout=120)  # fmt: skip
     assert down.returncode == 0 and "is down" in down.stderr, down.stderr
     again = subprocess.run(["ssh", "-F", str(lab / "ssh_config"), "-o", "ConnectTimeout=5", "lab1", "true"],

@@ -1,4 +1,4 @@
-"""itops.lab.fleet: LabMount validation and how isolated() mounts it (no sshd), and a lab on a fresh machine."""
+"""itops_lab.fleet: LabMount validation and how isolated() mounts it (no sshd), and a lab on a fresh machine."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from itops.lab import Fleet, LabError, LabHostSpec, LabMount
-from itops.lab.fleet import LabHost
-from itops.lab.netutil import generate_ed25519
-from itops.lab.roots import RECIPE_MARKER
-from itops.lab.sshd import isolated
+from itops_lab import Fleet, LabError, LabHostSpec, LabMount
+from itops_lab.fleet import LabHost
+from itops_lab.netutil import generate_ed25519
+from itops_lab.roots import RECIPE_MARKER
+from itops_lab.sshd import isolated
 
 
 def _host(tmp_path: Path, root: Path | None, *mounts: LabMount, mount_proc: bool = True) -> LabHost:
@@ -138,7 +138,7 @@ def test_mounts_without_a_root_or_isolation_are_refused(tmp_path: Path) -> None:
 _FRESH_RUN_SCRIPT = """
 import subprocess, sys
 from pathlib import Path
-from itops.lab import LabHostSpec, start_fleet
+from itops_lab import LabHostSpec, start_fleet
 assert not Path("/run/sshd").exists(), "the namespace should hide /run/sshd"
 with start_fleet(Path(sys.argv[1]), [LabHostSpec("fresh1")], startup_timeout=20) as fleet:
     host = fleet.hosts["fresh1"]

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from lab_hosts import LAB_HOSTS
 
-from itops.lab import (
+from itops_lab import (
     HARDENED,
     WEAK,
     Fleet,
@@ -32,8 +32,8 @@ from itops.lab import (
     read_banner,
     silent_port,
 )
-from itops.lab import roots as lab_roots_module
-from itops.lab.procs import descendants
+from itops_lab import roots as lab_roots_module
+from itops_lab.procs import descendants
 
 pytestmark = pytest.mark.integration
 
@@ -370,7 +370,7 @@ def test_profiles_are_opposites() -> None:
 
 
 def _lab_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "itops.lab", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "itops_lab", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def test_cli_up_detach_then_down(tmp_path: Path) -> None:
@@ -395,7 +395,7 @@ def test_cli_up_in_foreground_stops_on_sigterm(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "itops.lab", "up", "--dir", str(tmp_path), "--hosts", "2"],
+        [sys.executable, "-m", "itops_lab", "up", "--dir", str(tmp_path), "--hosts", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

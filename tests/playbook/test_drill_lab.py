@@ -1,4 +1,4 @@
-"""Drills against real sshd lab hosts (itops.lab): success, failure at step k with rollback, manual steps,
+"""Drills against real sshd lab hosts (itops_lab): success, failure at step k with rollback, manual steps,
 dry run, timings. The lab hosts have no chroot, so their files are this machine's: the tests check the
 state a drill left by looking at those files."""
 

@@ -14,11 +14,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from itops.backup.demo import plant_demo_backups
 from itops.cli.main import cli
-from itops.lab.netutil import free_port
 from itops.resources import bundled_dir
 from itops.store import Store
+from itops_lab.backup_demo import plant_demo_backups
+from itops_lab.netutil import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backup"))
 from backup_services import PG_PASSWORD, PgServer
@@ -155,7 +155,7 @@ def test_failover_service_runs_on_the_roots_lab_and_a_start_that_dies_fails(flee
     a service that dies at once (its port is taken) FAILs the start step with its log, leaving no PID file."""
     import subprocess
 
-    from itops.lab import LabHostSpec, RootKind
+    from itops_lab import LabHostSpec, RootKind
 
     roots = {name: lab_host_roots.create(name, RootKind.DEBIAN) for name in ("lab1", "lab2")}
     lab = fleet_factory([LabHostSpec(name, root=root) for name, root in roots.items()])

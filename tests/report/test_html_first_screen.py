@@ -16,8 +16,8 @@ import pytest
 from audit_helpers import run_cli_process
 from browser import Chromium, chromium_path
 
-from itops.lab import HARDENED, WEAK, Fleet, HostRoots, LabHostSpec, RootKind, start_fleet
-from itops.lab.profiles import CLEAN
+from itops_lab import HARDENED, WEAK, Fleet, HostRoots, LabHostSpec, RootKind, start_fleet
+from itops_lab.profiles import CLEAN
 
 pytestmark = [
     pytest.mark.integration,
@@ -32,7 +32,7 @@ FIRST_SCREEN = 1000  # pixels
 def demo_fleet(
     tmp_path_factory: pytest.TempPathFactory, lab_roots: HostRoots, lab_root_kind: RootKind
 ) -> Iterator[Fleet]:
-    """demo1..demo4 as `itops.lab up --hosts 4 --roots` makes them (the demo's lab)."""
+    """demo1..demo4 as `itops_lab up --hosts 4 --roots` makes them (the demo's lab)."""
     hardened = CLEAN if lab_root_kind is RootKind.DEBIAN else HARDENED
     specs = [
         LabHostSpec(f"demo{i}", root=lab_roots.create(f"demo{i}", lab_root_kind, hardened if i % 2 else WEAK))

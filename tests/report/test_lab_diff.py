@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from itops.cli.main import cli
-from itops.lab import Fleet, plant
 from itops.report.jsondoc import load_schema
 from itops.store import Store
+from itops_lab import Fleet, plant
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ import pytest
 from audit_helpers import by_target, run_audit, write_pack, write_yaml
 
 from itops.errors import HostKeyRejected
-from itops.lab.netutil import generate_ed25519
 from itops.transport.known_hosts import KnownHosts, load_file, match_host_patterns
 from itops.transport.ssh import SSHConnection, SSHTarget
+from itops_lab.netutil import generate_ed25519
 
 
 def hashed(name: str, salt: bytes = b"0123456789abcdefghij") -> str:

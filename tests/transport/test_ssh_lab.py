@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from audit_helpers import by_target, run_audit, write_pack, write_yaml
 
-from itops.lab import LabHostSpec
-from itops.lab.netutil import closed_port, silent_port
+from itops_lab import LabHostSpec
+from itops_lab.netutil import closed_port, silent_port
 
 pytestmark = pytest.mark.integration
 
@@ -220,9 +220,9 @@ def test_closing_a_connection_whose_jump_host_died_never_raises(fleet_factory):
     import signal
 
     from itops.inventory import load_inventory
-    from itops.lab.procs import descendants
     from itops.runner import target_for
     from itops.transport.ssh import KnownHosts, SSHConnection
+    from itops_lab.procs import descendants
 
     fleet = fleet_factory(2)
     inv_path = fleet.write_inventory(extra={"hosts": {"lab2": {"jump": "lab1"}}})

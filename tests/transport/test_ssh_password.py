@@ -30,10 +30,10 @@ import pytest
 from audit_helpers import ITOPS, write_yaml
 
 from itops.errors import AuthFailed
-from itops.lab import Fleet, HostRoots, LabHostSpec, RootKind, start_fleet
-from itops.lab.netutil import LOCALHOST, generate_ed25519
-from itops.lab.users import LabUser, add_user, expose_pam, expose_users, sha512_crypt
 from itops.transport.ssh import PasswordPromptAnswers, is_password_prompt, read_password_file
+from itops_lab import Fleet, HostRoots, LabHostSpec, RootKind, start_fleet
+from itops_lab.netutil import LOCALHOST, generate_ed25519
+from itops_lab.users import LabUser, add_user, expose_pam, expose_users, sha512_crypt
 
 PASSWORD = "Corr3ct-Horse-7731"
 WRONG = "Wr0ng-Battery-4419"
@@ -99,7 +99,7 @@ def pw_fleet(lab_roots: HostRoots, lab_root_kind: RootKind) -> Iterator[Fleet]:
         for user in users:
             add_user(root, user)
         specs.append(LabHostSpec(name, root=root, sshd_options=options))
-    # sshd reads the shared authorized_keys as the login user: see itops.lab.users
+    # sshd reads the shared authorized_keys as the login user: see itops_lab.users
     workdir = Path(tempfile.mkdtemp(prefix="itops-pw-lab-"))
     os.chmod(workdir, 0o755)
     try:
@@ -245,8 +245,8 @@ def test_an_authorised_key_is_tried_before_a_wrong_password(pw_fleet, client_hom
 
 
 def test_sshd_options_replace_the_lab_default_and_no_options_change_nothing(tmp_path):
-    from itops.lab.fleet import LabHost
-    from itops.lab.sshd import sshd_config
+    from itops_lab.fleet import LabHost
+    from itops_lab.sshd import sshd_config
 
     def config(*options: str) -> list[str]:
         host = LabHost(LabHostSpec("h", sshd_options=options), 2222, None, tmp_path)  # type: ignore[arg-type]

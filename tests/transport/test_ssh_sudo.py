@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from audit_helpers import run_cli_process, write_yaml
 
-from itops.lab import HARDENED, Fleet, HostRoots, LabHostSpec, RootKind, start_fleet
-from itops.lab.netutil import LOCALHOST
-from itops.lab.users import LabUser, add_user, expose_users
+from itops_lab import HARDENED, Fleet, HostRoots, LabHostSpec, RootKind, start_fleet
+from itops_lab.netutil import LOCALHOST
+from itops_lab.users import LabUser, add_user, expose_users
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

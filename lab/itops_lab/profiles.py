@@ -2,7 +2,7 @@
 
 ``HARDENED``/``WEAK`` for the demo; ``CLEAN`` (every root-dependent host check passes) and the
 planted profiles derived from it for the audit acceptance test (tests/checks/test_planted_lab.py).
-:func:`itops.lab.roots.apply_profile` writes a profile into a root.
+:func:`itops_lab.roots.apply_profile` writes a profile into a root.
 """
 
 from __future__ import annotations

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from itops.lab.netutil import LOCALHOST
-from itops.lab.plant import LabError, resolve_in_root
-from itops.lab.roots import RECIPE_MARKER
+from itops_lab.netutil import LOCALHOST
+from itops_lab.plant import LabError, resolve_in_root
+from itops_lab.roots import RECIPE_MARKER
 
 if TYPE_CHECKING:
-    from itops.lab.fleet import LabHost
+    from itops_lab.fleet import LabHost
 
 SSHD = "/usr/sbin/sshd"
 #: Debian's sshd (compiled with --with-privsep-path) refuses to start without this directory. The

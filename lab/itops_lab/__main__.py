@@ -1,4 +1,4 @@
-"""``python -m itops.lab up|down``: start or stop a lab fleet from the command line.
+"""``python -m itops_lab up|down``: start or stop a lab fleet from the command line.
 
 ``up`` prints the inventory path on stdout (and nothing else there) and then stays in the
 foreground until SIGTERM/SIGINT, or with ``--detach`` leaves the sshd processes running and
@@ -19,11 +19,11 @@ from typing import Any
 
 import click
 
-from itops.lab.fleet import LabHostSpec, start_fleet
-from itops.lab.plant import LabError
-from itops.lab.procs import stop_processes
-from itops.lab.profiles import CLEAN, HARDENED, WEAK
-from itops.lab.roots import HostRoots, RootKind, remove_tree
+from itops_lab.fleet import LabHostSpec, start_fleet
+from itops_lab.plant import LabError
+from itops_lab.procs import stop_processes
+from itops_lab.profiles import CLEAN, HARDENED, WEAK
+from itops_lab.roots import HostRoots, RootKind, remove_tree
 
 STATE_FILE = "lab-state.json"
 
@@ -61,7 +61,7 @@ def _live_sshd_pids(state: dict[str, Any]) -> list[int]:
 
 def _supervisor_alive(state: dict[str, Any]) -> int | None:
     pid = state.get("supervisor_pid")
-    return pid if isinstance(pid, int) and "itops.lab" in _pid_cmdline(pid) else None
+    return pid if isinstance(pid, int) and "itops_lab" in _pid_cmdline(pid) else None
 
 
 @click.group()
@@ -161,7 +161,7 @@ def up(
                 host_roots.set_owners(fleet.pids)
             fleet, host_roots = None, None  # leave them running for `down`
             return
-        click.echo(f"lab up: {count} hosts; stop with Ctrl-C or `python -m itops.lab down --dir {directory}`", err=True)
+        click.echo(f"lab up: {count} hosts; stop with Ctrl-C or `python -m itops_lab down --dir {directory}`", err=True)
         deadline = time.monotonic() + max_seconds
         while not stop.wait(1.0) and time.monotonic() < deadline:
             dead = [h.name for h in fleet if h.process is not None and h.process.poll() is not None]
@@ -181,7 +181,7 @@ def up(
 
 def _plant_backups(spec: LabHostSpec, directory: Path) -> dict[str, Any]:
     """Demo backups on the first lab host: inside its root, or (no root) in DIR/backups on this machine."""
-    from itops.backup.demo import plant_demo_backups
+    from itops_lab.backup_demo import plant_demo_backups
 
     if spec.root is not None:
         return plant_demo_backups(spec.root, host=spec.name)

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from itops.lab.plant import (
+from itops_lab.plant import (
     DEBIAN_PLANTABLE_DEBS,
     LabError,
     _in_chroot,
@@ -46,7 +46,7 @@ from itops.lab.plant import (
     plant,
     resolve_in_root,
 )
-from itops.lab.profiles import (
+from itops_lab.profiles import (
     RootProfile,
 )
 

@@ -3,7 +3,7 @@
 :func:`plant_demo_backups` writes a set of file backups into a lab host's root (or a folder
 on this machine) and returns the ``backups:`` entries that describe them. Some are healthy,
 some carry one planted fault each; :data:`DEMO_FAULTS` says which check must FAIL on which
-backup and what its message must contain. ``python -m itops.lab up --backups`` uses this so
+backup and what its message must contain. ``python -m itops_lab up --backups`` uses this so
 the demo verifies the lab's backups too; the tests use it against real lab hosts.
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from itops.lab.plant import plant, resolve_in_root
+from itops_lab.plant import plant, resolve_in_root
 
 DEMO_BASE = "/var/backups/itops-demo"
 DEMO_SCRATCH = "/var/tmp/itops-restore"  # noqa: S108 - parent of mktemp -d scratch folders

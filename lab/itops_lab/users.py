@@ -33,8 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from itops.lab.fleet import LabHost
-from itops.lab.plant import LabError, plant, plant_dir
+from itops_lab.fleet import LabHost
+from itops_lab.plant import LabError, plant, plant_dir
 
 #: shadow password field of an account that can log in with a key but has no usable password
 #: (``*``, not ``!``: sshd without PAM refuses ``!``-locked accounts even for public keys)

@@ -1,9 +1,9 @@
 """A fleet of real OpenSSH sshd processes on 127.0.0.1, one per lab host.
 
 Every host gets its own port, ed25519 host key, sshd_config, pid file and log, and optionally a
-``ChrootDirectory`` (see :mod:`itops.lab.roots`) so hosts differ in what a remote command sees,
-and optionally file systems of its own (:class:`~itops.lab.sshd.LabMount`: a tmpfs on /tmp, /dev/shm,
-...) mounted inside that root in the host's private mount namespace (:mod:`itops.lab.sshd`). One client key pair, an
+``ChrootDirectory`` (see :mod:`itops_lab.roots`) so hosts differ in what a remote command sees,
+and optionally file systems of its own (:class:`~itops_lab.sshd.LabMount`: a tmpfs on /tmp, /dev/shm,
+...) mounted inside that root in the host's private mount namespace (:mod:`itops_lab.sshd`). One client key pair, an
 ``authorized_keys`` and a ``known_hosts`` are shared by the fleet, and
 :meth:`Fleet.write_inventory` writes an itops inventory pointing at all of it.
 """
@@ -24,11 +24,11 @@ from typing import IO, Any
 import paramiko
 import yaml
 
-from itops.lab.netutil import LOCALHOST, free_port, generate_ed25519, read_banner
-from itops.lab.plant import LabError
-from itops.lab.procs import stop_processes
-from itops.lab.roots import check_chroot_path
-from itops.lab.sshd import SSHD, LabMount, ensure_privsep_dir, isolated, sshd_config
+from itops_lab.netutil import LOCALHOST, free_port, generate_ed25519, read_banner
+from itops_lab.plant import LabError
+from itops_lab.procs import stop_processes
+from itops_lab.roots import check_chroot_path
+from itops_lab.sshd import SSHD, LabMount, ensure_privsep_dir, isolated, sshd_config
 
 _BIND_RETRIES = 5
 
@@ -349,7 +349,7 @@ class Fleet:
         return path
 
     def state(self) -> dict[str, Any]:
-        """What ``python -m itops.lab down`` needs to find and stop these processes later."""
+        """What ``python -m itops_lab down`` needs to find and stop these processes later."""
         return {
             "workdir": str(self.workdir),
             "hosts": {

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from itops.errors import ItopsError
-from itops.lab.profiles import RootProfile
+from itops_lab.profiles import RootProfile
 
 # Downloaded (not installed) into var/cache/apt/archives at build time, so that a profile can
 # install them for real (``RootProfile.install_debs``) without network access later.
