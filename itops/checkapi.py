@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from itops.model import Evidence, Finding, Result, Severity, Status
+from itops.remediate.spec import Fix
 
 if TYPE_CHECKING:
     from itops.backup.facts import BackupFacts
@@ -188,6 +189,8 @@ class CheckMeta(BaseModel):
     history: tuple[str, ...] = ()
     iam_actions: tuple[str, ...] = ()  # cloud checks: the read-only IAM actions evaluating it needs
     backup_kinds: tuple[str, ...] = ()  # backup checks: the backup kinds it applies to (empty: every kind)
+    #: the machine-applicable fix (``itops remediate``), or None when the check declares none
+    fix: Fix | None = None
 
     @field_validator("id")
     @classmethod
@@ -228,6 +231,14 @@ class CheckMeta(BaseModel):
         unknown = sorted({n for n in PARAM_REF_RE.findall(self.remediation) if n not in self.params})
         if unknown:
             raise ValueError(f"remediation names {unknown} in braces, which are not params of this check")
+        return self
+
+    @model_validator(mode="after")
+    def _fix_placeholders(self) -> CheckMeta:
+        unknown = sorted(n for n in (self.fix.placeholders() if self.fix else ()) if n not in self.params
+                         and n != "resource")
+        if unknown:
+            raise ValueError(f"fix names {unknown} in braces, which are not params of this check (or resource)")
         return self
 
     @model_validator(mode="after")

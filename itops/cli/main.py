@@ -85,6 +85,7 @@ def _register() -> None:
         dr_cmd,
         forecast_cmd,
         inventory_cmd,
+        remediate_cmd,
         report_cmd,
         runs_cmd,
         schedule_cmd,
@@ -105,6 +106,7 @@ def _register() -> None:
     cli.add_command(dr_cmd.dr)
     cli.add_command(trends_cmd.trends)
     cli.add_command(forecast_cmd.forecast)
+    cli.add_command(remediate_cmd.remediate)
 
 
 _register()
