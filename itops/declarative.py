@@ -17,6 +17,10 @@ Python ones. A file holds one check (a mapping) or several under ``checks:``::
         owner: root
         group: root
 
+A check may carry ``fix:`` (see :mod:`itops.remediate.spec`), e.g.
+``fix: {files: [{path: /etc/issue.net, mode: "0644", owner: root, group: root}]}``, which
+``itops remediate`` turns into a script or playbook.
+
 Types: ``file`` (exists / mode / owner / group), ``config`` (a key's value in a
 ``key value``, ``key=value`` or ini file), ``command`` (stdout regex and exit status),
 ``package`` (installed / absent) and ``service`` (active / inactive / enabled /
@@ -52,7 +56,7 @@ __all__ = ["SUFFIXES", "TYPES", "load_declarative_file", "parse_declarative_text
 
 SUFFIXES = (".yaml", ".yml")
 KNOWN_FAMILIES = ("debian", "rhel", "suse", "alpine", "arch")
-_META_KEYS = ("id", "title", "severity", "rationale", "remediation", "frameworks", "os_families", "tags")
+_META_KEYS = ("id", "title", "severity", "rationale", "remediation", "frameworks", "os_families", "tags", "fix")
 _PACKAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+._@-]*$")
 _UNIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@_.:\\-]*$")
 
@@ -79,6 +83,7 @@ class _Spec(StrictModel):
     frameworks: Any = None
     os_families: Any = None
     tags: Any = None
+    fix: Any = None  # the automatic fix (itops.remediate.spec.Fix), validated with the metadata
     description: str = ""
     type: str
 

@@ -33,6 +33,7 @@ def _per_offender(offenders: list[tuple[str, str]], ok_message: str, expected: s
 
 @host_check(
     id="accounts.uid0_only_root",
+    fix={'manual': 'renumbering or deleting an account is a decision'},
     title="root is the only account with UID 0",
     severity=Severity.HIGH,
     rationale="Any account with UID 0 is root under another name: it bypasses every permission check while "
@@ -115,6 +116,7 @@ def passwords_shadowed(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="accounts.shadow_no_empty_passwords",
+    fix={'manual': 'lock the account or set a password: a decision per account'},
     title="No account has an empty password",
     severity=Severity.CRITICAL,
     rationale="An account with an empty password field can be logged into (console, su, and SSH where "

@@ -10,6 +10,7 @@ CRON_DIRS = ("/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cr
 
 @host_check(
     id="files.crontab_permissions",
+    fix={'files': [{'path': '/etc/crontab', 'mode': '{crontab_max_mode}', 'owner': 'root', 'group': 'root'}]},
     title="/etc/crontab is accessible only to root",
     severity=Severity.MEDIUM,
     rationale="/etc/crontab runs commands as root (or any user); write access is root access, and read access "
@@ -29,6 +30,7 @@ def crontab_permissions(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="files.cron_dirs_permissions",
+    fix={'files': [{'path': '{resource}', 'mode': '{cron_dir_max_mode}', 'owner': 'root', 'group': 'root'}]},
     title="cron job directories are accessible only to root",
     severity=Severity.MEDIUM,
     rationale="Scripts in /etc/cron.{hourly,daily,weekly,monthly} and /etc/cron.d run as root; a writable "

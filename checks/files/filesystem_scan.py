@@ -101,6 +101,7 @@ WW_FILES = _scan_probe("find_world_writable_files", "world_writable_search_paths
 
 @host_check(
     id="files.world_writable_files_absent",
+    fix={'sh': "if [ -L {resource} ]; then echo 'ok: symbolic link, left alone'; else chmod o-w -- {resource} && echo 'changed: others may no longer write it'; fi"},
     title="No world-writable files in system directories",
     severity=Severity.MEDIUM,
     rationale="A world-writable file can be changed by every local user and service: scripts, configuration "
@@ -123,6 +124,7 @@ WW_DIRS = _scan_probe("find_world_writable_dirs_without_sticky", "world_writable
 
 @host_check(
     id="files.world_writable_dirs_sticky",
+    fix={'sh': "if [ -L {resource} ]; then echo 'ok: symbolic link, left alone'; else chmod +t -- {resource} && echo 'changed: sticky bit set'; fi"},
     title="World-writable directories have the sticky bit",
     severity=Severity.MEDIUM,
     rationale="In a world-writable directory without the sticky bit any user can delete or replace other users' "
@@ -145,6 +147,7 @@ UNOWNED = _scan_probe("find_unowned_files", "unowned_search_paths", "unowned_exc
 
 @host_check(
     id="files.unowned_files_absent",
+    fix={'manual': 'who should own each file is a decision'},
     title="No files without an existing owner or group",
     severity=Severity.MEDIUM,
     rationale="Files whose UID or GID has no account are left over from removed users or unpacked archives; "
@@ -176,6 +179,7 @@ def _allowed(patterns: Sequence[str]) -> Callable[[str], bool]:
 
 @host_check(
     id="files.suid_sgid_allowlisted",
+    fix={'manual': 'each program needs a review: remove the bit, remove the file, or allow it'},
     title="Only known programs are SUID or SGID",
     severity=Severity.HIGH,
     rationale="SUID/SGID programs run with their owner's privileges; an unexpected one is a classic backdoor "

@@ -117,6 +117,7 @@ def _build(row: ModuleCheck) -> Check:
         severity=Severity.LOW,
         rationale=row.rationale,
         remediation=_remediation(module.name),
+        fix={"modules": [module.name]},
         frameworks={"cis": [row.cis], "nist-800-53": list(row.nist), "iso-27001": list(row.iso)},
         probes=[module_probe(module)],
     )(evaluate)

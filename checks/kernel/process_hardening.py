@@ -25,6 +25,7 @@ def _fix(conf: str, setting: str) -> str:
 
 @host_check(
     id="kernel.aslr_enabled",
+    fix={'sysctl': {'kernel.randomize_va_space': '2'}},
     title="Address space layout randomization is fully enabled",
     severity=Severity.HIGH,
     rationale=(
@@ -42,6 +43,7 @@ def aslr_enabled(facts: Facts, params: Params) -> Finding:
 
 @host_check(
     id="kernel.ptrace_scope_restricted",
+    fix={'sysctl': {'kernel.yama.ptrace_scope': '1'}},
     title="ptrace is restricted to descendants or administrators (Yama)",
     severity=Severity.MEDIUM,
     rationale=(
@@ -74,6 +76,7 @@ def ptrace_scope_restricted(facts: Facts, params: Params) -> Finding:
 
 @host_check(
     id="kernel.dmesg_restricted",
+    fix={'sysctl': {'kernel.dmesg_restrict': '1'}},
     title="The kernel log (dmesg) is readable by privileged users only",
     severity=Severity.LOW,
     rationale=(
@@ -91,6 +94,7 @@ def dmesg_restricted(facts: Facts, params: Params) -> Finding:
 
 @host_check(
     id="kernel.suid_core_dumps_disabled",
+    fix={'sysctl': {'fs.suid_dumpable': '0'}, 'sh': "itops_set_line /etc/security/limits.d/60-itops-core.conf '*' ' ' 'hard core 0' || return 1"},
     title="Core dumps are restricted (no setuid dumps, hard core limit 0)",
     severity=Severity.MEDIUM,
     rationale=(

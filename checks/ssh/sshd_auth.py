@@ -26,6 +26,7 @@ from itops.checklib.sshd_rules import (
 
 @host_check(
     id="ssh.root_login_disabled",
+    fix={'risk': 'high', 'sshd': {'PermitRootLogin': 'no'}, 'note': 'it can lock out whoever logs in that way: make sure another way in works first'},
     title="SSH root login is disabled",
     severity=Severity.HIGH,
     rationale="Direct root logins bypass individual accountability and give an attacker who guesses or steals "
@@ -44,6 +45,7 @@ def root_login_disabled(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.password_auth_disabled",
+    fix={'risk': 'high', 'sshd': {'PasswordAuthentication': 'no', 'KbdInteractiveAuthentication': 'no'}, 'note': 'it can lock out whoever logs in that way: make sure another way in works first'},
     title="SSH password authentication is disabled",
     severity=Severity.MEDIUM,
     rationale="Passwords can be guessed, sprayed and phished; key- or certificate-based authentication removes "
@@ -78,6 +80,7 @@ def password_auth_disabled(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.empty_passwords_disabled",
+    fix={'sshd': {'PermitEmptyPasswords': 'no'}},
     title="SSH refuses accounts with empty passwords",
     severity=Severity.HIGH,
     rationale="With PermitEmptyPasswords yes, any account whose password field is empty can be logged into "
@@ -95,6 +98,7 @@ def empty_passwords_disabled(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.max_auth_tries_limited",
+    fix={'sshd': {'MaxAuthTries': '{ssh_max_auth_tries}'}},
     title="SSH limits authentication attempts per connection",
     severity=Severity.MEDIUM,
     rationale="A low MaxAuthTries slows online guessing and makes failed attempts show up in the logs sooner.",
@@ -112,6 +116,7 @@ def max_auth_tries_limited(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.hostbased_auth_disabled",
+    fix={'sshd': {'HostbasedAuthentication': 'no'}},
     title="SSH host-based authentication is disabled",
     severity=Severity.MEDIUM,
     rationale="Host-based authentication trusts another machine's word about who the user is; one compromised "
@@ -129,6 +134,7 @@ def hostbased_auth_disabled(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.ignore_rhosts_enabled",
+    fix={'sshd': {'IgnoreRhosts': 'yes'}},
     title="SSH ignores .rhosts and .shosts files",
     severity=Severity.MEDIUM,
     rationale="~/.rhosts and ~/.shosts let users grant password-less access from other hosts outside any central "
@@ -145,6 +151,7 @@ def ignore_rhosts_enabled(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.permit_user_environment_disabled",
+    fix={'sshd': {'PermitUserEnvironment': 'no'}},
     title="SSH ignores user-supplied environment files",
     severity=Severity.MEDIUM,
     rationale="PermitUserEnvironment lets users set variables such as LD_PRELOAD for their sessions through "
@@ -162,6 +169,7 @@ def permit_user_environment_disabled(facts: Facts, params: Params) -> list[Findi
 
 @host_check(
     id="ssh.use_pam_enabled",
+    fix={'sshd': {'UsePAM': 'yes'}},
     title="SSH uses PAM for account and session checks",
     severity=Severity.LOW,
     rationale="With UsePAM no, PAM account and session modules (lockout, expiry, access.conf, limits, "
@@ -179,6 +187,7 @@ def use_pam_enabled(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.gssapi_auth_disabled",
+    fix={'sshd': {'GSSAPIAuthentication': 'no'}},
     title="SSH GSSAPI authentication is disabled",
     severity=Severity.LOW,
     rationale="GSSAPI (Kerberos) authentication adds attack surface and should only be on where Kerberos "
@@ -203,6 +212,7 @@ _MATCH_EVERYONE = frozenset({"*", "*@*"})
 
 @host_check(
     id="ssh.access_restricted",
+    fix={'manual': 'which accounts or groups may log in over SSH is a decision (AllowGroups / AllowUsers)'},
     title="SSH limits who may log in (AllowUsers, AllowGroups, DenyUsers or DenyGroups is set)",
     severity=Severity.MEDIUM,
     rationale="Without an allow or deny list every local account with a valid credential (service accounts, "

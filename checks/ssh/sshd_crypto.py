@@ -46,6 +46,7 @@ STRONG_KEX = [
 
 @host_check(
     id="ssh.ciphers_strong",
+    fix={'sshd': {'Ciphers': '{ssh_ciphers_allowed}'}},
     title="SSH offers only strong ciphers",
     severity=Severity.HIGH,
     rationale="CBC-mode, 3DES and arcfour ciphers have practical attacks (plaintext recovery, SWEET32); a client "
@@ -65,6 +66,7 @@ def ciphers_strong(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.macs_strong",
+    fix={'sshd': {'MACs': '{ssh_macs_allowed}'}},
     title="SSH offers only strong MAC algorithms",
     severity=Severity.MEDIUM,
     rationale="MD5, SHA-1 and 64-bit-tag MACs (umac-64) are weak integrity protection; the OpenSSH default list "
@@ -82,6 +84,7 @@ def macs_strong(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.kex_strong",
+    fix={'sshd': {'KexAlgorithms': 'curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256'}},
     title="SSH offers only strong key-exchange algorithms",
     severity=Severity.MEDIUM,
     rationale="SHA-1 based and 1024-bit Diffie-Hellman key exchanges (group1, group14-sha1, group-exchange-sha1) "

@@ -13,6 +13,7 @@ MAIN = "/etc/ssh/sshd_config"
 
 @host_check(
     id="ssh.sshd_config_permissions",
+    fix={'files': [{'path': '{resource}', 'mode': '{ssh_config_max_mode}', 'owner': 'root', 'group': 'root'}]},
     title="sshd configuration files are root-owned and not readable by others",
     severity=Severity.MEDIUM,
     rationale="Whoever can write sshd_config (or a file it includes) controls who can log in as anyone; "
@@ -113,6 +114,7 @@ def _key_findings(stats: dict[str, FileStat], public: bool, private_max: int, ke
 
 @host_check(
     id="ssh.host_private_keys_permissions",
+    fix={'files': [{'path': '{resource}', 'mode': '{ssh_host_key_max_mode}', 'owner': 'root'}]},
     title="SSH host private keys are readable only by root",
     severity=Severity.HIGH,
     rationale="A stolen host private key lets an attacker impersonate the server and intercept logins, "
@@ -135,6 +137,7 @@ def host_private_keys_permissions(facts: Facts, params: Params) -> list[Finding]
 
 @host_check(
     id="ssh.host_public_keys_permissions",
+    fix={'files': [{'path': '{resource}', 'mode': '0644', 'owner': 'root', 'group': 'root'}]},
     title="SSH host public keys are root-owned and not writable by others",
     severity=Severity.LOW,
     rationale="A writable host public key can be swapped, confusing clients that learn keys from the server "

@@ -20,6 +20,7 @@ from itops.checklib.sshd_rules import (
 
 @host_check(
     id="ssh.x11_forwarding_disabled",
+    fix={'sshd': {'X11Forwarding': 'no'}},
     title="SSH X11 forwarding is disabled",
     severity=Severity.MEDIUM,
     rationale="X11 forwarding exposes the client's X display to the server side: a compromised server (or "
@@ -44,6 +45,7 @@ def x11_forwarding_disabled(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.forwarding_disabled",
+    fix={'risk': 'high', 'sshd': {'DisableForwarding': 'yes'}, 'note': 'breaks tunnels and agent forwarding that users rely on'},
     title="SSH forwarding of ports, agents and X11 is disabled",
     severity=Severity.LOW,
     rationale="TCP, agent, socket and X11 forwarding let SSH users tunnel through the host into networks they "
@@ -61,6 +63,7 @@ def forwarding_disabled(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.login_grace_time_limited",
+    fix={'sshd': {'LoginGraceTime': '{ssh_login_grace_time_max}'}},
     title="SSH login grace time is short",
     severity=Severity.MEDIUM,
     rationale="Each unauthenticated connection holds a slot until LoginGraceTime runs out; a short grace time "
@@ -80,6 +83,7 @@ def login_grace_time_limited(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.client_alive_configured",
+    fix={'sshd': {'ClientAliveInterval': '{ssh_client_alive_interval_max}', 'ClientAliveCountMax': '{ssh_client_alive_count_max}'}},
     title="SSH disconnects unresponsive sessions",
     severity=Severity.MEDIUM,
     rationale="Without ClientAlive probes, sessions whose client vanished stay open indefinitely and keep a "
@@ -107,6 +111,7 @@ def client_alive_configured(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.banner_configured",
+    fix={'sshd': {'Banner': '/etc/issue.net'}},
     title="SSH shows a warning banner before login",
     severity=Severity.LOW,
     rationale="A legal notice shown before authentication supports prosecution and tells users that access is "
@@ -128,6 +133,7 @@ def banner_configured(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.log_level_adequate",
+    fix={'sshd': {'LogLevel': 'VERBOSE'}},
     title="SSH logs logins at INFO or VERBOSE level",
     severity=Severity.MEDIUM,
     rationale="INFO records logins and failures; VERBOSE adds the key fingerprint used, which investigations "
@@ -145,6 +151,7 @@ def log_level_adequate(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.max_sessions_limited",
+    fix={'sshd': {'MaxSessions': '{ssh_max_sessions}'}},
     title="SSH limits sessions per connection",
     severity=Severity.LOW,
     rationale="MaxSessions caps how many shells, sftp or forwarding channels one authenticated connection can "
@@ -174,6 +181,7 @@ def _parse_startups(text: str) -> tuple[int, int, int]:
 
 @host_check(
     id="ssh.max_startups_limited",
+    fix={'sshd': {'MaxStartups': '{ssh_max_startups}'}},
     title="SSH limits concurrent unauthenticated connections",
     severity=Severity.LOW,
     rationale="MaxStartups drops new unauthenticated connections once too many are pending, limiting "

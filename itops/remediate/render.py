@@ -137,10 +137,13 @@ def _steps(fix: Fix, check: Check, values: Mapping[str, str]) -> tuple[list[str]
         })
     for f in fix.files:
         path = _safe_path(_usable("path", _fill(f.path, values)))
-        sh.append(f"itops_file {q(path)} {q(f.mode or '')} {q(f.owner or '')} {q(f.group or '')} || return 1")
+        mode = _fill(f.mode or "", values)
+        if mode and not re.fullmatch(r"0?[0-7]{3,4}", mode):
+            raise UnusableValue(f"mode {safe_comment(mode, 40)} is not octal")
+        sh.append(f"itops_file {q(path)} {q(mode)} {q(f.owner or '')} {q(f.group or '')} || return 1")
         args: dict[str, Any] = {"path": Unsafe(path)}
-        if f.mode:
-            args["mode"] = f.mode if f.mode.startswith("0") else "0" + f.mode
+        if mode:
+            args["mode"] = mode if mode.startswith("0") else "0" + mode
         if f.owner:
             args["owner"] = f.owner
         if f.group:

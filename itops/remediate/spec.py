@@ -70,8 +70,8 @@ class FileFix(BaseModel):
     @field_validator("mode")
     @classmethod
     def _mode(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"0?[0-7]{3,4}", v):
-            raise ValueError(f"mode must be octal like '0640', got {v!r}")
+        if v is not None and not re.fullmatch(r"0?[0-7]{3,4}|\{[a-z_][a-z0-9_]*\}", v):
+            raise ValueError(f"mode must be octal like '0640' or a {{param}}, got {v!r}")
         return v
 
     @field_validator("owner", "group")
@@ -187,7 +187,7 @@ class Fix(BaseModel):
     def placeholders(self) -> set[str]:
         """Every ``{name}`` the fix's values use."""
         texts: list[str] = [*self.sshd.values(), *self.sysctl.values(), self.sh]
-        texts += [f.path for f in self.files] + [ln.value for ln in self.lines]
+        texts += [f.path for f in self.files] + [f.mode or "" for f in self.files] + [ln.value for ln in self.lines]
         return {n for t in texts for n in PLACEHOLDER_RE.findall(t)}
 
     def summary(self) -> str:
