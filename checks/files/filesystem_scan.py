@@ -101,7 +101,7 @@ WW_FILES = _scan_probe("find_world_writable_files", "world_writable_search_paths
 
 @host_check(
     id="files.world_writable_files_absent",
-    fix={'sh': "if [ -L {resource} ]; then echo 'ok: symbolic link, left alone'; else chmod o-w -- {resource} && echo 'changed: others may no longer write it'; fi"},
+    fix={"sh": "itops_mode {resource} -0002 || return 1"},
     title="No world-writable files in system directories",
     severity=Severity.MEDIUM,
     rationale="A world-writable file can be changed by every local user and service: scripts, configuration "
@@ -124,7 +124,7 @@ WW_DIRS = _scan_probe("find_world_writable_dirs_without_sticky", "world_writable
 
 @host_check(
     id="files.world_writable_dirs_sticky",
-    fix={'sh': "if [ -L {resource} ]; then echo 'ok: symbolic link, left alone'; else chmod +t -- {resource} && echo 'changed: sticky bit set'; fi"},
+    fix={"sh": "itops_mode {resource} +1000 || return 1"},
     title="World-writable directories have the sticky bit",
     severity=Severity.MEDIUM,
     rationale="In a world-writable directory without the sticky bit any user can delete or replace other users' "

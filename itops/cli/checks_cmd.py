@@ -37,7 +37,19 @@ def check_to_dict(check: Check) -> dict[str, Any]:
         "iam_actions": list(meta.iam_actions),
         "description": check.description,
         "source": check.source,
+        "fix": _fix_dict(check),
     }
+
+
+def _fix_dict(check: Check) -> dict[str, Any] | None:
+    """The check's automatic fix: its kind (auto, auto (risky), manual) and the sh it writes with default params."""
+    fix = check.meta.fix
+    if fix is None:
+        return None
+    from itops.remediate.render import example_sh
+
+    return {"kind": fix.summary(), "risk": fix.risk, "manual": fix.manual, "note": fix.note,
+            "sh": [] if fix.manual else example_sh(check)}
 
 
 def _load(checks_dirs: tuple[Path, ...]) -> Registry:
@@ -75,7 +87,8 @@ def list_checks(
     width = max([len(c.id) for c in chosen] + [2])
     for c in chosen:
         refs = f"  [{framework}: {', '.join(c.meta.frameworks[framework])}]" if framework else ""
-        click.echo(f"{c.id:<{width}}  {c.meta.severity.value:<8}  {c.meta.target:<6}  {c.meta.title}{refs}")
+        fix = c.meta.fix.summary() if c.meta.fix else "-"
+        click.echo(f"{c.id:<{width}}  {c.meta.severity.value:<8}  {c.meta.target:<6}  {fix:<12}  {c.meta.title}{refs}")
     click.echo(f"{len(chosen)} check(s)", err=True)
 
 
@@ -101,6 +114,11 @@ def show_check(check_id: str, checks_dirs: tuple[Path, ...], fmt: str) -> None:
         "Remediation:",
         *("  " + line for line in d["remediation"].strip().splitlines()),
     ]
+    if d["fix"]:
+        fix = d["fix"]
+        out += ["", f"Automatic fix ({fix['kind']}; `itops remediate RUN_ID` writes it):"]
+        out += [f"  manual: {fix['manual']}"] if fix["manual"] else [f"  {line}" for line in fix["sh"]]
+        out += [f"  note: {fix['note']}"] if fix["note"] else []
     if d["params"]:
         out += ["", "Parameters (override with inventory vars of the same name):"]
         out += [f"  {k} = {json.dumps(v)}" for k, v in d["params"].items()]

@@ -24,7 +24,7 @@ from itops.model import Result, Status
 from itops.remediate.shlib import SHLIB
 from itops.remediate.spec import PLACEHOLDER_RE, Fix
 
-__all__ = ["FixStep", "HostFixes", "PlannedFix", "plan_fixes", "render_ansible", "render_sh", "safe_comment"]
+__all__ = ["HostFixes", "example_sh", "PlannedFix", "plan_fixes", "render_ansible", "render_sh", "safe_comment"]
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _MAX_EVIDENCE_LINES = 8
@@ -191,6 +191,18 @@ def _steps(fix: Fix, check: Check, values: Mapping[str, str]) -> tuple[list[str]
     return sh, tasks
 
 
+def example_sh(check: Check) -> list[str]:
+    """The shell lines the check's fix writes with its default parameters (``RESOURCE`` for the failing
+    resource), for `itops checks show`."""
+    if check.meta.fix is None or check.meta.fix.manual:
+        return []
+    values = {name: _text(v) for name, v in check.meta.params.items()}
+    try:
+        return _steps(check.meta.fix, check, {**values, "resource": "/RESOURCE"})[0]
+    except UnusableValue as exc:
+        return [f"(not writable with the defaults: {exc})"]
+
+
 def _failed_lines(results: Sequence[Result]) -> tuple[str, ...]:
     out: list[str] = []
     for r in results:
@@ -241,6 +253,15 @@ def plan_fixes(
             if fix.risk == "high" and not include_risky:
                 plan.left_out.append((check_id, "risk: high (give --include-risky to include it)"))
                 continue
+            if fix.resources:
+                covered = [r for r in fails if re.fullmatch(fix.resources, r.resource)]
+                for r in fails:
+                    if r not in covered:
+                        plan.left_out.append((check_id, f"no automatic fix for {r.resource or 'this finding'}: "
+                                                        "see its remediation"))
+                if not covered:
+                    continue
+                fails = covered
             params = {**check.meta.params, **((params_for or {}).get(host, {}).get(check_id, {}))}
             base = {name: _text(v) for name, v in params.items()}
             resources = sorted({r.resource for r in fails}) if "resource" in fix.placeholders() else [""]
@@ -259,8 +280,16 @@ def plan_fixes(
                 frameworks=check.meta.frameworks, risk=fix.risk, failed=_failed_lines(fails),
                 sh=tuple(sh), ansible=tuple(tasks), note=fix.note,
             ))  # fmt: skip
+        # permission and ownership fixes first: a tool another fix runs may copy a file's mode into a new
+        # file (chage writes /etc/shadow- with the mode /etc/shadow has at that moment)
+        plan.fixes.sort(key=lambda f: not _only_files(checks[f.check_id].meta.fix))
         plans.append(plan)
     return plans
+
+
+def _only_files(fix: Fix | None) -> bool:
+    return fix is not None and bool(fix.files) and not (fix.sshd or fix.lines or fix.sysctl or fix.modules
+                                                        or fix.packages_absent or fix.sh)
 
 
 def _controls(frameworks: Mapping[str, Sequence[str]]) -> str:

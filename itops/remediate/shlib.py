@@ -112,6 +112,21 @@ itops_file() {
   if [ -n "$_c" ]; then echo "changed: $1: $_c"; else echo "ok: $1"; fi
 }
 
+# itops_mode PATH +BITS|-BITS: octal permission bits added or removed; symbolic links refused
+itops_mode() {
+  if [ -L "$1" ]; then echo "error: $1 is a symbolic link; not following it" >&2; return 1; fi
+  if [ ! -e "$1" ]; then echo "ok: $1 does not exist"; return 0; fi
+  _m=$(stat -c '%a' -- "$1") || return 1
+  case $2 in
+    +[0-7]*) _n=$(printf '%o' $(( 0$_m | 0${2#+} ))) ;;
+    -[0-7]*) _n=$(printf '%o' $(( 0$_m & ~0${2#-} ))) ;;
+    *) echo "error: bad mode change $2" >&2; return 1 ;;
+  esac
+  if [ "$_n" = "$_m" ]; then echo "ok: $1: mode $_m"; return 0; fi
+  chmod "$_n" -- "$1" || return 1
+  echo "changed: $1: mode $_m -> $_n"
+}
+
 # itops_sysctl NAME VALUE: persistent in /etc/sysctl.d/99-zz-itops.conf (read last; other settings
 # of NAME under /etc commented out) and at runtime
 itops_sysctl() {
@@ -143,6 +158,16 @@ itops_module_disable() {
   if [ -r /proc/modules ] && grep -q "^$_k " /proc/modules; then
     modprobe -r "$1" && echo "changed: module $1 unloaded" || { echo "error: $1 is loaded and could not be unloaded" >&2; return 1; }
   fi
+}
+
+# itops_chage ACCOUNT min|warn DAYS: one account's password aging field set in /etc/shadow (via chage)
+itops_chage() {
+  case $1 in -*|"") echo "error: not an account name: $1" >&2; return 1 ;; esac
+  case $2 in min) _col=4; _opt=--mindays ;; warn) _col=6; _opt=--warndays ;; *) return 1 ;; esac
+  _cur=$(ITOPS_U=$1 awk -F: -v c="$_col" '$1 == ENVIRON["ITOPS_U"] { print $c }' /etc/shadow) || return 1
+  if [ "$_cur" = "$3" ]; then echo "ok: $1: password $2 days $3"; return 0; fi
+  chage "$_opt" "$3" "$1" || return 1
+  echo "changed: $1: password $2 days ${_cur:-unset} -> $3"
 }
 
 # itops_package_absent NAME: removed with the host's package manager when installed

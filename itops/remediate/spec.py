@@ -118,6 +118,9 @@ class Fix(BaseModel):
     risk: Literal["low", "high"] = "low"
     manual: str = ""
     note: str = ""  # one line for the reviewer (what else the fix implies)
+    #: a regular expression a FAIL's resource must match for this fix to cover it (empty: every FAIL);
+    #: e.g. a login.defs fix does not fix one account's stored hash
+    resources: str = ""
     sshd: dict[str, str] = Field(default_factory=dict)
     files: tuple[FileFix, ...] = ()
     lines: tuple[LineFix, ...] = ()
@@ -143,6 +146,15 @@ class Fix(BaseModel):
             if not re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_*-]+)+", key):
                 raise ValueError(f"not a sysctl name: {key!r}")
             _one_line(value)
+        return v
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"bad regular expression {v!r}: {exc}") from None
         return v
 
     @field_validator("modules")
