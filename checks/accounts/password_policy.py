@@ -81,7 +81,14 @@ def _aging(
 
 @host_check(
     id="accounts.password_max_days_limited",
-    fix={'lines': [{'path': '/etc/login.defs', 'key': 'PASS_MAX_DAYS', 'value': '{password_max_days}'}], 'note': 'existing accounts keep their own maximum until `chage --maxdays` (not automatic: it can expire passwords at once)', 'resources': '/etc/login.defs'},
+    fix={
+        'lines': [{'path': '/etc/login.defs', 'key': 'PASS_MAX_DAYS', 'value': '{password_max_days}'}],
+        'note': (
+            'existing accounts keep their own maximum until `chage --maxdays` (not automatic: it can expire '
+            'passwords at once)'
+        ),
+        'resources': '/etc/login.defs',
+    },
     title="Passwords expire within the maximum age",
     severity=Severity.MEDIUM,
     rationale="A maximum password age bounds how long a leaked or cracked password stays usable.",
@@ -100,7 +107,13 @@ def password_max_days(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="accounts.password_min_days_set",
-    fix={"sh": "case {resource} in /etc/login.defs) itops_set_line /etc/login.defs PASS_MIN_DAYS ' ' {password_min_days} || return 1 ;; /*) echo 'ok: nothing to set for this file' ;; *) itops_chage {resource} min {password_min_days} || return 1 ;; esac"},
+    fix={
+        'sh': (
+            "case {resource} in /etc/login.defs) itops_set_line /etc/login.defs PASS_MIN_DAYS ' ' "
+            "{password_min_days} || return 1 ;; /*) echo 'ok: nothing to set for this file' ;; *) itops_chage "
+            '{resource} min {password_min_days} || return 1 ;; esac'
+        ),
+    },
     title="Passwords cannot be changed again immediately",
     severity=Severity.LOW,
     rationale="A minimum password age stops users from cycling through the history straight back to the "
@@ -120,7 +133,13 @@ def password_min_days(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="accounts.password_warn_age_set",
-    fix={"sh": "case {resource} in /etc/login.defs) itops_set_line /etc/login.defs PASS_WARN_AGE ' ' {password_warn_age} || return 1 ;; /*) echo 'ok: nothing to set for this file' ;; *) itops_chage {resource} warn {password_warn_age} || return 1 ;; esac"},
+    fix={
+        'sh': (
+            "case {resource} in /etc/login.defs) itops_set_line /etc/login.defs PASS_WARN_AGE ' ' "
+            "{password_warn_age} || return 1 ;; /*) echo 'ok: nothing to set for this file' ;; *) itops_chage "
+            '{resource} warn {password_warn_age} || return 1 ;; esac'
+        ),
+    },
     title="Users are warned before their password expires",
     severity=Severity.LOW,
     rationale="A warning period lets users choose a new password calmly instead of being locked out or picking "
@@ -140,7 +159,11 @@ def password_warn_age(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="accounts.password_hashing_strong",
-    fix={'lines': [{'path': '/etc/login.defs', 'key': 'ENCRYPT_METHOD', 'value': 'SHA512'}], 'note': 'an existing hash changes only when its password is next changed', 'resources': '/etc/login.defs'},
+    fix={
+        'lines': [{'path': '/etc/login.defs', 'key': 'ENCRYPT_METHOD', 'value': 'SHA512'}],
+        'note': 'an existing hash changes only when its password is next changed',
+        'resources': '/etc/login.defs',
+    },
     title="Passwords are hashed with SHA-512 or yescrypt (login.defs ENCRYPT_METHOD and no weak hash in "
     "/etc/shadow)",
     severity=Severity.HIGH,

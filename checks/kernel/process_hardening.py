@@ -94,7 +94,10 @@ def dmesg_restricted(facts: Facts, params: Params) -> Finding:
 
 @host_check(
     id="kernel.suid_core_dumps_disabled",
-    fix={'sysctl': {'fs.suid_dumpable': '0'}, 'sh': "itops_set_line /etc/security/limits.d/60-itops-core.conf '*' ' ' 'hard core 0' || return 1"},
+    fix={
+        'sysctl': {'fs.suid_dumpable': '0'},
+        'sh': "itops_set_line /etc/security/limits.d/60-itops-core.conf '*' ' ' 'hard core 0' || return 1",
+    },
     title="Core dumps are restricted (no setuid dumps, hard core limit 0)",
     severity=Severity.MEDIUM,
     rationale=(

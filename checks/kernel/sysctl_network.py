@@ -109,7 +109,14 @@ def icmp_broadcasts_ignored(facts: Facts, params: Params) -> Finding:
 
 @host_check(
     id="kernel.icmp_redirects_not_accepted",
-    fix={'sysctl': {'net.ipv4.conf.all.accept_redirects': '0', 'net.ipv4.conf.default.accept_redirects': '0', 'net.ipv6.conf.all.accept_redirects': '0', 'net.ipv6.conf.default.accept_redirects': '0'}},
+    fix={
+        'sysctl': {
+            'net.ipv4.conf.all.accept_redirects': '0',
+            'net.ipv4.conf.default.accept_redirects': '0',
+            'net.ipv6.conf.all.accept_redirects': '0',
+            'net.ipv6.conf.default.accept_redirects': '0',
+        },
+    },
     title="ICMP redirects are not accepted (IPv4 and IPv6)",
     severity=Severity.MEDIUM,
     rationale=(
@@ -192,7 +199,14 @@ def rp_filter_enabled(facts: Facts, params: Params) -> Finding:
 
 @host_check(
     id="kernel.source_routing_disabled",
-    fix={'sysctl': {'net.ipv4.conf.all.accept_source_route': '0', 'net.ipv4.conf.default.accept_source_route': '0', 'net.ipv6.conf.all.accept_source_route': '0', 'net.ipv6.conf.default.accept_source_route': '0'}},
+    fix={
+        'sysctl': {
+            'net.ipv4.conf.all.accept_source_route': '0',
+            'net.ipv4.conf.default.accept_source_route': '0',
+            'net.ipv6.conf.all.accept_source_route': '0',
+            'net.ipv6.conf.default.accept_source_route': '0',
+        },
+    },
     title="Source-routed packets are not accepted (IPv4 and IPv6)",
     severity=Severity.MEDIUM,
     rationale=(

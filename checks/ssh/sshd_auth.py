@@ -26,7 +26,11 @@ from itops.checklib.sshd_rules import (
 
 @host_check(
     id="ssh.root_login_disabled",
-    fix={'risk': 'high', 'sshd': {'PermitRootLogin': 'no'}, 'note': 'it can lock out whoever logs in that way: make sure another way in works first'},
+    fix={
+        'risk': 'high',
+        'sshd': {'PermitRootLogin': 'no'},
+        'note': 'it can lock out whoever logs in that way: make sure another way in works first',
+    },
     title="SSH root login is disabled",
     severity=Severity.HIGH,
     rationale="Direct root logins bypass individual accountability and give an attacker who guesses or steals "
@@ -45,7 +49,11 @@ def root_login_disabled(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.password_auth_disabled",
-    fix={'risk': 'high', 'sshd': {'PasswordAuthentication': 'no', 'KbdInteractiveAuthentication': 'no'}, 'note': 'it can lock out whoever logs in that way: make sure another way in works first'},
+    fix={
+        'risk': 'high',
+        'sshd': {'PasswordAuthentication': 'no', 'KbdInteractiveAuthentication': 'no'},
+        'note': 'it can lock out whoever logs in that way: make sure another way in works first',
+    },
     title="SSH password authentication is disabled",
     severity=Severity.MEDIUM,
     rationale="Passwords can be guessed, sprayed and phished; key- or certificate-based authentication removes "

@@ -84,7 +84,13 @@ def macs_strong(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.kex_strong",
-    fix={'sshd': {'KexAlgorithms': 'curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256'}},
+    fix={
+        'sshd': {
+            'KexAlgorithms': (
+                'curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256'
+            ),
+        },
+    },
     title="SSH offers only strong key-exchange algorithms",
     severity=Severity.MEDIUM,
     rationale="SHA-1 based and 1024-bit Diffie-Hellman key exchanges (group1, group14-sha1, group-exchange-sha1) "

@@ -45,7 +45,11 @@ def x11_forwarding_disabled(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.forwarding_disabled",
-    fix={'risk': 'high', 'sshd': {'DisableForwarding': 'yes'}, 'note': 'breaks tunnels and agent forwarding that users rely on'},
+    fix={
+        'risk': 'high',
+        'sshd': {'DisableForwarding': 'yes'},
+        'note': 'breaks tunnels and agent forwarding that users rely on',
+    },
     title="SSH forwarding of ports, agents and X11 is disabled",
     severity=Severity.LOW,
     rationale="TCP, agent, socket and X11 forwarding let SSH users tunnel through the host into networks they "
@@ -83,7 +87,12 @@ def login_grace_time_limited(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.client_alive_configured",
-    fix={'sshd': {'ClientAliveInterval': '{ssh_client_alive_interval_max}', 'ClientAliveCountMax': '{ssh_client_alive_count_max}'}},
+    fix={
+        'sshd': {
+            'ClientAliveInterval': '{ssh_client_alive_interval_max}',
+            'ClientAliveCountMax': '{ssh_client_alive_count_max}',
+        },
+    },
     title="SSH disconnects unresponsive sessions",
     severity=Severity.MEDIUM,
     rationale="Without ClientAlive probes, sessions whose client vanished stay open indefinitely and keep a "

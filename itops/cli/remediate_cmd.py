@@ -16,21 +16,37 @@ from itops.exitcodes import ExitStatus
 
 @click.command()
 @click.argument("run_id")
-@click.option("-i", "--inventory", "inventory_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Inventory (default: the one the run used); its vars give the checks' parameters.")
+@click.option(
+    "-i",
+    "--inventory",
+    "inventory_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Inventory (default: the one the run used); its vars give the checks' parameters.",
+)
 @click.option("--limit", "limits", multiple=True, help="Hosts: name-glob, group:NAME, site:NAME, tag:NAME, !excl.")
 @click.option("--checks", "patterns", multiple=True, help="Check id glob(s) to fix (default: every FAIL).")
 @checks_dir_option
 @click.option("--format", "fmt", type=click.Choice(["sh", "ansible"]), default="sh", show_default=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="sh: a folder (one HOST.sh per host; default: print to stdout); ansible: the playbook file.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="sh: a folder (one HOST.sh per host; default: print to stdout); ansible: the playbook file.",
+)
 @click.option("--include-risky", is_flag=True, help="Also write fixes marked risk: high (accounts, packages).")
 @click.option("--apply", "do_apply", is_flag=True, help="Apply the fixes over SSH, then re-audit the touched checks.")
 @click.option("--yes", is_flag=True, help="With --apply: do not ask before applying.")
 @store_option
 @signing_key_option
-@click.option("--trust-on-first-use", "tofu_file", type=click.Path(dir_okay=False), default=None,
-              help="Record unknown host keys in FILE instead of rejecting them.")
+@click.option(
+    "--trust-on-first-use",
+    "tofu_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Record unknown host keys in FILE instead of rejecting them.",
+)
 def remediate(
     run_id: str,
     inventory_path: Path | None,
@@ -85,8 +101,9 @@ def remediate(
                 click.echo(text, nl=False)
             else:
                 output.write_text(text)
-                click.echo(f"wrote {output} ({total} fix(es) for {sum(bool(p.fixes) for p in plans)} host(s))",
-                           err=True)
+                click.echo(
+                    f"wrote {output} ({total} fix(es) for {sum(bool(p.fixes) for p in plans)} host(s))", err=True
+                )
         elif output is None:
             click.echo("\n".join(render_sh(p, run_id) for p in plans if p.fixes), nl=False)
         else:
@@ -137,8 +154,11 @@ def remediate(
     new_run, new_results = reaudit(store, inv, str(inv_path), registry, touched, original=run_id, tofu_file=tofu_file)
     still = sorted({(r.target, r.check_id) for r in new_results if r.status.value == "FAIL"})
     fixed = sum(len(ids) for ids in touched.values()) - len(still)
-    click.echo(f"re-audit stored as run {new_run.id}: {fixed} fixed, {len(still)} still failing "
-               f"(`itops diff {run_id} {new_run.id}`)", err=True)
+    click.echo(
+        f"re-audit stored as run {new_run.id}: {fixed} fixed, {len(still)} still failing "
+        f"(`itops diff {run_id} {new_run.id}`)",
+        err=True,
+    )
     for host, check_id in still:
         click.echo(f"  still failing: {safe_comment(host)}: {check_id}", err=True)
     sys.exit(int(ExitStatus.FAILURES if still or failed else ExitStatus.OK))

@@ -83,8 +83,9 @@ def apply_plans(
             try:
                 conn = runner._connect(host)
                 try:
-                    outcome = conn.run_batch(batch, idle_timeout=FIX_TIMEOUT + 30,
-                                             total_timeout=FIX_TIMEOUT * len(commands) + 60)
+                    outcome = conn.run_batch(
+                        batch, idle_timeout=FIX_TIMEOUT + 30, total_timeout=FIX_TIMEOUT * len(commands) + 60
+                    )
                 finally:
                     conn.close()
             except ItopsError as exc:
@@ -116,8 +117,8 @@ def reaudit(
     tofu_file: str | None = None,
 ) -> tuple[Run, list[Result]]:
     """Audit the ``touched`` checks (host → check ids) on those hosts; stored as a run remediating ``original``."""
-    from itops.runner import AuditRunner, RunOptions, exit_code_for
     from itops.planner import plan_host
+    from itops.runner import AuditRunner, RunOptions, exit_code_for
 
     plans = []
     for name, check_ids in sorted(touched.items()):
@@ -132,8 +133,14 @@ def reaudit(
         inventory_digest=inventory.digest,
         version=__version__,
         planned={p.name: p.check_count for p in plans},
-        selection=json.dumps({"limit": sorted(touched), "checks": sorted({c for ids in touched.values() for c in ids}),
-                              "remediates": original}, sort_keys=True),
+        selection=json.dumps(
+            {
+                "limit": sorted(touched),
+                "checks": sorted({c for ids in touched.values() for c in ids}),
+                "remediates": original,
+            },
+            sort_keys=True,
+        ),
     )
     writer = store.begin(run)
     runner = AuditRunner(run.id, inventory.hosts, RunOptions(concurrency=inventory.concurrency, tofu_file=tofu_file))

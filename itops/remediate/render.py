@@ -24,7 +24,7 @@ from itops.model import Result, Status
 from itops.remediate.shlib import SHLIB
 from itops.remediate.spec import PLACEHOLDER_RE, Fix
 
-__all__ = ["HostFixes", "example_sh", "PlannedFix", "plan_fixes", "render_ansible", "render_sh", "safe_comment"]
+__all__ = ["HostFixes", "PlannedFix", "example_sh", "plan_fixes", "render_ansible", "render_sh", "safe_comment"]
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _MAX_EVIDENCE_LINES = 8
@@ -81,8 +81,8 @@ def _fill(template: str, values: Mapping[str, str]) -> str:
 
 
 def _usable(name: str, value: str) -> str:
-    if any(c in value for c in "\0\n\r"):
-        raise UnusableValue(f"{name} holds a line break or NUL: {safe_comment(value, 80)}")
+    if _CONTROL_RE.search(value):  # a line break, NUL or terminal escape: a reviewer could not read it
+        raise UnusableValue(f"{name} holds a line break or control character: {safe_comment(value, 80)}")
     return value
 
 
@@ -117,24 +117,39 @@ def _steps(fix: Fix, check: Check, values: Mapping[str, str]) -> tuple[list[str]
         value = _usable(key, _fill(raw, values))
         sh.append(f"itops_sshd_set {q(key)} {q(value)} || return 1")
         rx = rf"(?i)^\s*{re.escape(key)}\s"
-        tasks.append({
-            "name": Unsafe(f"{tag}: sshd {key} {value}"),
-            "ansible.builtin.lineinfile": {
-                "path": "/etc/ssh/sshd_config", "regexp": rx, "line": Unsafe(f"{key} {value}"),
-                "insertbefore": "BOF", "firstmatch": True, "validate": "/usr/sbin/sshd -t -f %s",
-            },
-            "notify": "itops reload sshd",
-        })
-        tasks.append({"name": Unsafe(f"{tag}: sshd drop-ins setting {key}"),
-                      "ansible.builtin.find": {"paths": "/etc/ssh/sshd_config.d", "patterns": "*.conf"},
-                      "register": "itops_sshd_dropins"})
-        tasks.append({
-            "name": Unsafe(f"{tag}: comment out {key} in the drop-ins"),
-            "ansible.builtin.replace": {"path": "{{ item.path }}", "regexp": rf"(?im)^(\s*{re.escape(key)}\s.*)$",
-                                        "replace": r"# itops: \1"},
-            "loop": "{{ itops_sshd_dropins.files }}",
-            "notify": "itops reload sshd",
-        })
+        tasks.append(
+            {
+                "name": Unsafe(f"{tag}: sshd {key} {value}"),
+                "ansible.builtin.lineinfile": {
+                    "path": "/etc/ssh/sshd_config",
+                    "regexp": rx,
+                    "line": Unsafe(f"{key} {value}"),
+                    "insertbefore": "BOF",
+                    "firstmatch": True,
+                    "validate": "/usr/sbin/sshd -t -f %s",
+                },
+                "notify": "itops reload sshd",
+            }
+        )
+        tasks.append(
+            {
+                "name": Unsafe(f"{tag}: sshd drop-ins setting {key}"),
+                "ansible.builtin.find": {"paths": "/etc/ssh/sshd_config.d", "patterns": "*.conf"},
+                "register": "itops_sshd_dropins",
+            }
+        )
+        tasks.append(
+            {
+                "name": Unsafe(f"{tag}: comment out {key} in the drop-ins"),
+                "ansible.builtin.replace": {
+                    "path": "{{ item.path }}",
+                    "regexp": rf"(?im)^(\s*{re.escape(key)}\s.*)$",
+                    "replace": r"# itops: \1",
+                },
+                "loop": "{{ itops_sshd_dropins.files }}",
+                "notify": "itops reload sshd",
+            }
+        )
     for f in fix.files:
         path = _safe_path(_usable("path", _fill(f.path, values)))
         mode = _fill(f.mode or "", values)
@@ -152,42 +167,70 @@ def _steps(fix: Fix, check: Check, values: Mapping[str, str]) -> tuple[list[str]
     for ln in fix.lines:
         value = _usable(ln.key, _fill(ln.value, values))
         sh.append(f"itops_set_line {q(ln.path)} {q(ln.key)} {q(ln.sep)} {q(value)} || return 1")
-        tasks.append({
-            "name": Unsafe(f"{tag}: {ln.path}: {ln.key}"),
-            "ansible.builtin.lineinfile": {"path": ln.path, "regexp": rf"^\s*{re.escape(ln.key)}[\s=]",
-                                           "line": Unsafe(f"{ln.key}{ln.sep}{value}"), "create": True},
-        })
+        tasks.append(
+            {
+                "name": Unsafe(f"{tag}: {ln.path}: {ln.key}"),
+                "ansible.builtin.lineinfile": {
+                    "path": ln.path,
+                    "regexp": rf"^\s*{re.escape(ln.key)}[\s=]",
+                    "line": Unsafe(f"{ln.key}{ln.sep}{value}"),
+                    "create": True,
+                },
+            }
+        )
     for name, raw in fix.sysctl.items():
         value = _usable(name, _fill(raw, values))
         sh.append(f"itops_sysctl {q(name)} {q(value)} || return 1")
-        tasks.append({
-            "name": Unsafe(f"{tag}: {name} = {value} (persistent)"),
-            "ansible.builtin.lineinfile": {"path": "/etc/sysctl.d/99-zz-itops.conf", "create": True, "mode": "0644",
-                                           "regexp": rf"^\s*{re.escape(name)}\s*=",
-                                           "line": Unsafe(f"{name} = {value}")},
-        })
-        tasks.append({"name": Unsafe(f"{tag}: {name} = {value} (running kernel)"),
-                      "ansible.builtin.command": {"argv": ["sysctl", "-q", "-w", Unsafe(f"{name}={value}")]},
-                      "changed_when": False})
+        tasks.append(
+            {
+                "name": Unsafe(f"{tag}: {name} = {value} (persistent)"),
+                "ansible.builtin.lineinfile": {
+                    "path": "/etc/sysctl.d/99-zz-itops.conf",
+                    "create": True,
+                    "mode": "0644",
+                    "regexp": rf"^\s*{re.escape(name)}\s*=",
+                    "line": Unsafe(f"{name} = {value}"),
+                },
+            }
+        )
+        tasks.append(
+            {
+                "name": Unsafe(f"{tag}: {name} = {value} (running kernel)"),
+                "ansible.builtin.command": {"argv": ["sysctl", "-q", "-w", Unsafe(f"{name}={value}")]},
+                "changed_when": False,
+            }
+        )
     for module in fix.modules:
         sh.append(f"itops_module_disable {q(module)} || return 1")
-        tasks.append({"name": Unsafe(f"{tag}: modprobe refuses {module}"),
-                      "ansible.builtin.copy": {"dest": f"/etc/modprobe.d/itops-{module}.conf", "mode": "0644",
-                                               "content": f"install {module} /bin/false\nblacklist {module}\n"}})
+        tasks.append(
+            {
+                "name": Unsafe(f"{tag}: modprobe refuses {module}"),
+                "ansible.builtin.copy": {
+                    "dest": f"/etc/modprobe.d/itops-{module}.conf",
+                    "mode": "0644",
+                    "content": f"install {module} /bin/false\nblacklist {module}\n",
+                },
+            }
+        )
     for package in fix.packages_absent:
         sh.append(f"itops_package_absent {q(package)} || return 1")
-        tasks.append({"name": Unsafe(f"{tag}: remove package {package}"),
-                      "ansible.builtin.package": {"name": package, "state": "absent"}})
+        tasks.append(
+            {
+                "name": Unsafe(f"{tag}: remove package {package}"),
+                "ansible.builtin.package": {"name": package, "state": "absent"},
+            }
+        )
     if fix.sh:
-        quoted = {k: q(v) for k, v in values.items()}
+        quoted = {k: q(_usable(k, v)) for k, v in values.items() if k in fix.placeholders()}
         body = _fill(fix.sh, quoted)
         sh.extend(line for line in body.splitlines() if line.strip())
         if fix.ansible:
-            task_vars = {k: Unsafe(v) for k, v in values.items()}
+            task_vars = {k: Unsafe(v) for k, v in values.items() if k in fix.placeholders() or k == "resource"}
             tasks.extend({**t, "vars": {**t.get("vars", {}), **task_vars}} for t in fix.ansible)
         else:
-            tasks.append({"name": Unsafe(f"{tag}: fix (POSIX sh)"),
-                          "ansible.builtin.shell": {"cmd": Unsafe(SHLIB + body)}})
+            tasks.append(
+                {"name": Unsafe(f"{tag}: fix (POSIX sh)"), "ansible.builtin.shell": {"cmd": Unsafe(SHLIB + body)}}
+            )
     return sh, tasks
 
 
@@ -257,8 +300,9 @@ def plan_fixes(
                 covered = [r for r in fails if re.fullmatch(fix.resources, r.resource)]
                 for r in fails:
                     if r not in covered:
-                        plan.left_out.append((check_id, f"no automatic fix for {r.resource or 'this finding'}: "
-                                                        "see its remediation"))
+                        plan.left_out.append(
+                            (check_id, f"no automatic fix for {r.resource or 'this finding'}: see its remediation")
+                        )
                 if not covered:
                     continue
                 fails = covered
@@ -288,8 +332,11 @@ def plan_fixes(
 
 
 def _only_files(fix: Fix | None) -> bool:
-    return fix is not None and bool(fix.files) and not (fix.sshd or fix.lines or fix.sysctl or fix.modules
-                                                        or fix.packages_absent or fix.sh)
+    return (
+        fix is not None
+        and bool(fix.files)
+        and not (fix.sshd or fix.lines or fix.sysctl or fix.modules or fix.packages_absent or fix.sh)
+    )
 
 
 def _controls(frameworks: Mapping[str, Sequence[str]]) -> str:
@@ -329,8 +376,10 @@ def render_sh(plan: HostFixes, run_id: str, *, created: float | None = None) -> 
     main = ["itops_failed=0"]
     for i, f in enumerate(plan.fixes, 1):
         main.append(f"echo {shlex.quote('== ' + f.check_id)}")
-        main.append(f"( {f.function_name(i)} ) || {{ itops_failed=$((itops_failed + 1)); "
-                    f"echo {shlex.quote('FAILED: ' + f.check_id)} >&2; }}")
+        main.append(
+            f"( {f.function_name(i)} ) || {{ itops_failed=$((itops_failed + 1)); "
+            f"echo {shlex.quote('FAILED: ' + f.check_id)} >&2; }}"
+        )
     main.append('[ "$itops_failed" -eq 0 ] || { echo "$itops_failed fix(es) failed" >&2; exit 1; }')
     parts.append("\n".join(main))
     return "\n\n".join(parts) + "\n"
@@ -366,8 +415,10 @@ def render_ansible(plans: Sequence[HostFixes], run_id: str) -> str:
             }],
         })  # fmt: skip
         for fix in plan.fixes:
-            head.append(f"# {safe_comment(plan.host)}: {fix.check_id}: {safe_comment(fix.title)} "
-                        f"[{safe_comment(_controls(fix.frameworks))}]")
+            head.append(
+                f"# {safe_comment(plan.host)}: {fix.check_id}: {safe_comment(fix.title)} "
+                f"[{safe_comment(_controls(fix.frameworks))}]"
+            )
             head += [f"#   failed: {line}" for line in fix.failed]
     body = yaml.dump(plays, Dumper=_Dumper, sort_keys=False, width=4096, allow_unicode=False) if plays else "[]\n"
     return "\n".join(head) + "\n---\n" + body

@@ -19,8 +19,8 @@ export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 _itops_rewrite() {
   ITOPS_K=$2 ITOPS_L=$3 ITOPS_W=$4 ITOPS_I=$5 awk '
     function k(s,  t) { t = s; sub(/^[ \t]+/, "", t); sub(/[ \t=].*$/, "", t); return ic ? tolower(t) : t }
-    BEGIN { key = ENVIRON["ITOPS_K"]; want = ENVIRON["ITOPS_L"]; where = ENVIRON["ITOPS_W"]; ic = ENVIRON["ITOPS_I"] == "1"
-            if (ic) key = tolower(key) }
+    BEGIN { key = ENVIRON["ITOPS_K"]; want = ENVIRON["ITOPS_L"]; where = ENVIRON["ITOPS_W"]
+            ic = ENVIRON["ITOPS_I"] == "1"; if (ic) key = tolower(key) }
     NR == FNR { if ($0 ~ /^[ \t]*#/) next
                 if (tolower(k($0)) == "match") m = 1
                 if (!m && !found && k($0) == key && $0 == want) found = 1
@@ -56,9 +56,13 @@ itops_set_line() {
 
 itops_sshd_reload() {
   if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-    if systemctl reload ssh 2>/dev/null || systemctl reload sshd 2>/dev/null; then echo "reloaded: sshd"; return 0; fi
+    if systemctl reload ssh 2>/dev/null || systemctl reload sshd 2>/dev/null; then
+      echo "reloaded: sshd"; return 0
+    fi
   fi
-  if [ -s /run/sshd.pid ] && kill -HUP "$(cat /run/sshd.pid)" 2>/dev/null; then echo "reloaded: sshd (SIGHUP)"; return 0; fi
+  if [ -s /run/sshd.pid ] && kill -HUP "$(cat /run/sshd.pid)" 2>/dev/null; then
+    echo "reloaded: sshd (SIGHUP)"; return 0
+  fi
   echo "note: no running sshd to reload here; the new setting applies when sshd next starts"
 }
 
@@ -156,7 +160,8 @@ itops_module_disable() {
   case $? in 0) echo "changed: $_f" ;; 1) echo "ok: $_f" ;; *) return 1 ;; esac
   _k=$(printf '%s' "$1" | tr - _)
   if [ -r /proc/modules ] && grep -q "^$_k " /proc/modules; then
-    modprobe -r "$1" && echo "changed: module $1 unloaded" || { echo "error: $1 is loaded and could not be unloaded" >&2; return 1; }
+    modprobe -r "$1" || { echo "error: $1 is loaded and could not be unloaded" >&2; return 1; }
+    echo "changed: module $1 unloaded"
   fi
 }
 
@@ -183,7 +188,9 @@ itops_package_absent() {
       echo "changed: package $1 removed"; return 0
     fi
   elif command -v apk >/dev/null 2>&1; then
-    if apk info -e "$1" >/dev/null 2>&1; then apk del -q "$1" || return 1; echo "changed: package $1 removed"; return 0; fi
+    if apk info -e "$1" >/dev/null 2>&1; then
+      apk del -q "$1" || return 1; echo "changed: package $1 removed"; return 0
+    fi
   else
     echo "error: no package manager known here (dpkg, rpm, apk)" >&2; return 1
   fi

@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["FileFix", "Fix", "LineFix", "PLACEHOLDER_RE"]
+__all__ = ["PLACEHOLDER_RE", "FileFix", "Fix", "LineFix"]
 
 #: ``{name}`` in a fix value: a parameter of the check, or ``resource``
 PLACEHOLDER_RE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
@@ -179,8 +179,10 @@ class Fix(BaseModel):
         if self.manual and actions:
             raise ValueError("a fix is either manual: WHY or actions, not both")
         if not self.manual and not actions:
-            raise ValueError("a fix needs at least one action (sshd, files, lines, sysctl, modules, "
-                             "packages_absent, sh) or manual: WHY")
+            raise ValueError(
+                "a fix needs at least one action (sshd, files, lines, sysctl, modules, "
+                "packages_absent, sh) or manual: WHY"
+            )
         if self.packages_absent and self.risk != "high":
             raise ValueError("removing packages is risk: high")
         if self.ansible and not self.sh:
@@ -189,8 +191,9 @@ class Fix(BaseModel):
 
     @property
     def has_actions(self) -> bool:
-        return bool(self.sshd or self.files or self.lines or self.sysctl or self.modules or self.packages_absent
-                    or self.sh)
+        return bool(
+            self.sshd or self.files or self.lines or self.sysctl or self.modules or self.packages_absent or self.sh
+        )
 
     @property
     def automatic(self) -> bool:

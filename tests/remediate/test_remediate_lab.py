@@ -80,7 +80,9 @@ def _kernel_bound() -> set[str]:
     """Checks whose fix changes the running kernel every lab host shares (sysctl, modules), left out here."""
     registry = load_registry([])
     bound = set(ENVIRONMENT_CHECKS) | set(MACHINE_GATES)
-    bound |= {c.id for c in registry.select([], target="host") if c.meta.fix and (c.meta.fix.sysctl or c.meta.fix.modules)}
+    bound |= {
+        c.id for c in registry.select([], target="host") if c.meta.fix and (c.meta.fix.sysctl or c.meta.fix.modules)
+    }
     return bound
 
 
@@ -88,7 +90,9 @@ def test_apply_turns_safe_planted_fails_into_pass_and_is_idempotent(lab: Any) ->
     _fleet, roots, inventory, store = lab
     run_id, before = _audit(inventory, store)
     registry = load_registry([])
-    planted = {(h, c) for h in HOSTS for c in AUDIT_LAB[h].expected_fail} - {(h, c) for h in HOSTS for c in _kernel_bound()}
+    planted = {(h, c) for h in HOSTS for c in AUDIT_LAB[h].expected_fail} - {
+        (h, c) for h in HOSTS for c in _kernel_bound()
+    }
     checks = {c.id: c for c in registry.select([], target="host")}
     plans = plan_fixes(Store(store).results(run_id), checks)
     safe = planted & {(p.host, f.check_id) for p in plans for f in p.fixes}
@@ -96,13 +100,31 @@ def test_apply_turns_safe_planted_fails_into_pass_and_is_idempotent(lab: Any) ->
     assert all(before[k] == "FAIL" for k in safe), {k: before[k] for k in safe if before[k] != "FAIL"}
     selected = sorted({c for _, c in safe})
 
-    script = _itops("remediate", run_id, "-i", str(inventory), "--store", str(store), "--format", "sh",
-                    *[a for c in selected for a in ("--checks", c)])
+    script = _itops(
+        "remediate",
+        run_id,
+        "-i",
+        str(inventory),
+        "--store",
+        str(store),
+        "--format",
+        "sh",
+        *[a for c in selected for a in ("--checks", c)],
+    )
     assert script.returncode == 0, script.stderr
     assert f"from run {run_id}" in script.stdout and "# --- ssh.ciphers_strong" in script.stdout
 
-    applied = _itops("remediate", run_id, "-i", str(inventory), "--store", str(store), "--apply", "--yes",
-                     *[a for c in selected for a in ("--checks", c)])
+    applied = _itops(
+        "remediate",
+        run_id,
+        "-i",
+        str(inventory),
+        "--store",
+        str(store),
+        "--apply",
+        "--yes",
+        *[a for c in selected for a in ("--checks", c)],
+    )
     assert "re-audit stored as run" in applied.stderr, applied.stderr
     assert applied.returncode == 0, applied.stderr
 
@@ -113,8 +135,17 @@ def test_apply_turns_safe_planted_fails_into_pass_and_is_idempotent(lab: Any) ->
     assert not regressed, regressed
 
     digests = {h: _tree_digest(roots[h]) for h in HOSTS}
-    again = _itops("remediate", run_id, "-i", str(inventory), "--store", str(store), "--apply", "--yes",
-                   *[a for c in selected for a in ("--checks", c)])
+    again = _itops(
+        "remediate",
+        run_id,
+        "-i",
+        str(inventory),
+        "--store",
+        str(store),
+        "--apply",
+        "--yes",
+        *[a for c in selected for a in ("--checks", c)],
+    )
     assert ": changed" not in again.stderr, again.stderr
     assert {h: _tree_digest(roots[h]) for h in HOSTS} == digests
 
@@ -130,8 +161,20 @@ def test_fix_refused_by_sshd_t_restores_config_and_host_stays_reachable(lab: Any
     config.write_text("MACs hmac-sha1\n" + config.read_text())
     run_id, _ = _audit(bad_inventory, store)
     before = config.read_bytes()
-    applied = _itops("remediate", run_id, "-i", str(bad_inventory), "--store", str(store), "--apply", "--yes",
-                     "--checks", "ssh.macs_strong", "--limit", "ssh-drift")
+    applied = _itops(
+        "remediate",
+        run_id,
+        "-i",
+        str(bad_inventory),
+        "--store",
+        str(store),
+        "--apply",
+        "--yes",
+        "--checks",
+        "ssh.macs_strong",
+        "--limit",
+        "ssh-drift",
+    )
     assert "sshd -t refused" in applied.stderr, applied.stderr
     assert config.read_bytes() == before
     assert applied.returncode == 1
