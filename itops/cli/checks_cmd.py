@@ -87,7 +87,8 @@ def list_checks(
     width = max([len(c.id) for c in chosen] + [2])
     for c in chosen:
         refs = f"  [{framework}: {', '.join(c.meta.frameworks[framework])}]" if framework else ""
-        fix = c.meta.fix.summary() if c.meta.fix else "-"
+        # a host check with no fix declared is fixed by hand (its remediation), like a declared manual one
+        fix = c.meta.fix.summary() if c.meta.fix else "manual" if c.meta.target == "host" else "-"
         click.echo(f"{c.id:<{width}}  {c.meta.severity.value:<8}  {c.meta.target:<6}  {fix:<12}  {c.meta.title}{refs}")
     click.echo(f"{len(chosen)} check(s)", err=True)
 
