@@ -19,10 +19,10 @@ import pytest
 from lab_hosts import AUDIT_LAB, AUDIT_LAB_VARS
 from test_remediate_lab import HOSTS, _audit, _itops, _kernel_bound
 
-from itops.lab import HostRoots, LabHostSpec, RootKind, start_fleet
 from itops.registry import load_registry
 from itops.remediate.render import plan_fixes
 from itops.store import Store
+from itops_lab import HostRoots, LabHostSpec, RootKind, start_fleet
 
 pytestmark = pytest.mark.integration
 

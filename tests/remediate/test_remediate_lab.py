@@ -22,10 +22,10 @@ import pytest
 import yaml
 from lab_hosts import AUDIT_LAB, AUDIT_LAB_VARS, ENVIRONMENT_CHECKS, MACHINE_GATES
 
-from itops.lab import HostRoots, LabHostSpec, RootKind, start_fleet
 from itops.registry import load_registry
 from itops.remediate.render import plan_fixes
 from itops.store import Store
+from itops_lab import HostRoots, LabHostSpec, RootKind, start_fleet
 
 pytestmark = pytest.mark.integration
 
