@@ -151,7 +151,12 @@ def remediate(
     failed = sum(a.failed for a in applied)
     if not touched:
         sys.exit(int(ExitStatus.INCOMPLETE))
-    new_run, new_results = reaudit(store, inv, str(inv_path), registry, touched, original=run_id, tofu_file=tofu_file)
+    from itops.waivers import WaiverSet
+
+    waivers = WaiverSet.load(inv, None)
+    new_run, new_results = reaudit(
+        store, inv, str(inv_path), registry, touched, original=run_id, tofu_file=tofu_file, waive=waivers.apply
+    )
     still = sorted({(r.target, r.check_id) for r in new_results if r.status.value == "FAIL"})
     fixed = sum(len(ids) for ids in touched.values()) - len(still)
     click.echo(

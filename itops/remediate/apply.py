@@ -115,8 +115,12 @@ def reaudit(
     *,
     original: str,
     tofu_file: str | None = None,
+    waive: Callable[[Result], Result] | None = None,
 ) -> tuple[Run, list[Result]]:
-    """Audit the ``touched`` checks (host → check ids) on those hosts; stored as a run remediating ``original``."""
+    """Audit the ``touched`` checks (host → check ids) on those hosts; stored as a run remediating ``original``.
+
+    ``waive`` applies the inventory's waivers to each result, as ``itops audit`` does, so a diff
+    against the original run compares like with like."""
     from itops.planner import plan_host
     from itops.runner import AuditRunner, RunOptions, exit_code_for
 
@@ -147,7 +151,7 @@ def reaudit(
     host_keys: dict[str, str] = {}
     try:
         for outcome in runner.run(plans):
-            writer.add_many(outcome.results)
+            writer.add_many([waive(r) for r in outcome.results] if waive else outcome.results)
             if outcome.host_key:
                 host_keys[outcome.host] = outcome.host_key
     except BaseException:

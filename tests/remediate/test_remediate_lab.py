@@ -128,6 +128,12 @@ def test_apply_turns_safe_planted_fails_into_pass_and_is_idempotent(lab: Any) ->
     assert "re-audit stored as run" in applied.stderr, applied.stderr
     assert applied.returncode == 0, applied.stderr
 
+    reaudit_id = applied.stderr.split("re-audit stored as run ")[1].split(":")[0]
+    diff = _itops("diff", run_id, reaudit_id, "--format", "json", "--store", str(store))
+    assert diff.returncode == 0, diff.stderr
+    fixed = {(e["target"], e["check_id"]) for e in json.loads(diff.stdout)["fixed"]}
+    assert safe <= fixed, sorted(safe - fixed)
+
     _, after = _audit(inventory, store)
     still = sorted(k for k in safe if after[k] != "PASS")
     assert not still, (still, applied.stderr)
