@@ -13,7 +13,7 @@ reported ever becomes code. Kinds:
   other setting of it (drop-ins and ``Match`` blocks included) commented out; ``sshd -t``
   decides, and the previous files come back when it fails.
 - ``files: [{path, mode, owner, group}]``: ``mode`` is the most a file may allow (bits beyond it
-  are removed, none added); ``recurse_dirs`` not supported on purpose.
+  are removed, none added; a ``{param}`` is allowed); one file each, never recursive.
 - ``lines: [{path, key, value, sep}]``: ``key<sep>value`` set in a ``key value`` file
   (login.defs, journald.conf ...), other settings of the key commented out.
 - ``sysctl: {name: value}``: persistent in /etc/sysctl.d/60-itops.conf (other settings of the
@@ -27,6 +27,8 @@ reported ever becomes code. Kinds:
 
 ``risk: high`` fixes (locking accounts, removing packages, anything that can lock out SSH)
 are only written with ``--include-risky``. ``manual: WHY`` says there is no automatic fix.
+``resources: REGEX`` limits the fix to the FAILs whose resource matches (a login.defs fix does not
+fix one account's stored hash); the others are listed as left out.
 """
 
 from __future__ import annotations
