@@ -55,6 +55,10 @@ class UsageError(ItopsError):
     """The command line asks for something impossible (exit code 2)."""
 
 
+class ExecutorError(ItopsError):
+    """The executor cannot run the work (no Dask scheduler at the address, no workers)."""
+
+
 class TransportError(ItopsError):
     """A target could not be reached or talked to."""
 

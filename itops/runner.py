@@ -298,6 +298,17 @@ class AuditRunner:
             return {}
 
 
+def failed_outcome(run_id: str, plan: HostPlan, status: Status, message: str) -> HostOutcome:
+    """Every check of ``plan`` with one verdict and reason: a host whose work was lost (a Dask worker
+    died twice, the worker could not run it) is still accounted for, check by check."""
+    now = time.time()
+    finding = Finding(status, message)
+    results = [_result(run_id, plan.name, check, Finding.error(f"bad parameter: {msg}"), now)
+               for check, msg in plan.param_errors]  # fmt: skip
+    results += [_result(run_id, plan.name, pc.check, finding, now) for pc in plan.planned]
+    return HostOutcome(plan.name, results)
+
+
 def unreachable_reason(exc: ItopsError) -> str:
     """The UNREACHABLE message for a connection failure, naming the kind (host key, auth, network)."""
     if isinstance(exc, HostKeyRejected):

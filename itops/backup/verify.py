@@ -372,6 +372,15 @@ class BackupVerifier:
         return [self._outcome(facts, started, restoring=False, skip="")]
 
     # -- evaluation -----------------------------------------------------------------------------
+    def failed_outcome(self, b: Backup, reason: str, *, unreachable: bool = True) -> BackupOutcome:
+        """Every check of ``b`` with one reason: its work was lost (a Dask worker died twice, or
+        could not run it)."""
+        now = time.time()
+        spec, skip = self.restore_plan(b)
+        where = f"{getattr(b, 'host', None) or LOCAL}:{getattr(b, 'path', '') or getattr(b, 'repository', '')}"
+        facts = unreachable_facts(b, where, now, reason, unreachable=unreachable)
+        return self._outcome(facts, now, restoring=spec is not None, skip=skip)
+
     def _outcome(self, facts: BackupFacts, started: float, *, restoring: bool, skip: str) -> BackupOutcome:
         checks = applicable_checks(self.checks, facts.kind, restoring or bool(skip))
         prefixes = sorted({p for c in checks for p in c.meta.history})

@@ -19,6 +19,7 @@ from itops.cli.params import inventory_param
 from itops.cli.runs_cmd import signing_key_option, store_option
 from itops.cli.signals import stop_on_signals
 from itops.errors import UsageError
+from itops.executors import ExecutorSpec, executor_option
 from itops.exitcodes import ExitStatus
 from itops.inventory import Host, Inventory, load_inventory
 from itops.inventory_refs import raise_for_unmatched_patterns, unknown_var_warnings
@@ -30,6 +31,7 @@ from itops.targets import apply_shard, parse_shard, select_targets
 from itops.waivers import WaiverSet
 
 if TYPE_CHECKING:
+    from itops.executors.dask import DaskAuditRunner, DaskCluster
     from itops.runner import AuditRunner, HostOutcome
 
 ProgressFn = Callable[[str | None], None]
@@ -65,6 +67,7 @@ ProgressFn = Callable[[str | None], None]
     help="Audit only shard I of N of the selected targets (stable by name); combine with `itops runs merge`.",
 )
 @click.option("--local", is_flag=True, help="Run the probes on this machine instead of over SSH.")
+@executor_option
 @click.option("--all", "show_pass", is_flag=True, help="List passed checks too.")
 @click.option(
     "--report",
@@ -101,6 +104,7 @@ def audit(
     tofu_file: str | None,
     shard: str | None,
     local: bool,
+    executor: ExecutorSpec,
     show_pass: bool,
     reports: tuple[str, ...],
     waivers_file: Path | None,
@@ -112,6 +116,11 @@ def audit(
     # Imported here: the runner pulls in paramiko and the cloud code boto3; `itops --help` must not pay for them.
     from itops.runner import AuditRunner, RunOptions, exit_code_for, plan_hosts
 
+    if executor.is_dask and (local or tofu_file):
+        raise UsageError(
+            f"--executor {executor} cannot be combined with {'--local' if local else '--trust-on-first-use'}",
+            hint="Dask workers connect with their own known_hosts; use --executor threads for --local or TOFU",
+        )
     inv = load_inventory(inventory_path)
     report_specs = [parse_report_spec(spec) for spec in reports]  # bad specs fail before anything runs
     waivers = WaiverSet.load(inv, waivers_file)
@@ -143,6 +152,7 @@ def audit(
     # an empty shard is a valid part of a sharded audit (a small fleet over many shards): it is stored
     if not cloud_checks and not any(p.check_count for p in plans) and not (shard and not selection.hosts):
         raise UsageError(*_why_no_target(selection.hosts, limits, patterns))
+    cluster = _start_cluster(executor)  # before anything is stored: a scheduler not there stores no run
     store = Store(store_dir, signing_key=signing_key)
     run = Run(
         id=new_run_id(),
@@ -158,13 +168,20 @@ def audit(
         selection=json.dumps({"limit": list(limits), "checks": list(patterns)}, sort_keys=True),
     )
     writer = store.begin(run)
-    runner = AuditRunner(
-        run.id,
-        inv.hosts,
-        RunOptions(
-            concurrency=concurrency or inv.concurrency, tofu_file=tofu_file, local=local, history=store.history_for
-        ),
-    )
+    runner: AuditRunner | DaskAuditRunner
+    if cluster is not None:
+        from itops.executors.dask import DaskAuditRunner
+
+        runner = DaskAuditRunner(run.id, inv.hosts, cluster, [*checks_dirs, *inv.checks_dirs],
+                                 concurrency or inv.concurrency, history=store.history_for)  # fmt: skip
+    else:
+        runner = AuditRunner(
+            run.id,
+            inv.hosts,
+            RunOptions(
+                concurrency=concurrency or inv.concurrency, tofu_file=tofu_file, local=local, history=store.history_for
+            ),
+        )
     cloud_jobs = [
         (name, _cloud_job(run.id, inv, name, cloud_checks, concurrency or inv.concurrency, runner))
         for name in selection.clouds
@@ -191,6 +208,8 @@ def audit(
         raise
     finally:
         progress(None)
+        if cluster is not None:
+            cluster.close()
     code = exit_code_for(writer.results, Severity(fail_on))
     if state == "interrupted" and code == 0:
         code = ExitStatus.INCOMPLETE
@@ -230,8 +249,23 @@ def _why_no_target(hosts: list[Host], limits: tuple[str, ...], patterns: tuple[s
     )
 
 
+def _start_cluster(executor: ExecutorSpec) -> DaskCluster | None:
+    """The Dask client of ``--executor dask...`` (a LocalCluster started here, or a scheduler's), else None."""
+    if not executor.is_dask:
+        return None
+    from itops.executors.dask import DaskCluster
+
+    click.echo(f"executor: {executor} (starting)" if executor.address is None else f"executor: {executor}", err=True)
+    return DaskCluster(executor)
+
+
 def _cloud_job(
-    run_id: str, inv: Inventory, name: str, checks: list[Check], concurrency: int, runner: AuditRunner
+    run_id: str,
+    inv: Inventory,
+    name: str,
+    checks: list[Check],
+    concurrency: int,
+    runner: AuditRunner | DaskAuditRunner,
 ) -> Callable[[], HostOutcome]:
     from itops.cloud import cloud_variables, inventory_coverage, run_cloud_account
     from itops.runner import HostOutcome

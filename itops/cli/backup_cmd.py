@@ -20,6 +20,7 @@ from itops.cli.params import inventory_param
 from itops.cli.runs_cmd import signing_key_option, store_option
 from itops.cli.signals import stop_on_signals
 from itops.errors import UsageError
+from itops.executors import ExecutorSpec, executor_option
 from itops.exitcodes import ExitStatus
 from itops.inventory import load_inventory
 from itops.inventory_refs import raise_for_unmatched_patterns
@@ -30,7 +31,8 @@ from itops.store import Store, new_run_id
 from itops.waivers import WaiverSet
 
 if TYPE_CHECKING:
-    from itops.backup.verify import BackupOutcome
+    from itops.backup.verify import BackupOutcome, BackupVerifier
+    from itops.executors.dask import DaskBackupVerifier
 
 
 @click.group()
@@ -67,6 +69,7 @@ def backup() -> None:
               help="Extra waivers file (besides the inventory's waivers).")  # fmt: skip
 @click.option("--trust-on-first-use", "tofu_file", type=click.Path(dir_okay=False), default=None,
               help="Record unknown host keys in FILE instead of rejecting them.")  # fmt: skip
+@executor_option
 @click.option("--all", "show_pass", is_flag=True, help="List passed checks too.")
 def verify(
     inventory_path: Path,
@@ -82,6 +85,7 @@ def verify(
     signing_key: Path | None,
     waivers_file: Path | None,
     tofu_file: str | None,
+    executor: ExecutorSpec,
     show_pass: bool,
 ) -> None:
     """Verify backups: newest copy within RPO, size, integrity, copies, protection, and restore tests."""
@@ -90,6 +94,11 @@ def verify(
     from itops.backup.verify import BackupVerifier, VerifyOptions, select_backups
     from itops.runner import exit_code_for
 
+    if executor.is_dask and tofu_file:
+        raise UsageError(
+            f"--executor {executor} cannot be combined with --trust-on-first-use",
+            hint="Dask workers connect with their own known_hosts; use --executor threads for TOFU",
+        )
     inv = load_inventory(inventory_path)
     options = backup_options(inv)
     if not inv.backups:
@@ -106,6 +115,11 @@ def verify(
         raise UsageError(
             f"no backup check matches {', '.join(patterns) or '*'}", hint="itops checks list --target backup"
         )
+    cluster = None
+    if executor.is_dask:  # before anything is stored: a scheduler not there stores no run
+        from itops.executors.dask import DaskBackupVerifier, DaskCluster
+
+        cluster = DaskCluster(executor)
     store = Store(store_dir, signing_key=signing_key)
     state_dir = store.root / "state"
     run = Run(id=new_run_id(), kind="backup", started=time.time(), inventory=str(inventory_path),
@@ -125,12 +139,15 @@ def verify(
             history=store.history_for,
         ),
     )
+    runner: BackupVerifier | DaskBackupVerifier = verifier
+    if cluster is not None:
+        runner = DaskBackupVerifier(verifier, cluster, [*checks_dirs, *inv.checks_dirs], concurrency or inv.concurrency)
     outcomes: list[BackupOutcome] = []
     host_keys: dict[str, str] = {}
     state = "complete"
     try:
-        with stop_on_signals(verifier.interrupt) as received:
-            for outcome in verifier.run():
+        with stop_on_signals(runner.interrupt) as received:
+            for outcome in runner.run():
                 outcome = replace(outcome, results=waivers.apply_all(outcome.results))
                 for result in outcome.results:
                     writer.add(result)
@@ -142,6 +159,9 @@ def verify(
     except BaseException:
         writer.finish("failed", int(ExitStatus.INTERNAL), host_keys)
         raise
+    finally:
+        if cluster is not None:
+            cluster.close()
     code = exit_code_for(writer.results, Severity(fail_on))
     if state == "interrupted" and code == 0:
         code = ExitStatus.INCOMPLETE
