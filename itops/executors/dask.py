@@ -239,9 +239,7 @@ def chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _history_of(
-    provider: HistoryProvider | None, targets: Mapping[str, Sequence[str]]
-) -> History:
+def _history_of(provider: HistoryProvider | None, targets: Mapping[str, Sequence[str]]) -> History:
     """Earlier runs' metrics the workers' forecast checks need (read here: the store is here)."""
     out: History = {}
     if provider is None:

@@ -36,8 +36,12 @@ if TYPE_CHECKING:
 History = dict[str, Mapping[str, Sequence[tuple[float, float]]]]
 
 
+def _mappingproxy(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    return MappingProxyType(items)
+
+
 def _reduce_mappingproxy(m: MappingProxyType[Any, Any]) -> tuple[Any, tuple[dict[Any, Any]]]:
-    return MappingProxyType, (dict(m),)
+    return _mappingproxy, (dict(m),)
 
 
 # Inventory entries hold read-only mappings (host vars); they travel to the workers as such.
@@ -88,9 +92,7 @@ def audit_batch(batch: AuditBatch) -> list[HostOutcome]:
         RunOptions(concurrency=max(1, batch.concurrency), history=_provider(batch.history)),
     )
     memo: dict[str, str] = {}
-    return [
-        dataclasses.replace(o, results=[redact_result(r, memo) for r in o.results]) for o in runner.run(plans)
-    ]
+    return [dataclasses.replace(o, results=[redact_result(r, memo) for r in o.results]) for o in runner.run(plans)]
 
 
 def verify_backup_batch(batch: BackupBatch) -> list[BackupOutcome]:
@@ -113,9 +115,7 @@ def verify_backup_batch(batch: BackupBatch) -> list[BackupOutcome]:
         ),
     )
     memo: dict[str, str] = {}
-    return [
-        dataclasses.replace(o, results=[redact_result(r, memo) for r in o.results]) for o in verifier.run()
-    ]
+    return [dataclasses.replace(o, results=[redact_result(r, memo) for r in o.results]) for o in verifier.run()]
 
 
 def _same_itops(version: str) -> None:

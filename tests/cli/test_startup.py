@@ -1,4 +1,4 @@
-"""Start-up cost: the CLI must not import boto3 or paramiko unless a command needs them (issue #18)."""
+"""Start-up cost: the CLI must not import boto3, paramiko or Dask unless a command needs them (issue #18, #14)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from audit_helpers import ITOPS
 
-HEAVY = ("boto3", "botocore", "paramiko")
+HEAVY = ("boto3", "botocore", "paramiko", "dask", "distributed")
 
 
 def _imported_by(code: str) -> list[str]:
@@ -22,7 +22,9 @@ def test_importing_the_cli_loads_neither_boto3_nor_paramiko():
     assert _imported_by("import itops.cli.main") == []
 
 
-@pytest.mark.parametrize("args", [["--help"], ["checks", "list"], ["runs", "list"], ["audit", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["checks", "list"], ["runs", "list"], ["audit", "--help"], ["backup", "verify", "--help"]]
+)
 def test_light_commands_do_not_import_boto3_or_paramiko(args, tmp_path):
     # The console script's own entry point, run as a user runs it, with sys.modules inspected at exit.
     code = textwrap.dedent(

@@ -66,7 +66,17 @@ def start_dask_lab(workdir: Path, workers: int = 2, allowed_failures: int = 0) -
     log = workdir / "scheduler.log"
     logs = [log]
     scheduler = subprocess.Popen(
-        [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
+        [
+            DASK,
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(sched_file),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),
         env=env,

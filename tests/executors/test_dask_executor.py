@@ -22,16 +22,16 @@ CHECKS = "ssh.*,accounts.*,files.*_permissions"
 
 #: a check whose probe takes a while: hosts stay in flight long enough to kill a worker under them
 SLOW_PACK = textwrap.dedent(
-    '''
+    """
     from itops.checkapi import Finding, Probe, Severity, host_check
 
     @host_check(id="slow.probe_finishes", title="A slow probe finishes", probes=[Probe("slow", "sleep 4; echo done")],
-                severity=Severity.LOW, rationale="test-only", remediation="nothing to fix",
+                severity=Severity.LOW, rationale="test-only check for the executors", remediation="nothing to fix",
                 frameworks={"nist-800-53": ["SI-4"], "iso-27001": ["A.8.16"]})
     def slow(facts, params):
         r = facts["slow"]
         return Finding.passed("finished") if r.ok and r.text.strip() == "done" else Finding.error(r.problem())
-    '''
+    """
 )
 
 
@@ -58,7 +58,13 @@ def test_dask_url_scheme_and_an_absent_scheduler(lab_inventory, tmp_path):
     from itops.lab.netutil import free_port
 
     code, doc, err = run_audit(
-        str(lab_inventory), "--checks", "ssh.*", "--store", str(tmp_path), "--executor", f"dask://127.0.0.1:{free_port()}"
+        str(lab_inventory),
+        "--checks",
+        "ssh.*",
+        "--store",
+        str(tmp_path),
+        "--executor",
+        f"dask://127.0.0.1:{free_port()}",
     )
     assert code == 3 and not doc
     assert "cannot use the Dask scheduler at tcp://127.0.0.1:" in err and "dask scheduler" in err
