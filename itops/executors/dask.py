@@ -66,6 +66,9 @@ class DaskCluster:
             ) from None
         self.spec = spec
         self._cluster: Any = None
+        # the in-process scheduler and client log every worker and connection at INFO: the run's own
+        # output says what matters (a worker lost, a batch retried)
+        logging.getLogger("distributed").setLevel(logging.WARNING)
         try:
             if spec.address is None:
                 workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -74,7 +77,8 @@ class DaskCluster:
                         n_workers=max(1, workers),
                         threads_per_worker=2,
                         processes=True,
-                        dashboard_address=None,
+                        host="127.0.0.1",  # a scheduler runs whatever it is sent: never on an open interface
+                        dashboard_address="127.0.0.1:0",
                         silence_logs=logging.ERROR,
                     )
                 self.client: Client = Client(self._cluster, timeout=CONNECT_TIMEOUT)
