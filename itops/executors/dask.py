@@ -50,6 +50,8 @@ MAX_BATCH = 16
 #: how long a run may go on with no worker at all before its remaining hosts are given up
 NO_WORKER_GRACE = 60.0
 CONNECT_TIMEOUT = 15.0
+#: fetching a finished batch's results from its worker
+GATHER_TIMEOUT = 60.0
 
 
 class DaskCluster:
@@ -186,9 +188,8 @@ def stream(
                 remaining -= 1
                 if fut.cancelled():
                     continue
-                exc = fut.exception()
-                if exc is not None:  # the local jobs guard themselves; this is a bug
-                    log.error("internal error in a local job", exc_info=exc)
+                if fut.exception() is not None:  # the local jobs guard themselves; this is a bug
+                    log.error("internal error in a local job", exc_info=fut.exception())
                     continue
                 yield from fut.result()
                 continue
@@ -196,12 +197,21 @@ def stream(
             if found is None:  # cancelled by us
                 continue
             batch = found
+            exc: BaseException | None = None
+            died = fut.status in ("lost", "cancelled")
             if fut.status == "finished":
-                remaining -= 1
-                yield from fut.result()
-                continue
-            exc = fut.exception() if fut.status == "error" else None
-            if isinstance(exc, KilledWorker) or fut.status in ("lost", "cancelled"):
+                try:  # the result is fetched from the worker, which may have died since
+                    items = fut.result(timeout=GATHER_TIMEOUT)
+                except Exception as gather_exc:
+                    exc, died = gather_exc, True
+                else:
+                    remaining -= 1
+                    yield from items
+                    continue
+            elif fut.status == "error":
+                exc = fut.exception()
+                died = isinstance(exc, KilledWorker)
+            if died:
                 why = f"the Dask worker running it died ({type(exc).__name__ if exc else fut.status})"
                 if batch.attempts < 2 and not stop.is_set():
                     log.warning("%s: %s; retrying once on another worker", batch.label, why)

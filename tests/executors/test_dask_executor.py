@@ -200,3 +200,48 @@ def test_backup_verify_on_a_dask_cluster_matches_threads(fleet_factory, dask_lab
     assert verdicts(dask) == verdicts(threads)
     assert {t for t, _, _ in verdicts(dask)} == {"app-remote", "app-local"}
     assert "UNREACHABLE" not in verdicts(dask).values() and "ERROR" not in verdicts(dask).values(), verdicts(dask)
+
+
+#: a check that kills the process evaluating it on one host: on Dask, the worker that runs lab1
+KILLER_PACK = textwrap.dedent(
+    '''
+    import os, signal
+    from itops.checkapi import Finding, Probe, Severity, host_check
+
+    @host_check(id="crash.worker_survives", title="The worker survives", probes=[Probe("up", "echo up")],
+                severity=Severity.LOW, rationale="test-only check for the executors", remediation="nothing",
+                frameworks={"nist-800-53": ["SI-4"], "iso-27001": ["A.8.16"]})
+    def crash(facts, params):
+        if facts.target == "lab1":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return Finding.passed("alive")
+    '''
+)
+
+
+def test_a_batch_that_kills_its_worker_twice_is_unreachable_with_the_reason(fleet_factory, tmp_path):
+    from conftest import start_dask_lab
+
+    fleet = fleet_factory(4)
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "crash_checks.py").write_text(KILLER_PACK)
+    lab = start_dask_lab(tmp_path / "dask", workers=3)
+    try:
+        res = subprocess.run(
+            [ITOPS, "audit", str(fleet.inventory_path), "--checks-dir", str(pack), "--checks", "crash.*",
+             "--store", str(tmp_path / "store"), "--executor", lab.address, "--format", "json"],
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        dead = [pid for pid, p in lab.workers.items() if p.poll() is not None]
+    finally:
+        lab.stop()
+    doc = json.loads(res.stdout)
+    got = {r["target"]: r for r in doc["results"]}
+    assert set(got) == {"lab1", "lab2", "lab3", "lab4"}, res.stderr  # nothing lost
+    assert got["lab1"]["status"] == "UNREACHABLE"
+    assert "the Dask worker running it died" in got["lab1"]["message"] and "twice" in got["lab1"]["message"]
+    assert len(dead) == 2, "the first attempt and the one retry each killed a worker"
+    for name in ("lab2", "lab3", "lab4"):  # PASS, or lost twice alongside lab1 and saying so
+        assert got[name]["status"] == "PASS" or "Dask worker" in got[name]["message"], got[name]
+    assert res.returncode == 3 and doc["run"]["state"] == "complete"
