@@ -55,7 +55,7 @@ def test_audit_on_a_dask_cluster_gives_the_same_verdicts_as_threads(lab_inventor
 
 
 def test_dask_url_scheme_and_an_absent_scheduler(lab_inventory, tmp_path):
-    from itops.lab.netutil import free_port
+    from itops_lab.netutil import free_port
 
     code, doc, err = run_audit(
         str(lab_inventory),
