@@ -5,8 +5,8 @@ yielded in this process as each batch finishes, so the caller streams them into 
 whose worker died (``KilledWorker``) is submitted once more, to whichever worker the scheduler
 picks; if that fails too, its hosts are UNREACHABLE with the reason. A batch the worker could not
 run (another itops version, a check it lacks) is ERROR for its hosts. ``interrupt()`` (Ctrl-C)
-cancels every task still on the cluster. Cloud accounts and cloud backups run in this process, in
-threads, as with ``--executor threads``: their credentials never leave it.
+cancels every task still on the cluster. Cloud accounts, cloud backups and backups without a host
+run in this process, in threads, as with ``--executor threads``: AWS credentials never leave it.
 
 Only the LocalCluster is given ``allowed-failures: 0`` (so the single retry is this module's); an
 existing scheduler reschedules a dead worker's tasks itself up to its own ``allowed-failures``
@@ -352,7 +352,8 @@ def _names(names: Sequence[str]) -> str:
 
 class DaskBackupVerifier:
     """``BackupVerifier``'s interface (``run``, ``interrupt``) with host-side backups verified on Dask,
-    one task per backup host; cloud backups are verified here by ``local``."""
+    one task per backup host; cloud backups and backups without a host (this machine's files) are
+    verified here, as with threads."""
 
     def __init__(
         self, local: BackupVerifier, cluster: DaskCluster, checks_dirs: Sequence[Path], concurrency: int
@@ -372,20 +373,21 @@ class DaskBackupVerifier:
     def run(self) -> Iterator[BackupOutcome]:
         import dataclasses
 
-        from itops.backup.verify import HOST_KINDS, LOCAL, BackupVerifier
+        from itops.backup.verify import HOST_KINDS, BackupVerifier
 
         v = self.local
         by_host: dict[str, list[str]] = {}
-        cloud = []
+        here = []  # cloud backups and backups without a host: on this machine, as with threads
         for b in v.backups:
-            if b.kind.value in HOST_KINDS:
-                by_host.setdefault(getattr(b, "host", None) or LOCAL, []).append(b.name)
+            host = getattr(b, "host", None)
+            if b.kind.value in HOST_KINDS and host:
+                by_host.setdefault(host, []).append(b.name)
             else:
-                cloud.append(b)
+                here.append(b)
         ids = tuple(c.id for c in v.checks)
         batches: list[Batch[BackupOutcome]] = []
         for host, names in by_host.items():
-            hosts = {host: v.inv.hosts[host]} if host in v.inv.hosts else {}
+            hosts = {host: v.inv.hosts[host]}
             inv = dataclasses.replace(
                 v.inv,
                 hosts=hosts,
@@ -416,7 +418,7 @@ class DaskBackupVerifier:
 
             batches.append(Batch(f"backups on {host} ({_names(names)})", verify_backup_batch, payload, lost))
         local: list[Callable[[], list[BackupOutcome]]] = []
-        if cloud:
-            self._cloud = BackupVerifier(v.run_id, v.inv, cloud, v.checks, v.options, v.opts)
+        if here:
+            self._cloud = BackupVerifier(v.run_id, v.inv, here, v.checks, v.options, v.opts)
             local.append(lambda: list(self._cloud.run()) if self._cloud is not None else [])
         yield from stream(self.cluster, batches, local, self.stop, local_threads=1)

@@ -200,6 +200,8 @@ def test_backup_verify_on_a_dask_cluster_matches_threads(fleet_factory, dask_lab
     assert verdicts(dask) == verdicts(threads)
     assert {t for t, _, _ in verdicts(dask)} == {"app-remote", "app-local"}
     assert "UNREACHABLE" not in verdicts(dask).values() and "ERROR" not in verdicts(dask).values(), verdicts(dask)
+    with dask_lab.client() as client:  # the host's backup went to a worker (the host-less one stays here)
+        assert client.run_on_scheduler(lambda dask_scheduler: "verify_backup_batch" in dask_scheduler.task_prefixes)
 
 
 #: a check that kills the process evaluating it on one host: on Dask, the worker that runs lab1
