@@ -206,7 +206,7 @@ def test_backup_verify_on_a_dask_cluster_matches_threads(fleet_factory, dask_lab
 
 #: a check that kills the process evaluating it on one host: on Dask, the worker that runs lab1
 KILLER_PACK = textwrap.dedent(
-    '''
+    """
     import os, signal
     from itops.checkapi import Finding, Probe, Severity, host_check
 
@@ -217,7 +217,7 @@ KILLER_PACK = textwrap.dedent(
         if facts.target == "lab1":
             os.kill(os.getpid(), signal.SIGKILL)
         return Finding.passed("alive")
-    '''
+    """
 )
 
 
