@@ -20,7 +20,7 @@ Writing a check::
         title="SSH root login is disabled",
         severity=Severity.HIGH,
         rationale="...", remediation="Set `PermitRootLogin no` in /etc/ssh/sshd_config",
-        frameworks={"cis": ["5.2.7"], "nist-800-53": ["AC-6(2)"], "iso-27001": ["A.8.2"]},
+        frameworks={"cis-debian-12": ["5.1.20"], "nist-800-53": ["AC-6(2)"], "iso-27001": ["A.8.2"]},
         probes=[SSHD],
         params={"allowed": ["no"]},
     )
@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from itops.frameworks import CATALOGUES
+from itops.frameworks import REQUIRED as REQUIRED_FRAMEWORKS
 from itops.model import Evidence, Finding, Result, Severity, Status
 from itops.remediate.spec import Fix
 
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKUP_KIND_NAMES",
     "FRAMEWORKS",
+    "REQUIRED_FRAMEWORKS",
     "BackupEvaluate",
     "Check",
     "CheckMeta",
@@ -71,8 +74,8 @@ __all__ = [
 
 quote = shlex.quote
 
-#: Framework keys every check maps to (report sections use these names).
-FRAMEWORKS = ("cis", "nist-800-53", "iso-27001")
+#: Framework catalogue keys a check may map to (itops.frameworks: title and version of each).
+FRAMEWORKS = tuple(CATALOGUES)
 
 CHECK_ID_RE = re.compile(r"^[a-z0-9]+(\.[a-z0-9_]+)+$")
 #: ``{name}`` in a remediation text: filled with the parameter's effective value (per host).
@@ -204,8 +207,8 @@ class CheckMeta(BaseModel):
     def _frameworks(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
         unknown = set(v) - set(FRAMEWORKS)
         if unknown:
-            raise ValueError(f"unknown framework(s) {sorted(unknown)}; use {list(FRAMEWORKS)}")
-        missing = [f for f in ("nist-800-53", "iso-27001") if not v.get(f)]
+            raise ValueError(f"unknown framework catalogue(s) {sorted(unknown)}; use {list(FRAMEWORKS)}")
+        missing = [f for f in REQUIRED_FRAMEWORKS if not v.get(f)]
         if missing:
             raise ValueError(f"missing framework references for {missing}")
         return v

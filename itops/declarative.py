@@ -10,7 +10,7 @@ Python ones. A file holds one check (a mapping) or several under ``checks:``::
         severity: low
         rationale: ...
         remediation: chmod 0644 /etc/issue.net && chown root:root /etc/issue.net
-        frameworks: {cis: ["1.6.6"], nist-800-53: [CM-6], iso-27001: [A.8.9]}
+        frameworks: {cis-debian-12: ["1.6.6"], nist-800-53: [CM-6], iso-27001: [A.8.9]}
         type: file
         path: /etc/issue.net
         mode: "0644"        # the most it may allow: no bit beyond rw-r--r--

@@ -18,6 +18,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
+from itops import frameworks
 from itops.model import Run, Status
 from itops.store import Store
 
@@ -141,10 +142,6 @@ def _matches(target: str, limits: Sequence[str]) -> bool:
     return not any(fnmatch.fnmatchcase(target, p) for p in exclude)
 
 
-def _framework_matches(name: str, wanted: str | None) -> bool:
-    return wanted is None or name == wanted or name.startswith(wanted + "-") or name.startswith(wanted)
-
-
 def _rows(db: sqlite3.Connection, run_id: str) -> Iterator[sqlite3.Row]:
     yield from db.execute(
         "SELECT check_id, target, resource, status, severity, data FROM results WHERE run_id = ? ORDER BY seq",
@@ -195,7 +192,7 @@ def compute_trends(
                     controls_of[check] = [
                         f"{fw}:{ref}"
                         for fw, refs in (data.get("frameworks") or {}).items()
-                        if _framework_matches(fw, framework)
+                        if frameworks.matches(fw, framework)
                         for ref in refs
                     ]
                 if status not in _EVALUATED:

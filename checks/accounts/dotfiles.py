@@ -52,7 +52,7 @@ def _problems(name: str, st: FileStat, uid: int) -> list[str]:
     remediation="For each path listed: `rm ~USER/.rhosts ~USER/.shosts ~USER/.forward` (move what a .forward "
     "did to /etc/aliases if it is still needed), `chmod 0600 ~USER/.netrc` (better: remove it and use a "
     "credential store), and for other dot files `chown USER: FILE && chmod go-w FILE`.",
-    frameworks={"cis": ["7.2.10"], "nist-800-53": ["AC-3", "AC-6", "IA-5"], "iso-27001": ["A.5.17", "A.8.3"]},
+    frameworks={"cis-debian-12": ["7.2.10"], "nist-800-53": ["AC-3", "AC-6", "IA-5"], "iso-27001": ["A.5.17", "A.8.3"]},
     probes=[PASSWD, HOME_DOT_FILE_STATS],
     params={},
 )

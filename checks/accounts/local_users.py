@@ -39,7 +39,7 @@ def _per_offender(offenders: list[tuple[str, str]], ok_message: str, expected: s
     rationale="Any account with UID 0 is root under another name: it bypasses every permission check while "
     "its logins and sudo use are not recognisable as root activity.",
     remediation="Give the account its own UID or remove it: `usermod -u NEW_UID NAME` or `userdel NAME`.",
-    frameworks={"cis": ["5.4.2.1"], "nist-800-53": ["AC-6(5)", "IA-4"], "iso-27001": ["A.8.2"]},
+    frameworks={"cis-debian-12": ["5.4.2.1"], "nist-800-53": ["AC-6(5)", "IA-4"], "iso-27001": ["A.8.2"]},
     probes=[PASSWD],
     params={},
 )
@@ -60,7 +60,7 @@ def uid0_only_root(facts: Facts, params: Params) -> list[Finding]:
     rationale="Members of group 0 can read and sometimes write files meant for root only (root-group-owned "
     "configuration, logs, device files).",
     remediation="Give the account another primary group: `usermod -g GROUP NAME`.",
-    frameworks={"cis": ["5.4.2.2"], "nist-800-53": ["AC-6"], "iso-27001": ["A.8.2"]},
+    frameworks={"cis-debian-12": ["5.4.2.2"], "nist-800-53": ["AC-6"], "iso-27001": ["A.8.2"]},
     probes=[PASSWD],
     params={"gid0_accounts_allowed": ["root", "sync", "shutdown", "halt", "operator"]},
 )
@@ -80,7 +80,7 @@ def root_only_gid0_account(facts: Facts, params: Params) -> list[Finding]:
     severity=Severity.MEDIUM,
     rationale="Another group with GID 0 grants root-group access under a name that reviews do not recognise.",
     remediation="Renumber or remove the group: `groupmod -g NEW_GID NAME` or `groupdel NAME`.",
-    frameworks={"cis": ["5.4.2.3"], "nist-800-53": ["AC-6", "IA-4"], "iso-27001": ["A.8.2"]},
+    frameworks={"cis-debian-12": ["5.4.2.3"], "nist-800-53": ["AC-6", "IA-4"], "iso-27001": ["A.8.2"]},
     probes=[GROUP],
     params={},
 )
@@ -100,7 +100,7 @@ def root_only_gid0_group(facts: Facts, params: Params) -> list[Finding]:
     rationale="/etc/passwd is world-readable: a hash stored there can be cracked offline by any local user, "
     "and an empty field there means no password at all.",
     remediation="Run `pwconv` to move hashes to /etc/shadow, then lock or fix the accounts listed.",
-    frameworks={"cis": ["7.2.1"], "nist-800-53": ["IA-5(1)"], "iso-27001": ["A.5.17", "A.8.5"]},
+    frameworks={"cis-debian-12": ["7.2.1"], "nist-800-53": ["IA-5(1)"], "iso-27001": ["A.5.17", "A.8.5"]},
     probes=[PASSWD],
     params={},
 )
@@ -122,7 +122,7 @@ def passwords_shadowed(facts: Facts, params: Params) -> list[Finding]:
     rationale="An account with an empty password field can be logged into (console, su, and SSH where "
     "PermitEmptyPasswords is on) without knowing any secret.",
     remediation="Lock the account (`passwd -l NAME`) or set a password (`passwd NAME`).",
-    frameworks={"cis": ["7.2.2"], "nist-800-53": ["IA-5"], "iso-27001": ["A.5.17", "A.8.5"]},
+    frameworks={"cis-debian-12": ["7.2.2"], "nist-800-53": ["IA-5"], "iso-27001": ["A.5.17", "A.8.5"]},
     probes=[PASSWD, SHADOW_STATUS],
     params={},
 )
@@ -156,7 +156,7 @@ def _dup_check(keys: list[tuple[str, str]], what: str, ok: str) -> list[Finding]
     "cannot be attributed to one person.",
     remediation="Give each account a unique UID (`usermod -u NEW_UID NAME`) and fix file ownership "
     "(`find / -xdev -uid OLD_UID -exec chown NAME {} +`).",
-    frameworks={"cis": ["7.2.5"], "nist-800-53": NIST_ACCOUNTS, "iso-27001": ["A.5.16"]},
+    frameworks={"cis-debian-12": ["7.2.5"], "nist-800-53": NIST_ACCOUNTS, "iso-27001": ["A.5.16"]},
     probes=[PASSWD],
     params={},
 )
@@ -174,7 +174,7 @@ def no_duplicate_uids(facts: Facts, params: Params) -> list[Finding]:
     severity=Severity.MEDIUM,
     rationale="Groups sharing a GID grant each other's file access silently.",
     remediation="Give each group a unique GID (`groupmod -g NEW_GID NAME`) and fix group ownership of its files.",
-    frameworks={"cis": ["7.2.6"], "nist-800-53": NIST_ACCOUNTS, "iso-27001": ["A.5.16"]},
+    frameworks={"cis-debian-12": ["7.2.6"], "nist-800-53": NIST_ACCOUNTS, "iso-27001": ["A.5.16"]},
     probes=[GROUP],
     params={},
 )
@@ -193,7 +193,7 @@ def no_duplicate_gids(facts: Facts, params: Params) -> list[Finding]:
     rationale="With duplicate names only the first entry is used for logins while the second may own files "
     "or hold a different UID, confusing access reviews.",
     remediation="Rename or remove the duplicate entry: `usermod -l NEW_NAME NAME` (edit with `vipw` if needed).",
-    frameworks={"cis": ["7.2.7"], "nist-800-53": NIST_ACCOUNTS, "iso-27001": ["A.5.16"]},
+    frameworks={"cis-debian-12": ["7.2.7"], "nist-800-53": NIST_ACCOUNTS, "iso-27001": ["A.5.16"]},
     probes=[PASSWD],
     params={},
 )
@@ -212,7 +212,7 @@ def no_duplicate_usernames(facts: Facts, params: Params) -> list[Finding]:
     severity=Severity.MEDIUM,
     rationale="With duplicate group names, membership and file access depend on which entry a tool reads.",
     remediation="Rename or remove the duplicate entry: `groupmod -n NEW_NAME NAME` (edit with `vigr` if needed).",
-    frameworks={"cis": ["7.2.8"], "nist-800-53": NIST_ACCOUNTS, "iso-27001": ["A.5.16"]},
+    frameworks={"cis-debian-12": ["7.2.8"], "nist-800-53": NIST_ACCOUNTS, "iso-27001": ["A.5.16"]},
     probes=[GROUP],
     params={},
 )
@@ -232,7 +232,7 @@ def no_duplicate_groupnames(facts: Facts, params: Params) -> list[Finding]:
     rationale="A primary GID with no group entry is a dangling reference: whoever later creates a group with "
     "that GID silently gains access to the account's files.",
     remediation="Create the missing group (`groupadd -g GID NAME`) or change the account's group (`usermod -g`).",
-    frameworks={"cis": ["7.2.3"], "nist-800-53": ["AC-2", "CM-6"], "iso-27001": ["A.5.16"]},
+    frameworks={"cis-debian-12": ["7.2.3"], "nist-800-53": ["AC-2", "CM-6"], "iso-27001": ["A.5.16"]},
     probes=[PASSWD, GROUP],
     params={},
 )
@@ -255,7 +255,7 @@ def passwd_groups_exist(facts: Facts, params: Params) -> list[Finding]:
     rationale="Members of the shadow group can read /etc/shadow and crack every local password hash offline.",
     remediation="Remove members: `gpasswd -M '' shadow`, and give affected accounts another primary group "
     "(`usermod -g GROUP NAME`).",
-    frameworks={"cis": ["7.2.4"], "nist-800-53": ["AC-6", "IA-5"], "iso-27001": ["A.5.17", "A.8.2"]},
+    frameworks={"cis-debian-12": ["7.2.4"], "nist-800-53": ["AC-6", "IA-5"], "iso-27001": ["A.5.17", "A.8.2"]},
     probes=[PASSWD, GROUP],
     params={},
 )
@@ -280,7 +280,11 @@ def shadow_group_empty(facts: Facts, params: Params) -> list[Finding]:
     rationale="Service accounts (UID below UID_MIN) are not meant for people; a login shell on them turns "
     "a weak or default credential into an interactive foothold.",
     remediation="Set a no-login shell: `usermod -s /usr/sbin/nologin NAME` (`/sbin/nologin` on RHEL).",
-    frameworks={"cis": ["5.4.2.7"], "nist-800-53": ["AC-2", "AC-6", "CM-6"], "iso-27001": ["A.5.18", "A.8.2"]},
+    frameworks={
+        "cis-debian-12": ["5.4.2.7"],
+        "nist-800-53": ["AC-2", "AC-6", "CM-6"],
+        "iso-27001": ["A.5.18", "A.8.2"],
+    },
     probes=[PASSWD, LOGIN_DEFS],
     params={"system_accounts_login_shell_allowed": ["root", "sync", "shutdown", "halt", "nfsnobody"]},
 )

@@ -94,7 +94,7 @@ def _aging(
     rationale="A maximum password age bounds how long a leaked or cracked password stays usable.",
     remediation="Set `PASS_MAX_DAYS {password_max_days}` in /etc/login.defs (or fewer) and, for existing "
     "accounts, `chage --maxdays {password_max_days} NAME`.",
-    frameworks={"cis": ["5.4.1.1"], "nist-800-53": ["IA-5(1)"], "iso-27001": ["A.5.17"]},
+    frameworks={"cis-debian-12": ["5.4.1.1"], "nist-800-53": ["IA-5(1)"], "iso-27001": ["A.5.17"]},
     probes=[LOGIN_DEFS, SHADOW_STATUS],
     params={"password_max_days": 365},
 )
@@ -120,7 +120,7 @@ def password_max_days(facts: Facts, params: Params) -> list[Finding]:
     "password they were told to replace.",
     remediation="Set `PASS_MIN_DAYS {password_min_days}` in /etc/login.defs (or more) and, for existing "
     "accounts, `chage --mindays {password_min_days} NAME`.",
-    frameworks={"cis": ["5.4.1.2"], "nist-800-53": ["IA-5(1)"], "iso-27001": ["A.5.17"]},
+    frameworks={"cis-debian-12": ["5.4.1.2"], "nist-800-53": ["IA-5(1)"], "iso-27001": ["A.5.17"]},
     probes=[LOGIN_DEFS, SHADOW_STATUS],
     params={"password_min_days": 1},
 )
@@ -146,7 +146,7 @@ def password_min_days(facts: Facts, params: Params) -> list[Finding]:
     "a weak one at the last moment.",
     remediation="Set `PASS_WARN_AGE {password_warn_age}` in /etc/login.defs (or more) and, for existing "
     "accounts, `chage --warndays {password_warn_age} NAME`.",
-    frameworks={"cis": ["5.4.1.3"], "nist-800-53": ["IA-5(1)"], "iso-27001": ["A.5.17"]},
+    frameworks={"cis-debian-12": ["5.4.1.3"], "nist-800-53": ["IA-5(1)"], "iso-27001": ["A.5.17"]},
     probes=[LOGIN_DEFS, SHADOW_STATUS],
     params={"password_warn_age": 7},
 )
@@ -173,7 +173,7 @@ def password_warn_age(facts: Facts, params: Params) -> list[Finding]:
     remediation="Set `ENCRYPT_METHOD YESCRYPT` (or `SHA512`) in /etc/login.defs, keep `yescrypt` (or `sha512`) on "
     "the pam_unix.so line of /etc/pam.d/common-password, then make each listed account set a new password "
     "(`passwd NAME`, or `passwd -e NAME` to force it at next login; `passwd -l NAME` if it is unused).",
-    frameworks={"cis": ["5.4.1.4"], "nist-800-53": ["IA-5(1)", "SC-13"], "iso-27001": ["A.5.17", "A.8.24"]},
+    frameworks={"cis-debian-12": ["5.4.1.4"], "nist-800-53": ["IA-5(1)", "SC-13"], "iso-27001": ["A.5.17", "A.8.24"]},
     probes=[LOGIN_DEFS, SHADOW_HASH_SCHEMES],
     params={
         "password_encrypt_methods_allowed": ["SHA512", "YESCRYPT"],

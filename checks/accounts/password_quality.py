@@ -53,7 +53,7 @@ _ENABLE = {
     "pam_pwquality.so retry=3` into /etc/pam.d/common-password); RHEL: `authselect enable-feature with-pwquality`. "
     "Then set `minlen = {min_password_length}` in /etc/security/pwquality.conf, remove `enforcing = 0` and any smaller "
     "minlen= from the pam_pwquality.so line and from /etc/security/pwquality.conf.d/*.conf.",
-    frameworks={"cis": ["5.3.2.3", "5.3.3.2.2", "5.3.3.2.7"], "nist-800-53": ["IA-5(1)"],
+    frameworks={"cis-debian-12": ["5.3.2.3", "5.3.3.2.2", "5.3.3.2.7"], "nist-800-53": ["IA-5(1)"],
                 "iso-27001": ["A.5.17"]},
     os_families=("debian", "rhel", "suse"),
     probes=[PWQUALITY_FILES],

@@ -51,7 +51,7 @@ def _path_entry_problem(entry: str, st: FileStat | None, allow_missing: bool) ->
     remediation="Fix PATH in /etc/profile, /etc/environment and root's ~/.profile, ~/.bashrc, ~/.bash_profile "
     "(no empty entries, no `.`, no trailing `:`), and for each listed directory `chown root:root DIR && "
     "chmod go-w DIR`.",
-    frameworks={"cis": ["5.4.2.5"], "nist-800-53": ["CM-6", "AC-6"], "iso-27001": ["A.8.2", "A.8.9"]},
+    frameworks={"cis-debian-12": ["5.4.2.5"], "nist-800-53": ["CM-6", "AC-6"], "iso-27001": ["A.8.2", "A.8.9"]},
     probes=[ROOT_PATH],
     params={"root_path_allow_missing": False},
 )
@@ -97,7 +97,7 @@ def root_path_sane(facts: Facts, params: Params) -> list[Finding]:
     "credentials; one owned by someone else lets that person plant startup scripts.",
     remediation="For each listed user: `chown USER HOME && chmod {home_dir_max_mode} HOME` (or create it with "
     "`mkhomedir_helper USER`).",
-    frameworks={"cis": ["7.2.9"], "nist-800-53": ["AC-3", "AC-6"], "iso-27001": ["A.8.3"]},
+    frameworks={"cis-debian-12": ["7.2.9"], "nist-800-53": ["AC-3", "AC-6"], "iso-27001": ["A.8.3"]},
     probes=[PASSWD, LOGIN_DEFS, HOME_DIR_STATS],
     params={"home_dir_max_mode": "0750", "home_dir_users_excluded": []},
 )

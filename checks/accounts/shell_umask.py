@@ -32,7 +32,7 @@ _BIT_NAMES = ((0o020, "group write"), (0o004, "others read"), (0o002, "others wr
     remediation="In each file listed, change the line to `umask 027` (or stricter, e.g. `077`) or delete it so "
     "the UMASK of /etc/login.defs applies (`UMASK 027` there, with `session optional pam_umask.so` in "
     "/etc/pam.d/common-session on Debian); users get the new mask at their next login.",
-    frameworks={"cis": ["5.4.3.3"], "nist-800-53": ["AC-3", "AC-6", "CM-6"], "iso-27001": ["A.8.3", "A.8.9"]},
+    frameworks={"cis-debian-12": ["5.4.3.3"], "nist-800-53": ["AC-3", "AC-6", "CM-6"], "iso-27001": ["A.8.3", "A.8.9"]},
     probes=[SHELL_START_DUMP],
     params={},
 )

@@ -35,7 +35,7 @@ def _policy(facts: Facts) -> list[SudoersLine] | Finding | None:
     "unlocked terminal) becomes root without knowing any password.",
     remediation="Remove the `NOPASSWD:` tag from the rules listed (edit with `visudo -f FILE`); keep "
     "password-less rules only for named automation accounts, listed in sudoers_nopasswd_allowed.",
-    frameworks={"cis": ["5.2.4"], "nist-800-53": ["IA-11", "AC-6"], "iso-27001": ["A.8.2", "A.8.5"]},
+    frameworks={"cis-debian-12": ["5.2.4"], "nist-800-53": ["IA-11", "AC-6"], "iso-27001": ["A.8.2", "A.8.5"]},
     probes=[SUDOERS_FILES],
     params={"sudoers_nopasswd_allowed": []},
 )
@@ -73,7 +73,7 @@ def sudoers_no_nopasswd(facts: Facts, params: Params) -> list[Finding]:
     rationale="`Defaults !authenticate` turns off password prompts for every rule it covers, so any account "
     "with a sudo rule is root without a password.",
     remediation="Remove `!authenticate` from the Defaults lines listed (edit with `visudo -f FILE`).",
-    frameworks={"cis": ["5.2.5"], "nist-800-53": ["IA-11"], "iso-27001": ["A.8.2", "A.8.5"]},
+    frameworks={"cis-debian-12": ["5.2.5"], "nist-800-53": ["IA-11"], "iso-27001": ["A.8.2", "A.8.5"]},
     probes=[SUDOERS_FILES],
     params={},
 )

@@ -17,7 +17,8 @@ _IDENTIFIERS = ("InstanceId", "PrivateIpAddress", "PublicIpAddress", "PrivateDns
     remediation="Find out what the instance is (aws ec2 describe-instances --instance-ids ID), then add it to the "
     "inventory: an `aws_ec2` source whose filters select it (sources: [{aws_ec2: {cloud: NAME, filters: {...}}}]) "
     "or a host entry with its address; or stop it (aws ec2 stop-instances --instance-ids ID) if it should not run.",
-    frameworks={"cis": ["1.1"], "nist-800-53": ["CM-8"], "iso-27001": ["A.5.9"]},
+    # CIS Controls v8 1.1: Establish and Maintain Detailed Enterprise Asset Inventory (not CIS AWS 1.1, contact details)
+    frameworks={"cis-controls": ["1.1"], "nist-800-53": ["CM-8"], "iso-27001": ["A.5.9"]},
     collections=["ec2.instances"],
     iam_actions=["ec2:DescribeInstances"],
 )

@@ -31,7 +31,11 @@ def _port_open(facts: CloudFacts, port: int | None, label: str) -> list[Finding]
     "VPN or Session Manager instead.",
     remediation="aws ec2 revoke-security-group-ingress --group-id SG --protocol tcp --port 22 --cidr 0.0.0.0/0 "
     "(and --ip-permissions IpProtocol=tcp,FromPort=22,ToPort=22,Ipv6Ranges=[{CidrIpv6=::/0}])",
-    frameworks={"cis": ["5.2", "5.3"], "nist-800-53": ["SC-7", "SC-7(5)", "AC-17"], "iso-27001": ["A.8.20", "A.8.22"]},
+    frameworks={
+        "cis-aws-foundations": ["5.2", "5.3"],
+        "nist-800-53": ["SC-7", "SC-7(5)", "AC-17"],
+        "iso-27001": ["A.8.20", "A.8.22"],
+    },
     **SG,
 )
 def sg_ssh_restricted(facts: CloudFacts, params: Params) -> list[Finding]:
@@ -45,7 +49,11 @@ def sg_ssh_restricted(facts: CloudFacts, params: Params) -> list[Finding]:
     severity=Severity.HIGH,
     rationale="RDP exposed to the internet is one of the most attacked services; reach it through a VPN.",
     remediation="aws ec2 revoke-security-group-ingress --group-id SG --protocol tcp --port 3389 --cidr 0.0.0.0/0",
-    frameworks={"cis": ["5.2", "5.3"], "nist-800-53": ["SC-7", "SC-7(5)", "AC-17"], "iso-27001": ["A.8.20", "A.8.22"]},
+    frameworks={
+        "cis-aws-foundations": ["5.2", "5.3"],
+        "nist-800-53": ["SC-7", "SC-7(5)", "AC-17"],
+        "iso-27001": ["A.8.20", "A.8.22"],
+    },
     **SG,
 )
 def sg_rdp_restricted(facts: CloudFacts, params: Params) -> list[Finding]:
@@ -60,7 +68,11 @@ def sg_rdp_restricted(facts: CloudFacts, params: Params) -> list[Finding]:
     rationale="A rule for every protocol/port from anywhere exposes every service on the instance.",
     remediation="aws ec2 revoke-security-group-ingress --group-id SG --ip-permissions "
     "'IpProtocol=-1,IpRanges=[{CidrIp=0.0.0.0/0}]'",
-    frameworks={"cis": ["5.2", "5.3"], "nist-800-53": ["SC-7", "SC-7(5)", "CM-7"], "iso-27001": ["A.8.20", "A.8.22"]},
+    frameworks={
+        "cis-aws-foundations": ["5.2", "5.3"],
+        "nist-800-53": ["SC-7", "SC-7(5)", "CM-7"],
+        "iso-27001": ["A.8.20", "A.8.22"],
+    },
     **SG,
 )
 def sg_all_ports_restricted(facts: CloudFacts, params: Params) -> list[Finding]:
@@ -77,7 +89,7 @@ def sg_all_ports_restricted(facts: CloudFacts, params: Params) -> list[Finding]:
     remediation="aws ec2 revoke-security-group-ingress --group-id SG --ip-permissions file://ingress.json; "
     "aws ec2 revoke-security-group-egress --group-id SG --ip-permissions file://egress.json "
     "(the rules shown by aws ec2 describe-security-groups --group-ids SG)",
-    frameworks={"cis": ["5.4"], "nist-800-53": ["SC-7(5)", "CM-7"], "iso-27001": ["A.8.20"]},
+    frameworks={"cis-aws-foundations": ["5.4"], "nist-800-53": ["SC-7(5)", "CM-7"], "iso-27001": ["A.8.20"]},
     **SG,
 )
 def default_sg_no_rules(facts: CloudFacts, params: Params) -> list[Finding]:
@@ -105,7 +117,7 @@ def default_sg_no_rules(facts: CloudFacts, params: Params) -> list[Finding]:
     severity=Severity.MEDIUM,
     rationale="With it on, every new volume and snapshot copy is encrypted, whoever creates it.",
     remediation="aws ec2 enable-ebs-encryption-by-default --region REGION",
-    frameworks={"cis": ["2.2.1"], "nist-800-53": ["SC-28", "SC-28(1)"], "iso-27001": ["A.8.24"]},
+    frameworks={"cis-aws-foundations": ["2.2.1"], "nist-800-53": ["SC-28", "SC-28(1)"], "iso-27001": ["A.8.24"]},
     collections=["ec2.ebs_encryption_default"],
     iam_actions=["ec2:GetEbsEncryptionByDefault"],
 )
@@ -129,7 +141,7 @@ def ebs_encryption_by_default(facts: CloudFacts, params: Params) -> list[Finding
     rationale="Unencrypted volumes and their snapshots expose data to anyone who gets a copy.",
     remediation="Snapshot the volume, copy it encrypted (aws ec2 copy-snapshot --source-snapshot-id SNAP "
     "--source-region REGION --encrypted), create a volume from the copy and swap it in.",
-    frameworks={"cis": ["2.2.1"], "nist-800-53": ["SC-28", "SC-28(1)"], "iso-27001": ["A.8.24"]},
+    frameworks={"cis-aws-foundations": ["2.2.1"], "nist-800-53": ["SC-28", "SC-28(1)"], "iso-27001": ["A.8.24"]},
     collections=["ec2.volumes"],
     iam_actions=["ec2:DescribeVolumes"],
 )
@@ -178,7 +190,7 @@ def snapshots_not_public(facts: CloudFacts, params: Params) -> list[Finding]:
     "credentials; IMDSv2 needs a session token.",
     remediation="aws ec2 modify-instance-metadata-options --instance-id ID --http-tokens required "
     "--http-endpoint enabled",
-    frameworks={"cis": ["5.6"], "nist-800-53": ["AC-3", "CM-6", "SC-7"], "iso-27001": ["A.8.9"]},
+    frameworks={"cis-aws-foundations": ["5.6"], "nist-800-53": ["AC-3", "CM-6", "SC-7"], "iso-27001": ["A.8.9"]},
     collections=["ec2.instances"],
     iam_actions=["ec2:DescribeInstances"],
 )
@@ -205,7 +217,7 @@ def imdsv2_required(facts: CloudFacts, params: Params) -> list[Finding]:
     rationale="Flow logs record who talked to what: needed to detect and investigate intrusions.",
     remediation="aws ec2 create-flow-logs --resource-type VPC --resource-ids VPC --traffic-type REJECT "
     "--log-destination-type cloud-watch-logs --log-group-name vpc-flow-logs --deliver-logs-permission-arn ROLE_ARN",
-    frameworks={"cis": ["3.7"], "nist-800-53": ["AU-12", "SI-4"], "iso-27001": ["A.8.15", "A.8.16"]},
+    frameworks={"cis-aws-foundations": ["3.7"], "nist-800-53": ["AU-12", "SI-4"], "iso-27001": ["A.8.15", "A.8.16"]},
     collections=["ec2.vpcs"],
     iam_actions=["ec2:DescribeVpcs", "ec2:DescribeFlowLogs"],
 )

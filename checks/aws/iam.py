@@ -60,7 +60,11 @@ def _active_keys(row: CloudResource) -> list[int]:
     "phishing away from losing the account.",
     remediation="Sign in as root, open IAM > Security credentials > Assign MFA device (hardware key preferred). "
     "Verify with: aws iam get-account-summary --query SummaryMap.AccountMFAEnabled",
-    frameworks={"cis": ["1.5"], "nist-800-53": ["IA-2(1)", "IA-2(2)"], "iso-27001": ["A.8.5", "A.5.17"]},
+    frameworks={
+        "cis-aws-foundations": ["1.5"],
+        "nist-800-53": ["IA-2(1)", "IA-2(2)"],
+        "iso-27001": ["A.8.5", "A.5.17"],
+    },
     collections=["iam.account_summary"],
     iam_actions=["iam:GetAccountSummary"],
 )
@@ -84,7 +88,7 @@ def root_mfa_enabled(facts: CloudFacts, params: Params) -> list[Finding]:
     "limited by any policy.",
     remediation="Sign in as root, IAM > Security credentials > Access keys: deactivate and delete every key. "
     "Verify with: aws iam get-account-summary --query SummaryMap.AccountAccessKeysPresent",
-    frameworks={"cis": ["1.4"], "nist-800-53": ["AC-6(2)", "IA-2"], "iso-27001": ["A.8.2", "A.5.17"]},
+    frameworks={"cis-aws-foundations": ["1.4"], "nist-800-53": ["AC-6(2)", "IA-2"], "iso-27001": ["A.8.2", "A.5.17"]},
     collections=["iam.account_summary"],
     iam_actions=["iam:GetAccountSummary"],
 )
@@ -110,7 +114,7 @@ def root_access_keys_absent(facts: CloudFacts, params: Params) -> list[Finding]:
     remediation="aws iam create-virtual-mfa-device --virtual-mfa-device-name USER --outfile qr.png "
     "--bootstrap-method QRCodePNG; aws iam enable-mfa-device --user-name USER --serial-number ARN "
     "--authentication-code1 CODE1 --authentication-code2 CODE2",
-    frameworks={"cis": ["1.10"], "nist-800-53": ["IA-2(1)", "IA-2(2)"], "iso-27001": ["A.8.5"]},
+    frameworks={"cis-aws-foundations": ["1.10"], "nist-800-53": ["IA-2(1)", "IA-2(2)"], "iso-27001": ["A.8.5"]},
     collections=["iam.credential_report"],
     iam_actions=REPORT,
 )
@@ -137,7 +141,7 @@ def console_users_mfa_enabled(facts: CloudFacts, params: Params) -> list[Finding
     remediation="aws iam create-access-key --user-name USER; deploy the new key; "
     "aws iam update-access-key --user-name USER --access-key-id OLD --status Inactive; "
     "aws iam delete-access-key --user-name USER --access-key-id OLD",
-    frameworks={"cis": ["1.14"], "nist-800-53": ["IA-5(1)", "AC-2(1)"], "iso-27001": ["A.5.17"]},
+    frameworks={"cis-aws-foundations": ["1.14"], "nist-800-53": ["IA-5(1)", "AC-2(1)"], "iso-27001": ["A.5.17"]},
     collections=["iam.credential_report"],
     iam_actions=REPORT,
     params={"access_key_max_age_days": 90},
@@ -172,7 +176,7 @@ def access_keys_rotated(facts: CloudFacts, params: Params) -> list[Finding]:
     rationale="Passwords and keys nobody uses are rarely watched; disabling them removes a way in.",
     remediation="aws iam delete-login-profile --user-name USER (unused password); "
     "aws iam update-access-key --user-name USER --access-key-id KEY --status Inactive (unused key)",
-    frameworks={"cis": ["1.12"], "nist-800-53": ["AC-2(3)", "IA-4"], "iso-27001": ["A.5.18"]},
+    frameworks={"cis-aws-foundations": ["1.12"], "nist-800-53": ["AC-2(3)", "IA-4"], "iso-27001": ["A.5.18"]},
     collections=["iam.credential_report"],
     iam_actions=REPORT,
     params={"credentials_unused_days": 45},
@@ -221,7 +225,7 @@ def unused_credentials_disabled(facts: CloudFacts, params: Params) -> list[Findi
     rationale="Two active keys usually means a rotation never finished, leaving an old key live.",
     remediation="aws iam list-access-keys --user-name USER; "
     "aws iam update-access-key --user-name USER --access-key-id OLD --status Inactive",
-    frameworks={"cis": ["1.13"], "nist-800-53": ["IA-5(1)", "AC-2"], "iso-27001": ["A.5.17"]},
+    frameworks={"cis-aws-foundations": ["1.13"], "nist-800-53": ["IA-5(1)", "AC-2"], "iso-27001": ["A.5.17"]},
     collections=["iam.credential_report"],
     iam_actions=REPORT,
 )
@@ -268,7 +272,7 @@ PASSWORD = dict(
     severity=Severity.MEDIUM,
     rationale="Length is what makes passwords resist guessing and cracking.",
     remediation="aws iam update-account-password-policy --minimum-password-length {password_min_length}",
-    frameworks={"cis": ["1.8"], "nist-800-53": ["IA-5(1)"], "iso-27001": ["A.5.17"]},
+    frameworks={"cis-aws-foundations": ["1.8"], "nist-800-53": ["IA-5(1)"], "iso-27001": ["A.5.17"]},
     params={"password_min_length": 14},
     **PASSWORD,
 )
@@ -289,7 +293,7 @@ def password_policy_min_length(facts: CloudFacts, params: Params) -> list[Findin
     severity=Severity.LOW,
     rationale="Reusing a previous (possibly leaked) password undoes a forced change.",
     remediation="aws iam update-account-password-policy --password-reuse-prevention {password_reuse_prevention}",
-    frameworks={"cis": ["1.9"], "nist-800-53": ["IA-5(1)"], "iso-27001": ["A.5.17"]},
+    frameworks={"cis-aws-foundations": ["1.9"], "nist-800-53": ["IA-5(1)"], "iso-27001": ["A.5.17"]},
     params={"password_reuse_prevention": 24},
     **PASSWORD,
 )
@@ -333,7 +337,7 @@ def password_policy_complexity(facts: CloudFacts, params: Params) -> list[Findin
     remediation="Find where it is attached: aws iam list-entities-for-policy --policy-arn ARN; detach it "
     "(aws iam detach-user-policy / detach-role-policy / detach-group-policy) and replace it with a scoped policy, "
     "then aws iam delete-policy --policy-arn ARN",
-    frameworks={"cis": ["1.16"], "nist-800-53": ["AC-6", "AC-6(1)"], "iso-27001": ["A.8.2", "A.5.15"]},
+    frameworks={"cis-aws-foundations": ["1.16"], "nist-800-53": ["AC-6", "AC-6(1)"], "iso-27001": ["A.8.2", "A.5.15"]},
     collections=["iam.policies"],
     iam_actions=["iam:ListPolicies", "iam:GetPolicyVersion"],
 )
@@ -361,7 +365,7 @@ def policies_no_full_admin(facts: CloudFacts, params: Params) -> list[Finding]:
     remediation="aws iam add-user-to-group --user-name USER --group-name GROUP; then "
     "aws iam detach-user-policy --user-name USER --policy-arn ARN and "
     "aws iam delete-user-policy --user-name USER --policy-name NAME",
-    frameworks={"cis": ["1.15"], "nist-800-53": ["AC-2", "AC-6"], "iso-27001": ["A.5.15", "A.5.18"]},
+    frameworks={"cis-aws-foundations": ["1.15"], "nist-800-53": ["AC-2", "AC-6"], "iso-27001": ["A.5.15", "A.5.18"]},
     collections=["iam.users"],
     iam_actions=["iam:ListUsers", "iam:ListAttachedUserPolicies", "iam:ListUserPolicies"],
 )

@@ -11,7 +11,7 @@ from itops.checkapi import CloudFacts, CloudResource, Finding, Params, Severity,
     severity=Severity.MEDIUM,
     rationale="Yearly rotation limits how much data one key version protects if it is ever compromised.",
     remediation="aws kms enable-key-rotation --key-id KEY_ID",
-    frameworks={"cis": ["3.6"], "nist-800-53": ["SC-12", "SC-13"], "iso-27001": ["A.8.24"]},
+    frameworks={"cis-aws-foundations": ["3.6"], "nist-800-53": ["SC-12", "SC-13"], "iso-27001": ["A.8.24"]},
     collections=["kms.keys"],
     iam_actions=["kms:ListKeys", "kms:ListAliases", "kms:DescribeKey", "kms:GetKeyRotationStatus"],
 )

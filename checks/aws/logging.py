@@ -34,7 +34,11 @@ def _logs_management_events(selectors: Mapping[str, Any] | None) -> bool:
     "attackers) leaves no record.",
     remediation="aws cloudtrail create-trail --name org-trail --s3-bucket-name LOG_BUCKET --is-multi-region-trail "
     "--enable-log-file-validation --kms-key-id KEY; aws cloudtrail start-logging --name org-trail",
-    frameworks={"cis": ["3.1"], "nist-800-53": ["AU-2", "AU-3", "AU-12"], "iso-27001": ["A.8.15", "A.8.16"]},
+    frameworks={
+        "cis-aws-foundations": ["3.1"],
+        "nist-800-53": ["AU-2", "AU-3", "AU-12"],
+        "iso-27001": ["A.8.15", "A.8.16"],
+    },
     collections=["cloudtrail.trails"],
     iam_actions=[*TRAILS, "cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors"],
 )
@@ -81,7 +85,7 @@ def multi_region_trail_logging(facts: CloudFacts, params: Params) -> list[Findin
     severity=Severity.MEDIUM,
     rationale="Log file validation (signed digests) shows whether delivered logs were changed or deleted.",
     remediation="aws cloudtrail update-trail --name TRAIL --enable-log-file-validation",
-    frameworks={"cis": ["3.2"], "nist-800-53": ["AU-9", "SI-7"], "iso-27001": ["A.8.15"]},
+    frameworks={"cis-aws-foundations": ["3.2"], "nist-800-53": ["AU-9", "SI-7"], "iso-27001": ["A.8.15"]},
     collections=["cloudtrail.trails"],
     iam_actions=TRAILS,
 )
@@ -104,7 +108,7 @@ def log_file_validation_enabled(facts: CloudFacts, params: Params) -> list[Findi
     rationale="SSE-KMS adds a key policy between readers and the logs, and records every decryption.",
     remediation="aws cloudtrail update-trail --name TRAIL --kms-key-id KEY_ARN (the key policy must allow "
     "cloudtrail.amazonaws.com to encrypt)",
-    frameworks={"cis": ["3.5"], "nist-800-53": ["SC-28", "AU-9"], "iso-27001": ["A.8.24", "A.8.15"]},
+    frameworks={"cis-aws-foundations": ["3.5"], "nist-800-53": ["SC-28", "AU-9"], "iso-27001": ["A.8.24", "A.8.15"]},
     collections=["cloudtrail.trails"],
     iam_actions=TRAILS,
 )
@@ -197,7 +201,7 @@ def bucket_not_public(facts: CloudFacts, params: Params) -> list[Finding]:
     rationale="Access logs on the trail bucket show who read or tried to delete the audit logs.",
     remediation="aws s3api put-bucket-logging --bucket LOG_BUCKET --bucket-logging-status "
     '\'{"LoggingEnabled":{"TargetBucket":"ACCESS_LOG_BUCKET","TargetPrefix":"cloudtrail/"}}\'',
-    frameworks={"cis": ["3.4"], "nist-800-53": ["AU-2", "AU-9"], "iso-27001": ["A.8.15"]},
+    frameworks={"cis-aws-foundations": ["3.4"], "nist-800-53": ["AU-2", "AU-9"], "iso-27001": ["A.8.15"]},
     collections=["cloudtrail.trails", "s3.buckets"],
     iam_actions=[*TRAIL_BUCKET, "s3:GetBucketLogging"],
 )
@@ -222,7 +226,11 @@ def bucket_access_logging_enabled(facts: CloudFacts, params: Params) -> list[Fin
     "name=default,roleARN=ROLE_ARN --recording-group allSupported=true,includeGlobalResourceTypes=true; "
     "aws configservice put-delivery-channel ...; aws configservice start-configuration-recorder "
     "--configuration-recorder-name default",
-    frameworks={"cis": ["3.3"], "nist-800-53": ["CM-8", "CM-3", "CA-7"], "iso-27001": ["A.8.9", "A.5.9"]},
+    frameworks={
+        "cis-aws-foundations": ["3.3"],
+        "nist-800-53": ["CM-8", "CM-3", "CA-7"],
+        "iso-27001": ["A.8.9", "A.5.9"],
+    },
     collections=["config.recorders"],
     iam_actions=["config:DescribeConfigurationRecorders", "config:DescribeConfigurationRecorderStatus"],
 )

@@ -28,7 +28,7 @@ def _instances(
     rationale="Encryption at rest covers the instance's storage, automated backups, replicas and snapshots.",
     remediation="Encryption cannot be turned on in place: aws rds create-db-snapshot, aws rds copy-db-snapshot "
     "--kms-key-id KEY, aws rds restore-db-instance-from-db-snapshot, then switch clients over.",
-    frameworks={"cis": ["2.3.1"], "nist-800-53": ["SC-28", "SC-28(1)"], "iso-27001": ["A.8.24"]},
+    frameworks={"cis-aws-foundations": ["2.3.1"], "nist-800-53": ["SC-28", "SC-28(1)"], "iso-27001": ["A.8.24"]},
     **DB,
 )
 def storage_encrypted(facts: CloudFacts, params: Params) -> list[Finding]:
@@ -49,7 +49,7 @@ def storage_encrypted(facts: CloudFacts, params: Params) -> list[Finding]:
     rationale="A publicly accessible instance gets a public DNS name and IP; only the security group stands "
     "between the database and the internet.",
     remediation="aws rds modify-db-instance --db-instance-identifier DB --no-publicly-accessible --apply-immediately",
-    frameworks={"cis": ["2.3.3"], "nist-800-53": ["AC-3", "SC-7"], "iso-27001": ["A.8.20", "A.8.3"]},
+    frameworks={"cis-aws-foundations": ["2.3.3"], "nist-800-53": ["AC-3", "SC-7"], "iso-27001": ["A.8.20", "A.8.3"]},
     **DB,
 )
 def not_publicly_accessible(facts: CloudFacts, params: Params) -> list[Finding]:
@@ -117,7 +117,7 @@ def deletion_protection_enabled(facts: CloudFacts, params: Params) -> list[Findi
     rationale="Minor versions carry security fixes; automatic upgrades apply them in the maintenance window.",
     remediation="aws rds modify-db-instance --db-instance-identifier DB --auto-minor-version-upgrade "
     "--apply-immediately",
-    frameworks={"cis": ["2.3.2"], "nist-800-53": ["SI-2"], "iso-27001": ["A.8.8"]},
+    frameworks={"cis-aws-foundations": ["2.3.2"], "nist-800-53": ["SI-2"], "iso-27001": ["A.8.8"]},
     **DB,
 )
 def auto_minor_version_upgrade(facts: CloudFacts, params: Params) -> list[Finding]:

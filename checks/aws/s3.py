@@ -51,7 +51,11 @@ def public_exposure(facts: CloudFacts, b: CloudResource, setting: str, found: li
     "so one mistaken bucket setting cannot expose it.",
     remediation="aws s3control put-public-access-block --account-id ACCOUNT_ID --public-access-block-configuration "
     "BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true",
-    frameworks={"cis": ["2.1.4"], "nist-800-53": ["AC-3", "AC-21", "SC-7"], "iso-27001": ["A.8.3", "A.8.12"]},
+    frameworks={
+        "cis-aws-foundations": ["2.1.4"],
+        "nist-800-53": ["AC-3", "AC-21", "SC-7"],
+        "iso-27001": ["A.8.3", "A.8.12"],
+    },
     collections=["s3.account_public_access_block"],
     iam_actions=["s3:GetAccountPublicAccessBlock"],
 )
@@ -80,7 +84,11 @@ def account_public_access_blocked(facts: CloudFacts, params: Params) -> list[Fin
     "block is later turned off.",
     remediation="aws s3api put-public-access-block --bucket BUCKET --public-access-block-configuration "
     "BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true",
-    frameworks={"cis": ["2.1.4"], "nist-800-53": ["AC-3", "AC-21", "SC-7"], "iso-27001": ["A.8.3", "A.8.12"]},
+    frameworks={
+        "cis-aws-foundations": ["2.1.4"],
+        "nist-800-53": ["AC-3", "AC-21", "SC-7"],
+        "iso-27001": ["A.8.3", "A.8.12"],
+    },
     collections=["s3.buckets"],
     iam_actions=[*BUCKETS, "s3:GetBucketPublicAccessBlock"],
 )
@@ -109,7 +117,11 @@ def bucket_public_access_blocked(facts: CloudFacts, params: Params) -> list[Find
     "change the bucket's objects.",
     remediation="Remove or restrict the public statement: aws s3api get-bucket-policy --bucket BUCKET, edit, then "
     "aws s3api put-bucket-policy --bucket BUCKET --policy file://policy.json",
-    frameworks={"cis": ["2.1.4"], "nist-800-53": ["AC-3", "AC-21", "SC-7"], "iso-27001": ["A.5.15", "A.8.3"]},
+    frameworks={
+        "cis-aws-foundations": ["2.1.4"],
+        "nist-800-53": ["AC-3", "AC-21", "SC-7"],
+        "iso-27001": ["A.5.15", "A.8.3"],
+    },
     collections=["s3.buckets", ACCOUNT_BLOCK],
     iam_actions=[*BUCKETS, "s3:GetBucketPolicy", "s3:GetBucketPublicAccessBlock", "s3:GetAccountPublicAccessBlock"],
 )
@@ -148,7 +160,7 @@ def bucket_policy_not_public(facts: CloudFacts, params: Params) -> list[Finding]
     remediation="aws s3api put-bucket-acl --bucket BUCKET --acl private; then set object ownership to "
     "BucketOwnerEnforced: aws s3api put-bucket-ownership-controls --bucket BUCKET "
     "--ownership-controls Rules=[{ObjectOwnership=BucketOwnerEnforced}]",
-    frameworks={"cis": ["2.1.4"], "nist-800-53": ["AC-3", "AC-21"], "iso-27001": ["A.5.15", "A.8.3"]},
+    frameworks={"cis-aws-foundations": ["2.1.4"], "nist-800-53": ["AC-3", "AC-21"], "iso-27001": ["A.5.15", "A.8.3"]},
     collections=["s3.buckets", ACCOUNT_BLOCK],
     iam_actions=[*BUCKETS, "s3:GetBucketAcl", "s3:GetBucketPublicAccessBlock", "s3:GetAccountPublicAccessBlock"],
 )
@@ -256,7 +268,11 @@ def bucket_access_logging_enabled(facts: CloudFacts, params: Params) -> list[Fin
     '"Resource":["arn:aws:s3:::BUCKET","arn:aws:s3:::BUCKET/*"],'
     '"Condition":{"Bool":{"aws:SecureTransport":"false"}}} with '
     "aws s3api put-bucket-policy --bucket BUCKET --policy file://policy.json",
-    frameworks={"cis": ["2.1.1"], "nist-800-53": ["SC-8", "SC-8(1)", "SC-23"], "iso-27001": ["A.8.24", "A.5.14"]},
+    frameworks={
+        "cis-aws-foundations": ["2.1.1"],
+        "nist-800-53": ["SC-8", "SC-8(1)", "SC-23"],
+        "iso-27001": ["A.8.24", "A.5.14"],
+    },
     collections=["s3.buckets"],
     iam_actions=[*BUCKETS, "s3:GetBucketPolicy"],
 )

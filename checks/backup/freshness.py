@@ -14,7 +14,7 @@ from itops.checkapi import Finding, Params, Severity, backup_check
     "business agreed to; a backup job that silently stopped is the most common way backups fail.",
     remediation="Find out why the backup job stopped (scheduler, credentials, disk space, the job's log), run it "
     "now, and alert on its failure; or change `rpo` if the agreed objective really changed.",
-    frameworks={"cis": ["11.2"], "nist-800-53": ["CP-9", "CP-10"], "iso-27001": ["A.8.13"]},
+    frameworks={"cis-controls": ["11.2"], "nist-800-53": ["CP-9", "CP-10"], "iso-27001": ["A.8.13"]},
     needs=["copies"],
 )
 def within_rpo(facts: BackupFacts, params: Params) -> list[Finding]:

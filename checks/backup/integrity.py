@@ -15,7 +15,7 @@ from itops.checkapi import Finding, Params, Severity, backup_check
     "tests catch it while older good copies still exist.",
     remediation="Re-run the backup and find the cause (disk full, interrupted transfer, failing storage); for "
     "restic run `restic check --read-data` and `restic repair`/`rebuild-index` as its documentation describes.",
-    frameworks={"cis": ["11.5"], "nist-800-53": ["CP-9(1)", "SI-7"], "iso-27001": ["A.8.13"]},
+    frameworks={"cis-controls": ["11.5"], "nist-800-53": ["CP-9(1)", "SI-7"], "iso-27001": ["A.8.13"]},
     needs=["integrity"],
     kinds=["file", "s3", "restic", "postgres_dump"],
 )

@@ -14,7 +14,7 @@ from itops.checkapi import Finding, Params, Severity, backup_check
     "Vault Lock keep copies for their retention period whatever credentials are stolen.",
     remediation="S3: create the bucket with Object Lock and set a default retention "
     "(aws s3api put-object-lock-configuration); AWS Backup: aws backup put-backup-vault-lock-configuration.",
-    frameworks={"cis": ["11.4"], "nist-800-53": ["CP-9", "CP-9(7)"], "iso-27001": ["A.8.13"]},
+    frameworks={"cis-controls": ["11.4"], "nist-800-53": ["CP-9", "CP-9(7)"], "iso-27001": ["A.8.13"]},
     needs=["protection"],
     kinds=["s3", "aws_backup"],
 )
@@ -34,7 +34,7 @@ def immutable(facts: BackupFacts, params: Params) -> Finding:
     "snapshots and objects expose it to anyone who gets read access to the storage.",
     remediation="Enable default encryption (EBS encryption by default, encrypted RDS instances, SSE-KMS default "
     "bucket encryption, an encrypted backup vault) and re-create the copies encrypted.",
-    frameworks={"cis": ["11.3"], "nist-800-53": ["CP-9(8)", "SC-28"], "iso-27001": ["A.8.13", "A.8.24"]},
+    frameworks={"cis-controls": ["11.3"], "nist-800-53": ["CP-9(8)", "SC-28"], "iso-27001": ["A.8.13", "A.8.24"]},
     needs=["copies"],
     kinds=["s3", "ebs_snapshot", "rds_snapshot", "aws_backup"],
 )
@@ -68,7 +68,7 @@ def encrypted(facts: BackupFacts, params: Params) -> list[Finding]:
     remediation="Remove public sharing: aws ec2 modify-snapshot-attribute --attribute createVolumePermission "
     "--operation-type remove --group-names all; aws rds modify-db-snapshot-attribute --attribute-name restore "
     "--values-to-remove all; remove Principal '*' from the vault access policy.",
-    frameworks={"cis": ["11.3"], "nist-800-53": ["AC-3", "CP-9"], "iso-27001": ["A.8.13", "A.5.15"]},
+    frameworks={"cis-controls": ["11.3"], "nist-800-53": ["AC-3", "CP-9"], "iso-27001": ["A.8.13", "A.5.15"]},
     needs=["copies", "protection"],
     kinds=["ebs_snapshot", "rds_snapshot", "aws_backup"],
 )

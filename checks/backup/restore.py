@@ -16,7 +16,11 @@ from itops.yamlload import parse_duration
     "can fail to load (missing roles, extensions) or load without the expected data.",
     remediation="Read the failing verification in the message, fix the backup job (what it includes, how the dump "
     "is made), and re-run `itops backup verify --restore-test`.",
-    frameworks={"cis": ["11.5"], "nist-800-53": ["CP-4", "CP-9(1)", "CP-10"], "iso-27001": ["A.8.13", "A.5.30"]},
+    frameworks={
+        "cis-controls": ["11.5"],
+        "nist-800-53": ["CP-4", "CP-9(1)", "CP-10"],
+        "iso-27001": ["A.8.13", "A.5.30"],
+    },
     needs=["restore"],
     kinds=["file", "restic", "postgres_dump"],
 )
@@ -45,7 +49,7 @@ def restore_test_passed(facts: BackupFacts, params: Params) -> Finding:
     "the restore every time shows when growth makes it too slow.",
     remediation="Speed up the restore (parallel pg_restore -j, faster storage, smaller or incremental backups) or "
     "agree a longer RTO; the measured time is in the message.",
-    frameworks={"cis": ["11.5"], "nist-800-53": ["CP-10", "CP-4"], "iso-27001": ["A.5.30", "A.8.13"]},
+    frameworks={"cis-controls": ["11.5"], "nist-800-53": ["CP-10", "CP-4"], "iso-27001": ["A.5.30", "A.8.13"]},
     needs=["restore"],
     kinds=["file", "restic", "postgres_dump"],
     params={"rto": "4h"},
@@ -90,7 +94,11 @@ RTO_SECONDS = "backup.rto_seconds"
     "be missed while there is still time to act, instead of on the day of the disaster.",
     remediation="Before the projected date: speed up restores (parallel pg_restore -j, faster storage, "
     "incremental or split backups) or agree a longer RTO; `itops forecast` shows the trend.",
-    frameworks={"cis": ["11.5"], "nist-800-53": ["CP-2(3)", "CP-10", "CP-4"], "iso-27001": ["A.5.30", "A.8.13"]},
+    frameworks={
+        "cis-controls": ["11.5"],
+        "nist-800-53": ["CP-2(3)", "CP-10", "CP-4"],
+        "iso-27001": ["A.5.30", "A.8.13"],
+    },
     needs=["restore"],
     kinds=["file", "restic", "postgres_dump"],
     params={"restore_forecast_horizon_days": 30, "rto": "4h"},

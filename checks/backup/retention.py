@@ -14,7 +14,7 @@ from itops.checkapi import Finding, Params, Severity, backup_check
     "thing, skipped data it could not read, or was cut short, while still reporting success.",
     remediation="Compare the newest copy with the previous one (listing, row counts), check the backup job's log "
     "for skipped files or errors, and re-run it; adjust `min_size`/`max_shrink_pct` only if the data really shrank.",
-    frameworks={"cis": ["11.2"], "nist-800-53": ["CP-9", "CP-9(1)"], "iso-27001": ["A.8.13"]},
+    frameworks={"cis-controls": ["11.2"], "nist-800-53": ["CP-9", "CP-9(1)"], "iso-27001": ["A.8.13"]},
     needs=["copies"],
     kinds=["file", "s3", "postgres_dump"],
     params={"max_shrink_pct": 50.0},
@@ -81,7 +81,7 @@ def size_ok(facts: BackupFacts, params: Params) -> list[Finding]:
     "retention gives older, known-good restore points.",
     remediation="Fix the rotation/retention settings of the backup job (or its lifecycle rules) so that at least "
     "`min_copies` copies are kept, and check nothing deletes them early.",
-    frameworks={"cis": ["11.2"], "nist-800-53": ["CP-9", "CP-6"], "iso-27001": ["A.8.13"]},
+    frameworks={"cis-controls": ["11.2"], "nist-800-53": ["CP-9", "CP-6"], "iso-27001": ["A.8.13"]},
     needs=["copies"],
     params={"min_copies": 2},
 )

@@ -28,7 +28,7 @@ META: dict[str, Any] = {
     "evidence that the RTO can be met.",
     "remediation": "Run `itops dr drill PLAYBOOK -i INVENTORY` (or schedule a dr-drill job), fix the steps that "
     "fail until the drill passes, and repeat it at least as often as max_drill_age / --max-age says.",
-    "frameworks": {"cis": ["11.5"], "nist-800-53": ["CP-4", "CP-4(1)"], "iso-27001": ["A.5.30", "A.5.29"]},
+    "frameworks": {"cis-controls": ["11.5"], "nist-800-53": ["CP-4", "CP-4(1)"], "iso-27001": ["A.5.30", "A.5.29"]},
     "params": {"max_age_days": 90},
     "tags": ["dr"],
 }

@@ -16,7 +16,7 @@ CRON_DIRS = ("/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cr
     rationale="/etc/crontab runs commands as root (or any user); write access is root access, and read access "
     "shows attackers which root jobs to tamper with.",
     remediation="`chown root:root /etc/crontab && chmod og-rwx /etc/crontab` (mode 0600).",
-    frameworks={"cis": ["2.4.1.2"], "nist-800-53": ["AC-3", "CM-6"], "iso-27001": ["A.8.3", "A.8.9"]},
+    frameworks={"cis-debian-12": ["2.4.1.2"], "nist-800-53": ["AC-3", "CM-6"], "iso-27001": ["A.8.3", "A.8.9"]},
     probes=[SYSTEM_FILES],
     params={"crontab_max_mode": "0600"},
 )
@@ -36,8 +36,11 @@ def crontab_permissions(facts: Facts, params: Params) -> list[Finding]:
     rationale="Scripts in /etc/cron.{hourly,daily,weekly,monthly} and /etc/cron.d run as root; a writable "
     "directory lets a user add a root job, a readable one reveals what runs as root.",
     remediation="For each directory listed: `chown root:root DIR && chmod og-rwx DIR` (mode 0700).",
-    frameworks={"cis": ["2.4.1.3", "2.4.1.4", "2.4.1.5", "2.4.1.6", "2.4.1.7"], "nist-800-53": ["AC-3", "CM-6"],
-                "iso-27001": ["A.8.3", "A.8.9"]},
+    frameworks={
+        "cis-debian-12": ["2.4.1.3", "2.4.1.4", "2.4.1.5", "2.4.1.6", "2.4.1.7"],
+        "nist-800-53": ["AC-3", "CM-6"],
+        "iso-27001": ["A.8.3", "A.8.9"],
+    },
     probes=[SYSTEM_FILES],
     params={"cron_dir_max_mode": "0700"},
 )

@@ -107,7 +107,7 @@ WW_FILES = _scan_probe("find_world_writable_files", "world_writable_search_paths
     rationale="A world-writable file can be changed by every local user and service: scripts, configuration "
     "and binaries among them become a path to other users' or root's privileges.",
     remediation="Remove write access for others: `chmod o-w FILE` for each file listed (or waive the path).",
-    frameworks={"cis": ["7.1.11"], "nist-800-53": ["AC-3", "AC-6"], "iso-27001": ["A.8.3"]},
+    frameworks={"cis-debian-12": ["7.1.11"], "nist-800-53": ["AC-3", "AC-6"], "iso-27001": ["A.8.3"]},
     probes=[WW_FILES],
     params={"world_writable_search_paths": list(SYSTEM_PATHS),
             "world_writable_exclude_paths": [VAR_TMP, "/var/crash", *CONTAINER_STORAGE]},
@@ -130,7 +130,7 @@ WW_DIRS = _scan_probe("find_world_writable_dirs_without_sticky", "world_writable
     rationale="In a world-writable directory without the sticky bit any user can delete or replace other users' "
     "files, including temporary files root is about to use.",
     remediation="`chmod a+t DIR` for each directory listed (or `chmod o-w DIR` if it need not be shared).",
-    frameworks={"cis": ["7.1.11"], "nist-800-53": ["AC-3", "AC-6"], "iso-27001": ["A.8.3"]},
+    frameworks={"cis-debian-12": ["7.1.11"], "nist-800-53": ["AC-3", "AC-6"], "iso-27001": ["A.8.3"]},
     probes=[WW_DIRS],
     params={"world_writable_dir_search_paths": [*SYSTEM_PATHS, TMP],
             "world_writable_exclude_paths": [VAR_TMP, "/var/crash", *CONTAINER_STORAGE]},
@@ -153,7 +153,7 @@ UNOWNED = _scan_probe("find_unowned_files", "unowned_search_paths", "unowned_exc
     rationale="Files whose UID or GID has no account are left over from removed users or unpacked archives; "
     "the next account created with that ID silently owns them.",
     remediation="Give each file listed a valid owner and group: `chown OWNER:GROUP FILE` (or remove it).",
-    frameworks={"cis": ["7.1.12"], "nist-800-53": ["AC-3", "CM-6"], "iso-27001": ["A.8.3"]},
+    frameworks={"cis-debian-12": ["7.1.12"], "nist-800-53": ["AC-3", "CM-6"], "iso-27001": ["A.8.3"]},
     probes=[UNOWNED],
     params={"unowned_search_paths": [*SYSTEM_PATHS, TMP], "unowned_exclude_paths": list(CONTAINER_STORAGE)},
 )
@@ -186,7 +186,7 @@ def _allowed(patterns: Sequence[str]) -> Callable[[str], bool]:
     "(a copied shell with the SUID bit) or an unreviewed privilege-escalation risk.",
     remediation="Review each program listed: remove the bit (`chmod u-s,g-s FILE`), remove the file, or add its "
     "path to setid_allowed after review.",
-    frameworks={"cis": ["7.1.13"], "nist-800-53": ["AC-6", "CM-7"], "iso-27001": ["A.8.2", "A.8.19"]},
+    frameworks={"cis-debian-12": ["7.1.13"], "nist-800-53": ["AC-6", "CM-7"], "iso-27001": ["A.8.2", "A.8.19"]},
     probes=[SETID],
     params={"setid_allowed": list(STANDARD_SETID), "setid_search_paths": [*SYSTEM_PATHS, TMP],
             "setid_exclude_paths": list(CONTAINER_STORAGE)},

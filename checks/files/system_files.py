@@ -33,7 +33,7 @@ def _secret_rule(params: Params, missing: Literal["pass", "error"], note: str) -
     severity=Severity.HIGH,
     rationale="Whoever can write /etc/passwd can add a UID 0 account or change any user's shell and home.",
     remediation="`chown root:root /etc/passwd && chmod u-x,go-wx /etc/passwd` (mode 0644).",
-    frameworks={"cis": ["7.1.1"], **ACCESS, "iso-27001": ["A.8.3"]},
+    frameworks={"cis-debian-12": ["7.1.1"], **ACCESS, "iso-27001": ["A.8.3"]},
     probes=[SYSTEM_FILES],
     params={},
 )
@@ -49,7 +49,7 @@ def passwd_permissions(facts: Facts, params: Params) -> list[Finding]:
     severity=Severity.MEDIUM,
     rationale="The backup copy holds the same account data; a writable backup can be restored over the real file.",
     remediation="`chown root:root /etc/passwd- && chmod u-x,go-wx /etc/passwd-` (mode 0644).",
-    frameworks={"cis": ["7.1.2"], **ACCESS, "iso-27001": ["A.8.3"]},
+    frameworks={"cis-debian-12": ["7.1.2"], **ACCESS, "iso-27001": ["A.8.3"]},
     probes=[SYSTEM_FILES],
     params={},
 )
@@ -66,7 +66,7 @@ def passwd_backup_permissions(facts: Facts, params: Params) -> list[Finding]:
     severity=Severity.HIGH,
     rationale="Whoever can write /etc/group can add themselves to sudo, wheel, docker or shadow.",
     remediation="`chown root:root /etc/group && chmod u-x,go-wx /etc/group` (mode 0644).",
-    frameworks={"cis": ["7.1.3"], **ACCESS, "iso-27001": ["A.8.3"]},
+    frameworks={"cis-debian-12": ["7.1.3"], **ACCESS, "iso-27001": ["A.8.3"]},
     probes=[SYSTEM_FILES],
     params={},
 )
@@ -82,7 +82,7 @@ def group_permissions(facts: Facts, params: Params) -> list[Finding]:
     severity=Severity.MEDIUM,
     rationale="The backup copy holds the same group data; a writable backup can be restored over the real file.",
     remediation="`chown root:root /etc/group- && chmod u-x,go-wx /etc/group-` (mode 0644).",
-    frameworks={"cis": ["7.1.4"], **ACCESS, "iso-27001": ["A.8.3"]},
+    frameworks={"cis-debian-12": ["7.1.4"], **ACCESS, "iso-27001": ["A.8.3"]},
     probes=[SYSTEM_FILES],
     params={},
 )
@@ -101,7 +101,7 @@ def group_backup_permissions(facts: Facts, params: Params) -> list[Finding]:
     "allows setting any password, root's included.",
     remediation="Debian/Ubuntu: `chown root:shadow /etc/shadow && chmod 0640 /etc/shadow`; "
     "RHEL: `chown root:root /etc/shadow && chmod 0000 /etc/shadow`.",
-    frameworks={"cis": ["7.1.5"], "nist-800-53": ["AC-3", "IA-5"], "iso-27001": ["A.5.17", "A.8.3"]},
+    frameworks={"cis-debian-12": ["7.1.5"], "nist-800-53": ["AC-3", "IA-5"], "iso-27001": ["A.5.17", "A.8.3"]},
     probes=[SYSTEM_FILES],
     params={"shadow_groups_allowed": list(SECRET)},
 )
@@ -118,7 +118,7 @@ def shadow_permissions(facts: Facts, params: Params) -> list[Finding]:
     rationale="The backup holds the same password hashes as /etc/shadow (at most one change older).",
     remediation="Debian/Ubuntu: `chown root:shadow /etc/shadow- && chmod 0640 /etc/shadow-`; "
     "RHEL: `chown root:root /etc/shadow- && chmod 0000 /etc/shadow-`.",
-    frameworks={"cis": ["7.1.6"], "nist-800-53": ["AC-3", "IA-5"], "iso-27001": ["A.5.17", "A.8.3"]},
+    frameworks={"cis-debian-12": ["7.1.6"], "nist-800-53": ["AC-3", "IA-5"], "iso-27001": ["A.5.17", "A.8.3"]},
     probes=[SYSTEM_FILES],
     params={"shadow_groups_allowed": list(SECRET)},
 )
@@ -136,7 +136,7 @@ def shadow_backup_permissions(facts: Facts, params: Params) -> list[Finding]:
     rationale="/etc/gshadow holds group passwords and group administrators; write access allows joining any group.",
     remediation="Debian/Ubuntu: `chown root:shadow /etc/gshadow && chmod 0640 /etc/gshadow`; "
     "RHEL: `chown root:root /etc/gshadow && chmod 0000 /etc/gshadow`.",
-    frameworks={"cis": ["7.1.7"], "nist-800-53": ["AC-3", "IA-5"], "iso-27001": ["A.5.17", "A.8.3"]},
+    frameworks={"cis-debian-12": ["7.1.7"], "nist-800-53": ["AC-3", "IA-5"], "iso-27001": ["A.5.17", "A.8.3"]},
     probes=[SYSTEM_FILES],
     params={"shadow_groups_allowed": list(SECRET)},
 )
@@ -154,7 +154,7 @@ def gshadow_permissions(facts: Facts, params: Params) -> list[Finding]:
     rationale="The backup holds the same group passwords as /etc/gshadow.",
     remediation="Debian/Ubuntu: `chown root:shadow /etc/gshadow- && chmod 0640 /etc/gshadow-`; "
     "RHEL: `chown root:root /etc/gshadow- && chmod 0000 /etc/gshadow-`.",
-    frameworks={"cis": ["7.1.8"], "nist-800-53": ["AC-3", "IA-5"], "iso-27001": ["A.5.17", "A.8.3"]},
+    frameworks={"cis-debian-12": ["7.1.8"], "nist-800-53": ["AC-3", "IA-5"], "iso-27001": ["A.5.17", "A.8.3"]},
     probes=[SYSTEM_FILES],
     params={"shadow_groups_allowed": list(SECRET)},
 )
@@ -172,7 +172,7 @@ def gshadow_backup_permissions(facts: Facts, params: Params) -> list[Finding]:
     rationale="/etc/shells decides which shells chsh accepts and which accounts FTP and pam_shells let in; "
     "a writable list lets users register arbitrary programs as shells.",
     remediation="`chown root:root /etc/shells && chmod u-x,go-wx /etc/shells` (mode 0644).",
-    frameworks={"cis": ["7.1.9"], **ACCESS, "iso-27001": ["A.8.3"]},
+    frameworks={"cis-debian-12": ["7.1.9"], **ACCESS, "iso-27001": ["A.8.3"]},
     probes=[SYSTEM_FILES],
     params={},
 )
@@ -190,7 +190,7 @@ def shells_permissions(facts: Facts, params: Params) -> list[Finding]:
     rationale="opasswd keeps users' previous password hashes (pam_pwhistory/pam_unix remember=); they often "
     "differ from the current password only slightly.",
     remediation="`chown root:root /etc/security/opasswd && chmod 0600 /etc/security/opasswd`.",
-    frameworks={"cis": ["7.1.10"], "nist-800-53": ["AC-3", "IA-5"], "iso-27001": ["A.5.17", "A.8.3"]},
+    frameworks={"cis-debian-12": ["7.1.10"], "nist-800-53": ["AC-3", "IA-5"], "iso-27001": ["A.5.17", "A.8.3"]},
     probes=[SYSTEM_FILES],
     params={},
 )

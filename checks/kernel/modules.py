@@ -118,7 +118,7 @@ def _build(row: ModuleCheck) -> Check:
         rationale=row.rationale,
         remediation=_remediation(module.name),
         fix={"modules": [module.name]},
-        frameworks={"cis": [row.cis], "nist-800-53": list(row.nist), "iso-27001": list(row.iso)},
+        frameworks={"cis-debian-12": [row.cis], "nist-800-53": list(row.nist), "iso-27001": list(row.iso)},
         probes=[module_probe(module)],
     )(evaluate)
 

@@ -33,7 +33,7 @@ def _fix(conf: str, setting: str) -> str:
         "cannot rely on fixed addresses."
     ),
     remediation=_fix("60-itops-aslr.conf", "kernel.randomize_va_space = 2"),
-    frameworks={"cis": ["1.5.1"], "nist-800-53": ["SI-16"], "iso-27001": ["A.8.7", "A.8.9"]},
+    frameworks={"cis-debian-12": ["1.5.1"], "nist-800-53": ["SI-16"], "iso-27001": ["A.8.7", "A.8.9"]},
     probes=[PROC_SYS],
 )
 def aslr_enabled(facts: Facts, params: Params) -> Finding:
@@ -51,7 +51,7 @@ def aslr_enabled(facts: Facts, params: Params) -> Finding:
         "memory (SSH agent keys, browser sessions). 1 limits it to descendants, 2 to CAP_SYS_PTRACE, 3 off."
     ),
     remediation=_fix("60-itops-ptrace.conf", "kernel.yama.ptrace_scope = 1"),
-    frameworks={"cis": ["1.5.2"], "nist-800-53": ["AC-6", "CM-6"], "iso-27001": ["A.8.9"]},
+    frameworks={"cis-debian-12": ["1.5.2"], "nist-800-53": ["AC-6", "CM-6"], "iso-27001": ["A.8.9"]},
     probes=[PROC_SYS],
 )
 def ptrace_scope_restricted(facts: Facts, params: Params) -> Finding:
@@ -109,7 +109,7 @@ def dmesg_restricted(facts: Facts, params: Params) -> Finding:
         "printf '%s\\n' 'fs.suid_dumpable = 0' > /etc/sysctl.d/60-itops-coredump.conf && sysctl --system && "
         "printf '%s\\n' '* hard core 0' > /etc/security/limits.d/60-itops-coredump.conf"
     ),
-    frameworks={"cis": ["1.5.3"], "nist-800-53": ["CM-6", "SC-28"], "iso-27001": ["A.8.9", "A.8.12"]},
+    frameworks={"cis-debian-12": ["1.5.3"], "nist-800-53": ["CM-6", "SC-28"], "iso-27001": ["A.8.9", "A.8.12"]},
     probes=[PROC_SYS, LIMITS],
 )
 def suid_core_dumps_disabled(facts: Facts, params: Params) -> Finding:

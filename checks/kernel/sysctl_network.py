@@ -35,7 +35,7 @@ def _fix(conf: str, *settings: str) -> str:
         "the ip_forwarding_allowed var to true for them."
     ),
     remediation=_fix("60-itops-ip-forwarding.conf", "net.ipv4.ip_forward = 0", "net.ipv6.conf.all.forwarding = 0"),
-    frameworks={"cis": ["3.3.1"], "nist-800-53": ["CM-7", "SC-7"], "iso-27001": ["A.8.20", "A.8.22"]},
+    frameworks={"cis-debian-12": ["3.3.1"], "nist-800-53": ["CM-7", "SC-7"], "iso-27001": ["A.8.20", "A.8.22"]},
     probes=[PROC_SYS],
     params={"ip_forwarding_allowed": False},
 )
@@ -63,7 +63,7 @@ def ip_forwarding_disabled(facts: Facts, params: Params) -> Finding:
         "net.ipv4.conf.all.send_redirects = 0",
         "net.ipv4.conf.default.send_redirects = 0",
     ),
-    frameworks={"cis": ["3.3.2"], "nist-800-53": ["CM-7", "SC-7"], "iso-27001": ["A.8.20"]},
+    frameworks={"cis-debian-12": ["3.3.2"], "nist-800-53": ["CM-7", "SC-7"], "iso-27001": ["A.8.20"]},
     probes=[PROC_SYS],
 )
 def icmp_redirects_not_sent(facts: Facts, params: Params) -> Finding:
@@ -84,7 +84,7 @@ def icmp_redirects_not_sent(facts: Facts, params: Params) -> Finding:
     severity=Severity.LOW,
     rationale="Ignoring malformed ICMP error responses keeps the kernel log from filling with junk an attacker sends.",
     remediation=_fix("60-itops-icmp-bogus.conf", "net.ipv4.icmp_ignore_bogus_error_responses = 1"),
-    frameworks={"cis": ["3.3.3"], "nist-800-53": ["SC-5", "CM-6"], "iso-27001": ["A.8.20"]},
+    frameworks={"cis-debian-12": ["3.3.3"], "nist-800-53": ["SC-5", "CM-6"], "iso-27001": ["A.8.20"]},
     probes=[PROC_SYS],
 )
 def bogus_icmp_responses_ignored(facts: Facts, params: Params) -> Finding:
@@ -99,7 +99,7 @@ def bogus_icmp_responses_ignored(facts: Facts, params: Params) -> Finding:
     severity=Severity.LOW,
     rationale="Answering broadcast pings makes the host an amplifier in Smurf denial-of-service attacks.",
     remediation=_fix("60-itops-icmp-broadcasts.conf", "net.ipv4.icmp_echo_ignore_broadcasts = 1"),
-    frameworks={"cis": ["3.3.4"], "nist-800-53": ["SC-5", "CM-6"], "iso-27001": ["A.8.20"]},
+    frameworks={"cis-debian-12": ["3.3.4"], "nist-800-53": ["SC-5", "CM-6"], "iso-27001": ["A.8.20"]},
     probes=[PROC_SYS],
 )
 def icmp_broadcasts_ignored(facts: Facts, params: Params) -> Finding:
@@ -130,7 +130,7 @@ def icmp_broadcasts_ignored(facts: Facts, params: Params) -> Finding:
         "net.ipv6.conf.all.accept_redirects = 0",
         "net.ipv6.conf.default.accept_redirects = 0",
     ),
-    frameworks={"cis": ["3.3.5"], "nist-800-53": ["CM-7", "SC-7"], "iso-27001": ["A.8.20"]},
+    frameworks={"cis-debian-12": ["3.3.5"], "nist-800-53": ["CM-7", "SC-7"], "iso-27001": ["A.8.20"]},
     probes=[PROC_SYS],
 )
 def icmp_redirects_not_accepted(facts: Facts, params: Params) -> Finding:
@@ -160,7 +160,7 @@ def icmp_redirects_not_accepted(facts: Facts, params: Params) -> Finding:
         "net.ipv4.conf.all.secure_redirects = 0",
         "net.ipv4.conf.default.secure_redirects = 0",
     ),
-    frameworks={"cis": ["3.3.6"], "nist-800-53": ["CM-7", "SC-7"], "iso-27001": ["A.8.20"]},
+    frameworks={"cis-debian-12": ["3.3.6"], "nist-800-53": ["CM-7", "SC-7"], "iso-27001": ["A.8.20"]},
     probes=[PROC_SYS],
 )
 def secure_redirects_not_accepted(facts: Facts, params: Params) -> Finding:
@@ -186,7 +186,7 @@ def secure_redirects_not_accepted(facts: Facts, params: Params) -> Finding:
     remediation=_fix(
         "60-itops-rp-filter.conf", "net.ipv4.conf.all.rp_filter = 1", "net.ipv4.conf.default.rp_filter = 1"
     ),
-    frameworks={"cis": ["3.3.7"], "nist-800-53": ["SC-7", "SC-5"], "iso-27001": ["A.8.20"]},
+    frameworks={"cis-debian-12": ["3.3.7"], "nist-800-53": ["SC-7", "SC-5"], "iso-27001": ["A.8.20"]},
     probes=[PROC_SYS],
 )
 def rp_filter_enabled(facts: Facts, params: Params) -> Finding:
@@ -220,7 +220,7 @@ def rp_filter_enabled(facts: Facts, params: Params) -> Finding:
         "net.ipv6.conf.all.accept_source_route = 0",
         "net.ipv6.conf.default.accept_source_route = 0",
     ),
-    frameworks={"cis": ["3.3.8"], "nist-800-53": ["CM-7", "SC-7"], "iso-27001": ["A.8.20"]},
+    frameworks={"cis-debian-12": ["3.3.8"], "nist-800-53": ["CM-7", "SC-7"], "iso-27001": ["A.8.20"]},
     probes=[PROC_SYS],
 )
 def source_routing_disabled(facts: Facts, params: Params) -> Finding:
@@ -247,7 +247,11 @@ def source_routing_disabled(facts: Facts, params: Params) -> Finding:
         "net.ipv4.conf.all.log_martians = 1",
         "net.ipv4.conf.default.log_martians = 1",
     ),
-    frameworks={"cis": ["3.3.9"], "nist-800-53": ["AU-2", "AU-12", "SI-4"], "iso-27001": ["A.8.15", "A.8.16"]},
+    frameworks={
+        "cis-debian-12": ["3.3.9"],
+        "nist-800-53": ["AU-2", "AU-12", "SI-4"],
+        "iso-27001": ["A.8.15", "A.8.16"],
+    },
     probes=[PROC_SYS],
 )
 def martians_logged(facts: Facts, params: Params) -> Finding:
@@ -265,7 +269,7 @@ def martians_logged(facts: Facts, params: Params) -> Finding:
     severity=Severity.MEDIUM,
     rationale="SYN cookies let the host keep accepting connections while a SYN flood fills its backlog.",
     remediation=_fix("60-itops-syncookies.conf", "net.ipv4.tcp_syncookies = 1"),
-    frameworks={"cis": ["3.3.10"], "nist-800-53": ["SC-5"], "iso-27001": ["A.8.20"]},
+    frameworks={"cis-debian-12": ["3.3.10"], "nist-800-53": ["SC-5"], "iso-27001": ["A.8.20"]},
     probes=[PROC_SYS],
 )
 def tcp_syncookies_enabled(facts: Facts, params: Params) -> Finding:
@@ -288,7 +292,7 @@ def tcp_syncookies_enabled(facts: Facts, params: Params) -> Finding:
         "net.ipv6.conf.all.accept_ra = 0",
         "net.ipv6.conf.default.accept_ra = 0",
     ),
-    frameworks={"cis": ["3.3.11"], "nist-800-53": ["CM-7", "SC-7"], "iso-27001": ["A.8.20"]},
+    frameworks={"cis-debian-12": ["3.3.11"], "nist-800-53": ["CM-7", "SC-7"], "iso-27001": ["A.8.20"]},
     probes=[PROC_SYS],
 )
 def ipv6_router_advertisements_not_accepted(facts: Facts, params: Params) -> Finding:

@@ -105,7 +105,7 @@ def _daemon_running(snap: ServiceSnapshot, units: tuple[str, ...], procs: tuple[
         "systemctl enable --now rsyslog)"
     ),
     frameworks={
-        "cis": ["6.1.2.4", "6.1.3.2"],
+        "cis-debian-12": ["6.1.2.4", "6.1.3.2"],
         "nist-800-53": ["AU-9", "AU-11", "AU-4"],
         "iso-27001": ["A.8.15"],
     },
@@ -165,7 +165,7 @@ def journald_persistent_or_rsyslog(facts: Facts, params: Params) -> Finding:
         "RHEL: dnf install -y audit && systemctl enable --now auditd"
     ),
     frameworks={
-        "cis": ["6.2.1.1", "6.2.1.2"],
+        "cis-debian-12": ["6.2.1.1", "6.2.1.2"],
         "nist-800-53": ["AU-2", "AU-3", "AU-12"],
         "iso-27001": ["A.8.15", "A.8.16"],
     },
@@ -224,7 +224,7 @@ DEFAULT_WORLD_READABLE_OK = ["lastlog", "lastlog.*", "wtmp", "wtmp.*", "wtmp-*",
         "then fix the writer's mode so it sticks: $FileCreateMode 0640 in /etc/rsyslog.conf and "
         "`create 0640 root adm` in /etc/logrotate.conf"
     ),
-    frameworks={"cis": ["6.1.4.1"], "nist-800-53": ["AU-9", "AC-3"], "iso-27001": ["A.8.15", "A.8.3"]},
+    frameworks={"cis-debian-12": ["6.1.4.1"], "nist-800-53": ["AU-9", "AC-3"], "iso-27001": ["A.8.15", "A.8.3"]},
     probes=[LOG_MODES],
     params={"log_files_world_readable_allowed": DEFAULT_WORLD_READABLE_OK},
 )
@@ -268,7 +268,7 @@ def log_files_permissions(facts: Facts, params: Params) -> Finding:
         "/etc/logrotate.conf has a rotation period (e.g. weekly) and `rotate 4`, and that it is scheduled: "
         "systemctl enable --now logrotate.timer (or the /etc/cron.daily/logrotate script exists)"
     ),
-    frameworks={"cis": ["6.1.3.8"], "nist-800-53": ["AU-4", "AU-11"], "iso-27001": ["A.8.15", "A.8.6"]},
+    frameworks={"cis-debian-12": ["6.1.3.8"], "nist-800-53": ["AU-4", "AU-11"], "iso-27001": ["A.8.15", "A.8.6"]},
     probes=[PACKAGES, LOG_CONFIG, LOG_PATHS, SERVICES],
 )
 def logrotate_configured(facts: Facts, params: Params) -> Finding:

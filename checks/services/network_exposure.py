@@ -82,7 +82,11 @@ def _describe(key: tuple[str, int], addrs: list[str], procs: list[str]) -> str:
         "apt-get purge / dnf remove PACKAGE), or bind it to 127.0.0.1; if the port is intended, add it to "
         "the listening_ports_allowed var of the host or group, e.g. listening_ports_allowed: [22, 443, '53/udp']"
     ),
-    frameworks={"cis": ["2.1.22"], "nist-800-53": ["CM-7", "CM-7(1)", "SC-7"], "iso-27001": ["A.8.20", "A.8.21"]},
+    frameworks={
+        "cis-debian-12": ["2.1.22"],
+        "nist-800-53": ["CM-7", "CM-7(1)", "SC-7"],
+        "iso-27001": ["A.8.20", "A.8.21"],
+    },
     probes=[LISTENING],
     params={"listening_ports_allowed": [22], "listening_ports_include_loopback": False},
 )
@@ -139,7 +143,7 @@ LEGACY_PORTS = ["21/tcp", "23/tcp", "69/udp", "512/tcp", "513/tcp", "514/tcp", "
         "named in the finding), then confirm with ss -tulnp that ports 21, 23, 69, 512-514 are closed"
     ),
     frameworks={
-        "cis": ["2.1.6", "2.1.10", "2.1.16", "2.1.19", "2.2.1"],
+        "cis-debian-12": ["2.1.6", "2.1.10", "2.1.16", "2.1.19", "2.2.1"],
         "nist-800-53": ["CM-7", "CM-7(1)", "IA-5(1)"],
         "iso-27001": ["A.8.20", "A.8.9"],
     },
@@ -207,7 +211,7 @@ def legacy_services_absent(facts: Facts, params: Params) -> Finding:
         "firewall-cmd --set-default-zone=drop && firewall-cmd --reload"
     ),
     frameworks={
-        "cis": ["4.2.7", "4.3.8", "4.4.2.1", "4.4.3.1"],
+        "cis-debian-12": ["4.2.7", "4.3.8", "4.4.2.1", "4.4.3.1"],
         "nist-800-53": ["SC-7", "SC-7(5)", "CM-7"],
         "iso-27001": ["A.8.20", "A.8.22"],
     },

@@ -60,7 +60,8 @@ def _systemctl_silent(snap: ServiceSnapshot, units: list[str]) -> bool:
         "Then disable any other time daemon, e.g. systemctl disable --now systemd-timesyncd ntp"
     ),
     frameworks={
-        "cis": ["2.3.1.1", "rhel9:2.3.1"],
+        "cis-debian-12": ["2.3.1.1"],
+        "cis-rhel-9": ["2.3.1"],
         "nist-800-53": ["AU-8", "SC-45", "SC-45(1)"],
         "iso-27001": ["A.8.17"],
     },
@@ -122,7 +123,7 @@ NO_CRON = "not applicable: cron is not installed (CIS 2.4.1 applies when it is; 
         "Debian/Ubuntu: apt-get install -y cron && systemctl unmask cron && systemctl enable --now cron; "
         "RHEL: dnf install -y cronie && systemctl unmask crond && systemctl enable --now crond"
     ),
-    frameworks={"cis": ["2.4.1.1"], "nist-800-53": ["CM-6"], "iso-27001": ["A.8.9"]},
+    frameworks={"cis-debian-12": ["2.4.1.1"], "nist-800-53": ["CM-6"], "iso-27001": ["A.8.9"]},
     probes=[SERVICES],
 )
 def cron_daemon_enabled(facts: Facts, params: Params) -> Finding:

@@ -44,7 +44,7 @@ _LIST_MAX = 10
         "Debian/Ubuntu: apt-get update && apt-get -y dist-upgrade; "
         "RHEL: dnf -y upgrade --security (yum -y update --security on RHEL 7); reboot if the kernel was updated"
     ),
-    frameworks={"cis": ["1.2.2.1"], "nist-800-53": ["SI-2", "SI-2(2)", "RA-5"], "iso-27001": ["A.8.8"]},
+    frameworks={"cis-debian-12": ["1.2.2.1"], "nist-800-53": ["SI-2", "SI-2(2)", "RA-5"], "iso-27001": ["A.8.8"]},
     os_families=("debian", "rhel"),
     probes=[SECURITY_UPDATES],
 )
@@ -168,7 +168,8 @@ def os_release_supported(facts: Facts, params: Params) -> Finding:
         "the repository's key into /etc/apt/keyrings/ and reference it with signed-by="
     ),
     frameworks={
-        "cis": ["1.2.1.1", "rhel9:1.2.1.2"],
+        "cis-debian-12": ["1.2.1.1"],
+        "cis-rhel-9": ["1.2.1.2"],
         "nist-800-53": ["CM-14", "SI-7", "SI-7(15)"],
         "iso-27001": ["A.8.19", "A.8.7"],
     },

@@ -36,7 +36,7 @@ from itops.checklib.sshd_rules import (
     rationale="Direct root logins bypass individual accountability and give an attacker who guesses or steals "
     "one credential full control; administrators should log in as themselves and escalate with sudo.",
     remediation="Set `PermitRootLogin no`." + APPLY_SSHD_CHANGE,
-    frameworks={"cis": ["5.1.20"], "nist-800-53": ["AC-6(2)", "AC-17"], "iso-27001": ["A.8.2", "A.8.5"]},
+    frameworks={"cis-debian-12": ["5.1.20"], "nist-800-53": ["AC-6(2)", "AC-17"], "iso-27001": ["A.8.2", "A.8.5"]},
     probes=SSHD_PROBES,
     params={"ssh_permit_root_login_allowed": ["no"], **MATCH_PARAM},
 )
@@ -94,7 +94,7 @@ def password_auth_disabled(facts: Facts, params: Params) -> list[Finding]:
     rationale="With PermitEmptyPasswords yes, any account whose password field is empty can be logged into "
     "remotely without any secret.",
     remediation="Set `PermitEmptyPasswords no`." + APPLY_SSHD_CHANGE,
-    frameworks={"cis": ["5.1.19"], "nist-800-53": ["IA-5", "AC-17"], "iso-27001": ["A.8.5"]},
+    frameworks={"cis-debian-12": ["5.1.19"], "nist-800-53": ["IA-5", "AC-17"], "iso-27001": ["A.8.5"]},
     probes=SSHD_PROBES,
     params=dict(MATCH_PARAM),
 )
@@ -111,7 +111,7 @@ def empty_passwords_disabled(facts: Facts, params: Params) -> list[Finding]:
     severity=Severity.MEDIUM,
     rationale="A low MaxAuthTries slows online guessing and makes failed attempts show up in the logs sooner.",
     remediation="Set `MaxAuthTries {ssh_max_auth_tries}` (or fewer)." + APPLY_SSHD_CHANGE,
-    frameworks={"cis": ["5.1.16"], "nist-800-53": ["AC-7"], "iso-27001": ["A.8.5"]},
+    frameworks={"cis-debian-12": ["5.1.16"], "nist-800-53": ["AC-7"], "iso-27001": ["A.8.5"]},
     probes=SSHD_PROBES,
     params={"ssh_max_auth_tries": 4, **MATCH_PARAM},
 )
@@ -130,7 +130,7 @@ def max_auth_tries_limited(facts: Facts, params: Params) -> list[Finding]:
     rationale="Host-based authentication trusts another machine's word about who the user is; one compromised "
     "host then opens every host that trusts it.",
     remediation="Set `HostbasedAuthentication no`." + APPLY_SSHD_CHANGE,
-    frameworks={"cis": ["5.1.10"], "nist-800-53": ["IA-2", "CM-7"], "iso-27001": ["A.8.5"]},
+    frameworks={"cis-debian-12": ["5.1.10"], "nist-800-53": ["IA-2", "CM-7"], "iso-27001": ["A.8.5"]},
     probes=SSHD_PROBES,
     params=dict(MATCH_PARAM),
 )
@@ -148,7 +148,7 @@ def hostbased_auth_disabled(facts: Facts, params: Params) -> list[Finding]:
     rationale="~/.rhosts and ~/.shosts let users grant password-less access from other hosts outside any central "
     "control; sshd must ignore them.",
     remediation="Set `IgnoreRhosts yes`." + APPLY_SSHD_CHANGE,
-    frameworks={"cis": ["5.1.11"], "nist-800-53": ["IA-2", "CM-7"], "iso-27001": ["A.8.5"]},
+    frameworks={"cis-debian-12": ["5.1.11"], "nist-800-53": ["IA-2", "CM-7"], "iso-27001": ["A.8.5"]},
     probes=SSHD_PROBES,
     params=dict(MATCH_PARAM),
 )
@@ -165,7 +165,7 @@ def ignore_rhosts_enabled(facts: Facts, params: Params) -> list[Finding]:
     rationale="PermitUserEnvironment lets users set variables such as LD_PRELOAD for their sessions through "
     "~/.ssh/environment or authorized_keys options, which can bypass ForceCommand and other restrictions.",
     remediation="Set `PermitUserEnvironment no`." + APPLY_SSHD_CHANGE,
-    frameworks={"cis": ["5.1.21"], "nist-800-53": ["CM-6", "CM-7"], "iso-27001": ["A.8.9"]},
+    frameworks={"cis-debian-12": ["5.1.21"], "nist-800-53": ["CM-6", "CM-7"], "iso-27001": ["A.8.9"]},
     probes=SSHD_PROBES,
     params=dict(MATCH_PARAM),
 )
@@ -183,7 +183,7 @@ def permit_user_environment_disabled(facts: Facts, params: Params) -> list[Findi
     rationale="With UsePAM no, PAM account and session modules (lockout, expiry, access.conf, limits, "
     "auditing) are skipped for SSH logins.",
     remediation="Set `UsePAM yes`." + APPLY_SSHD_CHANGE,
-    frameworks={"cis": ["5.1.22"], "nist-800-53": ["AC-7", "IA-2"], "iso-27001": ["A.8.5"]},
+    frameworks={"cis-debian-12": ["5.1.22"], "nist-800-53": ["AC-7", "IA-2"], "iso-27001": ["A.8.5"]},
     os_families=("debian", "rhel", "suse"),
     probes=SSHD_PROBES,
     params=dict(MATCH_PARAM),
@@ -201,7 +201,7 @@ def use_pam_enabled(facts: Facts, params: Params) -> list[Finding]:
     rationale="GSSAPI (Kerberos) authentication adds attack surface and should only be on where Kerberos "
     "single sign-on is actually used.",
     remediation="Set `GSSAPIAuthentication no` (or waive this check on Kerberos-integrated hosts)." + APPLY_SSHD_CHANGE,
-    frameworks={"cis": ["5.1.9"], "nist-800-53": ["CM-7"], "iso-27001": ["A.8.9"]},
+    frameworks={"cis-debian-12": ["5.1.9"], "nist-800-53": ["CM-7"], "iso-27001": ["A.8.9"]},
     probes=SSHD_PROBES,
     params=dict(MATCH_PARAM),
 )
@@ -229,7 +229,7 @@ _MATCH_EVERYONE = frozenset({"*", "*@*"})
     remediation="Add e.g. `AllowGroups sshusers` (and `groupadd sshusers; usermod -aG sshusers USER` for each "
     "administrator) or `AllowUsers alice bob` to /etc/ssh/sshd_config.d/00-hardening.conf, outside any Match "
     "block; then `sshd -t && systemctl reload ssh` (`sshd` on RHEL/SUSE).",
-    frameworks={"cis": ["5.1.4"], "nist-800-53": ["AC-3", "AC-17"], "iso-27001": ["A.5.15", "A.8.5"]},
+    frameworks={"cis-debian-12": ["5.1.4"], "nist-800-53": ["AC-3", "AC-17"], "iso-27001": ["A.5.15", "A.8.5"]},
     probes=SSHD_PROBES,
     params={},
 )

@@ -53,7 +53,7 @@ STRONG_KEX = [
     "or attacker can negotiate down to any cipher the server still offers.",
     remediation="Set `Ciphers " + ",".join(STRONG_CIPHERS) + "`." + APPLY_SSHD_CHANGE
     + " On RHEL use `update-crypto-policies` or a policy module rather than editing sshd_config.",
-    frameworks={"cis": ["5.1.6"], "nist-800-53": ["SC-8(1)", "SC-13"], "iso-27001": ["A.8.24"]},
+    frameworks={"cis-debian-12": ["5.1.6"], "nist-800-53": ["SC-8(1)", "SC-13"], "iso-27001": ["A.8.24"]},
     probes=SSHD_PROBES,
     params={"ssh_ciphers_allowed": list(STRONG_CIPHERS)},
 )
@@ -72,7 +72,7 @@ def ciphers_strong(facts: Facts, params: Params) -> list[Finding]:
     rationale="MD5, SHA-1 and 64-bit-tag MACs (umac-64) are weak integrity protection; the OpenSSH default list "
     "still includes some of them for compatibility.",
     remediation="Set `MACs " + ",".join(STRONG_MACS) + "`." + APPLY_SSHD_CHANGE,
-    frameworks={"cis": ["5.1.15"], "nist-800-53": ["SC-8(1)", "SC-13"], "iso-27001": ["A.8.24"]},
+    frameworks={"cis-debian-12": ["5.1.15"], "nist-800-53": ["SC-8(1)", "SC-13"], "iso-27001": ["A.8.24"]},
     probes=SSHD_PROBES,
     params={"ssh_macs_allowed": list(STRONG_MACS)},
 )
@@ -98,7 +98,7 @@ def macs_strong(facts: Facts, params: Params) -> list[Finding]:
     remediation="Set `KexAlgorithms sntrup761x25519-sha512@openssh.com,curve25519-sha256,"
     "curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,"
     "diffie-hellman-group-exchange-sha256`." + APPLY_SSHD_CHANGE,
-    frameworks={"cis": ["5.1.12"], "nist-800-53": ["SC-8(1)", "SC-13"], "iso-27001": ["A.8.24"]},
+    frameworks={"cis-debian-12": ["5.1.12"], "nist-800-53": ["SC-8(1)", "SC-13"], "iso-27001": ["A.8.24"]},
     probes=SSHD_PROBES,
     params={"ssh_kex_allowed": list(STRONG_KEX)},
 )

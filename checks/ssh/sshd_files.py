@@ -20,7 +20,7 @@ MAIN = "/etc/ssh/sshd_config"
     "read access reveals the authentication setup to local attackers.",
     remediation="For /etc/ssh/sshd_config and every file it includes: "
     "`chown root:root FILE && chmod u-x,go-rwx FILE` (mode 0600).",
-    frameworks={"cis": ["5.1.1"], "nist-800-53": ["AC-3", "CM-6"], "iso-27001": ["A.8.3", "A.8.9"]},
+    frameworks={"cis-debian-12": ["5.1.1"], "nist-800-53": ["AC-3", "CM-6"], "iso-27001": ["A.8.3", "A.8.9"]},
     probes=[SSHD_FILES],
     params={"ssh_config_max_mode": "0600"},
 )
@@ -121,7 +121,7 @@ def _key_findings(stats: dict[str, FileStat], public: bool, private_max: int, ke
     "including passwords and forwarded agents, without any host-key warning.",
     remediation="For each /etc/ssh/ssh_host_*_key: `chown root:root KEY && chmod 0600 KEY` "
     "(RHEL may use `chown root:ssh_keys KEY && chmod 0640 KEY`).",
-    frameworks={"cis": ["5.1.2"], "nist-800-53": ["AC-3", "SC-12"], "iso-27001": ["A.8.3", "A.8.24"]},
+    frameworks={"cis-debian-12": ["5.1.2"], "nist-800-53": ["AC-3", "SC-12"], "iso-27001": ["A.8.3", "A.8.24"]},
     probes=[HOST_KEY_STATS],
     params={"ssh_host_key_max_mode": "0600", "ssh_host_key_group": "ssh_keys"},
 )
@@ -143,7 +143,7 @@ def host_private_keys_permissions(facts: Facts, params: Params) -> list[Finding]
     rationale="A writable host public key can be swapped, confusing clients that learn keys from the server "
     "(e.g. UpdateHostKeys, SSHFP generation) and hiding a key substitution.",
     remediation="For each /etc/ssh/ssh_host_*_key.pub: `chown root:root KEY.pub && chmod 0644 KEY.pub`.",
-    frameworks={"cis": ["5.1.3"], "nist-800-53": ["AC-3", "SC-12"], "iso-27001": ["A.8.3"]},
+    frameworks={"cis-debian-12": ["5.1.3"], "nist-800-53": ["AC-3", "SC-12"], "iso-27001": ["A.8.3"]},
     probes=[HOST_KEY_STATS],
     params={},
 )

@@ -26,7 +26,7 @@ from itops.checklib.sshd_rules import (
     rationale="X11 forwarding exposes the client's X display to the server side: a compromised server (or "
     "root there) can read keystrokes and screen contents of connected users.",
     remediation="Set `X11Forwarding no` (or `DisableForwarding yes`)." + APPLY_SSHD_CHANGE,
-    frameworks={"cis": ["5.1.8"], "nist-800-53": ["CM-7"], "iso-27001": ["A.8.9", "A.8.20"]},
+    frameworks={"cis-debian-12": ["5.1.8"], "nist-800-53": ["CM-7"], "iso-27001": ["A.8.9", "A.8.20"]},
     probes=SSHD_PROBES,
     params=dict(MATCH_PARAM),
 )
@@ -55,7 +55,7 @@ def x11_forwarding_disabled(facts: Facts, params: Params) -> list[Finding]:
     rationale="TCP, agent, socket and X11 forwarding let SSH users tunnel through the host into networks they "
     "should not reach; DisableForwarding turns all of them off at once (CIS Level 2 for servers).",
     remediation="Set `DisableForwarding yes` (waive on jump hosts that exist to forward)." + APPLY_SSHD_CHANGE,
-    frameworks={"cis": ["5.1.8"], "nist-800-53": ["CM-7", "AC-4"], "iso-27001": ["A.8.20"]},
+    frameworks={"cis-debian-12": ["5.1.8"], "nist-800-53": ["CM-7", "AC-4"], "iso-27001": ["A.8.20"]},
     probes=SSHD_PROBES,
     params=dict(MATCH_PARAM),
 )
@@ -74,7 +74,7 @@ def forwarding_disabled(facts: Facts, params: Params) -> list[Finding]:
     "limits connection-exhaustion attacks (0 means no limit at all).",
     remediation="Set `LoginGraceTime {ssh_login_grace_time_max}` (or less; 0 disables the limit)."
     + APPLY_SSHD_CHANGE,
-    frameworks={"cis": ["5.1.13"], "nist-800-53": ["CM-6", "SC-5"], "iso-27001": ["A.8.20"]},
+    frameworks={"cis-debian-12": ["5.1.13"], "nist-800-53": ["CM-6", "SC-5"], "iso-27001": ["A.8.20"]},
     probes=SSHD_PROBES,
     params={"ssh_login_grace_time_max": 60},
 )
@@ -99,7 +99,7 @@ def login_grace_time_limited(facts: Facts, params: Params) -> list[Finding]:
     "logged-in shell available to whoever reaches the dead client's network path.",
     remediation="Set `ClientAliveInterval 15` (at most {ssh_client_alive_interval_max}) and "
     "`ClientAliveCountMax {ssh_client_alive_count_max}` (or less, at least 1)." + APPLY_SSHD_CHANGE,
-    frameworks={"cis": ["5.1.7"], "nist-800-53": ["AC-12", "SC-10"], "iso-27001": ["A.8.5", "A.8.20"]},
+    frameworks={"cis-debian-12": ["5.1.7"], "nist-800-53": ["AC-12", "SC-10"], "iso-27001": ["A.8.5", "A.8.20"]},
     probes=SSHD_PROBES,
     params={"ssh_client_alive_interval_max": 300, "ssh_client_alive_count_max": 3, **MATCH_PARAM},
 )
@@ -126,7 +126,7 @@ def client_alive_configured(facts: Facts, params: Params) -> list[Finding]:
     rationale="A legal notice shown before authentication supports prosecution and tells users that access is "
     "monitored and restricted to authorised use.",
     remediation="Write the approved notice to /etc/issue.net and set `Banner /etc/issue.net`." + APPLY_SSHD_CHANGE,
-    frameworks={"cis": ["5.1.5"], "nist-800-53": ["AC-8"], "iso-27001": ["A.5.10"]},
+    frameworks={"cis-debian-12": ["5.1.5"], "nist-800-53": ["AC-8"], "iso-27001": ["A.5.10"]},
     probes=SSHD_PROBES,
     params=dict(MATCH_PARAM),
 )
@@ -148,7 +148,7 @@ def banner_configured(facts: Facts, params: Params) -> list[Finding]:
     rationale="INFO records logins and failures; VERBOSE adds the key fingerprint used, which investigations "
     "need. QUIET/ERROR lose logins, DEBUG levels log too much and may violate user privacy.",
     remediation="Set `LogLevel VERBOSE` (or INFO)." + APPLY_SSHD_CHANGE,
-    frameworks={"cis": ["5.1.14"], "nist-800-53": ["AU-3", "AU-12"], "iso-27001": ["A.8.15"]},
+    frameworks={"cis-debian-12": ["5.1.14"], "nist-800-53": ["AU-3", "AU-12"], "iso-27001": ["A.8.15"]},
     probes=SSHD_PROBES,
     params={"ssh_log_levels_allowed": ["INFO", "VERBOSE"], **MATCH_PARAM},
 )
@@ -166,7 +166,7 @@ def log_level_adequate(facts: Facts, params: Params) -> list[Finding]:
     rationale="MaxSessions caps how many shells, sftp or forwarding channels one authenticated connection can "
     "multiplex, limiting resource exhaustion by a single login.",
     remediation="Set `MaxSessions {ssh_max_sessions}` (or fewer)." + APPLY_SSHD_CHANGE,
-    frameworks={"cis": ["5.1.17"], "nist-800-53": ["AC-10"], "iso-27001": ["A.8.9"]},
+    frameworks={"cis-debian-12": ["5.1.17"], "nist-800-53": ["AC-10"], "iso-27001": ["A.8.9"]},
     probes=SSHD_PROBES,
     params={"ssh_max_sessions": 10, **MATCH_PARAM},
 )
@@ -197,7 +197,7 @@ def _parse_startups(text: str) -> tuple[int, int, int]:
     "connection-flooding denial of service against the login service.",
     remediation="Set `MaxStartups {ssh_max_startups}` (or lower values in each field)."
     + APPLY_SSHD_CHANGE,
-    frameworks={"cis": ["5.1.18"], "nist-800-53": ["SC-5"], "iso-27001": ["A.8.20"]},
+    frameworks={"cis-debian-12": ["5.1.18"], "nist-800-53": ["SC-5"], "iso-27001": ["A.8.20"]},
     probes=SSHD_PROBES,
     params={"ssh_max_startups": "10:30:60"},
 )

@@ -296,7 +296,7 @@ _HARDENED = ["nodev", "nosuid", "noexec"]
         "a mount yet). With systemd's tmp.mount instead: systemctl unmask tmp.mount && systemctl enable --now tmp.mount"
     ),
     frameworks={
-        "cis": ["1.1.2.1.1", "1.1.2.1.2", "1.1.2.1.3", "1.1.2.1.4"],
+        "cis-debian-12": ["1.1.2.1.1", "1.1.2.1.2", "1.1.2.1.3", "1.1.2.1.4"],
         "nist-800-53": ["CM-6", "CM-7", "AC-6"],
         "iso-27001": ["A.8.9"],
     },
@@ -326,7 +326,7 @@ def tmp_mount_options_hardened(facts: Facts, params: Params) -> Finding:
         "relatime 0 0`, then run: mount -o remount,nodev,nosuid,noexec /dev/shm"
     ),
     frameworks={
-        "cis": ["1.1.2.2.1", "1.1.2.2.2", "1.1.2.2.3", "1.1.2.2.4"],
+        "cis-debian-12": ["1.1.2.2.1", "1.1.2.2.2", "1.1.2.2.3", "1.1.2.2.4"],
         "nist-800-53": ["CM-6", "CM-7", "AC-6"],
         "iso-27001": ["A.8.9"],
     },
@@ -357,7 +357,7 @@ def dev_shm_mount_options_hardened(facts: Facts, params: Params) -> Finding:
         "defaults,rw,nosuid,nodev,noexec,relatime 0 2`, then run: mount -o remount,nodev,nosuid,noexec /var/tmp"
     ),
     frameworks={
-        "cis": ["1.1.2.5.1", "1.1.2.5.2", "1.1.2.5.3", "1.1.2.5.4"],
+        "cis-debian-12": ["1.1.2.5.1", "1.1.2.5.2", "1.1.2.5.3", "1.1.2.5.4"],
         "nist-800-53": ["CM-6", "CM-7", "AC-6"],
         "iso-27001": ["A.8.9"],
     },

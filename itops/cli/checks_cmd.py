@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from itops.checkapi import FRAMEWORKS, Check
+from itops import frameworks as fw_catalogues
+from itops.checkapi import Check
 from itops.registry import Registry, load_registry
 
 checks_dir_option = click.option(
@@ -69,7 +70,12 @@ def checks() -> None:
 @click.option(
     "--target", type=click.Choice(["host", "aws", "backup", "dr"]), default=None, help="Only this target kind."
 )
-@click.option("--framework", type=click.Choice(FRAMEWORKS), default=None, help="Only checks mapped to it; show ids.")
+@click.option(
+    "--framework",
+    type=click.Choice(fw_catalogues.CHOICES),
+    default=None,
+    help="Only checks mapped to it (cis: every CIS catalogue); show the catalogue, version and ids.",
+)
 @click.option("--checks", "patterns", multiple=True, help="Glob(s) of check ids.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def list_checks(
@@ -79,14 +85,21 @@ def list_checks(
     registry = _load(checks_dirs)
     registry.require_matches(list(patterns))
     chosen = registry.select(list(patterns), target)
+    def refs_of(c: Check) -> list[str]:
+        return [
+            f"{fw_catalogues.label(k)}: {', '.join(v)}"
+            for k, v in c.meta.frameworks.items()
+            if v and fw_catalogues.matches(k, framework)
+        ]
+
     if framework:
-        chosen = [c for c in chosen if c.meta.frameworks.get(framework)]
+        chosen = [c for c in chosen if refs_of(c)]
     if fmt == "json":
         click.echo(json.dumps([check_to_dict(c) for c in chosen], indent=2))
         return
     width = max([len(c.id) for c in chosen] + [2])
     for c in chosen:
-        refs = f"  [{framework}: {', '.join(c.meta.frameworks[framework])}]" if framework else ""
+        refs = f"  [{'; '.join(refs_of(c))}]" if framework else ""
         # a host check with no fix declared is fixed by hand (its remediation), like a declared manual one
         fix = c.meta.fix.summary() if c.meta.fix else "manual" if c.meta.target == "host" else "-"
         click.echo(f"{c.id:<{width}}  {c.meta.severity.value:<8}  {c.meta.target:<6}  {fix:<12}  {c.meta.title}{refs}")
@@ -107,7 +120,7 @@ def show_check(check_id: str, checks_dirs: tuple[Path, ...], fmt: str) -> None:
         f"{d['id']}: {d['title']}",
         f"  severity:    {d['severity']}",
         f"  target:      {d['target']}" + (f" ({', '.join(d['os_families'])})" if d["os_families"] else ""),
-        "  frameworks:  " + "; ".join(f"{k} {', '.join(v)}" for k, v in d["frameworks"].items()),
+        "  frameworks:  " + "; ".join(f"{fw_catalogues.label(k)}: {', '.join(v)}" for k, v in d["frameworks"].items()),
         "",
         "Rationale:",
         "  " + d["rationale"].strip(),

@@ -113,7 +113,11 @@ def _inventory_waivers(inventory_path: Path, debt_now: float) -> WaiverDebt:
 @click.command()
 @store_option
 @click.option("--since", default="90d", show_default=True, help="Runs started within this long ago (e.g. 30d).")
-@click.option("--framework", default=None, help="Controls of one framework (cis, nist-800-53, iso-27001).")
+@click.option(
+    "--framework",
+    default=None,
+    help="Controls of one framework catalogue (cis-debian-12, nist-800-53, ...) or family (cis).",
+)
 @click.option("--limit", "limits", multiple=True, help="Targets: name globs; a leading ! excludes (repeatable).")
 @click.option("--kind", type=click.Choice(["audit", "backup"]), default="audit", show_default=True)
 @click.option(

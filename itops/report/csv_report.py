@@ -12,6 +12,7 @@ import csv
 import io
 from pathlib import Path
 
+from itops.frameworks import label
 from itops.report.data import ReportData, printable
 from itops.report.jsondoc import iso_utc
 
@@ -36,7 +37,7 @@ def render_csv(data: ReportData, templates: Path | None = None) -> bytes:
     writer.writerow(COLUMNS)
     for r in data.results:
         w, ev = r.waiver, r.evidence
-        frameworks = "; ".join(f"{fw}:{','.join(refs)}" for fw, refs in r.frameworks.items())
+        frameworks = "; ".join(f"{label(fw)}:{','.join(refs)}" for fw, refs in r.frameworks.items())
         row = (
             r.run_id, r.target, r.resource, r.check_id, r.title, r.status.value, r.severity.value, r.message,
             frameworks, r.remediation, ev.source, ev.expected, ev.observed, ev.excerpt,

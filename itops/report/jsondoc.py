@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from itops import __version__
+from itops.frameworks import describe
 from itops.model import Result, Run, Severity, Status, count_statuses
 from itops.redact import redact_result
 from itops.report.data import ReportData, compliance_score, coverage
@@ -58,6 +59,8 @@ def run_document(
             "checks": len({r.check_id for r in clean}),
             "not_audited": list(missing),
         },
+        # title and version of each framework catalogue the results reference (cis-debian-12: v1.1.0)
+        "catalogues": describe(dict.fromkeys(k for r in clean for k in r.frameworks)),
         "results": [r.to_dict() for r in clean],
     }
     if integrity is not None:

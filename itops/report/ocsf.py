@@ -27,6 +27,7 @@ from py_ocsf_models.objects.remediation import Remediation  # type: ignore[impor
 from py_ocsf_models.objects.resource_details import ResourceDetails  # type: ignore[import-untyped, unused-ignore]
 
 from itops import __version__
+from itops.frameworks import describe, references
 from itops.model import Result, Run, Severity, Status
 from itops.report.data import ReportData
 
@@ -86,7 +87,7 @@ def detection_finding(r: Result, run: Run) -> DetectionFinding:
             title=r.title or r.check_id,
             desc=r.message,
             created_time=_ms(when),
-            types=[f"{fw}:{ref}" for fw, refs in r.frameworks.items() for ref in refs] or None,
+            types=references(r.frameworks.items()) or None,  # "cis-debian-12 v1.1.0: 5.1.20"
             analytic=Analytic(name=r.check_id, uid=r.check_id, type="Rule", type_id=_ANALYTIC_RULE),
         ),
         resources=[ResourceDetails(name=r.target, uid=target_uid, type="itops.target", data={"resource": r.resource})],
@@ -98,6 +99,7 @@ def detection_finding(r: Result, run: Run) -> DetectionFinding:
                 "run_kind": run.kind,
                 "status": r.status.value,
                 "frameworks": {k: list(v) for k, v in r.frameworks.items()},
+                "catalogues": describe(r.frameworks),
                 "waiver": r.waiver.to_dict() if r.waiver else None,
             }
         },

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from itops import __version__
 from itops.errors import ItopsError
+from itops.frameworks import describe, references
 from itops.model import Result, Severity, Status
 from itops.report.data import ReportData, printable
 from itops.report.jsondoc import iso_utc
@@ -81,7 +82,8 @@ def _line_of(target: str, lines: Mapping[str, int]) -> int | None:
 
 
 def _rule(r: Result) -> dict[str, Any]:
-    tags = ["security", "compliance"] + [f"{fw}:{ref}" for fw, refs in r.frameworks.items() for ref in refs]
+    # tags name the catalogue and its version: "cis-debian-12 v1.1.0: 5.1.20"
+    tags = ["security", "compliance", *references(r.frameworks.items())]
     rule: dict[str, Any] = {
         "id": r.check_id,
         "name": r.check_id,
@@ -92,6 +94,7 @@ def _rule(r: Result) -> dict[str, Any]:
             "security-severity": _SECURITY_SEVERITY[r.severity],
             "severity": r.severity.value,
             "frameworks": {k: list(v) for k, v in r.frameworks.items()},
+            "catalogues": describe(r.frameworks),
         },
     }
     if r.remediation:

@@ -18,6 +18,7 @@ import jinja2
 from markupsafe import Markup
 
 from itops.errors import UsageError
+from itops.frameworks import label as framework_label
 from itops.report.data import CONTROL_CHARS, printable
 from itops.resources import bundled_dir
 
@@ -93,6 +94,7 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
         first_line=first_line,
         md=md_inline,
         md_code=md_code,
+        framework_label=framework_label,
     )
     return env
 

@@ -12,16 +12,14 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from itops.frameworks import CATALOGUES
+from itops.frameworks import name as framework_name
 from itops.model import Result, Severity, Status, count_statuses
 from itops.report.controls import control_title
 from itops.report.data import ReportData, compliance_score, coverage
 
-#: Display names of the framework keys checks use (itops.checkapi.FRAMEWORKS).
-FRAMEWORK_NAMES: Mapping[str, str] = {
-    "cis": "CIS Benchmarks",
-    "nist-800-53": "NIST SP 800-53 Rev. 5",
-    "iso-27001": "ISO/IEC 27001:2022 Annex A",
-}
+#: Display names of the framework keys checks use (title and version, from itops.frameworks), in report order.
+FRAMEWORK_NAMES: Mapping[str, str] = {key: cat.name for key, cat in CATALOGUES.items()}
 STATUS_ORDER = (Status.FAIL, Status.ERROR, Status.UNREACHABLE, Status.WAIVED, Status.PASS, Status.SKIPPED)
 SEVERITY_ORDER = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO)
 #: Statuses that need a reader's attention, worst first.
@@ -230,7 +228,7 @@ def frameworks(results: Sequence[Result]) -> list[FrameworkView]:
                 fw_counts[s.value] += 1
             title = control_title(fw, name) or "; ".join(dict.fromkeys(c.title for c in checks))
             controls.append(Control(name, checks, counts, compliance_score(counts), worst_status(statuses), title))
-        views.append(FrameworkView(fw, FRAMEWORK_NAMES.get(fw, fw), controls, fw_counts, compliance_score(fw_counts)))
+        views.append(FrameworkView(fw, framework_name(fw), controls, fw_counts, compliance_score(fw_counts)))
     return views
 
 

@@ -54,7 +54,7 @@ def test_every_backup_check_has_valid_metadata_and_a_test_here():
     for c in checks:
         CheckMeta.model_validate(c.meta.model_dump())
         assert c.meta.target == "backup" and c.collections and set(c.collections) <= set(BACKUP_ASPECTS)
-        assert c.meta.frameworks["nist-800-53"] and c.meta.frameworks["iso-27001"] and c.meta.frameworks["cis"]
+        assert c.meta.frameworks["nist-800-53"] and c.meta.frameworks["iso-27001"] and c.meta.frameworks["cis-controls"]
         assert c.description, f"{c.id} needs a docstring"
         assert f'"{c.id}"' in source, f"{c.id} has no canned-facts test here"
 

@@ -19,8 +19,8 @@ HOSTILE_EXCERPT = (
 )
 SECRET = "password=hunter2-very-secret"
 
-FW_SSH = {"cis": ("5.2.10",), "nist-800-53": ("AC-6(2)", "IA-2"), "iso-27001": ("A.8.2",)}
-FW_NET = {"cis": ("3.3.1",), "nist-800-53": ("CM-7", "SC-7"), "iso-27001": ("A.8.20",)}
+FW_SSH = {"cis-debian-12": ("5.1.20",), "nist-800-53": ("AC-6(2)", "IA-2"), "iso-27001": ("A.8.2",)}
+FW_NET = {"cis-debian-12": ("3.3.1",), "nist-800-53": ("CM-7", "SC-7"), "iso-27001": ("A.8.20",)}
 
 INVENTORY = """\
 version: 1
@@ -147,7 +147,7 @@ def many_results(n: int) -> list[Result]:
                 status,
                 severity=list(Severity)[i % 5],
                 frameworks={
-                    "cis": (f"{i % 20 // 4 + 1}.{i % 4 + 1}",),
+                    "cis-debian-12": (f"{i % 20 // 4 + 1}.{i % 4 + 1}",),
                     "nist-800-53": (f"CM-{i % 9 + 1}",),
                     "iso-27001": (f"A.8.{i % 30 + 1}",),
                 },

@@ -23,9 +23,9 @@ def test_every_referenced_nist_and_iso_control_has_a_title() -> None:
 
 
 def test_control_rows_carry_the_framework_title_or_the_check_titles() -> None:
-    refs = {"nist-800-53": ("AC-6(2)", "AC-99(7)"), "cis": ("5.2.10",)}
+    refs = {"nist-800-53": ("AC-6(2)", "AC-99(7)"), "cis-debian-12": ("5.1.20",)}
     views = {v.key: v for v in frameworks([result("web1", "ssh.root_login_disabled", Status.FAIL, frameworks=refs)])}
     nist = {c.control: c.title for c in views["nist-800-53"].controls}
     assert nist["AC-6(2)"] == "Least Privilege | Non-privileged Access for Nonsecurity Functions"
     assert nist["AC-99(7)"] == "Title of ssh.root_login_disabled"  # unknown to the catalogue: the check's title
-    assert views["cis"].controls[0].title == "Title of ssh.root_login_disabled"
+    assert views["cis-debian-12"].controls[0].title == "Title of ssh.root_login_disabled"

@@ -28,7 +28,7 @@ def test_metadata_complete(check) -> None:
     assert meta.target == "aws"
     assert meta.frameworks.get("nist-800-53") and meta.frameworks.get("iso-27001")
     assert all(ref.startswith("A.") for ref in meta.frameworks["iso-27001"])
-    assert all(re.match(r"^\d+(\.\d+)*$", ref) for ref in meta.frameworks.get("cis", ()))
+    assert all(re.match(r"^\d+(\.\d+)*$", ref) for ref in meta.frameworks.get("cis-aws-foundations", ()))
     assert re.search(r"\baws [a-z0-9-]+ [a-z0-9-]+", meta.remediation), "remediation must show the AWS CLI command"
     assert check.description, "evaluate needs a docstring"
     assert check.collections

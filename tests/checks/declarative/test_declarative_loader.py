@@ -314,11 +314,12 @@ def test_validation_errors_name_file_and_line(tmp_path, body, needle, line):
 
 def test_metadata_validated_like_python_checks(tmp_path):
     body = (
-        "id: Not-An-Id\ntitle: x\nseverity: huge\nrationale: short\nremediation: fix\nframeworks: {cis: [1]}\n"
-        "type: file\npath: /etc/x\n"
+        "id: Not-An-Id\ntitle: x\nseverity: huge\nrationale: short\nremediation: fix\n"
+        "frameworks: {cis-debian-12: [1]}\ntype: file\npath: /etc/x\n"
     )
     message = problems(tmp_path, body, meta=False)
-    for needle in ("c.yaml:1: id:", "c.yaml:2: title:", "c.yaml:3: severity:", "c.yaml:6: frameworks.cis[0]:"):
+    cis = "c.yaml:6: frameworks.cis-debian-12[0]:"
+    for needle in ("c.yaml:1: id:", "c.yaml:2: title:", "c.yaml:3: severity:", cis):
         assert needle in message
     assert "problems" in message  # every problem reported at once
 

@@ -69,7 +69,7 @@ def test_metadata(check_id, module, fs):
     assert f"> /etc/modprobe.d/{module}.conf" in check.meta.remediation
     assert f"modprobe -r {module}" in check.meta.remediation
     assert [p.name for p in check.probes] == [probe_name(module)]
-    assert check.meta.frameworks["cis"][0].startswith("1.1.1.")
+    assert check.meta.frameworks["cis-debian-12"][0].startswith("1.1.1.")
 
 
 def test_squashfs_rationale_mentions_snaps_and_level_2():

@@ -24,7 +24,7 @@ def test_shipped_as_one_declarative_file():
     checks = [registry().get(i) for i in CLIENTS]
     assert {c.source.replace("\\", "/").rsplit("/checks/", 1)[1] for c in checks} == {
         "packages/legacy_clients_absent.yaml"}
-    assert all("declarative" in c.meta.tags and c.meta.frameworks["cis"] for c in checks)
+    assert all("declarative" in c.meta.tags and c.meta.frameworks["cis-debian-12"] for c in checks)
 
 
 @pytest.mark.parametrize("check_id", list(CLIENTS))
