@@ -25,6 +25,14 @@ no sudo) <- ``defaults.ssh`` <- the host's own keys (``port``, ``user``, ``known
 relative paths (identity_file, known_hosts, password_file, checks_dirs) are resolved
 against the inventory file's folder.
 
+The user's OpenSSH client config (``~/.ssh/config`` when it exists; ``defaults.ssh.config: PATH``
+another file, ``false`` none; :mod:`itops.sshconfig`) is looked up under the host's name, as
+``ssh NAME`` would, and sits below the inventory: host keys <- ``defaults.ssh`` <- the config <-
+built-in defaults. Without ``address`` the config's ``HostName`` (else the name) is the address;
+without ``jump`` its ``ProxyJump`` chain is followed (a hop that names an inventory host is that
+host; other hops are resolved through the config too and kept in ``Host.via``). ``Host.origins``
+says where each effective value came from (``itops inventory list --format json``).
+
 Checks: a host's ``checks`` is the union of the ``checks`` patterns of all its groups;
 empty means every applicable check.
 """
@@ -38,7 +46,7 @@ import os
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -67,6 +75,7 @@ from itops.inventory_schema import (
     _Entry,
 )
 from itops.sources import SourceData, SourceError, combine, merge_section
+from itops.sshconfig import ClientConfig, ConfigEntry, Hop, SSHConfigProblem, load_client_config, parse_jump
 from itops.transport.batch import DEFAULT_MAX_PROBE_OUTPUT
 from itops.yamlload import (
     LineMap,
@@ -111,6 +120,8 @@ BUILTIN_SSH: Mapping[str, Any] = MappingProxyType(
      "connect_timeout": 10.0, "command_timeout": 60.0, "sudo": False,
      "max_probe_output": DEFAULT_MAX_PROBE_OUTPUT}
 )  # fmt: skip
+#: the connection values whose origin ``Host.origins`` records (with address and jump)
+_ORIGIN_KEYS = frozenset({"user", "port", "identity_file", "known_hosts", "connect_timeout"})
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
@@ -150,6 +161,22 @@ class Host:
     checks: tuple[str, ...]  # check id patterns; empty = all
     line: int
     description: str | None = None
+    #: a jump host that is not an inventory host (a ProxyJump hop of the ssh config), itself maybe behind one
+    via: Host | None = None
+    #: where each effective connection value came from: address, port, user, identity_file, known_hosts,
+    #: connect_timeout, jump -> "hosts.NAME", "defaults.ssh", "ssh config PATH", "built-in", "host name"
+    origins: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def jump_text(self) -> str | None:
+        """The jump chain as ``ssh -J`` would take it (``admin@10.0.0.1:22,web1``), or None."""
+        if self.jump:
+            return self.jump
+        if self.via is None:
+            return None
+        hop, before = self.via, self.via.jump_text
+        own = f"{hop.ssh.user}@{hop.address}:{hop.ssh.port}"
+        return f"{before},{own}" if before else own
 
 
 @dataclass(frozen=True)
@@ -264,6 +291,17 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
+def _chain_length(host: Host, hosts: Mapping[str, Host]) -> int:
+    """How many jump hosts stand in front of ``host`` (stops counting past 8: a cycle)."""
+    hops, current = 0, host
+    while hops <= 8:
+        nxt = hosts.get(current.jump) if current.jump else current.via
+        if nxt is None:
+            break
+        hops, current = hops + 1, nxt
+    return hops
+
+
 def _depth_order(parents: Mapping[str, set[str]]) -> dict[str, int]:
     """Depth of each group: the longest chain of parents above it (no cycles by now)."""
     depth: dict[str, int] = {}
@@ -288,6 +326,7 @@ class _Loader:
         self.secrets = list(inline_secret_paths(data))
         self.problems = find_inline_secrets(data, file=file, lines=lines)
         self.origins: dict[tuple[str | int, ...], tuple[int, str]] = {}  # source-only entry -> (source index, what)
+        self.client_config: ClientConfig | None = None
 
     def problem(self, where: Where, message: str) -> None:
         origin = self.origins.get(tuple(where[:2]))
@@ -361,6 +400,11 @@ class _Loader:
             self.problem(("version",), f"unsupported version {version!r}: this itops reads version 1")
         raw_defaults = self.data.get("defaults")
         defaults = self.validate(DefaultsSpec, {} if raw_defaults is None else raw_defaults, ("defaults",))
+        if defaults is not None:
+            try:
+                self.client_config = load_client_config(defaults.ssh.config, self.base)
+            except SSHConfigProblem as exc:
+                self.problem(("defaults", "ssh", "config"), str(exc))
         if top is None:
             return None
         sites: dict[str, Site] = self.section("sites", top.sites, Site)
@@ -522,11 +566,30 @@ class _Loader:
         expanded = Path(os.path.expanduser(value))
         return str(expanded if expanded.is_absolute() else self.base / expanded)
 
-    def ssh(self, d: SSHSpec, h: SSHSpec) -> SSHSettings:
+    def ssh(
+        self, d: SSHSpec, h: SSHSpec, entry: ConfigEntry | None = None, origins: dict[str, str] | None = None,
+        host_label: str = "host",
+    ) -> SSHSettings:
+        """Host keys <- defaults.ssh <- the ssh config's ``entry`` <- built-in; ``origins`` gets where each
+        connection value came from."""
+        from_config = {} if entry is None else {
+            "user": entry.user, "port": entry.port, "identity_file": entry.identity_file,
+            "known_hosts": entry.known_hosts, "connect_timeout": entry.connect_timeout,
+        }  # fmt: skip
+        config_label = f"ssh config {self.client_config.path}" if self.client_config else "ssh config"
+
         def pick(key: str) -> Any:
-            value = getattr(h, key)
-            value = getattr(d, key) if value is None else value
-            return BUILTIN_SSH.get(key) if value is None else value
+            for value, origin in (
+                (getattr(h, key), host_label),
+                (getattr(d, key), "defaults.ssh"),
+                (from_config.get(key), config_label),
+                (BUILTIN_SSH.get(key), "built-in"),
+            ):
+                if value is not None:
+                    if origins is not None and key in _ORIGIN_KEYS:
+                        origins[key] = origin
+                    return value
+            return None
 
         secret = h if h.password_env or h.password_file else d
         connect, identity = float(pick("connect_timeout")), pick("identity_file")
@@ -584,20 +647,67 @@ class _Loader:
             member_of, group_vars, checks = membership(frozenset(direct[name]))
             site_vars = sites[spec.site].vars if spec.site else {}
             merged = {**defaults.vars, **site_vars, **group_vars, **spec.vars}
-            result[name] = Host(
-                name=name,
-                address=spec.address or name,
-                ssh=self.ssh(defaults.ssh, spec),
+            try:
+                host = self.reach(name, spec, defaults.ssh, hosts, f"hosts.{name}")
+            except SSHConfigProblem as exc:
+                self.problem(("hosts", name), str(exc))
+                continue
+            result[name] = replace(
+                host,
                 site=spec.site,
                 groups=member_of,
                 tags=tuple(spec.tags),
-                jump=spec.jump,
                 vars=MappingProxyType(merged),
                 checks=checks,
                 line=self.lines.nearest(("hosts", name)),
                 description=spec.description,
             )
+        for name, host in result.items():
+            if _chain_length(host, result) > 8:
+                self.problem(("hosts", name), f"jump host chain of {name} (jump / ssh config ProxyJump) is a cycle "
+                                              "or longer than 8 hops")  # fmt: skip
         return result
+
+    def reach(self, name: str, spec: HostSpec, d: SSHSpec, hosts: Mapping[str, HostSpec], label: str,
+              depth: int = 0) -> Host:  # fmt: skip
+        """How to reach ``name``: address, SSH settings and jump chain, through the ssh config as
+        ``ssh NAME`` would, the inventory's values winning."""
+        if depth > 8:
+            raise SSHConfigProblem("ProxyJump chain longer than 8 hops in the ssh config (a cycle?)")
+        entry = self.client_config.lookup(name) if self.client_config else None
+        config_label = f"ssh config {self.client_config.path}" if self.client_config else ""
+        origins: dict[str, str] = {}
+        settings = self.ssh(d, spec, entry, origins, label)
+        if spec.address:
+            address, origins["address"] = spec.address, label
+        elif entry is not None and entry.hostname:
+            address, origins["address"] = entry.hostname, config_label
+        else:
+            address, origins["address"] = name, "host name"
+        jump, via = spec.jump, None
+        if jump:
+            origins["jump"] = label
+        elif entry is not None and entry.proxy_jump:
+            jump, via = self.hops(parse_jump(entry.proxy_jump), d, hosts, depth)
+            origins["jump"] = config_label
+        return Host(name=name, address=address, ssh=settings, site=None, groups=(), tags=(), jump=jump,
+                    vars=MappingProxyType({}), checks=(), line=0, via=via,
+                    origins=MappingProxyType(origins))  # fmt: skip
+
+    def hops(
+        self, chain: Sequence[Hop], d: SSHSpec, hosts: Mapping[str, HostSpec], depth: int
+    ) -> tuple[str | None, Host | None]:
+        """The last hop of a ProxyJump chain (the one in front of the host): an inventory host by name
+        (``jump``), or a jump host resolved through the ssh config (``via``) reached through the hops
+        before it."""
+        last, before = chain[-1], chain[:-1]
+        if not before and last.user is None and last.port is None and last.host in hosts:
+            return last.host, None
+        hop = self.reach(last.host, HostSpec(user=last.user, port=last.port), d, hosts, "ProxyJump", depth + 1)
+        if before:
+            jump, via = self.hops(before, d, hosts, depth + 1)
+            hop = replace(hop, jump=jump, via=via)
+        return None, hop
 
     def groups(self, groups: dict[str, GroupSpec], hosts: dict[str, Host]) -> dict[str, Group]:
         members: dict[str, list[str]] = {n: [] for n in groups}

@@ -66,8 +66,16 @@ class HostSpec(SSHSpec):
     vars: OptionalMapping = {}
 
 
+class DefaultsSSHSpec(SSHSpec):
+    """``defaults.ssh``: the host keys plus which OpenSSH client config to honour."""
+
+    #: an OpenSSH client config file read as ``ssh`` would (``~/.ssh/config`` when it exists, if unset);
+    #: ``false`` reads none
+    config: str | Literal[False] | None = None
+
+
 class DefaultsSpec(StrictModel):
-    ssh: Annotated[SSHSpec, BeforeValidator(lambda v: {} if v is None else v)] = SSHSpec()
+    ssh: Annotated[DefaultsSSHSpec, BeforeValidator(lambda v: {} if v is None else v)] = DefaultsSSHSpec()
     concurrency: int = Field(32, ge=1)
     vars: OptionalMapping = {}
 

@@ -66,6 +66,8 @@ def target_for(host: Host, hosts: Mapping[str, Host], _depth: int = 0) -> SSHTar
     jump = None
     if host.jump and _depth < 8:
         jump = target_for(hosts[host.jump], hosts, _depth + 1)
+    elif host.via is not None and _depth < 8:  # a ProxyJump hop of the ssh config that is not an inventory host
+        jump = target_for(host.via, hosts, _depth + 1)
     return SSHTarget(
         name=host.name,
         address=host.address,

@@ -75,10 +75,14 @@ def list_hosts(inventory_path: Path, limits: tuple[str, ...], fmt: str) -> None:
                 "address": h.address,
                 "port": h.ssh.port,
                 "user": h.ssh.user,
+                "identity_file": h.ssh.identity_file,
+                "known_hosts": list(h.ssh.known_hosts),
+                "jump": h.jump_text,  # an inventory host's name, or a ProxyJump chain user@address:port,...
+                # where each came from: hosts.NAME, defaults.ssh, "ssh config PATH", built-in, host name
+                "origins": dict(h.origins),
                 "site": h.site,
                 "groups": list(h.groups),
                 "tags": list(h.tags),
-                "jump": h.jump,
                 "vars": dict(h.vars),
             }
             for h in hosts
