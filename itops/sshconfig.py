@@ -16,8 +16,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import paramiko
-
 #: Read when ``defaults.ssh.config`` is not set and the file exists.
 DEFAULT_PATH = "~/.ssh/config"
 _HOP_RE = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:@\s\[\]]+))(?::(?P<port>\d+))?$")
@@ -53,6 +51,8 @@ class ClientConfig:
     """One parsed OpenSSH client config file."""
 
     def __init__(self, path: Path) -> None:
+        import paramiko  # only when a config is read: importing the CLI stays fast (tests/cli/test_startup.py)
+
         self.path = path
         try:
             self._config = paramiko.SSHConfig.from_path(str(path))
