@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Scale benchmark: the audit pipeline at 1,000-10,000 canned hosts, and real sshd at 50-200 hosts.
+
+(a) ``canned``: ``itops audit --format json`` through the CLI entry in a child process, every
+    host's SSH connection replaced by a canned one that answers the host's real batch script
+    (its nonce, its frames) with the probe outputs recorded from a real Debian lab host
+    (bench/data/debian-hardened.json.gz, see bench/record_canned.py). Everything after the
+    network is the real code: frame parsing (transport/batch.py, fed in 32 KiB chunks like a
+    channel), evaluation, redaction, the run store with its integrity chain and signature,
+    the JSON output. Then ``itops report`` renders the stored run as HTML, JSON and CSV, each
+    in a child process. Printed: wall, auditor CPU (user+sys) and CPU per host, peak RSS
+    (ru_maxrss of the child), output sizes.
+(b) ``sshd``: N real sshd hosts (bench/fleet.py's lab: each chrooted into a copy of the cached
+    Debian root): ``itops audit --format json`` as a child process with the threads executor,
+    with ``--executor dask`` when this itops has that option (else the column says n/a), and
+    bench/fleet.py's floor (bare paramiko, the same batched script): wall / CPU / peak RSS.
+
+Benchmarks print figures and ratios; they are not tests. Usage:
+    python bench/scale.py canned --hosts 1000 10000 [--checks '*']
+    python bench/scale.py sshd --hosts 50 200 [--checks 'ssh.*,accounts.*,files.*_permissions']
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+RECORDING = HERE / "data" / "debian-hardened.json.gz"
+CHUNK = 32 * 1024  # what one read of an SSH channel typically gives
+
+
+# -- child side: one canned audit -----------------------------------------------------------
+def _canned_connection_class() -> type:
+    from itops.transport.base import BatchOutcome, pump_frames
+    from itops.transport.batch import DEFAULT_MAX_PROBE_OUTPUT, BatchScript
+
+    recorded: dict[str, tuple[int, bytes, bytes]] = {
+        cmd: (rc, base64.b64decode(out), base64.b64decode(err))
+        for cmd, (rc, out, err) in json.loads(gzip.decompress(RECORDING.read_bytes())).items()
+    }
+
+    class CannedConnection:
+        """Answers a batch with the recorded outputs, framed with the batch's own nonce."""
+
+        host_key_fingerprint = "SHA256:canned"
+
+        def run_batch(
+            self,
+            batch: BatchScript,
+            *,
+            idle_timeout: float,
+            total_timeout: float,
+            max_output: int = DEFAULT_MAX_PROBE_OUTPUT,
+        ) -> BatchOutcome:
+            mark = b"\n@@ITOPS:" + batch.nonce.encode() + b"@@ "
+            parts: list[bytes] = []
+            for i, cmd in enumerate(batch.commands):
+                rc, out, err = recorded.get(cmd, (127, b"", b"sh: not recorded\n"))
+                parts += [mark, b"OUT %d\n" % i, out, mark, b"ERR %d\n" % i, err, mark, b"RC %d %d\n" % (i, rc)]
+            parts += [mark, b"END\n"]
+            stream = b"".join(parts)
+            chunks = iter([stream[i : i + CHUNK] for i in range(0, len(stream), CHUNK)] + [b""])
+            parser, problem = pump_frames(
+                batch, lambda _wait: next(chunks), idle_timeout=idle_timeout,
+                total_timeout=total_timeout, max_output=max_output,
+            )  # fmt: skip
+            results = parser.complete(problem) if problem else parser.results
+            return BatchOutcome(results, exit_status=0, complete=not problem, problem=problem)
+
+        def close(self) -> None:
+            pass
+
+    return CannedConnection
+
+
+def child_audit(inventory: Path, store: Path, checks: str, out: Path) -> None:
+    """Run ``itops audit --format json`` in this process with canned connections."""
+    from itops import runner
+    from itops.cli.main import cli
+
+    canned = _canned_connection_class()
+    runner.AuditRunner._connect = lambda self, host: canned()  # type: ignore[method-assign,assignment]
+    with out.open("w") as fh, contextlib.redirect_stdout(fh):
+        try:
+            cli.main(["audit", "-i", str(inventory), "--store", str(store), "--format", "json", "--checks", checks],
+                     standalone_mode=False)  # fmt: skip
+        except SystemExit as exc:
+            if exc.code not in (0, 1, 3, None):
+                raise
+
+
+def write_inventory(path: Path, n: int) -> Path:
+    known = path.with_suffix(".known_hosts")
+    known.write_text("")
+    key = path.with_suffix(".key")
+    key.write_text("")
+    key.chmod(0o600)
+    hosts = "".join(f"  h{i:05d}: {{address: 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}}}\n" for i in range(n))
+    path.write_text(
+        "version: 1\n"
+        f"defaults:\n  ssh: {{user: root, identity_file: {key}, known_hosts: [{known}]}}\n  concurrency: 32\n"
+        f"hosts:\n{hosts}"
+    )
+    return path
+
+
+# -- parent side: measure children ---------------------------------------------------------
+def run_child(argv: list[str], *, stdout: Any = subprocess.DEVNULL) -> tuple[float, float, float, int]:
+    """(wall s, CPU s, peak RSS MB, exit status) of one child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    if proc.returncode not in (0, 1, 3):
+        sys.stderr.write(err.decode(errors="replace")[-4000:])
+        raise SystemExit(f"child failed ({proc.returncode}): {' '.join(argv)}")
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, proc.returncode
+
+
+def _mb(path: Path) -> str:
+    return f"{path.stat().st_size / 1e6:.1f} MB"
+
+
+def canned(hosts: list[int], checks: str, workdir: Path, formats: list[str]) -> None:
+    from itops.registry import load_registry
+
+    nchecks = len(load_registry().select([checks], "host"))
+    print(f"canned transport: {nchecks} host checks ({checks!r}), recording {RECORDING.name}; cpus {os.cpu_count()}")
+    print(f"{'hosts':>6} {'results':>9}  {'step':<12} {'wall s':>8} {'CPU s':>8} {'CPU/host ms':>11} "
+          f"{'peak RSS MB':>11}  output")  # fmt: skip
+    itops = str(Path(sys.executable).with_name("itops"))
+    for n in hosts:
+        inv = write_inventory(workdir / f"inv{n}.yaml", n)
+        store = workdir / f"store{n}"
+        out = workdir / f"audit{n}.json"
+        wall, cpu, rss, _ = run_child([sys.executable, __file__, "_child", str(inv), str(store), checks, str(out)])
+        results = _count_results(out)
+        print(f"{n:>6} {results:>9}  {'audit json':<12} {wall:8.1f} {cpu:8.1f} {cpu / n * 1000:11.1f} {rss:11.0f}  "
+              f"{_mb(out)}", flush=True)  # fmt: skip
+        for fmt in formats:
+            path = workdir / f"report{n}.{fmt}"
+            wall, cpu, rss, _ = run_child([itops, "report", "latest", "--store", str(store), "-f", fmt, "-o", str(path)])
+            print(f"{n:>6} {results:>9}  {'report ' + fmt:<12} {wall:8.1f} {cpu:8.1f} {'':>11} {rss:11.0f}  "
+                  f"{_mb(path)}", flush=True)  # fmt: skip
+
+
+def _count_results(path: Path) -> int:
+    """Results in the audit's JSON output (a document with ``results``, or one result per line)."""
+    try:
+        with path.open() as fh:
+            doc = json.load(fh)
+        return len(doc.get("results", [])) if isinstance(doc, dict) else len(doc)
+    except ValueError:
+        with path.open() as fh:
+            return sum(1 for line in fh if line.strip())
+
+
+def has_option(option: str) -> bool:
+    itops = str(Path(sys.executable).with_name("itops"))
+    return option in subprocess.run([itops, "audit", "--help"], capture_output=True, text=True).stdout
+
+
+def sshd(hosts: list[int], checks: str, workdir: Path, repeat: int) -> None:
+    sys.path.insert(0, str(HERE))
+    import fleet as fleetbench  # bench/fleet.py
+
+    from itops.lab import HARDENED, HostRoots, RootKind
+    from itops.lab.fleet import LabHostSpec, start_fleet
+
+    dask = has_option("--executor")
+    itops = str(Path(sys.executable).with_name("itops"))
+    print(f"real sshd hosts (Debian roots, hardened), checks {checks!r}; cpus {os.cpu_count()}; best of {repeat}")
+    print("each cell: wall s / auditor CPU s / peak RSS MB;  --executor dask: "
+          + ("measured" if dask else "n/a: this itops has no --executor (branch `dask`)"))  # fmt: skip
+    print(f"{'hosts':>5}  {'threads (itops audit)':>22}  {'dask (itops audit)':>22}  {'floor (paramiko)':>22}  "
+          f"{'threads/floor CPU':>17}  {'dask/floor CPU':>14}")  # fmt: skip
+    for n in hosts:
+        with HostRoots() as roots:
+            specs = [LabHostSpec(f"h{i:03d}", root=roots.create(f"h{i:03d}", RootKind.DEBIAN, HARDENED))
+                     for i in range(n)]  # fmt: skip
+            fleet = start_fleet(workdir / f"lab{n}", specs, startup_timeout=120)
+            try:
+                inv = fleet.write_inventory(workdir / f"lab{n}.yaml")
+                fleetbench.floor(inv, 32, checks)  # warm-up
+                best: dict[str, tuple[float, float, float]] = {}
+                for i in range(repeat):
+                    variants = {"threads": [], "dask": ["--executor", "dask"] if dask else None}
+                    for name, extra in variants.items():
+                        if extra is None:
+                            continue
+                        argv = [itops, "audit", "-i", str(inv), "--store", str(workdir / f"s{n}-{name}-{i}"),
+                                "--format", "json", "--checks", checks, *extra]  # fmt: skip
+                        wall, cpu, rss, _ = run_child(argv)
+                        best[name] = min(best.get(name, (1e9, 0, 0)), (wall, cpu, rss))
+                    argv = [sys.executable, __file__, "_floor", str(inv), checks]
+                    wall, cpu, rss, _ = run_child(argv)
+                    best["floor"] = min(best.get("floor", (1e9, 0, 0)), (wall, cpu, rss))
+            finally:
+                fleet.stop()
+
+        def cell(k: str) -> str:
+            return f"{best[k][0]:6.2f}/{best[k][1]:6.2f}/{best[k][2]:5.0f}" if k in best else "n/a"
+
+        fcpu = best["floor"][1]
+        ratio = {k: f"{best[k][1] / fcpu:.2f}" if k in best else "n/a" for k in ("threads", "dask")}
+        print(f"{n:>5}  {cell('threads'):>22}  {cell('dask'):>22}  {cell('floor'):>22}  {ratio['threads']:>17}  "
+              f"{ratio['dask']:>14}", flush=True)  # fmt: skip
+
+
+def child_floor(inventory: Path, checks: str) -> None:
+    sys.path.insert(0, str(HERE))
+    import fleet as fleetbench
+
+    # the floor's child process pays the interpreter, paramiko and registry imports like itops does
+    fleetbench.floor(inventory, 32, checks)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_child":
+        child_audit(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], Path(sys.argv[5]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "_floor":
+        child_floor(Path(sys.argv[2]), sys.argv[3])
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=["canned", "sshd"])
+    ap.add_argument("--hosts", type=int, nargs="+")
+    ap.add_argument("--checks", default=None, help="check id globs (default: canned '*', sshd the starter pack)")
+    ap.add_argument("--formats", nargs="*", default=["html", "json", "csv"], help="canned: report formats to time")
+    ap.add_argument("--repeat", type=int, default=1, help="sshd: best of N")
+    ap.add_argument("--keep", type=Path, help="work in this folder and keep it (stores, outputs, reports)")
+    args = ap.parse_args()
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            workdir = args.keep
+        else:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="itops-scale-")))
+        if args.mode == "canned":
+            canned(args.hosts or [1000, 10000], args.checks or "*", workdir, args.formats)
+        else:
+            sshd(args.hosts or [50, 200], args.checks or "ssh.*,accounts.*,files.*_permissions", workdir, args.repeat)
+
+
+if __name__ == "__main__":
+    main()
