@@ -65,7 +65,8 @@ class Evidence:
     expected: str = ""
 
     def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+        # what asdict gives, without its recursive deep copy (this runs for every stored result)
+        return {"source": self.source, "excerpt": self.excerpt, "observed": self.observed, "expected": self.expected}
 
 
 @dataclass(frozen=True)

@@ -102,15 +102,25 @@ _AWS_KEY_ID = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")
 _known: set[str] = set()
 _known_longest_first: tuple[str, ...] = ()
 _lock = threading.Lock()
+#: texts already redacted under the current known secrets (messages, commands, expected values and
+#: many outputs repeat across the hosts of a run, and each result is redacted when stored and again
+#: when rendered). Bounded: at most _CACHE_ENTRIES texts of at most _CACHE_TEXT characters, dropped
+#: whole when full or when a secret is registered (a cached answer may then be stale).
+_cache: dict[str, str] = {}
+_CACHE_ENTRIES = 8192
+_CACHE_TEXT = 2048
 
 
 def register_secret(value: str) -> None:
     """Remember a secret value read at run time so it is redacted wherever it appears."""
     if value and len(value) >= 4:
-        global _known_longest_first
+        global _known_longest_first, _cache
         with _lock:
+            if value in _known:
+                return
             _known.add(value)
             _known_longest_first = tuple(sorted(_known, key=len, reverse=True))
+            _cache = {}
 
 
 def _is_policy_key(key: str) -> bool:
@@ -200,7 +210,23 @@ def redact(text: str) -> str:
     """Return ``text`` with known secrets and secret-looking patterns replaced."""
     if not text:
         return text
-    for value in _known_longest_first:
+    if len(text) > _CACHE_TEXT:
+        return _redact(text, _known_longest_first)
+    cache = _cache  # the dict of the current secrets: register_secret replaces it, never edits it
+    done = cache.get(text)
+    if done is None:
+        known = _known_longest_first
+        done = _redact(text, known)
+        with _lock:
+            if cache is _cache and known is _known_longest_first:  # no secret registered meanwhile
+                if len(cache) >= _CACHE_ENTRIES:
+                    cache.clear()
+                cache[text] = done
+    return done
+
+
+def _redact(text: str, known: tuple[str, ...]) -> str:
+    for value in known:
         if value in text:
             text = text.replace(value, REDACTED)
     if "PRIVATE KEY" in text:

@@ -158,3 +158,22 @@ def test_no_built_in_probe_command_is_taken_for_a_secret():
         for probe in check.probes:
             command = probe.render(check.resolve_params({}))
             assert redact(command) == command, (check.id, probe.name)
+
+
+def test_a_secret_registered_after_a_text_was_redacted_is_redacted_in_it_next_time():
+    """redact() remembers texts it has done (they repeat across hosts); a newly registered secret
+    (a host's password read mid-run) must not be served from that memory."""
+    text = "login with Late-registered-pw-7731 worked"
+    assert redact(text) == text  # remembered, with the secret not yet known
+    register_secret("Late-registered-pw-7731")
+    assert redact(text) == "login with [REDACTED] worked"
+
+
+def test_redaction_memory_is_bounded():
+    from itops import redact as mod
+
+    for i in range(mod._CACHE_ENTRIES + 10):
+        redact(f"line {i} of host output")
+    assert len(mod._cache) <= mod._CACHE_ENTRIES
+    long_text = "x" * (mod._CACHE_TEXT + 1)
+    assert redact(long_text) == long_text and long_text not in mod._cache
