@@ -8,7 +8,7 @@ Starts an N-host lab of real sshd processes on 127.0.0.1 and measures, in one ru
   (b) naive: the same probes, one exec per probe, one connection per host,
   (c) floor: bare paramiko connect + the same batched script, no evaluation or storage.
 
-Prints wall and CPU time and the ratios a/c and b/a. Usage:
+Prints wall and CPU time and the ratios a/c and b/a (wall) and a/c CPU (the lean-auditor figure). Usage:
     python bench/fleet.py --hosts 10 50 [--repeat 3]
 """
 
@@ -214,7 +214,7 @@ def main() -> None:
     print("each cell: wall seconds / auditor CPU seconds (this process + children) / target CPU seconds "
           "(the lab's sshd, sessions and probes)")
     print(f"{'hosts':>5} {'rtt':>5}  {'(a) itops audit':>21}  {'(a) CLI process':>21}  {'(b) naive':>21}  "
-          f"{'(c) floor':>21}  {'a/c':>5}  {'b/a':>5}  {'a: targets use':>14}")
+          f"{'(c) floor':>21}  {'a/c':>5}  {'b/a':>5}  {'a/c CPU':>7}  {'a: targets use':>14}")
     ncpu = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="itops-bench-") as tmp:
         for n in args.hosts:
@@ -223,7 +223,8 @@ def main() -> None:
                 cells = [f"{r[k][0]:6.2f}/{r[k][1]:5.2f}/{r[k][2]:5.2f}" for k in ("a", "a_cli", "b", "c")]
                 share = r["a"][2] / (r["a"][0] * ncpu)  # of all the CPU the machine had during (a)
                 print(f"{n:>5} {rtt:>3g}ms  " + "  ".join(f"{c:>21}" for c in cells)
-                      + f"  {r['a'][0] / r['c'][0]:5.2f}  {r['b'][0] / r['a'][0]:5.2f}  {share:13.0%}", flush=True)
+                      + f"  {r['a'][0] / r['c'][0]:5.2f}  {r['b'][0] / r['a'][0]:5.2f}  {r['a'][1] / r['c'][1]:7.2f}"
+                      + f"  {share:13.0%}", flush=True)
 
 
 def plan_hosts_dummy(checks: str) -> list[str]:

@@ -153,7 +153,9 @@ def canned(hosts: list[int], checks: str, workdir: Path, formats: list[str]) -> 
               f"{_mb(out)}", flush=True)  # fmt: skip
         for fmt in formats:
             path = workdir / f"report{n}.{fmt}"
-            wall, cpu, rss, _ = run_child([itops, "report", "latest", "--store", str(store), "-f", fmt, "-o", str(path)])
+            wall, cpu, rss, _ = run_child(
+                [itops, "report", "latest", "--store", str(store), "-f", fmt, "-o", str(path)]
+            )
             print(f"{n:>6} {results:>9}  {'report ' + fmt:<12} {wall:8.1f} {cpu:8.1f} {'':>11} {rss:11.0f}  "
                   f"{_mb(path)}", flush=True)  # fmt: skip
 
@@ -212,7 +214,7 @@ def sshd(hosts: list[int], checks: str, workdir: Path, repeat: int) -> None:
             finally:
                 fleet.stop()
 
-        def cell(k: str) -> str:
+        def cell(k: str, best: dict[str, tuple[float, float, float]] = best) -> str:
             return f"{best[k][0]:6.2f}/{best[k][1]:6.2f}/{best[k][2]:5.0f}" if k in best else "n/a"
 
         fcpu = best["floor"][1]

@@ -136,9 +136,9 @@ class Store:
         rid = self.resolve(run_id)
         path = public_key or self.public_key_path()
         public = integrity.load_public_key(path)
-        with closing(self._connect()) as db:
-            rows = [r["data"] for r in db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY seq", (rid,))]
-        return integrity.verify_run(self.run_dir(rid), rid, public, rows)
+        with closing(self._connect()) as db:  # rows are compared as they are read, never all held
+            rows = (r["data"] for r in db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY seq", (rid,)))
+            return integrity.verify_run(self.run_dir(rid), rid, public, rows)
 
     def import_run(self, source: Path) -> Run:
         """Copy a finished run folder from another store (``runs/RUN_ID``) into this one and index it.

@@ -83,6 +83,11 @@ def render_data(data: ReportData, fmt: str, templates: Path | None = None) -> by
 def render(store: Store, run_id: str, fmt: str, templates: Path | None = None, trend: int = TREND_RUNS) -> bytes:
     """A stored run (``latest``, an id or a unique prefix) rendered as ``fmt``."""
     renderer = _renderer(fmt)  # an unknown format fails before the store is read
+    if fmt == "html":
+        from itops.report.large import is_large, render_large_html
+
+        if is_large(store, run_id):  # summary-first page, computed by streaming the results
+            return render_large_html(store, run_id, templates, trend)
     return renderer(load_report_data(store, run_id, trend=trend), templates)
 
 
@@ -117,6 +122,10 @@ def write_reports(
     """Several reports of one run (``--report`` given more than once), reading the store once."""
     if not specs:
         return []
+    from itops.report.large import is_large
+
+    if is_large(store, run_id):  # each report reads the store itself: a large run is never held whole
+        return [write_report(store, run_id, fmt, path, templates, trend) for fmt, path in specs]
     data = load_report_data(store, run_id, trend=trend)
     written = []
     for fmt, path in specs:

@@ -60,6 +60,7 @@ def html_context(data: ReportData) -> dict[str, Any]:
         "severity_rows": charts.severity_rows(views.summary),
         "top_rows": charts.top_failing_rows(views.summary),
         "trend": charts.trend(data.history),
+        "large": None,  # see itops/report/large.py
     }
 
 
