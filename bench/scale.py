@@ -100,6 +100,36 @@ def child_audit(inventory: Path, store: Path, checks: str, out: Path) -> None:
                 raise
 
 
+def child_replay(inventory: Path, store_dir: Path, checks: str, n: int) -> None:
+    """Write an n-host run into a store without the CLI: the first host's results through the canned
+    pipeline (batch, frames, evaluation), then every host's copy through the real RunWriter (one
+    add_many per host: redaction, chain, checkpoint signature, SQLite), for sizes the audit command
+    cannot hold in memory yet (it keeps every result until the end)."""
+    import dataclasses
+    import time as _time
+
+    from itops import __version__
+    from itops.inventory import load_inventory
+    from itops.model import Run
+    from itops.registry import load_registry
+    from itops.runner import evaluate_host, plan_hosts
+    from itops.store import Store
+
+    inv = load_inventory(inventory)
+    host = next(iter(inv.hosts.values()))
+    (plan,) = plan_hosts([host], load_registry().select([checks], "host"))
+    outcome = _canned_connection_class()().run_batch(plan.batch(), idle_timeout=300, total_timeout=900)
+    started = _time.time()
+    run = Run(id=_time.strftime("%Y%m%dT%H%M%SZ-replay", _time.gmtime(started)), kind="audit", started=started,
+              inventory=str(inventory), version=__version__)  # fmt: skip
+    base = evaluate_host(run.id, plan, outcome, host.vars, started)
+    writer = Store(store_dir).begin(run)
+    for i in range(n):
+        name = f"h{i:05d}"
+        writer.add_many([dataclasses.replace(r, target=name) for r in base])
+    writer.finish("complete", 1)
+
+
 def write_inventory(path: Path, n: int) -> Path:
     known = path.with_suffix(".known_hosts")
     known.write_text("")
@@ -135,7 +165,7 @@ def _mb(path: Path) -> str:
     return f"{path.stat().st_size / 1e6:.1f} MB"
 
 
-def canned(hosts: list[int], checks: str, workdir: Path, formats: list[str]) -> None:
+def canned(hosts: list[int], checks: str, workdir: Path, formats: list[str], audit_max: int) -> None:
     from itops.registry import load_registry
 
     nchecks = len(load_registry().select([checks], "host"))
@@ -147,10 +177,17 @@ def canned(hosts: list[int], checks: str, workdir: Path, formats: list[str]) -> 
         inv = write_inventory(workdir / f"inv{n}.yaml", n)
         store = workdir / f"store{n}"
         out = workdir / f"audit{n}.json"
-        wall, cpu, rss, _ = run_child([sys.executable, __file__, "_child", str(inv), str(store), checks, str(out)])
-        results = _count_results(out)
-        print(f"{n:>6} {results:>9}  {'audit json':<12} {wall:8.1f} {cpu:8.1f} {cpu / n * 1000:11.1f} {rss:11.0f}  "
-              f"{_mb(out)}", flush=True)  # fmt: skip
+        if n <= audit_max:
+            wall, cpu, rss, _ = run_child([sys.executable, __file__, "_child", str(inv), str(store), checks, str(out)])
+            results = _count_results(out)
+            step, size = "audit json", _mb(out)
+        else:  # the run is written by replaying one host's results through the real store
+            wall, cpu, rss, _ = run_child([sys.executable, __file__, "_replay", str(inv), str(store), checks, str(n)])
+            with next((store / "runs").glob("*/results.jsonl")).open("rb") as fh:
+                results = sum(1 for _ in fh)
+            step, size = "store replay", "(no audit: --audit-max)"
+        print(f"{n:>6} {results:>9}  {step:<12} {wall:8.1f} {cpu:8.1f} {cpu / n * 1000:11.1f} {rss:11.0f}  {size}",
+              flush=True)  # fmt: skip
         for fmt in formats:
             path = workdir / f"report{n}.{fmt}"
             wall, cpu, rss, _ = run_child(
@@ -235,6 +272,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_child":
         child_audit(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], Path(sys.argv[5]))
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "_replay":
+        child_replay(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], int(sys.argv[5]))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "_floor":
         child_floor(Path(sys.argv[2]), sys.argv[3])
         return
@@ -244,6 +284,10 @@ def main() -> None:
     ap.add_argument("--checks", default=None, help="check id globs (default: canned '*', sshd the starter pack)")
     ap.add_argument("--formats", nargs="*", default=["html", "json", "csv"], help="canned: report formats to time")
     ap.add_argument("--repeat", type=int, default=1, help="sshd: best of N")
+    ap.add_argument("--audit-max", type=int, default=2000,
+                    help="canned: above this many hosts the run is written by replaying one host's results through "
+                         "the store instead of `itops audit` (which holds every result in memory: ~2 GB per 1,000 "
+                         "hosts x the whole pack)")  # fmt: skip
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (stores, outputs, reports)")
     args = ap.parse_args()
     with contextlib.ExitStack() as stack:
@@ -253,7 +297,7 @@ def main() -> None:
         else:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="itops-scale-")))
         if args.mode == "canned":
-            canned(args.hosts or [1000, 10000], args.checks or "*", workdir, args.formats)
+            canned(args.hosts or [1000, 10000], args.checks or "*", workdir, args.formats, args.audit_max)
         else:
             sshd(args.hosts or [50, 200], args.checks or "ssh.*,accounts.*,files.*_permissions", workdir, args.repeat)
 

@@ -21,6 +21,7 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from itops.errors import ConfigError, ConfigProblem, ItopsError
@@ -105,8 +106,9 @@ def check_private_file(path: Path | str) -> None:
         os.chmod(file, FILE_MODE)
 
 
-def write_private_atomic(path: Path | str, data: bytes | str, mode: int = FILE_MODE) -> Path:
-    """Write ``data`` to ``path`` atomically, mode ``mode`` (0600), never through a symlink.
+def write_private_atomic(path: Path | str, data: bytes | str | Iterable[bytes], mode: int = FILE_MODE) -> Path:
+    """Write ``data`` (or each of its pieces, for a document too big to hold) to ``path`` atomically,
+    mode ``mode`` (0600), never through a symlink.
 
     The temporary file is ``.NAME.<random>.tmp`` beside the target, created exclusively
     (O_EXCL|O_NOFOLLOW) by :func:`tempfile.mkstemp`; it is fsynced, renamed over ``path``
@@ -116,12 +118,13 @@ def write_private_atomic(path: Path | str, data: bytes | str, mode: int = FILE_M
     """
     target = Path(path)
     make_private_dirs(target.parent)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
+    pieces = [data.encode("utf-8")] if isinstance(data, str) else [data] if isinstance(data, bytes) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), mode)
-            fh.write(payload)
+            for piece in pieces:
+                fh.write(piece)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)

@@ -108,6 +108,12 @@ def write_report(
 ) -> Path:
     """Render a stored run as ``fmt`` into ``path`` (atomically); returns the path written."""
     target = Path(path)
+    if fmt == "csv":
+        from itops.report.large import is_large, large_csv_chunks
+
+        if is_large(store, run_id):  # rows written as they are read: the run is never held whole
+            write_private_atomic(target, large_csv_chunks(store, run_id))
+            return target
     atomic_write(target, render(store, run_id, fmt, templates=templates, trend=trend))
     return target
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from itops.frameworks import label
+from itops.model import Result
 from itops.report.data import ReportData, printable
 from itops.report.jsondoc import iso_utc
 
@@ -32,10 +34,17 @@ def safe_cell(value: object) -> str:
 
 
 def render_csv(data: ReportData, templates: Path | None = None) -> bytes:
+    return b"".join(csv_chunks(data.results))
+
+
+def csv_chunks(results: Iterable[Result], rows_per_chunk: int = 2_000) -> Iterator[bytes]:
+    """The CSV document in pieces (UTF-8 with BOM, the header first): a large run's rows are written
+    as they are read from the store, never all held (see :func:`itops.report.large.write_large_csv`)."""
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(COLUMNS)
-    for r in data.results:
+    first = True
+    for n, r in enumerate(results, start=1):
         w, ev = r.waiver, r.evidence
         frameworks = "; ".join(f"{label(fw)}:{','.join(refs)}" for fw, refs in r.frameworks.items())
         row = (
@@ -45,4 +54,9 @@ def render_csv(data: ReportData, templates: Path | None = None) -> bytes:
             iso_utc(r.started) if r.started else "", f"{r.duration:.3f}",
         )  # fmt: skip
         writer.writerow([safe_cell(v) for v in row])
-    return out.getvalue().encode("utf-8-sig")
+        if n % rows_per_chunk == 0:
+            yield out.getvalue().encode("utf-8-sig" if first else "utf-8")
+            first = False
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue().encode("utf-8-sig" if first else "utf-8")

@@ -394,3 +394,12 @@ def render_large_html(store: Store, run_id: str, templates: Path | None = None, 
     from itops.report.templating import render_template
 
     return render_template("report.html.j2", templates, **large_html_context(store, run_id, trend)).encode("utf-8")
+
+
+def large_csv_chunks(store: Store, run_id: str) -> Iterator[bytes]:
+    """The CSV report of a large run, read from results.jsonl and written piece by piece (each result
+    redacted once more, as :func:`itops.report.data.load_report_data` does)."""
+    from itops.report.csv_report import csv_chunks
+
+    rid = store.get_run(run_id).id
+    return csv_chunks(redact_result(r) for r in iter_results(store, rid))

@@ -148,3 +148,25 @@ def test_verifying_a_large_run_does_not_hold_it(large_store: tuple[Store, Run]) 
     print(f"\nverify: peak {peak / 1e6:.1f} MB for a {size / 1e6:.1f} MB results.jsonl")
     assert outcome.ok and outcome.lines == N
     assert peak < size / 4
+
+
+def test_large_run_csv_is_streamed_and_equals_the_full_csv(large_store: tuple[Store, Run], tmp_path: Path) -> None:
+    """The CSV of a large run is written row by row from the store: the same bytes as rendering the
+    loaded run, at a fraction of the memory."""
+    from itops.report import render_data, write_report
+
+    store, run = large_store
+    tracemalloc.start()
+    try:
+        path = write_report(store, run.id, "csv", tmp_path / "r.csv")
+        _, streamed = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        whole = render_data(load_report_data(store, run.id), "csv")
+        _, loaded = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert path.read_bytes() == whole
+    print(
+        f"\ncsv of {len(whole) / 1e6:.1f} MB: peak {streamed / 1e6:.1f} MB streamed, {loaded / 1e6:.1f} MB loaded whole"
+    )
+    assert streamed < loaded / 4
