@@ -65,6 +65,11 @@ WORST_TARGETS = 200
 WAIVED_LIMIT = 500
 GROUP_LIMIT = 5_000
 _TARGETS_PER_GROUP = 30
+_STATUSES = frozenset(s.value for s in Status)
+_NOT_PASSING = frozenset(s.value for s in NOT_PASSING)
+_NOT_ASSESSED = frozenset({Status.UNREACHABLE.value, Status.ERROR.value})
+_PRIORITY = frozenset(s.value for s in PRIORITY_SEVERITIES)
+_RANK = {s.value: s.rank for s in Severity}
 
 
 def result_count(store: Store, run: Run) -> int:
@@ -110,6 +115,8 @@ class _Check:
     worst: list[tuple[int, int]] = field(default_factory=list)  # (status rank, sample index)
     hosts: list[str] = field(default_factory=list)  # not passing, in run order, capped
     failing_targets: set[str] = field(default_factory=set)
+    last_fw: Any = None  # the framework mapping (as stored) of the result counted last, and its key
+    last_key: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass
@@ -142,71 +149,100 @@ class LargeRun:
         self.waived_total = 0
         self.total = 0
 
-    def _keep(self, r: Result, memo: dict[str, str]) -> int:
-        self.samples.append(redact_result(r, memo))
+    def _keep(self, d: Mapping[str, Any], memo: dict[str, str]) -> int:
+        self.samples.append(redact_result(Result.from_dict(d), memo))
         return len(self.samples) - 1
 
-    def add(self, r: Result, memo: dict[str, str]) -> None:
+    def add(self, d: Mapping[str, Any], memo: dict[str, str]) -> None:
+        """Count one stored result (its JSON object as read: a Result is built only for the samples kept)."""
         self.total += 1
-        st, sev = r.status, r.severity.value
-        self.counts[st.value] += 1
+        st, sev, cid, target = d["status"], d["severity"], d["check_id"], d["target"]
+        self.counts[st] += 1
         if sev in self.by_sev:
-            self.by_sev[sev][st.value] += 1
-        c = self.checks.get(r.check_id)
+            self.by_sev[sev][st] += 1
+        c = self.checks.get(cid)
         if c is None:
-            c = self.checks[r.check_id] = _Check(r.title, sev, r.frameworks)
-        c.counts[st.value] += 1
-        mapping = tuple(r.frameworks.items())
-        mc = c.by_mapping.get(mapping)
+            fw = {k: tuple(v) for k, v in d.get("frameworks", {}).items()}
+            c = self.checks[cid] = _Check(d.get("title", ""), sev, fw)
+        c.counts[st] += 1
+        fw_raw = d.get("frameworks", {})
+        if fw_raw != c.last_fw:  # results of one check nearly always share their mapping
+            c.last_fw, c.last_key = fw_raw, tuple((k, tuple(v)) for k, v in fw_raw.items())
+        mc = c.by_mapping.get(c.last_key)
         if mc is None:
-            mc = c.by_mapping[mapping] = dict.fromkeys((s.value for s in Status), 0)
-        mc[st.value] += 1
-        tc = self.targets.get(r.target)
+            mc = c.by_mapping[c.last_key] = dict.fromkeys((s.value for s in Status), 0)
+        mc[st] += 1
+        message = d.get("message", "")
+        tc = self.targets.get(target)
         if tc is None:
-            tc = self.targets[r.target] = dict.fromkeys((s.value for s in Status), 0)
-            self.target_sev[r.target] = [0] * 5
-            self.reasons[r.target] = (st, r.message) if st in (Status.UNREACHABLE, Status.ERROR) else None
-        elif self.reasons[r.target] is not None and self.reasons[r.target] != (st, r.message):
-            self.reasons[r.target] = None
-        tc[st.value] += 1
-        if st is Status.UNREACHABLE:
-            self.unreachable.setdefault(r.target, redact(r.message))
-        if st not in NOT_PASSING:
+            tc = self.targets[target] = dict.fromkeys((s.value for s in Status), 0)
+            self.target_sev[target] = [0] * 5
+            self.reasons[target] = (Status(st), message) if st in _NOT_ASSESSED else None
+        else:
+            reason = self.reasons[target]
+            if reason is not None and (reason[0].value != st or reason[1] != message):
+                self.reasons[target] = None
+        tc[st] += 1
+        if st == "UNREACHABLE":
+            self.unreachable.setdefault(target, redact(message))
+        if st not in _NOT_PASSING:
             return
-        if st is Status.FAIL:
-            c.failing_targets.add(r.target)
-            self.target_sev[r.target][4 - r.severity.rank] += 1
-        if r.remediation:
-            c.fixes[r.remediation] = c.fixes.get(r.remediation, 0) + 1
+        resource, remediation = d.get("resource", ""), d.get("remediation", "")
+        if st == "FAIL":
+            c.failing_targets.add(target)
+            self.target_sev[target][4 - _RANK.get(sev, 0)] += 1
+        if remediation:
+            c.fixes[remediation] = c.fixes.get(remediation, 0) + 1
         if len(c.hosts) < HOST_LIST_LIMIT:
-            c.hosts.append(r.target if not r.resource else f"{r.target} · {redact(r.resource)}")
-        rank = _WORST[st]
+            c.hosts.append(target if not resource else f"{target} · {redact(resource)}")
+        rank = _WORST[Status(st)]
         if len(c.worst) < WORST_PER_CHECK or rank < c.worst[-1][0]:
-            c.worst.append((rank, self._keep(r, memo)))
+            c.worst.append((rank, self._keep(d, memo)))
             c.worst.sort(key=lambda w: w[0])  # stable: run order within a status
             del c.worst[WORST_PER_CHECK:]
-        if st is Status.WAIVED:
+        if st == "WAIVED":
             self.waived_total += 1
             if len(self.waived) < WAIVED_LIMIT:
-                self.waived.append(self._keep(r, memo))
-        if st is Status.FAIL and r.severity in PRIORITY_SEVERITIES:
-            key = (r.check_id, r.resource, r.message, r.remediation)
+                self.waived.append(self._keep(d, memo))
+        if st == "FAIL" and sev in _PRIORITY:
+            key = (cid, resource, message, remediation)
             g = self.groups.get(key)
             if g is None:
                 if len(self.groups) >= GROUP_LIMIT:
                     self.groups_dropped += 1
                     return
-                g = self.groups[key] = _Group(r.title, sev, r.remediation, self._keep(r, memo))
+                g = self.groups[key] = _Group(d.get("title", ""), sev, remediation, self._keep(d, memo))
             g.count += 1
             if len(g.targets) < _TARGETS_PER_GROUP:
-                g.targets.append(r.target)
+                g.targets.append(target)
+
+
+def iter_raw(store: Store, run_id: str) -> Iterator[Mapping[str, Any]]:
+    """The run's results as the JSON objects stored in results.jsonl (torn or foreign lines skipped)."""
+    path = store.run_dir(run_id) / "results.jsonl"
+    if not path.exists():
+        yield from (r.to_dict() for r in store.results(run_id))
+        return
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n") or not line.strip():
+                continue  # a torn last line from a killed run
+            try:
+                d = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(d, dict) and d.get("status") in _STATUSES and isinstance(d.get("target"), str):
+                yield d
 
 
 def gather(store: Store, run_id: str) -> LargeRun:
     agg = LargeRun()
     memo: dict[str, str] = {}
-    for r in iter_results(store, run_id):
-        agg.add(r, memo)
+    for d in iter_raw(store, run_id):
+        try:
+            agg.add(d, memo)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue  # not a result written by itops: skipped, as store.results() skips it
     return agg
 
 
