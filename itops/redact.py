@@ -287,14 +287,15 @@ def redact_result(r: Result, memo: dict[str, str] | None = None) -> Result:
 
     ev = r.evidence
     observed = cap(clean(ev.observed), EVIDENCE_CAP // 2)
-    evidence = Evidence(
-        source=cap(clean(ev.source), EVIDENCE_CAP),
-        excerpt=cap(clean(ev.excerpt), EVIDENCE_CAP - len(observed)),
-        observed=observed,
-        expected=cap(clean(ev.expected), EVIDENCE_CAP // 2),
-    )
+    source = cap(clean(ev.source), EVIDENCE_CAP)
+    excerpt = cap(clean(ev.excerpt), EVIDENCE_CAP - len(observed))
+    expected = cap(clean(ev.expected), EVIDENCE_CAP // 2)
     message = cap(clean(r.message), MESSAGE_CAP)
     resource = clean(r.resource)
+    if (observed is ev.observed and source is ev.source and excerpt is ev.excerpt and expected is ev.expected
+            and message is r.message and resource is r.resource):  # fmt: skip
+        return r  # nothing to redact or cap (the common case: no new object)
+    evidence = Evidence(source=source, excerpt=excerpt, observed=observed, expected=expected)
     if evidence == ev and message == r.message and resource == r.resource:
         return r
     return replace(r, message=message, evidence=evidence, resource=resource)
