@@ -217,8 +217,8 @@ def sshd(hosts: list[int], checks: str, workdir: Path, repeat: int) -> None:
     sys.path.insert(0, str(HERE))
     import fleet as fleetbench  # bench/fleet.py
 
-    from itops.lab import HARDENED, HostRoots, RootKind
-    from itops.lab.fleet import LabHostSpec, start_fleet
+    from itops_lab import HARDENED, HostRoots, RootKind
+    from itops_lab.fleet import LabHostSpec, start_fleet
 
     dask = has_option("--executor")
     itops = str(Path(sys.executable).with_name("itops"))
