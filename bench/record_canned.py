@@ -17,11 +17,11 @@ import tempfile
 from pathlib import Path
 
 from itops.inventory import load_inventory
-from itops_lab import HARDENED, HostRoots, RootKind
-from itops_lab.fleet import LabHostSpec, start_fleet
 from itops.registry import load_registry
 from itops.runner import plan_hosts, target_for
 from itops.transport.ssh import KnownHosts, SSHConnection
+from itops_lab import HARDENED, HostRoots, RootKind
+from itops_lab.fleet import LabHostSpec, start_fleet
 
 DEFAULT_OUT = Path(__file__).with_name("data") / "debian-hardened.json.gz"
 
