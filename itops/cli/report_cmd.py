@@ -9,7 +9,7 @@ import click
 
 from itops.cli.runs_cmd import store_option
 from itops.exitcodes import ExitStatus
-from itops.report import FORMATS, atomic_write, normalize_format, render
+from itops.report import FORMATS, atomic_write, normalize_format, render, render_pieces
 from itops.report.data import TREND_RUNS
 from itops.report.diff import diff_runs, render_diff_json, render_diff_markdown, render_diff_table
 from itops.store import Store
@@ -61,6 +61,16 @@ def report(
     name = normalize_format(fmt)
     if restore_proof:
         _restore_proof(Store(store_dir), name, since, output)
+        return
+    if name == "csv":  # a large run's rows are written as they are read from the store
+        pieces = render_pieces(Store(store_dir), run_id, name, templates=templates, trend=trend)
+        if output is None or str(output) == "-":
+            for piece in pieces:
+                sys.stdout.buffer.write(piece)
+            sys.stdout.flush()
+            return
+        atomic_write(output, pieces)
+        click.echo(f"wrote {name} report to {output} ({output.stat().st_size:,} bytes)", err=True)
         return
     data = render(Store(store_dir), run_id, name, templates=templates, trend=trend)
     if output is None or str(output) == "-":

@@ -10,7 +10,7 @@ so a missing optional library (weasyprint) only affects its own format.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib import import_module
 from pathlib import Path
 
@@ -30,6 +30,7 @@ __all__ = [
     "parse_report_spec",
     "render",
     "render_data",
+    "render_pieces",
     "write_report",
     "write_reports",
 ]
@@ -91,7 +92,20 @@ def render(store: Store, run_id: str, fmt: str, templates: Path | None = None, t
     return renderer(load_report_data(store, run_id, trend=trend), templates)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def render_pieces(
+    store: Store, run_id: str, fmt: str, templates: Path | None = None, trend: int = TREND_RUNS
+) -> Iterable[bytes]:
+    """:func:`render` in pieces: the CSV of a large run is produced row by row from the store (never
+    held whole); every other report is one piece."""
+    if fmt == "csv":
+        from itops.report.large import is_large, large_csv_chunks
+
+        if is_large(store, run_id):
+            return large_csv_chunks(store, run_id)
+    return [render(store, run_id, fmt, templates=templates, trend=trend)]
+
+
+def atomic_write(path: Path, data: bytes | Iterable[bytes]) -> None:
     """Write ``data`` to ``path`` atomically, mode 0600, never through a symlink.
 
     See :func:`itops.fsutil.write_private_atomic`: an unpredictable temporary file in the same
@@ -108,13 +122,7 @@ def write_report(
 ) -> Path:
     """Render a stored run as ``fmt`` into ``path`` (atomically); returns the path written."""
     target = Path(path)
-    if fmt == "csv":
-        from itops.report.large import is_large, large_csv_chunks
-
-        if is_large(store, run_id):  # rows written as they are read: the run is never held whole
-            write_private_atomic(target, large_csv_chunks(store, run_id))
-            return target
-    atomic_write(target, render(store, run_id, fmt, templates=templates, trend=trend))
+    atomic_write(target, render_pieces(store, run_id, fmt, templates=templates, trend=trend))
     return target
 
 

@@ -170,3 +170,22 @@ def test_large_run_csv_is_streamed_and_equals_the_full_csv(large_store: tuple[St
         f"\ncsv of {len(whole) / 1e6:.1f} MB: peak {streamed / 1e6:.1f} MB streamed, {loaded / 1e6:.1f} MB loaded whole"
     )
     assert streamed < loaded / 4
+
+
+def test_itops_report_csv_of_a_large_run_streams_to_file_and_stdout(
+    large_store: tuple[Store, Run], tmp_path: Path
+) -> None:
+    """The CLI writes a large run's CSV piece by piece, to a file or stdout: the same bytes as rendering it whole."""
+    import subprocess
+    import sys
+
+    from itops.report import render_data
+
+    store, run = large_store
+    whole = render_data(load_report_data(store, run.id), "csv")
+    itops = str(Path(sys.executable).with_name("itops"))
+    out = tmp_path / "r.csv"
+    args = [itops, "report", run.id, "--store", str(store.root), "-f", "csv"]
+    done = subprocess.run([*args, "-o", str(out)], capture_output=True, check=True)
+    assert out.read_bytes() == whole and f"({len(whole):,} bytes)" in done.stderr.decode()
+    assert subprocess.run(args, capture_output=True, check=True).stdout == whole
