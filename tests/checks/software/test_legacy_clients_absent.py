@@ -8,10 +8,10 @@ from helpers import make_facts, not_found, overall, registry, run_check, timed_o
 from itops.model import Status
 
 CLIENTS = {
-    "packages.nis_client_absent": ["nis"],
-    "packages.rsh_client_absent": ["rsh-client", "rsh-redone-client"],
-    "packages.talk_client_absent": ["talk", "inetutils-talk"],
-    "packages.ftp_client_absent": ["ftp", "tnftp", "inetutils-ftp"],
+    "software.nis_client_absent": ["nis"],
+    "software.rsh_client_absent": ["rsh-client", "rsh-redone-client"],
+    "software.talk_client_absent": ["talk", "inetutils-talk"],
+    "software.ftp_client_absent": ["ftp", "tnftp", "inetutils-ftp"],
 }
 BASE = "@@itops-pm dpkg\nbash install ok installed\nopenssh-client install ok installed\n"
 
