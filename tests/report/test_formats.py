@@ -21,11 +21,17 @@ from report_helpers import DATA, HOSTILE_TARGET, SECRET, result, store_run
 from itops.cli.main import cli
 from itops.errors import UsageError
 from itops.model import Evidence, Run, Status
-from itops.report import FORMATS, parse_report_spec, render, write_report, write_reports
+from itops.report import formats, parse_report_spec, render, write_report, write_reports
 from itops.report.jsondoc import load_schema
 from itops.store import Store
 
-RENDERED = [f for f in FORMATS if f != "pdf"]
+BUILTIN = ("html", "md", "json", "csv", "junit", "sarif", "ocsf", "pdf")
+RENDERED = [f for f in BUILTIN if f != "pdf"]
+
+
+def test_builtin_formats_come_first():
+    # registered by itops's own entry point (itops.default_plugins.reports); plugins' formats follow
+    assert formats()[: len(BUILTIN)] == BUILTIN
 
 
 def _line_of(inventory: Path, host: str) -> int:
