@@ -247,6 +247,18 @@ class Inventory:
 # --- loading: schema problems, then cross-references, then the typed result ----------------
 
 
+def target_lines(inv: Inventory) -> dict[str, int]:
+    """Target name -> line of its entry in the inventory file (hosts, backups, clouds; a host wins over
+    a same-named entry). Recorded in the run when it starts (``Run.inventory_lines``), so a report
+    (SARIF) points at the inventory as it was, not at today's file."""
+    lines: dict[str, int] = {}
+    for section in (inv.clouds, inv.backups, inv.hosts):
+        for name, entry in section.items():
+            if entry.line:
+                lines[name] = entry.line
+    return lines
+
+
 def load_inventory(path: str | Path) -> Inventory:
     """Load, validate and resolve an inventory file; raise InventoryError with ALL problems."""
     doc = read_yaml(path, InventoryError)
