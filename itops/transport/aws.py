@@ -41,7 +41,7 @@ from botocore.session import get_session
 from itops import plugins
 from itops.checkapi import CloudResource, CollectionResult
 from itops.errors import TransportError
-from itops.inventory import Cloud
+from itops.inventory_schema import Cloud
 
 log = logging.getLogger(__name__)
 
