@@ -14,12 +14,14 @@ UV_VERSION ?= 0.13.9
 
 # Every package comes from the lock, checked against its hashes; itops itself is then installed
 # without dependencies (and without build isolation, so the build's setuptools is the locked one).
-$(STAMP): pyproject.toml setup.cfg lab/pyproject.toml $(LOCK) scripts/install-system-deps.sh
+$(STAMP): pyproject.toml setup.cfg lab/pyproject.toml $(LOCK) scripts/install-system-deps.sh tests/plugins/itops_test_plugin/pyproject.toml
 	bash scripts/install-system-deps.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --require-hashes -r $(LOCK)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e lab
+	# a third-party plugin for the tests (a report format and a backup kind), see docs/plugins.md
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e tests/plugins/itops_test_plugin
 	$(PY) -m pip check
 	touch $(STAMP)
 

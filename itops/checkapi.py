@@ -29,6 +29,7 @@ Writing a check::
 
 from __future__ import annotations
 
+import difflib
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -46,8 +47,8 @@ if TYPE_CHECKING:
     from itops.backup.facts import BackupFacts
 
 __all__ = [
-    "BACKUP_KIND_NAMES",
     "FRAMEWORKS",
+    "OS_FAMILIES",
     "REQUIRED_FRAMEWORKS",
     "BackupEvaluate",
     "Check",
@@ -85,8 +86,8 @@ IAM_ACTION_RE = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
 
 Params = Mapping[str, Any]
 TargetKind = Literal["host", "aws", "backup", "dr"]
-#: Backup kinds a backup check may name in ``backup_kinds`` (the inventory's ``backups.*.kind``).
-BACKUP_KIND_NAMES = ("file", "s3", "restic", "postgres_dump", "ebs_snapshot", "rds_snapshot", "aws_backup")
+#: OS families a host check may name in ``os_families`` (the runner's ``facts.os.family``).
+OS_FAMILIES = ("debian", "rhel", "suse", "alpine", "arch")
 #: What a backup check reads (its ``collections``); the backup verifier gathers each once per backup.
 BACKUP_ASPECTS = ("copies", "integrity", "protection", "restore")
 
@@ -221,12 +222,27 @@ class CheckMeta(BaseModel):
             raise ValueError(f"IAM actions must look like service:Action (no wildcards), not {bad}")
         return v
 
+    @field_validator("os_families")
+    @classmethod
+    def _os_families(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for fam in v:
+            if fam not in OS_FAMILIES:
+                close = difflib.get_close_matches(fam, OS_FAMILIES, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(f"unknown OS family {fam!r}{hint}; use {', '.join(OS_FAMILIES)}")
+        return v
+
     @field_validator("backup_kinds")
     @classmethod
     def _backup_kinds(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [k for k in v if k not in BACKUP_KIND_NAMES]
+        # the one list of backup kinds is the plugins' (itops.plugins.backup_kinds), read when a check
+        # naming kinds is validated, never at import
+        from itops.plugins import backup_kinds
+
+        known = backup_kinds()
+        bad = [k for k in v if k not in known]
         if bad:
-            raise ValueError(f"unknown backup kind(s) {bad}; kinds: {list(BACKUP_KIND_NAMES)}")
+            raise ValueError(f"unknown backup kind(s) {bad}; kinds: {list(known)}")
         return v
 
     @model_validator(mode="after")

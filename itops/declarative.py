@@ -1,8 +1,8 @@
 """Declarative checks: simple host checks written in YAML instead of Python.
 
-Importing this module registers :func:`load_declarative_file` for ``.yaml`` and ``.yml``
-with the registry, so YAML files in any checks folder become checks next to the
-Python ones. A file holds one check (a mapping) or several under ``checks:``::
+The built-in ``checks`` plugin (:mod:`itops.default_plugins.checks`) registers
+:func:`load_declarative_file` for ``.yaml`` and ``.yml``, so YAML files in any checks folder
+become checks next to the Python ones. A file holds one check (a mapping) or several under ``checks:``::
 
     checks:
       - id: files.issue_net_permissions_restricted
@@ -49,13 +49,11 @@ from itops.checklib import packages as pkglib
 from itops.checklib import services as svclib
 from itops.errors import ConfigError, ConfigProblem
 from itops.redact import REDACTED, names_secret
-from itops.registry import register_file_loader
 from itops.yamlload import LineMap, StrictModel, format_path, read_yaml, suggest, validate_model
 
 __all__ = ["SUFFIXES", "TYPES", "load_declarative_file", "parse_declarative_text"]
 
 SUFFIXES = (".yaml", ".yml")
-KNOWN_FAMILIES = ("debian", "rhel", "suse", "alpine", "arch")
 _META_KEYS = ("id", "title", "severity", "rationale", "remediation", "frameworks", "os_families", "tags", "fix")
 _PACKAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+._@-]*$")
 _UNIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@_.:\\-]*$")
@@ -514,13 +512,6 @@ def _build(raw: Any, at: tuple[str | int, ...], file: str, lines: LineMap) -> tu
         meta["tags"] = [*tags, "declarative"] if "declarative" not in tags else tags
     checked_meta, meta_problems = validate_model(CheckMeta, meta, file=file, lines=lines, prefix=at)
     problems += meta_problems
-    families = raw.get("os_families") or []
-    for i, fam in enumerate(families if isinstance(families, list) else []):
-        if fam not in KNOWN_FAMILIES:
-            msg = f"unknown OS family {fam!r}{suggest(fam, KNOWN_FAMILIES)}; use {', '.join(KNOWN_FAMILIES)}"
-            problems.append(
-                ConfigProblem(file, lines.nearest((*at, "os_families", i)), format_path((*at, "os_families", i)), msg)
-            )
     if problems or spec is None or checked_meta is None:
         return None, problems
     probe = _probe_for(spec, checked_meta.id)
@@ -585,6 +576,3 @@ def load_declarative_file(path: Path) -> list[Check]:
         raise _error(doc.problems)
     return parse_declarative_text(doc.data, str(path), doc.lines)
 
-
-for _suffix in SUFFIXES:
-    register_file_loader(_suffix, load_declarative_file)

@@ -51,13 +51,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from itops import plugins
 from itops.errors import ConfigProblem, InventoryError, UsageError
 from itops.inventory_schema import (
-    BACKUP_KINDS,
     AWSBackupVault,
     AWSSnapshotBackup,
     Backup,
-    BackupKind,
     Cloud,
     DefaultsSpec,
     FileBackup,
@@ -90,11 +89,9 @@ from itops.yamlload import (
 )
 
 __all__ = [
-    "BACKUP_KINDS",
     "AWSBackupVault",
     "AWSSnapshotBackup",
     "Backup",
-    "BackupKind",
     "Cloud",
     "DefaultsSpec",
     "FileBackup",
@@ -250,6 +247,18 @@ class Inventory:
 # --- loading: schema problems, then cross-references, then the typed result ----------------
 
 
+def target_lines(inv: Inventory) -> dict[str, int]:
+    """Target name -> line of its entry in the inventory file (hosts, backups, clouds; a host wins over
+    a same-named entry). Recorded in the run when it starts (``Run.inventory_lines``), so a report
+    (SARIF) points at the inventory as it was, not at today's file."""
+    lines: dict[str, int] = {}
+    for section in (inv.clouds, inv.backups, inv.hosts):
+        for name, entry in section.items():
+            if entry.line:
+                lines[name] = entry.line
+    return lines
+
+
 def load_inventory(path: str | Path) -> Inventory:
     """Load, validate and resolve an inventory file; raise InventoryError with ALL problems."""
     doc = read_yaml(path, InventoryError)
@@ -379,16 +388,18 @@ class _Loader:
 
     def backup_model(self, name: str, data: object) -> type[Backup] | None:
         kind = data.get("kind") if isinstance(data, dict) else None
-        if isinstance(kind, str) and kind in BACKUP_KINDS:
-            return BACKUP_KINDS[kind]
-        kinds = ", ".join(BACKUP_KINDS)
+        known = plugins.backup_kinds()
+        if isinstance(kind, str) and kind in known:
+            model: type[Backup] = known[kind].model
+            return model
+        kinds = ", ".join(known)
         if not isinstance(data, dict):
             self.problem(("backups", name), f"expected a mapping, got {type(data).__name__}")
         elif kind is None:
             self.problem(("backups", name), f"missing required key 'kind' (one of: {kinds})")
         else:
             self.problem(
-                ("backups", name, "kind"), f"unknown kind {kind!r}{suggest(kind, BACKUP_KINDS)}; kinds: {kinds}"
+                ("backups", name, "kind"), f"unknown kind {kind!r}{suggest(kind, known)}; kinds: {kinds}"
             )
         return None
 

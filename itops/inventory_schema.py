@@ -6,10 +6,8 @@ Split from itops/inventory.py, which resolves and cross-checks them.
 
 from __future__ import annotations
 
-import enum
 import fnmatch
 import re
-from collections.abc import Mapping
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -139,22 +137,14 @@ class RestoreTest(StrictModel):
     verify: tuple[Any, ...] = ()
 
 
-class BackupKind(enum.StrEnum):
-    """Where a backup lives and so how it is verified."""
-
-    FILE = "file"
-    S3 = "s3"
-    RESTIC = "restic"
-    POSTGRES_DUMP = "postgres_dump"
-    EBS_SNAPSHOT = "ebs_snapshot"
-    RDS_SNAPSHOT = "rds_snapshot"
-    AWS_BACKUP = "aws_backup"
-
-
 class Backup(_Entry):
-    """Keys every backup kind has; the subclass of each kind adds where the backup lives."""
+    """Keys every backup kind has; the subclass of each kind adds where the backup lives.
 
-    kind: BackupKind
+    The kinds (``kind`` -> model) are the plugins' ``itops_backup_kinds`` answers
+    (:func:`itops.plugins.backup_kinds`; itops's own in :mod:`itops.default_plugins.backups`).
+    """
+
+    kind: str
     description: str | None = None
     rpo: PositiveDuration
     min_size: Size | None = None
@@ -197,17 +187,6 @@ class AWSSnapshotBackup(Backup):
 
 class AWSBackupVault(AWSSnapshotBackup):
     vault: str
-
-
-BACKUP_KINDS: Mapping[str, type[Backup]] = {
-    BackupKind.FILE: FileBackup,
-    BackupKind.S3: S3Backup,
-    BackupKind.RESTIC: ResticBackup,
-    BackupKind.POSTGRES_DUMP: PostgresDumpBackup,
-    BackupKind.EBS_SNAPSHOT: AWSSnapshotBackup,
-    BackupKind.RDS_SNAPSHOT: AWSSnapshotBackup,
-    BackupKind.AWS_BACKUP: AWSBackupVault,
-}
 
 
 class WaiverRule(_Entry):

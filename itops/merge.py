@@ -65,6 +65,7 @@ def merge_runs(store: Store, run_ids: Sequence[str]) -> Run:
         selection=first.selection,
         merged_from=[r.id for r in runs],
         planned={target: n for r in runs for target, n in r.planned.items()},
+        inventory_lines=first.inventory_lines,  # the shards ran one inventory (checked above)
     )
     owner: dict[str, str] = {}  # target -> shard that audited it; checked before anything is written
     for run in runs:

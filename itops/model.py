@@ -211,6 +211,9 @@ class Run:
     shard: str = ""  # "I/N" for a run of one shard (`audit --shard`); "" for a whole run
     selection: str = ""  # what the run was asked to cover (--limit / --checks), for comparing shards
     merged_from: list[str] = field(default_factory=list)  # `runs merge`: the shard runs it combines
+    # target -> line of its entry in the inventory as it was when the run started (SARIF locations;
+    # itops.inventory.target_lines); empty for runs stored before itops recorded them
+    inventory_lines: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

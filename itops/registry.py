@@ -1,10 +1,14 @@
 """Discover, validate and index checks.
 
-Built-in packs (``checks/``), user folders (``--checks-dir`` or the inventory's
-``checks_dirs``) and the ``itops.checks`` entry point group all go through the
-same loader. A user check that fails to import or has invalid metadata is
-skipped with a warning naming the file and the problem; a broken *built-in*
-check is a bug and raises, so CI catches it.
+Built-in packs (``checks/``, registered by the ``itops`` entry point ``checks`` like any plugin's
+folder, see :mod:`itops.plugins`), user folders (``--checks-dir`` or the inventory's ``checks_dirs``)
+and the ``itops.checks`` entry point group all go through the same loader, which reads each file
+with the loader plugins register for its suffix (:func:`load_python_file` for ``.py``,
+:func:`itops.declarative.load_declarative_file` for ``.yaml``). A user check that fails to import or
+has invalid metadata is skipped with a warning naming the file and the problem; a broken *built-in*
+check is a bug and raises, so CI catches it. A built-in check must sit in the folder its id prefix
+names (``checks/ssh/`` holds only ``ssh.*``); a built-in ``examples`` folder is documentation and is
+not loaded.
 
 Importing a file runs it, so a folder is searched for check modules only: ``.py`` files that
 import the check API (``itops.checkapi``), never ``setup.py``, ``conftest.py``, ``noxfile.py``,
@@ -32,20 +36,18 @@ from types import ModuleType
 
 from pydantic import ValidationError
 
+from itops import plugins
 from itops.checkapi import Check, is_pending_check
 from itops.errors import CheckError, ConfigError, ConfigProblem, UsageError
-from itops.resources import bundled_dir
 
 log = logging.getLogger(__name__)
 
-#: Hook for non-Python check formats (the declarative YAML loader registers here).
-FileLoader = Callable[[Path], list[Check]]
-_FILE_LOADERS: dict[str, FileLoader] = {}
+#: A built-in folder that holds documentation and examples, never loaded.
+EXAMPLES_FOLDER = "examples"
 
 
-def register_file_loader(suffix: str, loader: FileLoader) -> None:
-    """Teach the registry to load check files with ``suffix`` (e.g. ``.yaml``)."""
-    _FILE_LOADERS[suffix] = loader
+def _suffixes() -> set[str]:
+    return set(plugins.check_loaders())
 
 
 @dataclass
@@ -154,11 +156,14 @@ def checks_from_module(module: ModuleType, source: str) -> Iterator[Check]:
             yield value
 
 
+def load_python_file(path: Path) -> list[Check]:
+    """The checks a Python check module declares (importing it runs it)."""
+    return list(checks_from_module(_import_file(path), str(path)))
+
+
 def _load_file(path: Path) -> list[Check]:
-    if path.suffix == ".py":
-        return list(checks_from_module(_import_file(path), str(path)))
-    loader = _FILE_LOADERS.get(path.suffix)
-    return loader(path) if loader else []
+    loader = plugins.check_loaders().get(path.suffix)
+    return loader.load(path) if loader else []
 
 
 #: Python files that are never check modules, whatever they contain (packaging, pytest, nox).
@@ -191,9 +196,9 @@ def _walk(folder: Path, descend: Callable[[Path], bool] = lambda _: True) -> Ite
             dirs.clear()
 
 
-def _check_files(folder: Path) -> Iterable[Path]:
-    suffixes = {".py", *_FILE_LOADERS}
-    for here, files in _walk(folder):
+def _check_files(folder: Path, descend: Callable[[Path], bool] = lambda _: True) -> Iterable[Path]:
+    suffixes = _suffixes()
+    for here, files in _walk(folder, descend):
         for name in files:
             path = here / name
             if _check_file_name(name, suffixes) and path.is_file():
@@ -223,7 +228,7 @@ def unsafe_folder_problems(folder: Path) -> list[str]:
     # the folders above the path as given (a symlink's own folder) and above where it leads
     above = sorted({*given.parents, *folder.parents} - {folder}, key=lambda p: (len(p.parts), str(p)))
     problems = [p for parent in above if (p := _unsafe(parent, sticky_ok=True))]
-    suffixes = {".py", *_FILE_LOADERS}
+    suffixes = _suffixes()
     unsafe: set[Path] = set()  # what is below an unsafe folder is not looked at: the folder is refused
     for here, files in _walk(folder, lambda here: here not in unsafe):
         if problem := _unsafe(here, sticky_ok=False):
@@ -256,15 +261,35 @@ def _is_check_module(path: Path) -> bool:
     return bool(_USES_CHECK_API.search(text))
 
 
-def load_folder(registry: Registry, folder: Path, *, strict: bool) -> None:
-    """Load every check file under ``folder``; in non-strict mode bad files become warnings."""
+def misplaced(check: Check, path: Path, folder: Path) -> str | None:
+    """Why a built-in check is in the wrong folder (its id prefix names another), or None."""
+    try:
+        parts = path.relative_to(folder).parts
+    except ValueError:
+        return None
+    domain = check.id.split(".", 1)[0]
+    if len(parts) < 2 or parts[0] != domain:
+        return f"{path}: check {check.id} must be in {folder / domain}/ (a built-in check lives where its id says)"
+    return None
+
+
+def load_folder(registry: Registry, folder: Path, *, strict: bool, builtin: bool = False) -> None:
+    """Load every check file under ``folder``; in non-strict mode bad files become warnings.
+
+    ``builtin``: the folder is a pack shipped by itops or a plugin: its ``examples`` folder is not
+    loaded and a check must sit in the folder its id prefix names (a misplaced one is an error when
+    ``strict``, else skipped with a warning).
+    """
     if not folder.is_dir():
         msg = f"checks folder {folder} does not exist"
         if strict:
             raise CheckError(msg)
         registry.warnings.append(msg)
         return
-    for path in _check_files(folder):
+    top_examples = folder / EXAMPLES_FOLDER
+    for path in _check_files(folder, (lambda here: here != top_examples) if builtin else (lambda _: True)):
+        if builtin and path.parent == top_examples:
+            continue
         if path.suffix == ".py" and not _is_check_module(path):
             if strict:
                 raise CheckError(f"{path} does not import itops.checkapi: not a check module")
@@ -283,6 +308,11 @@ def load_folder(registry: Registry, folder: Path, *, strict: bool) -> None:
             registry.warnings.append(f"{path}: could not load ({type(exc).__name__}: {exc}), skipped")
             continue
         for check in checks:
+            if builtin and (problem := misplaced(check, path, folder)):
+                if strict:
+                    raise CheckError(problem)
+                registry.warnings.append(problem + "; skipped")
+                continue
             registry.add(check, strict=strict)
 
 
@@ -313,9 +343,9 @@ def load_registry(extra_dirs: Sequence[Path] = (), *, entry_point_packs: bool = 
     Raises ConfigError, before importing anything from them, when a user folder could hold code
     another user put there (see :func:`unsafe_folder_problems`).
     """
-    _ensure_builtin_loaders()
     registry = Registry()
-    load_folder(registry, bundled_dir("checks"), strict=True)
+    for folder, builtin in plugins.check_folders():
+        load_folder(registry, folder, strict=builtin, builtin=True)
     _refuse_unsafe_folders([Path(folder) for folder in extra_dirs])
     for folder in extra_dirs:
         load_folder(registry, Path(folder), strict=False)
@@ -325,11 +355,3 @@ def load_registry(extra_dirs: Sequence[Path] = (), *, entry_point_packs: bool = 
         log.warning("%s", warning)
     return registry
 
-
-def _ensure_builtin_loaders() -> None:
-    # The declarative loader lives in its own module; importing it registers ".yaml".
-    try:
-        importlib.import_module("itops.declarative")
-    except ModuleNotFoundError as exc:
-        if exc.name != "itops.declarative":
-            raise

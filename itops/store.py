@@ -81,7 +81,7 @@ class Store:
                 db.execute("ALTER TABLE runs ADD COLUMN accounts TEXT")
             if "planned" not in columns:  # stores created before planned targets were recorded
                 db.execute("ALTER TABLE runs ADD COLUMN planned TEXT")
-            for column in ("shard", "selection", "merged_from"):  # stores from before `--shard`
+            for column in ("shard", "selection", "merged_from", "inventory_lines"):  # stores from before them
                 if column not in columns:
                     db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
 
@@ -103,7 +103,8 @@ class Store:
         with closing(self._connect()) as db, db:
             db.execute(
                 "INSERT INTO runs (id, kind, started, inventory, inventory_digest, version, host_keys, counts,"
-                " state, pid, planned, shard, selection, merged_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " state, pid, planned, shard, selection, merged_from, inventory_lines)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run.id,
                     run.kind,
@@ -119,6 +120,7 @@ class Store:
                     run.shard,
                     run.selection,
                     json.dumps(run.merged_from),
+                    json.dumps(run.inventory_lines),
                 ),
             )
         key = integrity.resolve_signing_key(self.root, self.signing_key_path)
@@ -174,12 +176,12 @@ class Store:
         with closing(self._connect()) as db, db:
             db.execute(
                 "INSERT INTO runs (id, kind, started, finished, inventory, inventory_digest, version, host_keys,"
-                " counts, state, exit_code, accounts, planned, shard, selection, merged_from)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " counts, state, exit_code, accounts, planned, shard, selection, merged_from, inventory_lines)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run.id, run.kind, run.started, run.finished, run.inventory, run.inventory_digest, run.version,
                  json.dumps(run.host_keys), json.dumps(run.counts), run.state, run.exit_code,
                  json.dumps(run.accounts), json.dumps(run.planned), run.shard, run.selection,
-                 json.dumps(run.merged_from)),
+                 json.dumps(run.merged_from), json.dumps(run.inventory_lines)),
             )  # fmt: skip
             db.executemany(
                 "INSERT INTO results (run_id, seq, check_id, target, resource, status, severity, data)"
@@ -354,6 +356,7 @@ def _run_from_row(row: sqlite3.Row) -> Run:
         state=row["state"],
         exit_code=row["exit_code"],
         planned=json.loads(row["planned"] or "{}"),
+        inventory_lines=json.loads(row["inventory_lines"] or "{}"),
     )
 
 

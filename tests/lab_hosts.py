@@ -149,13 +149,13 @@ AUDIT_LAB: dict[str, PlantedHost] = {
                 "logging.log_files_permissions",  # /var/log/auth.log 0644
                 "logging.logrotate_configured",  # /etc/cron.daily/logrotate removed, no timer
                 "logging.journald_compress_enabled",  # journald.conf Compress=no
-                "packages.telnet_client_absent",  # telnet installed (dpkg -i)
+                "software.telnet_client_absent",  # telnet installed (dpkg -i)
                 "kernel.cramfs_module_disabled",  # cramfs module present, modprobe.d policy removed
                 "kernel.udf_module_disabled",  # udf module present, modprobe.d policy removed
                 "kernel.usb_storage_module_disabled",  # usb-storage module present, modprobe.d policy removed
                 "kernel.suid_core_dumps_disabled",  # no '* hard core 0' in limits.d
                 "software.os_release_supported",  # /etc/os-release says Debian 10 (buster)
-                "packages.rsh_client_absent",  # rsh-client in the dpkg status database
+                "software.rsh_client_absent",  # rsh-client in the dpkg status database
                 "files.sudoers_permissions",  # /etc/sudoers.d/50-operators 0644
                 "accounts.password_hashing_strong",  # login.defs ENCRYPT_METHOD MD5
                 "accounts.shell_umask_restrictive",  # /etc/profile.d/umask.sh: umask 002

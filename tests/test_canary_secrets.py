@@ -127,8 +127,8 @@ def _notifications(store: Path, run_id: str, stderr: str, report: Path, tmp: Pat
     """Send the stored run by e-mail and webhooks to real local servers; what they received."""
     from notify.servers import start_hook, start_smtp
 
-    from itops.notify import JobEvent, deliver
     from itops.scheduler.config import EmailSpec, NotifierSpec, NotifyRule, WebhookSpec
+    from itops.scheduler.notify import JobEvent, deliver
     from itops.store import Store
 
     st = Store(store)

@@ -2,7 +2,7 @@
 
 One check per module, generated from ``MODULES`` below; the probe and the verdict are shared
 (itops.checklib.kmod, whose docstring lists every verdict). cramfs (1.1.1.1) has its own
-declarative check, checks/examples/cramfs_module_disabled.yaml.
+declarative check, checks/kernel/cramfs_module_disabled.yaml.
 
 Blacklisting: CIS also asks for a ``blacklist MOD`` line. These checks, like the cramfs one, pass
 on ``install MOD /bin/false`` alone and do not FAIL a missing blacklist line: the install rule

@@ -90,7 +90,7 @@ def cloud_facts(
     b: Backup, cloud: Cloud, clients: ClientGetter, now: float, variables: Mapping[str, Any]
 ) -> BackupFacts:
     """Gather the facts of one cloud backup (kind s3, ebs_snapshot, rds_snapshot or aws_backup)."""
-    kind = b.kind.value
+    kind = b.kind
     base = dict(
         name=b.name, kind=kind, now=now, rpo=float(b.rpo), min_size=b.min_size,
         max_shrink_pct=b.max_shrink_pct, min_copies=b.min_copies, vars=variables,

@@ -70,7 +70,7 @@ def base_facts(ctx: BackupContext, where: str, **kw: Any) -> BackupFacts:
     b = ctx.backup
     return BackupFacts(
         name=b.name,
-        kind=b.kind.value,
+        kind=b.kind,
         where=where,
         now=ctx.now,
         rpo=float(b.rpo),

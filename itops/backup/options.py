@@ -183,7 +183,7 @@ def backup_options(inv: Inventory) -> dict[str, BackupOptions]:
 def _one(
     name: str, backup: Backup, entry: Mapping[str, Any], file: str, lines: LineMap, problems: list[ConfigProblem]
 ) -> BackupOptions | None:
-    kind = backup.kind.value
+    kind = backup.kind
     where = ("backups", name)
     method, slices = _integrity(kind, backup.integrity)
     if method is None:

@@ -25,13 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from itops import plugins
 from itops.backup.cloud import ClientGetter, cloud_facts
 from itops.backup.facts import BackupFacts, Observation
-from itops.backup.files import FileKind
 from itops.backup.hostkinds import BackupContext, HostKind
 from itops.backup.options import BackupOptions, PostgresRestoreSpec, RestoreSpec
-from itops.backup.postgres import PostgresDumpKind
-from itops.backup.restic import ResticKind, load_state, next_slice, save_state
+from itops.backup.restic import load_state, next_slice, save_state
 from itops.backup.shell import with_secrets
 from itops.checkapi import BACKUP_ASPECTS, Check
 from itops.errors import ItopsError, SecretFileError, TransportError, UsageError
@@ -48,7 +47,14 @@ from itops.transport.ssh import KnownHosts, SSHConnection
 
 log = logging.getLogger(__name__)
 
-HOST_KINDS: Mapping[str, HostKind] = {"file": FileKind(), "postgres_dump": PostgresDumpKind(), "restic": ResticKind()}
+
+
+def host_kinds() -> Mapping[str, HostKind]:
+    """Backup kinds verified on a host -> their verifier: the plugins' backup kinds that have one
+    (:func:`itops.plugins.backup_kinds`; itops's own are file, postgres_dump and restic)."""
+    return {name: spec.host_kind for name, spec in plugins.backup_kinds().items() if spec.host_kind is not None}
+
+
 LOCAL = "local"
 EXCERPT_CHARS = 2000
 
@@ -98,7 +104,7 @@ def select_backups(inv: Inventory, limits: Sequence[str] | None) -> list[Backup]
             name
             for name, b in inv.backups.items()
             if fnmatch.fnmatchcase(
-                str({"name": name, "kind": b.kind.value}.get(key, getattr(b, key, None) or "")), pattern
+                str({"name": name, "kind": b.kind}.get(key, getattr(b, key, None) or "")), pattern
             )
         }
         if not found:
@@ -121,7 +127,7 @@ def applicable_checks(checks: Sequence[Check], kind: str, restoring: bool) -> li
 
 def unreachable_facts(b: Backup, where: str, now: float, reason: str, *, unreachable: bool = True) -> BackupFacts:
     obs = {a: Observation(error=reason, unreachable=unreachable) for a in BACKUP_ASPECTS}
-    return BackupFacts(name=b.name, kind=b.kind.value, where=where, now=now, rpo=float(b.rpo), observations=obs)
+    return BackupFacts(name=b.name, kind=b.kind, where=where, now=now, rpo=float(b.rpo), observations=obs)
 
 
 class BackupVerifier:
@@ -155,7 +161,7 @@ class BackupVerifier:
         opts = self.options[b.name]
         if self.opts.restore is False or (self.opts.restore is None and opts.restore is None):
             return None, ""
-        spec = opts.restore_spec(b.kind.value)
+        spec = opts.restore_spec(b.kind)
         if spec is None:
             return None, ""
         if isinstance(spec, PostgresRestoreSpec) and spec.server is None:
@@ -166,7 +172,7 @@ class BackupVerifier:
         by_host: dict[str, list[Backup]] = {}
         cloud: list[Backup] = []
         for b in self.backups:
-            if b.kind.value in HOST_KINDS:
+            if b.kind in host_kinds():
                 by_host.setdefault(getattr(b, "host", None) or LOCAL, []).append(b)
             else:
                 cloud.append(b)
@@ -245,7 +251,7 @@ class BackupVerifier:
         commands: list[str] = []
         timeouts: list[float] = []
         for ctx in contexts:
-            for probe in HOST_KINDS[ctx.backup.kind.value].probes(ctx):
+            for probe in host_kinds()[ctx.backup.kind].probes(ctx):
                 index[(ctx.name, probe.name)] = len(commands)
                 commands.append(probe.command)
                 timeouts.append(probe.timeout)
@@ -274,7 +280,7 @@ class BackupVerifier:
                 conn.close()
         out = list(early)
         for ctx in contexts:
-            kind = HOST_KINDS[ctx.backup.kind.value]
+            kind = host_kinds()[ctx.backup.kind]
             where = f"{host}:{getattr(ctx.backup, 'path', '') or getattr(ctx.backup, 'repository', '')}"
             if failure is not None or results_by_index is None:
                 reason, unreachable = failure or ("could not assess: no result", False)
@@ -358,7 +364,7 @@ class BackupVerifier:
         now = self.opts.now if self.opts.now is not None else time.time()
         started = time.time()
         cloud = self._cloud_of(b)
-        where = f"{b.kind.value} {b.name} (cloud {cloud.name})"
+        where = f"{b.kind} {b.name} (cloud {cloud.name})"
         try:
             clients = self._clients(cloud)
         except ItopsError as exc:

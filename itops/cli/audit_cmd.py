@@ -21,7 +21,7 @@ from itops.cli.signals import stop_on_signals
 from itops.errors import UsageError
 from itops.executors import ExecutorSpec, executor_option
 from itops.exitcodes import ExitStatus
-from itops.inventory import Host, Inventory, load_inventory
+from itops.inventory import Host, Inventory, load_inventory, target_lines
 from itops.inventory_refs import raise_for_unmatched_patterns, unknown_var_warnings
 from itops.model import Run, Severity
 from itops.registry import load_registry
@@ -160,6 +160,7 @@ def audit(
         started=time.time(),
         inventory=str(inventory_path),
         inventory_digest=inv.digest,
+        inventory_lines=target_lines(inv),
         version=__version__,
         # recorded before anything runs, so an interrupted run still names the targets it never reached
         planned={p.name: p.check_count for p in plans}

@@ -22,7 +22,7 @@ from itops.cli.signals import stop_on_signals
 from itops.errors import UsageError
 from itops.executors import ExecutorSpec, executor_option
 from itops.exitcodes import ExitStatus
-from itops.inventory import load_inventory
+from itops.inventory import load_inventory, target_lines
 from itops.inventory_refs import raise_for_unmatched_patterns
 from itops.model import Run, Severity
 from itops.redact import redact
@@ -123,7 +123,7 @@ def verify(
     store = Store(store_dir, signing_key=signing_key)
     state_dir = store.root / "state"
     run = Run(id=new_run_id(), kind="backup", started=time.time(), inventory=str(inventory_path),
-              inventory_digest=inv.digest, version=__version__)  # fmt: skip
+              inventory_digest=inv.digest, inventory_lines=target_lines(inv), version=__version__)  # fmt: skip
     writer = store.begin(run)
     verifier = BackupVerifier(
         run.id,

@@ -9,17 +9,22 @@ import click
 
 from itops.cli.runs_cmd import store_option
 from itops.exitcodes import ExitStatus
-from itops.report import FORMATS, atomic_write, normalize_format, render, render_pieces
+from itops.report import atomic_write, normalize_format, render, render_pieces
 from itops.report.data import TREND_RUNS
 from itops.report.diff import diff_runs, render_diff_json, render_diff_markdown, render_diff_table
 from itops.store import Store
 
-_FORMAT_CHOICE = click.Choice([*FORMATS, "markdown"], case_sensitive=False)
-
 
 @click.command()
 @click.argument("run_id", default="latest")
-@click.option("-f", "--format", "fmt", type=_FORMAT_CHOICE, default="html", show_default=True)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    default="html",
+    show_default=True,
+    help="html, md, json, csv, junit, sarif, ocsf, pdf, or a format a plugin adds.",
+)
 @click.option(
     "-o",
     "--output",

@@ -42,7 +42,7 @@ def run_daemon(config_path: Path, store_dir: Path | None) -> None:
     sched = load_schedule(config_path)
     ctx = JobContext.create(sched, store_dir)
     # a daemon's log is its record: job starts, results and notification outcomes at INFO
-    for name in ("itops.scheduler", "itops.notify"):
+    for name in ("itops.scheduler",):  # notify is itops.scheduler.notify
         if logging.getLogger(name).getEffectiveLevel() > logging.INFO:
             logging.getLogger(name).setLevel(logging.INFO)
     click.echo(f"itops scheduler: {len(sched.jobs)} job(s) from {config_path}, store {ctx.store.root}, "

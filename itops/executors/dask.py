@@ -373,14 +373,14 @@ class DaskBackupVerifier:
     def run(self) -> Iterator[BackupOutcome]:
         import dataclasses
 
-        from itops.backup.verify import HOST_KINDS, BackupVerifier
+        from itops.backup.verify import BackupVerifier, host_kinds
 
         v = self.local
         by_host: dict[str, list[str]] = {}
         here = []  # cloud backups and backups without a host: on this machine, as with threads
         for b in v.backups:
             host = getattr(b, "host", None)
-            if b.kind.value in HOST_KINDS and host:
+            if b.kind in host_kinds() and host:
                 by_host.setdefault(host, []).append(b.name)
             else:
                 here.append(b)

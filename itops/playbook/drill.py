@@ -24,7 +24,7 @@ from typing import Any
 
 from itops import __version__
 from itops.fsutil import write_private_atomic
-from itops.inventory import Inventory
+from itops.inventory import Inventory, target_lines
 from itops.model import Evidence, Result, Run, Severity, Status
 from itops.playbook.schema import Playbook, Step
 from itops.playbook.steps import StepResult, StepRunner
@@ -119,7 +119,8 @@ class Drill:
     def run(self) -> DrillOutcome:
         pb = self.pb
         run = Run(id=self.run_id, kind="drill", started=time.time(), inventory=str(self.inventory_path or ""),
-                  inventory_digest=self.inv.digest if self.inv else "", version=__version__)  # fmt: skip
+                  inventory_digest=self.inv.digest if self.inv else "",
+                  inventory_lines=target_lines(self.inv) if self.inv else {}, version=__version__)  # fmt: skip
         writer = self.store.begin(run)
         steps: list[StepRecord] = []
         rollbacks: list[StepRecord] = []

@@ -625,10 +625,10 @@ def _check_refs(step: StepSpec, inv: Inventory, problem: Callable[[tuple[str, ..
         b = inv.backups.get(r.backup)
         if b is None:
             problem(("restore", "backup"), unknown_name("backup", r.backup, list(inv.backups)))
-        elif r.into and b.kind.value != "file":
-            problem(("restore", "into"), f"into restores file backups; {r.backup} is {b.kind.value}")
-        elif r.database and b.kind.value != "postgres_dump":
-            problem(("restore", "database"), f"database restores postgres_dump backups; {r.backup} is {b.kind.value}")
-        elif not r.into and not r.database and b.kind.value not in ("file", "postgres_dump", "restic"):
-            problem(("restore", "backup"), f"{b.kind.value} backups have no restore test")
+        elif r.into and b.kind != "file":
+            problem(("restore", "into"), f"into restores file backups; {r.backup} is {b.kind}")
+        elif r.database and b.kind != "postgres_dump":
+            problem(("restore", "database"), f"database restores postgres_dump backups; {r.backup} is {b.kind}")
+        elif not r.into and not r.database and b.kind not in ("file", "postgres_dump", "restic"):
+            problem(("restore", "backup"), f"{b.kind} backups have no restore test")
 

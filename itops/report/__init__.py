@@ -1,31 +1,32 @@
 """Reports rendered from a stored run: html, md, json, csv, junit, sarif, ocsf (and pdf).
 
 The one entry point is :func:`render` (bytes) / :func:`write_report` (a file, written
-atomically). Each format lives in its own module and is imported only when asked for,
-so a missing optional library (weasyprint) only affects its own format.
+atomically). The formats are the ``itops_report_formats`` answers of the plugins
+(:func:`itops.plugins.report_formats`): itops's own come from :mod:`itops.default_plugins.reports`,
+whose renderers import their module only when asked for, so a missing optional library
+(weasyprint) only affects its own format; a third-party package adds a format the same way.
 
 ``itops audit --report FMT:PATH`` uses :func:`parse_report_spec` and :func:`write_report`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterable, Sequence
-from importlib import import_module
 from pathlib import Path
 
+from itops import plugins
 from itops.errors import UsageError
 from itops.fsutil import write_private_atomic
 from itops.report.data import TREND_RUNS, ReportData, load_report_data
 from itops.store import Store
 
 __all__ = [
-    "EXTENSIONS",
-    "FORMATS",
     "ReportData",
     "atomic_write",
     "default_filename",
     "ensure_available",
+    "extension",
+    "formats",
     "load_report_data",
     "parse_report_spec",
     "render",
@@ -37,43 +38,33 @@ __all__ = [
 
 Renderer = Callable[[ReportData, "Path | None"], bytes]
 
-#: format -> (module in itops.report, function); modules are imported on first use.
-_RENDERERS: dict[str, tuple[str, str]] = {
-    "html": ("html", "render_html"),
-    "md": ("markdown", "render_markdown"),
-    "json": ("jsondoc", "render_json"),
-    "csv": ("csv_report", "render_csv"),
-    "junit": ("junit", "render_junit"),
-    "sarif": ("sarif", "render_sarif"),
-    "ocsf": ("ocsf", "render_ocsf"),
-    "pdf": ("html", "render_pdf"),
-}
-FORMATS: tuple[str, ...] = tuple(_RENDERERS)
-EXTENSIONS: dict[str, str] = {
-    "html": ".html",
-    "md": ".md",
-    "json": ".json",
-    "csv": ".csv",
-    "junit": ".xml",
-    "sarif": ".sarif",
-    "ocsf": ".ocsf.json",
-    "pdf": ".pdf",
-}
-_ALIASES = {"markdown": "md", "xml": "junit", "junit-xml": "junit"}
+
+
+def formats() -> tuple[str, ...]:
+    """Every report format's name (the plugins', itops's own first)."""
+    return tuple(plugins.report_formats())
+
+
+def _aliases() -> dict[str, str]:
+    return {alias: f.name for f in plugins.report_formats().values() for alias in f.aliases}
 
 
 def normalize_format(fmt: str) -> str:
     """The canonical name of a report format (``markdown`` -> ``md``); UsageError if unknown."""
-    name = _ALIASES.get(fmt.strip().lower(), fmt.strip().lower())
-    if name not in _RENDERERS:
-        raise UsageError(f"unknown report format {fmt!r}", hint=f"formats: {', '.join(FORMATS)}")
+    name = fmt.strip().lower()
+    name = _aliases().get(name, name)
+    if name not in plugins.report_formats():
+        raise UsageError(f"unknown report format {fmt!r}", hint=f"formats: {', '.join(formats())}")
     return name
 
 
+def extension(fmt: str) -> str:
+    """The file name extension of a format (``.html``, ``.ocsf.json``)."""
+    return plugins.report_formats()[normalize_format(fmt)].extension
+
+
 def _renderer(fmt: str) -> Renderer:
-    module, func = _RENDERERS[normalize_format(fmt)]
-    renderer: Renderer = getattr(import_module(f"itops.report.{module}"), func)
-    return renderer
+    return plugins.report_formats()[normalize_format(fmt)].render
 
 
 def render_data(data: ReportData, fmt: str, templates: Path | None = None) -> bytes:
@@ -150,7 +141,7 @@ def write_reports(
 
 def default_filename(run_id: str, fmt: str) -> str:
     """``report-<run id><extension>``, e.g. ``report-20250101T000000Z-abc123.html``."""
-    return f"report-{run_id}{EXTENSIONS[normalize_format(fmt)]}"
+    return f"report-{run_id}{extension(fmt)}"
 
 
 def parse_report_spec(spec: str) -> tuple[str, Path]:
@@ -163,7 +154,7 @@ def parse_report_spec(spec: str) -> tuple[str, Path]:
     if not sep or not fmt.strip() or not path.strip():
         raise UsageError(
             f"bad --report {spec!r}: expected FORMAT:PATH",
-            hint=f"e.g. --report html:out/report.html; formats: {', '.join(FORMATS)}",
+            hint=f"e.g. --report html:out/report.html; formats: {', '.join(formats())}",
         )
     name = normalize_format(fmt)
     ensure_available(name)
@@ -175,8 +166,7 @@ def ensure_available(fmt: str) -> None:
 
     ``itops audit --report pdf:...`` calls this before the run, not after it.
     """
-    if normalize_format(fmt) == "pdf" and importlib.util.find_spec("weasyprint") is None:
-        raise UsageError(
-            "the pdf format needs weasyprint, which is not installed",
-            hint="pip install 'itops[pdf]' (or open the html report in a browser and print it to PDF)",
-        )
+    check = plugins.report_formats()[normalize_format(fmt)].unavailable
+    problem = check() if check is not None else None
+    if problem is not None:
+        raise UsageError(problem[0], hint=problem[1])

@@ -7,8 +7,10 @@ PASS and SKIPPED appear in the counts of ``runs[0].properties`` only; JUnit and 
 carry every result.
 
 Location: the inventory file and the line of the target (host, backup or cloud entry)
-in it. When the inventory no longer loads (moved, edited into an invalid state) the
-location keeps the file and drops the region, and a logical location names the target.
+in it, as recorded in the run when it started (``Run.inventory_lines``): the inventory is
+never re-read, so editing or moving it later cannot shift or break the locations. A run
+stored before itops recorded the lines (or a target not in the inventory) keeps the file
+and has no region, and a logical location names the target.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from typing import Any
 from urllib.parse import quote
 
 from itops import __version__
-from itops.errors import ItopsError
 from itops.frameworks import describe, references
 from itops.model import Result, Severity, Status
 from itops.report.data import ReportData, printable
@@ -44,23 +45,6 @@ _SECURITY_SEVERITY = {
     Severity.INFO: "0.5",
 }
 _EMITTED = (Status.FAIL, Status.WAIVED, Status.ERROR, Status.UNREACHABLE)
-
-
-def inventory_lines(inventory: str) -> dict[str, int] | None:
-    """Target name -> line in the inventory (hosts, backups, clouds); None if it no longer loads."""
-    if not inventory:
-        return None
-    from itops.inventory import load_inventory
-
-    try:
-        inv = load_inventory(inventory)
-    except (ItopsError, OSError, ValueError):
-        return None
-    lines: dict[str, int] = {}
-    for section in (inv.clouds, inv.backups, inv.hosts):  # a host wins over a same-named entry
-        for name, entry in section.items():
-            lines[name] = entry.line
-    return lines
 
 
 def artifact_uri(inventory: str) -> str:
@@ -153,7 +137,7 @@ def _result(r: Result, rule_index: int, uri: str | None, lines: Mapping[str, int
 
 def sarif_document(data: ReportData) -> dict[str, Any]:
     run = data.run
-    lines = inventory_lines(run.inventory)
+    lines = run.inventory_lines or None  # as recorded when the run started, never today's file
     uri = artifact_uri(run.inventory) if run.inventory else None
     rules: list[dict[str, Any]] = []
     index: dict[str, int] = {}

@@ -475,13 +475,13 @@ class _Loader:
             self.problem((*where, "inventory"), f"a {spec.command} job takes no inventory")
         if isinstance(opts, ReportOptions):
             from itops.errors import UsageError
-            from itops.report import FORMATS, normalize_format
+            from itops.report import formats, normalize_format
 
             try:
                 normalize_format(opts.format)
             except UsageError:
                 self.problem((*where, "options", "format"), f"unknown report format {opts.format!r}; formats: "
-                             + ", ".join(FORMATS))  # fmt: skip
+                             + ", ".join(formats()))  # fmt: skip
             if opts.run.startswith("job:") and opts.run[4:] not in top.jobs:
                 self.problem((*where, "options", "run"), f"no job named {opts.run[4:]!r}")
         for key in ("inventory", "playbook"):

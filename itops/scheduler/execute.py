@@ -12,8 +12,7 @@ from pathlib import Path
 from itops.errors import ItopsError
 from itops.fsutil import ensure_private_dir
 from itops.model import Result, Run, Status
-from itops.notify import JobEvent, deliver
-from itops.report import EXTENSIONS, normalize_format, write_report
+from itops.report import extension, normalize_format, write_report
 from itops.report.diff import diff_results
 from itops.scheduler.config import NO_RUN_COMMANDS, Job, ReportOptions, Schedule
 from itops.scheduler.jobs import (
@@ -27,6 +26,7 @@ from itops.scheduler.jobs import (
     mark_interrupted,
     run_id_from_output,
 )
+from itops.scheduler.notify import JobEvent, deliver
 from itops.store import Store
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def _finish(ctx: JobContext, job: Job, outcome: JobOutcome) -> None:
         run = ctx.store.get_run(outcome.run_id)
         results = ctx.store.results(run.id)
         fmt = normalize_format(ctx.schedule.reports.format)
-        path = ctx.reports_dir() / f"{job.name}-{run.id}{EXTENSIONS[fmt]}"
+        path = ctx.reports_dir() / f"{job.name}-{run.id}{extension(fmt)}"
         try:
             write_report(ctx.store, run.id, fmt, path)
             outcome.report = str(path)

@@ -19,7 +19,6 @@ so the checks that needed it end in ERROR, never PASS; "not configured" codes
 
 from __future__ import annotations
 
-import importlib
 import ipaddress
 import logging
 import re
@@ -28,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import ModuleType
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -38,9 +38,10 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from botocore.parsers import ResponseParserError
 from botocore.session import get_session
 
+from itops import plugins
 from itops.checkapi import CloudResource, CollectionResult
 from itops.errors import TransportError
-from itops.inventory import Cloud
+from itops.inventory_schema import Cloud
 
 log = logging.getLogger(__name__)
 
@@ -374,25 +375,31 @@ class CollectionSpec:
     collect: Collector
 
 
-COLLECTIONS: dict[str, CollectionSpec] = {}
+_SPEC_ATTR = "itops_collection"
 
 
 def collection(
     name: str, *, scope: Literal["global", "regional"], actions: Sequence[str]
 ) -> Callable[[Collector], Collector]:
-    """Register a collector under ``name`` (see itops.transport.aws_collections)."""
+    """Mark a collector as the collection ``name`` (nothing is registered: a plugin's
+    ``itops_aws_collections`` hook returns :func:`specs_in` of its module)."""
 
     def wrap(fn: Collector) -> Collector:
-        COLLECTIONS[name] = CollectionSpec(name, scope, tuple(actions), fn)
+        setattr(fn, _SPEC_ATTR, CollectionSpec(name, scope, tuple(actions), fn))
         return fn
 
     return wrap
 
 
+def specs_in(module: ModuleType) -> list[CollectionSpec]:
+    """The collections marked with :func:`collection` in ``module``, in definition order."""
+    found = (getattr(value, _SPEC_ATTR, None) for value in vars(module).values())
+    return [spec for spec in found if isinstance(spec, CollectionSpec)]
+
+
 def collection_specs() -> Mapping[str, CollectionSpec]:
-    """Every known collection (importing the collectors registers them)."""
-    importlib.import_module("itops.transport.aws_collections")
-    return COLLECTIONS
+    """Every known collection: the ``itops_aws_collections`` answers of the plugins (built-ins first)."""
+    return plugins.aws_collections()
 
 
 @dataclass

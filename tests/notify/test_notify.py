@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from itops.model import Evidence, Result, Run, Severity, Status
-from itops.notify import JobEvent, compose, deliver, with_retries
 from itops.report.diff import diff_results
 from itops.scheduler.config import EmailSpec, NotifierSpec, NotifyRule, WebhookSpec
+from itops.scheduler.notify import JobEvent, compose, deliver, with_retries
 
 NOW = time.time()
 

@@ -190,7 +190,7 @@ def test_ansible_playbook_syntax_check(tmp_path: Path) -> None:
         _fail("kernel.ip_forwarding_disabled"),
         _fail("kernel.udf_module_disabled"),
         _fail("accounts.password_min_days_set", resource="alice"),
-        _fail("packages.telnet_client_absent"),
+        _fail("software.telnet_client_absent"),
     ]
     book = tmp_path / "fix.yml"
     book.write_text(render_ansible(plan_fixes(results, _checks(), include_risky=True), "R1"))

@@ -22,6 +22,7 @@ from report_helpers import (  # noqa: F401  (fixtures below use them)
     store_run,
 )
 
+from itops.inventory import load_inventory, target_lines
 from itops.model import Run, Status
 from itops.store import Store
 
@@ -44,7 +45,9 @@ def sample_run(store: Store, inventory_file: Path) -> Run:
     now = time.time()
     store_run(store, [result("web1", "a.b_c", Status.PASS), result("web1", "a.b_d", Status.FAIL)], started=now - 7200)
     store_run(store, [result("web1", "a.b_c", Status.PASS)], started=now - 3600)
-    return store_run(store, sample_results(), inventory=str(inventory_file), started=now)
+    # as `itops audit` does: the inventory's lines are recorded when the run starts
+    lines = target_lines(load_inventory(inventory_file))
+    return store_run(store, sample_results(), inventory=str(inventory_file), started=now, inventory_lines=lines)
 
 
 @pytest.fixture(scope="session")

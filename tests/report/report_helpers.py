@@ -80,11 +80,20 @@ def store_run(
     started: float | None = None,
     kind: str = "audit",
     state: str = "complete",
+    inventory_lines: dict[str, int] | None = None,
 ) -> Run:
     """Write ``results`` as one finished run through the real Store and return its header."""
     started = started if started is not None else time.time()
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started)) + f"-{next(_counter):06x}"
-    run = Run(id=run_id, kind=kind, started=started, inventory=inventory, inventory_digest="ab" * 32, version="0.1.0")
+    run = Run(
+        id=run_id,
+        kind=kind,
+        started=started,
+        inventory=inventory,
+        inventory_digest="ab" * 32,
+        version="0.1.0",
+        inventory_lines=inventory_lines or {},
+    )
     writer = store.begin(run)
     for r in results:
         writer.add(replace(r, run_id=run_id, started=started))

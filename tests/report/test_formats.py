@@ -16,16 +16,22 @@ import xmlschema
 from click.testing import CliRunner
 from junitparser import Error, Failure, JUnitXml, Skipped
 from py_ocsf_models.events.findings.detection_finding import DetectionFinding
-from report_helpers import DATA, HOSTILE_TARGET, SECRET, result, store_run
+from report_helpers import DATA, HOSTILE_TARGET, SECRET, result, sample_results, store_run
 
 from itops.cli.main import cli
 from itops.errors import UsageError
 from itops.model import Evidence, Run, Status
-from itops.report import FORMATS, parse_report_spec, render, write_report, write_reports
+from itops.report import formats, parse_report_spec, render, write_report, write_reports
 from itops.report.jsondoc import load_schema
 from itops.store import Store
 
-RENDERED = [f for f in FORMATS if f != "pdf"]
+BUILTIN = ("html", "md", "json", "csv", "junit", "sarif", "ocsf", "pdf")
+RENDERED = [f for f in BUILTIN if f != "pdf"]
+
+
+def test_builtin_formats_come_first():
+    # registered by itops's own entry point (itops.default_plugins.reports); plugins' formats follow
+    assert formats()[: len(BUILTIN)] == BUILTIN
 
 
 def _line_of(inventory: Path, host: str) -> int:
@@ -120,16 +126,32 @@ def test_sarif_validates_and_points_at_the_inventory_line(store: Store, sample_r
     assert all(results_rule["ruleId"] == rules[results_rule["ruleIndex"]]["id"] for results_rule in results)
 
 
-def test_sarif_without_the_inventory_falls_back_to_no_region(
+def test_sarif_locations_come_from_the_run_not_from_todays_inventory(
     store: Store, sample_run: Run, inventory_file: Path
 ) -> None:
+    """The lines recorded when the run started: an inventory edited (lines shifted), broken or
+    deleted since then changes nothing (the old code re-read today's file)."""
+    before = json.loads(render(store, sample_run.id, "sarif"))
+    inventory_file.write_text("\n" * 20 + inventory_file.read_text())  # every entry 20 lines down
+    assert json.loads(render(store, sample_run.id, "sarif"))["runs"][0]["results"] == before["runs"][0]["results"]
     inventory_file.write_text("version: 1\nhosts: {web1: {prot: 22}}\n")  # no longer valid
+    assert json.loads(render(store, sample_run.id, "sarif"))["runs"][0]["results"] == before["runs"][0]["results"]
+    inventory_file.unlink()
     doc = json.loads(render(store, sample_run.id, "sarif"))
+    assert doc["runs"][0]["results"] == before["runs"][0]["results"]
+    web2 = [r for r in doc["runs"][0]["results"] if r["properties"]["target"] == "web2"]
+    assert web2 and all(r["locations"][0]["physicalLocation"]["region"]["startLine"] > 0 for r in web2)
+
+
+def test_sarif_of_a_run_without_recorded_lines_has_no_region(store: Store, inventory_file: Path) -> None:
+    """A run stored before itops recorded the lines: the file is named, no line is guessed from today's."""
+    run = store_run(store, sample_results(), inventory=str(inventory_file))
+    doc = json.loads(render(store, run.id, "sarif"))
     jsonschema.Draft4Validator(json.loads((DATA / "sarif-schema-2.1.0.json").read_text())).validate(doc)
+    assert doc["runs"][0]["results"]
     for r in doc["runs"][0]["results"]:
         assert "region" not in r["locations"][0]["physicalLocation"]
-    inventory_file.unlink()
-    assert json.loads(render(store, sample_run.id, "sarif"))["runs"][0]["results"]
+        assert r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == inventory_file.as_uri()
 
 
 def test_ocsf_findings_load_back_through_the_model(store: Store, sample_run: Run) -> None:

@@ -31,6 +31,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from itops import plugins
 from itops.errors import SecretFileError
 from itops.model import Result, Run, Status
 from itops.redact import redact, register_secret
@@ -366,6 +367,23 @@ def with_retries(
     return retries + 1, error
 
 
+def channel_of(spec: NotifierSpec) -> str:
+    """The channel a notifier is configured for (``email`` or ``webhook``)."""
+    return "email" if spec.email is not None else "webhook"
+
+
+def send_email_channel(spec: NotifierSpec, message: Message, attachment: Path | None, base: Path | None) -> None:
+    """The ``email`` channel (:mod:`itops.default_plugins.notifiers`)."""
+    assert spec.email is not None
+    send_email(spec.email, message, attachment, base)
+
+
+def send_webhook_channel(spec: NotifierSpec, message: Message, attachment: Path | None, base: Path | None) -> None:
+    """The ``webhook`` channel (:mod:`itops.default_plugins.notifiers`); a webhook takes no attachment."""
+    assert spec.webhook is not None
+    send_webhook(spec.webhook, message, base)
+
+
 def deliver(
     event: JobEvent,
     rules: Sequence[NotifyRule],
@@ -384,14 +402,10 @@ def deliver(
         message = message or compose(event)
         msg = message
         t0 = time.monotonic()
-        send: Callable[[], None]
-        if spec.email is not None:
-            channel = "email"
-            send = functools.partial(send_email, spec.email, msg, event.report_path, base)
-        else:
-            assert spec.webhook is not None
-            channel = "webhook"
-            send = functools.partial(send_webhook, spec.webhook, msg, base)
+        channel = channel_of(spec)
+        send: Callable[[], None] = functools.partial(
+            plugins.notifiers()[channel].send, spec, msg, event.report_path, base
+        )
         try:
             attempts, error = with_retries(send, spec.retries, spec.backoff, sleep)
         except Exception as exc:  # a bug in sending must not take the job's result with it

@@ -1,4 +1,4 @@
-"""checks/packages/legacy_clients_absent.yaml: CIS 2.2 client packages, on canned package listings."""
+"""checks/software/legacy_clients_absent.yaml: CIS 2.2 client packages, on canned package listings."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from helpers import make_facts, not_found, overall, registry, run_check, timed_o
 from itops.model import Status
 
 CLIENTS = {
-    "packages.nis_client_absent": ["nis"],
-    "packages.rsh_client_absent": ["rsh-client", "rsh-redone-client"],
-    "packages.talk_client_absent": ["talk", "inetutils-talk"],
-    "packages.ftp_client_absent": ["ftp", "tnftp", "inetutils-ftp"],
+    "software.nis_client_absent": ["nis"],
+    "software.rsh_client_absent": ["rsh-client", "rsh-redone-client"],
+    "software.talk_client_absent": ["talk", "inetutils-talk"],
+    "software.ftp_client_absent": ["ftp", "tnftp", "inetutils-ftp"],
 }
 BASE = "@@itops-pm dpkg\nbash install ok installed\nopenssh-client install ok installed\n"
 
@@ -23,7 +23,7 @@ def run(check_id, spec, **kw):
 def test_shipped_as_one_declarative_file():
     checks = [registry().get(i) for i in CLIENTS]
     assert {c.source.replace("\\", "/").rsplit("/checks/", 1)[1] for c in checks} == {
-        "packages/legacy_clients_absent.yaml"}
+        "software/legacy_clients_absent.yaml"}
     assert all("declarative" in c.meta.tags and c.meta.frameworks["cis-debian-12"] for c in checks)
 
 
