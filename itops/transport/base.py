@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from itops.checkapi import ProbeResult
 from itops.errors import TransportError
+from itops.facts import ProbeResult
 from itops.transport.batch import DEFAULT_MAX_PROBE_OUTPUT, PRELUDE_EXITS, BatchScript, FrameParser
 
 #: pump_frames' reason when the output stream ended (EOF) before the END frame
