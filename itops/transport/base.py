@@ -64,6 +64,10 @@ class HostConnection(Protocol):
         max_output: int = DEFAULT_MAX_PROBE_OUTPUT,
     ) -> BatchOutcome: ...
 
+    def is_active(self) -> bool:
+        """Whether the connection can still run a batch (a shared one is reopened when not)."""
+        ...
+
     def close(self) -> None: ...
 
 
