@@ -124,13 +124,15 @@ class ConnectionPool:
         """An open connection to inventory host ``name`` (None: this machine).
 
         A jump host's connection is the shared one (its failure remembered), as is any host's
-        with ``keep=True`` (a later call gets the same connection while it is alive). Otherwise
-        the connection is the caller's until :meth:`release`. Raises ItopsError (HostUnreachable,
+        with ``keep=True`` (later calls, with or without ``keep``, get the same connection while it
+        is alive). Otherwise the connection is the caller's until :meth:`release`. Raises ItopsError (HostUnreachable,
         AuthFailed, HostKeyRejected ...) when the host cannot be reached.
         """
+        with self._lock:
+            kept = self._shared.get(name) if name is not None else None
         if name is None:
             conn = _open_local(self, None)
-        elif name in self._jump_names or keep:
+        elif name in self._jump_names or keep or (kept is not None and kept.is_active()):
             conn = self._shared_connection(name, remember_failure=name in self._jump_names)
         else:
             conn = self._open(name)
