@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,13 @@ from click.testing import CliRunner
 
 from itops.backup.demo import plant_demo_backups
 from itops.cli.main import cli
+from itops.errors import TransportError
+from itops.inventory import load_inventory
 from itops.lab import Fleet, LabHostSpec
 from itops.store import Store
+from itops.transport.base import BatchOutcome
+from itops.transport.batch import build_script
+from itops.transport.pool import ConnectionPool
 
 pytestmark = pytest.mark.integration
 
@@ -33,9 +39,9 @@ BEHIND = ("t1", "t2", "t3")
 class BastionLog:
     """The bastion sshd's log from a given point on (its log keeps growing across runs)."""
 
-    def __init__(self, fleet: Fleet) -> None:
+    def __init__(self, fleet: Fleet, host: str = "bastion") -> None:
         self.fleet = fleet
-        self.path = fleet["bastion"].log_path
+        self.path = fleet[host].log_path
         self.start = self.path.stat().st_size
 
     def text(self) -> str:
@@ -194,3 +200,58 @@ def test_a_bastion_that_cannot_be_used_is_tried_once_per_run(behind_bastion, tmp
     for r in by_target(doc, "test.path_exists").values():
         assert r["status"] == "UNREACHABLE" and "jump host bastion" in r["message"] and "refused" in r["message"]
     assert time.monotonic() - t0 < 30
+
+
+def test_chained_jump_hosts_are_each_logged_in_to_once(fleet_factory, tmp_path):
+    """t1 and t2 sit behind j2, which sits behind j1: each hop is one shared connection."""
+    fleet = fleet_factory([LabHostSpec(h) for h in ("j1", "j2", "t1", "t2")], log_level="DEBUG1")
+    inv = fleet.inventory({"hosts": {"j2": {"jump": "j1"}, "t1": {"jump": "j2"}, "t2": {"jump": "j2"}}})
+    path = write_yaml(tmp_path / "inv.yaml", inv)
+    j1, j2 = BastionLog(fleet, "j1"), BastionLog(fleet, "j2")
+    code, doc, _ = run_audit(
+        "-i",
+        str(path),
+        "--checks-dir",
+        str(write_pack(tmp_path / "pack")),
+        "--checks",
+        "test.path_exists",
+        "--limit",
+        "t1,t2",
+        "--store",
+        str(tmp_path / "s"),
+    )
+    assert code == 0, doc
+    assert {h: r["status"] for h, r in by_target(doc, "test.path_exists").items()} == {"t1": "PASS", "t2": "PASS"}
+    assert j1.tunnels(at_least=1) == ["j2"] and j1.count("Accepted publickey") == 1
+    assert j2.tunnels(at_least=2) == ["t1", "t2"] and j2.count("Accepted publickey") == 1
+
+
+def test_interrupt_closes_every_connection_now_and_the_pool_stays_usable(behind_bastion):
+    """A stop request ends a batch in flight behind the bastion; a drill's rollbacks then connect again."""
+    fleet, inventory = behind_bastion
+    inv = load_inventory(inventory)
+    log = BastionLog(fleet)
+    with ConnectionPool(inv.hosts) as pool:
+        conn = pool.connect("t1")
+        bastion = pool.jump("bastion")  # the shared connection t1 tunnels through
+        ended: list[BatchOutcome | Exception] = []
+
+        def long_batch() -> None:
+            try:
+                ended.append(conn.run_batch(build_script(["sleep 60"], [90]), idle_timeout=90, total_timeout=90))
+            except TransportError as exc:
+                ended.append(exc)
+
+        worker = threading.Thread(target=long_batch)
+        worker.start()
+        time.sleep(1.0)  # the batch is running on t1, through the bastion
+        t0 = time.monotonic()
+        pool.interrupt()
+        worker.join(timeout=20)
+        assert not worker.is_alive() and time.monotonic() - t0 < 10
+        assert isinstance(ended[0], TransportError) or not ended[0].complete, ended
+        assert not conn.is_active() and not bastion.is_active()
+        with pool.lease("t2") as again:  # a new connection (and bastion login) after the interrupt
+            outcome = again.run_batch(build_script(["hostname"], [10]), idle_timeout=20, total_timeout=20)
+        assert outcome.results[0].text.strip() == "t2"
+    assert log.count("Accepted publickey", at_least=2) == 2  # the interrupted login and the new one
