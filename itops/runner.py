@@ -1,7 +1,8 @@
 """Run checks on hosts: bounded concurrency, one connection and one batch per host.
 
-Workers connect, send the host's batch, evaluate its checks and hand the results
-to the calling thread, which streams them to the run store as each host finishes.
+Workers connect (through the run's :class:`~itops.transport.pool.ConnectionPool`), send the
+host's batch, evaluate its checks (:func:`run_host_plan`, one host) and hand the results to
+the calling thread, which streams them to the run store as each host finishes.
 A host that cannot be reached gives UNREACHABLE results naming why; a check that
 raises gives ERROR; a stop request (SIGINT/SIGTERM) cancels hosts not started,
 closes open connections and keeps everything already gathered.

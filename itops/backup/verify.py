@@ -2,7 +2,9 @@
 
 Host-side backups (file, postgres_dump, restic with a ``host``) are grouped by host: one
 SSH connection and ONE batched script per host carries every probe of every backup there
-(listing, integrity, restore test), exactly like an audit. Backups without a host run the
+(listing, integrity, restore test), exactly like an audit; the connections come from the run's
+:class:`~itops.transport.pool.ConnectionPool` (a jump host is logged in to once and tried once
+for all the hosts behind it). Backups without a host run the
 same batch locally. Cloud backups use one boto3 session per cloud account. Jobs run in a
 bounded thread pool and each backup's results are handed back as soon as its job ends.
 
