@@ -21,15 +21,15 @@ import pytest
 from audit_helpers import by_target, run_audit, write_pack, write_yaml
 from click.testing import CliRunner
 
-from itops.backup.demo import plant_demo_backups
 from itops.cli.main import cli
 from itops.errors import TransportError
 from itops.inventory import load_inventory
-from itops.lab import Fleet, LabHostSpec
 from itops.store import Store
 from itops.transport.base import BatchOutcome
 from itops.transport.batch import build_script
 from itops.transport.pool import ConnectionPool
+from itops_lab import Fleet, LabHostSpec
+from itops_lab.backup_demo import plant_demo_backups
 
 pytestmark = pytest.mark.integration
 
