@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from itops.checkapi import Check, Probe
+from itops.inventory import Host
 from itops.transport.batch import BatchScript, build_script
 
 #: Always collected: the OS family decides which checks apply.
@@ -75,3 +76,13 @@ def plan_host(
             continue
         plan.planned.append(PlannedCheck(check, params, probe_index))
     return plan
+
+
+def plan_hosts(hosts: Sequence[Host], checks: Sequence[Check], default_timeout: float = 60.0) -> list[HostPlan]:
+    """One plan per host: the selected checks narrowed by the host's groups, probes deduplicated."""
+    plans = []
+    for host in hosts:
+        chosen = checks_for_host(checks, host.checks)
+        timeout = float(host.ssh.command_timeout or default_timeout)
+        plans.append(plan_host(host.name, chosen, host.vars, timeout))
+    return plans

@@ -1,7 +1,8 @@
 """Run checks on hosts: bounded concurrency, one connection and one batch per host.
 
-Workers connect, send the host's batch, evaluate its checks and hand the results
-to the calling thread, which streams them to the run store as each host finishes.
+Workers connect (through the run's :class:`~itops.transport.pool.ConnectionPool`), send the
+host's batch, evaluate its checks (:func:`run_host_plan`, one host) and hand the results to
+the calling thread, which streams them to the run store as each host finishes.
 A host that cannot be reached gives UNREACHABLE results naming why; a check that
 raises gives ERROR; a stop request (SIGINT/SIGTERM) cancels hosts not started,
 closes open connections and keeps everything already gathered.
@@ -10,7 +11,6 @@ closes open connections and keeps everything already gathered.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -20,14 +20,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from itops.checkapi import Check, Facts, ProbeResult, os_family, parse_os_release
-from itops.errors import AuthFailed, HostKeyRejected, ItopsError, TransportError
+from itops.errors import ItopsError, TransportError
 from itops.inventory import Host
 from itops.model import Finding, Result, Severity, Status
-from itops.planner import HostPlan, checks_for_host, plan_host
-from itops.redact import register_secret
-from itops.transport.base import BatchOutcome, HostConnection
-from itops.transport.local import LocalConnection
-from itops.transport.ssh import KnownHosts, SSHConnection, SSHTarget, read_password_file
+from itops.planner import HostPlan, plan_hosts
+from itops.transport.base import BatchOutcome
+from itops.transport.pool import ConnectionPool, target_for, unreachable_reason
+
+__all__ = [
+    "AuditRunner",
+    "ExtraJob",
+    "HistoryProvider",
+    "HostOutcome",
+    "RunOptions",
+    "evaluate_host",
+    "exit_code_for",
+    "failed_outcome",
+    "internal_error_outcome",
+    "plan_hosts",  # defined in itops.planner; kept importable from here
+    "run_host_plan",
+    "target_for",  # defined in itops.transport.pool; kept importable from here
+    "unreachable_reason",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,62 +74,13 @@ class HostOutcome:
 ExtraJob = tuple[str, Callable[[], HostOutcome]]
 
 
-def target_for(host: Host, hosts: Mapping[str, Host], _depth: int = 0) -> SSHTarget:
-    """The SSH target of an inventory host, with its jump chain resolved."""
-    s = host.ssh
-    jump = None
-    if host.jump and _depth < 8:
-        jump = target_for(hosts[host.jump], hosts, _depth + 1)
-    elif host.via is not None and _depth < 8:  # a ProxyJump hop of the ssh config that is not an inventory host
-        jump = target_for(host.via, hosts, _depth + 1)
-    return SSHTarget(
-        name=host.name,
-        address=host.address,
-        port=int(s.port),
-        user=s.user,
-        identity_file=s.identity_file,
-        known_hosts=tuple(s.known_hosts),
-        connect_timeout=float(s.connect_timeout),
-        banner_timeout=float(s.banner_timeout),
-        auth_timeout=float(s.auth_timeout),
-        password=_read_secret(s.password_env, s.password_file),
-        sudo=bool(s.sudo),
-        jump=jump,
-    )
-
-
-def _read_secret(env: str | None, file: str | None) -> str | None:
-    """The SSH password from ``password_env`` or ``password_file`` (registered for redaction).
-
-    An unset variable is warned about (a key may still get in); a password file that other users
-    may read is refused with AuthFailed, as OpenSSH refuses such a private key.
-    """
-    value: str | None = None
-    if env:
-        value = os.environ.get(env)
-        if not value:
-            _warn_once(f"password_env {env} is not set (or empty) in itops' environment: no password will be tried")
-    elif file:
-        value = read_password_file(file)
-    if value:
-        register_secret(value)
-    return value
-
-
-_warned: set[str] = set()
-_warned_lock = threading.Lock()
-
-
-def _warn_once(message: str) -> None:
-    with _warned_lock:
-        if message in _warned:
-            return
-        _warned.add(message)
-    log.warning("%s", message)
-
-
 class AuditRunner:
-    """Executes host plans with a bounded thread pool and yields per-host outcomes."""
+    """Executes host plans with a bounded thread pool and yields per-host outcomes.
+
+    Connections come from ``pool`` (one :class:`~itops.transport.pool.ConnectionPool` per run:
+    shared jump hosts, remembered jump failures, known_hosts); without one the runner makes its
+    own from ``options`` and closes it when :meth:`run` ends. A pool given is the caller's to close.
+    """
 
     def __init__(
         self,
@@ -123,73 +88,21 @@ class AuditRunner:
         hosts: Mapping[str, Host],
         options: RunOptions,
         stop: threading.Event | None = None,
+        pool: ConnectionPool | None = None,
     ) -> None:
         self.run_id = run_id
         self.hosts = hosts
         self.options = options
         self.stop = stop or threading.Event()
-        self._known: dict[tuple[str, ...], KnownHosts] = {}
-        self._lock = threading.Lock()
-        self._open: dict[str, HostConnection] = {}
-        self._jumps: dict[str, SSHConnection] = {}
-        self._jump_locks: dict[str, threading.Lock] = {}
-        self._jump_failures: dict[str, ItopsError] = {}
-
-    # -- connections -----------------------------------------------------------------
-    def _known_hosts(self, files: Sequence[str]) -> KnownHosts:
-        key = tuple(files)
-        with self._lock:
-            if key not in self._known:
-                self._known[key] = KnownHosts(files, self.options.tofu_file)
-            return self._known[key]
-
-    def _connect(self, host: Host) -> HostConnection:
-        if self.options.local:
-            return LocalConnection(sudo=host.ssh.sudo)
-        target = target_for(host, self.hosts)
-        via = self._jump_connection(host.jump) if host.jump else None
-        return SSHConnection(target, self._known_hosts(target.known_hosts), via=via)
-
-    def _jump_connection(self, name: str) -> SSHConnection:
-        """One shared connection per jump host for the whole run (every host behind it tunnels
-        through it); a jump host that failed is not retried for each host behind it."""
-        with self._lock:
-            lock = self._jump_locks.setdefault(name, threading.Lock())
-        with lock:
-            failed = self._jump_failures.get(name)
-            if failed is not None:
-                raise failed
-            conn = self._jumps.get(name)
-            if conn is not None and conn.transport.is_active():
-                return conn
-            host = self.hosts[name]
-            target = target_for(host, self.hosts)
-            try:
-                via = self._jump_connection(host.jump) if host.jump else None
-                conn = SSHConnection(target, self._known_hosts(target.known_hosts), via=via)
-            except ItopsError as exc:
-                failure = type(exc)(f"jump host {name}: {exc}", exc.hint)
-                self._jump_failures[name] = failure
-                raise failure from exc
-            self._jumps[name] = conn
-            return conn
-
-    def _close_jumps(self) -> None:
-        with self._lock:
-            jumps, self._jumps = list(self._jumps.values()), {}
-        for conn in jumps:
-            conn.close()
+        self._owns_pool = pool is None
+        self.pool = pool or ConnectionPool(
+            hosts, transport="local" if options.local else "ssh", tofu_file=options.tofu_file
+        )
 
     def interrupt(self) -> None:
         """Stop: no new hosts start, and open connections are closed so their batches end now."""
         self.stop.set()
-        with self._lock:
-            conns = [*self._open.values(), *self._jumps.values()]
-        for conn in conns:
-            try:
-                conn.close()
-            except Exception:  # closing a half-dead transport may raise anything
-                log.debug("error closing connection", exc_info=True)
+        self.pool.interrupt()
 
     # -- execution -------------------------------------------------------------------
     def run(self, plans: Sequence[HostPlan], extra: Sequence[ExtraJob] = ()) -> Iterable[HostOutcome]:
@@ -206,7 +119,7 @@ class AuditRunner:
                 done.put(self._run_host(plan))
             except BaseException:  # never lose the slot: the consumer counts puts
                 log.exception("internal error on host %s", plan.name)
-                done.put(self._internal_error(plan))
+                done.put(internal_error_outcome(self.run_id, plan))
 
         def work_extra(name: str, job: Callable[[], HostOutcome]) -> None:
             try:
@@ -232,72 +145,77 @@ class AuditRunner:
         finally:
             self.stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
-            self._close_jumps()
-
-    def _internal_error(self, plan: HostPlan) -> HostOutcome:
-        now = time.time()
-        results = [
-            _result(self.run_id, plan.name, pc.check, Finding.error("internal error while running this check"), now)
-            for pc in plan.planned
-        ]
-        return HostOutcome(plan.name, results)
+            if self._owns_pool:
+                self.pool.close()
 
     def _run_host(self, plan: HostPlan) -> HostOutcome:
-        host = self.hosts[plan.name]
-        started = time.time()
-        t0 = time.monotonic()
-        results: list[Result] = [
-            _result(self.run_id, plan.name, check, Finding.error(f"bad parameter: {msg}"), started)
-            for check, msg in plan.param_errors
-        ]
-        try:
-            conn = self._connect(host)
-        except ItopsError as exc:
-            reason = unreachable_reason(exc)
-            results += [
-                _result(self.run_id, plan.name, pc.check, Finding(Status.UNREACHABLE, reason), started)
-                for pc in plan.planned
-            ]
-            return HostOutcome(plan.name, results, elapsed=time.monotonic() - t0)
-        with self._lock:
-            self._open[plan.name] = conn
-        try:
-            if self.stop.is_set():
-                raise TransportError("run interrupted before this host's probes ran")
-            # the remote `timeout` stops each probe at its own limit; these client-side deadlines only
-            # catch what it cannot (no `timeout` binary, a wedged connection): the idle one allows the
-            # longest probe of the batch, the total one every probe running to its limit
-            longest = max(plan.timeouts, default=float(host.ssh.command_timeout))
-            outcome = conn.run_batch(
-                plan.batch(),
-                idle_timeout=longest + 10,
-                total_timeout=sum(plan.timeouts) + 30,
-                max_output=host.ssh.max_probe_output,
-            )
-        except TransportError as exc:
-            results += [
-                _result(self.run_id, plan.name, pc.check, Finding.error(f"could not assess: {exc}"), started)
-                for pc in plan.planned
-            ]
-            return HostOutcome(plan.name, results, conn.host_key_fingerprint, time.monotonic() - t0)
-        finally:
-            with self._lock:
-                self._open.pop(plan.name, None)
-            conn.close()
-        history = self._history(plan, started)
-        results += evaluate_host(self.run_id, plan, outcome, host.vars, started, history)
-        return HostOutcome(plan.name, results, conn.host_key_fingerprint, time.monotonic() - t0)
+        return run_host_plan(self.run_id, plan, self.pool, stop=self.stop, history=self.options.history)
 
-    def _history(self, plan: HostPlan, before: float) -> Mapping[str, Sequence[tuple[float, float]]]:
-        """Earlier runs' metrics for the checks of ``plan`` that forecast (none without a store)."""
-        prefixes = sorted({p for pc in plan.planned for p in pc.check.meta.history})
-        if not prefixes or self.options.history is None:
-            return {}
-        try:
-            return self.options.history(plan.name, prefixes, before)
-        except Exception:  # history is an input of a few checks; they say "not enough history"
-            log.warning("could not read metric history for %s", plan.name, exc_info=True)
-            return {}
+
+def internal_error_outcome(run_id: str, plan: HostPlan) -> HostOutcome:
+    """The outcome of a host whose run hit a bug in itops: every planned check ERROR."""
+    now = time.time()
+    results = [
+        _result(run_id, plan.name, pc.check, Finding.error("internal error while running this check"), now)
+        for pc in plan.planned
+    ]
+    return HostOutcome(plan.name, results)
+
+
+def run_host_plan(
+    run_id: str,
+    plan: HostPlan,
+    pool: ConnectionPool,
+    *,
+    stop: threading.Event | None = None,
+    history: HistoryProvider | None = None,
+) -> HostOutcome:
+    """Run ONE host's plan: connect through ``pool``, send its one batch, evaluate its checks.
+
+    The host must be in ``pool.hosts``. A host that cannot be reached gives UNREACHABLE results
+    naming why, a batch that fails gives ERROR ("could not assess"); both are data, never raised.
+    ``stop`` set before the batch starts makes the host ERROR (the run was interrupted).
+    ``history`` feeds the checks that forecast (see :attr:`RunOptions.history`).
+    """
+    host = pool.hosts[plan.name]
+    started = time.time()
+    t0 = time.monotonic()
+    results: list[Result] = [
+        _result(run_id, plan.name, check, Finding.error(f"bad parameter: {msg}"), started)
+        for check, msg in plan.param_errors
+    ]
+    try:
+        conn = pool.connect(plan.name)
+    except ItopsError as exc:
+        reason = unreachable_reason(exc)
+        results += [
+            _result(run_id, plan.name, pc.check, Finding(Status.UNREACHABLE, reason), started) for pc in plan.planned
+        ]
+        return HostOutcome(plan.name, results, elapsed=time.monotonic() - t0)
+    try:
+        if stop is not None and stop.is_set():
+            raise TransportError("run interrupted before this host's probes ran")
+        # the remote `timeout` stops each probe at its own limit; these client-side deadlines only
+        # catch what it cannot (no `timeout` binary, a wedged connection): the idle one allows the
+        # longest probe of the batch, the total one every probe running to its limit
+        longest = max(plan.timeouts, default=float(host.ssh.command_timeout))
+        outcome = conn.run_batch(
+            plan.batch(),
+            idle_timeout=longest + 10,
+            total_timeout=sum(plan.timeouts) + 30,
+            max_output=host.ssh.max_probe_output,
+        )
+    except TransportError as exc:
+        results += [
+            _result(run_id, plan.name, pc.check, Finding.error(f"could not assess: {exc}"), started)
+            for pc in plan.planned
+        ]
+        return HostOutcome(plan.name, results, conn.host_key_fingerprint, time.monotonic() - t0)
+    finally:
+        pool.release(conn)
+    past = _history(plan, started, history)
+    results += evaluate_host(run_id, plan, outcome, host.vars, started, past)
+    return HostOutcome(plan.name, results, conn.host_key_fingerprint, time.monotonic() - t0)
 
 
 def failed_outcome(run_id: str, plan: HostPlan, status: Status, message: str) -> HostOutcome:
@@ -311,13 +229,18 @@ def failed_outcome(run_id: str, plan: HostPlan, status: Status, message: str) ->
     return HostOutcome(plan.name, results)
 
 
-def unreachable_reason(exc: ItopsError) -> str:
-    """The UNREACHABLE message for a connection failure, naming the kind (host key, auth, network)."""
-    if isinstance(exc, HostKeyRejected):
-        return f"host key rejected: {exc}"
-    if isinstance(exc, AuthFailed):
-        return f"auth failed: {exc}"
-    return f"unreachable: {exc}"
+def _history(
+    plan: HostPlan, before: float, provider: HistoryProvider | None
+) -> Mapping[str, Sequence[tuple[float, float]]]:
+    """Earlier runs' metrics for the checks of ``plan`` that forecast (none without a store)."""
+    prefixes = sorted({p for pc in plan.planned for p in pc.check.meta.history})
+    if not prefixes or provider is None:
+        return {}
+    try:
+        return provider(plan.name, prefixes, before)
+    except Exception:  # history is an input of a few checks; they say "not enough history"
+        log.warning("could not read metric history for %s", plan.name, exc_info=True)
+        return {}
 
 
 def evaluate_host(
@@ -405,16 +328,4 @@ def exit_code_for(results: Iterable[Result], fail_on: Severity) -> int:
         if r.status in (Status.ERROR, Status.UNREACHABLE):
             incomplete = True
     return 3 if incomplete else 0
-
-
-def plan_hosts(
-    hosts: Sequence[Host], checks: Sequence[Check], default_timeout: float = 60.0
-) -> list[HostPlan]:
-    """One plan per host: the selected checks narrowed by the host's groups, probes deduplicated."""
-    plans = []
-    for host in hosts:
-        chosen = checks_for_host(checks, host.checks)
-        timeout = float(host.ssh.command_timeout or default_timeout)
-        plans.append(plan_host(host.name, chosen, host.vars, timeout))
-    return plans
 

@@ -48,9 +48,9 @@ def test_probe_declaring_a_longer_timeout_is_not_cut_by_the_host_default(tmp_pat
 
 
 def test_unset_password_env_is_warned_about_and_no_password_tried(caplog, monkeypatch):
-    from itops.runner import _read_secret
+    from itops.transport.pool import _read_secret
 
     monkeypatch.delenv("ITOPS_TEST_UNSET_PW", raising=False)
-    with caplog.at_level("WARNING", logger="itops.runner"):
+    with caplog.at_level("WARNING", logger="itops.transport.pool"):
         assert _read_secret("ITOPS_TEST_UNSET_PW", None) is None
     assert "password_env ITOPS_TEST_UNSET_PW is not set" in caplog.text

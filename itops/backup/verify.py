@@ -2,7 +2,9 @@
 
 Host-side backups (file, postgres_dump, restic with a ``host``) are grouped by host: one
 SSH connection and ONE batched script per host carries every probe of every backup there
-(listing, integrity, restore test), exactly like an audit. Backups without a host run the
+(listing, integrity, restore test), exactly like an audit; the connections come from the run's
+:class:`~itops.transport.pool.ConnectionPool` (a jump host is logged in to once and tried once
+for all the hosts behind it). Backups without a host run the
 same batch locally. Cloud backups use one boto3 session per cloud account. Jobs run in a
 bounded thread pool and each backup's results are handed back as soon as its job ends.
 
@@ -37,13 +39,11 @@ from itops.errors import ItopsError, SecretFileError, TransportError, UsageError
 from itops.inventory import Backup, Cloud, Inventory, PostgresDumpBackup, ResticBackup
 from itops.model import Finding, Result, Status
 from itops.redact import register_secret
-from itops.runner import HistoryProvider, target_for, unreachable_reason
+from itops.runner import HistoryProvider
 from itops.secretfile import read_secret_file
 from itops.transport.aws import ClientPool, open_account
-from itops.transport.base import HostConnection
 from itops.transport.batch import build_script
-from itops.transport.local import LocalConnection
-from itops.transport.ssh import KnownHosts, SSHConnection
+from itops.transport.pool import ConnectionPool, unreachable_reason
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,9 @@ class VerifyOptions:
     cloud_clients: Callable[[Cloud], ClientGetter] | None = None  # tests: stubbed clients per account
     #: earlier runs' metrics of a backup, for checks that declare ``history`` (forecasts); see RunOptions
     history: HistoryProvider | None = None
+    #: the run's connections (a drill's restore step passes its own, sharing its jump hosts); None: the
+    #: verifier makes one and closes it when :meth:`BackupVerifier.run` ends
+    pool: ConnectionPool | None = None
 
 
 @dataclass
@@ -150,8 +153,8 @@ class BackupVerifier:
         self.opts = opts
         self.stop = threading.Event()
         self._lock = threading.Lock()
-        self._known: dict[tuple[str, ...], KnownHosts] = {}
-        self._open: dict[str, HostConnection] = {}
+        self._owns_pool = opts.pool is None
+        self.pool = opts.pool or ConnectionPool(inventory.hosts, tofu_file=opts.tofu_file)
         self._accounts: dict[str, ClientGetter | ItopsError] = {}
         self._account_locks: dict[str, threading.Lock] = {}
 
@@ -181,6 +184,8 @@ class BackupVerifier:
         ]
         jobs += [functools.partial(self._cloud_job, b) for b in cloud]
         if not jobs:
+            if self._owns_pool:
+                self.pool.close()
             return
         pool = ThreadPoolExecutor(
             max_workers=max(1, min(self.opts.concurrency, len(jobs))), thread_name_prefix="itops-bk"
@@ -194,6 +199,8 @@ class BackupVerifier:
         finally:
             self.stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
+            if self._owns_pool:
+                self.pool.close()
 
     def _guarded(self, job: Callable[[], list[BackupOutcome]]) -> list[BackupOutcome]:
         if self.stop.is_set():
@@ -203,25 +210,9 @@ class BackupVerifier:
     def interrupt(self) -> None:
         """Stop: no new jobs start and open SSH connections are closed so their batches end now."""
         self.stop.set()
-        with self._lock:
-            conns = list(self._open.values())
-        for conn in conns:
-            try:
-                conn.close()
-            except Exception:  # closing a half-dead transport may raise anything
-                log.debug("error closing connection", exc_info=True)
+        self.pool.interrupt()
 
     # -- host-side ------------------------------------------------------------------------------
-    def _connect(self, host: str) -> HostConnection:
-        if host == LOCAL:
-            return LocalConnection()
-        target = target_for(self.inv.hosts[host], self.inv.hosts)
-        with self._lock:
-            key = tuple(target.known_hosts)
-            if key not in self._known:
-                self._known[key] = KnownHosts(target.known_hosts, self.opts.tofu_file)
-            known = self._known[key]
-        return SSHConnection(target, known)
 
     def _host_job(self, host: str, backups: Sequence[Backup]) -> list[BackupOutcome]:
         now = self.opts.now if self.opts.now is not None else time.time()
@@ -260,12 +251,10 @@ class BackupVerifier:
         host_key = ""
         failure: tuple[str, bool] | None = None  # (reason, unreachable)
         try:
-            conn = self._connect(host)
+            conn = self.pool.connect(None if host == LOCAL else host)
         except ItopsError as exc:
             failure = (unreachable_reason(exc), True)
         else:
-            with self._lock:
-                self._open[host] = conn
             try:
                 if self.stop.is_set():
                     raise TransportError("run interrupted before this host's probes ran")
@@ -275,9 +264,7 @@ class BackupVerifier:
             except TransportError as exc:
                 failure = (f"could not assess: {exc}", False)
             finally:
-                with self._lock:
-                    self._open.pop(host, None)
-                conn.close()
+                self.pool.release(conn)
         out = list(early)
         for ctx in contexts:
             kind = host_kinds()[ctx.backup.kind]

@@ -61,15 +61,16 @@ class Restorer:
         if action.database:
             assert isinstance(backup, PostgresDumpBackup)
             return self.kept_database(action, backup, runner, step.timeout)
-        return self.restore_test(action.backup)
+        return self.restore_test(action.backup, runner)
 
     # -- the backup's restore test --------------------------------------------------------------
-    def restore_test(self, name: str) -> StepResult:
+    def restore_test(self, name: str, runner: StepRunner | None = None) -> StepResult:
         options = backup_options(self.inv)
         registry = load_registry(list(self.inv.checks_dirs))
         checks = [c for c in registry.select(None, "backup") if "restore" in c.collections]
         verifier = BackupVerifier(self.run_id, self.inv, [self.inv.backups[name]], checks, options,
-                                  VerifyOptions(restore=True, concurrency=1))  # fmt: skip
+                                  VerifyOptions(restore=True, concurrency=1,
+                                                pool=runner.pool if runner is not None else None))  # fmt: skip
         outcomes = list(verifier.run())
         source = f"restore test of backup {name} (itops backup verify --restore-test --limit {name})"
         if not outcomes:

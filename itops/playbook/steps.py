@@ -25,16 +25,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from itops.backup.shell import with_secrets
-from itops.checkapi import ProbeResult
 from itops.errors import AuthFailed, HostKeyRejected, HostUnreachable, ItopsError, TransportError
+from itops.facts import ProbeResult
 from itops.inventory import Inventory
 from itops.model import Status
 from itops.playbook.schema import Condition, Step, show_command
-from itops.runner import target_for
 from itops.transport.base import HostConnection
 from itops.transport.batch import BatchScript, build_script
-from itops.transport.local import LocalConnection
-from itops.transport.ssh import KnownHosts, SSHConnection
+from itops.transport.pool import ConnectionPool
 
 EXCERPT = 2000
 _NO = {"no", "n", "false", "abort", "stop"}
@@ -64,7 +62,11 @@ def _excerpt(res: ProbeResult) -> str:
 
 
 class StepRunner:
-    """Runs steps of one drill; holds one SSH connection per host for the whole drill."""
+    """Runs steps of one drill; holds one SSH connection per host for the whole drill.
+
+    Connections come from :attr:`pool` (one per drill: jump hosts shared by every host behind them,
+    a dead jump host tried once, one known_hosts cache); a restore step's verifier uses it too.
+    """
 
     def __init__(
         self,
@@ -75,6 +77,7 @@ class StepRunner:
         prompt: Callable[[str], str | None] | None = None,
         tofu_file: str | None = None,
         restore: Callable[[Step, StepRunner], StepResult] | None = None,
+        pool: ConnectionPool | None = None,
     ) -> None:
         self.inv = inventory
         self.answers = dict(answers or {})
@@ -83,28 +86,20 @@ class StepRunner:
         self.tofu_file = tofu_file
         self.restore_fn = restore
         self.stop = threading.Event()
-        self.host_keys: dict[str, str] = {}
-        self._conns: dict[str, HostConnection] = {}
-        self._known: dict[tuple[str, ...], KnownHosts] = {}
-        self._lock = threading.Lock()
+        self.pool = pool or ConnectionPool(inventory.hosts if inventory is not None else {}, tofu_file=tofu_file)
         self._local: subprocess.Popen[bytes] | None = None
 
     # -- connections -------------------------------------------------------------------------
+    @property
+    def host_keys(self) -> dict[str, str]:
+        """Host name -> host key fingerprint of every host a step connected to."""
+        return self.pool.host_keys
+
     def connection(self, host: str) -> HostConnection:
-        with self._lock:
-            conn = self._conns.get(host)
-        if conn is not None:
-            return conn
+        """The drill's connection to ``host`` (kept open for the following steps)."""
         if self.inv is None or host not in self.inv.hosts:
             raise ItopsError(f"host {host!r} is not in the inventory")
-        target = target_for(self.inv.hosts[host], self.inv.hosts)
-        key = tuple(target.known_hosts)
-        known = self._known.setdefault(key, KnownHosts(target.known_hosts, self.tofu_file))
-        conn = SSHConnection(target, known)
-        with self._lock:
-            self._conns[host] = conn
-            self.host_keys[host] = conn.host_key_fingerprint
-        return conn
+        return self.pool.connect(host, keep=True)
 
     def describe(self, host: str) -> str:
         if self.inv is None or host not in self.inv.hosts:
@@ -127,11 +122,8 @@ class StepRunner:
         self.close()
 
     def close(self) -> None:
-        with self._lock:
-            conns, self._conns = list(self._conns.values()), {}
-        for conn in conns:
-            with contextlib.suppress(Exception):
-                conn.close()
+        """Close the drill's connections (new steps, such as rollbacks, open them again)."""
+        self.pool.close()
 
     # -- commands -----------------------------------------------------------------------------
     def remote(self, host: str, command: str, timeout: float, env: Mapping[str, str] | None = None) -> ProbeResult:
@@ -144,8 +136,11 @@ class StepRunner:
     def script(self, host: str | None, script: str, timeout: float, secrets: Mapping[str, str]) -> ProbeResult:
         """Run a whole sh script on ``host`` (None: here) as one batch, ``secrets`` exported on its stdin."""
         batch = with_secrets(build_script([script], [timeout]), secrets)
-        conn = self.connection(host) if host is not None else LocalConnection()
-        return conn.run_batch(batch, idle_timeout=timeout + 10, total_timeout=timeout + 15).results[0]
+        if host is not None:
+            conn = self.connection(host)
+            return conn.run_batch(batch, idle_timeout=timeout + 10, total_timeout=timeout + 15).results[0]
+        with self.pool.lease(None) as here:
+            return here.run_batch(batch, idle_timeout=timeout + 10, total_timeout=timeout + 15).results[0]
 
     def local(self, command: str, timeout: float, env: Mapping[str, str] | None = None) -> ProbeResult:
         try:

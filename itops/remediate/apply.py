@@ -64,9 +64,9 @@ def apply_plans(
 ) -> list[HostApplied]:
     """Apply each host's fixes in order over one SSH connection per host; never stops at a failed fix."""
     from itops.errors import ItopsError
-    from itops.runner import AuditRunner, RunOptions
+    from itops.transport.pool import ConnectionPool
 
-    runner = AuditRunner(run_id, inventory.hosts, RunOptions(concurrency=1, tofu_file=tofu_file))
+    pool = ConnectionPool(inventory.hosts, tofu_file=tofu_file)  # jump hosts shared, a dead one tried once
     applied: list[HostApplied] = []
     try:
         for plan in plans:
@@ -81,13 +81,10 @@ def apply_plans(
             commands = [fix_command(plan, i) for i in range(len(plan.fixes))]
             batch = build_script(commands, [FIX_TIMEOUT] * len(commands))
             try:
-                conn = runner._connect(host)
-                try:
+                with pool.lease(host.name) as conn:
                     outcome = conn.run_batch(
                         batch, idle_timeout=FIX_TIMEOUT + 30, total_timeout=FIX_TIMEOUT * len(commands) + 60
                     )
-                finally:
-                    conn.close()
             except ItopsError as exc:
                 done.error = str(exc)
                 continue
@@ -102,7 +99,7 @@ def apply_plans(
             if progress is not None:
                 progress(done)
     finally:
-        runner._close_jumps()
+        pool.close()
     return applied
 
 

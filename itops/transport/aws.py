@@ -9,7 +9,7 @@ endpoints) and one botocore Config: adaptive retries, connect and read timeouts.
 regions (the listed ones, or every enabled region). :func:`collect` then makes each
 needed collection (``s3.buckets``, ``ec2.security_groups`` ...) once per account and
 region, regions in parallel under a concurrency bound, and returns
-:class:`~itops.checkapi.CollectionResult` objects the checks share.
+:class:`~itops.facts.CollectionResult` objects the checks share.
 
 Errors are data here: AccessDenied-like codes become "not assessable: missing
 permission s3:GetBucketPolicy" on the collection (or on one part of one resource),
@@ -39,8 +39,8 @@ from botocore.parsers import ResponseParserError
 from botocore.session import get_session
 
 from itops import plugins
-from itops.checkapi import CloudResource, CollectionResult
 from itops.errors import TransportError
+from itops.facts import CloudResource, CollectionResult
 from itops.inventory_schema import Cloud
 
 log = logging.getLogger(__name__)

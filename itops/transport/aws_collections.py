@@ -16,7 +16,7 @@ import time
 from typing import Any
 from urllib.parse import unquote
 
-from itops.checkapi import CloudResource
+from itops.facts import CloudResource
 from itops.transport.aws import GLOBAL, ApiFailure, CallContext, PermissionMissing, collection
 
 #: How long to wait for IAM to finish generating the credential report.

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from itops.checkapi import ProbeResult
 from itops.errors import TransportError
+from itops.facts import ProbeResult
 from itops.transport.batch import DEFAULT_MAX_PROBE_OUTPUT, PRELUDE_EXITS, BatchScript, FrameParser
 
 #: pump_frames' reason when the output stream ended (EOF) before the END frame
@@ -63,6 +63,10 @@ class HostConnection(Protocol):
         total_timeout: float,
         max_output: int = DEFAULT_MAX_PROBE_OUTPUT,
     ) -> BatchOutcome: ...
+
+    def is_active(self) -> bool:
+        """Whether the connection can still run a batch (a shared one is reopened when not)."""
+        ...
 
     def close(self) -> None: ...
 

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from itops.checkapi import ProbeResult
+from itops.facts import ProbeResult
 
 #: exit statuses of coreutils/busybox ``timeout`` when it had to stop the command
 TIMEOUT_RCS = frozenset({124, 137})

@@ -113,6 +113,9 @@ class LocalConnection:
             problem=problem,
         )
 
+    def is_active(self) -> bool:
+        return True
+
     def close(self) -> None:
         return None
 

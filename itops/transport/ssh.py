@@ -334,6 +334,10 @@ class SSHConnection:
             timings={"batch": time.monotonic() - started},
         )
 
+    def is_active(self) -> bool:
+        """Whether the SSH transport is still up (a dead jump host's connection is not)."""
+        return bool(self.transport.is_active())
+
     def close(self) -> None:
         """Close the connection (and a jump connection this one opened); never raises.
 
