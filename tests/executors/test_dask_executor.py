@@ -222,7 +222,7 @@ KILLER_PACK = textwrap.dedent(
 
 
 def test_a_batch_that_kills_its_worker_twice_is_unreachable_with_the_reason(fleet_factory, tmp_path):
-    from conftest import start_dask_lab
+    from dask_lab import start_dask_lab
 
     fleet = fleet_factory(4)
     pack = tmp_path / "pack"
