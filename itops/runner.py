@@ -21,8 +21,9 @@ from typing import Any
 
 from itops.checkapi import Check, Facts, ProbeResult, os_family, parse_os_release
 from itops.errors import AuthFailed, HostKeyRejected, ItopsError, TransportError
+from itops.exitcodes import exit_code_for  # noqa: F401 (re-exported: older imports name the runner)
 from itops.inventory import Host
-from itops.model import Finding, Result, Severity, Status
+from itops.model import Finding, Result, Status
 from itops.planner import HostPlan, checks_for_host, plan_host
 from itops.redact import register_secret
 from itops.transport.base import BatchOutcome, HostConnection
@@ -394,17 +395,6 @@ def _result(
     return check.result(finding, run_id=run_id, target=target, started=started,
                         source="; ".join(p.command for p in probes), duration=duration,
                         params=params)  # fmt: skip
-
-
-def exit_code_for(results: Iterable[Result], fail_on: Severity) -> int:
-    """0 clean, 1 a FAIL at or above ``fail_on``, 3 incomplete (ERROR/UNREACHABLE) with no such FAIL."""
-    incomplete = False
-    for r in results:
-        if r.status is Status.FAIL and r.severity.at_least(fail_on):
-            return 1
-        if r.status in (Status.ERROR, Status.UNREACHABLE):
-            incomplete = True
-    return 3 if incomplete else 0
 
 
 def plan_hosts(
