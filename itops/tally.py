@@ -25,12 +25,17 @@ class RunTally:
     )
     targets: set[str] = field(default_factory=set)
     check_ids: set[str] = field(default_factory=set)
+    #: framework catalogue keys the results reference, in the order first seen (a dict as an ordered set)
+    frameworks: dict[str, None] = field(default_factory=dict)
 
     def add(self, result: Result) -> None:
         self.total += 1
         self.by_severity[result.severity.value][result.status.value] += 1
         self.targets.add(result.target)
         self.check_ids.add(result.check_id)
+        for key in result.frameworks:
+            if key not in self.frameworks:
+                self.frameworks[key] = None
 
     def add_all(self, results: Iterable[Result]) -> RunTally:
         for r in results:

@@ -73,7 +73,7 @@ def run_job(config_path: Path, job: str, store_dir: Path | None) -> ExitStatus:
     if outcome.state == "skipped":
         return ExitStatus.OK
     code = outcome.exit_code  # the job's itops child exited with one of our statuses; killed or none: incomplete
-    return ExitStatus(code) if code in ExitStatus._value2member_map_ else ExitStatus.INCOMPLETE
+    return ExitStatus(code) if code is not None and code in ExitStatus._value2member_map_ else ExitStatus.INCOMPLETE
 
 
 def _fmt(ts: float | None, zone: str) -> str:
