@@ -197,7 +197,9 @@ def audit(
     progress = _progress(len(plans) + len(cloud_jobs), quiet=fmt != "table")
     try:
         done = session.execute(
-            runner.run(plans, cloud_jobs), interrupt=runner.interrupt, on_outcome=lambda o: progress(getattr(o, "host", None) or "")
+            runner.run(plans, cloud_jobs),
+            interrupt=runner.interrupt,
+            on_outcome=lambda o: progress(getattr(o, "host", None) or ""),
         )
     finally:
         progress(None)
