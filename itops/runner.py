@@ -195,26 +195,37 @@ class AuditRunner:
     # -- execution -------------------------------------------------------------------
     def run(self, plans: Sequence[HostPlan], extra: Sequence[ExtraJob] = ()) -> Iterable[HostOutcome]:
         """Run every plan (and extra job); yields each outcome in the calling thread as it completes."""
-        done: queue.Queue[HostOutcome | None] = queue.Queue()
         workers = max(1, min(self.options.concurrency, len(plans) + len(extra) or 1))
+        # Bounded: a worker with a finished host waits while the consumer (store, stdout) catches up, so
+        # memory holds the in-flight hosts' results, never a backlog growing with the fleet.
+        done: queue.Queue[HostOutcome | None] = queue.Queue(maxsize=workers)
+        closed = threading.Event()  # the consumer has gone: nobody will take what is left
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="itops-host")
+
+        def put(item: HostOutcome | None) -> None:
+            while not closed.is_set():
+                try:
+                    done.put(item, timeout=0.2)
+                    return
+                except queue.Full:
+                    continue
 
         def work(plan: HostPlan) -> None:
             try:
                 if self.stop.is_set():
-                    done.put(None)
+                    put(None)
                     return
-                done.put(self._run_host(plan))
+                put(self._run_host(plan))
             except BaseException:  # never lose the slot: the consumer counts puts
                 log.exception("internal error on host %s", plan.name)
-                done.put(self._internal_error(plan))
+                put(self._internal_error(plan))
 
         def work_extra(name: str, job: Callable[[], HostOutcome]) -> None:
             try:
-                done.put(None if self.stop.is_set() else job())
+                put(None if self.stop.is_set() else job())
             except BaseException:
                 log.exception("internal error on %s", name)
-                done.put(HostOutcome(name, []))
+                put(HostOutcome(name, []))
 
         for name, job in extra:  # first: cloud accounts are long, mostly waiting on the network
             pool.submit(work_extra, name, job)
@@ -232,6 +243,7 @@ class AuditRunner:
                     yield item
         finally:
             self.stop.set()
+            closed.set()
             pool.shutdown(wait=True, cancel_futures=True)
             self._close_jumps()
 
