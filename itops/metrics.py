@@ -15,7 +15,7 @@ in the store's drill history, so one file serves a host that drills several play
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
