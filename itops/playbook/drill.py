@@ -159,7 +159,9 @@ class Drill:
             self.runner.close()
         # stopped by a signal or not: the runner's stop flag says whether the drill ran to its end
         session.interrupted = interrupted = self.runner.stop.is_set()
-        code = session.status(incomplete=failed is not None)  # stopped before the end: never OK
+        # an interrupted drill proves nothing either way: INCOMPLETE even with a failed step; one that
+        # stopped at a failed step is never OK
+        code = ExitStatus.INCOMPLETE if interrupted else session.status(incomplete=failed is not None)
         meta = {
             "schema": "itops.drill/1",
             "playbook": pb.name,
