@@ -143,3 +143,27 @@ def test_peak_memory_does_not_grow_with_the_number_of_hosts(tmp_path):
     print(f"peak RSS: 20 hosts {small / 1024:.1f} MiB, 200 hosts {large / 1024:.1f} MiB "
           f"({time.monotonic() - t0:.0f} s)")  # fmt: skip
     assert large <= 1.3 * small + 8 * 1024, (small, large)
+
+
+def test_a_closed_output_pipe_stops_the_run_keeps_it_as_interrupted_and_exits_141(tmp_path):
+    """`itops audit --format jsonl | head -1`: the reader goes away while hosts are still running."""
+    inv, pack = _fleet(tmp_path, 4, SLOW_PACK, "slow")
+    store = tmp_path / "s"
+    cmd = [ITOPS, "audit", str(inv), "--local", "--checks-dir", str(pack), "--checks", "slow.*", "--concurrency",
+           "1", "--format", "jsonl", "--store", str(store)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    json.loads(proc.stdout.readline())
+    proc.stdout.close()  # as `head -1` does after its line
+    try:
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = proc.stderr.read()
+    assert rc == 141, err
+    assert "Traceback" not in err
+    run = Store(store).get_run("latest")
+    assert run.state == "interrupted" and run.exit_code == 3
+    assert 1 <= run.counts["PASS"] < 4 and sum(run.counts.values()) == run.counts["PASS"]
