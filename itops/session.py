@@ -160,7 +160,8 @@ class RunSession:
             if received:
                 self.interrupted = True
         except BaseException:
-            self.writer.finish("failed", int(ExitStatus.INTERNAL), self.host_keys, self.accounts)
+            run = self.writer.finish("failed", int(ExitStatus.INTERNAL), self.host_keys, self.accounts)
+            self._emit(lambda s: s.finish(run, self.tally))  # the streamed document still closes
             raise
 
     def status(self, *, incomplete: bool = False) -> ExitStatus:

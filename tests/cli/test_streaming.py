@@ -21,7 +21,7 @@ from itops.store import Store
 #: 20 checks sharing one probe (run once per host) whose output makes each result a few KB: what the
 #: run would hold in memory if it kept its results.
 BULKY_PACK = textwrap.dedent(
-    '''
+    """
     from itops.checkapi import Finding, Probe, Severity, host_check
 
     BULK = Probe("bulk", "head -c 2500 /dev/zero | tr '\\\\0' x")
@@ -38,11 +38,11 @@ BULKY_PACK = textwrap.dedent(
 
     for _i in range(20):
         globals()[f"bulky_{_i}"] = _make(_i)
-    '''
+    """
 )
 
 SLOW_PACK = textwrap.dedent(
-    '''
+    """
     from itops.checkapi import Finding, Probe, Severity, host_check
 
     @host_check(id="slow.answer_given", title="Slow answer", probes=[Probe("slow", "sleep 1.5; echo ok")],
@@ -50,7 +50,7 @@ SLOW_PACK = textwrap.dedent(
                 remediation="nothing to fix here", frameworks={"nist-800-53": ["CM-6"], "iso-27001": ["A.8.9"]})
     def slow(facts, params):
         return Finding.passed("answered")
-    '''
+    """
 )
 
 
