@@ -21,7 +21,7 @@ from typing import Any
 
 from itops.checkapi import Check, Facts, ProbeResult, os_family, parse_os_release
 from itops.errors import AuthFailed, HostKeyRejected, ItopsError, TransportError
-from itops.exitcodes import exit_code_for  # noqa: F401 (re-exported: older imports name the runner)
+from itops.exitcodes import exit_code_for as exit_code_for  # re-exported: older imports name the runner
 from itops.inventory import Host
 from itops.model import Finding, Result, Status
 from itops.planner import HostPlan, checks_for_host, plan_host
