@@ -72,7 +72,7 @@ def test_json_output_is_the_run_document_streamed_and_jsonl_gives_one_result_per
     assert res.exit_code == 1, res.output
     doc = json.loads(res.stdout)
     # members in the order they become known: results before the run's final header and counts
-    assert list(doc) == ["schema", "generator", "generated_at", "results", "run", "counts", "summary"]
+    assert list(doc) == ["schema", "generator", "generated_at", "results", "run", "counts", "summary", "catalogues"]
     jsonschema.Draft202012Validator(load_schema()).validate(doc)
     assert doc["run"]["state"] == "complete" and doc["run"]["exit_code"] == 1
     assert doc["summary"]["total"] == len(doc["results"]) == 60 and doc["counts"]["FAIL"] == 60
