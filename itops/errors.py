@@ -1,14 +1,28 @@
-"""The itops error tree. Library code raises these; only the CLI maps them to exit codes."""
+"""The itops error tree. Library code raises these; only the CLI maps them to exit codes.
+
+Each class carries its :class:`~itops.exitcodes.ExitStatus` as ``exit_status``; the CLI entry
+(:class:`itops.cli.main.ItopsGroup`) exits with it, so a new error class picks its status here,
+in one place, and no command maps errors itself.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
+
+from itops.exitcodes import ExitStatus
 
 
 class ItopsError(Exception):
-    """Base of every error itops raises on purpose; ``hint`` tells the user what to do."""
+    """Base of every error itops raises on purpose; ``hint`` tells the user what to do.
+
+    Exit status INCOMPLETE (3) unless a subclass says otherwise: the run could not finish its work.
+    """
 
     hint: str = ""
+    exit_status: ClassVar[ExitStatus] = ExitStatus.INCOMPLETE
+    #: whether the CLI prints ``hint:`` after the message (config errors put the fix in the message)
+    show_hint: ClassVar[bool] = True
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
@@ -33,6 +47,9 @@ class ConfigProblem:
 class ConfigError(ItopsError):
     """A configuration file (inventory, schedule, playbook, check) is invalid. Exit code 4."""
 
+    exit_status = ExitStatus.CONFIG
+    show_hint = False
+
     def __init__(self, problems: list[ConfigProblem], what: str = "configuration") -> None:
         self.problems = problems
         n = len(problems)
@@ -53,6 +70,8 @@ class SecretFileError(ItopsError):
 
 class UsageError(ItopsError):
     """The command line asks for something impossible (exit code 2)."""
+
+    exit_status = ExitStatus.USAGE
 
 
 class ExecutorError(ItopsError):
@@ -80,4 +99,9 @@ class CommandTimeout(TransportError):
 
 
 class CheckError(ItopsError):
-    """A check is broken (bad metadata, raised while evaluating)."""
+    """A check shipped with itops is broken (bad metadata, fails to import): a bug in itops, exit 70.
+
+    Checks from the user's own folders are loaded leniently (a warning, the check skipped), so this
+    is raised only for the built-in pack, where it means the installation is broken."""
+
+    exit_status = ExitStatus.INTERNAL

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from itops.errors import UsageError
 from itops.exitcodes import ExitStatus
-from itops.model import Run
+from itops.model import Result, Run
 from itops.store import Store, new_run_id
 
 #: Which exit status wins when shards ended differently (a failure found anywhere is a failure).
@@ -77,8 +77,14 @@ def merge_runs(store: Store, run_ids: Sequence[str]) -> Run:
                 )
             owner[target] = run.shard
     writer = store.begin(merged)
-    for run in runs:  # one shard's results in memory at a time
-        writer.add_many([replace(r, run_id=merged.id) for r in store.results(run.id)])
+    for run in runs:  # read back in batches: memory holds one batch, never a whole shard
+        batch: list[Result] = []
+        for r in store.iter_results(run.id):
+            batch.append(replace(r, run_id=merged.id))
+            if len(batch) >= 1000:
+                writer.add_many(batch)
+                batch = []
+        writer.add_many(batch)
     known = {int(status) for status in ExitStatus}
     codes = [ExitStatus(r.exit_code) if r.exit_code in known else ExitStatus.INTERNAL for r in runs]
     code = next(status for status in _PRECEDENCE if status in codes)

@@ -15,7 +15,7 @@ in the store's drill history, so one file serves a host that drills several play
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,7 +50,7 @@ def last_success(store: Store, run: Run) -> float | None:
     return None
 
 
-def audit_registry(run: Run, results: Sequence[Result], last_success_at: float | None) -> CollectorRegistry:
+def audit_registry(run: Run, results: Iterable[Result], last_success_at: float | None) -> CollectorRegistry:
     """The metrics of one audit run.
 
     ``itops_audit_control_pass_ratio`` is PASS / (PASS + FAIL + WAIVED) of the results that cite a

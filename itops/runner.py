@@ -21,8 +21,9 @@ from typing import Any
 
 from itops.checkapi import Check, Facts, ProbeResult, os_family, parse_os_release
 from itops.errors import ItopsError, TransportError
+from itops.exitcodes import exit_code_for as exit_code_for  # re-exported: older imports name the runner
 from itops.inventory import Host
-from itops.model import Finding, Result, Severity, Status
+from itops.model import Finding, Result, Status
 from itops.planner import HostPlan, plan_hosts
 from itops.transport.base import BatchOutcome
 from itops.transport.pool import ConnectionPool, target_for, unreachable_reason
@@ -107,26 +108,37 @@ class AuditRunner:
     # -- execution -------------------------------------------------------------------
     def run(self, plans: Sequence[HostPlan], extra: Sequence[ExtraJob] = ()) -> Iterable[HostOutcome]:
         """Run every plan (and extra job); yields each outcome in the calling thread as it completes."""
-        done: queue.Queue[HostOutcome | None] = queue.Queue()
         workers = max(1, min(self.options.concurrency, len(plans) + len(extra) or 1))
+        # Bounded: a worker with a finished host waits while the consumer (store, stdout) catches up, so
+        # memory holds the in-flight hosts' results, never a backlog growing with the fleet.
+        done: queue.Queue[HostOutcome | None] = queue.Queue(maxsize=workers)
+        closed = threading.Event()  # the consumer has gone: nobody will take what is left
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="itops-host")
+
+        def put(item: HostOutcome | None) -> None:
+            while not closed.is_set():
+                try:
+                    done.put(item, timeout=0.2)
+                    return
+                except queue.Full:
+                    continue
 
         def work(plan: HostPlan) -> None:
             try:
                 if self.stop.is_set():
-                    done.put(None)
+                    put(None)
                     return
-                done.put(self._run_host(plan))
+                put(self._run_host(plan))
             except BaseException:  # never lose the slot: the consumer counts puts
                 log.exception("internal error on host %s", plan.name)
-                done.put(internal_error_outcome(self.run_id, plan))
+                put(internal_error_outcome(self.run_id, plan))
 
         def work_extra(name: str, job: Callable[[], HostOutcome]) -> None:
             try:
-                done.put(None if self.stop.is_set() else job())
+                put(None if self.stop.is_set() else job())
             except BaseException:
                 log.exception("internal error on %s", name)
-                done.put(HostOutcome(name, []))
+                put(HostOutcome(name, []))
 
         for name, job in extra:  # first: cloud accounts are long, mostly waiting on the network
             pool.submit(work_extra, name, job)
@@ -144,6 +156,7 @@ class AuditRunner:
                     yield item
         finally:
             self.stop.set()
+            closed.set()
             pool.shutdown(wait=True, cancel_futures=True)
             if self._owns_pool:
                 self.pool.close()
@@ -319,13 +332,4 @@ def _result(
                         params=params)  # fmt: skip
 
 
-def exit_code_for(results: Iterable[Result], fail_on: Severity) -> int:
-    """0 clean, 1 a FAIL at or above ``fail_on``, 3 incomplete (ERROR/UNREACHABLE) with no such FAIL."""
-    incomplete = False
-    for r in results:
-        if r.status is Status.FAIL and r.severity.at_least(fail_on):
-            return 1
-        if r.status in (Status.ERROR, Status.UNREACHABLE):
-            incomplete = True
-    return 3 if incomplete else 0
 

@@ -29,8 +29,9 @@ import platformdirs
 from itops import integrity
 from itops.errors import UsageError
 from itops.fsutil import ensure_private_dir, open_private_append, private_sqlite_file, write_private_atomic
-from itops.model import Result, Run, count_statuses
+from itops.model import Result, Run
 from itops.redact import redact_result
+from itops.tally import RunTally
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -264,14 +265,20 @@ class Store:
             return {row["target"] for row in db.execute("SELECT DISTINCT target FROM results WHERE run_id = ?", (rid,))}
 
     def results(self, run_id: str) -> list[Result]:
-        """A run's results; ``results.jsonl`` is the source of truth (it survives a killed run)."""
+        """A run's results as a list (for views that need them all at once; else :meth:`iter_results`)."""
+        return list(self.iter_results(run_id))
+
+    def iter_results(self, run_id: str) -> Iterator[Result]:
+        """A run's results one at a time, in stored order, without holding the run in memory;
+        ``results.jsonl`` is the source of truth (it survives a killed run)."""
         rid = self.resolve(run_id)
         path = self.run_dir(rid) / "results.jsonl"
         if path.exists():
-            return list(_read_jsonl(path))
+            yield from _read_jsonl(path)
+            return
         with closing(self._connect()) as db:
-            rows = db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY seq", (rid,)).fetchall()
-        return [Result.from_dict(json.loads(r["data"])) for r in rows]
+            for row in db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY seq", (rid,)):
+                yield Result.from_dict(json.loads(row["data"]))
 
     def prune(
         self, older_than: float, keep_last: int = 0, *, dry_run: bool = False, now: float | None = None
@@ -361,7 +368,11 @@ def _run_from_row(row: sqlite3.Row) -> Run:
 
 
 class RunWriter:
-    """Streams one run's results to disk as they arrive; used from a single thread."""
+    """Streams one run's results to disk as they arrive; used from a single thread.
+
+    It keeps no results: :attr:`tally` counts them (statuses, severities, targets, check ids) for
+    the run's counts and manifest, so a run's memory does not grow with its results.
+    """
 
     COMMIT_EVERY = 0.5  # seconds between SQLite commits
 
@@ -369,26 +380,29 @@ class RunWriter:
         self.store = store
         self.run = run
         self.chain = chain
-        self.results: list[Result] = []
+        self.tally = RunTally()
+        self._seq = 0
         fd = open_private_append(store.run_dir(run.id) / "results.jsonl")
         self._jsonl: TextIO = os.fdopen(fd, "a", encoding="utf-8")
         self._db = store._connect()
         self._last_commit = time.monotonic()
 
-    def add(self, result: Result) -> None:
-        self.add_many([result])
+    def add(self, result: Result) -> Result:
+        return self.add_many([result])[0]
 
-    def add_many(self, results: Sequence[Result]) -> None:
+    def add_many(self, results: Sequence[Result]) -> list[Result]:
         """Append results: one flushed write to results.jsonl, one batched insert into SQLite.
+        Returns them as stored (redacted), for whatever streams them on (stdout).
 
         This is the single redaction step for everything stored: whatever produced a result
         (host, cloud, backup or drill runner, or a plugin), its message and evidence pass
         through :func:`itops.redact.redact_result` here.
         """
         if not results:
-            return
+            return []
         rows = []
         lines = []
+        stored = []
         memo: dict[str, str] = {}
         for result in (redact_result(r, memo) for r in results):
             line = json.dumps(result.to_dict(), ensure_ascii=False, separators=(",", ":"))
@@ -396,7 +410,7 @@ class RunWriter:
             rows.append(
                 (
                     self.run.id,
-                    len(self.results),
+                    self._seq,
                     result.check_id,
                     result.target,
                     result.resource,
@@ -405,7 +419,9 @@ class RunWriter:
                     line,
                 )
             )
-            self.results.append(result)
+            self._seq += 1
+            self.tally.add(result)
+            stored.append(result)
         self._jsonl.write("".join(lines))
         self._jsonl.flush()
         self.chain.checkpoint()  # signs the head of what was just flushed
@@ -427,6 +443,7 @@ class RunWriter:
         if time.monotonic() - self._last_commit > self.COMMIT_EVERY:
             self._db.commit()
             self._last_commit = time.monotonic()
+        return stored
 
     def finish(
         self,
@@ -439,7 +456,7 @@ class RunWriter:
         self.run.finished = time.time()
         self.run.state = state
         self.run.exit_code = exit_code
-        self.run.counts = count_statuses(self.results)
+        self.run.counts = self.tally.counts
         self.run.host_keys = dict(host_keys or {})
         self.run.accounts = dict(accounts or {})
         self._jsonl.flush()
@@ -469,7 +486,7 @@ class RunWriter:
                 "exit_code": exit_code,
                 "inventory": self.run.inventory,
                 "inventory_digest": self.run.inventory_digest,
-                "check_ids": sorted({r.check_id for r in self.results}),
+                "check_ids": sorted(self.tally.check_ids),
                 "host_keys": self.run.host_keys,
                 "accounts": self.run.accounts,
                 "counts": self.run.counts,

@@ -188,27 +188,21 @@ class WaiverSet:
     def apply_all(self, results: Iterable[Result]) -> list[Result]:
         return [self.apply(r) for r in results]
 
-    def report(self, results: Sequence[Result]) -> dict[str, list[WaiverUse]]:
+    def report(self, results: Iterable[Result]) -> dict[str, list[WaiverUse]]:
         """Each waiver as ``active``, ``expired`` or ``stale`` (matching no result of the run).
 
         ``results`` may be before or after :meth:`apply`: a WAIVED result counts for the
         waiver attached to it, a FAIL for the waiver that would waive it.
         """
-        out: dict[str, list[WaiverUse]] = {state: [] for state in STATES}
-        for entry in self.entries:
-            matched = waived = 0
-            expired = self.expired(entry)
-            for r in results:
-                if not self.matches(entry, r):
-                    continue
-                matched += 1
-                if expired:
-                    waived += r.status is Status.FAIL
-                else:
-                    waived += self._waived_by(entry, r)
-            state = "expired" if expired else "active" if matched else "stale"
-            out[state].append(WaiverUse(entry, state, matched, waived, self.days_left(entry)))
-        return out
+        usage = self.usage()
+        for r in results:
+            usage.add(r)
+        return usage.report()
+
+    def usage(self) -> WaiverUsage:
+        """Counters of what each waiver matched, fed one result at a time (a streaming run keeps these,
+        not its results, for the waiver warnings at the end)."""
+        return WaiverUsage(self)
 
     def _waived_by(self, entry: WaiverEntry, r: Result) -> bool:
         if r.status is Status.WAIVED:
@@ -242,7 +236,7 @@ class WaiverSet:
 
     def warnings(
         self,
-        results: Sequence[Result],
+        results: Iterable[Result] | WaiverUsage,
         planned: Mapping[str, Iterable[str]] | None = None,
         clouds: Iterable[str] = (),
     ) -> list[str]:
@@ -251,7 +245,7 @@ class WaiverSet:
         With ``planned`` (target -> check ids the run covered, see :meth:`in_selection`), a waiver
         outside a ``--limit``/``--checks`` selection is not called stale: it could not match.
         """
-        report = self.report(results)
+        report = results.report() if isinstance(results, WaiverUsage) else self.report(results)
         if planned is not None:
             report["stale"] = [u for u in report["stale"] if self.in_selection(u.entry, planned, clouds)]
         lines = []
@@ -268,3 +262,32 @@ class WaiverSet:
         """Waivers that expire within ``within_days`` days from today, expired ones included, soonest first."""
         limit = self.today + timedelta(days=within_days)
         return sorted((e for e in self.entries if e.rule.expires <= limit), key=lambda e: e.rule.expires)
+
+
+class WaiverUsage:
+    """What each waiver of a :class:`WaiverSet` matched and waived so far (see :meth:`WaiverSet.report`)."""
+
+    def __init__(self, waivers: WaiverSet) -> None:
+        self.waivers = waivers
+        self._expired = [waivers.expired(e) for e in waivers.entries]
+        self.matched = [0] * len(waivers.entries)
+        self.waived = [0] * len(waivers.entries)
+
+    def add(self, r: Result) -> None:
+        ws = self.waivers
+        for i, entry in enumerate(ws.entries):
+            if not ws.matches(entry, r):
+                continue
+            self.matched[i] += 1
+            if self._expired[i]:
+                self.waived[i] += r.status is Status.FAIL
+            else:
+                self.waived[i] += ws._waived_by(entry, r)
+
+    def report(self) -> dict[str, list[WaiverUse]]:
+        out: dict[str, list[WaiverUse]] = {state: [] for state in STATES}
+        ws = self.waivers
+        for i, entry in enumerate(ws.entries):
+            state = "expired" if self._expired[i] else "active" if self.matched[i] else "stale"
+            out[state].append(WaiverUse(entry, state, self.matched[i], self.waived[i], ws.days_left(entry)))
+        return out

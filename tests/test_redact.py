@@ -43,10 +43,10 @@ def test_results_built_by_any_producer_are_redacted_once_by_the_store(tmp_path):
     assert all(secret in r.message for r in built)  # the builder leaves it to the store
     store = Store(tmp_path)
     writer = store.begin(Run(id="r1", kind="audit", started=0.0))
-    writer.add_many(built)
+    returned = writer.add_many(built)  # what the session streams on to stdout
     stored = next(tmp_path.rglob("results.jsonl")).read_text()
     assert secret not in stored and len(stored.splitlines()) == 3
-    assert all(secret not in json.dumps(r.to_dict()) for r in writer.results)
+    assert all(secret not in json.dumps(r.to_dict()) for r in returned)
 
 
 # --------------------------------------------------------------------------- secret shapes (issue 12)

@@ -14,10 +14,9 @@ import click
 from itops import __version__
 from itops.checkapi import Check
 from itops.cli.checks_cmd import checks_dir_option
-from itops.cli.output import render_summary, run_to_json, use_colour
+from itops.cli.output import RUN_FORMATS, render_summary, result_stream, use_colour
 from itops.cli.params import inventory_param
 from itops.cli.runs_cmd import signing_key_option, store_option
-from itops.cli.signals import stop_on_signals
 from itops.errors import UsageError
 from itops.executors import ExecutorSpec, executor_option
 from itops.exitcodes import ExitStatus
@@ -26,6 +25,7 @@ from itops.inventory_refs import raise_for_unmatched_patterns, unknown_var_warni
 from itops.model import Run, Severity
 from itops.registry import load_registry
 from itops.report import parse_report_spec, write_reports
+from itops.session import RunSession, SessionResult
 from itops.store import Store, new_run_id
 from itops.targets import apply_shard, parse_shard, select_targets
 from itops.waivers import WaiverSet
@@ -50,7 +50,14 @@ ProgressFn = Callable[[str | None], None]
     show_default=True,
     help="Lowest severity of a FAIL that makes the exit code 1.",
 )
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(RUN_FORMATS),
+    default="table",
+    show_default=True,
+    help="table at the end; json / jsonl (one result per line, then a summary line) stream as targets finish.",
+)
 @store_option
 @signing_key_option
 @click.option(
@@ -110,11 +117,11 @@ def audit(
     waivers_file: Path | None,
     templates: Path | None,
     prom_file: Path | None,
-) -> None:
+) -> ExitStatus:
     """Audit hosts and cloud accounts: one SSH connection and one batched probe script per host,
     each cloud API collection made once per account and region."""
     # Imported here: the runner pulls in paramiko and the cloud code boto3; `itops --help` must not pay for them.
-    from itops.runner import AuditRunner, RunOptions, exit_code_for, plan_hosts
+    from itops.runner import AuditRunner, RunOptions, plan_hosts
 
     if executor.is_dask and (local or tofu_file):
         raise UsageError(
@@ -168,7 +175,6 @@ def audit(
         shard=f"{shard_index}/{shard_count}" if shard else "",
         selection=json.dumps({"limit": list(limits), "checks": list(patterns)}, sort_keys=True),
     )
-    writer = store.begin(run)
     runner: AuditRunner | DaskAuditRunner
     if cluster is not None:
         from itops.executors.dask import DaskAuditRunner
@@ -188,50 +194,42 @@ def audit(
         for name in selection.clouds
         if cloud_checks
     ]
-    host_keys: dict[str, str] = {}
-    accounts: dict[str, str] = {}
-    state = "complete"
-    progress = _progress(len(plans) + len(cloud_jobs), quiet=fmt == "json")
+    session = RunSession(store, run, fail_on=Severity(fail_on), waivers=waivers, stream=result_stream(fmt))
+    progress = _progress(len(plans) + len(cloud_jobs), quiet=fmt != "table")
     try:
-        with stop_on_signals(runner.interrupt) as received:
-            for outcome in runner.run(plans, cloud_jobs):
-                writer.add_many([waivers.apply(r) for r in outcome.results])
-                if outcome.host_key:
-                    host_keys[outcome.host] = outcome.host_key
-                if outcome.account:
-                    accounts[outcome.host] = outcome.account
-                progress(outcome.host)
-        if received:
-            state = "interrupted"
-    except BaseException:
-        state = "failed"
-        writer.finish(state, int(ExitStatus.INTERNAL), host_keys, accounts)
-        raise
+        done = session.execute(
+            runner.run(plans, cloud_jobs),
+            interrupt=runner.interrupt,
+            on_outcome=lambda o: progress(getattr(o, "host", None) or ""),
+        )
     finally:
         progress(None)
         if cluster is not None:
             cluster.close()
-    code = exit_code_for(writer.results, Severity(fail_on))
-    if state == "interrupted" and code == 0:
-        code = ExitStatus.INCOMPLETE
-    run = writer.finish(state, int(code), host_keys, accounts)
-    for path in write_reports(store, run.id, report_specs, templates=templates):
+    for path in write_reports(store, done.run.id, report_specs, templates=templates):
         click.echo(f"wrote report {path}", err=True)
     if prom_file is not None:
         from itops.metrics import audit_registry, last_success, write_textfile
 
-        write_textfile(prom_file, audit_registry(run, writer.results, last_success(store, run)))
+        run = done.run  # the metrics are read back from the store, one result at a time
+        write_textfile(prom_file, audit_registry(run, store.iter_results(run.id), last_success(store, run)))
     # What --limit and --checks selected (before the groups' checks: narrow it): a waiver outside is not stale.
-    planned = {h.name: [c.id for c in host_checks] for h in selection.hosts}
-    planned.update({name: [c.id for c in cloud_checks] for name in selection.clouds})
-    for warning in waivers.warnings(writer.results, planned, clouds=inv.clouds):
+    host_ids, cloud_ids = [c.id for c in host_checks], [c.id for c in cloud_checks]  # one list shared by all targets
+    planned = {h.name: host_ids for h in selection.hosts} | {name: cloud_ids for name in selection.clouds}
+    assert done.waiver_usage is not None
+    for warning in waivers.warnings(done.waiver_usage, planned, clouds=inv.clouds):
         click.echo(f"warning: {warning}", err=True)
-    if fmt == "json":
-        click.echo(run_to_json(run, writer.results))
-    else:
-        click.echo(render_summary(run, writer.results, colour=use_colour(), show_pass=show_pass))
-        click.echo(f"Stored as run {run.id} in {store.root} (exit {int(code)})", err=True)
-    sys.exit(int(code))
+    return _render(store, done, fmt, show_pass)
+
+
+def _render(store: Store, done: SessionResult, fmt: str, show_pass: bool) -> ExitStatus:
+    """The end of a run on the terminal: JSON was streamed already; the table is read back from the store."""
+    if done.output_closed:
+        raise BrokenPipeError  # the run was kept; the CLI exits 141 as for any closed pipe
+    if fmt == "table":
+        click.echo(render_summary(done.run, store.iter_results(done.run.id), colour=use_colour(), show_pass=show_pass))
+        click.echo(f"Stored as run {done.run.id} in {store.root} (exit {int(done.status)})", err=True)
+    return done.status
 
 
 def _why_no_target(hosts: list[Host], limits: tuple[str, ...], patterns: tuple[str, ...]) -> tuple[str, str]:

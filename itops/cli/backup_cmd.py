@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -15,10 +14,9 @@ from itops import __version__
 from itops.backup.facts import format_duration, format_limit
 from itops.backup.options import backup_options
 from itops.cli.checks_cmd import checks_dir_option
-from itops.cli.output import render_summary, run_to_json, shown, use_colour
+from itops.cli.output import RUN_FORMATS, render_summary, result_stream, shown, use_colour
 from itops.cli.params import inventory_param
 from itops.cli.runs_cmd import signing_key_option, store_option
-from itops.cli.signals import stop_on_signals
 from itops.errors import UsageError
 from itops.executors import ExecutorSpec, executor_option
 from itops.exitcodes import ExitStatus
@@ -27,11 +25,13 @@ from itops.inventory_refs import raise_for_unmatched_patterns
 from itops.model import Run, Severity
 from itops.redact import redact
 from itops.registry import load_registry
+from itops.session import RunSession, TargetOutcome
 from itops.store import Store, new_run_id
 from itops.waivers import WaiverSet
 
 if TYPE_CHECKING:
-    from itops.backup.verify import BackupOutcome, BackupVerifier
+    from itops.backup.facts import RestoreOutcome
+    from itops.backup.verify import BackupVerifier
     from itops.executors.dask import DaskBackupVerifier
 
 
@@ -62,7 +62,8 @@ def backup() -> None:
     show_default=True,
     help="Lowest severity of a FAIL that makes the exit code 1.",
 )
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(RUN_FORMATS), default="table", show_default=True,
+              help="table at the end; json / jsonl stream as backups are verified.")  # fmt: skip
 @store_option
 @signing_key_option
 @click.option("--waivers", "waivers_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
@@ -87,12 +88,11 @@ def verify(
     tofu_file: str | None,
     executor: ExecutorSpec,
     show_pass: bool,
-) -> None:
+) -> ExitStatus:
     """Verify backups: newest copy within RPO, size, integrity, copies, protection, and restore tests."""
     # Imported here: they pull in paramiko and boto3, which `itops --help` must not pay for.
     from itops.backup.metrics import load_records, save_records, update_records, write_prom_file
-    from itops.backup.verify import BackupVerifier, VerifyOptions, select_backups
-    from itops.runner import exit_code_for
+    from itops.backup.verify import BackupOutcome, BackupVerifier, VerifyOptions, select_backups
 
     if executor.is_dask and tofu_file:
         raise UsageError(
@@ -124,7 +124,6 @@ def verify(
     state_dir = store.root / "state"
     run = Run(id=new_run_id(), kind="backup", started=time.time(), inventory=str(inventory_path),
               inventory_digest=inv.digest, inventory_lines=target_lines(inv), version=__version__)  # fmt: skip
-    writer = store.begin(run)
     verifier = BackupVerifier(
         run.id,
         inv,
@@ -142,48 +141,40 @@ def verify(
     runner: BackupVerifier | DaskBackupVerifier = verifier
     if cluster is not None:
         runner = DaskBackupVerifier(verifier, cluster, [*checks_dirs, *inv.checks_dirs], concurrency or inv.concurrency)
-    outcomes: list[BackupOutcome] = []
-    host_keys: dict[str, str] = {}
-    state = "complete"
+    records = load_records(state_dir)
+    restores: list[tuple[str, RestoreOutcome]] = []
+
+    def fold(outcome: TargetOutcome) -> None:
+        # each backup's record is folded in as it is verified; only its restore line is kept for the table
+        assert isinstance(outcome, BackupOutcome)
+        waived = replace(outcome, results=waivers.apply_all(outcome.results))  # a waived FAIL is no failed backup
+        update_records(records, [waived], time.time())
+        if outcome.facts.restore is not None:
+            restores.append((outcome.backup, outcome.facts.restore))
+
+    session = RunSession(store, run, fail_on=Severity(fail_on), waivers=waivers, stream=result_stream(fmt))
     try:
-        with stop_on_signals(runner.interrupt) as received:
-            for outcome in runner.run():
-                outcome = replace(outcome, results=waivers.apply_all(outcome.results))
-                for result in outcome.results:
-                    writer.add(result)
-                outcomes.append(outcome)
-                if outcome.host and outcome.host_key:
-                    host_keys[outcome.host] = outcome.host_key
-        if received:
-            state = "interrupted"
-    except BaseException:
-        writer.finish("failed", int(ExitStatus.INTERNAL), host_keys)
-        raise
+        done = session.execute(runner.run(), interrupt=runner.interrupt, on_outcome=fold)
     finally:
         if cluster is not None:
             cluster.close()
-    code = exit_code_for(writer.results, Severity(fail_on))
-    if state == "interrupted" and code == 0:
-        code = ExitStatus.INCOMPLETE
-    run = writer.finish(state, int(code), host_keys)
-    records = update_records(load_records(state_dir), outcomes, run.finished or time.time())
     save_records(state_dir, records)
     if prom_file is not None:
         write_prom_file(prom_file, records, time.time(), only=inv.backups)
-    if fmt == "json":
-        click.echo(run_to_json(run, writer.results))
-    else:
-        click.echo(render_summary(run, writer.results, colour=use_colour(), show_pass=show_pass))
-        table = render_restores(outcomes)
+    if done.output_closed:
+        raise BrokenPipeError  # the run was kept; the CLI exits 141 as for any closed pipe
+    if fmt == "table":
+        click.echo(render_summary(done.run, store.iter_results(run.id), colour=use_colour(), show_pass=show_pass))
+        table = render_restores(restores)
         if table:
             click.echo(table)
-        click.echo(f"Stored as run {run.id} in {store.root} (exit {int(code)})", err=True)
-    sys.exit(int(code))
+        click.echo(f"Stored as run {run.id} in {store.root} (exit {int(done.status)})", err=True)
+    return done.status
 
 
-def render_restores(outcomes: Sequence[BackupOutcome]) -> str:
-    """The restore tests of the run: measured time against the RTO and the verdict, one line each."""
-    rows = [(o.backup, o.facts.restore) for o in outcomes if o.facts.restore is not None]
+def render_restores(rows: Sequence[tuple[str, RestoreOutcome]]) -> str:
+    """The restore tests of the run (backup name, restore facts): measured time against the RTO and
+    the verdict, one line each."""
     if not rows:
         return ""
     width = max(len(name) for name, _ in rows) + 2

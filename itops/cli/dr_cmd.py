@@ -9,10 +9,10 @@ from pathlib import Path
 
 import click
 
-from itops.cli.output import shown
+from itops.cli.output import RUN_FORMATS, result_stream, shown
 from itops.cli.params import inventory_param
 from itops.cli.runs_cmd import store_option
-from itops.cli.signals import stop_on_signals
+from itops.exitcodes import ExitStatus
 from itops.redact import redact
 
 
@@ -39,7 +39,8 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option("--yes", is_flag=True, help="Answer yes to every manual step (an unattended drill).")
 @click.option("--answer", "answers", multiple=True, metavar="STEP=ANSWER", help="Recorded answer of a manual step.")
 @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Override a playbook var.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(RUN_FORMATS), default="table", show_default=True,
+              help="table at the end; json / jsonl stream each step's result as it is recorded.")
 @click.option("--trust-on-first-use", "tofu_file", type=click.Path(dir_okay=False), default=None,
               help="Record unknown host keys in FILE instead of rejecting them.")
 @click.option("--prom-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -56,7 +57,7 @@ def drill(
     tofu_file: str | None,
     prom_file: Path | None,
     store_dir: Path | None,
-) -> None:  # fmt: skip
+) -> ExitStatus:  # fmt: skip
     """Run PLAYBOOK as a timed drill (stops at the first failed step and rolls back), recorded as a run."""
     from itops.errors import UsageError
     from itops.inventory import load_inventory
@@ -64,7 +65,6 @@ def drill(
     from itops.playbook.restore import Restorer
     from itops.playbook.schema import load_playbook
     from itops.playbook.steps import StepRunner
-    from itops.report.jsondoc import run_to_json
     from itops.store import Store
 
     inv = load_inventory(inventory_path) if inventory_path else None
@@ -86,24 +86,23 @@ def drill(
     runner = StepRunner(inv, answers=given, yes=yes, prompt=prompt if interactive else None, tofu_file=tofu_file)
     if dry_run:
         click.echo(render_plan(pb, runner))
-        return
+        return ExitStatus.OK
     store = Store(store_dir)
     drill_ = Drill(pb, inv, runner, store, inventory_path=inventory_path, on_step=_progress(fmt == "json"))
     if inv is not None:
         runner.restore_fn = Restorer(inv, drill_.run_id)
-    with stop_on_signals(drill_.interrupt, "rolling back"):
-        outcome = drill_.run()
+    outcome = drill_.run(result_stream(fmt))  # a session: SIGINT/SIGTERM roll back and mark it interrupted
+    if outcome.output_closed:
+        raise BrokenPipeError  # the drill was recorded; the CLI exits 141 as for any closed pipe
     if prom_file is not None:
         from itops.metrics import drill_registry, write_textfile
         from itops.playbook.drill import drill_history
 
         write_textfile(prom_file, drill_registry(drill_history(store, limit=1000)))
-    if fmt == "json":
-        click.echo(run_to_json(outcome.run, outcome.results))
-    else:
+    if fmt == "table":
         click.echo(_summary(pb.name, outcome))
-        click.echo(f"Stored as run {outcome.run.id} in {store.root} (exit {outcome.exit_code})", err=True)
-    sys.exit(outcome.exit_code)
+        click.echo(f"Stored as run {outcome.run.id} in {store.root} (exit {int(outcome.exit_code)})", err=True)
+    return outcome.exit_code
 
 
 def _progress(quiet: bool):  # type: ignore[no-untyped-def]
@@ -187,19 +186,19 @@ def history(store_dir: Path | None, playbook: str | None, limit: int, fmt: str) 
               help="Folder of your playbooks (or $ITOPS_PLAYBOOKS). Required: the shipped ones are examples.")
 @click.option("--max-age", default=None, help="Allowed age of the last successful drill, e.g. 30d (default: the "
               "playbook's max_drill_age, else 90d).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def check(store_dir: Path | None, folder: Path | None, max_age: str | None, fmt: str) -> None:
+@click.option("--format", "fmt", type=click.Choice(RUN_FORMATS), default="table", show_default=True)
+def check(store_dir: Path | None, folder: Path | None, max_age: str | None, fmt: str) -> ExitStatus:
     """DR readiness (dr.drill_recent): FAIL for each playbook whose last successful drill is too old.
 
     The results are stored as a run (kind audit), so the check can be scheduled and notified."""
     from itops import __version__
-    from itops.cli.output import render_summary, run_to_json, use_colour
+    from itops.cli.output import render_summary, use_colour
     from itops.errors import UsageError
     from itops.model import Run, Severity
     from itops.playbook.drill import drill_history
     from itops.playbook.readiness import playbook_files, readiness_results
     from itops.resources import bundled_dir
-    from itops.runner import exit_code_for
+    from itops.session import RunSession
     from itops.store import Store, new_run_id
     from itops.yamlload import parse_duration
 
@@ -220,13 +219,13 @@ def check(store_dir: Path | None, folder: Path | None, max_age: str | None, fmt:
     store = Store(store_dir)
     records = drill_history(store, limit=10000)
     run = Run(id=new_run_id(), kind="audit", started=time.time(), inventory=str(folder), version=__version__)
-    writer = store.begin(run)
-    writer.add_many(readiness_results(run.id, files, records, max_age=limit))
-    code = exit_code_for(writer.results, Severity.LOW)
-    run = writer.finish("complete", code)
-    if fmt == "json":
-        click.echo(run_to_json(run, writer.results))
-    else:
-        click.echo(render_summary(run, writer.results, colour=use_colour(), show_pass=True))
-        click.echo(f"Stored as run {run.id} in {store.root} (exit {code})", err=True)
-    sys.exit(code)
+    session = RunSession(store, run, fail_on=Severity.LOW, stream=result_stream(fmt))
+    with session.recording():
+        session.add(readiness_results(run.id, files, records, max_age=limit))
+    done = session.finish()
+    if done.output_closed:
+        raise BrokenPipeError
+    if fmt == "table":
+        click.echo(render_summary(done.run, store.iter_results(run.id), colour=use_colour(), show_pass=True))
+        click.echo(f"Stored as run {run.id} in {store.root} (exit {int(done.status)})", err=True)
+    return done.status

@@ -10,28 +10,28 @@ from typing import Any
 import click
 
 from itops import __version__
-from itops.errors import ConfigError, ItopsError, UsageError
+from itops.errors import ItopsError
 from itops.exitcodes import ExitStatus
 
 log = logging.getLogger("itops")
 
 
 class ItopsGroup(click.Group):
-    """Maps itops errors to exit statuses; tracebacks only with --debug."""
+    """The one place exit statuses are decided: a command returns its :class:`ExitStatus` (or None
+    for OK), an itops error exits with the status its class carries; tracebacks only with --debug."""
 
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug")) or os.environ.get("ITOPS_DEBUG") == "1"
         try:
-            return super().invoke(ctx)
-        except ConfigError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(ExitStatus.CONFIG)
-        except UsageError as exc:
-            _print_error(exc)
-            ctx.exit(ExitStatus.USAGE)
+            status = super().invoke(ctx)
+            if isinstance(status, ExitStatus) and status is not ExitStatus.OK:
+                ctx.exit(status)
+            return status
         except ItopsError as exc:
+            if debug and exc.exit_status is ExitStatus.INTERNAL:
+                raise
             _print_error(exc)
-            ctx.exit(ExitStatus.INCOMPLETE)
+            ctx.exit(exc.exit_status)  # each error class carries its status (itops/errors.py)
         except BrokenPipeError:
             # stdout was closed early (`itops checks list | head -5`): stop quietly, as SIGPIPE would.
             _silence_stdout()
@@ -56,7 +56,7 @@ def _silence_stdout() -> None:
 
 def _print_error(exc: ItopsError) -> None:
     click.echo(f"error: {exc}", err=True)
-    if exc.hint:
+    if exc.hint and exc.show_hint:
         click.echo(f"hint: {exc.hint}", err=True)
 
 

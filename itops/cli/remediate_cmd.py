@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import sys
 from pathlib import Path
 
 import click
@@ -61,7 +60,7 @@ def remediate(
     store_dir: Path | None,
     signing_key: Path | None,
     tofu_file: str | None,
-) -> None:
+) -> ExitStatus:
     """Write the fixes for RUN_ID's FAIL results (nothing is applied), or apply them with --apply.
 
     One POSIX sh script per host (--format sh) or one Ansible playbook with a play per host
@@ -117,21 +116,21 @@ def remediate(
         for p in plans:
             for check_id, why in p.left_out:
                 click.echo(f"{safe_comment(p.host)}: left out {check_id}: {safe_comment(why)}", err=True)
-        return
+        return ExitStatus.OK
 
     from itops.remediate.apply import apply_plans, reaudit
 
     plans = [p for p in plans if p.fixes]
     if not plans:
         click.echo(f"nothing to apply: run {run_id} has no FAIL with an automatic fix in this selection", err=True)
-        return
+        return ExitStatus.OK
     click.echo(f"plan: {total} fix(es) on {len(plans)} host(s) from run {run_id}", err=True)
     for p in plans:
         for f in p.fixes:
             click.echo(f"  {safe_comment(p.host)}: {f.check_id} ({f.risk} risk)", err=True)
     if not yes and not click.confirm("apply these fixes now?", err=True, default=False):
         click.echo("nothing applied", err=True)
-        sys.exit(int(ExitStatus.OK))
+        return ExitStatus.OK
 
     def report(done: object) -> None:
         from itops.remediate.apply import HostApplied
@@ -150,7 +149,7 @@ def remediate(
     touched = {a.host: [f.check_id for f in a.fixes] for a in applied if a.fixes}
     failed = sum(a.failed for a in applied)
     if not touched:
-        sys.exit(int(ExitStatus.INCOMPLETE))
+        return ExitStatus.INCOMPLETE
     from itops.waivers import WaiverSet
 
     waivers = WaiverSet.load(inv, None)
@@ -166,7 +165,7 @@ def remediate(
     )
     for host, check_id in still:
         click.echo(f"  still failing: {safe_comment(host)}: {check_id}", err=True)
-    sys.exit(int(ExitStatus.FAILURES if still or failed else ExitStatus.OK))
+    return ExitStatus.FAILURES if still or failed else ExitStatus.OK
 
 
 def _file_name(host: str) -> str:

@@ -96,7 +96,7 @@ def report(
     "--exit-code", is_flag=True, help="Exit 1 when B has new failures, regressions, errors or unreachable targets."
 )
 @store_option
-def diff(run_a: str, run_b: str, fmt: str, exit_code: bool, store_dir: Path | None) -> None:
+def diff(run_a: str, run_b: str, fmt: str, exit_code: bool, store_dir: Path | None) -> ExitStatus:
     """What changed from RUN_A to RUN_B (default: latest): new failures, fixed, regressed,
     still failing, newly unreachable, waiver changes."""
     d = diff_runs(Store(store_dir), run_a, run_b)
@@ -107,7 +107,8 @@ def diff(run_a: str, run_b: str, fmt: str, exit_code: bool, store_dir: Path | No
     else:
         click.echo(render_diff_table(d))
     if exit_code and d.worse:
-        sys.exit(int(ExitStatus.FAILURES))
+        return ExitStatus.FAILURES
+    return ExitStatus.OK
 
 
 def _restore_proof(store: Store, fmt: str, since: str, output: Path | None) -> None:

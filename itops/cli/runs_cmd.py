@@ -59,13 +59,12 @@ def show_run(run_id: str, store_dir: Path | None, fmt: str, show_pass: bool) -> 
     """One run's results (RUN_ID, a unique prefix, or `latest`)."""
     store = Store(store_dir)
     run = store.get_run(run_id)
-    results = store.results(run.id)
     if fmt == "json":
         from itops.report.data import check_integrity
 
-        click.echo(run_to_json(run, results, integrity=check_integrity(store, run.id).to_dict()))
+        click.echo(run_to_json(run, store.results(run.id), integrity=check_integrity(store, run.id).to_dict()))
     else:
-        click.echo(render_summary(run, results, colour=use_colour(), show_pass=show_pass))
+        click.echo(render_summary(run, store.iter_results(run.id), colour=use_colour(), show_pass=show_pass))
 
 
 @runs.command("verify")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from itops.cli.runs_cmd import store_option
+from itops.exitcodes import ExitStatus
 
 config_option = click.option(
     "-c",
@@ -33,7 +33,7 @@ def schedule() -> None:
 @schedule.command("run")
 @config_option
 @store_option
-def run_daemon(config_path: Path, store_dir: Path | None) -> None:
+def run_daemon(config_path: Path, store_dir: Path | None) -> ExitStatus:
     """Run the scheduler in the foreground (for systemd or a container) until SIGTERM/SIGINT."""
     from itops.scheduler import load_schedule
     from itops.scheduler.daemon import SchedulerDaemon
@@ -47,14 +47,14 @@ def run_daemon(config_path: Path, store_dir: Path | None) -> None:
             logging.getLogger(name).setLevel(logging.INFO)
     click.echo(f"itops scheduler: {len(sched.jobs)} job(s) from {config_path}, store {ctx.store.root}, "
                f"state {ctx.state_dir}", err=True)  # fmt: skip
-    sys.exit(SchedulerDaemon(ctx).run())
+    return ExitStatus(SchedulerDaemon(ctx).run())
 
 
 @schedule.command("run-job")
 @config_option
 @click.argument("job")
 @store_option
-def run_job(config_path: Path, job: str, store_dir: Path | None) -> None:
+def run_job(config_path: Path, job: str, store_dir: Path | None) -> ExitStatus:
     """Run one JOB now, as the daemon would (this is what exported crontab lines and timers call)."""
     from itops.errors import UsageError
     from itops.scheduler import load_schedule
@@ -71,8 +71,9 @@ def run_job(config_path: Path, job: str, store_dir: Path | None) -> None:
         click.echo(f"job {job}: {outcome.error}", err=True)
     click.echo(f"job {job}: {outcome.state}, exit {outcome.exit_code}, run {outcome.run_id or '-'}", err=True)
     if outcome.state == "skipped":
-        sys.exit(0)
-    sys.exit(outcome.exit_code if outcome.exit_code is not None and outcome.exit_code >= 0 else 3)
+        return ExitStatus.OK
+    code = outcome.exit_code  # the job's itops child exited with one of our statuses; killed or none: incomplete
+    return ExitStatus(code) if code is not None and code in ExitStatus._value2member_map_ else ExitStatus.INCOMPLETE
 
 
 def _fmt(ts: float | None, zone: str) -> str:

@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -17,6 +18,7 @@ from itops.cli.runs_cmd import store_option
 from itops.errors import UsageError
 from itops.inventory import load_inventory
 from itops.inventory_refs import raise_for_unmatched_patterns
+from itops.model import Result
 from itops.registry import load_registry
 from itops.report.data import printable
 from itops.store import Store
@@ -64,10 +66,10 @@ def list_waivers(
     ws = WaiverSet.load(inv, extra_file=waivers_file)
     # a waiver for a check that does not exist is an error, never listed as `active`
     raise_for_unmatched_patterns(inv, load_registry(list(inv.checks_dirs)), ws.entries)
-    results = []
+    results: Iterable[Result] = ()
     if run_id is not None:
         store = Store(store_dir)
-        results = store.results(store.get_run(run_id).id)
+        results = store.iter_results(store.get_run(run_id).id)
     uses = [u for group in ws.report(results).values() for u in group]
     if run_id is None:  # without a run nothing can be stale: report validity only
         uses = [u if u.state == "expired" else WaiverUse(u.entry, "active", 0, 0, u.days_left) for u in uses]

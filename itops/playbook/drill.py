@@ -23,14 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from itops import __version__
+from itops.exitcodes import ExitStatus
 from itops.fsutil import write_private_atomic
 from itops.inventory import Inventory, target_lines
 from itops.model import Evidence, Result, Run, Severity, Status
 from itops.playbook.schema import Playbook, Step
 from itops.playbook.steps import StepResult, StepRunner
 from itops.redact import redact_data
-from itops.runner import exit_code_for
-from itops.store import RunWriter, Store, new_run_id
+from itops.session import ResultStream, RunSession
+from itops.store import Store, new_run_id
 
 FRAMEWORKS = {"nist-800-53": ("CP-4", "CP-10"), "iso-27001": ("A.5.30", "A.8.14")}
 DRILL_FILE = "drill.json"
@@ -53,19 +54,21 @@ class StepRecord:
 
 @dataclass
 class DrillOutcome:
+    """A finished drill: the stored run (its results are in the store), step records, the verdict."""
+
     run: Run
-    results: list[Result]
     steps: list[StepRecord]
     rollbacks: list[StepRecord]
     achieved_rto: float | None
     failed_step: str | None
-    exit_code: int
+    exit_code: ExitStatus
     interrupted: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    output_closed: bool = False  # the reader of --format json went away (the CLI exits 141)
 
     @property
     def success(self) -> bool:
-        return self.exit_code == 0
+        return self.exit_code is ExitStatus.OK
 
 
 def _result(run_id: str, pb: Playbook, check_id: str, step: Step | None, res: StepResult, title: str) -> Result:
@@ -116,12 +119,15 @@ class Drill:
     def interrupt(self) -> None:
         self.runner.interrupt()
 
-    def run(self) -> DrillOutcome:
+    def run(self, stream: ResultStream | None = None) -> DrillOutcome:
+        """Run the drill as a :class:`~itops.session.RunSession` (SIGINT/SIGTERM roll back and record it
+        as interrupted); ``stream`` receives the results as they are stored (``--format json``)."""
         pb = self.pb
         run = Run(id=self.run_id, kind="drill", started=time.time(), inventory=str(self.inventory_path or ""),
                   inventory_digest=self.inv.digest if self.inv else "",
                   inventory_lines=target_lines(self.inv) if self.inv else {}, version=__version__)  # fmt: skip
-        writer = self.store.begin(run)
+        # every FAIL counts, whatever its severity; host keys are the step runner's, filled as it connects
+        session = RunSession(self.store, run, fail_on=Severity.INFO, stream=stream, host_keys=self.runner.host_keys)
         steps: list[StepRecord] = []
         rollbacks: list[StepRecord] = []
         failed: Step | None = None
@@ -129,36 +135,34 @@ class Drill:
         t_start = time.monotonic()
         t_end = t_start
         try:
-            for i, step in enumerate(pb.steps):
-                if self.runner.stop.is_set():  # interrupted between two steps
-                    failed = step
-                    self._skip_rest(writer, pb.steps[i:], step, "the drill was interrupted before it")
-                    break
-                self.on_step(step, None)
-                res = self.runner.run(step)
-                t_end = time.monotonic()
-                self.on_step(step, res)
-                writer.add(_result(run.id, pb, "dr.step", step, res, f"{step.action} step"))
-                steps.append(_record(step, res))
-                if res.status is not Status.PASS:
-                    failed = step
-                    self._skip_rest(writer, pb.steps[i + 1 :], step)
-                    break
-                done.append(step)
-            if failed is not None:
-                rollbacks = self._roll_back(writer, done, failed)
-            achieved = (t_end - t_start) if failed is None else None
-            writer.add(self._rto_result(run.id, achieved, failed))
-        except BaseException:
+            with session.recording(self.interrupt, "rolling back"):
+                for i, step in enumerate(pb.steps):
+                    if self.runner.stop.is_set():  # interrupted between two steps
+                        failed = step
+                        self._skip_rest(session, pb.steps[i:], step, "the drill was interrupted before it")
+                        break
+                    self.on_step(step, None)
+                    res = self.runner.run(step)
+                    t_end = time.monotonic()
+                    self.on_step(step, res)
+                    session.add([_result(run.id, pb, "dr.step", step, res, f"{step.action} step")])
+                    steps.append(_record(step, res))
+                    if res.status is not Status.PASS:
+                        failed = step
+                        self._skip_rest(session, pb.steps[i + 1 :], step)
+                        break
+                    done.append(step)
+                if failed is not None:
+                    rollbacks = self._roll_back(session, done, failed)
+                achieved = (t_end - t_start) if failed is None else None
+                session.add([self._rto_result(run.id, achieved, failed)])
+        finally:
             self.runner.close()
-            writer.finish("failed", 70, self.runner.host_keys)
-            raise
-        self.runner.close()
-        interrupted = self.runner.stop.is_set()
-        code = exit_code_for(writer.results, Severity.INFO)
-        if interrupted or (failed is not None and code == 0):
-            code = 3  # incomplete: stopped before the end
-        state = "interrupted" if interrupted else "complete"
+        # stopped by a signal or not: the runner's stop flag says whether the drill ran to its end
+        session.interrupted = interrupted = self.runner.stop.is_set()
+        # an interrupted drill proves nothing either way: INCOMPLETE even with a failed step; one that
+        # stopped at a failed step is never OK
+        code = ExitStatus.INCOMPLETE if interrupted else session.status(incomplete=failed is not None)
         meta = {
             "schema": "itops.drill/1",
             "playbook": pb.name,
@@ -170,24 +174,24 @@ class Drill:
             "rto": pb.rto,
             "rpo": pb.rpo,
             "achieved_rto": round(achieved, 3) if achieved is not None else None,
-            "success": code == 0,
+            "success": code is ExitStatus.OK,
             "failed_step": failed.label if failed is not None else None,
             "steps": [s.to_dict() for s in steps],
             "rollbacks": [r.to_dict() for r in rollbacks],
         }
         path = self.store.run_dir(run.id) / DRILL_FILE
         write_private_atomic(path, json.dumps(redact_data(meta), indent=2))  # step messages quote outputs
-        run = writer.finish(state, code, self.runner.host_keys)
-        return DrillOutcome(run, list(writer.results), steps, rollbacks, achieved,
-                            failed.label if failed is not None else None, code, interrupted, meta)  # fmt: skip
+        finished = session.finish(code)
+        return DrillOutcome(finished.run, steps, rollbacks, achieved, failed.label if failed is not None else None,
+                            code, interrupted, meta, output_closed=finished.output_closed)  # fmt: skip
 
-    def _skip_rest(self, writer: RunWriter, rest: Sequence[Step], failed: Step, why: str = "") -> None:
+    def _skip_rest(self, session: RunSession, rest: Sequence[Step], failed: Step, why: str = "") -> None:
         for step in rest:
             reason = why or f"the drill stopped at step {failed.label}"
             res = StepResult(Status.SKIPPED, f"not run: {reason}", started=time.time())
-            writer.add(_result(writer.run.id, self.pb, "dr.step", step, res, f"{step.action} step"))
+            session.add([_result(session.run.id, self.pb, "dr.step", step, res, f"{step.action} step")])
 
-    def _roll_back(self, writer: RunWriter, done: Sequence[Step], failed: Step) -> list[StepRecord]:
+    def _roll_back(self, session: RunSession, done: Sequence[Step], failed: Step) -> list[StepRecord]:
         records: list[StepRecord] = []
         stopped = self.runner.stop.is_set()
         self.runner.stop.clear()  # rollbacks make the systems safe again: they run even when interrupted
@@ -197,7 +201,7 @@ class Drill:
                 res = self.runner.run(rb)
                 res.message = f"{res.message} [undoing step {step.label} after step {failed.label} failed]"
                 self.on_step(rb, res)
-                writer.add(_result(writer.run.id, self.pb, "dr.rollback", rb, res, f"rollback {rb.action}"))
+                session.add([_result(session.run.id, self.pb, "dr.rollback", rb, res, f"rollback {rb.action}")])
                 records.append(_record(rb, res))
         if stopped:
             self.runner.stop.set()

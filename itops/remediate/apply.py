@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from itops import __version__
+from itops.exitcodes import ExitStatus
 from itops.inventory import Inventory
 from itops.model import Result, Run, Severity
 from itops.registry import Registry
@@ -118,8 +119,9 @@ def reaudit(
 
     ``waive`` applies the inventory's waivers to each result, as ``itops audit`` does, so a diff
     against the original run compares like with like."""
+    from itops.exitcodes import exit_code_for
     from itops.planner import plan_host
-    from itops.runner import AuditRunner, RunOptions, exit_code_for
+    from itops.runner import AuditRunner, RunOptions
 
     plans = []
     for name, check_ids in sorted(touched.items()):
@@ -146,13 +148,14 @@ def reaudit(
     writer = store.begin(run)
     runner = AuditRunner(run.id, inventory.hosts, RunOptions(concurrency=inventory.concurrency, tofu_file=tofu_file))
     host_keys: dict[str, str] = {}
+    stored: list[Result] = []  # the touched checks only: a few results per host
     try:
         for outcome in runner.run(plans):
-            writer.add_many([waive(r) for r in outcome.results] if waive else outcome.results)
+            stored += writer.add_many([waive(r) for r in outcome.results] if waive else outcome.results)
             if outcome.host_key:
                 host_keys[outcome.host] = outcome.host_key
     except BaseException:
-        writer.finish("failed", 70, host_keys, {})
+        writer.finish("failed", int(ExitStatus.INTERNAL), host_keys, {})
         raise
-    code = exit_code_for(writer.results, Severity.LOW)
-    return writer.finish("complete", int(code), host_keys, {}), list(writer.results)
+    code = exit_code_for(stored, Severity.LOW)
+    return writer.finish("complete", int(code), host_keys, {}), stored

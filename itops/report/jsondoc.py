@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from itops import __version__
 from itops.frameworks import describe
-from itops.model import Result, Run, Severity, Status, count_statuses
+from itops.model import Result, Run
 from itops.redact import redact_result
 from itops.report.data import ReportData, compliance_score, coverage
+from itops.tally import RunTally
 
 SCHEMA_ID = "itops.run/1"
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "run-1.json"
@@ -36,36 +37,44 @@ def run_document(
 ) -> dict[str, Any]:
     """The ``itops.run/1`` document as plain data (results redacted once more)."""
     clean = [redact_result(r) for r in results]
-    counts = count_statuses(clean)
-    by_severity = {s.value: dict.fromkeys((x.value for x in Status), 0) for s in Severity}
-    for r in clean:
-        by_severity[r.severity.value][r.status.value] += 1
-    header = run.to_dict()
-    header["started_at"] = iso_utc(run.started)
-    header["finished_at"] = iso_utc(run.finished)
-    missing = run.not_audited(clean)
-    doc: dict[str, Any] = {
-        "schema": SCHEMA_ID,
-        "generator": {"name": "itops", "version": __version__},
-        "generated_at": iso_utc(generated) if generated is not None else None,
-        "run": header,
-        "counts": counts,
-        "summary": {
-            "total": len(clean),
-            "score": compliance_score(counts),
-            "coverage": coverage(counts, missing),
-            "by_severity": by_severity,
-            "targets": len({r.target for r in clean}),
-            "checks": len({r.check_id for r in clean}),
-            "not_audited": list(missing),
-        },
-        # title and version of each framework catalogue the results reference (cis-debian-12: v1.1.0)
-        "catalogues": describe(dict.fromkeys(k for r in clean for k in r.frameworks)),
-        "results": [r.to_dict() for r in clean],
-    }
+    doc = _header(generated)
+    doc.update(run_summary(run, RunTally.of(clean)))
+    doc["results"] = [r.to_dict() for r in clean]
     if integrity is not None:
         doc["integrity"] = dict(integrity)
     return doc
+
+
+def _header(generated: float | None) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_ID,
+        "generator": {"name": "itops", "version": __version__},
+        "generated_at": iso_utc(generated) if generated is not None else None,
+    }
+
+
+def run_summary(run: Run, tally: RunTally) -> dict[str, Any]:
+    """The ``run``, ``counts`` and ``summary`` members of the document, from the run's counters alone."""
+    header = run.to_dict()
+    header["started_at"] = iso_utc(run.started)
+    header["finished_at"] = iso_utc(run.finished)
+    counts = tally.counts
+    missing = tally.not_audited(run)
+    return {
+        "run": header,
+        "counts": counts,
+        "summary": {
+            "total": tally.total,
+            "score": compliance_score(counts),
+            "coverage": coverage(counts, missing),
+            "by_severity": {sev: dict(per) for sev, per in tally.by_severity.items()},
+            "targets": len(tally.targets),
+            "checks": len(tally.check_ids),
+            "not_audited": list(missing),
+        },
+        # title and version of each framework catalogue the results reference (cis-debian-12: v1.1.0)
+        "catalogues": describe(tally.frameworks),
+    }
 
 
 def run_to_json(run: Run, results: Sequence[Result], integrity: Mapping[str, Any] | None = None) -> str:
@@ -77,6 +86,54 @@ def run_to_json(run: Run, results: Sequence[Result], integrity: Mapping[str, Any
     assert head.endswith("\n}")
     body = ",\n".join("    " + json.dumps(item, ensure_ascii=False) for item in items)
     return head[:-2] + ',\n  "results": [\n' + body + ("\n" if body else "") + "  ]\n}"
+
+
+class JsonRunStream:
+    """Prints the ``itops.run/1`` document of a live run while it runs (``--format json``).
+
+    The members come in the order they become known: ``schema`` and ``generator`` first, each
+    result on its own line as it is stored, then ``run``, ``counts`` and ``summary`` (computed from
+    the run's counters) when it finishes. JSON objects are unordered, so this is the same
+    document, valid against the same schema, as one rendered from the store afterwards; nothing
+    of the run is held to print it.
+    """
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self.write = write
+        self._first = True
+
+    def start(self, run: Run) -> None:
+        head = json.dumps(_header(None), indent=2, ensure_ascii=False)
+        self.write(head[:-2] + ',\n  "results": [')
+
+    def add(self, results: Sequence[Result]) -> None:
+        if not results:
+            return
+        sep = "\n    " if self._first else ",\n    "
+        self._first = False
+        self.write(sep + ",\n    ".join(json.dumps(r.to_dict(), ensure_ascii=False) for r in results))
+
+    def finish(self, run: Run, tally: RunTally) -> None:
+        tail = json.dumps(run_summary(run, tally), indent=2, ensure_ascii=False)
+        self.write(("\n" if not self._first else "") + "  ],\n" + tail[2:] + "\n")
+
+
+class JsonLinesStream:
+    """``--format jsonl``: one result per line as it is stored, then one last line holding the
+    ``itops.run/1`` document without its ``results`` (schema, generator, run, counts, summary)."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self.write = write
+
+    def start(self, run: Run) -> None:
+        pass
+
+    def add(self, results: Sequence[Result]) -> None:
+        if results:
+            self.write("".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in results))
+
+    def finish(self, run: Run, tally: RunTally) -> None:
+        self.write(json.dumps(_header(None) | run_summary(run, tally), ensure_ascii=False) + "\n")
 
 
 def render_json(data: ReportData, templates: Path | None = None) -> bytes:

@@ -82,7 +82,7 @@ def collect_restore_proof(store: Store, since: float, now: float | None = None) 
     )
     for run in runs:
         tests: dict[str, RestoreTest] = {}
-        for result in store.results(run.id):
+        for result in store.iter_results(run.id):
             if result.check_id == RESTORE_CHECK and result.status is not Status.SKIPPED:
                 tests[result.target] = RestoreTest(
                     run_id=run.id,
