@@ -31,7 +31,8 @@ demo: $(STAMP)
 	bash scripts/demo.sh
 
 test: $(STAMP)
-	$(PY) -m ruff check itops lab checks tests
+	$(PY) -m ruff format --check itops lab checks tests bench scripts
+	$(PY) -m ruff check itops lab checks tests bench scripts
 	$(PY) -m mypy
 	$(PY) -m pytest -q
 
@@ -56,8 +57,10 @@ lock:
 	$(PY) -m uv pip compile pyproject.toml --extra test --generate-hashes --universal \
 		--python-version 3.11 $(LOCK_FLAGS) -o $(LOCK)
 
+# The formatter and the linter applied (make test only checks them)
 lint: $(STAMP)
-	$(PY) -m ruff check itops checks tests
+	$(PY) -m ruff format itops lab checks tests bench scripts
+	$(PY) -m ruff check --fix itops lab checks tests bench scripts
 	$(PY) -m mypy
 
 bench: $(STAMP)

@@ -32,12 +32,12 @@ from pathlib import Path
 
 from itops.cli.main import cli
 from itops.inventory import load_inventory
-from itops_lab import HARDENED, HostRoots, RootKind
-from itops_lab.fleet import LabHostSpec, start_fleet
-from itops_lab.procs import descendants
 from itops.registry import load_registry
 from itops.runner import plan_hosts, target_for
 from itops.transport.ssh import KnownHosts, SSHConnection
+from itops_lab import HARDENED, HostRoots, RootKind
+from itops_lab.fleet import LabHostSpec, start_fleet
+from itops_lab.procs import descendants
 
 
 def cpu_now() -> float:
@@ -78,8 +78,10 @@ def _settle(pids: list[int]) -> None:
 def audit_in_process(inv: Path, store: Path, checks: str) -> None:
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            cli.main(["audit", "-i", str(inv), "--store", str(store), "--format", "json", "--checks", checks],
-                     standalone_mode=False)
+            cli.main(
+                ["audit", "-i", str(inv), "--store", str(store), "--format", "json", "--checks", checks],
+                standalone_mode=False,
+            )
     except SystemExit as exc:
         if exc.code not in (0, 1, 3):
             raise
@@ -87,9 +89,12 @@ def audit_in_process(inv: Path, store: Path, checks: str) -> None:
 
 def audit_subprocess(inv: Path, store: Path, checks: str) -> None:
     exe = Path(sys.executable).with_name("itops")
-    proc = subprocess.run([str(exe), "audit", "-i", str(inv), "--store", str(store), "--format", "json",
-                           "--checks", checks],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    proc = subprocess.run(
+        [str(exe), "audit", "-i", str(inv), "--store", str(store), "--format", "json", "--checks", checks],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        check=False,
+    )
     if proc.returncode not in (0, 1, 3):
         raise RuntimeError(proc.stderr.decode())
 
@@ -143,22 +148,29 @@ def naive(inv_path: Path, concurrency: int, checks: str) -> None:
 def proxied_inventory(fleet, workdir: Path, rtt_ms: float) -> tuple[Path, subprocess.Popen[str]]:
     """Put a latency proxy in front of every host; returns the inventory that goes through it."""
     maps = [f"--map={h.name}=127.0.0.1:{h.port}" for h in fleet]
-    proxy = subprocess.Popen([sys.executable, str(Path(__file__).with_name("latency_proxy.py")),
-                              "--rtt-ms", str(rtt_ms), *maps], stdout=subprocess.PIPE, text=True)
+    proxy = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("latency_proxy.py")), "--rtt-ms", str(rtt_ms), *maps],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proxy.stdout is not None
     words = proxy.stdout.readline().split()
     assert words and words[0] == "ready", words
     ports = {name: int(port) for name, _, port in (w.partition("=") for w in words[1:])}
     known = workdir / f"known_hosts_rtt{rtt_ms:g}"
-    known.write_text("".join(f"[127.0.0.1]:{ports[h.name]} {h.host_key.get_name()} {h.host_key.get_base64()}\n"
-                             for h in fleet))
-    extra = {"defaults": {"ssh": {"known_hosts": [str(known)]}},
-             "hosts": {h.name: {"port": ports[h.name]} for h in fleet}}
+    known.write_text(
+        "".join(f"[127.0.0.1]:{ports[h.name]} {h.host_key.get_name()} {h.host_key.get_base64()}\n" for h in fleet)
+    )
+    extra = {
+        "defaults": {"ssh": {"known_hosts": [str(known)]}},
+        "hosts": {h.name: {"port": ports[h.name]} for h in fleet},
+    }
     return fleet.write_inventory(workdir / f"inv-rtt{rtt_ms:g}.yaml", extra=extra), proxy
 
 
-def bench(n: int, repeat: int, workdir: Path, root_kind: str, checks: str,
-          rtts: list[float]) -> dict[float, dict[str, tuple[float, float, float]]]:
+def bench(
+    n: int, repeat: int, workdir: Path, root_kind: str, checks: str, rtts: list[float]
+) -> dict[float, dict[str, tuple[float, float, float]]]:
     roots = HostRoots() if root_kind != "none" else None
     specs = [
         LabHostSpec(f"h{i:03d}", root=roots.create(f"h{i:03d}", RootKind(root_kind), HARDENED) if roots else None)
@@ -200,21 +212,39 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hosts", type=int, nargs="+", default=[10, 50])
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--checks", default="*",
-                    help="check id globs (comma-separated); the starter pack is 'ssh.*,accounts.*,files.*_permissions'")
-    ap.add_argument("--rtt-ms", type=float, nargs="+", default=[0.0, 2.0, 20.0],
-                    help="emulated round-trip times (0: plain loopback; >0: through bench/latency_proxy.py)")
-    ap.add_argument("--root-kind", choices=["debian", "busybox", "none"], default="debian",
-                    help="each host chrooted into its own copy of this root (none: the machine's own /)")
+    ap.add_argument(
+        "--checks",
+        default="*",
+        help="check id globs (comma-separated); the starter pack is 'ssh.*,accounts.*,files.*_permissions'",
+    )
+    ap.add_argument(
+        "--rtt-ms",
+        type=float,
+        nargs="+",
+        default=[0.0, 2.0, 20.0],
+        help="emulated round-trip times (0: plain loopback; >0: through bench/latency_proxy.py)",
+    )
+    ap.add_argument(
+        "--root-kind",
+        choices=["debian", "busybox", "none"],
+        default="debian",
+        help="each host chrooted into its own copy of this root (none: the machine's own /)",
+    )
     args = ap.parse_args()
     nprobes = len(plan_hosts_dummy(args.checks))
-    print(f"checks {args.checks!r}: {len(load_registry().select([args.checks], 'host'))} host checks, "
-          f"{nprobes} distinct probes per host; roots: {args.root_kind}; cpus: {os.cpu_count()}; "
-          f"best of {args.repeat}")
-    print("each cell: wall seconds / auditor CPU seconds (this process + children) / target CPU seconds "
-          "(the lab's sshd, sessions and probes)")
-    print(f"{'hosts':>5} {'rtt':>5}  {'(a) itops audit':>21}  {'(a) CLI process':>21}  {'(b) naive':>21}  "
-          f"{'(c) floor':>21}  {'a/c':>5}  {'b/a':>5}  {'a/c CPU':>7}  {'a: targets use':>14}")
+    print(
+        f"checks {args.checks!r}: {len(load_registry().select([args.checks], 'host'))} host checks, "
+        f"{nprobes} distinct probes per host; roots: {args.root_kind}; cpus: {os.cpu_count()}; "
+        f"best of {args.repeat}"
+    )
+    print(
+        "each cell: wall seconds / auditor CPU seconds (this process + children) / target CPU seconds "
+        "(the lab's sshd, sessions and probes)"
+    )
+    print(
+        f"{'hosts':>5} {'rtt':>5}  {'(a) itops audit':>21}  {'(a) CLI process':>21}  {'(b) naive':>21}  "
+        f"{'(c) floor':>21}  {'a/c':>5}  {'b/a':>5}  {'a/c CPU':>7}  {'a: targets use':>14}"
+    )
     ncpu = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="itops-bench-") as tmp:
         for n in args.hosts:
@@ -222,9 +252,13 @@ def main() -> None:
             for rtt, r in by_rtt.items():
                 cells = [f"{r[k][0]:6.2f}/{r[k][1]:5.2f}/{r[k][2]:5.2f}" for k in ("a", "a_cli", "b", "c")]
                 share = r["a"][2] / (r["a"][0] * ncpu)  # of all the CPU the machine had during (a)
-                print(f"{n:>5} {rtt:>3g}ms  " + "  ".join(f"{c:>21}" for c in cells)
-                      + f"  {r['a'][0] / r['c'][0]:5.2f}  {r['b'][0] / r['a'][0]:5.2f}  {r['a'][1] / r['c'][1]:7.2f}"
-                      + f"  {share:13.0%}", flush=True)
+                print(
+                    f"{n:>5} {rtt:>3g}ms  "
+                    + "  ".join(f"{c:>21}" for c in cells)
+                    + f"  {r['a'][0] / r['c'][0]:5.2f}  {r['b'][0] / r['a'][0]:5.2f}  {r['a'][1] / r['c'][1]:7.2f}"
+                    + f"  {share:13.0%}",
+                    flush=True,
+                )
 
 
 def plan_hosts_dummy(checks: str) -> list[str]:

@@ -72,9 +72,12 @@ def _canned_connection_class() -> type:
             stream = b"".join(parts)
             chunks = iter([stream[i : i + CHUNK] for i in range(0, len(stream), CHUNK)] + [b""])
             parser, problem = pump_frames(
-                batch, lambda _wait: next(chunks), idle_timeout=idle_timeout,
-                total_timeout=total_timeout, max_output=max_output,
-            )  # fmt: skip
+                batch,
+                lambda _wait: next(chunks),
+                idle_timeout=idle_timeout,
+                total_timeout=total_timeout,
+                max_output=max_output,
+            )
             results = parser.complete(problem) if problem else parser.results
             return BatchOutcome(results, exit_status=0, complete=not problem, problem=problem)
 
@@ -96,8 +99,10 @@ def child_audit(inventory: Path, store: Path, checks: str, out: Path) -> None:
     TRANSPORTS["ssh"] = lambda pool, host: canned()  # the transport table: every host answers from the recording
     with out.open("w") as fh, contextlib.redirect_stdout(fh):
         try:
-            cli.main(["audit", "-i", str(inventory), "--store", str(store), "--format", "json", "--checks", checks],
-                     standalone_mode=False)  # fmt: skip
+            cli.main(
+                ["audit", "-i", str(inventory), "--store", str(store), "--format", "json", "--checks", checks],
+                standalone_mode=False,
+            )
         except SystemExit as exc:
             if exc.code not in (0, 1, 3, None):
                 raise
@@ -123,8 +128,13 @@ def child_replay(inventory: Path, store_dir: Path, checks: str, n: int) -> None:
     (plan,) = plan_hosts([host], load_registry().select([checks], "host"))
     outcome = _canned_connection_class()().run_batch(plan.batch(), idle_timeout=300, total_timeout=900)
     started = _time.time()
-    run = Run(id=_time.strftime("%Y%m%dT%H%M%SZ-replay", _time.gmtime(started)), kind="audit", started=started,
-              inventory=str(inventory), version=__version__)  # fmt: skip
+    run = Run(
+        id=_time.strftime("%Y%m%dT%H%M%SZ-replay", _time.gmtime(started)),
+        kind="audit",
+        started=started,
+        inventory=str(inventory),
+        version=__version__,
+    )
     base = evaluate_host(run.id, plan, outcome, host.vars, started)
     writer = Store(store_dir).begin(run)
     for i in range(n):
@@ -173,8 +183,10 @@ def canned(hosts: list[int], checks: str, workdir: Path, formats: list[str], aud
 
     nchecks = len(load_registry().select([checks], "host"))
     print(f"canned transport: {nchecks} host checks ({checks!r}), recording {RECORDING.name}; cpus {os.cpu_count()}")
-    print(f"{'hosts':>6} {'results':>9}  {'step':<12} {'wall s':>8} {'CPU s':>8} {'CPU/host ms':>11} "
-          f"{'peak RSS MB':>11}  output")  # fmt: skip
+    print(
+        f"{'hosts':>6} {'results':>9}  {'step':<12} {'wall s':>8} {'CPU s':>8} {'CPU/host ms':>11} "
+        f"{'peak RSS MB':>11}  output"
+    )
     itops = str(Path(sys.executable).with_name("itops"))
     for n in hosts:
         inv = write_inventory(workdir / f"inv{n}.yaml", n)
@@ -189,15 +201,19 @@ def canned(hosts: list[int], checks: str, workdir: Path, formats: list[str], aud
             with next((store / "runs").glob("*/results.jsonl")).open("rb") as fh:
                 results = sum(1 for _ in fh)
             step, size = "store replay", "(no audit: --audit-max)"
-        print(f"{n:>6} {results:>9}  {step:<12} {wall:8.1f} {cpu:8.1f} {cpu / n * 1000:11.1f} {rss:11.0f}  {size}",
-              flush=True)  # fmt: skip
+        print(
+            f"{n:>6} {results:>9}  {step:<12} {wall:8.1f} {cpu:8.1f} {cpu / n * 1000:11.1f} {rss:11.0f}  {size}",
+            flush=True,
+        )
         for fmt in formats:
             path = workdir / f"report{n}.{fmt}"
             wall, cpu, rss, _ = run_child(
                 [itops, "report", "latest", "--store", str(store), "-f", fmt, "-o", str(path)]
             )
-            print(f"{n:>6} {results:>9}  {'report ' + fmt:<12} {wall:8.1f} {cpu:8.1f} {'':>11} {rss:11.0f}  "
-                  f"{_mb(path)}", flush=True)  # fmt: skip
+            print(
+                f"{n:>6} {results:>9}  {'report ' + fmt:<12} {wall:8.1f} {cpu:8.1f} {'':>11} {rss:11.0f}  {_mb(path)}",
+                flush=True,
+            )
 
 
 def _count_results(path: Path) -> int:
@@ -226,14 +242,19 @@ def sshd(hosts: list[int], checks: str, workdir: Path, repeat: int) -> None:
     dask = has_option("--executor")
     itops = str(Path(sys.executable).with_name("itops"))
     print(f"real sshd hosts (Debian roots, hardened), checks {checks!r}; cpus {os.cpu_count()}; best of {repeat}")
-    print("each cell: wall s / auditor CPU s / peak RSS MB;  --executor dask: "
-          + ("measured" if dask else "n/a: this itops has no --executor (branch `dask`)"))  # fmt: skip
-    print(f"{'hosts':>5}  {'threads (itops audit)':>22}  {'dask (itops audit)':>22}  {'floor (paramiko)':>22}  "
-          f"{'threads/floor CPU':>17}  {'dask/floor CPU':>14}")  # fmt: skip
+    print(
+        "each cell: wall s / auditor CPU s / peak RSS MB;  --executor dask: "
+        + ("measured" if dask else "n/a: this itops has no --executor (branch `dask`)")
+    )
+    print(
+        f"{'hosts':>5}  {'threads (itops audit)':>22}  {'dask (itops audit)':>22}  {'floor (paramiko)':>22}  "
+        f"{'threads/floor CPU':>17}  {'dask/floor CPU':>14}"
+    )
     for n in hosts:
         with HostRoots() as roots:
-            specs = [LabHostSpec(f"h{i:03d}", root=roots.create(f"h{i:03d}", RootKind.DEBIAN, HARDENED))
-                     for i in range(n)]  # fmt: skip
+            specs = [
+                LabHostSpec(f"h{i:03d}", root=roots.create(f"h{i:03d}", RootKind.DEBIAN, HARDENED)) for i in range(n)
+            ]
             fleet = start_fleet(workdir / f"lab{n}", specs, startup_timeout=120)
             try:
                 inv = fleet.write_inventory(workdir / f"lab{n}.yaml")
@@ -244,8 +265,19 @@ def sshd(hosts: list[int], checks: str, workdir: Path, repeat: int) -> None:
                     for name, extra in variants.items():
                         if extra is None:
                             continue
-                        argv = [itops, "audit", "-i", str(inv), "--store", str(workdir / f"s{n}-{name}-{i}"),
-                                "--format", "json", "--checks", checks, *extra]  # fmt: skip
+                        argv = [
+                            itops,
+                            "audit",
+                            "-i",
+                            str(inv),
+                            "--store",
+                            str(workdir / f"s{n}-{name}-{i}"),
+                            "--format",
+                            "json",
+                            "--checks",
+                            checks,
+                            *extra,
+                        ]
                         wall, cpu, rss, _ = run_child(argv)
                         best[name] = min(best.get(name, (1e9, 0, 0)), (wall, cpu, rss))
                     argv = [sys.executable, __file__, "_floor", str(inv), checks]
@@ -259,8 +291,11 @@ def sshd(hosts: list[int], checks: str, workdir: Path, repeat: int) -> None:
 
         fcpu = best["floor"][1]
         ratio = {k: f"{best[k][1] / fcpu:.2f}" if k in best else "n/a" for k in ("threads", "dask")}
-        print(f"{n:>5}  {cell('threads'):>22}  {cell('dask'):>22}  {cell('floor'):>22}  {ratio['threads']:>17}  "
-              f"{ratio['dask']:>14}", flush=True)  # fmt: skip
+        print(
+            f"{n:>5}  {cell('threads'):>22}  {cell('dask'):>22}  {cell('floor'):>22}  {ratio['threads']:>17}  "
+            f"{ratio['dask']:>14}",
+            flush=True,
+        )
 
 
 def child_floor(inventory: Path, checks: str) -> None:
@@ -287,10 +322,14 @@ def main() -> None:
     ap.add_argument("--checks", default=None, help="check id globs (default: canned '*', sshd the starter pack)")
     ap.add_argument("--formats", nargs="*", default=["html", "json", "csv"], help="canned: report formats to time")
     ap.add_argument("--repeat", type=int, default=1, help="sshd: best of N")
-    ap.add_argument("--audit-max", type=int, default=2000,
-                    help="canned: above this many hosts the run is written by replaying one host's results through "
-                         "the store instead of `itops audit` (which holds every result in memory: ~2 GB per 1,000 "
-                         "hosts x the whole pack)")  # fmt: skip
+    ap.add_argument(
+        "--audit-max",
+        type=int,
+        default=2000,
+        help="canned: above this many hosts the run is written by replaying one host's results through "
+        "the store instead of `itops audit` (which holds every result in memory: ~2 GB per 1,000 "
+        "hosts x the whole pack)",
+    )
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (stores, outputs, reports)")
     args = ap.parse_args()
     with contextlib.ExitStack() as stack:

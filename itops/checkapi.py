@@ -213,8 +213,9 @@ class CheckMeta(BaseModel):
 
     @model_validator(mode="after")
     def _fix_placeholders(self) -> CheckMeta:
-        unknown = sorted(n for n in (self.fix.placeholders() if self.fix else ()) if n not in self.params
-                         and n != "resource")
+        unknown = sorted(
+            n for n in (self.fix.placeholders() if self.fix else ()) if n not in self.params and n != "resource"
+        )
         if unknown:
             raise ValueError(f"fix names {unknown} in braces, which are not params of this check (or resource)")
         return self

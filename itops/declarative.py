@@ -413,8 +413,7 @@ def _eval_command(spec: CommandSpec, probe: Probe, facts: Facts, params: Params)
     lines = tuple(deciding)
     if problems:
         return Finding.failed("; ".join(problems), observed=observed, expected=expected, lines=lines)
-    return Finding.passed(f"command output as expected ({expected})", observed=observed, expected=expected,
-                          lines=lines)  # fmt: skip
+    return Finding.passed(f"command output as expected ({expected})", observed=observed, expected=expected, lines=lines)
 
 
 def _line_of(text: str, pos: int) -> str:
@@ -575,4 +574,3 @@ def load_declarative_file(path: Path) -> list[Check]:
     if doc.problems:
         raise _error(doc.problems)
     return parse_declarative_text(doc.data, str(path), doc.lines)
-

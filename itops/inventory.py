@@ -113,10 +113,17 @@ __all__ = [
 ]
 
 BUILTIN_SSH: Mapping[str, Any] = MappingProxyType(
-    {"user": "root", "port": 22, "identity_file": None, "known_hosts": ["~/.ssh/known_hosts"],
-     "connect_timeout": 10.0, "command_timeout": 60.0, "sudo": False,
-     "max_probe_output": DEFAULT_MAX_PROBE_OUTPUT}
-)  # fmt: skip
+    {
+        "user": "root",
+        "port": 22,
+        "identity_file": None,
+        "known_hosts": ["~/.ssh/known_hosts"],
+        "connect_timeout": 10.0,
+        "command_timeout": 60.0,
+        "sudo": False,
+        "max_probe_output": DEFAULT_MAX_PROBE_OUTPUT,
+    }
+)
 #: the connection values whose origin ``Host.origins`` records (with address and jump)
 _ORIGIN_KEYS = frozenset({"user", "port", "identity_file", "known_hosts", "connect_timeout"})
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
@@ -398,9 +405,7 @@ class _Loader:
         elif kind is None:
             self.problem(("backups", name), f"missing required key 'kind' (one of: {kinds})")
         else:
-            self.problem(
-                ("backups", name, "kind"), f"unknown kind {kind!r}{suggest(kind, known)}; kinds: {kinds}"
-            )
+            self.problem(("backups", name, "kind"), f"unknown kind {kind!r}{suggest(kind, known)}; kinds: {kinds}")
         return None
 
     def load(self, digest: str) -> Inventory | None:
@@ -422,8 +427,12 @@ class _Loader:
         clouds: dict[str, Cloud] = self.section("clouds", top.clouds, Cloud)
         sources, from_sources = self.read_sources(top, clouds, defaults)
         if from_sources is not None:
-            top = top.model_copy(update={"hosts": merge_section(from_sources.hosts, top.hosts),
-                                         "groups": merge_section(from_sources.groups, top.groups)})  # fmt: skip
+            top = top.model_copy(
+                update={
+                    "hosts": merge_section(from_sources.hosts, top.hosts),
+                    "groups": merge_section(from_sources.groups, top.groups),
+                }
+            )
             digest = _with_sources(digest, from_sources)
         groups: dict[str, GroupSpec] = self.section("groups", top.groups, GroupSpec)
         hosts: dict[str, HostSpec] = self.section("hosts", top.hosts, HostSpec)
@@ -578,15 +587,26 @@ class _Loader:
         return str(expanded if expanded.is_absolute() else self.base / expanded)
 
     def ssh(
-        self, d: SSHSpec, h: SSHSpec, entry: ConfigEntry | None = None, origins: dict[str, str] | None = None,
+        self,
+        d: SSHSpec,
+        h: SSHSpec,
+        entry: ConfigEntry | None = None,
+        origins: dict[str, str] | None = None,
         host_label: str = "host",
     ) -> SSHSettings:
         """Host keys <- defaults.ssh <- the ssh config's ``entry`` <- built-in; ``origins`` gets where each
         connection value came from."""
-        from_config = {} if entry is None else {
-            "user": entry.user, "port": entry.port, "identity_file": entry.identity_file,
-            "known_hosts": entry.known_hosts, "connect_timeout": entry.connect_timeout,
-        }  # fmt: skip
+        from_config = (
+            {}
+            if entry is None
+            else {
+                "user": entry.user,
+                "port": entry.port,
+                "identity_file": entry.identity_file,
+                "known_hosts": entry.known_hosts,
+                "connect_timeout": entry.connect_timeout,
+            }
+        )
         config_label = f"ssh config {self.client_config.path}" if self.client_config else "ssh config"
 
         def pick(key: str) -> Any:
@@ -675,12 +695,15 @@ class _Loader:
             )
         for name, host in result.items():
             if _chain_length(host, result) > 8:
-                self.problem(("hosts", name), f"jump host chain of {name} (jump / ssh config ProxyJump) is a cycle "
-                                              "or longer than 8 hops")  # fmt: skip
+                self.problem(
+                    ("hosts", name),
+                    f"jump host chain of {name} (jump / ssh config ProxyJump) is a cycle or longer than 8 hops",
+                )
         return result
 
-    def reach(self, name: str, spec: HostSpec, d: SSHSpec, hosts: Mapping[str, HostSpec], label: str,
-              depth: int = 0) -> Host:  # fmt: skip
+    def reach(
+        self, name: str, spec: HostSpec, d: SSHSpec, hosts: Mapping[str, HostSpec], label: str, depth: int = 0
+    ) -> Host:
         """How to reach ``name``: address, SSH settings and jump chain, through the ssh config as
         ``ssh NAME`` would, the inventory's values winning."""
         if depth > 8:
@@ -701,9 +724,20 @@ class _Loader:
         elif entry is not None and entry.proxy_jump:
             jump, via = self.hops(parse_jump(entry.proxy_jump), d, hosts, depth)
             origins["jump"] = config_label
-        return Host(name=name, address=address, ssh=settings, site=None, groups=(), tags=(), jump=jump,
-                    vars=MappingProxyType({}), checks=(), line=0, via=via,
-                    origins=MappingProxyType(origins))  # fmt: skip
+        return Host(
+            name=name,
+            address=address,
+            ssh=settings,
+            site=None,
+            groups=(),
+            tags=(),
+            jump=jump,
+            vars=MappingProxyType({}),
+            checks=(),
+            line=0,
+            via=via,
+            origins=MappingProxyType(origins),
+        )
 
     def hops(
         self, chain: Sequence[Hop], d: SSHSpec, hosts: Mapping[str, HostSpec], depth: int

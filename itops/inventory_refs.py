@@ -38,17 +38,21 @@ def pattern_problems(inv: Inventory, registry: Registry, waivers: Sequence[Waive
         for i, pattern in enumerate(group.checks):
             if not registry.matches_any(pattern):
                 problems.append(
-                    ConfigProblem(file, group.line or None, f"groups.{group.name}.checks[{i}]",
-                                  registry.no_match_message(pattern))
-                )  # fmt: skip
+                    ConfigProblem(
+                        file, group.line or None, f"groups.{group.name}.checks[{i}]", registry.no_match_message(pattern)
+                    )
+                )
     index: dict[str, int] = {}
     for entry in waivers:
         i = index[entry.source] = index.get(entry.source, -1) + 1
         pattern = entry.rule.check
         if not registry.matches_any(pattern):
             path = f"waivers[{i}].check" if entry.source == file else f"[{i}].check"
-            problems.append(ConfigProblem(entry.source, entry.rule.line or None, path,
-                                          "waiver " + registry.no_match_message(pattern)))  # fmt: skip
+            problems.append(
+                ConfigProblem(
+                    entry.source, entry.rule.line or None, path, "waiver " + registry.no_match_message(pattern)
+                )
+            )
     return problems
 
 

@@ -264,5 +264,3 @@ class TopSpec(StrictModel):
     backups: OptionalMapping = {}
     waivers: Annotated[list[Any], BeforeValidator(lambda v: [] if v is None else v)] = []
     checks_dirs: StrList = ()
-
-

@@ -61,13 +61,24 @@ def audit_registry(run: Run, results: Iterable[Result], last_success_at: float |
     from prometheus_client import CollectorRegistry, Gauge
 
     reg = CollectorRegistry()
-    by_status = Gauge("itops_audit_results", "Results of the last audit run by status and severity.",
-                      ["status", "severity"], registry=reg)  # fmt: skip
-    failing = Gauge("itops_audit_failing_checks", "Checks failing (not waived) on each target in the last audit run.",
-                    ["target"], registry=reg)  # fmt: skip
-    ratio = Gauge("itops_audit_control_pass_ratio",
-                  "Share of passing results among passing and failing ones, per framework control.",
-                  ["framework", "control"], registry=reg)  # fmt: skip
+    by_status = Gauge(
+        "itops_audit_results",
+        "Results of the last audit run by status and severity.",
+        ["status", "severity"],
+        registry=reg,
+    )
+    failing = Gauge(
+        "itops_audit_failing_checks",
+        "Checks failing (not waived) on each target in the last audit run.",
+        ["target"],
+        registry=reg,
+    )
+    ratio = Gauge(
+        "itops_audit_control_pass_ratio",
+        "Share of passing results among passing and failing ones, per framework control.",
+        ["framework", "control"],
+        registry=reg,
+    )
     duration = Gauge("itops_audit_run_duration_seconds", "Duration of the last audit run.", registry=reg)
     last_run = Gauge("itops_audit_last_run_timestamp_seconds", "When the last audit run finished.", registry=reg)
 
@@ -94,8 +105,9 @@ def audit_registry(run: Run, results: Iterable[Result], last_success_at: float |
     last_run.set(finished)
     # a label-less gauge always exposes a sample: register these only with a value (0 would read as 1970)
     if run.exit_code is not None:
-        Gauge("itops_audit_exit_code", "Exit code of the last audit run (0 ok, 1 failures, 3 incomplete).",
-              registry=reg).set(run.exit_code)  # fmt: skip
+        Gauge(
+            "itops_audit_exit_code", "Exit code of the last audit run (0 ok, 1 failures, 3 incomplete).", registry=reg
+        ).set(run.exit_code)
     if last_success_at is not None:
         Gauge(
             "itops_audit_last_success_timestamp_seconds",
@@ -111,18 +123,27 @@ def drill_registry(records: Iterable[DrillRecord]) -> CollectorRegistry:
 
     reg = CollectorRegistry()
     labels = ["playbook"]
-    ok = Gauge("itops_drill_success", "1 when the newest drill of the playbook succeeded, else 0.", labels,
-               registry=reg)  # fmt: skip
-    achieved = Gauge("itops_drill_rto_achieved_seconds", "Recovery time the newest drill achieved (none: it stopped).",
-                     labels, registry=reg)  # fmt: skip
+    ok = Gauge(
+        "itops_drill_success", "1 when the newest drill of the playbook succeeded, else 0.", labels, registry=reg
+    )
+    achieved = Gauge(
+        "itops_drill_rto_achieved_seconds",
+        "Recovery time the newest drill achieved (none: it stopped).",
+        labels,
+        registry=reg,
+    )
     target = Gauge("itops_drill_rto_target_seconds", "The playbook's recovery time objective.", labels, registry=reg)
-    met = Gauge("itops_drill_rto_met", "1 when the newest drill achieved the RTO target, else 0.", labels,
-                registry=reg)  # fmt: skip
+    met = Gauge("itops_drill_rto_met", "1 when the newest drill achieved the RTO target, else 0.", labels, registry=reg)
     duration = Gauge("itops_drill_duration_seconds", "Duration of the newest drill.", labels, registry=reg)
-    last_run = Gauge("itops_drill_last_run_timestamp_seconds", "When the newest drill of the playbook started.",
-                     labels, registry=reg)  # fmt: skip
-    last_ok = Gauge("itops_drill_last_success_timestamp_seconds", "When a drill of the playbook last succeeded.",
-                    labels, registry=reg)  # fmt: skip
+    last_run = Gauge(
+        "itops_drill_last_run_timestamp_seconds", "When the newest drill of the playbook started.", labels, registry=reg
+    )
+    last_ok = Gauge(
+        "itops_drill_last_success_timestamp_seconds",
+        "When a drill of the playbook last succeeded.",
+        labels,
+        registry=reg,
+    )
     seen: set[str] = set()
     succeeded: set[str] = set()
     for rec in records:

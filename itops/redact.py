@@ -42,11 +42,61 @@ _TRUNCATED = " …[truncated]"
 # never the secret itself: PASS_MAX_DAYS, PasswordAuthentication, AuthorizedKeysFile, password_env.
 _NOT_SECRET_WORDS = frozenset(
     {
-        "authentication", "authenticate", "algorithm", "algorithms", "max", "min", "age", "days", "warn", "len",
-        "length", "file", "files", "path", "dir", "env", "type", "types", "size", "bits", "policy", "expire", "expiry",
-        "history", "retry", "retries", "remember", "hash", "method", "mode", "format", "prompt", "command", "interval",
-        "quality", "stack", "rounds", "enabled", "required", "change", "exchange", "passive", "bypass", "keyboard",
-        "ttl", "timeout", "count", "lifetime", "complexity", "reuse", "id", "ids", "name", "names", "url",
+        "authentication",
+        "authenticate",
+        "algorithm",
+        "algorithms",
+        "max",
+        "min",
+        "age",
+        "days",
+        "warn",
+        "len",
+        "length",
+        "file",
+        "files",
+        "path",
+        "dir",
+        "env",
+        "type",
+        "types",
+        "size",
+        "bits",
+        "policy",
+        "expire",
+        "expiry",
+        "history",
+        "retry",
+        "retries",
+        "remember",
+        "hash",
+        "method",
+        "mode",
+        "format",
+        "prompt",
+        "command",
+        "interval",
+        "quality",
+        "stack",
+        "rounds",
+        "enabled",
+        "required",
+        "change",
+        "exchange",
+        "passive",
+        "bypass",
+        "keyboard",
+        "ttl",
+        "timeout",
+        "count",
+        "lifetime",
+        "complexity",
+        "reuse",
+        "id",
+        "ids",
+        "name",
+        "names",
+        "url",
         "nopasswd",
     }
 )
@@ -82,15 +132,18 @@ _SPACE_DIRECTIVES = [
     # Redis
     re.compile(r"(?i)(?P<pre>(?<![\w./-])(?:requirepass|masterauth)[ \t]+)(?P<value>[^\s#]+)"),
     # SQL: IDENTIFIED [WITH plugin] BY [PASSWORD] '...', [ENCRYPTED] PASSWORD '...'
-    re.compile(r"(?i)(?P<pre>\bidentified[ \t]+(?:with[ \t]+\S+[ \t]+)?(?:by|as)[ \t]+(?:password[ \t]+)?)"
-               + _QUOTED_OR_WORD),
+    re.compile(
+        r"(?i)(?P<pre>\bidentified[ \t]+(?:with[ \t]+\S+[ \t]+)?(?:by|as)[ \t]+(?:password[ \t]+)?)" + _QUOTED_OR_WORD
+    ),
     re.compile(r"(?i)(?P<pre>\bpassword[ \t]+)(?P<value>'[^'\n]*'|\"[^\"\n]*\")"),
     # curl -u user:password, netrc
     re.compile(r"(?P<pre>(?<!\S)(?:-u|--user|--proxy-user)[ \t]*[^\s:'\"]+:)(?P<value>[^\s@'\"]+)"),
     re.compile(r"(?i)(?P<pre>\blogin[ \t]+\S+[ \t]+password[ \t]+)(?P<value>\S+)"),
     # HTTP
-    re.compile(r"(?i)(?P<pre>\bauthorization[\"']?[ \t]*[:=][ \t]*[\"']?(?:(?:bearer|basic|token|digest|negotiate)"
-               r"[ \t]+)?)(?P<value>[^\s\"']+)"),
+    re.compile(
+        r"(?i)(?P<pre>\bauthorization[\"']?[ \t]*[:=][ \t]*[\"']?(?:(?:bearer|basic|token|digest|negotiate)"
+        r"[ \t]+)?)(?P<value>[^\s\"']+)"
+    ),
     re.compile(r"(?i)(?P<pre>\bbearer[ \t]+)(?P<value>(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,})"),
 ]
 _MYSQL_LINE = re.compile(r"(?i)\b(?:mysql\w*|mariadb\w*)\b")
@@ -244,8 +297,9 @@ def _redact(text: str, known: tuple[str, ...]) -> str:
             text = _redact_assignments(text)
             break
     if "mysql" in lowered or "mariadb" in lowered:
-        text = "\n".join(_MYSQL_P.sub(_value_only, line) if _MYSQL_LINE.search(line) else line
-                         for line in text.split("\n"))  # fmt: skip
+        text = "\n".join(
+            _MYSQL_P.sub(_value_only, line) if _MYSQL_LINE.search(line) else line for line in text.split("\n")
+        )
     return text
 
 
@@ -292,8 +346,14 @@ def redact_result(r: Result, memo: dict[str, str] | None = None) -> Result:
     expected = cap(clean(ev.expected), EVIDENCE_CAP // 2)
     message = cap(clean(r.message), MESSAGE_CAP)
     resource = clean(r.resource)
-    if (observed is ev.observed and source is ev.source and excerpt is ev.excerpt and expected is ev.expected
-            and message is r.message and resource is r.resource):  # fmt: skip
+    if (
+        observed is ev.observed
+        and source is ev.source
+        and excerpt is ev.excerpt
+        and expected is ev.expected
+        and message is r.message
+        and resource is r.resource
+    ):
         return r  # nothing to redact or cap (the common case: no new object)
     evidence = Evidence(source=source, excerpt=excerpt, observed=observed, expected=expected)
     if evidence == ev and message == r.message and resource == r.resource:

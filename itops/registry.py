@@ -181,8 +181,9 @@ def _skipped_folder(folder: Path) -> bool:
 def _check_file_name(name: str, suffixes: set[str]) -> bool:
     if name.startswith(("_", ".")) or Path(name).suffix not in suffixes:
         return False
-    return not (name.endswith(".py") and (name in NOT_CHECK_FILES or name.startswith("test_")
-                                          or name.endswith("_test.py")))  # fmt: skip
+    return not (
+        name.endswith(".py") and (name in NOT_CHECK_FILES or name.startswith("test_") or name.endswith("_test.py"))
+    )
 
 
 def _walk(folder: Path, descend: Callable[[Path], bool] = lambda _: True) -> Iterator[tuple[Path, list[str]]]:
@@ -317,9 +318,7 @@ def load_folder(registry: Registry, folder: Path, *, strict: bool, builtin: bool
 
 
 def _short(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'check'}: {e['msg']}" for e in exc.errors()[:5]
-    )
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'check'}: {e['msg']}" for e in exc.errors()[:5])
 
 
 def _load_entry_points(registry: Registry) -> None:
@@ -354,4 +353,3 @@ def load_registry(extra_dirs: Sequence[Path] = (), *, entry_point_packs: bool = 
     for warning in registry.warnings:
         log.warning("%s", warning)
     return registry
-

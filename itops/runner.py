@@ -236,8 +236,10 @@ def failed_outcome(run_id: str, plan: HostPlan, status: Status, message: str) ->
     died twice, the worker could not run it) is still accounted for, check by check."""
     now = time.time()
     finding = Finding(status, message)
-    results = [_result(run_id, plan.name, check, Finding.error(f"bad parameter: {msg}"), now)
-               for check, msg in plan.param_errors]  # fmt: skip
+    results = [
+        _result(run_id, plan.name, check, Finding.error(f"bad parameter: {msg}"), now)
+        for check, msg in plan.param_errors
+    ]
     results += [_result(run_id, plan.name, pc.check, finding, now) for pc in plan.planned]
     return HostOutcome(plan.name, results)
 
@@ -327,9 +329,12 @@ def _result(
     params: Mapping[str, Any] | None = None,
 ) -> Result:
     # the commands and what the finding names (observed, its deciding lines): never the raw outputs
-    return check.result(finding, run_id=run_id, target=target, started=started,
-                        source="; ".join(p.command for p in probes), duration=duration,
-                        params=params)  # fmt: skip
-
-
-
+    return check.result(
+        finding,
+        run_id=run_id,
+        target=target,
+        started=started,
+        source="; ".join(p.command for p in probes),
+        duration=duration,
+        params=params,
+    )

@@ -175,8 +175,9 @@ class RunSession:
     def finish(self, status: ExitStatus | None = None) -> SessionResult:
         """Close the run in the store (state, counts, host keys, signed manifest) and the output."""
         code = self.status() if status is None else status
-        run = self.writer.finish("interrupted" if self.interrupted else "complete", int(code),
-                                 self.host_keys, self.accounts)  # fmt: skip
+        run = self.writer.finish(
+            "interrupted" if self.interrupted else "complete", int(code), self.host_keys, self.accounts
+        )
         self._emit(lambda s: s.finish(run, self.tally))
         return SessionResult(run, self.tally, code, self.interrupted, self._usage, self.output_closed)
 

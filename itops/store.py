@@ -170,20 +170,47 @@ class Store:
         metrics = []
         for seq, body in enumerate(_stored_bodies(folder / "results.jsonl")):
             result = Result.from_dict(json.loads(body))
-            rows.append((run.id, seq, result.check_id, result.target, result.resource, result.status.value,
-                         result.severity.value, body))  # fmt: skip
-            metrics += [(run.id, run.started, run.kind, result.target, result.check_id, name, float(value))
-                        for name, value in result.metrics.items()]  # fmt: skip
+            rows.append(
+                (
+                    run.id,
+                    seq,
+                    result.check_id,
+                    result.target,
+                    result.resource,
+                    result.status.value,
+                    result.severity.value,
+                    body,
+                )
+            )
+            metrics += [
+                (run.id, run.started, run.kind, result.target, result.check_id, name, float(value))
+                for name, value in result.metrics.items()
+            ]
         with closing(self._connect()) as db, db:
             db.execute(
                 "INSERT INTO runs (id, kind, started, finished, inventory, inventory_digest, version, host_keys,"
                 " counts, state, exit_code, accounts, planned, shard, selection, merged_from, inventory_lines)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run.id, run.kind, run.started, run.finished, run.inventory, run.inventory_digest, run.version,
-                 json.dumps(run.host_keys), json.dumps(run.counts), run.state, run.exit_code,
-                 json.dumps(run.accounts), json.dumps(run.planned), run.shard, run.selection,
-                 json.dumps(run.merged_from), json.dumps(run.inventory_lines)),
-            )  # fmt: skip
+                (
+                    run.id,
+                    run.kind,
+                    run.started,
+                    run.finished,
+                    run.inventory,
+                    run.inventory_digest,
+                    run.version,
+                    json.dumps(run.host_keys),
+                    json.dumps(run.counts),
+                    run.state,
+                    run.exit_code,
+                    json.dumps(run.accounts),
+                    json.dumps(run.planned),
+                    run.shard,
+                    run.selection,
+                    json.dumps(run.merged_from),
+                    json.dumps(run.inventory_lines),
+                ),
+            )
             db.executemany(
                 "INSERT INTO results (run_id, seq, check_id, target, resource, status, severity, data)"
                 " VALUES (?,?,?,?,?,?,?,?)",
@@ -248,9 +275,7 @@ class Store:
                 out.setdefault((row["target"], row["name"]), []).append((row["ts"], row["value"]))
         return out
 
-    def history_for(
-        self, target: str, prefixes: Sequence[str], before: float
-    ) -> dict[str, list[tuple[float, float]]]:
+    def history_for(self, target: str, prefixes: Sequence[str], before: float) -> dict[str, list[tuple[float, float]]]:
         """A target's metrics from runs started before ``before``, by name (a RunOptions.history provider)."""
         out: dict[str, list[tuple[float, float]]] = {}
         for prefix in prefixes:

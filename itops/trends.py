@@ -255,8 +255,12 @@ def _waiver_debt(applied: Iterable[dict[str, Any]], now: float) -> WaiverDebt:
     soon = time.strftime("%Y-%m-%d", time.gmtime(now + EXPIRING_DAYS * 86400))
     rules: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for waiver in applied:
-        key = (str(waiver.get("check", "")), str(waiver.get("target", "")), str(waiver.get("expires", "")),
-               str(waiver.get("ticket", "")))  # fmt: skip
+        key = (
+            str(waiver.get("check", "")),
+            str(waiver.get("target", "")),
+            str(waiver.get("expires", "")),
+            str(waiver.get("ticket", "")),
+        )
         rule = rules.setdefault(key, {**waiver, "results": 0})
         rule["results"] += 1
     for rule in rules.values():

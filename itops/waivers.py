@@ -226,8 +226,11 @@ class WaiverSet:
             return False
         kind, sep, pattern = rule.target.partition(":")
         if sep and kind in _LABEL_KINDS:
-            known = [h for h, labels in self.host_labels.items()
-                     if any(fnmatch.fnmatchcase(v, pattern) for v in labels.get(kind, ()))]  # fmt: skip
+            known = [
+                h
+                for h, labels in self.host_labels.items()
+                if any(fnmatch.fnmatchcase(v, pattern) for v in labels.get(kind, ()))
+            ]
         else:
             known = [t for t in (*self.host_labels, *clouds) if fnmatch.fnmatchcase(t, rule.target)]
         if not known:

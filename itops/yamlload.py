@@ -245,7 +245,7 @@ def _duplicate(written: str, key: object, line: int, first_written: str, first_l
     # ``yes`` and ``true``, ``1`` and ``0x1``, or ``1`` and ``true`` (true == 1 in the loaded data)
     return (
         f"duplicate key {written!r}: YAML reads it as {_yaml_repr(key)}, the same key as {first_written!r} "
-        f"at line {first_line} once loaded (quote keys to keep them apart, e.g. \"{written}\")"
+        f'at line {first_line} once loaded (quote keys to keep them apart, e.g. "{written}")'
     )
 
 

@@ -18,7 +18,7 @@ ITOPS = str(Path(sys.executable).with_name("itops"))
 
 #: A user check pack for transport tests: a probe that hangs, one that echoes a var.
 TEST_PACK = textwrap.dedent(
-    '''
+    """
     from itops.checkapi import Finding, Probe, Severity, host_check, quote
 
     META = dict(severity=Severity.LOW, rationale="test-only check for transport behaviour",
@@ -47,7 +47,7 @@ TEST_PACK = textwrap.dedent(
             return Finding.error(r.problem())
         mode = int(r.text.strip(), 8)
         return Finding.failed(f"mode {mode:o}") if mode & 0o007 else Finding.passed(f"mode {mode:o}")
-    '''
+    """
 )
 
 

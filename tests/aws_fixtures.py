@@ -90,8 +90,9 @@ class Moto:
 
     def assumed(self, account_id: str = OTHER_ACCOUNT_ID, role: str = "audit") -> boto3.Session:
         """A session in another moto account (moto maps assumed-role keys to the role's account)."""
-        creds = self.client("sts").assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/{role}",
-                                               RoleSessionName="setup")["Credentials"]  # fmt: skip
+        creds = self.client("sts").assume_role(
+            RoleArn=f"arn:aws:iam::{account_id}:role/{role}", RoleSessionName="setup"
+        )["Credentials"]
         return boto3.Session(
             aws_access_key_id=creds["AccessKeyId"],
             aws_secret_access_key=creds["SecretAccessKey"],

@@ -34,10 +34,26 @@ pytestmark = pytest.mark.integration
 
 TOKEN = secrets.token_hex(4)
 #: shape -> a secret value unique to this test session
-SECRETS = {shape: f"Cnry{shape.title().replace('_', '')}{TOKEN}" for shape in (
-    "env", "env_token", "ini", "yaml", "sql", "redis", "bearer", "stderr", "mysql", "url", "pem", "profile",
-    "var", "var_token", "ssh_pw",
-)}  # fmt: skip
+SECRETS = {
+    shape: f"Cnry{shape.title().replace('_', '')}{TOKEN}"
+    for shape in (
+        "env",
+        "env_token",
+        "ini",
+        "yaml",
+        "sql",
+        "redis",
+        "bearer",
+        "stderr",
+        "mysql",
+        "url",
+        "pem",
+        "profile",
+        "var",
+        "var_token",
+        "ssh_pw",
+    )
+}
 PEM_BODY = f"MIIEow{SECRETS['pem']}AAAA"
 SSH_PW_ENV = "ITOPS_CANARY_SSH_PASSWORD"
 ESC_NAME = "/etc/sudoers.d/93-esc\x1b[2J\rname"
@@ -77,26 +93,66 @@ _META = {
     "frameworks": {"nist-800-53": ["IA-5"], "iso-27001": ["A.5.17"]},
 }
 USER_CHECKS = [
-    {"id": "canary.env_password_set", "type": "config", "path": "/etc/app/app.env", "syntax": "equals",
-     "key": "DB_PASSWORD", "expected": "unset"},
-    {"id": "canary.ini_proxy_password_set", "type": "config", "path": "/etc/app/proxy.ini", "syntax": "ini",
-     "section": "proxy", "key": "proxy_password", "expected": "unset"},
-    {"id": "canary.redis_requirepass_set", "type": "config", "path": "/etc/app/redis.conf", "syntax": "space",
-     "key": "requirepass", "expected": "unset"},
-    {"id": "canary.backup_target_set", "type": "config", "path": "/etc/app/backup.conf", "syntax": "equals",
-     "key": "target", "expected": "s3://elsewhere"},
-    {"id": "canary.env_no_token", "type": "command", "command": "cat /etc/app/app.env",
-     "not_matches": "API_TOKEN=.*"},
-    {"id": "canary.yaml_no_password", "type": "command", "command": "cat /etc/app/config.yml",
-     "not_matches": "password: .*"},
-    {"id": "canary.sql_no_identified", "type": "command", "command": "cat /etc/app/init.sql",
-     "not_matches": "IDENTIFIED BY .*"},
-    {"id": "canary.headers_no_authorization", "type": "command", "command": "cat /etc/app/headers.txt",
-     "not_matches": "Authorization: .*"},
-    {"id": "canary.key_not_present", "type": "command", "command": "cat /etc/app/key.pem",
-     "not_matches": "(?s)-----BEGIN.*"},
+    {
+        "id": "canary.env_password_set",
+        "type": "config",
+        "path": "/etc/app/app.env",
+        "syntax": "equals",
+        "key": "DB_PASSWORD",
+        "expected": "unset",
+    },
+    {
+        "id": "canary.ini_proxy_password_set",
+        "type": "config",
+        "path": "/etc/app/proxy.ini",
+        "syntax": "ini",
+        "section": "proxy",
+        "key": "proxy_password",
+        "expected": "unset",
+    },
+    {
+        "id": "canary.redis_requirepass_set",
+        "type": "config",
+        "path": "/etc/app/redis.conf",
+        "syntax": "space",
+        "key": "requirepass",
+        "expected": "unset",
+    },
+    {
+        "id": "canary.backup_target_set",
+        "type": "config",
+        "path": "/etc/app/backup.conf",
+        "syntax": "equals",
+        "key": "target",
+        "expected": "s3://elsewhere",
+    },
+    {"id": "canary.env_no_token", "type": "command", "command": "cat /etc/app/app.env", "not_matches": "API_TOKEN=.*"},
+    {
+        "id": "canary.yaml_no_password",
+        "type": "command",
+        "command": "cat /etc/app/config.yml",
+        "not_matches": "password: .*",
+    },
+    {
+        "id": "canary.sql_no_identified",
+        "type": "command",
+        "command": "cat /etc/app/init.sql",
+        "not_matches": "IDENTIFIED BY .*",
+    },
+    {
+        "id": "canary.headers_no_authorization",
+        "type": "command",
+        "command": "cat /etc/app/headers.txt",
+        "not_matches": "Authorization: .*",
+    },
+    {
+        "id": "canary.key_not_present",
+        "type": "command",
+        "command": "cat /etc/app/key.pem",
+        "not_matches": "(?s)-----BEGIN.*",
+    },
     {"id": "canary.stderr_secret", "type": "command", "command": "cat /etc/app/err.txt >&2; exit 3"},
-]  # fmt: skip
+]
 
 
 @dataclass
@@ -119,8 +175,12 @@ def _require_debian_lab() -> None:
 
 
 def _itops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-c", "from itops.cli.main import main; main()", *args],
-                          capture_output=True, timeout=300, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", "from itops.cli.main import main; main()", *args],
+        capture_output=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def _notifications(store: Path, run_id: str, stderr: str, report: Path, tmp: Path) -> dict[str, bytes]:
@@ -133,14 +193,32 @@ def _notifications(store: Path, run_id: str, stderr: str, report: Path, tmp: Pat
 
     st = Store(store)
     run = st.get_run(run_id)
-    event = JobEvent(job="canary", command="audit", where="inventory.yaml", state=run.state, exit_code=run.exit_code,
-                     started=run.started, finished=run.finished or run.started, run=run, results=st.results(run_id),
-                     report_path=report, stderr=stderr, error=f"stderr tail: {stderr[-500:]}")  # fmt: skip
+    event = JobEvent(
+        job="canary",
+        command="audit",
+        where="inventory.yaml",
+        state=run.state,
+        exit_code=run.exit_code,
+        started=run.started,
+        finished=run.finished or run.started,
+        run=run,
+        results=st.results(run_id),
+        report_path=report,
+        stderr=stderr,
+        error=f"stderr tail: {stderr[-500:]}",
+    )
     controller, sink = start_smtp()
     hook = start_hook()
     try:
-        email = EmailSpec.model_validate({"host": "127.0.0.1", "port": sink.port, "starttls": False,
-                                          "from": "itops@example.com", "to": ["ops@example.com"]})  # fmt: skip
+        email = EmailSpec.model_validate(
+            {
+                "host": "127.0.0.1",
+                "port": sink.port,
+                "starttls": False,
+                "from": "itops@example.com",
+                "to": ["ops@example.com"],
+            }
+        )
         notifiers = {
             "mail": NotifierSpec(name="mail", email=email, retries=1, backoff=0.01),
             "slack": NotifierSpec(name="slack", webhook=WebhookSpec(url=hook.url, format="slack"), retries=1),
@@ -180,29 +258,63 @@ def canary_run(tmp_path_factory: pytest.TempPathFactory) -> Outputs:
         with start_fleet(tmp / "fleet", [spec], startup_timeout=30) as fleet:
             host = fleet.inventory()["hosts"]["canary"]
             # a second entry for the same sshd as a user without a key: the password from password_env is tried
-            extra = {"hosts": {
-                "canary": {"password_env": SSH_PW_ENV},
-                "canary-pw": {**{k: v for k, v in host.items() if k in ("address", "port", "groups")},
-                              "user": "nobody", "identity_file": str(tmp / "no-such-key"),
-                              "password_env": SSH_PW_ENV},
-            }}  # fmt: skip
+            extra = {
+                "hosts": {
+                    "canary": {"password_env": SSH_PW_ENV},
+                    "canary-pw": {
+                        **{k: v for k, v in host.items() if k in ("address", "port", "groups")},
+                        "user": "nobody",
+                        "identity_file": str(tmp / "no-such-key"),
+                        "password_env": SSH_PW_ENV,
+                    },
+                }
+            }
             # secrets inline in inventory vars: the inventory is refused, and the refusal does not quote them
-            with_vars = fleet.write_inventory(tmp / "with-vars.yaml", extra={"hosts": {"canary": {"vars": {
-                "db_password": SECRETS["var"], "api_token": SECRETS["var_token"]}}}})  # fmt: skip
+            with_vars = fleet.write_inventory(
+                tmp / "with-vars.yaml",
+                extra={
+                    "hosts": {"canary": {"vars": {"db_password": SECRETS["var"], "api_token": SECRETS["var_token"]}}}
+                },
+            )
             refused = _itops("audit", "-i", str(with_vars), "--store", str(store), env=env)
             assert refused.returncode == 4 and b"vars.db_password" in refused.stderr, refused.stderr
             blobs["audit of the inventory with secret vars"] = refused.stdout + refused.stderr
             inventory = fleet.write_inventory(extra=extra)
-            proc = _itops("audit", "-i", str(inventory), "--all", "--store", str(store), "--checks-dir",
-                          str(checks_dir), "--report", f"html:{reports / 'audit.html'}", env=env)  # fmt: skip
-            json_proc = _itops("audit", "-i", str(inventory), "--format", "json", "--store", str(store),
-                               "--checks-dir", str(checks_dir), env=env)  # fmt: skip
+            proc = _itops(
+                "audit",
+                "-i",
+                str(inventory),
+                "--all",
+                "--store",
+                str(store),
+                "--checks-dir",
+                str(checks_dir),
+                "--report",
+                f"html:{reports / 'audit.html'}",
+                env=env,
+            )
+            json_proc = _itops(
+                "audit",
+                "-i",
+                str(inventory),
+                "--format",
+                "json",
+                "--store",
+                str(store),
+                "--checks-dir",
+                str(checks_dir),
+                env=env,
+            )
     assert proc.returncode in (1, 3), proc.stderr.decode()
     assert json_proc.returncode in (1, 3), json_proc.stderr.decode()
     run_id = json.loads(json_proc.stdout)["run"]["id"]
     first_run = next(r for r in os.listdir(store / "runs") if r != run_id)
-    blobs |= {"audit stdout": proc.stdout, "audit stderr": proc.stderr, "audit --format json stdout": json_proc.stdout,
-              "audit --format json stderr": json_proc.stderr}  # fmt: skip
+    blobs |= {
+        "audit stdout": proc.stdout,
+        "audit stderr": proc.stderr,
+        "audit --format json stdout": json_proc.stdout,
+        "audit --format json stderr": json_proc.stderr,
+    }
     for rid in (first_run, run_id):
         for fmt in REPORT_FORMATS:
             out = reports / f"{rid}.{fmt}"

@@ -18,7 +18,7 @@ from itops.cli.main import cli
 from itops.errors import CheckError, ConfigError
 from itops.registry import Registry, load_folder, load_registry
 
-CHECK = textwrap.dedent('''
+CHECK = textwrap.dedent("""
     from itops.checkapi import Finding, Probe, Severity, host_check
 
     @host_check(id="test.user_{name}", title="A user check", severity=Severity.LOW,
@@ -26,7 +26,7 @@ CHECK = textwrap.dedent('''
                 frameworks={{"nist-800-53": ["SI-4"], "iso-27001": ["A.8.16"]}}, probes=[Probe("t", "true")])
     def check(facts, params):
         return Finding.passed("ok")
-''')
+""")
 
 
 def _planting(marker: Path, name: str) -> str:
@@ -40,11 +40,21 @@ def _pack(root: Path, marker: Path) -> Path:
     (pack / "mine.py").write_text(CHECK.format(name="top"))
     (pack / "sub" / "deeper.py").write_text(CHECK.format(name="deeper"))
     not_checks = {
-        "setup.py": "setup", "conftest.py": "conftest", "test_mine.py": "test_mine", "mine_test.py": "mine_test",
-        "_private.py": "private", "noxfile.py": "noxfile", "helper.py": "helper",  # helper: no check API
-        ".venv/lib/python3.11/site-packages/evil.py": "venv", "venv2/pyvenv.cfg": None, "venv2/lib/x.py": "venv2",
-        ".git/hooks/x.py": "git", "__pycache__/x.py": "pycache", "_vendor/x.py": "vendor",
-        "node_modules/x.py": "node", "build/lib/x.py": "build",
+        "setup.py": "setup",
+        "conftest.py": "conftest",
+        "test_mine.py": "test_mine",
+        "mine_test.py": "mine_test",
+        "_private.py": "private",
+        "noxfile.py": "noxfile",
+        "helper.py": "helper",  # helper: no check API
+        ".venv/lib/python3.11/site-packages/evil.py": "venv",
+        "venv2/pyvenv.cfg": None,
+        "venv2/lib/x.py": "venv2",
+        ".git/hooks/x.py": "git",
+        "__pycache__/x.py": "pycache",
+        "_vendor/x.py": "vendor",
+        "node_modules/x.py": "node",
+        "build/lib/x.py": "build",
     }
     for rel, tag in not_checks.items():
         path = pack / rel

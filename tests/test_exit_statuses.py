@@ -21,8 +21,9 @@ from itops.tally import RunTally
 
 
 def _result(status: Status, severity: Severity = Severity.HIGH, target: str = "h") -> Result:
-    return Result(run_id="r", check_id="t.x", target=target, resource="", status=status, severity=severity,
-                  title="t", message="m")  # fmt: skip
+    return Result(
+        run_id="r", check_id="t.x", target=target, resource="", status=status, severity=severity, title="t", message="m"
+    )
 
 
 @pytest.mark.parametrize(

@@ -28,8 +28,15 @@ def _ssh(fleet, command: str) -> None:
     host = fleet.hosts["fc1"]
     client = paramiko.SSHClient()
     client.load_host_keys(str(fleet.known_hosts_path))
-    client.connect("127.0.0.1", port=host.port, username="root", key_filename=str(fleet.client_key_path),
-                   look_for_keys=False, allow_agent=False, timeout=10)  # fmt: skip
+    client.connect(
+        "127.0.0.1",
+        port=host.port,
+        username="root",
+        key_filename=str(fleet.client_key_path),
+        look_for_keys=False,
+        allow_agent=False,
+        timeout=10,
+    )
     try:
         _, out, err = client.exec_command(command, timeout=30)
         assert out.channel.recv_exit_status() == 0, err.read()
@@ -69,8 +76,9 @@ def test_a_file_system_growing_by_a_fixed_amount_per_day_is_projected_to_the_rig
     assert "projected to reach 90% space used in 3 days" in forecast["/data"]["message"]
     assert set(forecast) == {"/data"}
 
-    res = CliRunner().invoke(cli, ["forecast", "--store", str(store), "-i", str(fleet.inventory_path),
-                                   "--format", "json"])  # fmt: skip
+    res = CliRunner().invoke(
+        cli, ["forecast", "--store", str(store), "-i", str(fleet.inventory_path), "--format", "json"]
+    )
     assert res.exit_code == 1, res.output  # a projection crosses within the 30-day horizon
     report = json.loads(res.stdout)
     data = next(f for f in report["filesystems"] if f["mount"] == "/data" and f["what"] == "space")
@@ -90,4 +98,3 @@ def test_a_file_system_growing_by_a_fixed_amount_per_day_is_projected_to_the_rig
     html = tmp_path / "forecast.html"
     res = CliRunner().invoke(cli, ["forecast", "--store", str(store), "--format", "html", "-o", str(html)])
     assert "/data" in html.read_text() and "<script" not in html.read_text()
-

@@ -17,8 +17,14 @@ CHECKS = list(load_registry(entry_point_packs=False))
 
 
 def _meta(**fw: list[str]) -> CheckMeta:
-    return CheckMeta(id="test.thing_ok", title="A thing is ok", severity="low", rationale="because it matters",
-                     remediation="fix the thing", frameworks=fw)  # fmt: skip
+    return CheckMeta(
+        id="test.thing_ok",
+        title="A thing is ok",
+        severity="low",
+        rationale="because it matters",
+        remediation="fix the thing",
+        frameworks=fw,
+    )
 
 
 def test_a_check_cannot_use_an_unlabelled_or_unknown_catalogue() -> None:

@@ -92,8 +92,11 @@ def test_a_flipped_status_is_caught(stored) -> None:
     store, run_id, folder = stored
     lines = _lines(folder)
     index = next(i for i, line in enumerate(lines) if '"status":"FAIL"' in line or '"status":"PASS"' in line)
-    lines[index] = lines[index].replace('"status":"FAIL"', '"status":"PASS"', 1) if '"status":"FAIL"' in lines[
-        index] else lines[index].replace('"status":"PASS"', '"status":"FAIL"', 1)  # fmt: skip
+    lines[index] = (
+        lines[index].replace('"status":"FAIL"', '"status":"PASS"', 1)
+        if '"status":"FAIL"' in lines[index]
+        else lines[index].replace('"status":"PASS"', '"status":"FAIL"', 1)
+    )
     _write(folder, lines)
     res = _verify(store, run_id)
     assert res.exit_code == 1 and f"line {index + 1}: chain mismatch" in res.stdout
@@ -189,8 +192,10 @@ def test_a_run_signed_by_another_key_fails_against_the_pinned_key(stored, tmp_pa
 def test_history_db_edits_are_caught(stored) -> None:
     store, run_id, _folder = stored
     with sqlite3.connect(store / "history.db") as db:
-        db.execute("UPDATE results SET data = replace(data, '\"status\":\"', '\"status\":\"x') "
-                   "WHERE run_id = ? AND seq = 1", (run_id,))  # fmt: skip
+        db.execute(
+            'UPDATE results SET data = replace(data, \'"status":"\', \'"status":"x\') WHERE run_id = ? AND seq = 1',
+            (run_id,),
+        )
     res = _verify(store, run_id)
     assert res.exit_code == 1 and "history.db row 2 differs" in res.stdout
 
@@ -203,10 +208,12 @@ def test_a_killed_run_verifies_up_to_its_last_signed_line(tmp_path: Path) -> Non
     run = Run(id="20261206T000000Z-abcdef", kind="audit", started=1.0)
     writer = store.begin(run)
     for batch in range(3):
-        writer.add_many([
-            Result(run.id, f"test.c{i}", f"h{batch}", Status.PASS, Severity.LOW, "ok", evidence=Evidence())
-            for i in range(2)
-        ])  # fmt: skip
+        writer.add_many(
+            [
+                Result(run.id, f"test.c{i}", f"h{batch}", Status.PASS, Severity.LOW, "ok", evidence=Evidence())
+                for i in range(2)
+            ]
+        )
     writer._jsonl.write('{"run_id":"torn')  # the kill tore the next write
     writer._jsonl.flush()
     res = _verify(tmp_path / "store", run.id)
@@ -230,8 +237,9 @@ def test_verify_all_and_a_key_readable_by_others_is_refused(stored, tmp_path: Pa
     shutil.copy(store / "keys" / "signing.key", key)
     os.chmod(key, 0o644)
     inv = write_yaml(tmp_path / "inv2.yaml", {"version": 1, "hosts": {"h": {"address": "127.0.0.1"}}})
-    res = CliRunner().invoke(cli, ["audit", "-i", str(inv), "--local", "--checks", CHECKS, "--store",
-                                   str(store), "--signing-key", str(key)])  # fmt: skip
+    res = CliRunner().invoke(
+        cli, ["audit", "-i", str(inv), "--local", "--checks", CHECKS, "--store", str(store), "--signing-key", str(key)]
+    )
     assert res.exit_code == 2 and "chmod 600" in res.stderr
 
 

@@ -742,9 +742,19 @@ def test_select_bad_form_is_a_usage_error(lab):
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(90, 90.0), (1.5, 1.5), ("90", 90.0), ("90s", 90.0), ("30m", 1800.0), ("26h", 93600.0), ("2d", 172800.0),
-     ("1h30m", 5400.0), ("1d 2h", 93600.0), ("0.5h", 1800.0)],
-)  # fmt: skip
+    [
+        (90, 90.0),
+        (1.5, 1.5),
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("30m", 1800.0),
+        ("26h", 93600.0),
+        ("2d", 172800.0),
+        ("1h30m", 5400.0),
+        ("1d 2h", 93600.0),
+        ("0.5h", 1800.0),
+    ],
+)
 def test_parse_duration(value, seconds):
     assert parse_duration(value) == seconds
 
@@ -757,9 +767,20 @@ def test_parse_duration_rejects(value):
 
 @pytest.mark.parametrize(
     ("value", "size"),
-    [(512, 512), ("512", 512), ("10B", 10), ("10KB", 10_000), ("10MB", 10_000_000), ("1.5 GB", 1_500_000_000),
-     ("2TB", 2 * 10**12), ("1KiB", 1024), ("1MiB", 1024**2), ("2GiB", 2 * 1024**3), ("10mb", 10_000_000)],
-)  # fmt: skip
+    [
+        (512, 512),
+        ("512", 512),
+        ("10B", 10),
+        ("10KB", 10_000),
+        ("10MB", 10_000_000),
+        ("1.5 GB", 1_500_000_000),
+        ("2TB", 2 * 10**12),
+        ("1KiB", 1024),
+        ("1MiB", 1024**2),
+        ("2GiB", 2 * 1024**3),
+        ("10mb", 10_000_000),
+    ],
+)
 def test_parse_size(value, size):
     assert parse_size(value) == size
 

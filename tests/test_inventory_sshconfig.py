@@ -76,20 +76,30 @@ def test_a_host_named_only_by_its_alias_is_resolved_as_ssh_would(tmp_path: Path,
     assert (host.via.address, host.via.ssh.user, host.via.ssh.port) == ("192.0.2.1", "admin", 2200)
     assert host.jump_text == "admin@192.0.2.1:2200"
     where = f"ssh config {tmp_path / 'ssh_config'}"
-    assert host.origins == {"address": where, "port": where, "user": where, "identity_file": where,
-                            "known_hosts": where, "connect_timeout": where, "jump": where}  # fmt: skip
+    assert host.origins == {
+        "address": where,
+        "port": where,
+        "user": where,
+        "identity_file": where,
+        "known_hosts": where,
+        "connect_timeout": where,
+        "jump": where,
+    }
     target = target_for(host, {})
     assert target.jump is not None and (target.jump.address, target.jump.port) == ("192.0.2.1", 2200)
 
 
 def test_inventory_values_win_over_the_config(tmp_path: Path) -> None:
-    path = _write(tmp_path, """\
+    path = _write(
+        tmp_path,
+        """\
         version: 1
         defaults: {ssh: {config: ssh_config, user: ops}}
         hosts:
           web-one: {address: 10.9.9.9, port: 22, jump: gw}
           gw: {address: 10.0.0.1}
-        """)  # fmt: skip
+        """,
+    )
     host = load_inventory(path).hosts["web-one"]
     assert (host.address, host.ssh.port, host.ssh.user, host.jump) == ("10.9.9.9", 22, "ops", "gw")
     assert host.origins["address"] == "hosts.web-one" and host.origins["user"] == "defaults.ssh"
@@ -108,8 +118,12 @@ def test_a_chained_proxyjump_reaches_the_last_hop_through_the_first(tmp_path: Pa
 
 def test_a_proxyjump_naming_an_inventory_host_uses_that_host(tmp_path: Path) -> None:
     config = "Host app\n  HostName 10.0.0.5\n  ProxyJump gw\n"
-    path = _write(tmp_path, "version: 1\ndefaults: {ssh: {config: ssh_config}}\nhosts:\n  app: {}\n"
-                            "  gw: {address: 10.0.0.1, user: bastion}\n", config)  # fmt: skip
+    path = _write(
+        tmp_path,
+        "version: 1\ndefaults: {ssh: {config: ssh_config}}\nhosts:\n  app: {}\n"
+        "  gw: {address: 10.0.0.1, user: bastion}\n",
+        config,
+    )
     inv = load_inventory(path)
     assert inv.hosts["app"].jump == "gw" and inv.hosts["app"].via is None
     assert target_for(inv.hosts["app"], inv.hosts).jump.user == "bastion"
@@ -134,15 +148,19 @@ def test_config_problems_are_inventory_problems(tmp_path: Path) -> None:
     cycle = _write(tmp_path, "version: 1\ndefaults: {ssh: {config: ssh_config}}\nhosts:\n  loop-a: {}\n")
     with pytest.raises(InventoryError, match="is a cycle or longer than 8 hops"):
         load_inventory(cycle)
-    bad_port = _write(tmp_path, "version: 1\ndefaults: {ssh: {config: ssh_config}}\nhosts:\n  x: {}\n",
-                      "Host x\n  Port lots\n")  # fmt: skip
+    bad_port = _write(
+        tmp_path, "version: 1\ndefaults: {ssh: {config: ssh_config}}\nhosts:\n  x: {}\n", "Host x\n  Port lots\n"
+    )
     with pytest.raises(InventoryError, match="Port 'lots' is not a number"):
         load_inventory(bad_port)
 
 
 def test_parse_jump() -> None:
     assert parse_jump("admin@bastion:2200,[2001:db8::1]:22,inner") == [
-        Hop("bastion", "admin", 2200), Hop("2001:db8::1", None, 22), Hop("inner")]  # fmt: skip
+        Hop("bastion", "admin", 2200),
+        Hop("2001:db8::1", None, 22),
+        Hop("inner"),
+    ]
     with pytest.raises(SSHConfigProblem):
         parse_jump("a b")
 
@@ -152,7 +170,11 @@ def test_inventory_list_json_shows_effective_values_and_their_origin(tmp_path: P
     res = CliRunner().invoke(cli, ["inventory", "list", str(path), "--format", "json"])
     assert res.exit_code == 0, res.output
     row = json.loads(res.stdout)[0]
-    assert (row["address"], row["port"], row["user"], row["jump"]) == ("10.0.0.11", 2222, "deploy",
-                                                                      "admin@192.0.2.1:2200")  # fmt: skip
+    assert (row["address"], row["port"], row["user"], row["jump"]) == (
+        "10.0.0.11",
+        2222,
+        "deploy",
+        "admin@192.0.2.1:2200",
+    )
     assert row["identity_file"].endswith("/.ssh/fleet_key")
     assert row["origins"]["address"] == f"ssh config {tmp_path / 'ssh_config'}"

@@ -22,8 +22,9 @@ pytestmark = pytest.mark.integration
 def promtool_ok(path: Path) -> None:
     promtool = shutil.which("promtool")
     assert promtool, "promtool missing: scripts/install-system-deps.sh installs Debian's prometheus"
-    proc = subprocess.run([promtool, "check", "metrics"], input=path.read_text(), capture_output=True, text=True,
-                          timeout=30)  # fmt: skip
+    proc = subprocess.run(
+        [promtool, "check", "metrics"], input=path.read_text(), capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -42,8 +43,21 @@ def test_audit_prom_file(lab_inventory, tmp_path):
         "waivers:\n  - {check: ssh.root_login_disabled, target: bad1, justification: test, approver: qa,"
         " expires: 2099-01-01}\n"
     )
-    proc = run_cli_process("audit", "-i", str(lab_inventory), "--checks", "ssh.*", "--store", str(store),
-                           "--format", "json", "--prom-file", str(prom), "--waivers", str(waivers))  # fmt: skip
+    proc = run_cli_process(
+        "audit",
+        "-i",
+        str(lab_inventory),
+        "--checks",
+        "ssh.*",
+        "--store",
+        str(store),
+        "--format",
+        "json",
+        "--prom-file",
+        str(prom),
+        "--waivers",
+        str(waivers),
+    )
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
     results = doc["results"]
@@ -57,8 +71,10 @@ def test_audit_prom_file(lab_inventory, tmp_path):
     assert got == {f"{s}/{v}": n for (s, v), n in by_cell.items()}
     # failing checks per host (the planted bad host fails, every audited host has a series)
     failing = {dict(k)["target"]: v for k, v in m["itops_audit_failing_checks"].items()}
-    expected = {t: len({r["check_id"] for r in results if r["target"] == t and r["status"] == "FAIL"})
-                for t in {r["target"] for r in results}}  # fmt: skip
+    expected = {
+        t: len({r["check_id"] for r in results if r["target"] == t and r["status"] == "FAIL"})
+        for t in {r["target"] for r in results}
+    }
     assert failing == expected and failing["bad1"] > 0
     # per framework control pass ratio
     ratios = {(dict(k)["framework"], dict(k)["control"]): v for k, v in m["itops_audit_control_pass_ratio"].items()}
@@ -66,8 +82,11 @@ def test_audit_prom_file(lab_inventory, tmp_path):
     waived = next(r for r in results if r["status"] == "WAIVED")
     fw, control = next((f, c) for f, refs in sorted(waived["frameworks"].items()) for c in refs)
     ratio = ratios[(fw, control)]
-    judged = [r["status"] for r in results
-              if r["status"] in ("PASS", "FAIL", "WAIVED") and control in r["frameworks"].get(fw, [])]  # fmt: skip
+    judged = [
+        r["status"]
+        for r in results
+        if r["status"] in ("PASS", "FAIL", "WAIVED") and control in r["frameworks"].get(fw, [])
+    ]
     assert ratio == pytest.approx(judged.count("PASS") / len(judged))
     run = Store(store).get_run(doc["run"]["id"])
     assert m["itops_audit_run_duration_seconds"][()] == pytest.approx(run.finished - run.started)
@@ -96,8 +115,9 @@ def test_audit_prom_file(lab_inventory, tmp_path):
     assert ok.returncode == 0, ok.stderr
     ok_run = Store(store).get_run(json.loads(ok.stdout)["run"]["id"])
     assert samples(prom)["itops_audit_last_success_timestamp_seconds"][()] == pytest.approx(ok_run.finished)
-    again = run_cli_process("audit", "-i", str(lab_inventory), "--checks", "ssh.*", "--store", str(store),
-                            "--prom-file", str(prom))  # fmt: skip
+    again = run_cli_process(
+        "audit", "-i", str(lab_inventory), "--checks", "ssh.*", "--store", str(store), "--prom-file", str(prom)
+    )
     assert again.returncode == 1
     promtool_ok(prom)
     assert samples(prom)["itops_audit_last_success_timestamp_seconds"][()] == pytest.approx(ok_run.finished)

@@ -35,9 +35,22 @@ def test_hosts_and_cloud_in_one_run(moto, lab_inventory: Path, tmp_path: Path) -
     inv = mixed_inventory(lab_inventory, tmp_path)
     pack = write_pack(tmp_path / "pack")
     store = tmp_path / "store"
-    code, doc, err = run_audit("-i", str(inv), "--checks-dir", str(pack), "--checks", "test.shadow_mode",
-                               "--checks", "aws.*", "--limit", "good1,bad1", "--limit", "cloud:aws-lab",
-                               "--store", str(store))  # fmt: skip
+    code, doc, err = run_audit(
+        "-i",
+        str(inv),
+        "--checks-dir",
+        str(pack),
+        "--checks",
+        "test.shadow_mode",
+        "--checks",
+        "aws.*",
+        "--limit",
+        "good1,bad1",
+        "--limit",
+        "cloud:aws-lab",
+        "--store",
+        str(store),
+    )
     assert code == 1, err
     results = doc["results"]
     run_id = doc["run"]["id"]
@@ -61,8 +74,16 @@ def test_hosts_and_cloud_in_one_run(moto, lab_inventory: Path, tmp_path: Path) -
 def test_limit_to_the_cloud_and_filter_checks(moto, lab_inventory: Path, tmp_path: Path) -> None:
     moto.client("s3").create_bucket(Bucket="lonely", CreateBucketConfiguration={"LocationConstraint": REGIONS[0]})
     inv = mixed_inventory(lab_inventory, tmp_path)
-    code, doc, err = run_audit("-i", str(inv), "--limit", "cloud:aws-lab", "--checks", "aws.s3.bucket_versioning*",
-                               "--store", str(tmp_path / "store"))  # fmt: skip
+    code, doc, err = run_audit(
+        "-i",
+        str(inv),
+        "--limit",
+        "cloud:aws-lab",
+        "--checks",
+        "aws.s3.bucket_versioning*",
+        "--store",
+        str(tmp_path / "store"),
+    )
     assert code == 1, err
     assert {(r["target"], r["check_id"], r["resource"], r["status"]) for r in doc["results"]} == {
         ("aws-lab", "aws.s3.bucket_versioning_enabled", "arn:aws:s3:::lonely", "FAIL")

@@ -20,17 +20,27 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_wheel_install_lists_every_check(tmp_path):
     # build from a clean copy: a stale build/ folder in the checkout must not leak into the wheel
     src = tmp_path / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "dist", ".lab", "__pycache__", "*.egg-info", ".*_cache"))
+    shutil.copytree(
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", ".lab", "__pycache__", "*.egg-info", ".*_cache"
+        ),
+    )
     wheels = tmp_path / "wheels"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(src)],
-        check=True, timeout=300, cwd=tmp_path,
+        check=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     (wheel,) = wheels.glob("itops-*.whl")
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-                   check=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        timeout=300,
+    )
     assert not (target / "itops" / "bundled" / "checks").is_symlink()
     deps = sysconfig.get_paths()["purelib"]
     # -S: no site processing, so the dev venv's editable-install hook can't leak the source tree in
@@ -40,19 +50,26 @@ def test_wheel_install_lists_every_check(tmp_path):
         "from itops.cli.main import cli; cli.main(['checks', 'list', '--format', 'json'], prog_name='itops')"
     )
     base = getattr(sys, "_base_executable", sys.executable)
-    proc = subprocess.run([base, "-S", "-c", code, str(target), deps], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [base, "-S", "-c", code, str(target), deps], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     # the lab is test and demo tooling (lab/itops_lab): the wheel does not ship it
     assert not (target / "itops" / "lab").exists() and not (target / "itops_lab").exists()
     assert not (target / "itops" / "backup" / "demo.py").exists()
-    no_lab = subprocess.run([base, "-S", "-c", "import sys; sys.path[:0] = [sys.argv[1]]; import itops.lab",
-                             str(target)], capture_output=True, text=True, cwd=tmp_path, timeout=60)  # fmt: skip
+    no_lab = subprocess.run(
+        [base, "-S", "-c", "import sys; sys.path[:0] = [sys.argv[1]]; import itops.lab", str(target)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert no_lab.returncode != 0 and "No module named 'itops.lab'" in no_lab.stderr
     installed = {c["id"] for c in json.loads(proc.stdout)}
     from_source = {c.id for c in load_registry(entry_point_packs=False)}
     assert from_source and installed == from_source
     for name in ("templates", "playbooks", "inventory"):
+
         def files(top: Path) -> set[Path]:
             return {p.relative_to(top) for p in top.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
 

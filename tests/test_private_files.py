@@ -31,14 +31,16 @@ NOBODY = 65534
 def itops(*args: str, umask: str = "022", cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """The installed console script under ``umask``, as a user would run it."""
     script = f'umask {umask}; exec "$@"'
-    return subprocess.run(["sh", "-c", script, "sh", ITOPS, *args], capture_output=True, text=True, timeout=300,
-                          cwd=cwd)  # fmt: skip
+    return subprocess.run(
+        ["sh", "-c", script, "sh", ITOPS, *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
 
 
 def loose(*paths: Path) -> str:
     """What ``find PATHS -perm /077`` prints: anything group or others may touch."""
-    return subprocess.run(["find", *map(str, paths), "-perm", "/077"], capture_output=True, text=True,
-                          check=True).stdout  # fmt: skip
+    return subprocess.run(
+        ["find", *map(str, paths), "-perm", "/077"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def local_inventory(folder: Path) -> Path:
@@ -51,13 +53,26 @@ def local_inventory(folder: Path) -> Path:
 def test_audit_reports_and_scheduler_state_are_private_whatever_the_umask(tmp_path, umask):
     store, reports, state = tmp_path / "store", tmp_path / "reports", tmp_path / "sched-state"
     inv = local_inventory(tmp_path)
-    audit = itops("audit", "-i", str(inv), "--local", "--checks", "ssh.*", "--store", str(store),
-                  "--report", f"html:{reports}/html/report.html", "--report", f"json:{reports}/report.json",
-                  umask=umask)  # fmt: skip
+    audit = itops(
+        "audit",
+        "-i",
+        str(inv),
+        "--local",
+        "--checks",
+        "ssh.*",
+        "--store",
+        str(store),
+        "--report",
+        f"html:{reports}/html/report.html",
+        "--report",
+        f"json:{reports}/report.json",
+        umask=umask,
+    )
     assert audit.returncode in (0, 1, 3), audit.stderr
     md = itops("report", "latest", "--store", str(store), "-f", "md", "-o", str(reports / "report.md"), umask=umask)
     assert md.returncode == 0, md.stderr
-    (tmp_path / "tick.yaml").write_text(textwrap.dedent("""\
+    (tmp_path / "tick.yaml").write_text(
+        textwrap.dedent("""\
         name: tick
         description: a local step
         systems: [none]
@@ -66,14 +81,17 @@ def test_audit_reports_and_scheduler_state_are_private_whatever_the_umask(tmp_pa
         owner: tests
         steps:
           - {name: work, local: "true"}
-    """))
-    (tmp_path / "schedule.yaml").write_text(textwrap.dedent(f"""\
+    """)
+    )
+    (tmp_path / "schedule.yaml").write_text(
+        textwrap.dedent(f"""\
         version: 1
         store: {store}
         state_dir: {state}
         jobs:
           tick: {{cron: "0 3 * * *", command: dr-drill, playbook: tick.yaml}}
-    """))
+    """)
+    )
     job = itops("schedule", "run-job", "-c", str(tmp_path / "schedule.yaml"), "tick", umask=umask)
     assert job.returncode == 0, job.stderr
     old = os.umask(int(umask, 8))
@@ -83,8 +101,18 @@ def test_audit_reports_and_scheduler_state_are_private_whatever_the_umask(tmp_pa
         os.umask(old)
     # every kind of file was written: run store, reports, drill record, scheduler db, locks, job report
     names = {p.name for p in (*store.rglob("*"), *reports.rglob("*"), *state.rglob("*"))}
-    assert {"history.db", "results.jsonl", "run.json", "drill.json", "report.html", "report.json", "report.md",
-            "itops.prom", "jobs.db", "tick.lock"} <= names, names  # fmt: skip
+    assert {
+        "history.db",
+        "results.jsonl",
+        "run.json",
+        "drill.json",
+        "report.html",
+        "report.json",
+        "report.md",
+        "itops.prom",
+        "jobs.db",
+        "tick.lock",
+    } <= names, names
     assert any(n.endswith(".html") and n.startswith("tick-") for n in names)
     assert loose(store, reports, state) == ""
 
@@ -123,8 +151,10 @@ def test_world_writable_store_is_refused_with_exit_4(tmp_path):
 
 def _schedule(tmp_path: Path, state: Path) -> Path:
     path = tmp_path / "schedule.yaml"
-    path.write_text(f"version: 1\nstore: {tmp_path / 'store'}\nstate_dir: {state}\n"
-                    "jobs:\n  t: {cron: '0 3 * * *', command: dr-check}\n")  # fmt: skip
+    path.write_text(
+        f"version: 1\nstore: {tmp_path / 'store'}\nstate_dir: {state}\n"
+        "jobs:\n  t: {cron: '0 3 * * *', command: dr-check}\n"
+    )
     return path
 
 

@@ -6,9 +6,11 @@ from itops.redact import redact, register_secret
 
 
 def test_patterns_are_redacted():
-    text = ("password=hunter2 pwd: swordfish url=https://user:s3cr3t@db.example/x "
-            "key AKIAABCDEFGHIJKLMNOP aws_secret_access_key = abc/DEF+ghi "
-            "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----")
+    text = (
+        "password=hunter2 pwd: swordfish url=https://user:s3cr3t@db.example/x "
+        "key AKIAABCDEFGHIJKLMNOP aws_secret_access_key = abc/DEF+ghi "
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----"
+    )
     out = redact(text)
     for secret in ("hunter2", "swordfish", "s3cr3t", "AKIAABCDEFGHIJKLMNOP", "abc/DEF+ghi", "AAAA"):
         assert secret not in out
@@ -36,10 +38,20 @@ def test_results_built_by_any_producer_are_redacted_once_by_the_store(tmp_path):
 
     secret = "Zq9-not-a-real-backup-passphrase"
     register_secret(secret)
-    checks = [load_registry().get(i) for i in ("ssh.root_login_disabled", "aws.s3.bucket_acl_not_public",
-                                               "backup.within_rpo")]  # fmt: skip
-    built = [c.result(Finding.failed(f"saw {secret}", observed=f"value {secret}"), run_id="r1", target="t",
-                      started=0.0, source=f"cmd {secret}", excerpt=f"out {secret}") for c in checks]  # fmt: skip
+    checks = [
+        load_registry().get(i) for i in ("ssh.root_login_disabled", "aws.s3.bucket_acl_not_public", "backup.within_rpo")
+    ]
+    built = [
+        c.result(
+            Finding.failed(f"saw {secret}", observed=f"value {secret}"),
+            run_id="r1",
+            target="t",
+            started=0.0,
+            source=f"cmd {secret}",
+            excerpt=f"out {secret}",
+        )
+        for c in checks
+    ]
     assert all(secret in r.message for r in built)  # the builder leaves it to the store
     store = Store(tmp_path)
     writer = store.begin(Run(id="r1", kind="audit", started=0.0))
@@ -106,11 +118,18 @@ NOT_SECRETS = [
     "the password: new passwords are not checked",
     "Bearer tokens are rejected by the API",
     # policy knobs and switches, not secrets
-    "PASS_MAX_DAYS=99999", "PASS_MAX_DAYS 99999", "/etc/login.defs: PASS_MIN_LEN 5 (expected at least 14)",
-    "PasswordAuthentication=no", "passwordauthentication no", "permitemptypasswords no",
-    "authorizedkeysfile .ssh/authorized_keys .ssh/authorized_keys2", "pubkeyacceptedalgorithms ssh-ed25519",
-    "hostkey /etc/ssh/ssh_host_ed25519_key", "rekeylimit default none",
-    "password_file: /run/secrets/db", "password_env: DB_PASSWORD",
+    "PASS_MAX_DAYS=99999",
+    "PASS_MAX_DAYS 99999",
+    "/etc/login.defs: PASS_MIN_LEN 5 (expected at least 14)",
+    "PasswordAuthentication=no",
+    "passwordauthentication no",
+    "permitemptypasswords no",
+    "authorizedkeysfile .ssh/authorized_keys .ssh/authorized_keys2",
+    "pubkeyacceptedalgorithms ssh-ed25519",
+    "hostkey /etc/ssh/ssh_host_ed25519_key",
+    "rekeylimit default none",
+    "password_file: /run/secrets/db",
+    "password_env: DB_PASSWORD",
     "password requisite pam_pwquality.so retry=3 minlen=14",
     "password [success=1 default=ignore] pam_unix.so obscure use_authtok yescrypt",
     "ssh -p2222 -o BatchMode=yes host",
@@ -134,8 +153,15 @@ def test_result_evidence_is_capped_after_redaction():
 
     register_secret("Kn0wn-secret-value")
     long = "x" * 5000 + " Kn0wn-secret-value"
-    r = Result(run_id="r", check_id="c.d", target="t", status=Status.FAIL, severity=Severity.LOW,
-               message="m", evidence=Evidence(source="cmd", excerpt=long, observed=long))  # fmt: skip
+    r = Result(
+        run_id="r",
+        check_id="c.d",
+        target="t",
+        status=Status.FAIL,
+        severity=Severity.LOW,
+        message="m",
+        evidence=Evidence(source="cmd", excerpt=long, observed=long),
+    )
     out = redact_result(r)
     assert len(out.evidence.excerpt) + len(out.evidence.observed) <= EVIDENCE_CAP
     assert out.evidence.excerpt.endswith("[truncated]")

@@ -38,8 +38,21 @@ def test_check_metadata_is_complete(check):
         assert meta.frameworks.get(fw), f"{check.id} lacks {fw} references"
     for refs in meta.frameworks.values():
         assert all(r.strip() for r in refs)
-    assert meta.id.split(".")[0] in {"ssh", "accounts", "files", "kernel", "services", "software", "logging",
-                                     "storage", "packages", "aws", "backup", "dr", "inventory"}, meta.id
+    assert meta.id.split(".")[0] in {
+        "ssh",
+        "accounts",
+        "files",
+        "kernel",
+        "services",
+        "software",
+        "logging",
+        "storage",
+        "packages",
+        "aws",
+        "backup",
+        "dr",
+        "inventory",
+    }, meta.id
     if meta.target == "host":
         assert check.probes, f"{check.id} declares no probe"
 
@@ -59,14 +72,16 @@ def test_probe_names_are_unambiguous():
 
 
 def test_duplicate_ids_in_user_packs_are_skipped_with_a_warning(tmp_path):
-    (tmp_path / "dup.py").write_text(textwrap.dedent("""
+    (tmp_path / "dup.py").write_text(
+        textwrap.dedent("""
         from itops.checkapi import host_check, Probe, Finding, Severity
         @host_check(id="ssh.root_login_disabled", title="a duplicate", severity=Severity.LOW,
                     rationale="duplicate of a builtin", remediation="nothing to do here",
                     frameworks={"nist-800-53": ["AC-6"], "iso-27001": ["A.8.2"]}, probes=[Probe("x", "true")])
         def f(facts, params):
             return Finding.passed("ok")
-    """))
+    """)
+    )
     reg = load_registry([tmp_path], entry_point_packs=False)
     assert any("duplicate check id ssh.root_login_disabled" in w for w in reg.warnings)
     assert reg.get("ssh.root_login_disabled").source != str(tmp_path / "dup.py")

@@ -7,7 +7,7 @@ import textwrap
 from audit_helpers import by_target, run_audit, write_yaml
 
 PACK = textwrap.dedent(
-    '''
+    """
     from itops.checkapi import Finding, Probe, Severity, host_check
 
     META = dict(severity=Severity.LOW, rationale="test-only check for runner behaviour",
@@ -27,17 +27,28 @@ PACK = textwrap.dedent(
                 probes=[Probe("t", "true")], **META)
     def other_family(facts, params):
         return Finding.failed("should never run here")
-    '''
+    """
 )
 
 
 def test_probe_declaring_a_longer_timeout_is_not_cut_by_the_host_default(tmp_path):
     (tmp_path / "pack").mkdir()
     (tmp_path / "pack" / "runner_checks.py").write_text(PACK)
-    inv = write_yaml(tmp_path / "inv.yaml", {"version": 1, "defaults": {"ssh": {"command_timeout": 1}},
-                                             "hosts": {"here": {"address": "127.0.0.1"}}})
-    code, doc, _err = run_audit("-i", str(inv), "--local", "--checks-dir", str(tmp_path / "pack"),
-                               "--checks", "test.*", "--store", str(tmp_path / "s"))
+    inv = write_yaml(
+        tmp_path / "inv.yaml",
+        {"version": 1, "defaults": {"ssh": {"command_timeout": 1}}, "hosts": {"here": {"address": "127.0.0.1"}}},
+    )
+    code, doc, _err = run_audit(
+        "-i",
+        str(inv),
+        "--local",
+        "--checks-dir",
+        str(tmp_path / "pack"),
+        "--checks",
+        "test.*",
+        "--store",
+        str(tmp_path / "s"),
+    )
     assert by_target(doc, "test.slow_probe_finishes")["here"]["status"] == "PASS"
     assert by_target(doc, "test.slow_probe_finishes")["here"]["message"] == "done"
     broken = by_target(doc, "test.raises")["here"]

@@ -26,8 +26,16 @@ class Outcome:
 
 
 def _result(target: str, status: Status, check: str = "t.check_holds") -> Result:
-    return Result(run_id="r", check_id=check, target=target, resource="", status=status, severity=Severity.HIGH,
-                  title="t", message=f"{status.value} on {target}")  # fmt: skip
+    return Result(
+        run_id="r",
+        check_id=check,
+        target=target,
+        resource="",
+        status=status,
+        severity=Severity.HIGH,
+        title="t",
+        message=f"{status.value} on {target}",
+    )
 
 
 def _run(planned: dict[str, int] | None = None) -> Run:
@@ -38,10 +46,12 @@ def test_outcomes_from_any_iterable_are_stored_streamed_and_counted(tmp_path):
     out: list[str] = []
     store = Store(tmp_path)
     session = RunSession(store, _run({"a": 2, "b": 1, "c": 1}), stream=JsonLinesStream(out.append))
-    outcomes = iter([
-        Outcome("a", [_result("a", Status.PASS), _result("a", Status.FAIL, "t.other_holds")], host_key="SHA256:x"),
-        Outcome("b", [_result("b", Status.UNREACHABLE)], account="123456789012"),
-    ])  # fmt: skip
+    outcomes = iter(
+        [
+            Outcome("a", [_result("a", Status.PASS), _result("a", Status.FAIL, "t.other_holds")], host_key="SHA256:x"),
+            Outcome("b", [_result("b", Status.UNREACHABLE)], account="123456789012"),
+        ]
+    )
     done = session.execute(outcomes)
     assert done.status is ExitStatus.FAILURES
     assert done.run.state == "complete" and done.run.exit_code == 1
@@ -87,8 +97,9 @@ def test_waivers_apply_before_the_store_and_their_use_is_counted(tmp_path):
     from itops.waivers import WaiverEntry, WaiverSet
 
     def rule(target: str) -> WaiverRule:
-        return WaiverRule(check="t.check_holds", target=target, justification="accepted", approver="me",
-                          expires=date(2999, 1, 1))  # fmt: skip
+        return WaiverRule(
+            check="t.check_holds", target=target, justification="accepted", approver="me", expires=date(2999, 1, 1)
+        )
 
     waivers = WaiverSet([WaiverEntry(rule("a"), "inv.yaml"), WaiverEntry(rule("zzz"), "inv.yaml")])
     done = RunSession(Store(tmp_path), _run(), waivers=waivers).execute([Outcome("a", [_result("a", Status.FAIL)])])

@@ -31,8 +31,11 @@ def _audit(inv: Path, store: Path, *extra: str) -> dict:
 
 def _keys(results: list) -> set[tuple[str, str, str, str]]:
     def key(r):
-        return (r["check_id"], r["target"], r["resource"], r["status"]) if isinstance(r, dict) else (
-            r.check_id, r.target, r.resource, r.status.value)  # fmt: skip
+        return (
+            (r["check_id"], r["target"], r["resource"], r["status"])
+            if isinstance(r, dict)
+            else (r.check_id, r.target, r.resource, r.status.value)
+        )
 
     return {key(r) for r in results}
 
@@ -47,8 +50,9 @@ def test_shards_merge_into_the_unsharded_results(inventory: Path, tmp_path: Path
     assert targets_one | targets_two == set(HOSTS)
     assert one["run"]["shard"] == "1/2" and two["run"]["shard"] == "2/2"
 
-    res = CliRunner().invoke(cli, ["runs", "merge", two["run"]["id"], one["run"]["id"], "--store", str(store),
-                                   "--format", "json"])  # fmt: skip
+    res = CliRunner().invoke(
+        cli, ["runs", "merge", two["run"]["id"], one["run"]["id"], "--store", str(store), "--format", "json"]
+    )
     assert res.exit_code == 0, res.output
     merged = json.loads(res.stdout)
     assert merged["merged_from"] == [one["run"]["id"], two["run"]["id"]]
@@ -68,8 +72,9 @@ def test_inconsistent_shards_are_refused(inventory: Path, tmp_path: Path) -> Non
     again = _audit(inventory, store, "--shard", "1/2")["run"]["id"]
     of_three = _audit(inventory, store, "--shard", "2/3")["run"]["id"]
     whole = _audit(inventory, store)["run"]["id"]
-    other_checks = run_audit("-i", str(inventory), "--local", "--checks", "files.passwd_permissions", "--store",
-                             str(store), "--shard", "2/2")[1]["run"]["id"]  # fmt: skip
+    other_checks = run_audit(
+        "-i", str(inventory), "--local", "--checks", "files.passwd_permissions", "--store", str(store), "--shard", "2/2"
+    )[1]["run"]["id"]
     cases = {
         (one, again): "shard 1/2 is given twice",
         (one, of_three): "shards of different splits cannot merge",
@@ -89,8 +94,9 @@ def test_inconsistent_shards_are_refused(inventory: Path, tmp_path: Path) -> Non
 def test_shard_assignment_is_stable_and_partitions(tmp_path: Path) -> None:
     from itops.inventory import load_inventory
 
-    inv = load_inventory(write_yaml(tmp_path / "i.yaml", {"version": 1, "hosts": {h: {"address": "10.0.0.1"}
-                                                                                   for h in HOSTS}}))  # fmt: skip
+    inv = load_inventory(
+        write_yaml(tmp_path / "i.yaml", {"version": 1, "hosts": {h: {"address": "10.0.0.1"} for h in HOSTS}})
+    )
     selection = select_targets(inv, [])
     parts = [apply_shard(selection, i, 3).hosts for i in (1, 2, 3)]
     assert sorted(h.name for part in parts for h in part) == sorted(HOSTS)
@@ -111,11 +117,31 @@ def test_shards_from_separate_stores_import_verify_and_merge(inventory: Path, tm
     central = tmp_path / "central"
     for i, run_id in enumerate(shard_ids, start=1):
         site = tmp_path / f"site{i}"
-        res = CliRunner().invoke(cli, ["runs", "import", str(site / "runs" / run_id), "--store", str(central),
-                                       "--pubkey", str(site / "keys" / "signing.pub")])  # fmt: skip
+        res = CliRunner().invoke(
+            cli,
+            [
+                "runs",
+                "import",
+                str(site / "runs" / run_id),
+                "--store",
+                str(central),
+                "--pubkey",
+                str(site / "keys" / "signing.pub"),
+            ],
+        )
         assert res.exit_code == 0 and f"imported {run_id} (audit, shard {i}/2)" in res.stdout, res.output
-        verified = CliRunner().invoke(cli, ["runs", "verify", run_id, "--store", str(central), "--pubkey",
-                                            str(tmp_path / f"site{i}" / "keys" / "signing.pub")])  # fmt: skip
+        verified = CliRunner().invoke(
+            cli,
+            [
+                "runs",
+                "verify",
+                run_id,
+                "--store",
+                str(central),
+                "--pubkey",
+                str(tmp_path / f"site{i}" / "keys" / "signing.pub"),
+            ],
+        )
         assert verified.exit_code == 0, verified.output  # history rows rebuilt exactly as the file's lines
     res = CliRunner().invoke(cli, ["runs", "merge", *shard_ids, "--store", str(central), "--format", "json"])
     assert res.exit_code == 0, res.output
@@ -124,7 +150,17 @@ def test_shards_from_separate_stores_import_verify_and_merge(inventory: Path, tm
     bad = tmp_path / "site1" / "runs" / shard_ids[0] / "results.jsonl"
     bad.write_text(bad.read_text().replace('"status":"PASS"', '"status":"FAIL"', 1))
     other = tmp_path / "other"
-    res = CliRunner().invoke(cli, ["runs", "import", str(bad.parent), "--store", str(other), "--pubkey",
-                                   str(tmp_path / "site1" / "keys" / "signing.pub")])  # fmt: skip
+    res = CliRunner().invoke(
+        cli,
+        [
+            "runs",
+            "import",
+            str(bad.parent),
+            "--store",
+            str(other),
+            "--pubkey",
+            str(tmp_path / "site1" / "keys" / "signing.pub"),
+        ],
+    )
     assert res.exit_code == 1 and "does not verify, not imported" in res.stderr
     assert Store(other).list_runs() == [] and not (other / "runs" / shard_ids[0]).exists()

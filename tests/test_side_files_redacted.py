@@ -13,7 +13,8 @@ from itops.scheduler.jobs import JobHistory, JobOutcome
 
 def test_drill_step_outputs_reach_no_store_file_nor_the_terminal(tmp_path):
     pb = tmp_path / "pb.yaml"
-    pb.write_text(textwrap.dedent("""\
+    pb.write_text(
+        textwrap.dedent("""\
         name: leaky-drill
         description: a step that prints secrets and fails
         systems: [x]
@@ -23,7 +24,8 @@ def test_drill_step_outputs_reach_no_store_file_nor_the_terminal(tmp_path):
         steps:
           - name: leak
             local: "echo 'DB_PASSWORD=CnryDrillOut1'; echo 'api_token: CnryDrillErr2' >&2; exit 1"
-    """))
+    """)
+    )
     store = tmp_path / "store"
     result = CliRunner().invoke(cli, ["dr", "drill", str(pb), "--store", str(store)])
     assert result.exit_code == 1, result.output

@@ -61,8 +61,10 @@ def test_prune_removes_old_runs_and_their_files_and_keeps_the_newest(tmp_path):
     assert not store.run_dir(old[0]).exists() and store.run_dir(old[1]).is_dir()
 
     with closing(sqlite3.connect(store.db_path)) as db, db:  # a metric of a run to prune (forecast history)
-        db.execute("INSERT INTO metrics (run_id, ts, kind, target, check_id, name, value) VALUES (?,?,?,?,?,?,?)",
-                   (old[1], 0.0, "audit", "web1", "storage.x", "fs.used_pct:/", 50.0))  # fmt: skip
+        db.execute(
+            "INSERT INTO metrics (run_id, ts, kind, target, check_id, name, value) VALUES (?,?,?,?,?,?,?)",
+            (old[1], 0.0, "audit", "web1", "storage.x", "fs.used_pct:/", 50.0),
+        )
     code, stdout, _ = _prune(store.root, "--older-than", "90d", "--format", "json")
     doc = json.loads(stdout)
     assert code == 0 and doc["dry_run"] is False and {r["id"] for r in doc["removed"]} == set(old[1:])

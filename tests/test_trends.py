@@ -17,7 +17,7 @@ from itops.store import Store
 from itops.trends import compute_trends, ratio
 
 PACK = textwrap.dedent(
-    '''
+    """
     from itops.checkapi import Finding, Probe, Severity, host_check, quote
 
     META = dict(rationale="test-only check for trends", remediation="remove the file",
@@ -36,7 +36,7 @@ PACK = textwrap.dedent(
                 probes=[Probe("t", "true")], **META)
     def always_fails(facts, params):
         return Finding.failed("fails by design")
-    '''
+    """
 )
 
 
@@ -47,16 +47,23 @@ def _inventory(tmp_path: Path, flags: dict[str, Path], expires: str) -> Path:
             "version": 1,
             "hosts": {name: {"address": "127.0.0.1", "vars": {"flag": str(path)}} for name, path in flags.items()},
             "waivers": [
-                {"check": "test.always_fails", "target": "*", "justification": "accepted for the test",
-                 "approver": "ciso", "ticket": "SEC-1", "expires": expires}
+                {
+                    "check": "test.always_fails",
+                    "target": "*",
+                    "justification": "accepted for the test",
+                    "approver": "ciso",
+                    "ticket": "SEC-1",
+                    "expires": expires,
+                }
             ],
         },
-    )  # fmt: skip
+    )
 
 
 def _audit(tmp_path: Path, inv: Path, store: Path) -> None:
-    code, doc, err = run_audit("-i", str(inv), "--local", "--checks-dir", str(tmp_path / "pack"),
-                               "--checks", "test.*", "--store", str(store))  # fmt: skip
+    code, doc, err = run_audit(
+        "-i", str(inv), "--local", "--checks-dir", str(tmp_path / "pack"), "--checks", "test.*", "--store", str(store)
+    )
     assert code in (0, 1), err
     assert doc["results"]
 

@@ -21,8 +21,10 @@ from itops.checklib.accounts import (
 from itops.checklib.common import format_mode, is_login_shell
 from itops.checklib.fileperm import FileStat
 
-EXPECTED = (f"no {', '.join(FORBIDDEN_DOT_FILES)}; {NETRC} mode 0600 or stricter; dot files owned by the user "
-            "or root and not writable by group or others")
+EXPECTED = (
+    f"no {', '.join(FORBIDDEN_DOT_FILES)}; {NETRC} mode 0600 or stricter; dot files owned by the user "
+    "or root and not writable by group or others"
+)
 
 
 def _problems(name: str, st: FileStat, uid: int) -> list[str]:
@@ -87,21 +89,32 @@ def user_dotfiles_safe(facts: Facts, params: Params) -> list[Finding]:
             continue  # another account with the same UID and home (root and toor)
         judged.add((prefix, u.uid))
         home = prefix or "/"
-        st = stats.get(home)
-        if st is None or st.state == "error":
-            findings.append(Finding.error(f"could not assess: {u.name}'s home {home} could not be listed (run as "
-                                          "root or enable sudo)", resource=home))
+        home_stat = stats.get(home)
+        if home_stat is None or home_stat.state == "error":
+            findings.append(
+                Finding.error(
+                    f"could not assess: {u.name}'s home {home} could not be listed (run as root or enable sudo)",
+                    resource=home,
+                )
+            )
             continue
-        if st.state == "missing" or not st.kind.startswith("directory"):
+        if home_stat.state == "missing" or not home_stat.kind.startswith("directory"):
             continue  # no home directory: no dot files to judge
         homes += 1
         for f in sorted(by_home.get(prefix, []), key=lambda s: s.path):
             checked += 1
             problems = _problems(f.path.rpartition("/")[2], f, u.uid)
             if problems:
-                findings.append(Finding.failed(f"{u.name}: {f.path} " + "; ".join(problems),
-                                               observed=f.describe(), expected=EXPECTED, resource=f.path))
+                findings.append(
+                    Finding.failed(
+                        f"{u.name}: {f.path} " + "; ".join(problems),
+                        observed=f.describe(),
+                        expected=EXPECTED,
+                        resource=f.path,
+                    )
+                )
     if not findings:
-        findings.append(Finding.passed(f"{checked} dot files checked in {homes} login users' homes; {EXPECTED}",
-                                       expected=EXPECTED))
+        findings.append(
+            Finding.passed(f"{checked} dot files checked in {homes} login users' homes; {EXPECTED}", expected=EXPECTED)
+        )
     return findings

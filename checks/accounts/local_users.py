@@ -33,7 +33,7 @@ def _per_offender(offenders: list[tuple[str, str]], ok_message: str, expected: s
 
 @host_check(
     id="accounts.uid0_only_root",
-    fix={'manual': 'renumbering or deleting an account is a decision'},
+    fix={"manual": "renumbering or deleting an account is a decision"},
     title="root is the only account with UID 0",
     severity=Severity.HIGH,
     rationale="Any account with UID 0 is root under another name: it bypasses every permission check while "
@@ -48,8 +48,9 @@ def uid0_only_root(facts: Facts, params: Params) -> list[Finding]:
     users = load_passwd(facts)
     if isinstance(users, Finding):
         return [users]
-    others = [(u.name, f"{u.name} has UID 0 (/etc/passwd line {u.line})") for u in users
-              if u.uid == 0 and u.name != "root"]
+    others = [
+        (u.name, f"{u.name} has UID 0 (/etc/passwd line {u.line})") for u in users if u.uid == 0 and u.name != "root"
+    ]
     return _per_offender(others, "only root has UID 0", "UID 0 for root only")
 
 
@@ -109,14 +110,17 @@ def passwords_shadowed(facts: Facts, params: Params) -> list[Finding]:
     users = load_passwd(facts)
     if isinstance(users, Finding):
         return [users]
-    bad = [(u.name, f"{u.name} has password field {'(empty)' if not u.password else 'set'} in /etc/passwd, not x")
-           for u in users if u.password != "x"]
+    bad = [
+        (u.name, f"{u.name} has password field {'(empty)' if not u.password else 'set'} in /etc/passwd, not x")
+        for u in users
+        if u.password != "x"
+    ]
     return _per_offender(bad, f"all {len(users)} accounts use shadowed passwords", "x in the /etc/passwd field")
 
 
 @host_check(
     id="accounts.shadow_no_empty_passwords",
-    fix={'manual': 'lock the account or set a password: a decision per account'},
+    fix={"manual": "lock the account or set a password: a decision per account"},
     title="No account has an empty password",
     severity=Severity.CRITICAL,
     rationale="An account with an empty password field can be logged into (console, su, and SSH where "
@@ -138,8 +142,9 @@ def shadow_no_empty_passwords(facts: Facts, params: Params) -> list[Finding]:
         return [*findings, shadow]
     empty = [(s.name, f"{s.name} has an empty password in /etc/shadow") for s in shadow if s.state == "empty"]
     empty += [(u.name, f"{u.name} has an empty password field in /etc/passwd") for u in users if u.password == ""]
-    return findings + _per_offender(empty, f"no empty password among {len(shadow)} accounts",
-                                    "a hash or a lock (! or *) in every password field")
+    return findings + _per_offender(
+        empty, f"no empty password among {len(shadow)} accounts", "a hash or a lock (! or *) in every password field"
+    )
 
 
 def _dup_check(keys: list[tuple[str, str]], what: str, ok: str) -> list[Finding]:
@@ -202,8 +207,9 @@ def no_duplicate_usernames(facts: Facts, params: Params) -> list[Finding]:
     users = load_passwd(facts)
     if isinstance(users, Finding):
         return [users]
-    return _dup_check([(u.name, f"line {u.line}") for u in users], "user name",
-                      f"all {len(users)} user names are unique")
+    return _dup_check(
+        [(u.name, f"line {u.line}") for u in users], "user name", f"all {len(users)} user names are unique"
+    )
 
 
 @host_check(
@@ -221,8 +227,9 @@ def no_duplicate_groupnames(facts: Facts, params: Params) -> list[Finding]:
     groups = load_group(facts)
     if isinstance(groups, Finding):
         return [groups]
-    return _dup_check([(g.name, f"line {g.line}") for g in groups], "group name",
-                      f"all {len(groups)} group names are unique")
+    return _dup_check(
+        [(g.name, f"line {g.line}") for g in groups], "group name", f"all {len(groups)} group names are unique"
+    )
 
 
 @host_check(
@@ -243,8 +250,9 @@ def passwd_groups_exist(facts: Facts, params: Params) -> list[Finding]:
     if errors or isinstance(users, Finding) or isinstance(groups, Finding):
         return errors
     gids = {g.gid for g in groups}
-    bad = [(u.name, f"{u.name} has primary GID {u.gid}, which is not in /etc/group") for u in users
-           if u.gid not in gids]
+    bad = [
+        (u.name, f"{u.name} has primary GID {u.gid}, which is not in /etc/group") for u in users if u.gid not in gids
+    ]
     return _per_offender(bad, "every primary GID exists in /etc/group", "primary GIDs defined in /etc/group")
 
 
@@ -305,7 +313,11 @@ def system_accounts_no_login_shell(facts: Facts, params: Params) -> list[Finding
     except ValueError as exc:
         return [Finding.error(f"could not assess: /etc/login.defs {exc}")]
     allowed = set(params["system_accounts_login_shell_allowed"])
-    bad = [(u.name, f"{u.name} (UID {u.uid}) has login shell {u.shell or '(empty: /bin/sh)'}") for u in users
-           if (u.uid < limit or u.uid == 65534) and u.name not in allowed and is_login_shell(u.shell)]
-    return _per_offender(bad, f"no system account (UID < {limit}) has a login shell",
-                         "nologin or false as shell for system accounts")
+    bad = [
+        (u.name, f"{u.name} (UID {u.uid}) has login shell {u.shell or '(empty: /bin/sh)'}")
+        for u in users
+        if (u.uid < limit or u.uid == 65534) and u.name not in allowed and is_login_shell(u.shell)
+    ]
+    return _per_offender(
+        bad, f"no system account (UID < {limit}) has a login shell", "nologin or false as shell for system accounts"
+    )

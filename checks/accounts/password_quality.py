@@ -53,8 +53,11 @@ _ENABLE = {
     "pam_pwquality.so retry=3` into /etc/pam.d/common-password); RHEL: `authselect enable-feature with-pwquality`. "
     "Then set `minlen = {min_password_length}` in /etc/security/pwquality.conf, remove `enforcing = 0` and any smaller "
     "minlen= from the pam_pwquality.so line and from /etc/security/pwquality.conf.d/*.conf.",
-    frameworks={"cis-debian-12": ["5.3.2.3", "5.3.3.2.2", "5.3.3.2.7"], "nist-800-53": ["IA-5(1)"],
-                "iso-27001": ["A.5.17"]},
+    frameworks={
+        "cis-debian-12": ["5.3.2.3", "5.3.3.2.2", "5.3.3.2.7"],
+        "nist-800-53": ["IA-5(1)"],
+        "iso-27001": ["A.5.17"],
+    },
     os_families=("debian", "rhel", "suse"),
     probes=[PWQUALITY_FILES],
     params={"min_password_length": 14},
@@ -80,31 +83,50 @@ def password_quality_enforced(facts: Facts, params: Params) -> list[Finding]:
     findings: list[Finding] = []
     for stack in stacks:
         if stack in dump.unreadable:
-            findings.append(Finding.error(f"could not assess: {stack} is not readable (run as root or enable sudo)",
-                                          resource=stack))
+            findings.append(
+                Finding.error(f"could not assess: {stack} is not readable (run as root or enable sudo)", resource=stack)
+            )
             continue
         if stack not in dump.files:
-            findings.append(Finding.failed(f"{stack} does not exist, so no password stack calls pam_pwquality.so",
-                                           observed="missing", expected=expected, resource=stack))
+            findings.append(
+                Finding.failed(
+                    f"{stack} does not exist, so no password stack calls pam_pwquality.so",
+                    observed="missing",
+                    expected=expected,
+                    resource=stack,
+                )
+            )
             continue
         line = find_module(parse_pam_stack(dump.files[stack]), "pam_pwquality.so", "password")
         if line is None:
             package = _PACKAGE.get(facts.family, "libpam-pwquality")
-            findings.append(Finding.failed(
-                f"pam_pwquality.so is not in the password stack of {stack}: new passwords are not checked for "
-                f"length or complexity ({package} not installed or not enabled; "
-                f"{_ENABLE.get(facts.family, _ENABLE['debian'])})",
-                observed="no pam_pwquality.so", expected=expected, resource=stack))
+            findings.append(
+                Finding.failed(
+                    f"pam_pwquality.so is not in the password stack of {stack}: new passwords are not checked for "
+                    f"length or complexity ({package} not installed or not enabled; "
+                    f"{_ENABLE.get(facts.family, _ENABLE['debian'])})",
+                    observed="no pam_pwquality.so",
+                    expected=expected,
+                    resource=stack,
+                )
+            )
             continue
         where = f"{stack}:{line.line}"
         if unreadable_conf:
-            findings.append(Finding.error(
-                f"could not assess: {', '.join(unreadable_conf)} not readable, so the effective pwquality "
-                "settings are unknown (run as root or enable sudo)", resource=unreadable_conf[0]))
+            findings.append(
+                Finding.error(
+                    f"could not assess: {', '.join(unreadable_conf)} not readable, so the effective pwquality "
+                    "settings are unknown (run as root or enable sudo)",
+                    resource=unreadable_conf[0],
+                )
+            )
             continue
         eff = effective_pwquality(conf_files, line, stack)
-        note = (f"; libpwquality stops reading its configuration at {eff.stopped_at}, so later settings do not "
-                "apply" if eff.stopped_at else "")
+        note = (
+            f"; libpwquality stops reading its configuration at {eff.stopped_at}, so later settings do not apply"
+            if eff.stopped_at
+            else ""
+        )
         observed = f"minlen {eff.minlen.value} ({eff.minlen.source}), enforcing {eff.enforcing.value}"
         problems = []
         if line.control == "optional":
@@ -114,11 +136,22 @@ def password_quality_enforced(facts: Facts, params: Params) -> list[Finding]:
         if eff.minlen.value < minimum:
             problems.append(f"effective minlen is {eff.minlen.value} ({eff.minlen.source}), below {minimum}")
         if problems:
-            findings.append(Finding.failed(f"pam_pwquality.so ({where}): " + "; ".join(problems) + note,
-                                           observed=observed, expected=expected, resource=stack))
+            findings.append(
+                Finding.failed(
+                    f"pam_pwquality.so ({where}): " + "; ".join(problems) + note,
+                    observed=observed,
+                    expected=expected,
+                    resource=stack,
+                )
+            )
         else:
-            findings.append(Finding.passed(
-                f"pam_pwquality.so is in the password stack ({where}, {line.control}); effective minlen "
-                f"{eff.minlen.value} ({eff.minlen.source}), enforcing{note}",
-                observed=observed, expected=expected, resource=stack))
+            findings.append(
+                Finding.passed(
+                    f"pam_pwquality.so is in the password stack ({where}, {line.control}); effective minlen "
+                    f"{eff.minlen.value} ({eff.minlen.source}), enforcing{note}",
+                    observed=observed,
+                    expected=expected,
+                    resource=stack,
+                )
+            )
     return findings

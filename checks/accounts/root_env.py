@@ -29,8 +29,11 @@ def _path_entry_problem(entry: str, st: FileStat | None, allow_missing: bool) ->
     if st.state == "error":
         return f"stat {entry} failed", True
     if st.state == "missing":
-        return ("", False) if allow_missing else (f"{entry} does not exist (whoever can create it can plant "
-                                                  "commands root will run)", False)
+        return (
+            ("", False)
+            if allow_missing
+            else (f"{entry} does not exist (whoever can create it can plant commands root will run)", False)
+        )
     problems = []
     if not st.kind.startswith("directory"):
         problems.append(f"is a {st.kind}, not a directory")
@@ -81,9 +84,14 @@ def root_path_sane(facts: Facts, params: Params) -> list[Finding]:
         if is_error:
             findings.append(Finding.error(f"could not assess: {problem}", resource=resource))
         else:
-            findings.append(Finding.failed(f"root PATH: {problem}", observed=rp.path,
-                                           expected="absolute root-owned directories, not group/world-writable",
-                                           resource=resource))
+            findings.append(
+                Finding.failed(
+                    f"root PATH: {problem}",
+                    observed=rp.path,
+                    expected="absolute root-owned directories, not group/world-writable",
+                    resource=resource,
+                )
+            )
     if not findings:
         findings.append(Finding.passed(f"root PATH ({rp.shell} -l) is {rp.path}", observed=rp.path))
     return findings
@@ -121,16 +129,25 @@ def home_directories_permissions(facts: Facts, params: Params) -> list[Finding]:
     excluded = set(params["home_dir_users_excluded"])
     expected = f"directory owned by the user, mode {format_mode(max_mode)} or stricter"
     findings: list[Finding] = []
-    interactive = [u for u in users if is_login_shell(u.shell) and u.name not in excluded
-                   and (u.uid == 0 or (u.uid >= limit and u.uid != 65534))]
+    interactive = [
+        u
+        for u in users
+        if is_login_shell(u.shell) and u.name not in excluded and (u.uid == 0 or (u.uid >= limit and u.uid != 65534))
+    ]
     for u in interactive:
         st = stats.get(u.home)
         if st is None or st.state == "error":
             findings.append(Finding.error(f"could not assess: no stat of {u.home} ({u.name})", resource=u.name))
             continue
         if st.state == "missing":
-            findings.append(Finding.failed(f"{u.name}: home directory {u.home} does not exist", observed="absent",
-                                           expected=expected, resource=u.name))
+            findings.append(
+                Finding.failed(
+                    f"{u.name}: home directory {u.home} does not exist",
+                    observed="absent",
+                    expected=expected,
+                    resource=u.name,
+                )
+            )
             continue
         problems = []
         if not st.kind.startswith("directory"):
@@ -142,12 +159,21 @@ def home_directories_permissions(facts: Facts, params: Params) -> list[Finding]:
             problems.append(f"mode {format_mode(st.mode)} allows {format_mode(excess)} beyond {format_mode(max_mode)}")
         observed = st.describe()
         if problems:
-            findings.append(Finding.failed(f"{u.name}: {u.home} " + "; ".join(problems), observed=observed,
-                                           expected=expected, resource=u.name))
+            findings.append(
+                Finding.failed(
+                    f"{u.name}: {u.home} " + "; ".join(problems), observed=observed, expected=expected, resource=u.name
+                )
+            )
         else:
-            findings.append(Finding.passed(f"{u.name}: {u.home} is {observed}", observed=observed,
-                                           expected=expected, resource=u.name))
+            findings.append(
+                Finding.passed(
+                    f"{u.name}: {u.home} is {observed}", observed=observed, expected=expected, resource=u.name
+                )
+            )
     if not findings:
-        findings.append(Finding.passed("no interactive user accounts (login shell, UID >= "
-                                       f"{limit}) besides excluded ones", expected=expected))
+        findings.append(
+            Finding.passed(
+                f"no interactive user accounts (login shell, UID >= {limit}) besides excluded ones", expected=expected
+            )
+        )
     return findings

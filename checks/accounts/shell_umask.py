@@ -50,30 +50,52 @@ def shell_umask_restrictive(facts: Facts, params: Params) -> list[Finding]:
         return [res]
     dump = parse_file_dump(res.text)
     expected = f"umask {format_mode(_REQUIRED)[1:]} or stricter"
-    findings = [Finding.error(f"could not assess: {path} is not readable (run as root or enable sudo)",
-                              resource=path) for path in dump.unreadable]
+    findings = [
+        Finding.error(f"could not assess: {path} is not readable (run as root or enable sudo)", resource=path)
+        for path in dump.unreadable
+    ]
     seen: list[str] = []
     for path, text in dump.files.items():
         for cmd in find_umask_commands(text):
             where = f"{path}:{cmd.line}"
             loosened = umask_loosened_bits(cmd.value, _REQUIRED)
             if loosened is None:
-                findings.append(Finding.error(
-                    f"could not assess: {where}: `{cmd.text}` does not set a value itops can read (octal or "
-                    "u=,g=,o= symbolic mode)", observed=cmd.text, expected=expected, resource=where))
+                findings.append(
+                    Finding.error(
+                        f"could not assess: {where}: `{cmd.text}` does not set a value itops can read (octal or "
+                        "u=,g=,o= symbolic mode)",
+                        observed=cmd.text,
+                        expected=expected,
+                        resource=where,
+                    )
+                )
             elif loosened:
-                findings.append(Finding.failed(
-                    f"{where}: `{cmd.text}` lets new files and directories get "
-                    f"{', '.join(name for bit, name in _BIT_NAMES if loosened & bit)} (expected {expected})",
-                    observed=cmd.text, expected=expected, resource=where))
+                findings.append(
+                    Finding.failed(
+                        f"{where}: `{cmd.text}` lets new files and directories get "
+                        f"{', '.join(name for bit, name in _BIT_NAMES if loosened & bit)} (expected {expected})",
+                        observed=cmd.text,
+                        expected=expected,
+                        resource=where,
+                    )
+                )
             else:
                 seen.append(f"{where} `{cmd.text}`")
     if findings:
         return findings
     if not seen:
-        return [Finding.passed(
-            f"no umask command in {', '.join([*SHELL_START_FILES, *SHELL_START_GLOBS])}; the default comes from "
-            "UMASK in /etc/login.defs via pam_umask (checked by accounts.login_defs_umask_restrictive)",
-            observed="none set", expected=expected)]
-    return [Finding.passed(f"every umask in the shell start-up files is 027 or stricter: {'; '.join(seen)}",
-                           observed="; ".join(seen), expected=expected)]
+        return [
+            Finding.passed(
+                f"no umask command in {', '.join([*SHELL_START_FILES, *SHELL_START_GLOBS])}; the default comes from "
+                "UMASK in /etc/login.defs via pam_umask (checked by accounts.login_defs_umask_restrictive)",
+                observed="none set",
+                expected=expected,
+            )
+        ]
+    return [
+        Finding.passed(
+            f"every umask in the shell start-up files is 027 or stricter: {'; '.join(seen)}",
+            observed="; ".join(seen),
+            expected=expected,
+        )
+    ]

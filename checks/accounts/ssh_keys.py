@@ -73,8 +73,12 @@ def ssh_authorized_keys_protected(facts: Facts, params: Params) -> list[Finding]
             judged.add((path, u.uid))
             st = stats.get(path)
             if st is None or st.state == "error":
-                findings.append(Finding.error(f"could not assess: no stat of {path} ({u.name}); its directory "
-                                              "could not be read", resource=path))
+                findings.append(
+                    Finding.error(
+                        f"could not assess: no stat of {path} ({u.name}); its directory could not be read",
+                        resource=path,
+                    )
+                )
                 if path == ssh_dir:
                     break
                 continue
@@ -85,9 +89,20 @@ def ssh_authorized_keys_protected(facts: Facts, params: Params) -> list[Finding]
             present += 1
             problems = _problems(st, u.uid)
             if problems:
-                findings.append(Finding.failed(f"{u.name}: {path} " + "; ".join(problems), observed=st.describe(),
-                                               expected=expected, resource=path))
+                findings.append(
+                    Finding.failed(
+                        f"{u.name}: {path} " + "; ".join(problems),
+                        observed=st.describe(),
+                        expected=expected,
+                        resource=path,
+                    )
+                )
     if not findings:
-        findings.append(Finding.passed(f"{present} ~/.ssh directories and authorized_keys files checked for "
-                                       f"{len(users)} accounts; all {expected}", expected=expected))
+        findings.append(
+            Finding.passed(
+                f"{present} ~/.ssh directories and authorized_keys files checked for "
+                f"{len(users)} accounts; all {expected}",
+                expected=expected,
+            )
+        )
     return findings

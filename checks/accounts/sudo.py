@@ -58,11 +58,18 @@ def sudoers_no_nopasswd(facts: Facts, params: Params) -> list[Finding]:
         principals = [p.strip() for p in line.text.split(None, 1)[0].split(",") if p.strip()]
         if principals and all(p in allowed for p in principals):
             continue
-        findings.append(Finding.failed(f"NOPASSWD rule at {line.origin}: {line.text[:160]}", observed=line.text,
-                                       expected="no NOPASSWD tag", resource=line.origin))
+        findings.append(
+            Finding.failed(
+                f"NOPASSWD rule at {line.origin}: {line.text[:160]}",
+                observed=line.text,
+                expected="no NOPASSWD tag",
+                resource=line.origin,
+            )
+        )
     if not findings:
-        findings.append(Finding.passed(f"no NOPASSWD rule among {len(policy)} active sudoers lines",
-                                       expected="no NOPASSWD tag"))
+        findings.append(
+            Finding.passed(f"no NOPASSWD rule among {len(policy)} active sudoers lines", expected="no NOPASSWD tag")
+        )
     return findings
 
 
@@ -92,9 +99,16 @@ def sudoers_authenticate_required(facts: Facts, params: Params) -> list[Finding]
         scope, values = parsed
         if any(v.replace(" ", "") == "!authenticate" for v in values):
             where = f"Defaults{scope}" if scope else "Defaults"
-            findings.append(Finding.failed(f"{where} !authenticate at {line.origin}", observed=line.text,
-                                           expected="authentication not disabled", resource=line.origin))
+            findings.append(
+                Finding.failed(
+                    f"{where} !authenticate at {line.origin}",
+                    observed=line.text,
+                    expected="authentication not disabled",
+                    resource=line.origin,
+                )
+            )
     if not findings:
-        findings.append(Finding.passed("no Defaults line disables authentication",
-                                       expected="authentication not disabled"))
+        findings.append(
+            Finding.passed("no Defaults line disables authentication", expected="authentication not disabled")
+        )
     return findings

@@ -25,7 +25,7 @@ _DATE_COLUMNS = (
 )
 
 
-def _now(row: Mapping[str, Any]) -> datetime:
+def _now(row: Mapping[str, Any] | CloudResource) -> datetime:
     """Ages are measured from when the credential report was generated (keeps evaluation pure).
 
     A generation time older than a date inside the report itself cannot be true (some

@@ -146,7 +146,8 @@ def _trail_buckets(facts: CloudFacts, judge: Any) -> list[Finding]:
         name = t.get("trail", {}).get("S3BucketName", "")
         where = f"bucket {name} of trail {t.name} ({facts.where(t.region)})"
         if name in buckets:
-            return judge(buckets[name], where)
+            verdict: Finding = judge(buckets[name], where)
+            return verdict
         if bucket_errors:
             return Finding.error(f"{where}: {bucket_errors[0].message}")
         return Finding.skipped(f"{where} is not in this account; audit it in its own account")

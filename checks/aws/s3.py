@@ -12,6 +12,8 @@ from itops.checklib.aws import denies_insecure_transport, matches_any, public_ac
 BUCKETS = ["s3:ListAllMyBuckets", "s3:GetBucketLocation"]
 ACCOUNT_BLOCK = "s3.account_public_access_block"
 PAB_KEYS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+
+
 def _pab_missing(config: dict[str, bool] | None) -> list[str]:
     return [k for k in PAB_KEYS if not (config or {}).get(k)]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from itops.checkapi import Finding, Severity, dr_check
+from itops.checkapi import Finding, Params, Severity, dr_check
 
 if TYPE_CHECKING:  # the registry imports every check file: keep this one cheap to import
     from itops.playbook.readiness import DrillFacts
@@ -35,7 +35,7 @@ META: dict[str, Any] = {
 
 
 @dr_check(**META)
-def drill_recent(facts: DrillFacts, params: dict[str, Any]) -> list[Finding]:
+def drill_recent(facts: DrillFacts, params: Params) -> list[Finding]:
     """PASS when the newest successful drill of the playbook ended within the allowed age, else FAIL."""
     limit = _age(facts.max_age)
     expected = f"a successful drill within {limit}"
@@ -43,12 +43,27 @@ def drill_recent(facts: DrillFacts, params: dict[str, Any]) -> list[Finding]:
     if last is None:
         tried = facts.last_drill
         extra = f" (last attempt {tried.run_id} failed at {tried.failed_step or tried.state})" if tried else ""
-        return [Finding.failed(f"playbook {facts.playbook} was never drilled successfully{extra}",
-                               observed="no successful drill", expected=expected)]  # fmt: skip
+        return [
+            Finding.failed(
+                f"playbook {facts.playbook} was never drilled successfully{extra}",
+                observed="no successful drill",
+                expected=expected,
+            )
+        ]
     age = facts.now - (last.finished or last.started)
     observed = f"last successful drill {_age(age)} ago (run {last.run_id})"
     if age > facts.max_age:
-        return [Finding.failed(f"playbook {facts.playbook}: last successful drill was {_age(age)} ago, "
-                               f"allowed {limit}", observed=observed, expected=expected)]  # fmt: skip
-    return [Finding.passed(f"playbook {facts.playbook}: last successful drill {_age(age)} ago (allowed {limit})",
-                           observed=observed, expected=expected)]  # fmt: skip
+        return [
+            Finding.failed(
+                f"playbook {facts.playbook}: last successful drill was {_age(age)} ago, allowed {limit}",
+                observed=observed,
+                expected=expected,
+            )
+        ]
+    return [
+        Finding.passed(
+            f"playbook {facts.playbook}: last successful drill {_age(age)} ago (allowed {limit})",
+            observed=observed,
+            expected=expected,
+        )
+    ]

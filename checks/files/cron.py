@@ -10,7 +10,7 @@ CRON_DIRS = ("/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cr
 
 @host_check(
     id="files.crontab_permissions",
-    fix={'files': [{'path': '/etc/crontab', 'mode': '{crontab_max_mode}', 'owner': 'root', 'group': 'root'}]},
+    fix={"files": [{"path": "/etc/crontab", "mode": "{crontab_max_mode}", "owner": "root", "group": "root"}]},
     title="/etc/crontab is accessible only to root",
     severity=Severity.MEDIUM,
     rationale="/etc/crontab runs commands as root (or any user); write access is root access, and read access "
@@ -22,15 +22,19 @@ CRON_DIRS = ("/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cr
 )
 def crontab_permissions(facts: Facts, params: Params) -> list[Finding]:
     """/etc/crontab: mode crontab_max_mode (0600) or stricter, owner and group root (absent: cron not installed)."""
-    rule = FileRule(max_mode=parse_max_mode(params["crontab_max_mode"], "crontab_max_mode"), groups=("root",),
-                    missing="pass", missing_note="no system crontab, cron is probably not installed",
-                    group_ok_without_access=True)
+    rule = FileRule(
+        max_mode=parse_max_mode(params["crontab_max_mode"], "crontab_max_mode"),
+        groups=("root",),
+        missing="pass",
+        missing_note="no system crontab, cron is probably not installed",
+        group_ok_without_access=True,
+    )
     return evaluate_file_rules(facts, SYSTEM_FILES, [("/etc/crontab", rule)])
 
 
 @host_check(
     id="files.cron_dirs_permissions",
-    fix={'files': [{'path': '{resource}', 'mode': '{cron_dir_max_mode}', 'owner': 'root', 'group': 'root'}]},
+    fix={"files": [{"path": "{resource}", "mode": "{cron_dir_max_mode}", "owner": "root", "group": "root"}]},
     title="cron job directories are accessible only to root",
     severity=Severity.MEDIUM,
     rationale="Scripts in /etc/cron.{hourly,daily,weekly,monthly} and /etc/cron.d run as root; a writable "
@@ -46,7 +50,12 @@ def crontab_permissions(facts: Facts, params: Params) -> list[Finding]:
 )
 def cron_dirs_permissions(facts: Facts, params: Params) -> list[Finding]:
     """/etc/cron.hourly, .daily, .weekly, .monthly, /etc/cron.d: directories, mode 0700 or stricter, root:root."""
-    rule = FileRule(max_mode=parse_max_mode(params["cron_dir_max_mode"], "cron_dir_max_mode"), groups=("root",),
-                    missing="pass", missing_note="nothing to protect", kind="directory",
-                    group_ok_without_access=True)
+    rule = FileRule(
+        max_mode=parse_max_mode(params["cron_dir_max_mode"], "cron_dir_max_mode"),
+        groups=("root",),
+        missing="pass",
+        missing_note="nothing to protect",
+        kind="directory",
+        group_ok_without_access=True,
+    )
     return evaluate_file_rules(facts, SYSTEM_FILES, [(d, rule) for d in CRON_DIRS])

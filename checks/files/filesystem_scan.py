@@ -16,8 +16,22 @@ from itops.checkapi import Facts, Finding, Params, Probe, Severity, host_check
 from itops.checklib.common import ProbeOutputError, probe_error
 from itops.checklib.fileperm import find_command, parse_find_output
 
-SYSTEM_PATHS = ["/bin", "/boot", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/root", "/sbin",
-                "/srv", "/usr", "/var"]
+SYSTEM_PATHS = [
+    "/bin",
+    "/boot",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/opt",
+    "/root",
+    "/sbin",
+    "/srv",
+    "/usr",
+    "/var",
+]
 # paths on the audited host, not temporary files of ours
 TMP = "/tmp"  # noqa: S108
 VAR_TMP = "/var/tmp"  # noqa: S108
@@ -27,39 +41,89 @@ MAX_FINDINGS = 50
 
 #: SUID/SGID programs shipped by Debian/Ubuntu and RHEL-family base installs (after /bin, /sbin, /lib → /usr).
 STANDARD_SETID = [
-    "/usr/bin/at", "/usr/bin/bsd-write", "/usr/bin/chage", "/usr/bin/chfn", "/usr/bin/chsh", "/usr/bin/crontab",
-    "/usr/bin/dotlockfile", "/usr/bin/expiry", "/usr/bin/fusermount", "/usr/bin/fusermount3", "/usr/bin/gpasswd",
-    "/usr/bin/ksu", "/usr/bin/locate", "/usr/bin/mail-lock", "/usr/bin/mail-touchlock", "/usr/bin/mail-unlock",
-    "/usr/bin/mlocate", "/usr/bin/mount", "/usr/bin/newgidmap", "/usr/bin/newgrp", "/usr/bin/newuidmap",
-    "/usr/bin/ntfs-3g", "/usr/bin/passwd", "/usr/bin/pkexec", "/usr/bin/plocate", "/usr/bin/ssh-agent",
-    "/usr/bin/staprun", "/usr/bin/su", "/usr/bin/sudo", "/usr/bin/umount", "/usr/bin/wall", "/usr/bin/write",
-    "/usr/lib/dbus-1.0/dbus-daemon-launch-helper", "/usr/lib/eject/dmcrypt-get-device",
-    "/usr/lib/openssh/ssh-keysign", "/usr/lib/policykit-1/polkit-agent-helper-1",
-    "/usr/lib/polkit-1/polkit-agent-helper-1", "/usr/lib/snapd/snap-confine", "/usr/lib/xorg/Xorg.wrap",
-    "/usr/lib/*/utempter/utempter", "/usr/libexec/cockpit-session", "/usr/libexec/dbus-1/dbus-daemon-launch-helper",
-    "/usr/libexec/openssh/ssh-keysign", "/usr/libexec/polkit-agent-helper-1",
-    "/usr/libexec/polkit-1/polkit-agent-helper-1", "/usr/libexec/qemu-bridge-helper",
-    "/usr/libexec/utempter/utempter", "/usr/sbin/exim4", "/usr/sbin/grub2-set-bootflag", "/usr/sbin/lockdev",
-    "/usr/sbin/mount.cifs", "/usr/sbin/mount.nfs", "/usr/sbin/netreport", "/usr/sbin/pam_extrausers_chkpwd",
-    "/usr/sbin/pam_timestamp_check", "/usr/sbin/postdrop", "/usr/sbin/postqueue", "/usr/sbin/pppd",
-    "/usr/sbin/unix_chkpwd", "/usr/sbin/userhelper", "/usr/sbin/usernetctl",
+    "/usr/bin/at",
+    "/usr/bin/bsd-write",
+    "/usr/bin/chage",
+    "/usr/bin/chfn",
+    "/usr/bin/chsh",
+    "/usr/bin/crontab",
+    "/usr/bin/dotlockfile",
+    "/usr/bin/expiry",
+    "/usr/bin/fusermount",
+    "/usr/bin/fusermount3",
+    "/usr/bin/gpasswd",
+    "/usr/bin/ksu",
+    "/usr/bin/locate",
+    "/usr/bin/mail-lock",
+    "/usr/bin/mail-touchlock",
+    "/usr/bin/mail-unlock",
+    "/usr/bin/mlocate",
+    "/usr/bin/mount",
+    "/usr/bin/newgidmap",
+    "/usr/bin/newgrp",
+    "/usr/bin/newuidmap",
+    "/usr/bin/ntfs-3g",
+    "/usr/bin/passwd",
+    "/usr/bin/pkexec",
+    "/usr/bin/plocate",
+    "/usr/bin/ssh-agent",
+    "/usr/bin/staprun",
+    "/usr/bin/su",
+    "/usr/bin/sudo",
+    "/usr/bin/umount",
+    "/usr/bin/wall",
+    "/usr/bin/write",
+    "/usr/lib/dbus-1.0/dbus-daemon-launch-helper",
+    "/usr/lib/eject/dmcrypt-get-device",
+    "/usr/lib/openssh/ssh-keysign",
+    "/usr/lib/policykit-1/polkit-agent-helper-1",
+    "/usr/lib/polkit-1/polkit-agent-helper-1",
+    "/usr/lib/snapd/snap-confine",
+    "/usr/lib/xorg/Xorg.wrap",
+    "/usr/lib/*/utempter/utempter",
+    "/usr/libexec/cockpit-session",
+    "/usr/libexec/dbus-1/dbus-daemon-launch-helper",
+    "/usr/libexec/openssh/ssh-keysign",
+    "/usr/libexec/polkit-agent-helper-1",
+    "/usr/libexec/polkit-1/polkit-agent-helper-1",
+    "/usr/libexec/qemu-bridge-helper",
+    "/usr/libexec/utempter/utempter",
+    "/usr/sbin/exim4",
+    "/usr/sbin/grub2-set-bootflag",
+    "/usr/sbin/lockdev",
+    "/usr/sbin/mount.cifs",
+    "/usr/sbin/mount.nfs",
+    "/usr/sbin/netreport",
+    "/usr/sbin/pam_extrausers_chkpwd",
+    "/usr/sbin/pam_timestamp_check",
+    "/usr/sbin/postdrop",
+    "/usr/sbin/postqueue",
+    "/usr/sbin/pppd",
+    "/usr/sbin/unix_chkpwd",
+    "/usr/sbin/userhelper",
+    "/usr/sbin/usernetctl",
 ]
 
-_MERGED_USR = (("/bin/", "/usr/bin/"), ("/sbin/", "/usr/sbin/"), ("/lib/", "/usr/lib/"), ("/lib64/", "/usr/lib64/"),
-               ("/lib32/", "/usr/lib32/"), ("/libx32/", "/usr/libx32/"))
+_MERGED_USR = (
+    ("/bin/", "/usr/bin/"),
+    ("/sbin/", "/usr/sbin/"),
+    ("/lib/", "/usr/lib/"),
+    ("/lib64/", "/usr/lib64/"),
+    ("/lib32/", "/usr/lib32/"),
+    ("/libx32/", "/usr/libx32/"),
+)
 
 
 def _usr_path(path: str) -> str:
     for old, new in _MERGED_USR:
         if path.startswith(old):
-            return new + path[len(old):]
+            return new + path[len(old) :]
     return path
 
 
 def _scan_probe(name: str, paths_param: str, exclude_param: str, expression: str) -> Probe:
     def command(params: Params) -> str:
-        return find_command([str(p) for p in params[paths_param]], expression,
-                            [str(p) for p in params[exclude_param]])
+        return find_command([str(p) for p in params[paths_param]], expression, [str(p) for p in params[exclude_param]])
 
     return Probe(name, command, timeout=SCAN_TIMEOUT)
 
@@ -86,17 +150,25 @@ def _scan_findings(
         offenders = offenders or ["(not listed)"]
     if not offenders:
         return [Finding.passed(ok_message, expected=expected)]
-    findings = [Finding.failed(f"{what}: {p}", observed=p, expected=expected, resource=p)
-                for p in offenders[:MAX_FINDINGS]]
+    findings = [
+        Finding.failed(f"{what}: {p}", observed=p, expected=expected, resource=p) for p in offenders[:MAX_FINDINGS]
+    ]
     more = len(offenders) - MAX_FINDINGS + (out.total - len(out.paths))
     if more > 0:
-        findings.append(Finding.failed(f"{what}: {more} more not listed ({out.total} matches in all)",
-                                       observed=f"{out.total} matches", expected=expected, resource="(more)"))
+        findings.append(
+            Finding.failed(
+                f"{what}: {more} more not listed ({out.total} matches in all)",
+                observed=f"{out.total} matches",
+                expected=expected,
+                resource="(more)",
+            )
+        )
     return findings
 
 
-WW_FILES = _scan_probe("find_world_writable_files", "world_writable_search_paths", "world_writable_exclude_paths",
-                       "-type f -perm -0002")
+WW_FILES = _scan_probe(
+    "find_world_writable_files", "world_writable_search_paths", "world_writable_exclude_paths", "-type f -perm -0002"
+)
 
 
 @host_check(
@@ -109,17 +181,29 @@ WW_FILES = _scan_probe("find_world_writable_files", "world_writable_search_paths
     remediation="Remove write access for others: `chmod o-w FILE` for each file listed (or waive the path).",
     frameworks={"cis-debian-12": ["7.1.11"], "nist-800-53": ["AC-3", "AC-6"], "iso-27001": ["A.8.3"]},
     probes=[WW_FILES],
-    params={"world_writable_search_paths": list(SYSTEM_PATHS),
-            "world_writable_exclude_paths": [VAR_TMP, "/var/crash", *CONTAINER_STORAGE]},
+    params={
+        "world_writable_search_paths": list(SYSTEM_PATHS),
+        "world_writable_exclude_paths": [VAR_TMP, "/var/crash", *CONTAINER_STORAGE],
+    },
 )
 def world_writable_files_absent(facts: Facts, params: Params) -> list[Finding]:
     """find -xdev -type f -perm -0002 over world_writable_search_paths finds nothing."""
-    return _scan_findings(facts, WW_FILES, "world-writable file", lambda p: True, "no o+w regular files",
-                          "no world-writable file in " + ", ".join(params["world_writable_search_paths"]))
+    return _scan_findings(
+        facts,
+        WW_FILES,
+        "world-writable file",
+        lambda p: True,
+        "no o+w regular files",
+        "no world-writable file in " + ", ".join(params["world_writable_search_paths"]),
+    )
 
 
-WW_DIRS = _scan_probe("find_world_writable_dirs_without_sticky", "world_writable_dir_search_paths",
-                      "world_writable_exclude_paths", "-type d -perm -0002 ! -perm -1000")
+WW_DIRS = _scan_probe(
+    "find_world_writable_dirs_without_sticky",
+    "world_writable_dir_search_paths",
+    "world_writable_exclude_paths",
+    "-type d -perm -0002 ! -perm -1000",
+)
 
 
 @host_check(
@@ -132,22 +216,31 @@ WW_DIRS = _scan_probe("find_world_writable_dirs_without_sticky", "world_writable
     remediation="`chmod a+t DIR` for each directory listed (or `chmod o-w DIR` if it need not be shared).",
     frameworks={"cis-debian-12": ["7.1.11"], "nist-800-53": ["AC-3", "AC-6"], "iso-27001": ["A.8.3"]},
     probes=[WW_DIRS],
-    params={"world_writable_dir_search_paths": [*SYSTEM_PATHS, TMP],
-            "world_writable_exclude_paths": [VAR_TMP, "/var/crash", *CONTAINER_STORAGE]},
+    params={
+        "world_writable_dir_search_paths": [*SYSTEM_PATHS, TMP],
+        "world_writable_exclude_paths": [VAR_TMP, "/var/crash", *CONTAINER_STORAGE],
+    },
 )
 def world_writable_dirs_sticky(facts: Facts, params: Params) -> list[Finding]:
     """find -xdev -type d -perm -0002 ! -perm -1000 over world_writable_dir_search_paths finds nothing."""
-    return _scan_findings(facts, WW_DIRS, "world-writable directory without sticky bit", lambda p: True,
-                          "sticky bit on every o+w directory", "every world-writable directory has the sticky bit")
+    return _scan_findings(
+        facts,
+        WW_DIRS,
+        "world-writable directory without sticky bit",
+        lambda p: True,
+        "sticky bit on every o+w directory",
+        "every world-writable directory has the sticky bit",
+    )
 
 
-UNOWNED = _scan_probe("find_unowned_files", "unowned_search_paths", "unowned_exclude_paths",
-                      "\\( -nouser -o -nogroup \\)")
+UNOWNED = _scan_probe(
+    "find_unowned_files", "unowned_search_paths", "unowned_exclude_paths", "\\( -nouser -o -nogroup \\)"
+)
 
 
 @host_check(
     id="files.unowned_files_absent",
-    fix={'manual': 'who should own each file is a decision'},
+    fix={"manual": "who should own each file is a decision"},
     title="No files without an existing owner or group",
     severity=Severity.MEDIUM,
     rationale="Files whose UID or GID has no account are left over from removed users or unpacked archives; "
@@ -159,12 +252,19 @@ UNOWNED = _scan_probe("find_unowned_files", "unowned_search_paths", "unowned_exc
 )
 def unowned_files_absent(facts: Facts, params: Params) -> list[Finding]:
     """find -xdev ( -nouser -o -nogroup ) over unowned_search_paths finds nothing."""
-    return _scan_findings(facts, UNOWNED, "no owner or group", lambda p: True, "every file has a known owner and group",
-                          "every file has an existing owner and group")
+    return _scan_findings(
+        facts,
+        UNOWNED,
+        "no owner or group",
+        lambda p: True,
+        "every file has a known owner and group",
+        "every file has an existing owner and group",
+    )
 
 
-SETID = _scan_probe("find_setid_files", "setid_search_paths", "setid_exclude_paths",
-                    "-type f \\( -perm -4000 -o -perm -2000 \\)")
+SETID = _scan_probe(
+    "find_setid_files", "setid_search_paths", "setid_exclude_paths", "-type f \\( -perm -4000 -o -perm -2000 \\)"
+)
 
 
 def _allowed(patterns: Sequence[str]) -> Callable[[str], bool]:
@@ -179,7 +279,7 @@ def _allowed(patterns: Sequence[str]) -> Callable[[str], bool]:
 
 @host_check(
     id="files.suid_sgid_allowlisted",
-    fix={'manual': 'each program needs a review: remove the bit, remove the file, or allow it'},
+    fix={"manual": "each program needs a review: remove the bit, remove the file, or allow it"},
     title="Only known programs are SUID or SGID",
     severity=Severity.HIGH,
     rationale="SUID/SGID programs run with their owner's privileges; an unexpected one is a classic backdoor "
@@ -188,11 +288,20 @@ def _allowed(patterns: Sequence[str]) -> Callable[[str], bool]:
     "path to setid_allowed after review.",
     frameworks={"cis-debian-12": ["7.1.13"], "nist-800-53": ["AC-6", "CM-7"], "iso-27001": ["A.8.2", "A.8.19"]},
     probes=[SETID],
-    params={"setid_allowed": list(STANDARD_SETID), "setid_search_paths": [*SYSTEM_PATHS, TMP],
-            "setid_exclude_paths": list(CONTAINER_STORAGE)},
+    params={
+        "setid_allowed": list(STANDARD_SETID),
+        "setid_search_paths": [*SYSTEM_PATHS, TMP],
+        "setid_exclude_paths": list(CONTAINER_STORAGE),
+    },
 )
 def suid_sgid_allowlisted(facts: Facts, params: Params) -> list[Finding]:
     """Every SUID/SGID regular file found is in setid_allowed (glob patterns; /bin, /sbin, /lib count as /usr/...)."""
     is_allowed = _allowed([str(p) for p in params["setid_allowed"]])
-    return _scan_findings(facts, SETID, "SUID/SGID program not in the allow-list", lambda p: not is_allowed(p),
-                          "only allow-listed SUID/SGID programs", "every SUID/SGID program is allow-listed")
+    return _scan_findings(
+        facts,
+        SETID,
+        "SUID/SGID program not in the allow-list",
+        lambda p: not is_allowed(p),
+        "only allow-listed SUID/SGID programs",
+        "every SUID/SGID program is allow-listed",
+    )

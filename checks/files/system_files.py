@@ -28,7 +28,7 @@ def _secret_rule(params: Params, missing: Literal["pass", "error"], note: str) -
 
 @host_check(
     id="files.passwd_permissions",
-    fix={'files': [{'path': '/etc/passwd', 'mode': '0644', 'owner': 'root', 'group': 'root'}]},
+    fix={"files": [{"path": "/etc/passwd", "mode": "0644", "owner": "root", "group": "root"}]},
     title="/etc/passwd is root-owned and writable only by root",
     severity=Severity.HIGH,
     rationale="Whoever can write /etc/passwd can add a UID 0 account or change any user's shell and home.",
@@ -44,7 +44,7 @@ def passwd_permissions(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="files.passwd_backup_permissions",
-    fix={'files': [{'path': '/etc/passwd-', 'mode': '0644', 'owner': 'root', 'group': 'root'}]},
+    fix={"files": [{"path": "/etc/passwd-", "mode": "0644", "owner": "root", "group": "root"}]},
     title="/etc/passwd- is root-owned and writable only by root",
     severity=Severity.MEDIUM,
     rationale="The backup copy holds the same account data; a writable backup can be restored over the real file.",
@@ -61,7 +61,7 @@ def passwd_backup_permissions(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="files.group_permissions",
-    fix={'files': [{'path': '/etc/group', 'mode': '0644', 'owner': 'root', 'group': 'root'}]},
+    fix={"files": [{"path": "/etc/group", "mode": "0644", "owner": "root", "group": "root"}]},
     title="/etc/group is root-owned and writable only by root",
     severity=Severity.HIGH,
     rationale="Whoever can write /etc/group can add themselves to sudo, wheel, docker or shadow.",
@@ -77,7 +77,7 @@ def group_permissions(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="files.group_backup_permissions",
-    fix={'files': [{'path': '/etc/group-', 'mode': '0644', 'owner': 'root', 'group': 'root'}]},
+    fix={"files": [{"path": "/etc/group-", "mode": "0644", "owner": "root", "group": "root"}]},
     title="/etc/group- is root-owned and writable only by root",
     severity=Severity.MEDIUM,
     rationale="The backup copy holds the same group data; a writable backup can be restored over the real file.",
@@ -94,7 +94,7 @@ def group_backup_permissions(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="files.shadow_permissions",
-    fix={'files': [{'path': '/etc/shadow', 'mode': '0640', 'owner': 'root'}]},
+    fix={"files": [{"path": "/etc/shadow", "mode": "0640", "owner": "root"}]},
     title="/etc/shadow is not accessible to other users",
     severity=Severity.CRITICAL,
     rationale="/etc/shadow holds every local password hash; read access allows offline cracking, write access "
@@ -112,7 +112,7 @@ def shadow_permissions(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="files.shadow_backup_permissions",
-    fix={'files': [{'path': '/etc/shadow-', 'mode': '0640', 'owner': 'root'}]},
+    fix={"files": [{"path": "/etc/shadow-", "mode": "0640", "owner": "root"}]},
     title="/etc/shadow- is not accessible to other users",
     severity=Severity.HIGH,
     rationale="The backup holds the same password hashes as /etc/shadow (at most one change older).",
@@ -130,7 +130,7 @@ def shadow_backup_permissions(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="files.gshadow_permissions",
-    fix={'files': [{'path': '/etc/gshadow', 'mode': '0640', 'owner': 'root'}]},
+    fix={"files": [{"path": "/etc/gshadow", "mode": "0640", "owner": "root"}]},
     title="/etc/gshadow is not accessible to other users",
     severity=Severity.HIGH,
     rationale="/etc/gshadow holds group passwords and group administrators; write access allows joining any group.",
@@ -148,7 +148,7 @@ def gshadow_permissions(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="files.gshadow_backup_permissions",
-    fix={'files': [{'path': '/etc/gshadow-', 'mode': '0640', 'owner': 'root'}]},
+    fix={"files": [{"path": "/etc/gshadow-", "mode": "0640", "owner": "root"}]},
     title="/etc/gshadow- is not accessible to other users",
     severity=Severity.MEDIUM,
     rationale="The backup holds the same group passwords as /etc/gshadow.",
@@ -166,7 +166,7 @@ def gshadow_backup_permissions(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="files.shells_permissions",
-    fix={'files': [{'path': '/etc/shells', 'mode': '0644', 'owner': 'root', 'group': 'root'}]},
+    fix={"files": [{"path": "/etc/shells", "mode": "0644", "owner": "root", "group": "root"}]},
     title="/etc/shells is root-owned and writable only by root",
     severity=Severity.LOW,
     rationale="/etc/shells decides which shells chsh accepts and which accounts FTP and pam_shells let in; "
@@ -184,7 +184,7 @@ def shells_permissions(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="files.opasswd_permissions",
-    fix={'files': [{'path': '/etc/security/opasswd', 'mode': '0600', 'owner': 'root', 'group': 'root'}]},
+    fix={"files": [{"path": "/etc/security/opasswd", "mode": "0600", "owner": "root", "group": "root"}]},
     title="/etc/security/opasswd is readable only by root",
     severity=Severity.MEDIUM,
     rationale="opasswd keeps users' previous password hashes (pam_pwhistory/pam_unix remember=); they often "
@@ -196,19 +196,23 @@ def shells_permissions(facts: Facts, params: Params) -> list[Finding]:
 )
 def opasswd_permissions(facts: Facts, params: Params) -> list[Finding]:
     """/etc/security/opasswd: mode 0600 or stricter, owner root, group root (absent is fine)."""
-    rule = FileRule(max_mode=0o600, groups=("root",), missing="pass",
-                    missing_note="password history is not kept, nothing to protect", group_ok_without_access=True)
+    rule = FileRule(
+        max_mode=0o600,
+        groups=("root",),
+        missing="pass",
+        missing_note="password history is not kept, nothing to protect",
+        group_ok_without_access=True,
+    )
     return evaluate_file_rules(facts, SYSTEM_FILES, [("/etc/security/opasswd", rule)])
 
 
 SUDOERS_FILE = FileRule(max_mode=0o440, groups=("root",))
-SUDOERS_DIR = FileRule(max_mode=0o755, groups=(), missing="pass", missing_note="no drop-in directory",
-                       kind="directory")
+SUDOERS_DIR = FileRule(max_mode=0o755, groups=(), missing="pass", missing_note="no drop-in directory", kind="directory")
 
 
 @host_check(
     id="files.sudoers_permissions",
-    fix={'files': [{'path': '{resource}', 'mode': '0440', 'owner': 'root', 'group': 'root'}]},
+    fix={"files": [{"path": "{resource}", "mode": "0440", "owner": "root", "group": "root"}]},
     title="/etc/sudoers and the files in /etc/sudoers.d are owned by root:root with mode 0440 or stricter",
     severity=Severity.HIGH,
     rationale="Whoever can write a sudoers file can grant themselves root; a group- or world-readable one "

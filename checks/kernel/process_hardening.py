@@ -25,7 +25,7 @@ def _fix(conf: str, setting: str) -> str:
 
 @host_check(
     id="kernel.aslr_enabled",
-    fix={'sysctl': {'kernel.randomize_va_space': '2'}},
+    fix={"sysctl": {"kernel.randomize_va_space": "2"}},
     title="Address space layout randomization is fully enabled",
     severity=Severity.HIGH,
     rationale=(
@@ -43,7 +43,7 @@ def aslr_enabled(facts: Facts, params: Params) -> Finding:
 
 @host_check(
     id="kernel.ptrace_scope_restricted",
-    fix={'sysctl': {'kernel.yama.ptrace_scope': '1'}},
+    fix={"sysctl": {"kernel.yama.ptrace_scope": "1"}},
     title="ptrace is restricted to descendants or administrators (Yama)",
     severity=Severity.MEDIUM,
     rationale=(
@@ -76,7 +76,7 @@ def ptrace_scope_restricted(facts: Facts, params: Params) -> Finding:
 
 @host_check(
     id="kernel.dmesg_restricted",
-    fix={'sysctl': {'kernel.dmesg_restrict': '1'}},
+    fix={"sysctl": {"kernel.dmesg_restrict": "1"}},
     title="The kernel log (dmesg) is readable by privileged users only",
     severity=Severity.LOW,
     rationale=(
@@ -95,8 +95,8 @@ def dmesg_restricted(facts: Facts, params: Params) -> Finding:
 @host_check(
     id="kernel.suid_core_dumps_disabled",
     fix={
-        'sysctl': {'fs.suid_dumpable': '0'},
-        'sh': "itops_set_line /etc/security/limits.d/60-itops-core.conf '*' ' ' 'hard core 0' || return 1",
+        "sysctl": {"fs.suid_dumpable": "0"},
+        "sh": "itops_set_line /etc/security/limits.d/60-itops-core.conf '*' ' ' 'hard core 0' || return 1",
     },
     title="Core dumps are restricted (no setuid dumps, hard core limit 0)",
     severity=Severity.MEDIUM,

@@ -26,7 +26,7 @@ def _fix(conf: str, *settings: str) -> str:
 
 @host_check(
     id="kernel.ip_forwarding_disabled",
-    fix={'sysctl': {'net.ipv4.ip_forward': '0', 'net.ipv6.conf.all.forwarding': '0'}},
+    fix={"sysctl": {"net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0"}},
     title="IP forwarding is disabled (IPv4 and IPv6)",
     severity=Severity.MEDIUM,
     rationale=(
@@ -51,7 +51,7 @@ def ip_forwarding_disabled(facts: Facts, params: Params) -> Finding:
 
 @host_check(
     id="kernel.icmp_redirects_not_sent",
-    fix={'sysctl': {'net.ipv4.conf.all.send_redirects': '0', 'net.ipv4.conf.default.send_redirects': '0'}},
+    fix={"sysctl": {"net.ipv4.conf.all.send_redirects": "0", "net.ipv4.conf.default.send_redirects": "0"}},
     title="The host does not send ICMP redirects",
     severity=Severity.MEDIUM,
     rationale=(
@@ -79,7 +79,7 @@ def icmp_redirects_not_sent(facts: Facts, params: Params) -> Finding:
 
 @host_check(
     id="kernel.bogus_icmp_responses_ignored",
-    fix={'sysctl': {'net.ipv4.icmp_ignore_bogus_error_responses': '1'}},
+    fix={"sysctl": {"net.ipv4.icmp_ignore_bogus_error_responses": "1"}},
     title="Bogus ICMP error responses are ignored",
     severity=Severity.LOW,
     rationale="Ignoring malformed ICMP error responses keeps the kernel log from filling with junk an attacker sends.",
@@ -94,7 +94,7 @@ def bogus_icmp_responses_ignored(facts: Facts, params: Params) -> Finding:
 
 @host_check(
     id="kernel.icmp_broadcasts_ignored",
-    fix={'sysctl': {'net.ipv4.icmp_echo_ignore_broadcasts': '1'}},
+    fix={"sysctl": {"net.ipv4.icmp_echo_ignore_broadcasts": "1"}},
     title="ICMP echo requests to broadcast addresses are ignored",
     severity=Severity.LOW,
     rationale="Answering broadcast pings makes the host an amplifier in Smurf denial-of-service attacks.",
@@ -110,11 +110,11 @@ def icmp_broadcasts_ignored(facts: Facts, params: Params) -> Finding:
 @host_check(
     id="kernel.icmp_redirects_not_accepted",
     fix={
-        'sysctl': {
-            'net.ipv4.conf.all.accept_redirects': '0',
-            'net.ipv4.conf.default.accept_redirects': '0',
-            'net.ipv6.conf.all.accept_redirects': '0',
-            'net.ipv6.conf.default.accept_redirects': '0',
+        "sysctl": {
+            "net.ipv4.conf.all.accept_redirects": "0",
+            "net.ipv4.conf.default.accept_redirects": "0",
+            "net.ipv6.conf.all.accept_redirects": "0",
+            "net.ipv6.conf.default.accept_redirects": "0",
         },
     },
     title="ICMP redirects are not accepted (IPv4 and IPv6)",
@@ -148,7 +148,7 @@ def icmp_redirects_not_accepted(facts: Facts, params: Params) -> Finding:
 
 @host_check(
     id="kernel.secure_redirects_not_accepted",
-    fix={'sysctl': {'net.ipv4.conf.all.secure_redirects': '0', 'net.ipv4.conf.default.secure_redirects': '0'}},
+    fix={"sysctl": {"net.ipv4.conf.all.secure_redirects": "0", "net.ipv4.conf.default.secure_redirects": "0"}},
     title="Secure ICMP redirects are not accepted",
     severity=Severity.MEDIUM,
     rationale=(
@@ -176,7 +176,7 @@ def secure_redirects_not_accepted(facts: Facts, params: Params) -> Finding:
 
 @host_check(
     id="kernel.rp_filter_enabled",
-    fix={'sysctl': {'net.ipv4.conf.all.rp_filter': '1', 'net.ipv4.conf.default.rp_filter': '1'}},
+    fix={"sysctl": {"net.ipv4.conf.all.rp_filter": "1", "net.ipv4.conf.default.rp_filter": "1"}},
     title="Reverse path filtering is enabled",
     severity=Severity.MEDIUM,
     rationale=(
@@ -200,11 +200,11 @@ def rp_filter_enabled(facts: Facts, params: Params) -> Finding:
 @host_check(
     id="kernel.source_routing_disabled",
     fix={
-        'sysctl': {
-            'net.ipv4.conf.all.accept_source_route': '0',
-            'net.ipv4.conf.default.accept_source_route': '0',
-            'net.ipv6.conf.all.accept_source_route': '0',
-            'net.ipv6.conf.default.accept_source_route': '0',
+        "sysctl": {
+            "net.ipv4.conf.all.accept_source_route": "0",
+            "net.ipv4.conf.default.accept_source_route": "0",
+            "net.ipv6.conf.all.accept_source_route": "0",
+            "net.ipv6.conf.default.accept_source_route": "0",
         },
     },
     title="Source-routed packets are not accepted (IPv4 and IPv6)",
@@ -238,7 +238,7 @@ def source_routing_disabled(facts: Facts, params: Params) -> Finding:
 
 @host_check(
     id="kernel.martians_logged",
-    fix={'sysctl': {'net.ipv4.conf.all.log_martians': '1', 'net.ipv4.conf.default.log_martians': '1'}},
+    fix={"sysctl": {"net.ipv4.conf.all.log_martians": "1", "net.ipv4.conf.default.log_martians": "1"}},
     title="Packets with impossible source addresses (martians) are logged",
     severity=Severity.LOW,
     rationale="Logging martian packets leaves a trace of spoofing attempts and misrouted traffic for investigation.",
@@ -264,7 +264,7 @@ def martians_logged(facts: Facts, params: Params) -> Finding:
 
 @host_check(
     id="kernel.tcp_syncookies_enabled",
-    fix={'sysctl': {'net.ipv4.tcp_syncookies': '1'}},
+    fix={"sysctl": {"net.ipv4.tcp_syncookies": "1"}},
     title="TCP SYN cookies are enabled",
     severity=Severity.MEDIUM,
     rationale="SYN cookies let the host keep accepting connections while a SYN flood fills its backlog.",
@@ -279,7 +279,7 @@ def tcp_syncookies_enabled(facts: Facts, params: Params) -> Finding:
 
 @host_check(
     id="kernel.ipv6_router_advertisements_not_accepted",
-    fix={'sysctl': {'net.ipv6.conf.all.accept_ra': '0', 'net.ipv6.conf.default.accept_ra': '0'}},
+    fix={"sysctl": {"net.ipv6.conf.all.accept_ra": "0", "net.ipv6.conf.default.accept_ra": "0"}},
     title="IPv6 router advertisements are not accepted",
     severity=Severity.LOW,
     rationale=(

@@ -119,14 +119,32 @@ def listening_ports_allowlisted(facts: Facts, params: Params) -> Finding:
 
 LEGACY_PACKAGES = [
     # telnet, rsh/rlogin, tftp, ftp, inetd-style super servers, NIS, talk (Debian and RHEL names)
-    "telnetd", "inetutils-telnetd", "telnetd-ssl", "telnet-server",
-    "rsh-server", "rsh-redone-server",
-    "tftpd", "tftpd-hpa", "atftpd", "tftp-server",
-    "vsftpd", "ftpd", "inetutils-ftpd", "proftpd-basic", "proftpd-core", "pure-ftpd",
-    "xinetd", "openbsd-inetd", "inetutils-inetd",
-    "nis", "ypserv", "ypbind",
-    "talkd", "inetutils-talkd", "talk-server",
-]  # fmt: skip
+    "telnetd",
+    "inetutils-telnetd",
+    "telnetd-ssl",
+    "telnet-server",
+    "rsh-server",
+    "rsh-redone-server",
+    "tftpd",
+    "tftpd-hpa",
+    "atftpd",
+    "tftp-server",
+    "vsftpd",
+    "ftpd",
+    "inetutils-ftpd",
+    "proftpd-basic",
+    "proftpd-core",
+    "pure-ftpd",
+    "xinetd",
+    "openbsd-inetd",
+    "inetutils-inetd",
+    "nis",
+    "ypserv",
+    "ypbind",
+    "talkd",
+    "inetutils-talkd",
+    "talk-server",
+]
 LEGACY_PORTS = ["21/tcp", "23/tcp", "69/udp", "512/tcp", "513/tcp", "514/tcp", "517/udp", "518/udp"]
 
 

@@ -27,9 +27,9 @@ from itops.checklib.sshd_rules import (
 @host_check(
     id="ssh.root_login_disabled",
     fix={
-        'risk': 'high',
-        'sshd': {'PermitRootLogin': 'no'},
-        'note': 'it can lock out whoever logs in that way: make sure another way in works first',
+        "risk": "high",
+        "sshd": {"PermitRootLogin": "no"},
+        "note": "it can lock out whoever logs in that way: make sure another way in works first",
     },
     title="SSH root login is disabled",
     severity=Severity.HIGH,
@@ -43,16 +43,17 @@ from itops.checklib.sshd_rules import (
 def root_login_disabled(facts: Facts, params: Params) -> list[Finding]:
     """PermitRootLogin is one of the allowed values (default: only `no`)."""
     allowed = params["ssh_permit_root_login_allowed"]
-    return evaluate_sshd(facts, params, ["permitrootlogin"], one_of("permitrootlogin", "PermitRootLogin", allowed),
-                         " or ".join(allowed))
+    return evaluate_sshd(
+        facts, params, ["permitrootlogin"], one_of("permitrootlogin", "PermitRootLogin", allowed), " or ".join(allowed)
+    )
 
 
 @host_check(
     id="ssh.password_auth_disabled",
     fix={
-        'risk': 'high',
-        'sshd': {'PasswordAuthentication': 'no', 'KbdInteractiveAuthentication': 'no'},
-        'note': 'it can lock out whoever logs in that way: make sure another way in works first',
+        "risk": "high",
+        "sshd": {"PasswordAuthentication": "no", "KbdInteractiveAuthentication": "no"},
+        "note": "it can lock out whoever logs in that way: make sure another way in works first",
     },
     title="SSH password authentication is disabled",
     severity=Severity.MEDIUM,
@@ -78,17 +79,26 @@ def password_auth_disabled(facts: Facts, params: Params) -> list[Finding]:
             return Verdict(False, describe("PasswordAuthentication", pw))
         kbd, pam = s["kbdinteractiveauthentication"], s["usepam"]
         if not allow_kbd and kbd.value.lower() == "yes" and pam.value.lower() == "yes":
-            return Verdict(False, "PasswordAuthentication is no, but " + describe("KbdInteractiveAuthentication", kbd)
-                           + " with UsePAM yes, so PAM can still prompt for the password")
+            return Verdict(
+                False,
+                "PasswordAuthentication is no, but "
+                + describe("KbdInteractiveAuthentication", kbd)
+                + " with UsePAM yes, so PAM can still prompt for the password",
+            )
         return Verdict(True, describe("PasswordAuthentication", pw))
 
-    return evaluate_sshd(facts, params, ["passwordauthentication", "kbdinteractiveauthentication", "usepam"], judge,
-                         "PasswordAuthentication no" + ("" if allow_kbd else " and no PAM keyboard-interactive"))
+    return evaluate_sshd(
+        facts,
+        params,
+        ["passwordauthentication", "kbdinteractiveauthentication", "usepam"],
+        judge,
+        "PasswordAuthentication no" + ("" if allow_kbd else " and no PAM keyboard-interactive"),
+    )
 
 
 @host_check(
     id="ssh.empty_passwords_disabled",
-    fix={'sshd': {'PermitEmptyPasswords': 'no'}},
+    fix={"sshd": {"PermitEmptyPasswords": "no"}},
     title="SSH refuses accounts with empty passwords",
     severity=Severity.HIGH,
     rationale="With PermitEmptyPasswords yes, any account whose password field is empty can be logged into "
@@ -100,13 +110,14 @@ def password_auth_disabled(facts: Facts, params: Params) -> list[Finding]:
 )
 def empty_passwords_disabled(facts: Facts, params: Params) -> list[Finding]:
     """PermitEmptyPasswords is no."""
-    return evaluate_sshd(facts, params, ["permitemptypasswords"],
-                         one_of("permitemptypasswords", "PermitEmptyPasswords", ["no"]), "no")
+    return evaluate_sshd(
+        facts, params, ["permitemptypasswords"], one_of("permitemptypasswords", "PermitEmptyPasswords", ["no"]), "no"
+    )
 
 
 @host_check(
     id="ssh.max_auth_tries_limited",
-    fix={'sshd': {'MaxAuthTries': '{ssh_max_auth_tries}'}},
+    fix={"sshd": {"MaxAuthTries": "{ssh_max_auth_tries}"}},
     title="SSH limits authentication attempts per connection",
     severity=Severity.MEDIUM,
     rationale="A low MaxAuthTries slows online guessing and makes failed attempts show up in the logs sooner.",
@@ -118,13 +129,14 @@ def empty_passwords_disabled(facts: Facts, params: Params) -> list[Finding]:
 def max_auth_tries_limited(facts: Facts, params: Params) -> list[Finding]:
     """MaxAuthTries is at most ssh_max_auth_tries (default 4)."""
     limit = int(params["ssh_max_auth_tries"])
-    return evaluate_sshd(facts, params, ["maxauthtries"], int_between("maxauthtries", "MaxAuthTries", 1, limit),
-                         f"1 to {limit}")
+    return evaluate_sshd(
+        facts, params, ["maxauthtries"], int_between("maxauthtries", "MaxAuthTries", 1, limit), f"1 to {limit}"
+    )
 
 
 @host_check(
     id="ssh.hostbased_auth_disabled",
-    fix={'sshd': {'HostbasedAuthentication': 'no'}},
+    fix={"sshd": {"HostbasedAuthentication": "no"}},
     title="SSH host-based authentication is disabled",
     severity=Severity.MEDIUM,
     rationale="Host-based authentication trusts another machine's word about who the user is; one compromised "
@@ -136,13 +148,18 @@ def max_auth_tries_limited(facts: Facts, params: Params) -> list[Finding]:
 )
 def hostbased_auth_disabled(facts: Facts, params: Params) -> list[Finding]:
     """HostbasedAuthentication is no."""
-    return evaluate_sshd(facts, params, ["hostbasedauthentication"],
-                         one_of("hostbasedauthentication", "HostbasedAuthentication", ["no"]), "no")
+    return evaluate_sshd(
+        facts,
+        params,
+        ["hostbasedauthentication"],
+        one_of("hostbasedauthentication", "HostbasedAuthentication", ["no"]),
+        "no",
+    )
 
 
 @host_check(
     id="ssh.ignore_rhosts_enabled",
-    fix={'sshd': {'IgnoreRhosts': 'yes'}},
+    fix={"sshd": {"IgnoreRhosts": "yes"}},
     title="SSH ignores .rhosts and .shosts files",
     severity=Severity.MEDIUM,
     rationale="~/.rhosts and ~/.shosts let users grant password-less access from other hosts outside any central "
@@ -159,7 +176,7 @@ def ignore_rhosts_enabled(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.permit_user_environment_disabled",
-    fix={'sshd': {'PermitUserEnvironment': 'no'}},
+    fix={"sshd": {"PermitUserEnvironment": "no"}},
     title="SSH ignores user-supplied environment files",
     severity=Severity.MEDIUM,
     rationale="PermitUserEnvironment lets users set variables such as LD_PRELOAD for their sessions through "
@@ -171,13 +188,14 @@ def ignore_rhosts_enabled(facts: Facts, params: Params) -> list[Finding]:
 )
 def permit_user_environment_disabled(facts: Facts, params: Params) -> list[Finding]:
     """PermitUserEnvironment is no."""
-    return evaluate_sshd(facts, params, ["permituserenvironment"],
-                         one_of("permituserenvironment", "PermitUserEnvironment", ["no"]), "no")
+    return evaluate_sshd(
+        facts, params, ["permituserenvironment"], one_of("permituserenvironment", "PermitUserEnvironment", ["no"]), "no"
+    )
 
 
 @host_check(
     id="ssh.use_pam_enabled",
-    fix={'sshd': {'UsePAM': 'yes'}},
+    fix={"sshd": {"UsePAM": "yes"}},
     title="SSH uses PAM for account and session checks",
     severity=Severity.LOW,
     rationale="With UsePAM no, PAM account and session modules (lockout, expiry, access.conf, limits, "
@@ -195,7 +213,7 @@ def use_pam_enabled(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.gssapi_auth_disabled",
-    fix={'sshd': {'GSSAPIAuthentication': 'no'}},
+    fix={"sshd": {"GSSAPIAuthentication": "no"}},
     title="SSH GSSAPI authentication is disabled",
     severity=Severity.LOW,
     rationale="GSSAPI (Kerberos) authentication adds attack surface and should only be on where Kerberos "
@@ -207,20 +225,25 @@ def use_pam_enabled(facts: Facts, params: Params) -> list[Finding]:
 )
 def gssapi_auth_disabled(facts: Facts, params: Params) -> list[Finding]:
     """GSSAPIAuthentication is no."""
-    return evaluate_sshd(facts, params, ["gssapiauthentication"],
-                         one_of("gssapiauthentication", "GSSAPIAuthentication", ["no"]), "no")
+    return evaluate_sshd(
+        facts, params, ["gssapiauthentication"], one_of("gssapiauthentication", "GSSAPIAuthentication", ["no"]), "no"
+    )
 
 
 #: The keywords that limit who may log in, as sshd -T names them and as they are written.
-_ACCESS_KEYWORDS = {"allowusers": "AllowUsers", "allowgroups": "AllowGroups",
-                    "denyusers": "DenyUsers", "denygroups": "DenyGroups"}
+_ACCESS_KEYWORDS = {
+    "allowusers": "AllowUsers",
+    "allowgroups": "AllowGroups",
+    "denyusers": "DenyUsers",
+    "denygroups": "DenyGroups",
+}
 #: Patterns that match every user (or group): an Allow list holding one restricts nobody.
 _MATCH_EVERYONE = frozenset({"*", "*@*"})
 
 
 @host_check(
     id="ssh.access_restricted",
-    fix={'manual': 'which accounts or groups may log in over SSH is a decision (AllowGroups / AllowUsers)'},
+    fix={"manual": "which accounts or groups may log in over SSH is a decision (AllowGroups / AllowUsers)"},
     title="SSH limits who may log in (AllowUsers, AllowGroups, DenyUsers or DenyGroups is set)",
     severity=Severity.MEDIUM,
     rationale="Without an allow or deny list every local account with a valid credential (service accounts, "
@@ -260,11 +283,20 @@ def access_restricted(facts: Facts, params: Params) -> list[Finding]:
     if restricting:
         observed = "; ".join(restricting)
         return [Finding.passed(f"logins are limited by {observed}{source_note}", observed=observed, expected=expected)]
-    conditional = sorted({f"{block.label} ({block.file}:{block.line})" for block in cfg.conditional
-                          for d in block.directives if d.keyword in _ACCESS_KEYWORDS})
+    conditional = sorted(
+        {
+            f"{block.label} ({block.file}:{block.line})"
+            for block in cfg.conditional
+            for d in block.directives
+            if d.keyword in _ACCESS_KEYWORDS
+        }
+    )
     observed = "; ".join(open_lists) if open_lists else "none of them set"
-    message = (f"{'; '.join(open_lists)} admits every user" if open_lists
-               else "no AllowUsers, AllowGroups, DenyUsers or DenyGroups applies to all connections")
+    message = (
+        f"{'; '.join(open_lists)} admits every user"
+        if open_lists
+        else "no AllowUsers, AllowGroups, DenyUsers or DenyGroups applies to all connections"
+    )
     if conditional:
         message += f" (set only under {', '.join(conditional)})"
     return [Finding.failed(message + source_note, observed=observed, expected=expected)]

@@ -46,12 +46,15 @@ STRONG_KEX = [
 
 @host_check(
     id="ssh.ciphers_strong",
-    fix={'sshd': {'Ciphers': '{ssh_ciphers_allowed}'}},
+    fix={"sshd": {"Ciphers": "{ssh_ciphers_allowed}"}},
     title="SSH offers only strong ciphers",
     severity=Severity.HIGH,
     rationale="CBC-mode, 3DES and arcfour ciphers have practical attacks (plaintext recovery, SWEET32); a client "
     "or attacker can negotiate down to any cipher the server still offers.",
-    remediation="Set `Ciphers " + ",".join(STRONG_CIPHERS) + "`." + APPLY_SSHD_CHANGE
+    remediation="Set `Ciphers "
+    + ",".join(STRONG_CIPHERS)
+    + "`."
+    + APPLY_SSHD_CHANGE
     + " On RHEL use `update-crypto-policies` or a policy module rather than editing sshd_config.",
     frameworks={"cis-debian-12": ["5.1.6"], "nist-800-53": ["SC-8(1)", "SC-13"], "iso-27001": ["A.8.24"]},
     probes=SSHD_PROBES,
@@ -59,14 +62,18 @@ STRONG_KEX = [
 )
 def ciphers_strong(facts: Facts, params: Params) -> list[Finding]:
     """Every cipher sshd offers is in ssh_ciphers_allowed; the others are named."""
-    return evaluate_sshd(facts, params, ["ciphers"],
-                         algorithms_allowed("ciphers", "Ciphers", params["ssh_ciphers_allowed"]),
-                         "only ciphers from ssh_ciphers_allowed")
+    return evaluate_sshd(
+        facts,
+        params,
+        ["ciphers"],
+        algorithms_allowed("ciphers", "Ciphers", params["ssh_ciphers_allowed"]),
+        "only ciphers from ssh_ciphers_allowed",
+    )
 
 
 @host_check(
     id="ssh.macs_strong",
-    fix={'sshd': {'MACs': '{ssh_macs_allowed}'}},
+    fix={"sshd": {"MACs": "{ssh_macs_allowed}"}},
     title="SSH offers only strong MAC algorithms",
     severity=Severity.MEDIUM,
     rationale="MD5, SHA-1 and 64-bit-tag MACs (umac-64) are weak integrity protection; the OpenSSH default list "
@@ -78,16 +85,21 @@ def ciphers_strong(facts: Facts, params: Params) -> list[Finding]:
 )
 def macs_strong(facts: Facts, params: Params) -> list[Finding]:
     """Every MAC sshd offers is in ssh_macs_allowed; the others are named."""
-    return evaluate_sshd(facts, params, ["macs"], algorithms_allowed("macs", "MACs", params["ssh_macs_allowed"]),
-                         "only MACs from ssh_macs_allowed")
+    return evaluate_sshd(
+        facts,
+        params,
+        ["macs"],
+        algorithms_allowed("macs", "MACs", params["ssh_macs_allowed"]),
+        "only MACs from ssh_macs_allowed",
+    )
 
 
 @host_check(
     id="ssh.kex_strong",
     fix={
-        'sshd': {
-            'KexAlgorithms': (
-                'curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256'
+        "sshd": {
+            "KexAlgorithms": (
+                "curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256"
             ),
         },
     },
@@ -104,6 +116,10 @@ def macs_strong(facts: Facts, params: Params) -> list[Finding]:
 )
 def kex_strong(facts: Facts, params: Params) -> list[Finding]:
     """Every key exchange sshd offers is in ssh_kex_allowed; the others are named."""
-    return evaluate_sshd(facts, params, ["kexalgorithms"],
-                         algorithms_allowed("kexalgorithms", "KexAlgorithms", params["ssh_kex_allowed"]),
-                         "only key exchanges from ssh_kex_allowed")
+    return evaluate_sshd(
+        facts,
+        params,
+        ["kexalgorithms"],
+        algorithms_allowed("kexalgorithms", "KexAlgorithms", params["ssh_kex_allowed"]),
+        "only key exchanges from ssh_kex_allowed",
+    )

@@ -13,7 +13,7 @@ MAIN = "/etc/ssh/sshd_config"
 
 @host_check(
     id="ssh.sshd_config_permissions",
-    fix={'files': [{'path': '{resource}', 'mode': '{ssh_config_max_mode}', 'owner': 'root', 'group': 'root'}]},
+    fix={"files": [{"path": "{resource}", "mode": "{ssh_config_max_mode}", "owner": "root", "group": "root"}]},
     title="sshd configuration files are root-owned and not readable by others",
     severity=Severity.MEDIUM,
     rationale="Whoever can write sshd_config (or a file it includes) controls who can log in as anyone; "
@@ -37,8 +37,9 @@ def sshd_config_permissions(facts: Facts, params: Params) -> list[Finding]:
     if MAIN in dump.missing:
         return [Finding.skipped(f"{MAIN} does not exist (OpenSSH server not installed?)")]
     stats: dict[str, tuple[int, int, int] | None] = {
-        path: (info.mode, info.uid, info.gid) if info.mode is not None and info.uid is not None
-        and info.gid is not None else None
+        path: (info.mode, info.uid, info.gid)
+        if info.mode is not None and info.uid is not None and info.gid is not None
+        else None
         for path, info in dump.files.items()
     }
     for path in dump.unreadable:
@@ -60,11 +61,15 @@ def sshd_config_permissions(facts: Facts, params: Params) -> list[Finding]:
         if gid != 0 and mode & 0o070:
             problems.append(f"group gid {gid} (not root) has access")
         if problems:
-            findings.append(Finding.failed(f"{path}: " + "; ".join(problems), observed=observed,
-                                           expected=expected, resource=path))
+            findings.append(
+                Finding.failed(f"{path}: " + "; ".join(problems), observed=observed, expected=expected, resource=path)
+            )
         else:
-            findings.append(Finding.passed(f"{path} is {observed} ({expected})", observed=observed,
-                                           expected=expected, resource=path))
+            findings.append(
+                Finding.passed(
+                    f"{path} is {observed} ({expected})", observed=observed, expected=expected, resource=path
+                )
+            )
     if not findings:
         return [Finding.error(f"could not assess: the probe reported no configuration file (not even {MAIN})")]
     return findings
@@ -104,17 +109,19 @@ def _key_findings(stats: dict[str, FileStat], public: bool, private_max: int, ke
             problems.append(f"owner {st.user or st.uid} (expected root)")
         observed = st.describe()
         if problems:
-            findings.append(Finding.failed(f"{path}: " + "; ".join(problems), observed=observed, expected=expected,
-                                           resource=path))
+            findings.append(
+                Finding.failed(f"{path}: " + "; ".join(problems), observed=observed, expected=expected, resource=path)
+            )
         else:
-            findings.append(Finding.passed(f"{path} is {observed}", observed=observed, expected=expected,
-                                           resource=path))
+            findings.append(
+                Finding.passed(f"{path} is {observed}", observed=observed, expected=expected, resource=path)
+            )
     return findings
 
 
 @host_check(
     id="ssh.host_private_keys_permissions",
-    fix={'files': [{'path': '{resource}', 'mode': '{ssh_host_key_max_mode}', 'owner': 'root'}]},
+    fix={"files": [{"path": "{resource}", "mode": "{ssh_host_key_max_mode}", "owner": "root"}]},
     title="SSH host private keys are readable only by root",
     severity=Severity.HIGH,
     rationale="A stolen host private key lets an attacker impersonate the server and intercept logins, "
@@ -137,7 +144,7 @@ def host_private_keys_permissions(facts: Facts, params: Params) -> list[Finding]
 
 @host_check(
     id="ssh.host_public_keys_permissions",
-    fix={'files': [{'path': '{resource}', 'mode': '0644', 'owner': 'root', 'group': 'root'}]},
+    fix={"files": [{"path": "{resource}", "mode": "0644", "owner": "root", "group": "root"}]},
     title="SSH host public keys are root-owned and not writable by others",
     severity=Severity.LOW,
     rationale="A writable host public key can be swapped, confusing clients that learn keys from the server "

@@ -20,7 +20,7 @@ from itops.checklib.sshd_rules import (
 
 @host_check(
     id="ssh.x11_forwarding_disabled",
-    fix={'sshd': {'X11Forwarding': 'no'}},
+    fix={"sshd": {"X11Forwarding": "no"}},
     title="SSH X11 forwarding is disabled",
     severity=Severity.MEDIUM,
     rationale="X11 forwarding exposes the client's X display to the server side: a compromised server (or "
@@ -39,16 +39,17 @@ def x11_forwarding_disabled(facts: Facts, params: Params) -> list[Finding]:
         x11 = s["x11forwarding"]
         return Verdict(x11.value.lower() == "no", describe("X11Forwarding", x11))
 
-    return evaluate_sshd(facts, params, ["x11forwarding", "disableforwarding"], judge,
-                         "X11Forwarding no or DisableForwarding yes")
+    return evaluate_sshd(
+        facts, params, ["x11forwarding", "disableforwarding"], judge, "X11Forwarding no or DisableForwarding yes"
+    )
 
 
 @host_check(
     id="ssh.forwarding_disabled",
     fix={
-        'risk': 'high',
-        'sshd': {'DisableForwarding': 'yes'},
-        'note': 'breaks tunnels and agent forwarding that users rely on',
+        "risk": "high",
+        "sshd": {"DisableForwarding": "yes"},
+        "note": "breaks tunnels and agent forwarding that users rely on",
     },
     title="SSH forwarding of ports, agents and X11 is disabled",
     severity=Severity.LOW,
@@ -61,19 +62,19 @@ def x11_forwarding_disabled(facts: Facts, params: Params) -> list[Finding]:
 )
 def forwarding_disabled(facts: Facts, params: Params) -> list[Finding]:
     """DisableForwarding is yes."""
-    return evaluate_sshd(facts, params, ["disableforwarding"],
-                         one_of("disableforwarding", "DisableForwarding", ["yes"]), "yes")
+    return evaluate_sshd(
+        facts, params, ["disableforwarding"], one_of("disableforwarding", "DisableForwarding", ["yes"]), "yes"
+    )
 
 
 @host_check(
     id="ssh.login_grace_time_limited",
-    fix={'sshd': {'LoginGraceTime': '{ssh_login_grace_time_max}'}},
+    fix={"sshd": {"LoginGraceTime": "{ssh_login_grace_time_max}"}},
     title="SSH login grace time is short",
     severity=Severity.MEDIUM,
     rationale="Each unauthenticated connection holds a slot until LoginGraceTime runs out; a short grace time "
     "limits connection-exhaustion attacks (0 means no limit at all).",
-    remediation="Set `LoginGraceTime {ssh_login_grace_time_max}` (or less; 0 disables the limit)."
-    + APPLY_SSHD_CHANGE,
+    remediation="Set `LoginGraceTime {ssh_login_grace_time_max}` (or less; 0 disables the limit)." + APPLY_SSHD_CHANGE,
     frameworks={"cis-debian-12": ["5.1.13"], "nist-800-53": ["CM-6", "SC-5"], "iso-27001": ["A.8.20"]},
     probes=SSHD_PROBES,
     params={"ssh_login_grace_time_max": 60},
@@ -81,16 +82,21 @@ def forwarding_disabled(facts: Facts, params: Params) -> list[Finding]:
 def login_grace_time_limited(facts: Facts, params: Params) -> list[Finding]:
     """LoginGraceTime is between 1 second and ssh_login_grace_time_max (default 60)."""
     limit = int(params["ssh_login_grace_time_max"])
-    return evaluate_sshd(facts, params, ["logingracetime"],
-                         duration_between("logingracetime", "LoginGraceTime", 1, limit), f"1 to {limit} seconds")
+    return evaluate_sshd(
+        facts,
+        params,
+        ["logingracetime"],
+        duration_between("logingracetime", "LoginGraceTime", 1, limit),
+        f"1 to {limit} seconds",
+    )
 
 
 @host_check(
     id="ssh.client_alive_configured",
     fix={
-        'sshd': {
-            'ClientAliveInterval': '{ssh_client_alive_interval_max}',
-            'ClientAliveCountMax': '{ssh_client_alive_count_max}',
+        "sshd": {
+            "ClientAliveInterval": "{ssh_client_alive_interval_max}",
+            "ClientAliveCountMax": "{ssh_client_alive_count_max}",
         },
     },
     title="SSH disconnects unresponsive sessions",
@@ -114,13 +120,18 @@ def client_alive_configured(facts: Facts, params: Params) -> list[Finding]:
         observed = f"{describe('ClientAliveInterval', interval)}, {describe('ClientAliveCountMax', count)}"
         return Verdict(1 <= seconds <= imax and 1 <= n <= cmax, observed)
 
-    return evaluate_sshd(facts, params, ["clientaliveinterval", "clientalivecountmax"], judge,
-                         f"ClientAliveInterval 1 to {imax}s and ClientAliveCountMax 1 to {cmax}")
+    return evaluate_sshd(
+        facts,
+        params,
+        ["clientaliveinterval", "clientalivecountmax"],
+        judge,
+        f"ClientAliveInterval 1 to {imax}s and ClientAliveCountMax 1 to {cmax}",
+    )
 
 
 @host_check(
     id="ssh.banner_configured",
-    fix={'sshd': {'Banner': '/etc/issue.net'}},
+    fix={"sshd": {"Banner": "/etc/issue.net"}},
     title="SSH shows a warning banner before login",
     severity=Severity.LOW,
     rationale="A legal notice shown before authentication supports prosecution and tells users that access is "
@@ -142,7 +153,7 @@ def banner_configured(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.log_level_adequate",
-    fix={'sshd': {'LogLevel': 'VERBOSE'}},
+    fix={"sshd": {"LogLevel": "VERBOSE"}},
     title="SSH logs logins at INFO or VERBOSE level",
     severity=Severity.MEDIUM,
     rationale="INFO records logins and failures; VERBOSE adds the key fingerprint used, which investigations "
@@ -160,7 +171,7 @@ def log_level_adequate(facts: Facts, params: Params) -> list[Finding]:
 
 @host_check(
     id="ssh.max_sessions_limited",
-    fix={'sshd': {'MaxSessions': '{ssh_max_sessions}'}},
+    fix={"sshd": {"MaxSessions": "{ssh_max_sessions}"}},
     title="SSH limits sessions per connection",
     severity=Severity.LOW,
     rationale="MaxSessions caps how many shells, sftp or forwarding channels one authenticated connection can "
@@ -173,8 +184,9 @@ def log_level_adequate(facts: Facts, params: Params) -> list[Finding]:
 def max_sessions_limited(facts: Facts, params: Params) -> list[Finding]:
     """MaxSessions is at most ssh_max_sessions (default 10)."""
     limit = int(params["ssh_max_sessions"])
-    return evaluate_sshd(facts, params, ["maxsessions"], int_between("maxsessions", "MaxSessions", 0, limit),
-                         f"at most {limit}")
+    return evaluate_sshd(
+        facts, params, ["maxsessions"], int_between("maxsessions", "MaxSessions", 0, limit), f"at most {limit}"
+    )
 
 
 def _parse_startups(text: str) -> tuple[int, int, int]:
@@ -190,13 +202,12 @@ def _parse_startups(text: str) -> tuple[int, int, int]:
 
 @host_check(
     id="ssh.max_startups_limited",
-    fix={'sshd': {'MaxStartups': '{ssh_max_startups}'}},
+    fix={"sshd": {"MaxStartups": "{ssh_max_startups}"}},
     title="SSH limits concurrent unauthenticated connections",
     severity=Severity.LOW,
     rationale="MaxStartups drops new unauthenticated connections once too many are pending, limiting "
     "connection-flooding denial of service against the login service.",
-    remediation="Set `MaxStartups {ssh_max_startups}` (or lower values in each field)."
-    + APPLY_SSHD_CHANGE,
+    remediation="Set `MaxStartups {ssh_max_startups}` (or lower values in each field)." + APPLY_SSHD_CHANGE,
     frameworks={"cis-debian-12": ["5.1.18"], "nist-800-53": ["SC-5"], "iso-27001": ["A.8.20"]},
     probes=SSHD_PROBES,
     params={"ssh_max_startups": "10:30:60"},
@@ -215,5 +226,6 @@ def max_startups_limited(facts: Facts, params: Params) -> list[Finding]:
         ok = start <= lim_start and full <= lim_full and (start >= full or rate <= lim_rate)
         return Verdict(ok, describe("MaxStartups", ms))
 
-    return evaluate_sshd(facts, params, ["maxstartups"], judge,
-                         f"{lim_start}:{lim_rate}:{lim_full} or more restrictive")
+    return evaluate_sshd(
+        facts, params, ["maxstartups"], judge, f"{lim_start}:{lim_rate}:{lim_full} or more restrictive"
+    )

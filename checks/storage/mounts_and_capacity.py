@@ -155,8 +155,9 @@ def inode_usage_below_threshold(facts: Facts, params: Params) -> list[Finding]:
     return _usage(facts, params, DF_INODES, "inode_usage_max_pct", "inodes")
 
 
-def _projections(facts: Facts, params: Params, what: str, probe_name: str, limit: float) -> tuple[
-        list[Projection], list[tuple[str, int]], str | None]:  # fmt: skip
+def _projections(
+    facts: Facts, params: Params, what: str, probe_name: str, limit: float
+) -> tuple[list[Projection], list[tuple[str, int]], str | None]:
     """(projections, mounts short of history with their point count, error) for one of space/inodes."""
     r = facts.get(probe_name)
     if r is None or r.timed_out or r.rc is None or r.rc not in (0, 1):

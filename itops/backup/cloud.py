@@ -92,9 +92,15 @@ def cloud_facts(
     """Gather the facts of one cloud backup (kind s3, ebs_snapshot, rds_snapshot or aws_backup)."""
     kind = b.kind
     base = dict(
-        name=b.name, kind=kind, now=now, rpo=float(b.rpo), min_size=b.min_size,
-        max_shrink_pct=b.max_shrink_pct, min_copies=b.min_copies, vars=variables,
-    )  # fmt: skip
+        name=b.name,
+        kind=kind,
+        now=now,
+        rpo=float(b.rpo),
+        min_size=b.min_size,
+        max_shrink_pct=b.max_shrink_pct,
+        min_copies=b.min_copies,
+        vars=variables,
+    )
     if isinstance(b, S3Backup):
         return _s3(b, cloud, clients, base, variables)
     if isinstance(b, AWSBackupVault):
@@ -116,8 +122,12 @@ def _s3(
         objects = _pages(s3, "list_objects_v2", "Contents", Bucket=b.bucket, Prefix=b.prefix)
     except _Failed as exc:
         if "NoSuchBucket" in str(exc):
-            return BackupFacts(where=where, absent=f"bucket {b.bucket} does not exist", observations={
-                "copies": Observation(src)}, **base)  # fmt: skip
+            return BackupFacts(
+                where=where,
+                absent=f"bucket {b.bucket} does not exist",
+                observations={"copies": Observation(src)},
+                **base,
+            )
         return BackupFacts(where=where, observations={"copies": Observation(src, error=str(exc))}, **base)
     copies = [
         Copy(name=o["Key"], created=_ts(o["LastModified"]), size=int(o.get("Size", 0)))
@@ -206,11 +216,17 @@ def _s3_lock(s3: Any, b: S3Backup, head: Mapping[str, Any]) -> Verdict:
             return Verdict(
                 True, f"Object Lock on bucket {b.bucket}: newest object locked ({head['ObjectLockMode']}) until {until}"
             )
-        return Verdict(False, f"Object Lock is enabled on bucket {b.bucket} but there is no default retention and "
-                       "the newest object has none: it can be deleted")  # fmt: skip
+        return Verdict(
+            False,
+            f"Object Lock is enabled on bucket {b.bucket} but there is no default retention and "
+            "the newest object has none: it can be deleted",
+        )
     versioning = (_call(s3, "get_bucket_versioning", Bucket=b.bucket) or {}).get("Status") or "never enabled"
-    return Verdict(False, f"Object Lock is not enabled on bucket {b.bucket} (versioning: {versioning}): "
-                   "backups can be deleted or overwritten")  # fmt: skip
+    return Verdict(
+        False,
+        f"Object Lock is not enabled on bucket {b.bucket} (versioning: {versioning}): "
+        "backups can be deleted or overwritten",
+    )
 
 
 # --- ebs / rds snapshots ----------------------------------------------------------------------------
@@ -245,10 +261,16 @@ def _ebs(b: AWSSnapshotBackup, cloud: Cloud, clients: ClientGetter, base: dict[s
     except _Failed as exc:
         obs["protection"] = Observation("ec2:DescribeSnapshotAttribute createVolumePermission", error=str(exc))
     copies = tuple(
-        Copy(name=s["SnapshotId"], created=_ts(s["StartTime"]), size=int(s.get("VolumeSize", 0)) * GIB,
-             group=s.get("VolumeId", ""), encrypted=bool(s.get("Encrypted")), public=public.get(s["SnapshotId"]))
+        Copy(
+            name=s["SnapshotId"],
+            created=_ts(s["StartTime"]),
+            size=int(s.get("VolumeSize", 0)) * GIB,
+            group=s.get("VolumeId", ""),
+            encrypted=bool(s.get("Encrypted")),
+            public=public.get(s["SnapshotId"]),
+        )
         for s in done
-    )  # fmt: skip
+    )
     return BackupFacts(where=where, copies=copies, expected_groups=tuple(ids), observations=obs, **base)
 
 
@@ -267,8 +289,11 @@ def _rds(b: AWSSnapshotBackup, cloud: Cloud, clients: ClientGetter, base: dict[s
         return BackupFacts(
             where=where, expected_groups=tuple(ids), observations={"copies": Observation(src, error=str(exc))}, **base
         )
-    done = sorted((s for s in snaps if s.get("Status") == "available" and s.get("SnapshotCreateTime")),
-                  key=lambda s: _ts(s["SnapshotCreateTime"]), reverse=True)  # fmt: skip
+    done = sorted(
+        (s for s in snaps if s.get("Status") == "available" and s.get("SnapshotCreateTime")),
+        key=lambda s: _ts(s["SnapshotCreateTime"]),
+        reverse=True,
+    )
     obs = {"copies": Observation(src, excerpt=f"{len(done)} available of {len(snaps)} snapshot(s)")}
     public: dict[str, bool] = {}
     try:
@@ -283,11 +308,16 @@ def _rds(b: AWSSnapshotBackup, cloud: Cloud, clients: ClientGetter, base: dict[s
     except _Failed as exc:
         obs["protection"] = Observation("rds:DescribeDBSnapshotAttributes", error=str(exc))
     copies = tuple(
-        Copy(name=s["DBSnapshotIdentifier"], created=_ts(s["SnapshotCreateTime"]),
-             size=int(s.get("AllocatedStorage", 0)) * GIB, group=s.get("DBInstanceIdentifier", ""),
-             encrypted=bool(s.get("Encrypted")), public=public.get(s["DBSnapshotIdentifier"], False))
+        Copy(
+            name=s["DBSnapshotIdentifier"],
+            created=_ts(s["SnapshotCreateTime"]),
+            size=int(s.get("AllocatedStorage", 0)) * GIB,
+            group=s.get("DBInstanceIdentifier", ""),
+            encrypted=bool(s.get("Encrypted")),
+            public=public.get(s["DBSnapshotIdentifier"], False),
+        )
         for s in done
-    )  # fmt: skip
+    )
     return BackupFacts(where=where, copies=copies, expected_groups=tuple(ids), observations=obs, **base)
 
 
@@ -335,11 +365,16 @@ def _vault(b: AWSBackupVault, cloud: Cloud, clients: ClientGetter, base: dict[st
         return next((i for i in groups if i in arn), arn)
 
     copies = tuple(
-        Copy(name=p.get("RecoveryPointArn", "").rsplit(":", 1)[-1] or p.get("RecoveryPointArn", ""),
-             created=_ts(p.get("CompletionDate") or p["CreationDate"]), size=p.get("BackupSizeInBytes"),
-             group=group_of(p.get("ResourceArn", "")), encrypted=bool(p.get("IsEncrypted")), public=public)
+        Copy(
+            name=p.get("RecoveryPointArn", "").rsplit(":", 1)[-1] or p.get("RecoveryPointArn", ""),
+            created=_ts(p.get("CompletionDate") or p["CreationDate"]),
+            size=p.get("BackupSizeInBytes"),
+            group=group_of(p.get("ResourceArn", "")),
+            encrypted=bool(p.get("IsEncrypted")),
+            public=public,
+        )
         for p in chosen
-    )  # fmt: skip
+    )
     obs["copies"] = Observation(src, excerpt=f"{len(chosen)} completed of {len(points)} recovery point(s)")
     return BackupFacts(
         where=where, copies=copies, expected_groups=tuple(ids), immutable=immutable, observations=obs, **base

@@ -266,9 +266,14 @@ class FileKind:
             verified.append(f"{restored.get(0)} file(s), {format_size(int(restored.get(1) or 0) * 1024)} restored")
         name = posixpath.basename(chosen.get(0))
         return finish_restore(
-            run, recs, problems=problems, verified=verified, rto=rto,
+            run,
+            recs,
+            problems=problems,
+            verified=verified,
+            rto=rto,
             what=f"{name} into {ctx.location}:{run.scratch or scratch_parent(ctx, spec)}",
-            not_cleaned=f"scratch folder {run.scratch} was not removed", source=source,
+            not_cleaned=f"scratch folder {run.scratch} was not removed",
+            source=source,
         )
 
 
@@ -280,8 +285,10 @@ def path_problems(recs: list[Record], sums: Mapping[str, str], verified: list[st
         if r.kind == "missing":
             problems.append(f"expected file {r.get(0)} is missing from the restored backup")
         elif r.kind == "escapes":
-            problems.append(f"expected file {r.get(0)} is a symbolic link leading out of the restored data "
-                            f"(to {r.get(1)}): not followed")  # fmt: skip
+            problems.append(
+                f"expected file {r.get(0)} is a symbolic link leading out of the restored data "
+                f"(to {r.get(1)}): not followed"
+            )
         elif r.kind == "notfile":
             problems.append(f"expected file {r.get(0)} is not a regular file in the restored backup")
         elif r.kind == "sum":

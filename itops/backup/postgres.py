@@ -74,7 +74,7 @@ PLAIN_LOAD = (
     "    case $_x in *'invalid command'*) _rec norestrict \"$(psql --version 2>&1 | head -c 100)\";; esac\n"
     "    printf '%s\\n' \"$_x\" >&2; return 1; }\n"
     "  _k=$(od -An -N18 -tx1 /dev/urandom | tr -d ' \\n'); [ -n \"$_k\" ] || return 1\n"
-    "  { printf '\\\\restrict %s\\n' \"$_k\"; ( _dump; echo \"$?\" > \"$_e.dump\" ) | awk \"$_filter\"; } "
+    '  { printf \'\\\\restrict %s\\n\' "$_k"; ( _dump; echo "$?" > "$_e.dump" ) | awk "$_filter"; } '
     '| psql -X -q -v ON_ERROR_STOP=1 -d "$db" -f - >/dev/null\n'
     '  _prc=$?; _drc=$(cat "$_e.dump" 2>/dev/null); rm -f "$_e.dump"\n'
     '  [ "$_prc" = 0 ] || return "$_prc"\n'
@@ -122,9 +122,12 @@ def meta_problem(recs: list[Record]) -> str:
         return f"dump contains psql meta-command {cmd} at line {meta.get(0)}; not restored ({text[:120]})"
     old = first(recs, "norestrict")
     if old is not None:
-        return (f"{old.get(0) or 'psql'} cannot refuse psql meta-commands (\\restrict needs psql 13.22, 14.19, "
-                "15.14, 16.10, 17.6 or later): plain dump not restored")  # fmt: skip
+        return (
+            f"{old.get(0) or 'psql'} cannot refuse psql meta-commands (\\restrict needs psql 13.22, 14.19, "
+            "15.14, 16.10, 17.6 or later): plain dump not restored"
+        )
     return ""
+
 
 # Decide the format from the first bytes (custom dumps start with PGDMP), through gzip for *.gz.
 _DETECT = r"""case "$n" in
@@ -183,7 +186,9 @@ class PostgresDumpKind:
         if srv.sslmode:
             env.append(f"PGSSLMODE={q(srv.sslmode)}")
         setup = (
-            "export " + " ".join(env) + " PGCONNECT_TIMEOUT=10 PGTZ=UTC PGAPPNAME=itops-restore-test\n"
+            "export "
+            + " ".join(env)
+            + " PGCONNECT_TIMEOUT=10 PGTZ=UTC PGAPPNAME=itops-restore-test\n"
             + PG_UNSET
             + (f'PGPASSWORD="${{{ctx.restore_secret_var}}}"; export PGPASSWORD\n' if ctx.restore_secret_var else "")
             + f"db={q(db)}; maint={q(srv.dbname)}\n"
@@ -299,9 +304,14 @@ class PostgresDumpKind:
                 ok, text = judge_query(v, got.get(i), ctx.now)
                 (verified if ok else problems).append(text)
         return finish_restore(
-            run, recs, problems=problems, verified=verified, rto=rto,
+            run,
+            recs,
+            problems=problems,
+            verified=verified,
+            rto=rto,
             what=f"{posixpath.basename(chosen.get(0))} into database {db} on {spec.server.host}:{spec.server.port}",
-            not_cleaned=f"scratch database {db} was not dropped", source=source,
+            not_cleaned=f"scratch database {db} was not dropped",
+            source=source,
         )
 
 

@@ -266,9 +266,14 @@ class ResticKind:
         said = _RESTORING_RE.search(snap.get(0)) if snap is not None else None
         what = f"snapshot {said.group(1)} of {said.group(2)}" if said else f"snapshot {spec.snapshot}"
         return finish_restore(
-            run, recs, problems=problems, verified=verified, rto=rto,
+            run,
+            recs,
+            problems=problems,
+            verified=verified,
+            rto=rto,
             what=f"{what} into {ctx.location}:{run.scratch or parent}",
-            not_cleaned=f"scratch folder {run.scratch} was not removed", source=source,
+            not_cleaned=f"scratch folder {run.scratch} was not removed",
+            source=source,
         )
 
 

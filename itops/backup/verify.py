@@ -48,7 +48,6 @@ from itops.transport.pool import ConnectionPool, unreachable_reason
 log = logging.getLogger(__name__)
 
 
-
 def host_kinds() -> Mapping[str, HostKind]:
     """Backup kinds verified on a host -> their verifier: the plugins' backup kinds that have one
     (:func:`itops.plugins.backup_kinds`; itops's own are file, postgres_dump and restic)."""
@@ -106,9 +105,7 @@ def select_backups(inv: Inventory, limits: Sequence[str] | None) -> list[Backup]
         found = {
             name
             for name, b in inv.backups.items()
-            if fnmatch.fnmatchcase(
-                str({"name": name, "kind": b.kind}.get(key, getattr(b, key, None) or "")), pattern
-            )
+            if fnmatch.fnmatchcase(str({"name": name, "kind": b.kind}.get(key, getattr(b, key, None) or "")), pattern)
         }
         if not found:
             raise UsageError(f"--limit {term!r} matches no backup", hint=f"backups: {', '.join(inv.backups) or 'none'}")
@@ -228,8 +225,13 @@ class BackupVerifier:
             ctx = BackupContext(b, self.options[b.name], host, now, timeout, restore=spec, vars=variables)
             problem = self._secrets(ctx, secrets)
             if problem:
-                facts = unreachable_facts(b, f"{host}:{getattr(b, 'path', '') or getattr(b, 'repository', '')}", now,
-                                          problem, unreachable=False)  # fmt: skip
+                facts = unreachable_facts(
+                    b,
+                    f"{host}:{getattr(b, 'path', '') or getattr(b, 'repository', '')}",
+                    now,
+                    problem,
+                    unreachable=False,
+                )
                 early.append(self._outcome(facts, started, restoring=spec is not None, skip=skips[b.name]))
                 continue
             if isinstance(b, ResticBackup) and ctx.options.restic_slices:
@@ -412,8 +414,14 @@ def evaluate_backup(
         for f in findings:
             results.append(
                 check.result(
-                    f, run_id=run_id, target=facts.name, started=started,
-                    source=source, excerpt=excerpt, duration=elapsed, params=params,
+                    f,
+                    run_id=run_id,
+                    target=facts.name,
+                    started=started,
+                    source=source,
+                    excerpt=excerpt,
+                    duration=elapsed,
+                    params=params,
                 )
             )
     return results

@@ -77,11 +77,11 @@ SHADOW_HASH_SCHEMES = Probe(
     "shadow_hash_schemes",
     "if [ ! -e /etc/shadow ]; then echo '/etc/shadow does not exist' >&2; exit 4; fi; "
     "if [ ! -r /etc/shadow ]; then echo '/etc/shadow not readable (run as root or enable sudo)' >&2; exit 3; fi; "
-    "awk -F: '{ p = $2; if (p == \"\") s = \"empty\"; else if (p ~ /^[!*]/) s = \"locked\"; "
-    "else if (p ~ /^[$][0-9a-z]+[$]/) { s = substr(p, 2); sub(/[$].*/, \"\", s); s = \"$\" s } "
-    "else if (length(p) == 13 && p ~ /^[.\\/0-9A-Za-z]+$/) s = \"des\"; "
-    "else if (length(p) == 20 && p ~ /^_/) s = \"bsdi\"; else s = \"invalid\"; "
-    "print $1 \":\" s }' /etc/shadow",
+    'awk -F: \'{ p = $2; if (p == "") s = "empty"; else if (p ~ /^[!*]/) s = "locked"; '
+    'else if (p ~ /^[$][0-9a-z]+[$]/) { s = substr(p, 2); sub(/[$].*/, "", s); s = "$" s } '
+    'else if (length(p) == 13 && p ~ /^[.\\/0-9A-Za-z]+$/) s = "des"; '
+    'else if (length(p) == 20 && p ~ /^_/) s = "bsdi"; else s = "invalid"; '
+    'print $1 ":" s }\' /etc/shadow',
 )
 
 SHADOW_STATUS = Probe(
@@ -89,34 +89,32 @@ SHADOW_STATUS = Probe(
     "if [ ! -e /etc/shadow ]; then echo '/etc/shadow does not exist' >&2; exit 4; fi; "
     "if [ ! -r /etc/shadow ]; then echo '/etc/shadow not readable (run as root or enable sudo)' >&2; exit 3; fi; "
     # the password field is reduced to empty/locked/set here, so no hash is ever transmitted
-    "awk -F: '{ p = $2; if (p == \"\") s = \"empty\"; else if (p ~ /^[!*]/) s = \"locked\"; else s = \"set\"; "
-    "print $1 \":\" s \":\" $3 \":\" $4 \":\" $5 \":\" $6 \":\" $7 \":\" $8 \":\" NF }' /etc/shadow",
+    'awk -F: \'{ p = $2; if (p == "") s = "empty"; else if (p ~ /^[!*]/) s = "locked"; else s = "set"; '
+    'print $1 ":" s ":" $3 ":" $4 ":" $5 ":" $6 ":" $7 ":" $8 ":" NF }\' /etc/shadow',
 )
 
 #: Root's login PATH as a login shell builds it (the way CIS audits it with `sudo -Hiu root env`),
 #: then a stat line for every entry. Root's profile scripts run, with stdin closed, under the probe timeout.
 ROOT_PATH = Probe(
     "root_login_path",
-    "if [ \"$(id -u)\" != 0 ]; then echo 'root PATH not assessable: not running as root (run as root or enable "
+    'if [ "$(id -u)" != 0 ]; then echo \'root PATH not assessable: not running as root (run as root or enable '
     "sudo)' >&2; exit 3; fi; "
     "rs=$(awk -F: '$1 == \"root\" { print $7; exit }' /etc/passwd); "
-    "case \"$rs\" in ''|*/nologin|*/false) rs=/bin/sh;; esac; [ -x \"$rs\" ] || rs=/bin/sh; "
-    "p=$(cd /root 2>/dev/null; env -i HOME=/root USER=root LOGNAME=root SHELL=\"$rs\" TERM=dumb \"$rs\" -l -c "
+    'case "$rs" in \'\'|*/nologin|*/false) rs=/bin/sh;; esac; [ -x "$rs" ] || rs=/bin/sh; '
+    'p=$(cd /root 2>/dev/null; env -i HOME=/root USER=root LOGNAME=root SHELL="$rs" TERM=dumb "$rs" -l -c '
     "'printf \"\\n@ITOPS_PATH=%s\\n\" \"$PATH\"' </dev/null 2>/dev/null | sed -n 's/^@ITOPS_PATH=//p' | tail -n 1); "
     "printf 'SHELL=%s\\n' \"$rs\"; "
-    "if [ -z \"$p\" ]; then echo \"root PATH not assessable: $rs -l printed no PATH\" >&2; exit 5; fi; "
+    'if [ -z "$p" ]; then echo "root PATH not assessable: $rs -l printed no PATH" >&2; exit 5; fi; '
     "printf 'PATH=%s\\n' \"$p\"; "
-    "oifs=$IFS; IFS=:; set -f; set -- $p; set +f; IFS=$oifs; "
-    + stat_shell_loop('"$@"'),
+    "oifs=$IFS; IFS=:; set -f; set -- $p; set +f; IFS=$oifs; " + stat_shell_loop('"$@"'),
 )
 
 #: A stat line for every home directory named in /etc/passwd.
-HOME_DIR_STATS = Probe(
-    "home_dir_stats", stat_lines_command("awk -F: '$6 != \"\" { print $6 }' /etc/passwd | sort -u")
-)
+HOME_DIR_STATS = Probe("home_dir_stats", stat_lines_command("awk -F: '$6 != \"\" { print $6 }' /etc/passwd | sort -u"))
 
 #: The key files sshd reads by default (AuthorizedKeysFile .ssh/authorized_keys .ssh/authorized_keys2).
 AUTHORIZED_KEYS_FILES = ("authorized_keys", "authorized_keys2")
+
 
 def home_dirs_stat_command(per_home: str, *, cannot_enter: str, listing: bool = False) -> str:
     """A probe command visiting every distinct absolute home in /etc/passwd, then statting what it collected.
@@ -135,9 +133,9 @@ def home_dirs_stat_command(per_home: str, *, cannot_enter: str, listing: bool = 
         + STAT_RECORD_END
         + "awk -F: '$6 ~ /^\\// { print $6 }' /etc/passwd | sort -u | { set --; "
         "while IFS= read -r h; do h=${h%/}; "
-        f"if [ -d \"$h\" ] && {blocked}; then {cannot_enter}; continue; fi; "
+        f'if [ -d "$h" ] && {blocked}; then {cannot_enter}; continue; fi; '
         f"{per_home} done; "
-        "if [ \"$#\" -gt 0 ]; then " + stat_shell_loop('"$@"', setup=False) + "; fi; }"
+        'if [ "$#" -gt 0 ]; then ' + stat_shell_loop('"$@"', setup=False) + "; fi; }"
     )
 
 
@@ -251,8 +249,9 @@ def _parse_passwd(text: str) -> list[PasswdEntry]:
     """Parse /etc/passwd; a malformed line raises ProbeOutputError (the checks report ERROR)."""
     out = []
     for n, f in _records(text, 7, "/etc/passwd"):
-        out.append(PasswdEntry(f[0], f[1], _int(f[2], "/etc/passwd", n), _int(f[3], "/etc/passwd", n),
-                               f[4], f[5], f[6], n))
+        out.append(
+            PasswdEntry(f[0], f[1], _int(f[2], "/etc/passwd", n), _int(f[3], "/etc/passwd", n), f[4], f[5], f[6], n)
+        )
     if not out:
         raise ProbeOutputError("/etc/passwd is empty")
     return out
@@ -351,8 +350,9 @@ def _parse_shadow_status(text: str) -> list[ShadowEntry]:
         if f[8] != "9":
             raise ProbeOutputError(f"/etc/shadow line {n} ({f[0]}) has {f[8]} fields, expected 9")
         state: Literal["empty", "locked", "set"] = f[1]  # type: ignore[assignment]
-        out.append(ShadowEntry(f[0], state, _opt_int(f[2], n), _opt_int(f[3], n), _opt_int(f[4], n),
-                               _opt_int(f[5], n), n))
+        out.append(
+            ShadowEntry(f[0], state, _opt_int(f[2], n), _opt_int(f[3], n), _opt_int(f[4], n), _opt_int(f[5], n), n)
+        )
     if not out:
         raise ProbeOutputError("/etc/shadow is empty")
     return out
@@ -360,10 +360,20 @@ def _parse_shadow_status(text: str) -> list[ShadowEntry]:
 
 #: crypt(3) ids (the text between the first two ``$``) and the scheme names used in params and messages.
 _CRYPT_IDS = {
-    "y": "yescrypt", "gy": "gost-yescrypt", "7": "scrypt", "6": "sha512crypt", "5": "sha256crypt",
-    "2a": "bcrypt", "2b": "bcrypt", "2y": "bcrypt", "2x": "bcrypt-2x", "1": "md5crypt", "3": "nthash",
-    "sha1": "sha1crypt", "md5": "sunmd5",
-}  # fmt: skip
+    "y": "yescrypt",
+    "gy": "gost-yescrypt",
+    "7": "scrypt",
+    "6": "sha512crypt",
+    "5": "sha256crypt",
+    "2a": "bcrypt",
+    "2b": "bcrypt",
+    "2y": "bcrypt",
+    "2x": "bcrypt-2x",
+    "1": "md5crypt",
+    "3": "nthash",
+    "sha1": "sha1crypt",
+    "md5": "sunmd5",
+}
 
 
 @dataclass(frozen=True)
@@ -418,8 +428,8 @@ def parse_root_path(text: str) -> tuple[RootPath, str]:
     lines = text.split("\n", 2)
     if len(lines) < 2 or not lines[0].startswith("SHELL=") or not lines[1].startswith("PATH="):
         raise ProbeOutputError("root PATH probe output lacks its SHELL=/PATH= header")
-    path = lines[1][len("PATH="):]
-    return RootPath(lines[0][len("SHELL="):], path, tuple(path.split(":"))), lines[2] if len(lines) > 2 else ""
+    path = lines[1][len("PATH=") :]
+    return RootPath(lines[0][len("SHELL=") :], path, tuple(path.split(":"))), lines[2] if len(lines) > 2 else ""
 
 
 def login_users(entries: Sequence[PasswdEntry]) -> list[PasswdEntry]:

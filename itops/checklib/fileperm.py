@@ -102,10 +102,9 @@ def stat_shell_loop(paths_expr: str, *, setup: bool = True) -> str:
     unless ``setup`` is False because the caller ran it already).
     """
     return (
-        (STAT_RECORD_END if setup else "")
-        + f"for f in {paths_expr}; do if [ -e \"$f\" ]; then :; "
-        f"elif [ -h \"$f\" ]; then {stat_record('E', _F)}; "
-        "elif [ -d \"${f%/*}\" ] && [ ! -x \"${f%/*}\" ]; then :; "
+        (STAT_RECORD_END if setup else "") + f'for f in {paths_expr}; do if [ -e "$f" ]; then :; '
+        f'elif [ -h "$f" ]; then {stat_record("E", _F)}; '
+        'elif [ -d "${f%/*}" ] && [ ! -x "${f%/*}" ]; then :; '
         f"else {stat_record('M', _F)}; fi; done; "
         f"if [ \"$_z\" = '\\0' ]; then stat -L --printf {_STAT_FORMAT_NUL} -- {paths_expr} 2>/dev/null; "
         f"else stat -L -c {_STAT_FORMAT} -- {paths_expr} 2>/dev/null; fi; true"
@@ -127,7 +126,7 @@ def stat_probe(name: str, paths: Sequence[str]) -> Probe:
 def stat_lines_command(producer: str) -> str:
     """Stat every path ``producer`` prints, one per line (for globbed or computed lists)."""
     collect = 'set --; while IFS= read -r f; do set -- "$@" "$f"; done'
-    return f"{producer} | {{ {collect}; if [ \"$#\" -gt 0 ]; then {stat_shell_loop(chr(34) + '$@' + chr(34))}; fi; }}"
+    return f'{producer} | {{ {collect}; if [ "$#" -gt 0 ]; then {stat_shell_loop(chr(34) + "$@" + chr(34))}; fi; }}'
 
 
 def stat_records(text: str) -> list[str]:
@@ -239,21 +238,15 @@ def evaluate_file_rule(
         return Finding.error(f"could not assess: {path} does not exist{note}", observed="absent", resource=path)
     if st.state == "error":
         detail = first_stderr_line(result) if result is not None else ""
-        return Finding.error(
-            f"could not assess: stat {path} failed" + (f": {detail}" if detail else ""), resource=path
-        )
+        return Finding.error(f"could not assess: stat {path} failed" + (f": {detail}" if detail else ""), resource=path)
     problems = _problems(st, rule)
     observed = st.describe()
     if problems:
-        return Finding.failed(
-            f"{path}: " + "; ".join(problems), observed=observed, expected=expected, resource=path
-        )
+        return Finding.failed(f"{path}: " + "; ".join(problems), observed=observed, expected=expected, resource=path)
     return Finding.passed(f"{path} is {observed} ({expected})", observed=observed, expected=expected, resource=path)
 
 
-def evaluate_file_rules(
-    facts: Facts, probe: Probe, rules: Iterable[tuple[str, FileRule]]
-) -> list[Finding]:
+def evaluate_file_rules(facts: Facts, probe: Probe, rules: Iterable[tuple[str, FileRule]]) -> list[Finding]:
     """Findings for several paths from one stat probe (the output is parsed once)."""
     items = list(rules)
     result = facts.get(probe.name)
@@ -269,23 +262,33 @@ def evaluate_file_rules(
 def parse_max_mode(value: str | int, name: str) -> int:
     """A mode param (``"0600"``) as int; ValueError naming the param when it is not octal."""
     if isinstance(value, int):
-        raise ValueError(f"{name} must be an octal string like \"0600\", got the number {value}")
+        raise ValueError(f'{name} must be an octal string like "0600", got the number {value}')
     try:
         return parse_mode(value)
     except ValueError as exc:
-        raise ValueError(f"{name} must be an octal string like \"0600\", got {value!r}") from exc
-
-
+        raise ValueError(f'{name} must be an octal string like "0600", got {value!r}') from exc
 
 
 # --------------------------------------------------------------------------- well-known system files
 
 #: Files and directories whose mode the files pack audits; one probe stats them all.
 SYSTEM_FILE_PATHS: tuple[str, ...] = (
-    "/etc/passwd", "/etc/passwd-", "/etc/group", "/etc/group-",
-    "/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-",
-    "/etc/shells", "/etc/security/opasswd",
-    "/etc/crontab", "/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly", "/etc/cron.d",
+    "/etc/passwd",
+    "/etc/passwd-",
+    "/etc/group",
+    "/etc/group-",
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/shells",
+    "/etc/security/opasswd",
+    "/etc/crontab",
+    "/etc/cron.hourly",
+    "/etc/cron.daily",
+    "/etc/cron.weekly",
+    "/etc/cron.monthly",
+    "/etc/cron.d",
 )
 SYSTEM_FILES = stat_probe("system_file_stats", SYSTEM_FILE_PATHS)
 
@@ -318,7 +321,7 @@ def find_command(paths: Sequence[str], expression: str, exclude: Sequence[str] =
         f'{{ find "$@" -xdev {prune_expr}{expression} -print0; printf \'@FINDRC=%s\\0\' "$?"; }} | '
         "tr '\\n\\0' '\\0\\n' | "
         f"awk -v max={int(limit)} '/^@FINDRC=/ {{ rc = $0; next }} {{ n++; if (n <= max) print }} "
-        "END { print \"@TOTAL=\" n + 0; print rc }'"
+        'END { print "@TOTAL=" n + 0; print rc }\''
     )
 
 
@@ -349,8 +352,8 @@ def parse_find_output(stdout: str, stderr: str) -> FindOutput:
     if len(lines) < 2 or not lines[-2].startswith("@TOTAL=") or not lines[-1].startswith("@FINDRC="):
         raise ProbeOutputError("find output is incomplete (no totals): the scan did not finish")
     try:
-        total = int(lines[-2][len("@TOTAL="):])
-        rc = int(lines[-1][len("@FINDRC="):])
+        total = int(lines[-2][len("@TOTAL=") :])
+        rc = int(lines[-1][len("@FINDRC=") :])
     except ValueError as exc:
         raise ProbeOutputError("find output totals are malformed") from exc
     paths = tuple(line.replace("\0", "\n") for line in lines[:-2])

@@ -123,8 +123,9 @@ def pwquality_file_order(paths: Collection[str]) -> list[str]:
     A drop-in is read only when its name's first ".conf" ends it (libpwquality's filter).
     """
     names = {p: posixpath.basename(p) for p in paths if p != PWQUALITY_CONF}
-    dropins = sorted((p for p, name in names.items() if name.find(".conf") == len(name) - 5),
-                     key=lambda p: names[p].encode())
+    dropins = sorted(
+        (p for p, name in names.items() if name.find(".conf") == len(name) - 5), key=lambda p: names[p].encode()
+    )
     return [*dropins, *([PWQUALITY_CONF] if PWQUALITY_CONF in paths else [])]
 
 
@@ -135,8 +136,9 @@ def _int_setting(name: str, value: str) -> int | None:
     return max(number, _BASE_MIN_LENGTH) if name == "minlen" else number
 
 
-def effective_pwquality(files: Sequence[tuple[str, str]], pam_line: PamLine | None = None,
-                        pam_file: str = "") -> PwqualitySettings:
+def effective_pwquality(
+    files: Sequence[tuple[str, str]], pam_line: PamLine | None = None, pam_file: str = ""
+) -> PwqualitySettings:
     """minlen and enforcing from ``files`` (``(path, text)`` in any order) and the pam_pwquality.so line."""
     values = {k: PwqSetting(v, "libpwquality default") for k, v in _DEFAULTS.items()}
     texts = dict(files)

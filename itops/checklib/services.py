@@ -83,9 +83,9 @@ def service_state_command(units: Sequence[str], *, processes: bool = True) -> st
     # whether each unit is installed at all (a unit file or a SysV script), known even without systemd
     files = (
         f"for u in {names}; do case $u in *.*) f=$u;; *) f=$u.service;; esac; h=no; "
-        'for d in /etc/systemd/system /run/systemd/system /lib/systemd/system /usr/lib/systemd/system; do '
+        "for d in /etc/systemd/system /run/systemd/system /lib/systemd/system /usr/lib/systemd/system; do "
         '[ -e "$d/$f" ] && h=yes; done; [ -e "/etc/init.d/$u" ] && h=yes; '
-        "printf 'unitfile %s %s\\n' \"$u\" \"$h\"; done; "
+        'printf \'unitfile %s %s\\n\' "$u" "$h"; done; '
     )
     return (
         "printf 'pid1=%s\\n' \"$(cat /proc/1/comm 2>/dev/null || echo '?')\"; "

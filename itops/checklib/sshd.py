@@ -115,8 +115,7 @@ _INCLUDE_AWK = r"""{
   }
 }"""
 
-_FILES_TEMPLATE = (
-    """nl='
+_FILES_TEMPLATE = """nl='
 '
 q="__SSH_DIR__/sshd_config$nl"; seen="$nl"; n=0; oifs=$IFS
 while [ -n "$q" ]; do
@@ -145,10 +144,7 @@ while [ -n "$q" ]; do
   done
 done
 printf '@DONE\\n'
-"""
-    .replace("__MAX_FILES__", str(MAX_FILES))
-    .replace("__INCLUDE_AWK__", _INCLUDE_AWK.replace("'", "'\"'\"'"))
-)
+""".replace("__MAX_FILES__", str(MAX_FILES)).replace("__INCLUDE_AWK__", _INCLUDE_AWK.replace("'", "'\"'\"'"))
 
 
 def files_dump_command(ssh_dir: str = SSH_DIR) -> str:
@@ -209,8 +205,19 @@ ALGORITHM_KEYS = frozenset({"ciphers", "macs", "kexalgorithms"})
 
 #: Keywords where every occurrence adds to the value instead of the first one winning.
 _ACCUMULATING = frozenset(
-    {"acceptenv", "allowusers", "denyusers", "allowgroups", "denygroups", "hostkey", "hostcertificate",
-     "listenaddress", "port", "subsystem", "setenv"}
+    {
+        "acceptenv",
+        "allowusers",
+        "denyusers",
+        "allowgroups",
+        "denygroups",
+        "hostkey",
+        "hostcertificate",
+        "listenaddress",
+        "port",
+        "subsystem",
+        "setenv",
+    }
 )
 
 
@@ -347,10 +354,7 @@ def effective_from_sshd_t(values: Mapping[str, Sequence[str]]) -> dict[str, Sett
     kbdinteractiveauthentication; there the former decides whether PAM may prompt
     through keyboard-interactive, so it is what the canonical key reports.
     """
-    settings = {
-        key: Setting(key, normalize_value(key, " ".join(vals)), "sshd -T")
-        for key, vals in values.items()
-    }
+    settings = {key: Setting(key, normalize_value(key, " ".join(vals)), "sshd -T") for key, vals in values.items()}
     old = settings.get("challengeresponseauthentication")
     if old is not None:
         settings["kbdinteractiveauthentication"] = Setting("kbdinteractiveauthentication", old.value, "sshd -T")
@@ -453,6 +457,6 @@ HOST_KEY_STATS = Probe(
         "{ grep -hiE '^[[:space:]]*HostKey[[:space:]]' /etc/ssh/sshd_config /etc/ssh/sshd_config.d/*.conf "
         "2>/dev/null | awk '{ print $2; print $2 \".pub\" }'; "
         "for f in /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub; do "
-        "if [ -e \"$f\" ]; then printf '%s\\n' \"$f\"; fi; done; } | sort -u"
+        'if [ -e "$f" ]; then printf \'%s\\n\' "$f"; fi; done; } | sort -u'
     ),
 )

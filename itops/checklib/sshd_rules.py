@@ -148,8 +148,9 @@ def _extra_args_error(settings: Mapping[str, Setting], keys: Sequence[str]) -> F
     return None
 
 
-def _judge(judge: Judge, settings: Mapping[str, Setting], keys: Sequence[str], expected: str,
-           suffix: str, resource: str = "") -> Finding:
+def _judge(
+    judge: Judge, settings: Mapping[str, Setting], keys: Sequence[str], expected: str, suffix: str, resource: str = ""
+) -> Finding:
     bad = _extra_args_error(settings, keys)
     if bad is not None:
         return Finding(bad.status, bad.message, observed=bad.observed, resource=resource)
@@ -157,13 +158,20 @@ def _judge(judge: Judge, settings: Mapping[str, Setting], keys: Sequence[str], e
         verdict = judge(settings)
     except (ValueError, KeyError) as exc:
         shown = ", ".join(f"{k}={settings[k].value!r}" for k in keys if k in settings)
-        return Finding.error(f"could not assess: cannot interpret {shown} ({exc})", observed=shown,
-                             expected=expected, resource=resource)
+        return Finding.error(
+            f"could not assess: cannot interpret {shown} ({exc})", observed=shown, expected=expected, resource=resource
+        )
     if verdict.ok:
-        return Finding(Status.PASS, verdict.observed + suffix, observed=verdict.observed, expected=expected,
-                       resource=resource)
-    return Finding(Status.FAIL, f"{verdict.observed} (expected {expected}){suffix}", observed=verdict.observed,
-                   expected=expected, resource=resource)
+        return Finding(
+            Status.PASS, verdict.observed + suffix, observed=verdict.observed, expected=expected, resource=resource
+        )
+    return Finding(
+        Status.FAIL,
+        f"{verdict.observed} (expected {expected}){suffix}",
+        observed=verdict.observed,
+        expected=expected,
+        resource=resource,
+    )
 
 
 def sshd_config_or_finding(facts: Facts) -> EffectiveSshdConfig | list[Finding]:
@@ -188,10 +196,12 @@ def evaluate_sshd(facts: Facts, params: Params, keys: Sequence[str], judge: Judg
         return cfg
     missing = [k for k in keys if cfg.get(k) is None]
     if missing:
-        return [Finding.error(
-            f"could not assess: {cfg.source} does not report {', '.join(missing)} (OpenSSH older than 9.x?)",
-            expected=expected,
-        )]
+        return [
+            Finding.error(
+                f"could not assess: {cfg.source} does not report {', '.join(missing)} (OpenSSH older than 9.x?)",
+                expected=expected,
+            )
+        ]
     settings = {k: s for k in keys if (s := cfg.get(k)) is not None}
     check_match = bool(params.get("ssh_check_match_blocks", True))
     note = ""
@@ -218,6 +228,13 @@ def evaluate_sshd(facts: Facts, params: Params, keys: Sequence[str], judge: Judg
         f = _judge(judge, overlay, keys, expected, "", resource=resource)
         if f.status is Status.PASS:
             continue  # a compliant override adds nothing a reader needs
-        findings.append(Finding(f.status, f"under '{block.label}': {f.message}", observed=f.observed,
-                                expected=expected, resource=resource))
+        findings.append(
+            Finding(
+                f.status,
+                f"under '{block.label}': {f.message}",
+                observed=f.observed,
+                expected=expected,
+                resource=resource,
+            )
+        )
     return findings

@@ -120,7 +120,7 @@ def split_directive(line: str) -> tuple[str, list[str]] | None:
     m = re.search(r'[ \t\r\n"=]', line)
     if m is None:
         raise SshdConfigError(f"no argument after keyword {line[:40]!r}")
-    keyword, rest = line[: m.start()], line[m.start():]
+    keyword, rest = line[: m.start()], line[m.start() :]
     if not keyword:
         raise SshdConfigError(f"cannot parse {line[:60]!r}")
     rest = rest.lstrip(" \t")
@@ -315,14 +315,11 @@ def build_config(dump: FilesDump, ssh_dir: str = SSH_DIR) -> ParsedSshdConfig:
                 for token in args:
                     pattern = _resolve_include(token, ssh_dir)
                     if pattern not in dump.includes:
-                        raise SshdConfigError(
-                            f"{path}:{lineno}: Include {token} was not expanded by the probe"
-                        )
+                        raise SshdConfigError(f"{path}:{lineno}: Include {token} was not expanded by the probe")
                     for target in dump.includes[pattern]:
                         if target in dump.unreadable:
                             raise SshdConfigError(
-                                f"{target} (included from {path}:{lineno}) is not readable"
-                                " (run as root or enable sudo)"
+                                f"{target} (included from {path}:{lineno}) is not readable (run as root or enable sudo)"
                             )
                         if target in dump.not_files:
                             raise SshdConfigError(f"{target} (included from {path}:{lineno}) is not a file")

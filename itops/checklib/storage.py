@@ -57,7 +57,7 @@ def file_dump_command(paths: Sequence[str] = (), globs: Sequence[str] = (), *, u
         if any("*" in d for d in dirs):
             raise ValueError("unlistable_dirs needs globs whose directory part has no wildcard")
         guard = "".join(
-            f'if [ -d {d} ] && ! {{ [ -r {d} ] && [ -x {d} ]; }}; then printf \'{UNREADABLE_MARK}%s\\n\' {d}; fi; '
+            f"if [ -d {d} ] && ! {{ [ -r {d} ] && [ -x {d} ]; }}; then printf '{UNREADABLE_MARK}%s\\n' {d}; fi; "
             for d in dirs
         )
     return (

@@ -44,10 +44,10 @@ SUDOERS_FILES = Probe(
     "if [ -d /etc/sudoers.d ] && ! { [ -r /etc/sudoers.d ] && [ -x /etc/sudoers.d ]; }; then "
     "printf '@UNREADABLE\\t%s\\n' /etc/sudoers.d; fi; "
     "for f in /etc/sudoers /etc/sudoers.d/*; do "
-    "[ -e \"$f\" ] || continue; "
-    "if [ -d \"$f\" ]; then continue; fi; "
-    "if [ ! -r \"$f\" ]; then printf '@UNREADABLE\\t%s\\n' \"$f\"; continue; fi; "
-    "printf '@FILE\\t%s\\n' \"$f\"; awk '{ print \"|\" $0 }' \"$f\"; printf '@ENDFILE\\t%s\\n' \"$f\"; "
+    '[ -e "$f" ] || continue; '
+    'if [ -d "$f" ]; then continue; fi; '
+    'if [ ! -r "$f" ]; then printf \'@UNREADABLE\\t%s\\n\' "$f"; continue; fi; '
+    'printf \'@FILE\\t%s\\n\' "$f"; awk \'{ print "|" $0 }\' "$f"; printf \'@ENDFILE\\t%s\\n\' "$f"; '
     "done; printf '@DONE\\n'",
 )
 
@@ -176,9 +176,11 @@ def active_lines(dump: SudoersDump, path: str = SUDOERS, depth: int = 0) -> Iter
                 if target in dump.unreadable:
                     raise ProbeOutputError(f"{target} is not readable (run as root or enable sudo)")
                 names = sorted(
-                    p for p in (*dump.files, *dump.unreadable)
+                    p
+                    for p in (*dump.files, *dump.unreadable)
                     if posixpath.dirname(p) == target
-                    and not posixpath.basename(p).endswith("~") and "." not in posixpath.basename(p)
+                    and not posixpath.basename(p).endswith("~")
+                    and "." not in posixpath.basename(p)
                 )
                 for p in names:
                     yield from active_lines(dump, p, depth + 1)
@@ -194,7 +196,7 @@ def split_list(text: str) -> list[str]:
     while i < len(text):
         c = text[i]
         if c == "\\" and i + 1 < len(text):
-            buf += text[i: i + 2]
+            buf += text[i : i + 2]
             i += 2
             continue
         if c == '"':

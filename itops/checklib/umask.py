@@ -53,7 +53,7 @@ def find_umask_commands(text: str) -> list[UmaskCommand]:
         for m in _UMASK_RE.finditer(line):
             if not _COMMAND_POSITION.search(line[: m.start()]):
                 continue
-            rest = line[m.end():]
+            rest = line[m.end() :]
             end = _SEGMENT_END.search(rest)
             segment = rest[: end.start()] if end else rest
             try:

@@ -96,8 +96,12 @@ ProgressFn = Callable[[str | None], None]
     default=None,
     help="Folder of report templates overriding the shipped ones (for --report).",
 )
-@click.option("--prom-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write node_exporter textfile metrics of this run to FILE (atomically).")  # fmt: skip
+@click.option(
+    "--prom-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write node_exporter textfile metrics of this run to FILE (atomically).",
+)
 def audit(
     inventory_path: Path,
     limits: tuple[str, ...],
@@ -179,8 +183,14 @@ def audit(
     if cluster is not None:
         from itops.executors.dask import DaskAuditRunner
 
-        runner = DaskAuditRunner(run.id, inv.hosts, cluster, [*checks_dirs, *inv.checks_dirs],
-                                 concurrency or inv.concurrency, history=store.history_for)  # fmt: skip
+        runner = DaskAuditRunner(
+            run.id,
+            inv.hosts,
+            cluster,
+            [*checks_dirs, *inv.checks_dirs],
+            concurrency or inv.concurrency,
+            history=store.history_for,
+        )
     else:
         runner = AuditRunner(
             run.id,
@@ -312,4 +322,3 @@ def _progress(total: int, quiet: bool) -> ProgressFn:
             bar.update(task, advance=1, description=host)
 
     return update
-

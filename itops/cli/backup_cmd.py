@@ -52,8 +52,12 @@ def backup() -> None:
 )
 @click.option("--checks", "patterns", multiple=True, help="Backup check id glob(s), e.g. 'backup.within_rpo'.")
 @checks_dir_option
-@click.option("--prom-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write node_exporter textfile metrics here (atomic rename).")  # fmt: skip
+@click.option(
+    "--prom-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write node_exporter textfile metrics here (atomic rename).",
+)
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=None, help="Hosts / cloud backups in parallel.")
 @click.option(
     "--fail-on",
@@ -62,14 +66,30 @@ def backup() -> None:
     show_default=True,
     help="Lowest severity of a FAIL that makes the exit code 1.",
 )
-@click.option("--format", "fmt", type=click.Choice(RUN_FORMATS), default="table", show_default=True,
-              help="table at the end; json / jsonl stream as backups are verified.")  # fmt: skip
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(RUN_FORMATS),
+    default="table",
+    show_default=True,
+    help="table at the end; json / jsonl stream as backups are verified.",
+)
 @store_option
 @signing_key_option
-@click.option("--waivers", "waivers_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Extra waivers file (besides the inventory's waivers).")  # fmt: skip
-@click.option("--trust-on-first-use", "tofu_file", type=click.Path(dir_okay=False), default=None,
-              help="Record unknown host keys in FILE instead of rejecting them.")  # fmt: skip
+@click.option(
+    "--waivers",
+    "waivers_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Extra waivers file (besides the inventory's waivers).",
+)
+@click.option(
+    "--trust-on-first-use",
+    "tofu_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Record unknown host keys in FILE instead of rejecting them.",
+)
 @executor_option
 @click.option("--all", "show_pass", is_flag=True, help="List passed checks too.")
 def verify(
@@ -122,8 +142,15 @@ def verify(
         cluster = DaskCluster(executor)
     store = Store(store_dir, signing_key=signing_key)
     state_dir = store.root / "state"
-    run = Run(id=new_run_id(), kind="backup", started=time.time(), inventory=str(inventory_path),
-              inventory_digest=inv.digest, inventory_lines=target_lines(inv), version=__version__)  # fmt: skip
+    run = Run(
+        id=new_run_id(),
+        kind="backup",
+        started=time.time(),
+        inventory=str(inventory_path),
+        inventory_digest=inv.digest,
+        inventory_lines=target_lines(inv),
+        version=__version__,
+    )
     verifier = BackupVerifier(
         run.id,
         inv,

@@ -49,8 +49,13 @@ def _fix_dict(check: Check) -> dict[str, Any] | None:
         return None
     from itops.remediate.render import example_sh
 
-    return {"kind": fix.summary(), "risk": fix.risk, "manual": fix.manual, "note": fix.note,
-            "sh": [] if fix.manual else example_sh(check)}
+    return {
+        "kind": fix.summary(),
+        "risk": fix.risk,
+        "manual": fix.manual,
+        "note": fix.note,
+        "sh": [] if fix.manual else example_sh(check),
+    }
 
 
 def _load(checks_dirs: tuple[Path, ...]) -> Registry:
@@ -85,6 +90,7 @@ def list_checks(
     registry = _load(checks_dirs)
     registry.require_matches(list(patterns))
     chosen = registry.select(list(patterns), target)
+
     def refs_of(c: Check) -> list[str]:
         return [
             f"{fw_catalogues.label(k)}: {', '.join(v)}"

@@ -33,18 +33,34 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 
 @dr.command("drill")
 @click.argument("playbook_path", metavar="PLAYBOOK", type=click.Path(dir_okay=False, path_type=Path))
-@inventory_param(required=False,
-                 help="Inventory with the hosts and backups the steps name (needed unless every step is local).")
+@inventory_param(
+    required=False, help="Inventory with the hosts and backups the steps name (needed unless every step is local)."
+)
 @click.option("--dry-run", is_flag=True, help="Print the plan with resolved hosts and commands; run nothing.")
 @click.option("--yes", is_flag=True, help="Answer yes to every manual step (an unattended drill).")
 @click.option("--answer", "answers", multiple=True, metavar="STEP=ANSWER", help="Recorded answer of a manual step.")
 @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Override a playbook var.")
-@click.option("--format", "fmt", type=click.Choice(RUN_FORMATS), default="table", show_default=True,
-              help="table at the end; json / jsonl stream each step's result as it is recorded.")
-@click.option("--trust-on-first-use", "tofu_file", type=click.Path(dir_okay=False), default=None,
-              help="Record unknown host keys in FILE instead of rejecting them.")
-@click.option("--prom-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write node_exporter textfile metrics of the drills (achieved RTO, last success) to FILE.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(RUN_FORMATS),
+    default="table",
+    show_default=True,
+    help="table at the end; json / jsonl stream each step's result as it is recorded.",
+)
+@click.option(
+    "--trust-on-first-use",
+    "tofu_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Record unknown host keys in FILE instead of rejecting them.",
+)
+@click.option(
+    "--prom-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write node_exporter textfile metrics of the drills (achieved RTO, last success) to FILE.",
+)
 @store_option
 def drill(
     playbook_path: Path,
@@ -57,7 +73,7 @@ def drill(
     tofu_file: str | None,
     prom_file: Path | None,
     store_dir: Path | None,
-) -> ExitStatus:  # fmt: skip
+) -> ExitStatus:
     """Run PLAYBOOK as a timed drill (stops at the first failed step and rolls back), recorded as a run."""
     from itops.errors import UsageError
     from itops.inventory import load_inventory
@@ -132,8 +148,10 @@ def _summary(name: str, outcome) -> str:  # type: ignore[no-untyped-def]
         verdict = "met" if achieved <= meta["rto"] else "MISSED"
         lines.append(f"Achieved RTO {_dur(achieved)} against the target {_dur(meta['rto'])}: {verdict}")
     else:
-        lines.append(f"RTO not achieved: the drill stopped at step {meta.get('failed_step')}"
-                     + (f"; {len(outcome.rollbacks)} rollback step(s) ran" if outcome.rollbacks else ""))  # fmt: skip
+        lines.append(
+            f"RTO not achieved: the drill stopped at step {meta.get('failed_step')}"
+            + (f"; {len(outcome.rollbacks)} rollback step(s) ran" if outcome.rollbacks else "")
+        )
     return "\n".join(lines)
 
 
@@ -154,11 +172,22 @@ def history(store_dir: Path | None, playbook: str | None, limit: int, fmt: str) 
     best = last_success(records)
     names = sorted({r.playbook for r in records})
     if fmt == "json":
-        click.echo(json.dumps({
-            "drills": [r.to_dict() for r in records[:limit]],
-            "last_success": {n: ({**best[n].to_dict(), "age": now - (best[n].finished or best[n].started)}
-                                 if n in best else None) for n in names},
-        }, indent=2))  # fmt: skip
+        click.echo(
+            json.dumps(
+                {
+                    "drills": [r.to_dict() for r in records[:limit]],
+                    "last_success": {
+                        n: (
+                            {**best[n].to_dict(), "age": now - (best[n].finished or best[n].started)}
+                            if n in best
+                            else None
+                        )
+                        for n in names
+                    },
+                },
+                indent=2,
+            )
+        )
         return
     if not records:
         click.echo("no drills recorded yet", err=True)
@@ -181,11 +210,19 @@ def history(store_dir: Path | None, playbook: str | None, limit: int, fmt: str) 
 
 @dr.command("check")
 @store_option
-@click.option("--playbooks", "folder", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
-              envvar="ITOPS_PLAYBOOKS",
-              help="Folder of your playbooks (or $ITOPS_PLAYBOOKS). Required: the shipped ones are examples.")
-@click.option("--max-age", default=None, help="Allowed age of the last successful drill, e.g. 30d (default: the "
-              "playbook's max_drill_age, else 90d).")
+@click.option(
+    "--playbooks",
+    "folder",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    envvar="ITOPS_PLAYBOOKS",
+    help="Folder of your playbooks (or $ITOPS_PLAYBOOKS). Required: the shipped ones are examples.",
+)
+@click.option(
+    "--max-age",
+    default=None,
+    help="Allowed age of the last successful drill, e.g. 30d (default: the playbook's max_drill_age, else 90d).",
+)
 @click.option("--format", "fmt", type=click.Choice(RUN_FORMATS), default="table", show_default=True)
 def check(store_dir: Path | None, folder: Path | None, max_age: str | None, fmt: str) -> ExitStatus:
     """DR readiness (dr.drill_recent): FAIL for each playbook whose last successful drill is too old.

@@ -125,5 +125,12 @@ def import_ansible(path: Path) -> None:
 
 
 # DESIGN.md's earlier name for the same conversion
-inventory.add_command(click.Command("import-ansible", callback=import_ansible.callback, params=import_ansible.params,
-                                    help="Same as `itops inventory import ansible PATH`.", hidden=True))  # fmt: skip
+inventory.add_command(
+    click.Command(
+        "import-ansible",
+        callback=import_ansible.callback,
+        params=import_ansible.params,
+        help="Same as `itops inventory import ansible PATH`.",
+        hidden=True,
+    )
+)

@@ -152,8 +152,9 @@ def render_summary(run: Run, results: Iterable[Result], colour: bool = False, sh
             key = (r.check_id, r.resource, r.message, r.status, r.remediation)
             group = groups.get(key)
             if group is None:
-                group = groups[key] = _Finding(r.check_id, r.title, r.severity.value, r.status, r.resource,
-                                               r.message, r.remediation)  # fmt: skip
+                group = groups[key] = _Finding(
+                    r.check_id, r.title, r.severity.value, r.status, r.resource, r.message, r.remediation
+                )
             group.targets.append(r.target)
     lines: list[str] = []
     elapsed = (run.finished or time.time()) - run.started
@@ -216,9 +217,7 @@ def render_summary(run: Run, results: Iterable[Result], colour: bool = False, sh
     if show_pass:
         section("PASSED", {Status.PASS}, with_fix=False)
     lines.append("")
-    lines.append(
-        "Totals: " + ", ".join(_style(f"{totals[s]} {s.value}", s, colour and totals[s] > 0) for s in COLUMNS)
-    )
+    lines.append("Totals: " + ", ".join(_style(f"{totals[s]} {s.value}", s, colour and totals[s] > 0) for s in COLUMNS))
     return "\n".join(lines)
 
 

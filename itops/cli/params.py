@@ -30,9 +30,13 @@ def inventory_param(required: bool = True, help: str = "Inventory file.") -> Cal
 
         path_type = click.Path(dir_okay=False, path_type=Path)
         with_opt = click.option(
-            "-i", "--inventory", "inventory_opt", type=path_type, default=None,
+            "-i",
+            "--inventory",
+            "inventory_opt",
+            type=path_type,
+            default=None,
             help=help + " May also be given as the INVENTORY argument.",
-        )  # fmt: skip
+        )
         with_arg = click.argument("inventory_arg", metavar="[INVENTORY]", required=False, type=path_type)
         return with_arg(with_opt(wrapper))  # type: ignore[return-value]
 

@@ -163,8 +163,13 @@ def import_cmd(ctx: click.Context, folders: tuple[Path, ...], store_dir: Path | 
 @runs.command("prune")
 @store_option
 @click.option("--older-than", required=True, metavar="DURATION", help="Remove runs started longer ago, e.g. 90d.")
-@click.option("--keep-last", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Never remove the newest N runs, however old.")  # fmt: skip
+@click.option(
+    "--keep-last",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Never remove the newest N runs, however old.",
+)
 @click.option("--dry-run", is_flag=True, help="Only print what would be removed.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def prune_runs(store_dir: Path | None, older_than: str, keep_last: int, dry_run: bool, fmt: str) -> None:
@@ -184,5 +189,8 @@ def prune_runs(store_dir: Path | None, older_than: str, keep_last: int, dry_run:
     verb = "would remove" if dry_run else "removed"
     if removed:
         click.echo(render_run_list(removed))
-    click.echo(f"{verb} {len(removed)} run{'' if len(removed) == 1 else 's'} started before {older_than} ago"
-               + (f" (kept the newest {keep_last})" if keep_last else ""), err=True)  # fmt: skip
+    click.echo(
+        f"{verb} {len(removed)} run{'' if len(removed) == 1 else 's'} started before {older_than} ago"
+        + (f" (kept the newest {keep_last})" if keep_last else ""),
+        err=True,
+    )

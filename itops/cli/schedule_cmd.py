@@ -45,8 +45,10 @@ def run_daemon(config_path: Path, store_dir: Path | None) -> ExitStatus:
     for name in ("itops.scheduler",):  # notify is itops.scheduler.notify
         if logging.getLogger(name).getEffectiveLevel() > logging.INFO:
             logging.getLogger(name).setLevel(logging.INFO)
-    click.echo(f"itops scheduler: {len(sched.jobs)} job(s) from {config_path}, store {ctx.store.root}, "
-               f"state {ctx.state_dir}", err=True)  # fmt: skip
+    click.echo(
+        f"itops scheduler: {len(sched.jobs)} job(s) from {config_path}, store {ctx.store.root}, state {ctx.state_dir}",
+        err=True,
+    )
     return ExitStatus(SchedulerDaemon(ctx).run())
 
 
@@ -105,11 +107,17 @@ def list_jobs(config_path: Path, store_dir: Path | None, fmt: str) -> None:
         nxt = stored.get(job.name) or (computed.timestamp() if computed else None)
         recent = history.rows(job.name, 50)
         previous = next((r for r in recent if r.state not in ("skipped", "missed")), recent[0] if recent else None)
-        rows.append({
-            "job": job.name, "command": job.command, "cron": job.cron.expression, "timezone": job.timezone,
-            "enabled": job.enabled, "next_run": nxt if job.enabled else None,
-            "last": previous.to_dict() if previous else None,
-        })  # fmt: skip
+        rows.append(
+            {
+                "job": job.name,
+                "command": job.command,
+                "cron": job.cron.expression,
+                "timezone": job.timezone,
+                "enabled": job.enabled,
+                "next_run": nxt if job.enabled else None,
+                "last": previous.to_dict() if previous else None,
+            }
+        )
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -120,8 +128,10 @@ def list_jobs(config_path: Path, store_dir: Path | None, fmt: str) -> None:
             result = "never ran"
         else:
             age = time.time() - (last["finished"] or last["started"])
-            result = (f"{last['state']} exit {last['exit_code'] if last['exit_code'] is not None else '-'} "
-                      f"run {last['run_id'] or '-'} ({age:.0f}s ago)")  # fmt: skip
+            result = (
+                f"{last['state']} exit {last['exit_code'] if last['exit_code'] is not None else '-'} "
+                f"run {last['run_id'] or '-'} ({age:.0f}s ago)"
+            )
             if last["error"]:
                 result += f": {last['error'][:80]}"
         failed = [n for n in (last or {}).get("notifications") or [] if not n.get("ok")]
@@ -130,8 +140,10 @@ def list_jobs(config_path: Path, store_dir: Path | None, fmt: str) -> None:
         nxt = _fmt(row["next_run"], row["timezone"]) if row["enabled"] else "disabled"
         click.echo(f"{row['job']:<20} {row['command']:<13} {row['cron']:<18} {nxt:<28} {result}")
         for n in failed:  # a notification that never arrived is news nobody else will bring
-            click.echo(f"{'':<20} notification {n.get('notifier')} ({n.get('channel')}) FAILED after "
-                       f"{n.get('attempts')} attempt(s): {str(n.get('error') or '')[:120]}")  # fmt: skip
+            click.echo(
+                f"{'':<20} notification {n.get('notifier')} ({n.get('channel')}) FAILED after "
+                f"{n.get('attempts')} attempt(s): {str(n.get('error') or '')[:120]}"
+            )
 
 
 @schedule.command("export")
@@ -139,11 +151,20 @@ def list_jobs(config_path: Path, store_dir: Path | None, fmt: str) -> None:
 @store_option
 @click.option("--cron", "kind", flag_value="cron", help="Print crontab lines.")
 @click.option("--systemd", "kind", flag_value="systemd", help="Print (or write with --dir) timer and service units.")
-@click.option("--dir", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="With --systemd: write the unit files into this folder.")  # fmt: skip
-@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="File (NAME=value lines) the jobs read their notifier and host secrets from "
-              "(default: itops.env next to the schedule).")  # fmt: skip
+@click.option(
+    "--dir",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --systemd: write the unit files into this folder.",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File (NAME=value lines) the jobs read their notifier and host secrets from "
+    "(default: itops.env next to the schedule).",
+)
 def export(
     config_path: Path, store_dir: Path | None, kind: str | None, out_dir: Path | None, env_file: Path | None
 ) -> None:

@@ -85,10 +85,17 @@ def list_waivers(
         return
     width = _terminal_width()
     rows = [
-        (u.state, u.entry.rule.expires.isoformat(), f"{u.days_left}d", printable(u.entry.rule.check),
-         printable(u.entry.rule.target), printable(u.entry.rule.approver), printable(u.entry.rule.ticket or "-"))
+        (
+            u.state,
+            u.entry.rule.expires.isoformat(),
+            f"{u.days_left}d",
+            printable(u.entry.rule.check),
+            printable(u.entry.rule.target),
+            printable(u.entry.rule.approver),
+            printable(u.entry.rule.ticket or "-"),
+        )
         for u in uses
-    ]  # fmt: skip
+    ]
     header = ("STATE", "EXPIRES", "LEFT", "CHECK", "TARGET", "APPROVER", "TICKET")
     widths = _fit([max(len(row[i]) for row in [header, *rows]) for i in range(len(header))], width)
     click.echo(_row(header, widths))

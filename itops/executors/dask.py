@@ -181,8 +181,10 @@ def stream(
                             pending.pop(f)
                             f.cancel()
                             remaining -= 1
-                            yield from batch.lost(Status.UNREACHABLE, f"unreachable: no Dask worker for "
-                                                  f"{NO_WORKER_GRACE:.0f} s (all workers gone)")  # fmt: skip
+                            yield from batch.lost(
+                                Status.UNREACHABLE,
+                                f"unreachable: no Dask worker for {NO_WORKER_GRACE:.0f} s (all workers gone)",
+                            )
                 continue
             if kind == "local":
                 remaining -= 1
@@ -299,8 +301,11 @@ class DaskAuditRunner:
         batches: list[Batch[HostOutcome]] = []
         for part in chunks(plans, size):
             names = tuple(p.name for p in part)
-            ids = tuple(sorted({pc.check.id for p in part for pc in p.planned} | {c.id for p in part
-                                                                              for c, _ in p.param_errors}))  # fmt: skip
+            ids = tuple(
+                sorted(
+                    {pc.check.id for p in part for pc in p.planned} | {c.id for p in part for c, _ in p.param_errors}
+                )
+            )
             payload = AuditBatch(
                 run_id=self.run_id,
                 names=names,
@@ -413,8 +418,9 @@ class DaskBackupVerifier:
             )
 
             def lost(status: Status, reason: str, names: Sequence[str] = names) -> list[BackupOutcome]:
-                return [v.failed_outcome(v.inv.backups[n], reason, unreachable=status is Status.UNREACHABLE)
-                        for n in names]  # fmt: skip
+                return [
+                    v.failed_outcome(v.inv.backups[n], reason, unreachable=status is Status.UNREACHABLE) for n in names
+                ]
 
             batches.append(Batch(f"backups on {host} ({_names(names)})", verify_backup_batch, payload, lost))
         local: list[Callable[[], list[BackupOutcome]]] = []

@@ -91,8 +91,16 @@ def _result(run_id: str, pb: Playbook, check_id: str, step: Step | None, res: St
 
 
 def _record(step: Step, res: StepResult) -> StepRecord:
-    return StepRecord(step.index, step.name, step.action, res.status.value, res.message, res.started,
-                      round(res.seconds, 3), res.attempts)  # fmt: skip
+    return StepRecord(
+        step.index,
+        step.name,
+        step.action,
+        res.status.value,
+        res.message,
+        res.started,
+        round(res.seconds, 3),
+        res.attempts,
+    )
 
 
 class Drill:
@@ -123,9 +131,15 @@ class Drill:
         """Run the drill as a :class:`~itops.session.RunSession` (SIGINT/SIGTERM roll back and record it
         as interrupted); ``stream`` receives the results as they are stored (``--format json``)."""
         pb = self.pb
-        run = Run(id=self.run_id, kind="drill", started=time.time(), inventory=str(self.inventory_path or ""),
-                  inventory_digest=self.inv.digest if self.inv else "",
-                  inventory_lines=target_lines(self.inv) if self.inv else {}, version=__version__)  # fmt: skip
+        run = Run(
+            id=self.run_id,
+            kind="drill",
+            started=time.time(),
+            inventory=str(self.inventory_path or ""),
+            inventory_digest=self.inv.digest if self.inv else "",
+            inventory_lines=target_lines(self.inv) if self.inv else {},
+            version=__version__,
+        )
         # every FAIL counts, whatever its severity; host keys are the step runner's, filled as it connects
         session = RunSession(self.store, run, fail_on=Severity.INFO, stream=stream, host_keys=self.runner.host_keys)
         steps: list[StepRecord] = []
@@ -182,8 +196,17 @@ class Drill:
         path = self.store.run_dir(run.id) / DRILL_FILE
         write_private_atomic(path, json.dumps(redact_data(meta), indent=2))  # step messages quote outputs
         finished = session.finish(code)
-        return DrillOutcome(finished.run, steps, rollbacks, achieved, failed.label if failed is not None else None,
-                            code, interrupted, meta, output_closed=finished.output_closed)  # fmt: skip
+        return DrillOutcome(
+            finished.run,
+            steps,
+            rollbacks,
+            achieved,
+            failed.label if failed is not None else None,
+            code,
+            interrupted,
+            meta,
+            output_closed=finished.output_closed,
+        )
 
     def _skip_rest(self, session: RunSession, rest: Sequence[Step], failed: Step, why: str = "") -> None:
         for step in rest:
@@ -212,14 +235,28 @@ class Drill:
         expected = f"<= {_dur(pb.rto)}"
         if achieved is None:
             assert failed is not None
-            res = StepResult(Status.SKIPPED, f"RTO not measured: the drill stopped at step {failed.label}",
-                             expected=expected, started=time.time())  # fmt: skip
+            res = StepResult(
+                Status.SKIPPED,
+                f"RTO not measured: the drill stopped at step {failed.label}",
+                expected=expected,
+                started=time.time(),
+            )
         elif achieved <= pb.rto:
-            res = StepResult(Status.PASS, f"recovered in {_dur(achieved)}, within the RTO of {_dur(pb.rto)}",
-                             observed=_dur(achieved), expected=expected, started=time.time())  # fmt: skip
+            res = StepResult(
+                Status.PASS,
+                f"recovered in {_dur(achieved)}, within the RTO of {_dur(pb.rto)}",
+                observed=_dur(achieved),
+                expected=expected,
+                started=time.time(),
+            )
         else:
-            res = StepResult(Status.FAIL, f"recovered in {_dur(achieved)}, over the RTO of {_dur(pb.rto)}",
-                             observed=_dur(achieved), expected=expected, started=time.time())  # fmt: skip
+            res = StepResult(
+                Status.FAIL,
+                f"recovered in {_dur(achieved)}, over the RTO of {_dur(pb.rto)}",
+                observed=_dur(achieved),
+                expected=expected,
+                started=time.time(),
+            )
         result = _result(run_id, pb, "dr.rto_met", None, res, "The drill recovered within the RTO")
         return result
 
@@ -264,14 +301,21 @@ def _plan_step(step: Step, runner: StepRunner, prefix: str) -> list[str]:
         return [head, f"{pad}prompt: {s.manual}", f"{pad}answer: {answer}"]
     if s.restore is not None:
         r = s.restore
-        how = (f"extract the newest copy into {r.into}" if r.into else
-               f"restore the newest dump into database {r.database}" if r.database else
-               "restore test (scratch, verify, remove)")  # fmt: skip
+        how = (
+            f"extract the newest copy into {r.into}"
+            if r.into
+            else f"restore the newest dump into database {r.database}"
+            if r.database
+            else "restore test (scratch, verify, remove)"
+        )
         return [head, f"{pad}backup {r.backup}: {how}"]
     cond = s.check or s.wait_for
     assert cond is not None
-    tries = f"up to {step.retries + 1} attempt(s) every {_dur(step.interval)}" if s.check else (
-        f"poll every {_dur(step.interval)} for up to {_dur(step.timeout)}")  # fmt: skip
+    tries = (
+        f"up to {step.retries + 1} attempt(s) every {_dur(step.interval)}"
+        if s.check
+        else (f"poll every {_dur(step.interval)} for up to {_dur(step.timeout)}")
+    )
     if cond.command is not None:
         where = f"on {runner.describe(cond.host)}" if cond.host else "here"
         want = f"rc {cond.expect_rc}" + (f", output /{cond.expect_output}/" if cond.expect_output else "")
@@ -312,9 +356,20 @@ def drill_history(store: Store, limit: int = 200) -> list[DrillRecord]:
         except (OSError, ValueError):
             meta = {"playbook": "?", "success": False}
         success = bool(meta.get("success")) and run.state == "complete" and run.exit_code == 0
-        out.append(DrillRecord(run.id, str(meta.get("playbook", "?")), run.started, run.finished, run.state,
-                               run.exit_code, success, meta.get("achieved_rto"), meta.get("rto"),
-                               meta.get("failed_step")))  # fmt: skip
+        out.append(
+            DrillRecord(
+                run.id,
+                str(meta.get("playbook", "?")),
+                run.started,
+                run.finished,
+                run.state,
+                run.exit_code,
+                success,
+                meta.get("achieved_rto"),
+                meta.get("rto"),
+                meta.get("failed_step"),
+            )
+        )
     return out
 
 

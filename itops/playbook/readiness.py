@@ -94,11 +94,22 @@ def readiness_results(
             except Exception as exc:  # a check's bug is an ERROR, not a crash
                 findings = [Finding.error(f"check raised {type(exc).__name__}: {exc}")]
         for f in findings:
-            out.append(Result(run_id=run_id, check_id=meta.id, target=name, resource=f.resource or str(path),
-                              status=f.status, severity=meta.severity, title=meta.title, message=f.message,
-                              evidence=Evidence(source=f"drill history of {name}", observed=f.observed,
-                                                expected=f.expected),
-                              frameworks=meta.frameworks, remediation=meta.remediation, started=started))  # fmt: skip
+            out.append(
+                Result(
+                    run_id=run_id,
+                    check_id=meta.id,
+                    target=name,
+                    resource=f.resource or str(path),
+                    status=f.status,
+                    severity=meta.severity,
+                    title=meta.title,
+                    message=f.message,
+                    evidence=Evidence(source=f"drill history of {name}", observed=f.observed, expected=f.expected),
+                    frameworks=meta.frameworks,
+                    remediation=meta.remediation,
+                    started=started,
+                )
+            )
     return out
 
 

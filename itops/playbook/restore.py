@@ -68,9 +68,14 @@ class Restorer:
         options = backup_options(self.inv)
         registry = load_registry(list(self.inv.checks_dirs))
         checks = [c for c in registry.select(None, "backup") if "restore" in c.collections]
-        verifier = BackupVerifier(self.run_id, self.inv, [self.inv.backups[name]], checks, options,
-                                  VerifyOptions(restore=True, concurrency=1,
-                                                pool=runner.pool if runner is not None else None))  # fmt: skip
+        verifier = BackupVerifier(
+            self.run_id,
+            self.inv,
+            [self.inv.backups[name]],
+            checks,
+            options,
+            VerifyOptions(restore=True, concurrency=1, pool=runner.pool if runner is not None else None),
+        )
         outcomes = list(verifier.run())
         source = f"restore test of backup {name} (itops backup verify --restore-test --limit {name})"
         if not outcomes:
@@ -90,8 +95,14 @@ class Restorer:
         if not r.ok or over:
             why = "; ".join(r.problems) or f"took {took}, over the backup's RTO"
             return StepResult(Status.FAIL, f"restore test failed: {why}", source, excerpt, took, f"ok{rto}")
-        return StepResult(Status.PASS, f"restored {r.what} in {took}{rto}; " + "; ".join(r.verified[:3]),
-                          source, excerpt, took, f"ok{rto}")  # fmt: skip
+        return StepResult(
+            Status.PASS,
+            f"restored {r.what} in {took}{rto}; " + "; ".join(r.verified[:3]),
+            source,
+            excerpt,
+            took,
+            f"ok{rto}",
+        )
 
     # -- kept restores --------------------------------------------------------------------------
     def kept_files(self, action: RestoreAction, b: FileBackup, runner: StepRunner, timeout: float) -> StepResult:
@@ -169,8 +180,10 @@ class Restorer:
             + '_rec restored "$(psql -X -A -t -d "$db" -c "SELECT count(*) FROM pg_stat_user_tables")" ""\n'
             + "exit 0\n"
         )
-        source = (f"{runner.describe(b.host) if b.host else 'here'}: restore the newest {b.path} into database "
-                  f"{db} on {server.host}:{server.port}")  # fmt: skip
+        source = (
+            f"{runner.describe(b.host) if b.host else 'here'}: restore the newest {b.path} into database "
+            f"{db} on {server.host}:{server.port}"
+        )
         res = runner.script(b.host, script, timeout, secrets)
         return _kept(res, source, f"into database {db} on {server.host}", "table(s)")
 
@@ -198,9 +211,12 @@ def _kept(res: ProbeResult, source: str, where: str, unit: str = "file(s)") -> S
     recs = records(res.text)
     excerpt = "\n".join("\t".join((r.kind, *r.fields)) for r in recs)[:2000]
     if res.rc is None or res.timed_out:
-        return StepResult(Status.FAIL if res.timed_out else Status.ERROR,
-                          "restore timed out" if res.timed_out else f"restore did not run: {res.error}",
-                          source, excerpt)  # fmt: skip
+        return StepResult(
+            Status.FAIL if res.timed_out else Status.ERROR,
+            "restore timed out" if res.timed_out else f"restore did not run: {res.error}",
+            source,
+            excerpt,
+        )
     if first(recs, "none") is not None:
         return StepResult(Status.FAIL, "no backup file to restore", source, excerpt, "no copy", "a copy")
     refused = meta_problem(recs)
@@ -218,8 +234,9 @@ def _kept(res: ProbeResult, source: str, where: str, unit: str = "file(s)") -> S
     took = f"{seconds:.2f}s" if seconds is not None else "-"
     if rec.get(0) != "0":
         detail = rec.get(3).strip()
-        return StepResult(Status.FAIL, f"restore of {name} failed (exit {rec.get(0)}): {detail}", source, excerpt,
-                          took, "exit 0")  # fmt: skip
+        return StepResult(
+            Status.FAIL, f"restore of {name} failed (exit {rec.get(0)}): {detail}", source, excerpt, took, "exit 0"
+        )
     restored = first(recs, "restored")
     count = f", {restored.get(0)} {unit}" if restored and restored.get(0) else ""
     return StepResult(Status.PASS, f"restored {name} {where} in {took}{count}", source, excerpt, took, "exit 0")

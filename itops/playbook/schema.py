@@ -314,9 +314,7 @@ def load_playbook(
             return None
         if nested and step.rollback:
             problem((*where, "rollback"), "a rollback step cannot have rollback steps of its own")
-        rendered, env = _render_step(
-            step, context, inventory is not None, lambda key, msg: problem((*where, key), msg)
-        )
+        rendered, env = _render_step(step, context, inventory is not None, lambda key, msg: problem((*where, key), msg))
         if inventory is not None:
             _check_refs(rendered, inventory, lambda key, msg: problem((*where, *key), _from_template(step, key, msg)))
         rollback = []
@@ -562,12 +560,17 @@ def _render_step(
                 name, where = exc.args
                 tpl = "{{ " + name + " }}"
                 if not where:
-                    problem(path[0], f"the value of {tpl} in {'.'.join(path)} holds a NUL byte, which no shell "
-                            "command can be given")  # fmt: skip
+                    problem(
+                        path[0],
+                        f"the value of {tpl} in {'.'.join(path)} holds a NUL byte, which no shell command can be given",
+                    )
                     return value
-                problem(path[0], f"{tpl} is inside {where} in {'.'.join(path)}: write it outside quotes, "
-                        f"e.g. --opt={tpl} or \"text \"{tpl}, or set a variable first (v={tpl}; ... \"$v\"): "
-                        "the value is passed as one word and never parsed by the shell")  # fmt: skip
+                problem(
+                    path[0],
+                    f"{tpl} is inside {where} in {'.'.join(path)}: write it outside quotes, "
+                    f'e.g. --opt={tpl} or "text "{tpl}, or set a variable first (v={tpl}; ... "$v"): '
+                    "the value is passed as one word and never parsed by the shell",
+                )
                 return value
             except KeyError as exc:
                 name = str(exc.args[0])
@@ -601,8 +604,9 @@ def _from_template(raw: StepSpec, key: tuple[str, ...], message: str) -> str:
     names = [n for n in _TEMPLATE.findall(value) if not n.startswith("hosts.")] if isinstance(value, str) else []
     if not names:
         return message
-    how = "; ".join(f"{{{{ {n} }}}} is the playbook var {n!r}: set it under vars: or with --var {n}=VALUE"
-                    for n in names)  # fmt: skip
+    how = "; ".join(
+        f"{{{{ {n} }}}} is the playbook var {n!r}: set it under vars: or with --var {n}=VALUE" for n in names
+    )
     return f"{message} ({how})"
 
 
@@ -631,4 +635,3 @@ def _check_refs(step: StepSpec, inv: Inventory, problem: Callable[[tuple[str, ..
             problem(("restore", "database"), f"database restores postgres_dump backups; {r.backup} is {b.kind}")
         elif not r.into and not r.database and b.kind not in ("file", "postgres_dump", "restic"):
             problem(("restore", "backup"), f"{b.kind} backups have no restore test")
-

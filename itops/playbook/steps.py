@@ -168,8 +168,9 @@ class StepRunner:
         rc = proc.returncode if not timed_out else 124
         return ProbeResult(command, rc, out, err, timed_out=timed_out)
 
-    def command(self, host: str | None, command: str, timeout: float,
-                env: Mapping[str, str] | None = None) -> tuple[ProbeResult, str]:  # fmt: skip
+    def command(
+        self, host: str | None, command: str, timeout: float, env: Mapping[str, str] | None = None
+    ) -> tuple[ProbeResult, str]:
         """Run a step's command here or on ``host``; ``env`` holds its template values (``ITOPS_VAR_*``)."""
         shown = show_command(command, env or {})
         if host is None:
@@ -203,11 +204,23 @@ class StepRunner:
             res, source = self.command(host, command, step.timeout, dict(step.env))
             return _command_result(res, source, step.timeout, expect_rc=0, expect_output=None)
         if spec.check is not None:
-            return self._poll(spec.check, attempts=step.retries + 1, interval=step.interval, per_try=step.timeout,
-                              total=None, env=dict(step.env))  # fmt: skip
+            return self._poll(
+                spec.check,
+                attempts=step.retries + 1,
+                interval=step.interval,
+                per_try=step.timeout,
+                total=None,
+                env=dict(step.env),
+            )
         if spec.wait_for is not None:
-            return self._poll(spec.wait_for, attempts=max(1, step.retries + 1), interval=step.interval,
-                              per_try=min(step.timeout, 10.0), total=step.timeout, env=dict(step.env))  # fmt: skip
+            return self._poll(
+                spec.wait_for,
+                attempts=max(1, step.retries + 1),
+                interval=step.interval,
+                per_try=min(step.timeout, 10.0),
+                total=step.timeout,
+                env=dict(step.env),
+            )
         if spec.manual is not None:
             return self._manual(step)
         if spec.restore is not None:
@@ -216,8 +229,16 @@ class StepRunner:
             return self.restore_fn(step, self)
         raise AssertionError(step.action)
 
-    def _poll(self, cond: Condition, *, attempts: int, interval: float, per_try: float,
-              total: float | None, env: Mapping[str, str] | None = None) -> StepResult:  # fmt: skip
+    def _poll(
+        self,
+        cond: Condition,
+        *,
+        attempts: int,
+        interval: float,
+        per_try: float,
+        total: float | None,
+        env: Mapping[str, str] | None = None,
+    ) -> StepResult:
         deadline = time.monotonic() + total if total is not None else None
         last = StepResult(Status.FAIL, "not evaluated")
         for attempt in range(1, attempts + 1):
@@ -250,9 +271,14 @@ class StepRunner:
             except OSError as exc:
                 state, why = "closed", f": {exc.strerror or exc}"
             status = Status.PASS if state == want else Status.FAIL
-            return StepResult(status, f"port {address}:{port} is {state}{why if state != want else ''}"
-                              + ("" if state == want else f", expected {want}"), source, observed=state,
-                              expected=want)  # fmt: skip
+            return StepResult(
+                status,
+                f"port {address}:{port} is {state}{why if state != want else ''}"
+                + ("" if state == want else f", expected {want}"),
+                source,
+                observed=state,
+                expected=want,
+            )
         assert cond.http is not None
         return _http(cond.http.url, cond.http.status, cond.http.contains, min(timeout, cond.http.timeout))
 
@@ -267,13 +293,17 @@ class StepRunner:
             answer, who = self.prompt(prompt), "the operator at the prompt"
         source = f"manual: {prompt}"
         if answer is None:
-            return StepResult(Status.ERROR, "no operator answer: run it at a terminal, or give --yes / "
-                              f"--answer {step.name!r}=yes", source)  # fmt: skip
+            return StepResult(
+                Status.ERROR,
+                f"no operator answer: run it at a terminal, or give --yes / --answer {step.name!r}=yes",
+                source,
+            )
         text = answer.strip()
         observed = f"{text!r} (from {who})"
         if text.lower() in _NO:
-            return StepResult(Status.FAIL, f"operator answered {text!r}: stopped", source, observed=observed,
-                              expected="yes")  # fmt: skip
+            return StepResult(
+                Status.FAIL, f"operator answered {text!r}: stopped", source, observed=observed, expected="yes"
+            )
         if not text:
             return StepResult(Status.FAIL, "empty operator answer", source, observed=observed, expected="yes")
         return StepResult(Status.PASS, f"confirmed: {text}", source, observed=observed, expected="yes")
@@ -299,23 +329,37 @@ def with_env(batch: BatchScript, env: Mapping[str, str]) -> BatchScript:
     return dataclasses.replace(batch, script="".join(lines).encode() + batch.script)
 
 
-def _command_result(res: ProbeResult, source: str, timeout: float, expect_rc: int,
-                    expect_output: str | None) -> StepResult:  # fmt: skip
+def _command_result(
+    res: ProbeResult, source: str, timeout: float, expect_rc: int, expect_output: str | None
+) -> StepResult:
     output = _excerpt(res)
     if res.timed_out:
-        return StepResult(Status.FAIL, f"timed out after {timeout:g}s", source, output, "timed out",
-                          f"rc {expect_rc} within {timeout:g}s")  # fmt: skip
+        return StepResult(
+            Status.FAIL,
+            f"timed out after {timeout:g}s",
+            source,
+            output,
+            "timed out",
+            f"rc {expect_rc} within {timeout:g}s",
+        )
     if res.rc is None:
         return StepResult(Status.ERROR, f"did not run: {res.error or 'unknown error'}", source, output)
     expected = f"rc {expect_rc}" + (f", output matching /{expect_output}/" if expect_output else "")
     if res.rc != expect_rc:
         first = next((ln for ln in res.err_text.splitlines() if ln.strip()), "")
         tail = f": {first.strip()[:200]}" if first else ""
-        return StepResult(Status.FAIL, f"exited {res.rc}, expected {expect_rc}{tail}", source, output,
-                          f"rc {res.rc}", expected)  # fmt: skip
+        return StepResult(
+            Status.FAIL, f"exited {res.rc}, expected {expect_rc}{tail}", source, output, f"rc {res.rc}", expected
+        )
     if expect_output is not None and not re.search(expect_output, res.text, re.M):
-        return StepResult(Status.FAIL, f"output does not match /{expect_output}/", source, output,
-                          f"rc {res.rc}, output {res.text.strip()[:80]!r}", expected)  # fmt: skip
+        return StepResult(
+            Status.FAIL,
+            f"output does not match /{expect_output}/",
+            source,
+            output,
+            f"rc {res.rc}, output {res.text.strip()[:80]!r}",
+            expected,
+        )
     return StepResult(Status.PASS, f"ok (rc {res.rc})", source, output, f"rc {res.rc}", expected)
 
 
@@ -333,12 +377,19 @@ def _http(url: str, status: int | list[int], contains: str | None, timeout: floa
         code, body = exc.code, exc.read(1 << 16) if exc.fp else b""
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        return StepResult(Status.FAIL, f"no HTTP answer from {url}: {reason}", source, observed="no answer",
-                          expected=expected)  # fmt: skip
+        return StepResult(
+            Status.FAIL, f"no HTTP answer from {url}: {reason}", source, observed="no answer", expected=expected
+        )
     text = body.decode("utf-8", "replace")
     if code not in wanted:
         return StepResult(Status.FAIL, f"HTTP {code} from {url}", source, text[:EXCERPT], f"status {code}", expected)
     if contains is not None and contains not in text:
-        return StepResult(Status.FAIL, f"HTTP {code} but the body lacks {contains!r}", source, text[:EXCERPT],
-                          f"status {code}", expected)  # fmt: skip
+        return StepResult(
+            Status.FAIL,
+            f"HTTP {code} but the body lacks {contains!r}",
+            source,
+            text[:EXCERPT],
+            f"status {code}",
+            expected,
+        )
     return StepResult(Status.PASS, f"HTTP {code} from {url}", source, text[:EXCERPT], f"status {code}", expected)

@@ -319,11 +319,20 @@ def plan_fixes(
             except UnusableValue as exc:
                 plan.left_out.append((check_id, f"not fixed automatically: {exc}"))
                 continue
-            plan.fixes.append(PlannedFix(
-                host=host, check_id=check_id, title=check.meta.title, severity=check.meta.severity.value,
-                frameworks=check.meta.frameworks, risk=fix.risk, failed=_failed_lines(fails),
-                sh=tuple(sh), ansible=tuple(tasks), note=fix.note,
-            ))  # fmt: skip
+            plan.fixes.append(
+                PlannedFix(
+                    host=host,
+                    check_id=check_id,
+                    title=check.meta.title,
+                    severity=check.meta.severity.value,
+                    frameworks=check.meta.frameworks,
+                    risk=fix.risk,
+                    failed=_failed_lines(fails),
+                    sh=tuple(sh),
+                    ansible=tuple(tasks),
+                    note=fix.note,
+                )
+            )
         # permission and ownership fixes first: a tool another fix runs may copy a file's mode into a new
         # file (chage writes /etc/shadow- with the mode /etc/shadow has at that moment)
         plan.fixes.sort(key=lambda f: not _only_files(checks[f.check_id].meta.fix))
@@ -401,19 +410,25 @@ def render_ansible(plans: Sequence[HostFixes], run_id: str) -> str:
         for fix in plan.fixes:
             for task in fix.ansible:
                 tasks.append({**task, "tags": [fix.check_id]})
-        plays.append({
-            "name": Unsafe(f"itops remediation of {plan.host} (run {run_id})"),
-            "hosts": Unsafe(plan.host),
-            "become": True,
-            "gather_facts": True,
-            "tasks": tasks,
-            "handlers": [{
-                "name": "itops reload sshd",
-                "ansible.builtin.service": {
-                    "name": "{{ 'ssh' if ansible_facts['os_family'] == 'Debian' else 'sshd' }}", "state": "reloaded"},
-                "failed_when": False,
-            }],
-        })  # fmt: skip
+        plays.append(
+            {
+                "name": Unsafe(f"itops remediation of {plan.host} (run {run_id})"),
+                "hosts": Unsafe(plan.host),
+                "become": True,
+                "gather_facts": True,
+                "tasks": tasks,
+                "handlers": [
+                    {
+                        "name": "itops reload sshd",
+                        "ansible.builtin.service": {
+                            "name": "{{ 'ssh' if ansible_facts['os_family'] == 'Debian' else 'sshd' }}",
+                            "state": "reloaded",
+                        },
+                        "failed_when": False,
+                    }
+                ],
+            }
+        )
         for fix in plan.fixes:
             head.append(
                 f"# {safe_comment(plan.host)}: {fix.check_id}: {safe_comment(fix.title)} "

@@ -39,7 +39,6 @@ __all__ = [
 Renderer = Callable[[ReportData, "Path | None"], bytes]
 
 
-
 def formats() -> tuple[str, ...]:
     """Every report format's name (the plugins', itops's own first)."""
     return tuple(plugins.report_formats())

@@ -19,11 +19,27 @@ from itops.report.data import ReportData, printable
 from itops.report.jsondoc import iso_utc
 
 COLUMNS = (
-    "run_id", "target", "resource", "check_id", "title", "status", "severity", "message",
-    "frameworks", "remediation", "evidence_source", "evidence_expected", "evidence_observed",
-    "evidence_excerpt", "waiver_justification", "waiver_approver", "waiver_ticket", "waiver_expires",
-    "started", "duration",
-)  # fmt: skip
+    "run_id",
+    "target",
+    "resource",
+    "check_id",
+    "title",
+    "status",
+    "severity",
+    "message",
+    "frameworks",
+    "remediation",
+    "evidence_source",
+    "evidence_expected",
+    "evidence_observed",
+    "evidence_excerpt",
+    "waiver_justification",
+    "waiver_approver",
+    "waiver_ticket",
+    "waiver_expires",
+    "started",
+    "duration",
+)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -48,11 +64,27 @@ def csv_chunks(results: Iterable[Result], rows_per_chunk: int = 2_000) -> Iterat
         w, ev = r.waiver, r.evidence
         frameworks = "; ".join(f"{label(fw)}:{','.join(refs)}" for fw, refs in r.frameworks.items())
         row = (
-            r.run_id, r.target, r.resource, r.check_id, r.title, r.status.value, r.severity.value, r.message,
-            frameworks, r.remediation, ev.source, ev.expected, ev.observed, ev.excerpt,
-            w.justification if w else "", w.approver if w else "", w.ticket if w else "", w.expires if w else "",
-            iso_utc(r.started) if r.started else "", f"{r.duration:.3f}",
-        )  # fmt: skip
+            r.run_id,
+            r.target,
+            r.resource,
+            r.check_id,
+            r.title,
+            r.status.value,
+            r.severity.value,
+            r.message,
+            frameworks,
+            r.remediation,
+            ev.source,
+            ev.expected,
+            ev.observed,
+            ev.excerpt,
+            w.justification if w else "",
+            w.approver if w else "",
+            w.ticket if w else "",
+            w.expires if w else "",
+            iso_utc(r.started) if r.started else "",
+            f"{r.duration:.3f}",
+        )
         writer.writerow([safe_cell(v) for v in row])
         if n % rows_per_chunk == 0:
             yield out.getvalue().encode("utf-8-sig" if first else "utf-8")

@@ -334,15 +334,30 @@ def _views(agg: LargeRun, run: Run) -> dict[str, Any]:
 
     worst_targets = sorted(agg.targets, key=target_key)[:WORST_TARGETS]
     target_views = [
-        GroupView(key=t, title="", severity="", results=[], counts=agg.targets[t],
-                  status=worst_status([s for s in Status if agg.targets[t][s.value]]))
+        GroupView(
+            key=t,
+            title="",
+            severity="",
+            results=[],
+            counts=agg.targets[t],
+            status=worst_status([s for s in Status if agg.targets[t][s.value]]),
+        )
         for t in worst_targets
-    ]  # fmt: skip
+    ]
     priority = [
-        FindingGroup(cid, g.title, g.severity, Status.FAIL, redact(resource), redact(message), redact(g.remediation),
-                     [g.sample] * g.count, g.targets)
+        FindingGroup(
+            cid,
+            g.title,
+            g.severity,
+            Status.FAIL,
+            redact(resource),
+            redact(message),
+            redact(g.remediation),
+            [g.sample] * g.count,
+            g.targets,
+        )
         for (cid, resource, message, _fix), g in agg.groups.items()
-    ]  # fmt: skip
+    ]
     priority.sort(key=lambda g: (-Severity(g.severity).rank, g.check_id, -len(g.results), g.resource))
     not_assessed = {
         t: (reason[0], redact(reason[1]), sum(agg.targets[t].values()))

@@ -140,8 +140,16 @@ def render_restore_proof_markdown(proof: RestoreProof) -> str:
             "" if t.status == Status.PASS.value else (f"passed again in {t.follow_up}" if t.follow_up else "none yet")
         )
         verdict = t.status if t.status == Status.PASS.value else f"{t.status}: {t.message}"
-        cells = [_when(t.started), t.backup, verdict, t.verified, t.duration, f"{t.rto} {t.rto_status}".strip(),
-                 follow, f"{t.run_id} ({seal})"]  # fmt: skip
+        cells = [
+            _when(t.started),
+            t.backup,
+            verdict,
+            t.verified,
+            t.duration,
+            f"{t.rto} {t.rto_status}".strip(),
+            follow,
+            f"{t.run_id} ({seal})",
+        ]
         lines.append("| " + " | ".join(str(md_inline(printable(c) or "-")) for c in cells) + " |")
     if not proof.tests:
         lines.append("| - | no restore tests in the period | | | | | | |")

@@ -364,8 +364,9 @@ class _Loader:
         self.problems.append(ConfigProblem(self.file, self.lines.nearest(where), format_path(where), message))
 
     def validate(self, model: type[Any], data: object, where: tuple[str | int, ...]) -> Any:
-        spec, problems = validate_model(model, data, file=self.file, lines=self.lines, prefix=where,
-                                        ignore=self.secrets)  # fmt: skip
+        spec, problems = validate_model(
+            model, data, file=self.file, lines=self.lines, prefix=where, ignore=self.secrets
+        )
         self.problems += problems
         return spec
 
@@ -376,11 +377,19 @@ class _Loader:
         if spec is None and isinstance(data, dict):
             prefix = format_path(where)
             reported = [p.path for p in self.problems[before:]]
-            bad = {k for k in data if any(p == f"{prefix}.{k}" or p.startswith((f"{prefix}.{k}.", f"{prefix}.{k}["))
-                                          for p in reported)}  # fmt: skip
-            spec, _ = validate_model(model, {k: v for k, v in data.items() if k not in bad} | {"cron": "* * * * *"}
-                                     if "cron" in bad else {k: v for k, v in data.items() if k not in bad},
-                                     file=self.file, lines=self.lines)  # fmt: skip
+            bad = {
+                k
+                for k in data
+                if any(p == f"{prefix}.{k}" or p.startswith((f"{prefix}.{k}.", f"{prefix}.{k}[")) for p in reported)
+            }
+            spec, _ = validate_model(
+                model,
+                {k: v for k, v in data.items() if k not in bad} | {"cron": "* * * * *"}
+                if "cron" in bad
+                else {k: v for k, v in data.items() if k not in bad},
+                file=self.file,
+                lines=self.lines,
+            )
             if spec is not None:
                 self.invalid = True
         return spec
@@ -480,8 +489,10 @@ class _Loader:
             try:
                 normalize_format(opts.format)
             except UsageError:
-                self.problem((*where, "options", "format"), f"unknown report format {opts.format!r}; formats: "
-                             + ", ".join(formats()))  # fmt: skip
+                self.problem(
+                    (*where, "options", "format"),
+                    f"unknown report format {opts.format!r}; formats: " + ", ".join(formats()),
+                )
             if opts.run.startswith("job:") and opts.run[4:] not in top.jobs:
                 self.problem((*where, "options", "run"), f"no job named {opts.run[4:]!r}")
         for key in ("inventory", "playbook"):

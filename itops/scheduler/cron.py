@@ -137,5 +137,3 @@ def parse_cron(expression: str) -> CronSpec:
         any_day=any_day,
         any_weekday=any_weekday,
     )
-
-

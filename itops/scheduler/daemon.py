@@ -141,15 +141,18 @@ class SQLiteJobStore(BaseJobStore):  # type: ignore[misc]
     def add_job(self, job: APJob) -> None:
         try:
             with closing(self._db()) as db, db:
-                db.execute("INSERT INTO apscheduler_jobs (id, next_run_time, job_state) VALUES (?,?,?)",
-                           (job.id, *self._state(job)))  # fmt: skip
+                db.execute(
+                    "INSERT INTO apscheduler_jobs (id, next_run_time, job_state) VALUES (?,?,?)",
+                    (job.id, *self._state(job)),
+                )
         except sqlite3.IntegrityError:
             raise ConflictingIdError(job.id) from None
 
     def update_job(self, job: APJob) -> None:
         with closing(self._db()) as db, db:
-            cur = db.execute("UPDATE apscheduler_jobs SET next_run_time=?, job_state=? WHERE id=?",
-                             (*self._state(job), job.id))  # fmt: skip
+            cur = db.execute(
+                "UPDATE apscheduler_jobs SET next_run_time=?, job_state=? WHERE id=?", (*self._state(job), job.id)
+            )
             if cur.rowcount == 0:
                 raise JobLookupError(job.id)
 
@@ -282,15 +285,21 @@ class SchedulerDaemon:
         else:
             state, error = "skipped", "still running from its previous fire time (no overlapping runs)"
         log.warning("job %s: %s", event.job_id, error)
-        self.ctx.history.record(JobOutcome(job=event.job_id, started=time.time(), finished=time.time(),
-                                           state=state, scheduled=ts, error=error))  # fmt: skip
+        self.ctx.history.record(
+            JobOutcome(
+                job=event.job_id, started=time.time(), finished=time.time(), state=state, scheduled=ts, error=error
+            )
+        )
 
     # -- life cycle -------------------------------------------------------------------------------
     def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
         if self._signals == 1:
-            log.warning("received %s: finishing running jobs (up to %gs), starting no new ones",
-                        signal.Signals(signum).name, self.ctx.schedule.shutdown_grace)  # fmt: skip
+            log.warning(
+                "received %s: finishing running jobs (up to %gs), starting no new ones",
+                signal.Signals(signum).name,
+                self.ctx.schedule.shutdown_grace,
+            )
         else:
             log.warning("received %s again: stopping running jobs now", signal.Signals(signum).name)
             self.ctx.children.terminate_all()

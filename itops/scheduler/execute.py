@@ -157,8 +157,9 @@ def _finish(ctx: JobContext, job: Job, outcome: JobOutcome) -> None:
     if not job.notify:
         return
     event = build_event(ctx, job, outcome, run, results)
-    outcome.notifications = [d.to_dict() for d in deliver(event, job.notify, ctx.schedule.notifiers,
-                                                          base=ctx.schedule.base, sleep=ctx.sleep)]  # fmt: skip
+    outcome.notifications = [
+        d.to_dict() for d in deliver(event, job.notify, ctx.schedule.notifiers, base=ctx.schedule.base, sleep=ctx.sleep)
+    ]
 
 
 def build_event(ctx: JobContext, job: Job, outcome: JobOutcome, run: Run | None, results: list[Result]) -> JobEvent:

@@ -335,9 +335,13 @@ class ChildProcesses:
                 stopped = job in self._stopping
                 self._stopping.discard(job)
         return ChildResult(
-            proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), proc.pid, timed_out,
+            proc.returncode,
+            out.decode("utf-8", "replace"),
+            err.decode("utf-8", "replace"),
+            proc.pid,
+            timed_out,
             stopped,
-        )  # fmt: skip
+        )
 
     @staticmethod
     def _stop(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:

@@ -43,8 +43,14 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0
 MAX_LISTED = 25  # failures listed in one message; the report has them all
-EXIT_MEANING = {0: "ok", 1: "failures found", 2: "usage error", 3: "incomplete", 4: "invalid configuration",
-                70: "internal error"}  # fmt: skip
+EXIT_MEANING = {
+    0: "ok",
+    1: "failures found",
+    2: "usage error",
+    3: "incomplete",
+    4: "invalid configuration",
+    70: "internal error",
+}
 
 Key = tuple[str, str, str]
 
@@ -160,12 +166,16 @@ def compose(event: JobEvent) -> Message:
         f"Started {_ts(event.started)}, took {event.finished - event.started:.1f}s.",
     ]
     if event.run is not None:
-        lines.append(f"Run {event.run.id} (kind {event.run.kind}); counts: "
-                     + ", ".join(f"{k} {v}" for k, v in event.run.counts.items() if v))  # fmt: skip
+        lines.append(
+            f"Run {event.run.id} (kind {event.run.kind}); counts: "
+            + ", ".join(f"{k} {v}" for k, v in event.run.counts.items() if v)
+        )
     if event.previous_run is not None:
         prev = event.previous_run
-        lines.append(f"Compared with the job's previous run {prev.id} ({_ts(prev.started)}): "
-                     f"{len(new_keys)} new failure(s), {len(fixed)} fixed.")  # fmt: skip
+        lines.append(
+            f"Compared with the job's previous run {prev.id} ({_ts(prev.started)}): "
+            f"{len(new_keys)} new failure(s), {len(fixed)} fixed."
+        )
     if event.error:
         lines += ["", f"ERROR: {redact(event.error)}"]
     if event.run is None and event.stderr.strip():
@@ -411,11 +421,18 @@ def deliver(
         except Exception as exc:  # a bug in sending must not take the job's result with it
             log.exception("notification %s crashed", spec.name)
             attempts, error = 1, f"internal error: {type(exc).__name__}: {exc}"
-        record = Delivery(spec.name, channel, rule.when, not error, attempts, redact(error),
-                          round(time.monotonic() - t0, 3))  # fmt: skip
+        record = Delivery(
+            spec.name, channel, rule.when, not error, attempts, redact(error), round(time.monotonic() - t0, 3)
+        )
         if error:
-            log.error("notification %s (%s) for job %s failed after %d attempt(s): %s",
-                      spec.name, channel, event.job, attempts, record.error)  # fmt: skip
+            log.error(
+                "notification %s (%s) for job %s failed after %d attempt(s): %s",
+                spec.name,
+                channel,
+                event.job,
+                attempts,
+                record.error,
+            )
         else:
             log.info("notified %s (%s) about job %s", spec.name, channel, event.job)
         out.append(record)

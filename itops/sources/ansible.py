@@ -39,8 +39,18 @@ from typing import Any
 from itops.sources import SourceData, SourceError
 
 EXTRA_HINT = "install the ansible extra: pip install 'itops[ansible]' (it provides ansible-inventory)"
-SSH_CONNECTIONS = frozenset({"ssh", "paramiko", "paramiko_ssh", "smart", "ansible.builtin.ssh", "ansible.legacy.ssh",
-                             "ansible.builtin.paramiko_ssh", "ansible.netcommon.libssh"})  # fmt: skip
+SSH_CONNECTIONS = frozenset(
+    {
+        "ssh",
+        "paramiko",
+        "paramiko_ssh",
+        "smart",
+        "ansible.builtin.ssh",
+        "ansible.legacy.ssh",
+        "ansible.builtin.paramiko_ssh",
+        "ansible.netcommon.libssh",
+    }
+)
 TIMEOUT = 300.0  # seconds: inventory plugins may query remote APIs
 _TRUE = frozenset({"true", "yes", "on", "1", "y", "t"})
 _FALSE = frozenset({"false", "no", "off", "0", "n", "f", ""})
@@ -63,8 +73,9 @@ def run_ansible_inventory(path: Path, timeout: float = TIMEOUT) -> dict[str, Any
         raise SourceError(f"ansible inventory not found: {path}")
     argv = [ansible_inventory_command(), "-i", str(path), "--list", "--export"]
     # an unparseable source is an error, not Ansible's warning plus an empty inventory
-    env = dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_FAILED="True", ANSIBLE_NOCOLOR="1",
-               ANSIBLE_DEPRECATION_WARNINGS="False")  # fmt: skip
+    env = dict(
+        os.environ, ANSIBLE_INVENTORY_UNPARSED_FAILED="True", ANSIBLE_NOCOLOR="1", ANSIBLE_DEPRECATION_WARNINGS="False"
+    )
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:

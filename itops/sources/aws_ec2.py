@@ -59,8 +59,10 @@ def instance_hosts(spec: EC2SourceSpec, listing: list[tuple[str, dict[str, Any]]
             name = safe_name(str(inst.get(ADDRESS_FIELDS[spec.name]) or "")) or iid
         if name in out.hosts:
             name = f"{name}-{iid}"
-        entry: dict[str, Any] = {"address": str(address),
-                                 "vars": {**spec.vars, "ec2_instance_id": iid, "ec2_region": region}}  # fmt: skip
+        entry: dict[str, Any] = {
+            "address": str(address),
+            "vars": {**spec.vars, "ec2_instance_id": iid, "ec2_region": region},
+        }
         for key in ("user", "port", "jump"):
             if getattr(spec, key) is not None:
                 entry[key] = getattr(spec, key)

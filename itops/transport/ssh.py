@@ -130,9 +130,7 @@ class SSHConnection:
         if known:
             # negotiate a host key type we can verify, as OpenSSH does
             opts = t.get_security_options()
-            opts.key_types = [k for k in known if k in opts.key_types] + [
-                k for k in opts.key_types if k not in known
-            ]
+            opts.key_types = [k for k in known if k in opts.key_types] + [k for k in opts.key_types if k not in known]
         try:
             t.start_client(timeout=target.connect_timeout)
         except paramiko.SSHException as exc:
@@ -255,9 +253,7 @@ class SSHConnection:
     def open_tunnel(self, address: str, port: int, timeout: float) -> paramiko.Channel:
         """A direct-tcpip channel through this host (used when it is another host's jump)."""
         try:
-            return self.transport.open_channel(
-                "direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout
-            )
+            return self.transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout)
         except (paramiko.SSHException, OSError) as exc:
             raise HostUnreachable(
                 f"jump host {self.target.name} could not open a tunnel to {address}:{port}: {exc}"

@@ -141,10 +141,20 @@ def plant_demo_backups(
         p.write(f"{folder}/{name}", data, t)
         sums.append(f"{hashlib.sha256(data).hexdigest()}  {name}\n")
     p.write(f"{folder}/SHA256SUMS", "".join(sums).encode(), now - 2 * HOUR)
-    entry("files-fresh", f"{folder}/app-*.tar.gz", min_size="10KB", min_copies=3, max_shrink_pct=20,
-          manifest="SHA256SUMS",
-          restore_test={"into": scratch, "rto": "5m", "expect_files": ["etc/app/app.conf"],
-                        "verify": [{"path": "etc/app/app.conf", "sha256": APP_CONF_SHA256}]})  # fmt: skip
+    entry(
+        "files-fresh",
+        f"{folder}/app-*.tar.gz",
+        min_size="10KB",
+        min_copies=3,
+        max_shrink_pct=20,
+        manifest="SHA256SUMS",
+        restore_test={
+            "into": scratch,
+            "rto": "5m",
+            "expect_files": ["etc/app/app.conf"],
+            "verify": [{"path": "etc/app/app.conf", "sha256": APP_CONF_SHA256}],
+        },
+    )
 
     # stale: the newest copy is 3d 4h old
     folder = f"{base}/stale"
@@ -206,6 +216,10 @@ def plant_demo_backups(
             t = now - age
             data = _zst(_tar({"srv/www/index.html": b"<h1>ok</h1>\n", "srv/www/app.js": rnd.randbytes(8000)}, t))
             p.write(f"{folder}/www-{stamp(t)}.tar.zst", data, t)
-        entry("files-zstd", f"{folder}/www-*.tar.zst", min_copies=2,
-              restore_test={"into": scratch, "rto": "5m", "expect_files": ["srv/www/index.html"]})  # fmt: skip
+        entry(
+            "files-zstd",
+            f"{folder}/www-*.tar.zst",
+            min_copies=2,
+            restore_test={"into": scratch, "rto": "5m", "expect_files": ["srv/www/index.html"]},
+        )
     return entries

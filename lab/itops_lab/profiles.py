@@ -204,8 +204,10 @@ CLEAN = RootProfile(
         # pam_pwquality in the password stack, as pam-auth-update writes it once libpam-pwquality is installed
         # (the module itself is not in the root: nothing in the lab changes a password)
         "/etc/pam.d/common-password": (
-            (r"^(password\t\[success=1 default=ignore\]\tpam_unix\.so obscure) yescrypt$",
-             "password\trequisite\t\t\tpam_pwquality.so retry=3\n\\1 use_authtok try_first_pass yescrypt"),
+            (
+                r"^(password\t\[success=1 default=ignore\]\tpam_unix\.so obscure) yescrypt$",
+                "password\trequisite\t\t\tpam_pwquality.so retry=3\n\\1 use_authtok try_first_pass yescrypt",
+            ),
         ),
     },
     strip_modes={"/var/log": 0o007},  # dpkg.log, alternatives.log, faillog ... are o+r as installed
@@ -325,8 +327,9 @@ NEGLECTED = CLEAN.derive(
         "/etc/profile.d/umask.sh": PlantedFile("# shared project directories\numask 002\n"),
         "/etc/hosts.equiv": PlantedFile("+\n"),
         # credentials in clear text, readable by everyone (no file content ever leaves the host)
-        "/home/alice/.netrc": PlantedFile("machine backup.example login alice password itopslab\n", owner="alice",
-                                          group="alice"),
+        "/home/alice/.netrc": PlantedFile(
+            "machine backup.example login alice password itopslab\n", owner="alice", group="alice"
+        ),
         "/usr/local/bin/.helper": PlantedFile(mode=0o4755, copy_of="/bin/dash"),
         "/usr/local/etc/app.conf": PlantedFile("listen=0.0.0.0\n", mode=0o666),
         "/opt/vendor/agent.bin": PlantedFile("#!/bin/sh\n", mode=0o755, owner=4242, group=4242),

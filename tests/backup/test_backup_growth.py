@@ -28,9 +28,13 @@ def test_backup_growth_per_month_from_real_backup_runs(tmp_path: Path) -> None:
 
     folder = tmp_path / "backups"
     folder.mkdir()
-    inv = write_inventory(tmp_path / "inv.yaml", None, {
-        "nightly": {"kind": "file", "path": str(folder / "*.tar.gz"), "rpo": "26h", "min_copies": 1},
-    })  # fmt: skip
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        None,
+        {
+            "nightly": {"kind": "file", "path": str(folder / "*.tar.gz"), "rpo": "26h", "min_copies": 1},
+        },
+    )
     store = tmp_path / "store"
     start = time.time() - 4 * DAY
     for day in range(5):

@@ -157,8 +157,11 @@ def test_expected_files_are_never_read_through_a_symlink_out_of_the_restore(back
     digest = hashlib.sha256(live.read_bytes()).hexdigest()
     plant(root, "/var/backups/evil-file/evil.tar.gz", _tar_gz([_link("etc/hostname", "/etc/hostname")], {}))
     plant(root, "/var/backups/evil-dir/evil.tar.gz", _tar_gz([_link("etc", "/etc")], {}))
-    test = {"into": "/var/tmp/itops-restore", "expect_files": ["etc/hostname"],
-            "verify": [{"path": "etc/hostname", "sha256": digest}]}  # fmt: skip
+    test = {
+        "into": "/var/tmp/itops-restore",
+        "expect_files": ["etc/hostname"],
+        "verify": [{"path": "etc/hostname", "sha256": digest}],
+    }
     entries = {
         name: {
             "kind": "file",

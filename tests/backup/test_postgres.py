@@ -102,8 +102,9 @@ def test_the_server_password_never_reaches_results(pg_outcomes):
 # --------------------------------------------------------------------------- untrusted dumps (issue #12)
 
 
-def _plain_with(pg_dumps, folder, name: str, inject: str, after: str = "SET row_security = off;",
-                keep_restrict: bool = False) -> int:  # fmt: skip
+def _plain_with(
+    pg_dumps, folder, name: str, inject: str, after: str = "SET row_security = off;", keep_restrict: bool = False
+) -> int:
     """A copy of the fixture's plain dump with ``inject`` on the line after ``after``; its line number.
 
     Recent pg_dump (15.14+) brackets its dump in its own ``\\restrict KEY`` ... ``\\unrestrict KEY``;
@@ -136,8 +137,11 @@ def test_a_plain_dump_cannot_run_psql_meta_commands(pg_dumps, tmp_path):
     )
     midline_line = _plain_with(pg_dumps, tmp_path / "midline", "shop.sql", f"SELECT 1; \\! touch {midline_mark}")
     gz = tmp_path / "gz"
-    own = next(ln for ln in next((pg_dumps.dir / "plain").glob("*.sql")).read_text().splitlines()
-               if ln.startswith("\\restrict "))  # fmt: skip
+    own = next(
+        ln
+        for ln in next((pg_dumps.dir / "plain").glob("*.sql")).read_text().splitlines()
+        if ln.startswith("\\restrict ")
+    )
     unrestrict = own.replace("\\restrict", "\\unrestrict")
     gz_line = 1 + _plain_with(pg_dumps, gz, "shop.sql", f"{unrestrict}\n\\! touch {shell_mark}", keep_restrict=True)
     subprocess.run(["gzip", str(gz / "shop.sql")], check=True)
@@ -149,8 +153,12 @@ def test_a_plain_dump_cannot_run_psql_meta_commands(pg_dumps, tmp_path):
     inv = write_inventory(tmp_path / "inv.yaml", None, entries)
     before = set(server.databases())
     outcomes = verify(inv)
-    expected = {"shell": ("\\!", shell_line), "connect": ("\\connect", connect_line),
-                "midline": ("\\!", midline_line), "gz": ("\\!", gz_line)}  # fmt: skip
+    expected = {
+        "shell": ("\\!", shell_line),
+        "connect": ("\\connect", connect_line),
+        "midline": ("\\!", midline_line),
+        "gz": ("\\!", gz_line),
+    }
     for name, (cmd, line) in expected.items():
         res = by_check(outcomes[name])["backup.restore_test_passed"][0]
         assert res.status.value == "FAIL", (name, res.message)

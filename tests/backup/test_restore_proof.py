@@ -38,8 +38,9 @@ def test_restore_proof_lists_each_test_what_it_verified_and_the_follow_up_of_a_f
     statuses = {r["check_id"]: r["status"] for r in doc["results"] if r["target"] == "vault"}
     assert statuses["backup.restore_test_passed"] == "PASS"
 
-    res = CliRunner().invoke(cli, ["report", "--restore-proof", "--since", "1d", "--format", "json",
-                                   "--store", str(store)])  # fmt: skip
+    res = CliRunner().invoke(
+        cli, ["report", "--restore-proof", "--since", "1d", "--format", "json", "--store", str(store)]
+    )
     assert res.exit_code == 0, res.output
     proof = json.loads(res.stdout)
     assert (proof["passed"], proof["failed"]) == (1, 1)

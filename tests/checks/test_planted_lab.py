@@ -67,10 +67,24 @@ def _require_debian_lab() -> None:
 
 def _audit(inventory: Path, store: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
     proc = subprocess.run(
-        [sys.executable, "-c", "from itops.cli.main import main; main()", "audit", "-i", str(inventory),
-         "--format", "json", "--all", "--store", str(store)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from itops.cli.main import main; main()",
+            "audit",
+            "-i",
+            str(inventory),
+            "--format",
+            "json",
+            "--all",
+            "--store",
+            str(store),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
     assert proc.returncode in (0, 1, 3), proc.stderr
     by_host: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for r in json.loads(proc.stdout)["results"]:
@@ -118,10 +132,15 @@ def planted_audit(tmp_path_factory: pytest.TempPathFactory) -> PlantedAudit:
     _require_debian_lab()
     with HostRoots() as roots:
         specs = [
-            LabHostSpec(name, groups=("planted",), root=roots.create(name, RootKind.DEBIAN, host.profile),
-                        vars=AUDIT_LAB_VARS, mounts=host.mounts)
+            LabHostSpec(
+                name,
+                groups=("planted",),
+                root=roots.create(name, RootKind.DEBIAN, host.profile),
+                vars=AUDIT_LAB_VARS,
+                mounts=host.mounts,
+            )
             for name, host in AUDIT_LAB.items()
-        ]  # fmt: skip
+        ]
         with start_fleet(tmp_path_factory.mktemp("planted-lab"), specs, startup_timeout=30) as fleet:
             inventory = fleet.write_inventory()
             results = _audit(inventory, tmp_path_factory.mktemp("planted-store"))
@@ -192,10 +211,12 @@ def test_root_dependent_checks_reach_a_verdict(planted_audit: PlantedAudit, host
     """Everything a host's root decides can be judged: an ERROR there is a check that could have known."""
     results = planted_audit.results[host]
     undecided = {
-        check_id for check_id, rs in results.items()
-        if check_id not in ENVIRONMENT_CHECKS and check_id not in HISTORY_CHECKS
+        check_id
+        for check_id, rs in results.items()
+        if check_id not in ENVIRONMENT_CHECKS
+        and check_id not in HISTORY_CHECKS
         and any(r["status"] not in VERDICTS for r in rs)
-    }  # fmt: skip
+    }
     assert not undecided, f"{host}:\n{_describe(results, undecided)}"
 
 

@@ -21,8 +21,12 @@ BAD_INVENTORIES = {
     "duplicate key": ("hosts:\n  web1: {address: 10.0.0.1}\n  web1: {address: 10.0.0.2}\n", 4, "web1"),
     "wrong type": ("hosts:\n  web1: {address: 10.0.0.1, port: many}\n", 3, "hosts.web1.port"),
     "bad duration": ("defaults:\n  ssh: {connect_timeout: 5 parsecs}\nhosts: {}\n", 3, "connect_timeout"),
-    "bad size": ("hosts:\n  db1: {address: 10.0.0.1}\nbackups:\n  b: {kind: file, host: db1, path: /x/*.gz,"
-                 " rpo: 1h, min_size: 10 bananas}\n", 5, "min_size"),
+    "bad size": (
+        "hosts:\n  db1: {address: 10.0.0.1}\nbackups:\n  b: {kind: file, host: db1, path: /x/*.gz,"
+        " rpo: 1h, min_size: 10 bananas}\n",
+        5,
+        "min_size",
+    ),
     "unknown group": ("hosts:\n  web1: {address: 10.0.0.1, groups: [nope]}\n", 3, "groups"),
     "unknown site": ("hosts:\n  web1: {address: 10.0.0.1, site: mars}\n", 3, "site"),
     "unknown jump": ("hosts:\n  web1: {address: 10.0.0.1, jump: bastion9}\n", 3, "jump"),
@@ -85,13 +89,15 @@ def test_broken_user_check_is_skipped_with_a_warning(tmp_path):
     pack = tmp_path / "pack"
     pack.mkdir()
     (pack / "broken_import.py").write_text("from itops.checkapi import host_check\nraise RuntimeError('boom')\n")
-    (pack / "bad_meta.py").write_text(textwrap.dedent("""
+    (pack / "bad_meta.py").write_text(
+        textwrap.dedent("""
         from itops.checkapi import host_check, Finding, Severity
         @host_check(id="Bad Id", title="x", severity=Severity.LOW, rationale="r", remediation="", frameworks={},
                     probes=[])
         def f(facts, params):
             return Finding.passed("ok")
-    """))
+    """)
+    )
     write_pack(pack)
     res = CliRunner().invoke(cli, ["checks", "list", "--checks-dir", str(pack), "--format", "json"])
     assert res.exit_code == 0
@@ -104,8 +110,18 @@ def test_broken_user_check_is_skipped_with_a_warning(tmp_path):
 @pytest.mark.integration
 def test_audit_json_is_pure_and_runs_are_stored(lab_inventory, tmp_path):
     store = tmp_path / "store"
-    proc = run_cli_process("audit", "-i", str(lab_inventory), "--checks", "ssh.*", "--store", str(store),
-                           "--format", "json", env={**os.environ, "FORCE_COLOR": "1"})
+    proc = run_cli_process(
+        "audit",
+        "-i",
+        str(lab_inventory),
+        "--checks",
+        "ssh.*",
+        "--store",
+        str(store),
+        "--format",
+        "json",
+        env={**os.environ, "FORCE_COLOR": "1"},
+    )
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)  # nothing but JSON on stdout
     assert "\x1b[" not in proc.stdout
@@ -122,9 +138,18 @@ def test_audit_json_is_pure_and_runs_are_stored(lab_inventory, tmp_path):
 
 @pytest.mark.integration
 def test_fail_on_threshold_changes_exit_code(lab_inventory, tmp_path):
-    args = ["audit", "-i", str(lab_inventory), "--checks-dir", str(write_pack(tmp_path / "p")),
-            "--checks", "test.shadow_mode", "--store", str(tmp_path / "s")]
-    assert run_cli_process(*args).returncode == 1          # a low FAIL counts at --fail-on low
+    args = [
+        "audit",
+        "-i",
+        str(lab_inventory),
+        "--checks-dir",
+        str(write_pack(tmp_path / "p")),
+        "--checks",
+        "test.shadow_mode",
+        "--store",
+        str(tmp_path / "s"),
+    ]
+    assert run_cli_process(*args).returncode == 1  # a low FAIL counts at --fail-on low
     assert run_cli_process(*args, "--fail-on", "high").returncode == 0
 
 
@@ -147,12 +172,30 @@ def _has_ancestor(pid: int, ancestors: set[int], depth: int = 32) -> bool:
 def test_sigterm_stops_the_run_and_keeps_results(fleet_factory, tmp_path):
     fleet = fleet_factory(3)
     pack = write_pack(tmp_path / "p")
-    inv = write_yaml(tmp_path / "inv.yaml", fleet.inventory({"defaults": {"ssh": {"command_timeout": 100}},
-                                                            "hosts": {"lab1": {"vars": {}}}}))
+    inv = write_yaml(
+        tmp_path / "inv.yaml",
+        fleet.inventory({"defaults": {"ssh": {"command_timeout": 100}}, "hosts": {"lab1": {"vars": {}}}}),
+    )
     store = tmp_path / "store"
-    proc = subprocess.Popen([ITOPS, "audit", "-i", str(inv), "--checks-dir", str(pack), "--checks", "test.*",
-                             "--store", str(store), "--format", "json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            ITOPS,
+            "audit",
+            "-i",
+            str(inv),
+            "--checks-dir",
+            str(pack),
+            "--checks",
+            "test.*",
+            "--store",
+            str(store),
+            "--format",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # wait (bounded) until the batches are running: the hanging probe's `sleep 120` exists on this
     # machine (the fleet has no chroot), so the earlier probes of each batch have already finished.
     # Only sleeps under this fleet's sshd count: other runs on the machine may have their own.
@@ -195,9 +238,16 @@ def test_table_output_shows_host_control_characters_as_visible_escapes():
     from itops.model import Evidence, Result, Run, Severity, Status
 
     hostile = "/etc/sudoers.d/x\x1b[2J\rFAKE OK\x07\x9b"
-    r = Result(run_id="r", check_id="accounts.sudoers_no_nopasswd", target="web1", status=Status.FAIL,
-               severity=Severity.MEDIUM, message=f"NOPASSWD rule at {hostile}:1: bob ALL=(ALL)\tNOPASSWD: ALL",
-               resource=hostile, evidence=Evidence())  # fmt: skip
+    r = Result(
+        run_id="r",
+        check_id="accounts.sudoers_no_nopasswd",
+        target="web1",
+        status=Status.FAIL,
+        severity=Severity.MEDIUM,
+        message=f"NOPASSWD rule at {hostile}:1: bob ALL=(ALL)\tNOPASSWD: ALL",
+        resource=hostile,
+        evidence=Evidence(),
+    )
     out = render_summary(Run(id="r", kind="audit", started=0.0, finished=1.0), [r], colour=False)
     assert not any(c in out for c in "\x1b\r\x07\x9b\t")
     assert "x\\x1b[2J\\x0dFAKE OK\\x07\\x9b" in out and "\\x09NOPASSWD" in out

@@ -15,7 +15,7 @@ from itops.cli.main import cli
 from itops.registry import load_registry
 
 PACK = textwrap.dedent(
-    '''
+    """
     from itops.checkapi import Finding, Probe, Severity, host_check
 
     @host_check(id="test.tries_limited", title="Tries are limited", probes=[Probe("echo", "echo 9")],
@@ -24,22 +24,39 @@ PACK = textwrap.dedent(
                 frameworks={"nist-800-53": ["AC-7"], "iso-27001": ["A.8.5"]}, params={"ssh_max_auth_tries": 4})
     def tries(facts, params):
         return Finding.failed(f"9 > {params['ssh_max_auth_tries']}")
-    '''
+    """
 )
 
 
 def test_fix_text_uses_each_hosts_parameters_in_output_and_reports(tmp_path):
     (tmp_path / "pack").mkdir()
     (tmp_path / "pack" / "tries.py").write_text(PACK)
-    inv = write_yaml(tmp_path / "inv.yaml", {
-        "version": 1,
-        "hosts": {"strict": {"address": "127.0.0.1", "vars": {"ssh_max_auth_tries": 3}},
-                  "plain": {"address": "127.0.0.1"}},
-    })  # fmt: skip
+    inv = write_yaml(
+        tmp_path / "inv.yaml",
+        {
+            "version": 1,
+            "hosts": {
+                "strict": {"address": "127.0.0.1", "vars": {"ssh_max_auth_tries": 3}},
+                "plain": {"address": "127.0.0.1"},
+            },
+        },
+    )
     store = tmp_path / "s"
-    args = ["audit", str(inv), "--local", "--checks-dir", str(tmp_path / "pack"), "--checks", "test.*",
-            "--store", str(store), "--report", f"md:{tmp_path / 'r.md'}",
-            "--report", f"html:{tmp_path / 'r.html'}"]  # fmt: skip
+    args = [
+        "audit",
+        str(inv),
+        "--local",
+        "--checks-dir",
+        str(tmp_path / "pack"),
+        "--checks",
+        "test.*",
+        "--store",
+        str(store),
+        "--report",
+        f"md:{tmp_path / 'r.md'}",
+        "--report",
+        f"html:{tmp_path / 'r.html'}",
+    ]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 1, res.output
     fixes = [line.strip() for line in res.stdout.splitlines() if line.strip().startswith("fix:")]
@@ -61,8 +78,13 @@ def test_builtin_max_auth_tries_fix_follows_the_var():
 
 
 def test_placeholder_naming_no_parameter_is_invalid_metadata():
-    meta = dict(id="test.x_y", title="A title", severity=Severity.LOW, rationale="long enough rationale",
-                frameworks={"nist-800-53": ["AC-7"], "iso-27001": ["A.8.5"]})  # fmt: skip
+    meta = dict(
+        id="test.x_y",
+        title="A title",
+        severity=Severity.LOW,
+        rationale="long enough rationale",
+        frameworks={"nist-800-53": ["AC-7"], "iso-27001": ["A.8.5"]},
+    )
     with pytest.raises(ValidationError, match="max_tries"):
         CheckMeta(**meta, remediation="Set {max_tries}", params={"ssh_max_auth_tries": 4})
     CheckMeta(**meta, remediation="chmod o-w {} +", params={})

@@ -54,7 +54,7 @@ def test_unreachable_host_is_one_line_and_json_keeps_every_check(lab_inventory, 
 # A user pack whose one probe sleeps for the host's `pause` var: the first host answers at once,
 # the others hang until the run is interrupted.
 PAUSE_PACK = textwrap.dedent(
-    '''
+    """
     from itops.checkapi import Finding, Probe, Severity, host_check, quote
 
     PAUSE = Probe("pause", lambda p: "sleep " + quote(str(p["pause"])) + " && echo done")
@@ -72,7 +72,7 @@ PAUSE_PACK = textwrap.dedent(
     def pause_fails(facts, params):
         r = facts["pause"]
         return Finding.failed("planted failure") if r.ok else Finding.error("could not assess: " + r.problem())
-    '''
+    """
 )
 
 
@@ -100,12 +100,28 @@ def test_interrupted_run_names_targets_never_audited(fleet_factory, tmp_path):
     run_a = json.loads(full.stdout)["run"]["id"]
 
     slow_hosts = {name: {"vars": {"pause": 60}} for name in ("lab2", "lab3", "lab4")}
-    slow = write_yaml(tmp_path / "slow.yaml", fleet.inventory({"defaults": {"ssh": {"command_timeout": 100}},
-                                                               "hosts": slow_hosts}))
+    slow = write_yaml(
+        tmp_path / "slow.yaml", fleet.inventory({"defaults": {"ssh": {"command_timeout": 100}}, "hosts": slow_hosts})
+    )
     md, html = tmp_path / "interrupted.md", tmp_path / "interrupted.html"
-    proc = subprocess.Popen([ITOPS, "audit", "-i", str(slow), *base, "--format", "json",
-                             "--report", f"md:{md}", "--report", f"html:{html}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            ITOPS,
+            "audit",
+            "-i",
+            str(slow),
+            *base,
+            "--format",
+            "json",
+            "--report",
+            f"md:{md}",
+            "--report",
+            f"html:{html}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         folders: list[Path] = []
@@ -135,7 +151,7 @@ def test_interrupted_run_names_targets_never_audited(fleet_factory, tmp_path):
     assert "Incomplete run" in text and "2 planned target(s) never audited" in text and "lab3, lab4" in text
     assert "coverage 25.0%" in text and "coverage 100.0%" not in text
     page = html.read_text()
-    assert 'id="incomplete"' in page and "<b class=\"wrap\">lab3</b>" in page and "<b class=\"wrap\">lab4</b>" in page
+    assert 'id="incomplete"' in page and '<b class="wrap">lab3</b>' in page and '<b class="wrap">lab4</b>' in page
     assert "Targets not assessed (3)" in page and "never audited (2 checks planned)" in page  # lab2 cut off: ERROR
     # ... and so do the stored run's table and its reports rendered later
     table = run_cli_process("runs", "show", run_b, "--store", str(store)).stdout

@@ -94,8 +94,9 @@ def test_misspelled_checks_term_is_a_usage_error(tmp_path):
 
 def test_audit_of_zero_targets_is_a_usage_error_saying_why(tmp_path):
     inv = _inventory(tmp_path)
-    res = _invoke("audit", "-i", str(inv), "--limit", "db-a", "--checks", "kernel.*", "--local",
-                  "--store", str(tmp_path / "s"))  # fmt: skip
+    res = _invoke(
+        "audit", "-i", str(inv), "--limit", "db-a", "--checks", "kernel.*", "--local", "--store", str(tmp_path / "s")
+    )
     assert res.exit_code == 2, res.output
     assert "0 target(s)" not in res.output
     assert "--limit db-a matched 1 host(s) (db-a)" in res.stderr
@@ -110,8 +111,17 @@ def test_stale_waiver_warnings_only_inside_the_selection(tmp_path):
         {"check": "ssh.root_login_disabled", "target": "legacy-*", **WAIVER},  # inside, names no host: stale
     ]
     inv = _inventory(tmp_path, waivers=waivers)
-    _code, doc, err = run_audit("-i", str(inv), "--limit", "db-a", "--checks", "ssh.root_login_disabled",
-                               "--local", "--store", str(tmp_path / "s"))  # fmt: skip
+    _code, doc, err = run_audit(
+        "-i",
+        str(inv),
+        "--limit",
+        "db-a",
+        "--checks",
+        "ssh.root_login_disabled",
+        "--local",
+        "--store",
+        str(tmp_path / "s"),
+    )
     assert doc["results"], err
     stale = [line for line in err.splitlines() if "stale" in line]
     assert len(stale) == 1 and "legacy-*" in stale[0], err
@@ -122,8 +132,11 @@ def test_stale_waiver_warnings_only_inside_the_selection(tmp_path):
 
 
 def test_backup_verify_refuses_a_waiver_for_no_check(tmp_path):
-    inv = _inventory(tmp_path, waivers=[{"check": "backup.within_rp", "target": "*", **WAIVER}],
-                     backups={"b": {"kind": "file", "host": "db-a", "path": "/var/backups/*.gz", "rpo": "1d"}})
+    inv = _inventory(
+        tmp_path,
+        waivers=[{"check": "backup.within_rp", "target": "*", **WAIVER}],
+        backups={"b": {"kind": "file", "host": "db-a", "path": "/var/backups/*.gz", "rpo": "1d"}},
+    )
     res = _invoke("backup", "verify", str(inv), "--store", str(tmp_path / "s"))
     assert res.exit_code == 4, res.output
     assert "waiver 'backup.within_rp' matches no check (did you mean 'backup.within_rpo'?)" in res.stderr

@@ -15,8 +15,9 @@ from click.testing import CliRunner
 from itops.cli.main import cli
 
 
-@pytest.mark.parametrize("args", [["checks", "list"], ["checks", "show", "ssh.root_login_disabled"],
-                                  ["checks", "list", "--format", "json"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "args", [["checks", "list"], ["checks", "show", "ssh.root_login_disabled"], ["checks", "list", "--format", "json"]]
+)
 def test_closed_stdout_pipe_ends_quietly(args):
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before the first write, as `| head` after its lines
@@ -30,11 +31,24 @@ def test_closed_stdout_pipe_ends_quietly(args):
 
 def test_unknown_backup_from_a_template_names_the_var_and_the_option(tmp_path):
     inv = tmp_path / "inv.yaml"
-    inv.write_text("version: 1\nhosts:\n  lab1: {address: 127.0.0.1}\n"
-                   "backups:\n  files-fresh: {kind: file, host: lab1, path: /var/backups/*.tar.gz, rpo: 1d}\n")
+    inv.write_text(
+        "version: 1\nhosts:\n  lab1: {address: 127.0.0.1}\n"
+        "backups:\n  files-fresh: {kind: file, host: lab1, path: /var/backups/*.tar.gz, rpo: 1d}\n"
+    )
     playbooks = Path(__file__).parents[2] / "playbooks"
-    res = CliRunner().invoke(cli, ["dr", "drill", str(playbooks / "file-restore-checksums.yaml"), "-i", str(inv),
-                                   "--var", "backup=files-frsh", "--dry-run"])  # fmt: skip
+    res = CliRunner().invoke(
+        cli,
+        [
+            "dr",
+            "drill",
+            str(playbooks / "file-restore-checksums.yaml"),
+            "-i",
+            str(inv),
+            "--var",
+            "backup=files-frsh",
+            "--dry-run",
+        ],
+    )
     assert res.exit_code == 4, res.output
     assert "unknown backup 'files-frsh' (did you mean 'files-fresh'?)" in res.stderr
     assert "{{ backup }} is the playbook var 'backup'" in res.stderr
@@ -43,9 +57,11 @@ def test_unknown_backup_from_a_template_names_the_var_and_the_option(tmp_path):
 
 def test_key_dedented_out_of_its_section_says_where_it_belongs(tmp_path):
     inv = tmp_path / "inv.yaml"
-    inv.write_text("version: 1\nhosts:\n  db1: {address: 127.0.0.1}\nbackups:\n  b:\n    kind: file\n"
-                   "    host: db1\n    path: /var/backups/*.gz\n    rpo: 1d\n    restore_test:\n"
-                   "      into: /var/tmp/x\n    rto: 30m\n")
+    inv.write_text(
+        "version: 1\nhosts:\n  db1: {address: 127.0.0.1}\nbackups:\n  b:\n    kind: file\n"
+        "    host: db1\n    path: /var/backups/*.gz\n    rpo: 1d\n    restore_test:\n"
+        "      into: /var/tmp/x\n    rto: 30m\n"
+    )
     res = CliRunner().invoke(cli, ["inventory", "validate", str(inv)])
     assert res.exit_code == 4, res.output
     assert f"{inv}:12: backups.b.rto: unknown key 'rto': rto belongs under restore_test:" in res.stderr
@@ -75,19 +91,34 @@ def test_readme_lab_commands_ssh_in_and_stop_a_detached_lab(tmp_path):
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert "ssh -F .lab/ssh_config lab1" in readme and "python -m itops_lab down --dir .lab" in readme
     lab = tmp_path / "lab"
-    up = subprocess.run([sys.executable, "-m", "itops_lab", "up", "--dir", str(lab), "--hosts", "1", "--detach"],
-                        capture_output=True, text=True, timeout=300)  # fmt: skip
+    up = subprocess.run(
+        [sys.executable, "-m", "itops_lab", "up", "--dir", str(lab), "--hosts", "1", "--detach"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert up.returncode == 0, up.stderr
     try:
-        ssh = subprocess.run(["ssh", "-F", str(lab / "ssh_config"), "lab1", "echo in-the-lab"],
-                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+        ssh = subprocess.run(
+            ["ssh", "-F", str(lab / "ssh_config"), "lab1", "echo in-the-lab"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
         assert ssh.returncode == 0 and ssh.stdout.strip() == "in-the-lab", ssh.stderr
     finally:
-        down = subprocess.run([sys.executable, "-m", "itops_lab", "down", "--dir", str(lab)],
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        down = subprocess.run(
+            [sys.executable, "-m", "itops_lab", "down", "--dir", str(lab)], capture_output=True, text=True, timeout=120
+        )
     assert down.returncode == 0 and "is down" in down.stderr, down.stderr
-    again = subprocess.run(["ssh", "-F", str(lab / "ssh_config"), "-o", "ConnectTimeout=5", "lab1", "true"],
-                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+    again = subprocess.run(
+        ["ssh", "-F", str(lab / "ssh_config"), "-o", "ConnectTimeout=5", "lab1", "true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert again.returncode != 0
 
 

@@ -58,9 +58,13 @@ def _fleet(tmp_path: Path, hosts: int, pack: str, name: str) -> tuple[Path, Path
     folder = tmp_path / f"pack-{name}"
     folder.mkdir(exist_ok=True)
     (folder / f"{name}.py").write_text(pack)
-    inv = write_yaml(tmp_path / f"inv-{hosts}.yaml", {
-        "version": 1, "hosts": {f"h{i:04d}": {"address": "127.0.0.1"} for i in range(hosts)},
-    })  # fmt: skip
+    inv = write_yaml(
+        tmp_path / f"inv-{hosts}.yaml",
+        {
+            "version": 1,
+            "hosts": {f"h{i:04d}": {"address": "127.0.0.1"} for i in range(hosts)},
+        },
+    )
     return inv, folder
 
 
@@ -78,8 +82,9 @@ def test_json_output_is_the_run_document_streamed_and_jsonl_gives_one_result_per
     assert doc["summary"]["total"] == len(doc["results"]) == 60 and doc["counts"]["FAIL"] == 60
     assert doc["summary"]["targets"] == 3 and doc["summary"]["checks"] == 20
     # the same document as one rendered from the store afterwards
-    shown = json.loads(CliRunner().invoke(cli, ["runs", "show", "latest", "--store", str(store),
-                                                "--format", "json"]).stdout)  # fmt: skip
+    shown = json.loads(
+        CliRunner().invoke(cli, ["runs", "show", "latest", "--store", str(store), "--format", "json"]).stdout
+    )
     assert shown["results"] == doc["results"] and shown["summary"] == doc["summary"]
     assert shown["counts"] == doc["counts"] and shown["run"] == doc["run"]
 
@@ -95,8 +100,22 @@ def test_json_output_is_the_run_document_streamed_and_jsonl_gives_one_result_per
 
 def test_results_reach_stdout_while_the_run_is_still_going(tmp_path):
     inv, pack = _fleet(tmp_path, 3, SLOW_PACK, "slow")
-    cmd = [ITOPS, "audit", str(inv), "--local", "--checks-dir", str(pack), "--checks", "slow.*", "--concurrency",
-           "1", "--format", "jsonl", "--store", str(tmp_path / "s")]  # fmt: skip
+    cmd = [
+        ITOPS,
+        "audit",
+        str(inv),
+        "--local",
+        "--checks-dir",
+        str(pack),
+        "--checks",
+        "slow.*",
+        "--concurrency",
+        "1",
+        "--format",
+        "jsonl",
+        "--store",
+        str(tmp_path / "s"),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
@@ -125,10 +144,23 @@ _PEAK_RSS = textwrap.dedent(
 def _peak_rss_kb(tmp_path: Path, hosts: int) -> int:
     """Peak RSS (VmHWM, KiB) of `itops audit --format json` over ``hosts`` local hosts, in a fresh process."""
     inv, pack = _fleet(tmp_path, hosts, BULKY_PACK, "bulky")
-    cmd = [ITOPS, "audit", str(inv), "--local", "--checks-dir", str(pack), "--checks", "mem.*",
-           "--format", "json", "--store", str(tmp_path / f"s{hosts}")]  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", _PEAK_RSS, *cmd], capture_output=True, text=True, timeout=600,
-                         check=True).stdout.split()  # fmt: skip
+    cmd = [
+        ITOPS,
+        "audit",
+        str(inv),
+        "--local",
+        "--checks-dir",
+        str(pack),
+        "--checks",
+        "mem.*",
+        "--format",
+        "json",
+        "--store",
+        str(tmp_path / f"s{hosts}"),
+    ]
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, *cmd], capture_output=True, text=True, timeout=600, check=True
+    ).stdout.split()
     assert out[0] == "1", out  # every result a FAIL: the run went through
     return int(out[1])
 
@@ -140,8 +172,9 @@ def test_peak_memory_does_not_grow_with_the_number_of_hosts(tmp_path):
     t0 = time.monotonic()
     small = _peak_rss_kb(tmp_path, 20)
     large = _peak_rss_kb(tmp_path, 200)
-    print(f"peak RSS: 20 hosts {small / 1024:.1f} MiB, 200 hosts {large / 1024:.1f} MiB "
-          f"({time.monotonic() - t0:.0f} s)")  # fmt: skip
+    print(
+        f"peak RSS: 20 hosts {small / 1024:.1f} MiB, 200 hosts {large / 1024:.1f} MiB ({time.monotonic() - t0:.0f} s)"
+    )
     assert large <= 1.3 * small + 8 * 1024, (small, large)
 
 
@@ -149,8 +182,22 @@ def test_a_closed_output_pipe_stops_the_run_keeps_it_as_interrupted_and_exits_14
     """`itops audit --format jsonl | head -1`: the reader goes away while hosts are still running."""
     inv, pack = _fleet(tmp_path, 4, SLOW_PACK, "slow")
     store = tmp_path / "s"
-    cmd = [ITOPS, "audit", str(inv), "--local", "--checks-dir", str(pack), "--checks", "slow.*", "--concurrency",
-           "1", "--format", "jsonl", "--store", str(store)]  # fmt: skip
+    cmd = [
+        ITOPS,
+        "audit",
+        str(inv),
+        "--local",
+        "--checks-dir",
+        str(pack),
+        "--checks",
+        "slow.*",
+        "--concurrency",
+        "1",
+        "--format",
+        "jsonl",
+        "--store",
+        str(store),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stderr is not None
     json.loads(proc.stdout.readline())

@@ -12,9 +12,21 @@ FIX = "Allow SSH before switching to drop. " + "nft add rule inet filter input t
 
 
 def _r(target: str, check: str, status: Status, message: str, severity: Severity = Severity.HIGH) -> Result:
-    return Result(run_id="r", check_id=check, target=target, resource="", status=status, severity=severity,
-                  title=check, message=message, evidence=Evidence(), frameworks={}, remediation=FIX,
-                  started=time.time(), duration=0.0)
+    return Result(
+        run_id="r",
+        check_id=check,
+        target=target,
+        resource="",
+        status=status,
+        severity=severity,
+        title=check,
+        message=message,
+        evidence=Evidence(),
+        frameworks={},
+        remediation=FIX,
+        started=time.time(),
+        duration=0.0,
+    )
 
 
 def test_every_check_error_for_one_reason_is_one_line() -> None:

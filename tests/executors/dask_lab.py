@@ -90,17 +90,35 @@ def start_dask_lab(workdir: Path, workers: int = 2, allowed_failures: int = 0) -
             wlog = workdir / f"worker{i}.log"
             logs.append(wlog)
             proc = subprocess.Popen(
-                [DASK, "worker", "--scheduler-file", str(sched_file), "--nworkers", "1", "--nthreads", "2",
-                 "--no-nanny", "--no-dashboard", "--host", "127.0.0.1", "--name", f"w{i}"],
+                [
+                    DASK,
+                    "worker",
+                    "--scheduler-file",
+                    str(sched_file),
+                    "--nworkers",
+                    "1",
+                    "--nthreads",
+                    "2",
+                    "--no-nanny",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                    "--name",
+                    f"w{i}",
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=wlog.open("wb"),
                 env=env,
                 start_new_session=True,
-            )  # fmt: skip
+            )
             lab.workers[proc.pid] = proc
         with lab.client() as client:
-            _wait(f"{workers} dask workers", lambda: len(client.nthreads()) >= workers,
-                  [scheduler, *lab.workers.values()], logs)  # fmt: skip
+            _wait(
+                f"{workers} dask workers",
+                lambda: len(client.nthreads()) >= workers,
+                [scheduler, *lab.workers.values()],
+                logs,
+            )
     except BaseException:
         lab.stop()
         raise

@@ -86,8 +86,20 @@ def _worker_pids(client) -> dict[str, int]:
 
 def test_a_killed_worker_loses_only_its_hosts_which_are_retried_or_unreachable(fleet_factory, dask_lab, tmp_path):
     inv, pack = _slow_fleet(fleet_factory, tmp_path, 6)
-    args = ["audit", str(inv), "--checks-dir", str(pack), "--checks", "slow.*,ssh.root_login_disabled",
-            "--store", str(tmp_path / "store"), "--executor", dask_lab.address, "--format", "json"]  # fmt: skip
+    args = [
+        "audit",
+        str(inv),
+        "--checks-dir",
+        str(pack),
+        "--checks",
+        "slow.*,ssh.root_login_disabled",
+        "--store",
+        str(tmp_path / "store"),
+        "--executor",
+        dask_lab.address,
+        "--format",
+        "json",
+    ]
     proc = subprocess.Popen([ITOPS, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with dask_lab.client() as client:
@@ -123,8 +135,20 @@ def test_a_killed_worker_loses_only_its_hosts_which_are_retried_or_unreachable(f
 
 def test_ctrl_c_cancels_the_clusters_tasks(fleet_factory, dask_lab, tmp_path):
     inv, pack = _slow_fleet(fleet_factory, tmp_path, 4)
-    args = ["audit", str(inv), "--checks-dir", str(pack), "--checks", "slow.*",
-            "--store", str(tmp_path / "store"), "--executor", dask_lab.address, "--format", "json"]  # fmt: skip
+    args = [
+        "audit",
+        str(inv),
+        "--checks-dir",
+        str(pack),
+        "--checks",
+        "slow.*",
+        "--store",
+        str(tmp_path / "store"),
+        "--executor",
+        dask_lab.address,
+        "--format",
+        "json",
+    ]
     proc = subprocess.Popen([ITOPS, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with dask_lab.client() as client:
@@ -187,10 +211,22 @@ def test_backup_verify_on_a_dask_cluster_matches_threads(fleet_factory, dask_lab
 
     def verify(executor: str) -> tuple[int, dict[str, Any], str]:
         res = subprocess.run(
-            [ITOPS, "backup", "verify", str(inv), "--format", "json", "--store", str(tmp_path / executor[:4]),
-             "--executor", executor],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [
+                ITOPS,
+                "backup",
+                "verify",
+                str(inv),
+                "--format",
+                "json",
+                "--store",
+                str(tmp_path / executor[:4]),
+                "--executor",
+                executor,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         return res.returncode, json.loads(res.stdout or "{}"), res.stderr
 
     code_t, threads, err_t = verify("threads")
@@ -231,10 +267,25 @@ def test_a_batch_that_kills_its_worker_twice_is_unreachable_with_the_reason(flee
     lab = start_dask_lab(tmp_path / "dask", workers=3)
     try:
         res = subprocess.run(
-            [ITOPS, "audit", str(fleet.inventory_path), "--checks-dir", str(pack), "--checks", "crash.*",
-             "--store", str(tmp_path / "store"), "--executor", lab.address, "--format", "json"],
-            capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
+            [
+                ITOPS,
+                "audit",
+                str(fleet.inventory_path),
+                "--checks-dir",
+                str(pack),
+                "--checks",
+                "crash.*",
+                "--store",
+                str(tmp_path / "store"),
+                "--executor",
+                lab.address,
+                "--format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         dead = [pid for pid, p in lab.workers.items() if p.poll() is not None]
     finally:
         lab.stop()

@@ -59,11 +59,16 @@ def test_batches_are_about_two_per_worker_thread_and_bounded(hosts, slots, size)
 
 def test_the_payload_pickles_and_carries_no_secret_value(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_PW", "hunter2-secret-value")
-    inv = load_inventory(write_yaml(tmp_path / "inv.yaml", {
-        "version": 1,
-        "defaults": {"ssh": {"password_env": "LAB_PW"}},
-        "hosts": {"h1": {"address": "127.0.0.1", "vars": {"max_auth_tries": 4, "nested": {"a": [1, 2]}}}},
-    }))  # fmt: skip
+    inv = load_inventory(
+        write_yaml(
+            tmp_path / "inv.yaml",
+            {
+                "version": 1,
+                "defaults": {"ssh": {"password_env": "LAB_PW"}},
+                "hosts": {"h1": {"address": "127.0.0.1", "vars": {"max_auth_tries": 4, "nested": {"a": [1, 2]}}}},
+            },
+        )
+    )
     batch = AuditBatch("run1", ("h1",), dict(inv.hosts), ("ssh.root_login_disabled",), (str(tmp_path),), 4)
     data = pickle.dumps(batch)
     assert b"hunter2" not in data and b"LAB_PW" in data  # the variable's name travels, never its value

@@ -160,9 +160,21 @@ def test_lab_starts_on_a_machine_whose_ssh_service_never_ran(tmp_path: Path) -> 
     work = tmp_path / "lab"
     work.mkdir()
     proc = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-         'mount -t tmpfs -o mode=0755 tmpfs /run && exec "$0" "$@"', sys.executable, str(script), str(work)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            'mount -t tmpfs -o mode=0755 tmpfs /run && exec "$0" "$@"',
+            sys.executable,
+            str(script),
+            str(work),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["reached", "0"]

@@ -74,8 +74,9 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     )
     cert_path, key_path = directory / "smtp.crt", directory / "smtp.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -97,8 +98,11 @@ def start_smtp(tmp: Path | None = None, *, user: str = "", password: str = "") -
         def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
             if isinstance(auth_data, LoginPassword):
                 sink.passwords_seen.append(auth_data.password.decode())
-            ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user and \
-                auth_data.password.decode() == password
+            ok = (
+                isinstance(auth_data, LoginPassword)
+                and auth_data.login.decode() == user
+                and auth_data.password.decode() == password
+            )
             if ok:
                 sink.logins.append(user)
             return AuthResult(success=ok, handled=False)

@@ -17,15 +17,29 @@ NOW = time.time()
 
 
 def _result(run_id: str, check: str, target: str, status: Status, message: str = "msg", resource: str = "") -> Result:
-    return Result(run_id=run_id, check_id=check, target=target, resource=resource, status=status,
-                  severity=Severity.HIGH, message=message, evidence=Evidence())
+    return Result(
+        run_id=run_id,
+        check_id=check,
+        target=target,
+        resource=resource,
+        status=status,
+        severity=Severity.HIGH,
+        message=message,
+        evidence=Evidence(),
+    )
 
 
 def _event(tmp_path: Path, *, previous: bool = True, report: bool = True) -> JobEvent:
-    prev_run = Run(id="20260101T000000Z-aaaaaa", kind="backup", started=NOW - 7200, finished=NOW - 7190,
-                   counts={"PASS": 1, "FAIL": 1})
-    run = Run(id="20260101T010000Z-bbbbbb", kind="backup", started=NOW - 60, finished=NOW - 50,
-              counts={"PASS": 1, "FAIL": 2})
+    prev_run = Run(
+        id="20260101T000000Z-aaaaaa",
+        kind="backup",
+        started=NOW - 7200,
+        finished=NOW - 7190,
+        counts={"PASS": 1, "FAIL": 1},
+    )
+    run = Run(
+        id="20260101T010000Z-bbbbbb", kind="backup", started=NOW - 60, finished=NOW - 50, counts={"PASS": 1, "FAIL": 2}
+    )
     before = [
         _result(prev_run.id, "backup.within_rpo", "files-stale", Status.FAIL, "newest backup is 3d old, RPO 26h"),
         _result(prev_run.id, "backup.within_rpo", "files-db", Status.PASS),
@@ -39,12 +53,22 @@ def _event(tmp_path: Path, *, previous: bool = True, report: bool = True) -> Job
     report_path = tmp_path / "nightly-report.html"
     report_path.write_text("<html><body>the report</body></html>")
     return JobEvent(
-        job="nightly-backups", command="backup-verify", where="inventory/prod.yaml", state="complete",
-        exit_code=1, started=NOW - 60, finished=NOW - 50, run=run, results=after,
-        previous_run=prev_run if previous else None, previous_exit=1 if previous else None,
+        job="nightly-backups",
+        command="backup-verify",
+        where="inventory/prod.yaml",
+        state="complete",
+        exit_code=1,
+        started=NOW - 60,
+        finished=NOW - 50,
+        run=run,
+        results=after,
+        previous_run=prev_run if previous else None,
+        previous_exit=1 if previous else None,
         diff=diff_results(prev_run, before, run, after) if previous else None,
-        since={("backup.within_rpo", "files-stale", ""): (prev_run.started, prev_run.id),
-               ("backup.within_rpo", "files-db", ""): (run.started, run.id)},
+        since={
+            ("backup.within_rpo", "files-stale", ""): (prev_run.started, prev_run.id),
+            ("backup.within_rpo", "files-db", ""): (run.started, run.id),
+        },
         report_path=report_path if report else None,
         report_url="https://itops.example.com/reports/nightly-report.html" if report else None,
     )
@@ -74,8 +98,20 @@ def test_change_detection(tmp_path):
     same_run = Run(id="r2", kind="backup", started=NOW, finished=NOW)
     results = [_result("r2", "backup.within_rpo", "a", Status.FAIL)]
     prev = [_result("r1", "backup.within_rpo", "a", Status.FAIL)]
-    steady = JobEvent("j", "backup-verify", "inv", "complete", 1, NOW, NOW, run=same_run, results=results,
-                      previous_run=same_run, previous_exit=1, diff=diff_results(same_run, prev, same_run, results))
+    steady = JobEvent(
+        "j",
+        "backup-verify",
+        "inv",
+        "complete",
+        1,
+        NOW,
+        NOW,
+        run=same_run,
+        results=results,
+        previous_run=same_run,
+        previous_exit=1,
+        diff=diff_results(same_run, prev, same_run, results),
+    )
     assert not steady.changed  # still failing the same way: no change
     ok = JobEvent("j", "audit", "inv", "complete", 0, NOW, NOW, previous_exit=0)
     assert not ok.changed and not ok.failed
@@ -84,8 +120,14 @@ def test_change_detection(tmp_path):
 
 
 def _email(sink, **kw) -> NotifierSpec:
-    spec = {"host": "127.0.0.1", "port": sink.port, "starttls": False, "from": "itops@example.com",
-            "to": ["ops@example.com", "dba@example.com"], **kw}
+    spec = {
+        "host": "127.0.0.1",
+        "port": sink.port,
+        "starttls": False,
+        "from": "itops@example.com",
+        "to": ["ops@example.com", "dba@example.com"],
+        **kw,
+    }
     return NotifierSpec(name="mail", email=EmailSpec.model_validate(spec), retries=1, backoff=0.01)
 
 
@@ -104,8 +146,9 @@ def test_email_reaches_the_local_smtp_server_with_the_report_attached(smtp, tmp_
 
 def test_starttls_and_login_with_the_password_from_the_environment(smtp_tls, tmp_path, monkeypatch):
     monkeypatch.setenv("ITOPS_TEST_SMTP_PW", "mail-secret-1234")
-    spec = _email(smtp_tls, starttls=True, cafile=str(smtp_tls.cafile), username="itops",
-                  password_env="ITOPS_TEST_SMTP_PW")
+    spec = _email(
+        smtp_tls, starttls=True, cafile=str(smtp_tls.cafile), username="itops", password_env="ITOPS_TEST_SMTP_PW"
+    )
     records = deliver(_event(tmp_path), [NotifyRule(to="mail", when="always")], {"mail": spec})
     assert records[0].ok, records[0].error
     assert smtp_tls.wait_for(1) and smtp_tls.logins == ["itops"]
@@ -149,23 +192,26 @@ def test_webhook_receives_slack_and_generic_json(hook_factory, tmp_path):
 def test_webhook_500_is_retried_with_backoff_then_recorded(hook_factory, tmp_path):
     hook = hook_factory([500])
     waits: list[float] = []
-    (record,) = deliver(_event(tmp_path), [NotifyRule(to="hook", when="always")], {"hook": _hook(hook.url)},
-                        sleep=waits.append)
+    (record,) = deliver(
+        _event(tmp_path), [NotifyRule(to="hook", when="always")], {"hook": _hook(hook.url)}, sleep=waits.append
+    )
     assert not record.ok and record.attempts == 3 and "HTTP 500" in record.error
     assert len(hook.posts) == 3 and waits == [0.01, 0.02]
 
 
 def test_webhook_recovers_after_a_503(hook_factory, tmp_path):
     hook = hook_factory([503, 200])
-    (record,) = deliver(_event(tmp_path), [NotifyRule(to="hook", when="always")], {"hook": _hook(hook.url)},
-                        sleep=lambda s: None)
+    (record,) = deliver(
+        _event(tmp_path), [NotifyRule(to="hook", when="always")], {"hook": _hook(hook.url)}, sleep=lambda s: None
+    )
     assert record.ok and record.attempts == 2
 
 
 def test_webhook_4xx_is_not_retried(hook_factory, tmp_path):
     hook = hook_factory([404])
-    (record,) = deliver(_event(tmp_path), [NotifyRule(to="hook", when="always")], {"hook": _hook(hook.url)},
-                        sleep=lambda s: None)
+    (record,) = deliver(
+        _event(tmp_path), [NotifyRule(to="hook", when="always")], {"hook": _hook(hook.url)}, sleep=lambda s: None
+    )
     assert not record.ok and record.attempts == 1 and len(hook.posts) == 1
 
 
@@ -210,7 +256,8 @@ def test_failed_notifications_never_change_the_jobs_result(hook_factory, tmp_pat
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead_port = s.getsockname()[1]
-    (tmp_path / "tick.yaml").write_text(textwrap.dedent("""\
+    (tmp_path / "tick.yaml").write_text(
+        textwrap.dedent("""\
         name: tick
         description: a local step
         systems: [none]
@@ -218,8 +265,10 @@ def test_failed_notifications_never_change_the_jobs_result(hook_factory, tmp_pat
         rpo: 1h
         owner: tests
         steps: [{name: work, local: "true"}]
-    """))
-    (tmp_path / "schedule.yaml").write_text(textwrap.dedent(f"""\
+    """)
+    )
+    (tmp_path / "schedule.yaml").write_text(
+        textwrap.dedent(f"""\
         version: 1
         store: store
         notifiers:
@@ -229,7 +278,8 @@ def test_failed_notifications_never_change_the_jobs_result(hook_factory, tmp_pat
         jobs:
           tick: {{cron: "0 3 * * *", command: dr-drill, playbook: tick.yaml,
                  notify: [{{to: hook, when: always}}, {{to: mail, when: always}}]}}
-    """))
+    """)
+    )
     ctx = JobContext.create(load_schedule(tmp_path / "schedule.yaml"))
     outcome = execute_job(ctx, "tick")
     assert outcome.state == "complete" and outcome.exit_code == 0 and outcome.run_id
@@ -269,11 +319,15 @@ def test_slack_escaping_of_an_unrun_command_output(hook_factory, tmp_path):
 
 
 def _schedule(tmp_path: Path, email: str) -> Path:
-    (tmp_path / "tick.yaml").write_text("name: tick\ndescription: d\nsystems: [none]\nrto: 1m\nrpo: 1h\n"
-                                        "owner: tests\nsteps: [{name: work, local: 'true'}]\n")
+    (tmp_path / "tick.yaml").write_text(
+        "name: tick\ndescription: d\nsystems: [none]\nrto: 1m\nrpo: 1h\n"
+        "owner: tests\nsteps: [{name: work, local: 'true'}]\n"
+    )
     path = tmp_path / "schedule.yaml"
-    path.write_text("version: 1\nnotifiers:\n  mail:\n    email: " + email + "\n"
-                    "jobs:\n  tick: {cron: '0 3 * * *', command: dr-drill, playbook: tick.yaml, notify: [mail]}\n")
+    path.write_text(
+        "version: 1\nnotifiers:\n  mail:\n    email: " + email + "\n"
+        "jobs:\n  tick: {cron: '0 3 * * *', command: dr-drill, playbook: tick.yaml, notify: [mail]}\n"
+    )
     return path
 
 
@@ -281,8 +335,10 @@ def test_smtp_login_without_tls_is_refused_at_load(smtp_plain_auth, tmp_path):
     from itops.errors import ConfigError
     from itops.scheduler import load_schedule
 
-    email = (f"{{host: 127.0.0.1, port: {smtp_plain_auth.port}, starttls: false, from: a@example.com, "
-             "to: [b@example.com], username: itops, password_env: ITOPS_TEST_SMTP_PW}")
+    email = (
+        f"{{host: 127.0.0.1, port: {smtp_plain_auth.port}, starttls: false, from: a@example.com, "
+        "to: [b@example.com], username: itops, password_env: ITOPS_TEST_SMTP_PW}"
+    )
     with pytest.raises(ConfigError) as err:
         load_schedule(_schedule(tmp_path, email))
     (problem,) = err.value.problems
@@ -306,8 +362,10 @@ def test_smtp_plaintext_login_when_allowed(smtp_plain_auth, tmp_path, monkeypatc
     from itops.scheduler import load_schedule
 
     monkeypatch.setenv("ITOPS_TEST_SMTP_PW", "mail-secret-1234")
-    email = (f"{{host: 127.0.0.1, port: {smtp_plain_auth.port}, starttls: false, allow_plaintext: true, "
-             "from: a@example.com, to: [b@example.com], username: itops, password_env: ITOPS_TEST_SMTP_PW}")
+    email = (
+        f"{{host: 127.0.0.1, port: {smtp_plain_auth.port}, starttls: false, allow_plaintext: true, "
+        "from: a@example.com, to: [b@example.com], username: itops, password_env: ITOPS_TEST_SMTP_PW}"
+    )
     schedule = load_schedule(_schedule(tmp_path, email))
     (record,) = deliver(_event(tmp_path), [NotifyRule(to="mail", when="always")], schedule.notifiers)
     assert record.ok, record.error

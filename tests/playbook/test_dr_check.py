@@ -20,8 +20,18 @@ NOW = time.time()
 
 def record(playbook: str, age_days: float, success: bool = True, failed_step: str | None = None) -> DrillRecord:
     t = NOW - age_days * DAY
-    return DrillRecord(f"run-{playbook}-{age_days}", playbook, t - 60, t, "complete", 0 if success else 1, success,
-                       60.0 if success else None, 600.0, failed_step)
+    return DrillRecord(
+        f"run-{playbook}-{age_days}",
+        playbook,
+        t - 60,
+        t,
+        "complete",
+        0 if success else 1,
+        success,
+        60.0 if success else None,
+        600.0,
+        failed_step,
+    )
 
 
 def test_check_metadata_is_complete():
@@ -42,7 +52,8 @@ def test_drill_recent_pass_fail_and_never():
 
 
 def _pb(folder, name: str, extra: str = "") -> None:
-    (folder / f"{name}.yaml").write_text(textwrap.dedent(f"""\
+    (folder / f"{name}.yaml").write_text(
+        textwrap.dedent(f"""\
         name: {name}
         description: d
         systems: [x]
@@ -51,7 +62,8 @@ def _pb(folder, name: str, extra: str = "") -> None:
         owner: o
         {extra}
         steps: [{{name: s, local: "true"}}]
-    """))
+    """)
+    )
 
 
 def test_readiness_results_use_the_newest_success_and_each_playbooks_max_age(tmp_path):
@@ -76,8 +88,9 @@ def test_dr_check_cli_after_a_real_drill(tmp_path):
     store = tmp_path / "store"
     result = CliRunner().invoke(cli, ["dr", "drill", str(folder / "alpha.yaml"), "--store", str(store)])
     assert result.exit_code == 0, result.output
-    check = CliRunner().invoke(cli, ["dr", "check", "--playbooks", str(folder), "--store", str(store),
-                                     "--format", "json"])
+    check = CliRunner().invoke(
+        cli, ["dr", "check", "--playbooks", str(folder), "--store", str(store), "--format", "json"]
+    )
     assert check.exit_code == 1  # beta was never drilled
     doc = json.loads(check.stdout)
     status = {r["target"]: r["status"] for r in doc["results"]}
@@ -86,6 +99,7 @@ def test_dr_check_cli_after_a_real_drill(tmp_path):
     hist = CliRunner().invoke(cli, ["dr", "history", "--store", str(store), "--format", "json"])
     data = json.loads(hist.stdout)
     assert data["last_success"]["alpha"]["age"] < 600 and data["drills"][0]["playbook"] == "alpha"
-    bad = CliRunner().invoke(cli, ["dr", "check", "--playbooks", str(folder), "--store", str(store),
-                                   "--max-age", "soon"])
+    bad = CliRunner().invoke(
+        cli, ["dr", "check", "--playbooks", str(folder), "--store", str(store), "--max-age", "soon"]
+    )
     assert bad.exit_code == 2

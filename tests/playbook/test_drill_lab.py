@@ -24,16 +24,19 @@ def drill(*args: str) -> tuple[int, str, str]:
 
 def playbook(tmp_path: Path, steps: str, name: str = "lab-drill", rto: str = "5m") -> Path:
     path = tmp_path / f"{name}.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         name: {name}
         description: a drill against the lab
         systems: [lab1, lab2]
         rto: {rto}
         rpo: 1h
         owner: tests
-        vars: {{dir: "{tmp_path / 'state'}"}}
+        vars: {{dir: "{tmp_path / "state"}"}}
         steps:
-    """) + textwrap.indent(textwrap.dedent(steps), "  "))
+    """)
+        + textwrap.indent(textwrap.dedent(steps), "  ")
+    )
     return path
 
 
@@ -46,7 +49,9 @@ def lab(fleet_factory, tmp_path):
 
 def test_successful_drill_is_a_run_with_step_timings_and_achieved_rto(lab, tmp_path):
     port = lab["lab1"].port
-    pb = playbook(tmp_path, f"""\
+    pb = playbook(
+        tmp_path,
+        f"""\
         - name: write on lab1
           run: echo primary > {{{{ dir }}}}/lab1.txt && hostname
           host: lab1
@@ -62,10 +67,12 @@ def test_successful_drill_is_a_run_with_step_timings_and_achieved_rto(lab, tmp_p
           manual: Is the lab fine?
         - name: pause
           local: sleep 0.3
-    """)
+    """,
+    )
     store = tmp_path / "store"
-    code, out, err = drill(str(pb), "-i", str(lab.inventory_path), "--store", str(store),
-                           "--answer", "confirm=looks good")
+    code, out, err = drill(
+        str(pb), "-i", str(lab.inventory_path), "--store", str(store), "--answer", "confirm=looks good"
+    )
     assert code == 0, out + err
     assert (tmp_path / "state" / "lab2.txt").read_text() == "primary\n"
     assert "Drill of lab-drill: SUCCESS" in out and "Achieved RTO" in out and ": met" in out
@@ -90,7 +97,9 @@ def test_successful_drill_is_a_run_with_step_timings_and_achieved_rto(lab, tmp_p
 
 def test_failure_at_step_k_stops_and_rolls_back_newest_first(lab, tmp_path):
     state = tmp_path / "state"
-    pb = playbook(tmp_path, """\
+    pb = playbook(
+        tmp_path,
+        """\
         - name: create a
           run: touch {{ dir }}/a
           host: lab1
@@ -108,7 +117,8 @@ def test_failure_at_step_k_stops_and_rolls_back_newest_first(lab, tmp_path):
         - name: never reached
           run: touch {{ dir }}/c
           host: lab1
-    """)
+    """,
+    )
     store = tmp_path / "store"
     code, out, err = drill(str(pb), "-i", str(lab.inventory_path), "--store", str(store))
     assert code == 1, out + err
@@ -128,11 +138,14 @@ def test_failure_at_step_k_stops_and_rolls_back_newest_first(lab, tmp_path):
 
 
 def test_manual_step_needs_an_answer_when_unattended(lab, tmp_path):
-    pb = playbook(tmp_path, """\
+    pb = playbook(
+        tmp_path,
+        """\
         - {name: first, run: "touch {{ dir }}/x", host: lab1,
            rollback: [{name: undo, run: "rm {{ dir }}/x", host: lab1}]}
         - {name: confirm, manual: "Did the standby take over?"}
-    """)
+    """,
+    )
     store = tmp_path / "store"
     code, out, _ = drill(str(pb), "-i", str(lab.inventory_path), "--store", str(store))
     assert code == 3  # no terminal, no --yes, no --answer: not assessable
@@ -147,15 +160,31 @@ def test_manual_step_needs_an_answer_when_unattended(lab, tmp_path):
 
 
 def test_dry_run_prints_the_resolved_plan_and_touches_nothing(lab, tmp_path):
-    pb = playbook(tmp_path, """\
+    pb = playbook(
+        tmp_path,
+        """\
         - {name: write, run: "echo {{ msg }} > {{ dir }}/dry.txt", host: lab2,
            rollback: [{name: undo, run: "rm -f {{ dir }}/dry.txt", host: lab2}]}
         - {name: port, wait_for: {tcp: {host: lab1, port: "{{ hosts.lab1.port }}"}}}
         - {name: ok, manual: "Fine?"}
-    """)
+    """,
+    )
     store = tmp_path / "store"
-    result = CliRunner().invoke(cli, ["dr", "drill", str(pb), "-i", str(lab.inventory_path), "--dry-run",
-                                      "--store", str(store), "--var", "msg=it's; here"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "dr",
+            "drill",
+            str(pb),
+            "-i",
+            str(lab.inventory_path),
+            "--dry-run",
+            "--store",
+            str(store),
+            "--var",
+            "msg=it's; here",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "DRY RUN of playbook lab-drill" in out
@@ -168,11 +197,14 @@ def test_dry_run_prints_the_resolved_plan_and_touches_nothing(lab, tmp_path):
 
 def test_unreachable_host_stops_the_drill(lab, tmp_path):
     lab.stop_host("lab2")
-    pb = playbook(tmp_path, """\
+    pb = playbook(
+        tmp_path,
+        """\
         - {name: one, run: "touch {{ dir }}/one", host: lab1,
            rollback: [{name: undo, run: "rm {{ dir }}/one", host: lab1}]}
         - {name: two, run: "true", host: lab2}
-    """)
+    """,
+    )
     code, out, _ = drill(str(pb), "-i", str(lab.inventory_path), "--store", str(tmp_path / "store"))
     assert code == 3 and "UNREACHABLE" in out and "could not reach the host" in out
     assert not (tmp_path / "state" / "one").exists()

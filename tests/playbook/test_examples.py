@@ -28,8 +28,9 @@ PLAYBOOKS = bundled_dir("playbooks")
 
 
 def drill(name: str, inventory: Path, store: Path, *extra: str) -> tuple[int, str, dict]:
-    result = CliRunner().invoke(cli, ["dr", "drill", str(PLAYBOOKS / f"{name}.yaml"), "-i", str(inventory),
-                                      "--store", str(store), *extra])
+    result = CliRunner().invoke(
+        cli, ["dr", "drill", str(PLAYBOOKS / f"{name}.yaml"), "-i", str(inventory), "--store", str(store), *extra]
+    )
     s = Store(store)
     meta = json.loads((s.run_dir(s.resolve("latest")) / "drill.json").read_text())
     return result.exit_code, result.stdout + result.stderr, meta
@@ -63,8 +64,12 @@ def _wait_closed(port: int) -> None:
 
 def test_failover_service_passes_and_a_broken_variant_rolls_back(fleet_factory, tmp_path, service_dir):
     lab = fleet_factory(2)
-    ports = [f"--var=primary_port={free_port()}", f"--var=standby_port={(standby := free_port())}",
-             f"--var=dir={service_dir}", "--yes"]
+    ports = [
+        f"--var=primary_port={free_port()}",
+        f"--var=standby_port={(standby := free_port())}",
+        f"--var=dir={service_dir}",
+        "--yes",
+    ]
     store = tmp_path / "store"
     code, out, meta = drill("failover-service", lab.inventory_path, store, *ports)
     assert code == 0, out
@@ -77,8 +82,10 @@ def test_failover_service_passes_and_a_broken_variant_rolls_back(fleet_factory, 
     code, out, meta = drill("failover-service", lab.inventory_path, store, *ports, "--var=standby_address=127.0.0.2")
     assert code == 1, out
     assert meta["failed_step"] == "5 the standby serves the service"
-    assert [r["name"] for r in meta["rollbacks"]] == ["stop the service on the standby",
-                                                       "start the service on the primary again"]
+    assert [r["name"] for r in meta["rollbacks"]] == [
+        "stop the service on the standby",
+        "start the service on the primary again",
+    ]
     assert all(r["status"] == "PASS" for r in meta["rollbacks"])
     assert not (service_dir / "standby.pid").exists()  # standby stopped again
     assert (service_dir / "primary.pid").exists()  # primary restarted
@@ -125,9 +132,17 @@ def test_pg_standby_restore_passes_and_the_standby_holds_the_data(fleet_factory,
     pg.dump("shop", dumps / "shop-20260101.dump")
     monkeypatch.setenv("ITOPS_TEST_DRILL_PG", PG_PASSWORD)
     server = pg.server_entry("ITOPS_TEST_DRILL_PG")
-    backup = {"kind": "postgres_dump", "host": "lab1", "path": f"{dumps}/*.dump", "rpo": "26h",
-              "restore_test": {"server": server, "rto": "5m",
-                               "verify": [{"query": "SELECT count(*) FROM orders", "min": 100}]}}
+    backup = {
+        "kind": "postgres_dump",
+        "host": "lab1",
+        "path": f"{dumps}/*.dump",
+        "rpo": "26h",
+        "restore_test": {
+            "server": server,
+            "rto": "5m",
+            "verify": [{"query": "SELECT count(*) FROM orders", "min": 100}],
+        },
+    }
     inv = lab.write_inventory(extra={"backups": {"pg-orders": backup}})
     pgpass = tmp_path / "pgpass"
     pgpass.write_text(f"127.0.0.1:{pg.port}:*:postgres:{PG_PASSWORD}\n")
@@ -163,8 +178,13 @@ def test_failover_service_runs_on_the_roots_lab_and_a_start_that_dies_fails(flee
     standby_pid = roots["lab2"] / service.lstrip("/") / "standby.pid"
 
     def ssh(host: str, command: str) -> None:
-        subprocess.run(["ssh", "-F", str(lab.workdir / "ssh_config"), host, command], stdin=subprocess.DEVNULL,
-                       capture_output=True, timeout=60, check=False)  # fmt: skip
+        subprocess.run(
+            ["ssh", "-F", str(lab.workdir / "ssh_config"), host, command],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
 
     ports = [f"--var=primary_port={free_port()}", f"--var=standby_port={free_port()}", "--yes"]
     store = tmp_path / "store"

@@ -40,7 +40,9 @@ def problems(path: Path, **kw) -> list[str]:
 
 
 def test_every_problem_is_reported_with_file_and_line(tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         name: broken
         description: x
         systems: []
@@ -68,7 +70,8 @@ def test_every_problem_is_reported_with_file_and_line(tmp_path):
                 rollback: [{local: "true"}]
           - name: unknown template
             local: "echo {{ nope }}"
-    """)
+    """,
+    )
     got = problems(path)
     f = str(path)
     assert f"{f}:3: systems: list at least one system this playbook recovers" in got
@@ -93,23 +96,29 @@ def test_syntax_errors_and_duplicate_keys(tmp_path):
 
 
 def test_inline_secrets_are_refused(tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         steps:
           - restore: {backup: pg, database: x, server: {host: h, password: hunter2}}
-    """)
+    """,
+    )
     (problem,) = [p for p in problems(path) if "password" in p]
     assert "secrets are never written inline" in problem and f"{path}:8:" in problem
 
 
 def test_values_reach_the_shell_quoted(tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         vars: {msg: "hello; rm -rf / #", port: 8080}
         steps:
           - name: say
             local: echo {{ msg }} > /dev/null
           - name: port
             wait_for: {tcp: {host: 127.0.0.1, port: "{{ port }}"}}
-    """)
+    """,
+    )
     pb = load_playbook(path, overrides={"port": "9090"})
     # the value never enters the command text: it travels in the step's environment
     assert pb.steps[0].spec.local == 'echo "${ITOPS_VAR_msg}" > /dev/null'
@@ -120,32 +129,41 @@ def test_values_reach_the_shell_quoted(tmp_path):
 
 def test_hosts_and_backups_are_checked_against_the_inventory(tmp_path):
     inv_path = tmp_path / "inv.yaml"
-    inv_path.write_text(textwrap.dedent("""\
+    inv_path.write_text(
+        textwrap.dedent("""\
         version: 1
         hosts:
           web1: {address: 10.0.0.5, port: 2222, vars: {service_port: 8443}}
         backups:
           files: {kind: file, host: web1, path: /srv/b/*.tar.gz, rpo: 26h}
-    """))
+    """)
+    )
     inv = load_inventory(inv_path)
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         steps:
           - {name: a, run: "uptime", host: wbe1}
           - {name: b, check: {tcp: {host: web1, port: "{{ hosts.web1.vars.service_port }}"}}}
           - {name: c, restore: {backup: filez}}
           - {name: d, restore: {backup: files, database: x}}
           - {name: e, local: "echo {{ hosts.web1.address }}:{{ hosts.web1.port }}"}
-    """)
+    """,
+    )
     got = problems(path, inventory=inv)
     assert f"{path}:8: steps[0].host: unknown host 'wbe1' (did you mean 'web1'?)" in got
     assert any(p.startswith(f"{path}:10: steps[2].restore.backup: unknown backup 'filez'") for p in got)
     assert f"{path}:11: steps[3].restore.database: database restores postgres_dump backups; files is file" in got
     assert len(got) == 3
-    ok = write(tmp_path, """\
+    ok = write(
+        tmp_path,
+        """\
         steps:
           - {name: b, check: {tcp: {host: web1, port: "{{ hosts.web1.vars.service_port }}"}}}
           - {name: e, local: "echo {{ hosts.web1.address }}:{{ hosts.web1.port }}"}
-    """, "ok.yaml")
+    """,
+        "ok.yaml",
+    )
     pb = load_playbook(ok, inventory=inv)
     assert pb.steps[0].spec.check.tcp.port == "8443"
     assert pb.steps[1].shown(pb.steps[1].spec.local) == "echo 10.0.0.5:2222"

@@ -20,7 +20,7 @@ from itops.cli.main import cli
 RUN_CONTEXTS = [
     ("bare", "printf %s {{ v }} > OUT"),
     ("dollar-paren", 'x=$(printf %s {{ v }}); printf %s "$x" > OUT'),
-    ("backticks", "x=`printf %s {{ v }}`; printf %s \"$x\" > OUT"),
+    ("backticks", 'x=`printf %s {{ v }}`; printf %s "$x" > OUT'),
     ("dollar-paren-in-double-quotes", 'printf %s "$(printf %s {{ v }})" > OUT'),
     ("backticks-in-double-quotes", 'printf %s "`printf %s {{ v }}`" > OUT'),
     ("prefix", "printf %s pre-{{ v }}-post > OUT"),
@@ -39,7 +39,7 @@ def hostile_values(pwned: Path) -> list[str]:
     p = str(pwned)
     return [
         f"x'; touch {p}; '",  # breaks out of the author's single quotes around a shlex.quote'd value
-        f"x\"; touch {p}; \"",
+        f'x"; touch {p}; "',
         f"$(touch {p})",  # expanded when a quoted value lands inside double quotes
         f"`touch {p}`",
         f"`; touch {p}; echo `",  # ends the author's backticks early
@@ -51,7 +51,8 @@ def hostile_values(pwned: Path) -> list[str]:
 def playbook(tmp_path: Path, steps: list[str], name: str = "inject") -> Path:
     path = tmp_path / f"{name}.yaml"
     body = "".join(f"  - {{name: s{i}, {step}}}\n" for i, step in enumerate(steps))
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         name: inject
         description: hostile values in every quoting context
         systems: [here]
@@ -60,7 +61,9 @@ def playbook(tmp_path: Path, steps: list[str], name: str = "inject") -> Path:
         owner: tests
         vars: {v: placeholder}
         steps:
-    """) + body)
+    """)
+        + body
+    )
     return path
 
 
@@ -107,7 +110,7 @@ def test_template_inside_quotes_is_a_config_error_with_file_and_line(tmp_path, l
     [
         ("echo {{ a }} '{{ b }}' \"{{ c }}\"", ["bare", "single quotes", "double quotes"]),
         ('kill "$(cat {{ a }}/pid)" `cat {{ b }}` "`cat {{ c }}`"', ["bare", "bare", "bare"]),
-        ("echo $(( 1 + 2 )) $(echo \"{{ a }}\") \\'{{ b }}", ["double quotes", "bare"]),
+        ('echo $(( 1 + 2 )) $(echo "{{ a }}") \\\'{{ b }}', ["double quotes", "bare"]),
         ("cat <<EOF\nit's {{ a }}\nEOF\necho '{{ b }}' {{ c }}", ["a here-document", "single quotes", "bare"]),
         ("cat <<<{{ a }}; echo # '{{ b }}\necho {{ c }}", ["bare", "bare", "bare"]),
     ],
@@ -139,15 +142,23 @@ def test_hostile_values_over_ssh_arrive_as_one_word_and_never_run(fleet_factory,
         check = yaml_str(f'test "$(cat {outs[0]})" = {{{{ v }}}}')
         steps.append(f"check: {{command: {check}, host: lab1}}")
         pb = playbook(tmp_path, steps, name=f"inject{n}")
-        code, out = drill(str(pb), "-i", str(lab.inventory_path), "--var", f"v={value}",
-                          "--store", str(tmp_path / "store"))  # fmt: skip
+        code, out = drill(
+            str(pb), "-i", str(lab.inventory_path), "--var", f"v={value}", "--store", str(tmp_path / "store")
+        )
         assert code == 0, out
         assert not pwned.exists(), value
         for (label, _), file in zip(RUN_CONTEXTS, outs, strict=True):
             assert file.read_text() == (f"pre-{value}-post" if label == "prefix" else value), (value, label)
     quoted = playbook(tmp_path, _steps("run", ["echo '{{ v }}'"], "lab1"), name="quoted")
-    code, out = drill(str(quoted), "-i", str(lab.inventory_path), "--var", f"v={hostile_values(pwned)[0]}",
-                      "--store", str(tmp_path / "store"))  # fmt: skip
+    code, out = drill(
+        str(quoted),
+        "-i",
+        str(lab.inventory_path),
+        "--var",
+        f"v={hostile_values(pwned)[0]}",
+        "--store",
+        str(tmp_path / "store"),
+    )
     assert code == 4 and f"{quoted}:9:" in out and "inside single quotes in run" in out, out
     assert not pwned.exists()
 

@@ -62,8 +62,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Any:
         for name in HOSTS:
             root = roots.create(name, RootKind.DEBIAN, AUDIT_LAB[name].profile)
             _give_python(root)
-            specs.append(LabHostSpec(name, groups=("planted",), root=root, vars=AUDIT_LAB_VARS,
-                                     mounts=AUDIT_LAB[name].mounts))  # fmt: skip
+            specs.append(
+                LabHostSpec(name, groups=("planted",), root=root, vars=AUDIT_LAB_VARS, mounts=AUDIT_LAB[name].mounts)
+            )
         with start_fleet(tmp_path_factory.mktemp("ansible-lab"), specs, startup_timeout=30) as fleet:
             yield fleet, fleet.write_inventory(), tmp_path_factory.mktemp("store")
 
@@ -81,8 +82,19 @@ def test_ansible_playbook_turns_safe_planted_fails_into_pass(lab: Any, tmp_path:
     selected = sorted({c for _, c in safe})
 
     book = tmp_path / "fix.yml"
-    written = _itops("remediate", run_id, "-i", str(inventory), "--store", str(store), "--format", "ansible",
-                     "-o", str(book), *[a for c in selected for a in ("--checks", c)])  # fmt: skip
+    written = _itops(
+        "remediate",
+        run_id,
+        "-i",
+        str(inventory),
+        "--store",
+        str(store),
+        "--format",
+        "ansible",
+        "-o",
+        str(book),
+        *[a for c in selected for a in ("--checks", c)],
+    )
     assert written.returncode == 0, written.stderr
     hosts = tmp_path / "hosts.ini"
     opts = f"-o UserKnownHostsFile={fleet.known_hosts_path} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
@@ -91,10 +103,21 @@ def test_ansible_playbook_turns_safe_planted_fails_into_pass(lab: Any, tmp_path:
         f"ansible_ssh_private_key_file={fleet.client_key_path}\nansible_ssh_common_args='{opts}'\n[all]\n"
         + "".join(f"{h} ansible_host=127.0.0.1 ansible_port={fleet.hosts[h].port}\n" for h in HOSTS)
     )
-    env = {**os.environ, "ANSIBLE_HOME": str(tmp_path / "ansible"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"), "ANSIBLE_HOST_KEY_CHECKING": "True"}  # fmt: skip
-    proc = subprocess.run([_ansible_playbook() or "", "-i", str(hosts), str(book)], capture_output=True, text=True,
-                          timeout=600, env=env, cwd=tmp_path)  # fmt: skip
+    env = {
+        **os.environ,
+        "ANSIBLE_HOME": str(tmp_path / "ansible"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+    }
+    proc = subprocess.run(
+        [_ansible_playbook() or "", "-i", str(hosts), str(book)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
 
     _, after = _audit(inventory, store)

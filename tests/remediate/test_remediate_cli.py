@@ -16,24 +16,42 @@ from itops.store import Store
 
 def _store(tmp_path: Path) -> tuple[Path, Path, str]:
     inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(yaml.safe_dump({
-        "version": 1,
-        "hosts": {"web1": {"address": "127.0.0.1", "port": 9, "vars": {"ssh_max_auth_tries": 3}},
-                  "db1": {"address": "127.0.0.1", "port": 9}},
-    }))  # fmt: skip
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "hosts": {
+                    "web1": {"address": "127.0.0.1", "port": 9, "vars": {"ssh_max_auth_tries": 3}},
+                    "db1": {"address": "127.0.0.1", "port": 9},
+                },
+            }
+        )
+    )
     store_dir = tmp_path / "store"
     run = Run(id="20261206T000000Z-abcdef", kind="audit", started=1.0, inventory=str(inventory))
     writer = Store(store_dir).begin(run)
 
     def r(check_id: str, target: str, status: Status = Status.FAIL, resource: str = "") -> Result:
-        return Result(run.id, check_id, target, status, Severity.HIGH, "bad", resource=resource,
-                      evidence=Evidence(source="sshd -T", observed="maxauthtries 6", expected="1 to 4"))  # fmt: skip
+        return Result(
+            run.id,
+            check_id,
+            target,
+            status,
+            Severity.HIGH,
+            "bad",
+            resource=resource,
+            evidence=Evidence(source="sshd -T", observed="maxauthtries 6", expected="1 to 4"),
+        )
 
-    writer.add_many([
-        r("ssh.max_auth_tries_limited", "web1"), r("ssh.max_auth_tries_limited", "db1"),
-        r("ssh.root_login_disabled", "web1"), r("files.shadow_permissions", "db1", resource="/etc/shadow"),
-        r("ssh.x11_forwarding_disabled", "db1", Status.PASS),
-    ])  # fmt: skip
+    writer.add_many(
+        [
+            r("ssh.max_auth_tries_limited", "web1"),
+            r("ssh.max_auth_tries_limited", "db1"),
+            r("ssh.root_login_disabled", "web1"),
+            r("files.shadow_permissions", "db1", resource="/etc/shadow"),
+            r("ssh.x11_forwarding_disabled", "db1", Status.PASS),
+        ]
+    )
     writer.finish("complete", 1)
     return store_dir, inventory, run.id
 
@@ -54,8 +72,9 @@ def test_sh_scripts_per_host_with_host_params_and_private_mode(tmp_path: Path) -
 
 def test_limit_checks_and_include_risky(tmp_path: Path) -> None:
     store, _inventory, run_id = _store(tmp_path)
-    res = CliRunner().invoke(cli, ["remediate", run_id, "--store", str(store), "--limit", "web1",
-                                   "--checks", "ssh.*", "--include-risky"])  # fmt: skip
+    res = CliRunner().invoke(
+        cli, ["remediate", run_id, "--store", str(store), "--limit", "web1", "--checks", "ssh.*", "--include-risky"]
+    )
     assert res.exit_code == 0, res.output
     assert "host web1" in res.stdout and "host db1" not in res.stdout
     assert "itops_sshd_set PermitRootLogin no" in res.stdout and "files.shadow" not in res.stdout

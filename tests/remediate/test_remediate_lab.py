@@ -35,8 +35,11 @@ HOSTS = ("ssh-drift", "neglected", "account-drift")
 def _itops(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from itops.cli.main import main; main()", *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, "NO_COLOR": "1"},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
 
 
 def _audit(inventory: Path, store: Path) -> tuple[str, dict[tuple[str, str], str]]:
@@ -68,10 +71,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Any:
         pytest.skip("the sshd lab needs root and openssh-server")
     with HostRoots() as roots:
         specs = [
-            LabHostSpec(name, groups=("planted",), root=roots.create(name, RootKind.DEBIAN, AUDIT_LAB[name].profile),
-                        vars=AUDIT_LAB_VARS, mounts=AUDIT_LAB[name].mounts)
+            LabHostSpec(
+                name,
+                groups=("planted",),
+                root=roots.create(name, RootKind.DEBIAN, AUDIT_LAB[name].profile),
+                vars=AUDIT_LAB_VARS,
+                mounts=AUDIT_LAB[name].mounts,
+            )
             for name in HOSTS
-        ]  # fmt: skip
+        ]
         with start_fleet(tmp_path_factory.mktemp("remediate-lab"), specs, startup_timeout=30) as fleet:
             yield fleet, {s.name: s.root for s in specs}, fleet.write_inventory(), tmp_path_factory.mktemp("store")
 

@@ -46,8 +46,16 @@ def demo_fleet(
 def test_first_critical_finding_is_on_the_first_screen(demo_fleet: Fleet, tmp_path: Path) -> None:
     assert demo_fleet.inventory_path is not None
     page = tmp_path / "report.html"
-    audit = run_cli_process("audit", "-i", str(demo_fleet.inventory_path), "--store", str(tmp_path / "store"),
-                            "--report", f"html:{page}", timeout=240)
+    audit = run_cli_process(
+        "audit",
+        "-i",
+        str(demo_fleet.inventory_path),
+        "--store",
+        str(tmp_path / "store"),
+        "--report",
+        f"html:{page}",
+        timeout=240,
+    )
     assert audit.returncode == 1, audit.stderr
     artifacts = Path(os.environ.get("ITOPS_TEST_ARTIFACTS", tmp_path))
     artifacts.mkdir(parents=True, exist_ok=True)

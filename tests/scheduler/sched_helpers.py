@@ -17,7 +17,8 @@ from itops.scheduler.execute import JobContext
 def local_playbook(folder: Path, seconds: float = 0.0, name: str = "tick") -> Path:
     """A playbook whose only step runs here (no inventory needed): the cheapest real job."""
     path = folder / f"{name}.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         name: {name}
         description: a local step
         systems: [none]
@@ -26,7 +27,8 @@ def local_playbook(folder: Path, seconds: float = 0.0, name: str = "tick") -> Pa
         owner: tests
         steps:
           - {{name: work, local: "sleep {seconds}"}}
-    """))
+    """)
+    )
     return path
 
 

@@ -44,11 +44,18 @@ def test_scheduled_backup_verification_alerts_once_per_change(fleet_factory, tmp
     backups.mkdir()
     newest = backups / "app-20260101.tar.gz"
     _archive(newest)
-    inv = lab.write_inventory(extra={"backups": {"app": {"kind": "file", "host": "lab1", "rpo": "1h", "min_copies": 1,
-                                                         "path": f"{backups}/app-*.tar.gz"}}})
+    inv = lab.write_inventory(
+        extra={
+            "backups": {
+                "app": {"kind": "file", "host": "lab1", "rpo": "1h", "min_copies": 1, "path": f"{backups}/app-*.tar.gz"}
+            }
+        }
+    )
     controller, smtp = start_smtp()
     hook = start_hook([500])  # a broken chat webhook: retried, recorded, never changes the job's result
-    path = write_schedule(tmp_path, f"""\
+    path = write_schedule(
+        tmp_path,
+        f"""\
         version: 1
         store: store
         shutdown_grace: 30s
@@ -68,10 +75,10 @@ def test_scheduled_backup_verification_alerts_once_per_change(fleet_factory, tmp
             inventory: {inv}
             options: {{restore_test: false}}
             notify: [{{to: ops-mail, when: change}}, {{to: chat, when: failure}}]
-    """)
+    """,
+    )
     log = (tmp_path / "daemon.log").open("wb")
-    proc = subprocess.Popen([ITOPS, "schedule", "run", "-c", str(path)], stdout=log, stderr=log,
-                            start_new_session=True)
+    proc = subprocess.Popen([ITOPS, "schedule", "run", "-c", str(path)], stdout=log, stderr=log, start_new_session=True)
     db = tmp_path / "store" / "scheduler" / "jobs.db"
 
     def done() -> list:
@@ -117,8 +124,9 @@ def test_scheduled_backup_verification_alerts_once_per_change(fleet_factory, tmp
     store = Store(tmp_path / "store")
     runs = {r.id for r in store.list_runs(kind="backup", limit=500)}
     assert {r.run_id for r in rows if r.run_id} <= runs
-    listed = CliRunner().invoke(cli, ["runs", "list", "--store", str(tmp_path / "store"), "--kind", "backup",
-                                      "--limit", "500"])
+    listed = CliRunner().invoke(
+        cli, ["runs", "list", "--store", str(tmp_path / "store"), "--kind", "backup", "--limit", "500"]
+    )
     assert all(r.run_id in listed.stdout for r in rows if r.run_id)
     report = Path(failing[0].report)
     assert report.is_file() and report.suffix == ".html"

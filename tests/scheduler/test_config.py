@@ -18,7 +18,9 @@ from itops.scheduler.jobs import job_argv
 
 
 def test_every_problem_with_file_and_line(tmp_path):
-    path = write_schedule(tmp_path, """\
+    path = write_schedule(
+        tmp_path,
+        """\
         version: 1
         timezone: Mars/Olympus
         notifiers:
@@ -40,7 +42,8 @@ def test_every_problem_with_file_and_line(tmp_path):
             command: report
             inventory: missing.yaml
             options: {output: out.html, format: docx}
-    """)
+    """,
+    )
     with pytest.raises(ConfigError) as exc:
         load_schedule(path)
     got = [str(p) for p in exc.value.problems]
@@ -52,8 +55,9 @@ def test_every_problem_with_file_and_line(tmp_path):
     assert any(p.startswith(f"{f}:10: jobs.nightly.cron: minute field: 61 is outside 0-59") for p in got)
     assert f"{f}:9: jobs.nightly: missing required key 'inventory' (a backup-verify job needs one)" in got
     assert f"{f}:12: jobs.nightly.options.restor_test: unknown key 'restor_test' (did you mean 'restore_test'?)" in got
-    assert any(p.startswith(f"{f}:13: jobs.nightly.notify[0].to: unknown notifier 'mial' (did you mean 'mail'?)")
-               for p in got)
+    assert any(
+        p.startswith(f"{f}:13: jobs.nightly.notify[0].to: unknown notifier 'mial' (did you mean 'mail'?)") for p in got
+    )
     assert any(p.startswith(f"{f}:15: jobs.drill.cron: restrict day-of-month or day-of-week, not both") for p in got)
     assert f"{f}:14: jobs.drill: missing required key 'playbook' (a dr-drill job needs one)" in got
     assert any(p.startswith(f"{f}:20: jobs.report.inventory: a report job takes no inventory") for p in got)
@@ -65,7 +69,9 @@ def test_every_problem_with_file_and_line(tmp_path):
 def test_a_valid_schedule_resolves_paths_defaults_and_rules(tmp_path):
     pb = local_playbook(tmp_path)
     (tmp_path / "inv.yaml").write_text("version: 1\nhosts: {}\n")
-    path = write_schedule(tmp_path, f"""\
+    path = write_schedule(
+        tmp_path,
+        f"""\
         version: 1
         timezone: Europe/Berlin
         store: runs
@@ -82,7 +88,8 @@ def test_a_valid_schedule_resolves_paths_defaults_and_rules(tmp_path):
             options: {{restore_test: false, limit: [files-*], fail_on: high}}
             notify: [{{to: ops, when: always}}]
             misfire_grace: 30s
-    """)
+    """,
+    )
     s = load_schedule(path)
     assert s.store == tmp_path / "runs"
     drill, verify = s.jobs["drill"], s.jobs["verify"]
@@ -90,19 +97,34 @@ def test_a_valid_schedule_resolves_paths_defaults_and_rules(tmp_path):
     assert drill.playbook == pb and verify.inventory == tmp_path / "inv.yaml"
     assert verify.timezone == "UTC" and verify.misfire_grace == 30 and verify.notify[0].when == "always"
     assert job_argv(verify, Path("/s")) == [
-        "backup", "verify", "-i", str(tmp_path / "inv.yaml"), "--store", "/s", "--format", "json", "--fail-on",
-        "high", "--limit", "files-*", "--no-restore-test"]
+        "backup",
+        "verify",
+        "-i",
+        str(tmp_path / "inv.yaml"),
+        "--store",
+        "/s",
+        "--format",
+        "json",
+        "--fail-on",
+        "high",
+        "--limit",
+        "files-*",
+        "--no-restore-test",
+    ]
     assert job_argv(drill, Path("/s")) == ["dr", "drill", str(pb), "--store", "/s", "--format", "json", "--yes"]
 
 
-@pytest.mark.parametrize(("expr", "start", "expected"), [
-    ("0 0 * * 0", "2026-11-26 12:00", "2026-11-29 00:00"),  # crontab: 0 is Sunday (apscheduler's 0 is Monday)
-    ("0 0 * * 7", "2026-11-26 12:00", "2026-11-29 00:00"),
-    ("30 2 * * mon-fri", "2026-11-27 03:00", "2026-11-30 02:30"),
-    ("0 */6 * * *", "2026-11-26 13:00", "2026-11-26 18:00"),
-    ("0 9 1,15 * *", "2026-11-26 13:00", "2026-12-01 09:00"),
-    ("*/20 * * * * *", "2026-11-26 13:00:05", "2026-11-26 13:00:20"),
-])
+@pytest.mark.parametrize(
+    ("expr", "start", "expected"),
+    [
+        ("0 0 * * 0", "2026-11-26 12:00", "2026-11-29 00:00"),  # crontab: 0 is Sunday (apscheduler's 0 is Monday)
+        ("0 0 * * 7", "2026-11-26 12:00", "2026-11-29 00:00"),
+        ("30 2 * * mon-fri", "2026-11-27 03:00", "2026-11-30 02:30"),
+        ("0 */6 * * *", "2026-11-26 13:00", "2026-11-26 18:00"),
+        ("0 9 1,15 * *", "2026-11-26 13:00", "2026-12-01 09:00"),
+        ("*/20 * * * * *", "2026-11-26 13:00:05", "2026-11-26 13:00:20"),
+    ],
+)
 def test_cron_fire_times_follow_crontab(expr, start, expected):
     from itops.scheduler.config import Job
 

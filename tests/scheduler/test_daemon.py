@@ -29,13 +29,16 @@ ITOPS = [os.path.join(os.path.dirname(sys.executable), "itops")]
 
 def schedule(tmp_path, cron: str, seconds: float = 0.0, grace: str = "30s", shutdown: str = "30s"):
     local_playbook(tmp_path, seconds)
-    return write_schedule(tmp_path, f"""\
+    return write_schedule(
+        tmp_path,
+        f"""\
         version: 1
         store: store
         shutdown_grace: {shutdown}
         jobs:
           tick: {{cron: "{cron}", command: dr-drill, playbook: tick.yaml, misfire_grace: {grace}}}
-    """)
+    """,
+    )
 
 
 def test_second_level_cron_jobs_fire_and_record_ordinary_runs(tmp_path):
@@ -133,15 +136,15 @@ def test_a_second_scheduler_on_the_same_store_is_refused(tmp_path):
         second = SchedulerDaemon(JobContext.create(load_schedule(path)), install_signals=False)
         with pytest.raises(UsageError, match=r"another scheduler \(pid \d+\) already runs on"):
             second.run()
-        proc = subprocess.run([*ITOPS, "schedule", "run", "-c", str(path)], capture_output=True, text=True,
-                              timeout=60)
+        proc = subprocess.run([*ITOPS, "schedule", "run", "-c", str(path)], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2 and "another scheduler" in proc.stderr
 
 
 def _daemon_process(path, tmp_path):
     log = (tmp_path / "daemon.log").open("wb")
-    return subprocess.Popen([*ITOPS, "schedule", "run", "-c", str(path)], stdout=log, stderr=log,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [*ITOPS, "schedule", "run", "-c", str(path)], stdout=log, stderr=log, start_new_session=True
+    )
 
 
 def _stop(proc) -> int:

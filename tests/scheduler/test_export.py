@@ -17,7 +17,9 @@ from itops.scheduler import parse_cron
 @pytest.fixture
 def schedule(tmp_path):
     local_playbook(tmp_path)
-    return write_schedule(tmp_path, """\
+    return write_schedule(
+        tmp_path,
+        """\
         version: 1
         timezone: Europe/Berlin
         store: runs
@@ -27,7 +29,8 @@ def schedule(tmp_path):
           often: {cron: "*/15 8-18 * * *", timezone: UTC, command: dr-check}
           fast: {cron: "*/5 * * * * *", command: dr-check}
           paused: {cron: "0 1 1 * *", command: dr-check, enabled: false}
-    """)
+    """,
+    )
 
 
 def test_cron_export_parses_back(schedule, tmp_path):
@@ -45,8 +48,11 @@ def test_cron_export_parses_back(schedule, tmp_path):
         assert argv[1:5] == ["schedule", "run-job", "-c", str(schedule.resolve())]
         assert argv[6:] == ["--store", str(tmp_path / "runs")]
         by_job[argv[5]] = fields[:5]
-    assert by_job == {"nightly": ["30", "2", "*", "*", "1-5"], "weekly": ["0", "6", "*", "*", "0"],
-                      "often": ["*/15", "8-18", "*", "*", "*"]}
+    assert by_job == {
+        "nightly": ["30", "2", "*", "*", "1-5"],
+        "weekly": ["0", "6", "*", "*", "0"],
+        "often": ["*/15", "8-18", "*", "*", "*"],
+    }
     assert "# skipped: it fires at a seconds resolution" in result.stdout
 
 
@@ -70,8 +76,9 @@ def test_systemd_export_writes_units_that_verify(schedule, tmp_path):
         calendar = next(ln.split("=", 1)[1] for ln in timer if ln.startswith("OnCalendar="))
         proc = subprocess.run([analyze, "calendar", calendar], capture_output=True, text=True, timeout=30)
         assert proc.returncode == 0, proc.stderr
-    proc = subprocess.run([analyze, "verify", *map(str, sorted(out.iterdir()))], capture_output=True, text=True,
-                          timeout=60, cwd=out)
+    proc = subprocess.run(
+        [analyze, "verify", *map(str, sorted(out.iterdir()))], capture_output=True, text=True, timeout=60, cwd=out
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
 
 

@@ -25,7 +25,9 @@ def schedule(tmp_path, monkeypatch):
     monkeypatch.setenv("SMTP_PASSWORD", "hunter2-secret")
     local_playbook(tmp_path)
     (tmp_path / "inv.yaml").write_text("version: 1\nhosts:\n  db2: {address: 127.0.0.1, password_env: DB2_PW}\n")
-    return write_schedule(tmp_path, """\
+    return write_schedule(
+        tmp_path,
+        """\
         version: 1
         store: runs
         notifiers:
@@ -39,7 +41,8 @@ def schedule(tmp_path, monkeypatch):
                   notify: [{to: mail, when: failure}, {to: chat, when: always}]}
           audit: {cron: "0 4 * * *", command: audit, inventory: inv.yaml}
           quiet: {cron: "0 5 * * *", command: dr-drill, playbook: tick.yaml}
-    """)
+    """,
+    )
 
 
 def test_cron_export_sources_the_env_file_and_names_the_variables(schedule, tmp_path):
@@ -50,15 +53,23 @@ def test_cron_export_sources_the_env_file_and_names_the_variables(schedule, tmp_
     assert "SECRET-TOKEN" not in out and "hunter2" not in out
     assert "# needs in its environment: HOOK_URL SMTP_PASSWORD" in out
     assert "# needs in its environment: DB2_PW" in out
-    entries = {shlex.split(ln.split(None, 5)[5])[-3]: ln for ln in out.splitlines()
-               if ln and not ln.startswith("#") and "=" not in ln.split()[0]}  # fmt: skip
+    entries = {
+        shlex.split(ln.split(None, 5)[5])[-3]: ln
+        for ln in out.splitlines()
+        if ln and not ln.startswith("#") and "=" not in ln.split()[0]
+    }
     assert f"set -a && . {env_file} && set +a && " in entries["drill"]
     assert ". " not in entries["quiet"]  # a job that needs nothing is left as it was
     # the line runs under /bin/sh: the variable reaches the job, as cron would run it
     env_file.write_text("HOOK_URL=https://hooks.example.com/from-file\n")
     prefix = entries["drill"].split(None, 5)[5].split(" && ")[:3]
-    shown = subprocess.run(["/bin/sh", "-c", " && ".join([*prefix, 'printf %s "$HOOK_URL"'])],
-                           capture_output=True, text=True, timeout=10, env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+    shown = subprocess.run(
+        ["/bin/sh", "-c", " && ".join([*prefix, 'printf %s "$HOOK_URL"'])],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert shown.stdout == "https://hooks.example.com/from-file"
 
 
@@ -77,22 +88,26 @@ def test_systemd_export_carries_the_environment(schedule, tmp_path):
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
     (schedule.parent / "itops.env").write_text("HOOK_URL=x\n")
-    proc = subprocess.run([analyze, "verify", *map(str, sorted(out.iterdir()))], capture_output=True, text=True,
-                          timeout=60, cwd=out)  # fmt: skip
+    proc = subprocess.run(
+        [analyze, "verify", *map(str, sorted(out.iterdir()))], capture_output=True, text=True, timeout=60, cwd=out
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
 
 
 def test_schedule_list_shows_failed_notifications(tmp_path):
     hook = start_hook([500])
     local_playbook(tmp_path)
-    path = write_schedule(tmp_path, f"""\
+    path = write_schedule(
+        tmp_path,
+        f"""\
         version: 1
         store: runs
         notifiers:
           chat: {{webhook: {{url: "{hook.url}"}}, retries: 0}}
         jobs:
           drill: {{cron: "0 3 * * *", command: dr-drill, playbook: tick.yaml, notify: [{{to: chat, when: always}}]}}
-    """)
+    """,
+    )
     run = CliRunner().invoke(cli, ["schedule", "run-job", "-c", str(path), "drill"])
     assert run.exit_code == 0, run.output
     res = CliRunner().invoke(cli, ["schedule", "list", "-c", str(path)])

@@ -101,8 +101,13 @@ def test_ansible_inventory_is_audited_with_the_targets_ansible_uses(fleet_factor
 
     # the same effective targets as Ansible: address, port, user per host from ansible-inventory --host
     for name, host in inv.hosts.items():
-        proc = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(hosts_ini), "--host", name],
-                              capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+        proc = subprocess.run(
+            [str(BIN / "ansible-inventory"), "-i", str(hosts_ini), "--host", name],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         hv = json.loads(proc.stdout)
         assert (host.address, host.ssh.port, host.ssh.user) == (
             hv["ansible_host"],
@@ -112,16 +117,33 @@ def test_ansible_inventory_is_audited_with_the_targets_ansible_uses(fleet_factor
         assert (host.jump == "lab1") == ("-J lab1" in hv["ansible_ssh_common_args"])
 
     # a real `ansible -m ping` reaches all three (lab3 through lab1) ...
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
-               ANSIBLE_REMOTE_TEMP="/tmp/.ansible-itops-test")  # fmt: skip
-    ping = subprocess.run([str(BIN / "ansible"), "-i", str(hosts_ini), "all", "-m", "ping", "-o"],
-                          capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    env = dict(
+        os.environ,
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
+        ANSIBLE_REMOTE_TEMP="/tmp/.ansible-itops-test",
+    )
+    ping = subprocess.run(
+        [str(BIN / "ansible"), "-i", str(hosts_ini), "all", "-m", "ping", "-o"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert ping.returncode == 0, ping.stdout + ping.stderr
     assert all(f"{h} | SUCCESS" in ping.stdout for h in ("lab1", "lab2", "lab3")), ping.stdout
     # ... and so does the itops audit of the same inventory
     before = fleet["lab1"].log_path.read_text().count("direct-tcpip")
-    code, doc, err = run_audit("-i", str(inv_path), "--checks-dir", str(write_pack(tmp_path / "p")),
-                               "--checks", "test.path_exists", "--store", str(tmp_path / "s"))  # fmt: skip
+    code, doc, err = run_audit(
+        "-i",
+        str(inv_path),
+        "--checks-dir",
+        str(write_pack(tmp_path / "p")),
+        "--checks",
+        "test.path_exists",
+        "--store",
+        str(tmp_path / "s"),
+    )
     assert code == 0, err
     assert {h: r["status"] for h, r in by_target(doc, "test.path_exists").items()} == dict.fromkeys(
         ("lab1", "lab2", "lab3"), "PASS"

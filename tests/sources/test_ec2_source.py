@@ -37,14 +37,23 @@ def test_ec2_instances_become_hosts_and_uncovered_ones_fail(moto, tmp_path):
     shadow = launch(us, "", env="prod")  # no Name tag value: named by its instance id
 
     inv_path = tmp_path / "inv.yaml"
-    source = {"cloud": "aws-test", "filters": {"tag:env": "prod"}, "groups_from_tags": ["role", "env"],
-              "user": "ec2-user", "vars": {"team": "web"}}  # fmt: skip
-    inv_path.write_text(yaml.safe_dump({
-        "version": 1,
-        "clouds": {"aws-test": cloud_entry(regions=["eu-west-1", "us-east-1"])},
-        "sources": [{"aws_ec2": source}],
-        "hosts": {"web-a": {"port": 2222}},  # the file's own keys win over the source's
-    }))  # fmt: skip
+    source = {
+        "cloud": "aws-test",
+        "filters": {"tag:env": "prod"},
+        "groups_from_tags": ["role", "env"],
+        "user": "ec2-user",
+        "vars": {"team": "web"},
+    }
+    inv_path.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "clouds": {"aws-test": cloud_entry(regions=["eu-west-1", "us-east-1"])},
+                "sources": [{"aws_ec2": source}],
+                "hosts": {"web-a": {"port": 2222}},  # the file's own keys win over the source's
+            }
+        )
+    )
     inv = load_inventory(inv_path)
     twin_name = f"web-a-{twin['InstanceId']}"
     assert set(inv.hosts) == {"web-a", "web-b", "db-1", twin_name, shadow["InstanceId"]}
@@ -67,8 +76,16 @@ def test_ec2_instances_become_hosts_and_uncovered_ones_fail(moto, tmp_path):
     # the coverage check: the dev instance is in no source; a host entry by address covers it
     doc["sources"][0]["aws_ec2"] = source
     inv_path.write_text(yaml.safe_dump(doc))
-    code, out, err = run_audit("-i", str(inv_path), "--limit", "cloud:aws-test", "--store", str(tmp_path / "s"),
-                               "--checks", "inventory.cloud_instances_covered")  # fmt: skip
+    code, out, err = run_audit(
+        "-i",
+        str(inv_path),
+        "--limit",
+        "cloud:aws-test",
+        "--store",
+        str(tmp_path / "s"),
+        "--checks",
+        "inventory.cloud_instances_covered",
+    )
     assert code == 1, err
     verdicts = {r["resource"].rsplit("/", 1)[1]: (r["status"], r["message"]) for r in out["results"]}
     assert verdicts[dev["InstanceId"]][0] == "FAIL"
@@ -86,20 +103,35 @@ def test_ec2_instances_become_hosts_and_uncovered_ones_fail(moto, tmp_path):
     }
     doc["hosts"] = {"dev-box": {"address": dev["PrivateIpAddress"]}}
     inv_path.write_text(yaml.safe_dump(doc))
-    code, out, err = run_audit("-i", str(inv_path), "--limit", "cloud:aws-test", "--store", str(tmp_path / "s"),
-                               "--checks", "inventory.cloud_instances_covered")  # fmt: skip
+    code, out, err = run_audit(
+        "-i",
+        str(inv_path),
+        "--limit",
+        "cloud:aws-test",
+        "--store",
+        str(tmp_path / "s"),
+        "--checks",
+        "inventory.cloud_instances_covered",
+    )
     assert code == 0, err
     assert {r["status"] for r in out["results"]} == {"PASS"}
 
 
 def test_an_unreachable_account_makes_the_inventory_invalid_naming_the_source(aws_env, tmp_path):
     inv_path = tmp_path / "inv.yaml"
-    inv_path.write_text(yaml.safe_dump({
-        "version": 1,
-        "clouds": {"gone": cloud_entry(endpoint_url="http://127.0.0.1:9", regions=["eu-west-1"], max_attempts=1,
-                                       connect_timeout=1)},
-        "sources": [{"aws_ec2": {"cloud": "gone"}}],
-    }))  # fmt: skip
+    inv_path.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "clouds": {
+                    "gone": cloud_entry(
+                        endpoint_url="http://127.0.0.1:9", regions=["eu-west-1"], max_attempts=1, connect_timeout=1
+                    )
+                },
+                "sources": [{"aws_ec2": {"cloud": "gone"}}],
+            }
+        )
+    )
     with pytest.raises(InventoryError) as err:
         load_inventory(inv_path)
     assert "sources[0]" in str(err.value.problems) and "aws_ec2 source of cloud gone" in str(err.value.problems)

@@ -45,10 +45,14 @@ def aws_checks(pattern: str = "aws.*"):
 
 
 def test_timeouts_and_retries_come_from_the_inventory(tmp_path: Path) -> None:
-    path = write_inventory(tmp_path / "inv.yaml", {
-        "plain": {"regions": ["eu-west-1"]},
-        "tuned": {"regions": ["eu-west-1"], "connect_timeout": "3s", "read_timeout": "1m", "max_attempts": 7},
-    }, defaults={"ssh": {"connect_timeout": 7, "command_timeout": "2m"}, "vars": {"rds_backup_retention_days": 14}})
+    path = write_inventory(
+        tmp_path / "inv.yaml",
+        {
+            "plain": {"regions": ["eu-west-1"]},
+            "tuned": {"regions": ["eu-west-1"], "connect_timeout": "3s", "read_timeout": "1m", "max_attempts": 7},
+        },
+        defaults={"ssh": {"connect_timeout": 7, "command_timeout": "2m"}, "vars": {"rds_backup_retention_days": 14}},
+    )
     inv = load_inventory(path)
     plain, tuned = inv.clouds["plain"], inv.clouds["tuned"]
     assert (plain.connect_timeout, plain.read_timeout) == (7.0, 120.0)
@@ -88,8 +92,9 @@ def test_silent_endpoint_is_unreachable_within_the_timeout(aws_env, tmp_path: Pa
 
 
 def test_unknown_profile_is_unreachable_and_other_accounts_go_on(moto, tmp_path: Path) -> None:
-    bad = run_cloud_account("r", "bad", cloud_model(tmp_path, "bad", profile="nope"), aws_checks("aws.s3.*"), {},
-                            concurrency=2)  # fmt: skip
+    bad = run_cloud_account(
+        "r", "bad", cloud_model(tmp_path, "bad", profile="nope"), aws_checks("aws.s3.*"), {}, concurrency=2
+    )
     good = run_cloud_account("r", "good", cloud_model(tmp_path, "good"), aws_checks("aws.s3.*"), {}, concurrency=2)
     assert {r.status for r in bad.results} == {Status.UNREACHABLE}
     assert "nope" in bad.results[0].message
@@ -105,8 +110,9 @@ def test_each_collection_is_made_once_per_account_and_region(moto, tmp_path: Pat
     calls: Counter[str] = Counter()
     session.events.register("before-call.*.*", lambda model, **kw: calls.update([model.name]))
     checks = aws_checks("aws.s3.bucket_*") + aws_checks("aws.ec2.volumes_*")
-    collections = collect(ClientPool(session, cloud), identity, REGIONS, {n for c in checks for n in c.collections},
-                          concurrency=4)  # fmt: skip
+    collections = collect(
+        ClientPool(session, cloud), identity, REGIONS, {n for c in checks for n in c.collections}, concurrency=4
+    )
     assert calls["ListBuckets"] == 1 and calls["GetBucketPolicy"] == 1  # shared by 7 bucket checks
     assert calls["DescribeVolumes"] == len(REGIONS)  # once per region
     assert len(collections["ec2.volumes"].resources) == len(REGIONS)
@@ -119,16 +125,28 @@ def test_access_denied_on_one_item_is_error_not_pass(tmp_path: Path) -> None:
     bucket = {"Bucket": "secret-data"}
     stub.add_response("list_buckets", {"Buckets": [{"Name": "secret-data", "CreationDate": datetime(2026, 1, 1)}]})
     stub.add_response("get_bucket_location", {"LocationConstraint": "eu-west-1"}, bucket)
-    stub.add_client_error("get_public_access_block", "NoSuchPublicAccessBlockConfiguration", http_status_code=404,
-                          expected_params=bucket)  # fmt: skip
+    stub.add_client_error(
+        "get_public_access_block", "NoSuchPublicAccessBlockConfiguration", http_status_code=404, expected_params=bucket
+    )
     stub.add_client_error("get_bucket_policy", "AccessDenied", "Access Denied", 403, expected_params=bucket)
     stub.add_response("get_bucket_acl", {"Owner": {"ID": "o"}, "Grants": []}, bucket)
-    stub.add_response("get_bucket_encryption", {"ServerSideEncryptionConfiguration": {"Rules": [
-        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}}, bucket)  # fmt: skip
+    stub.add_response(
+        "get_bucket_encryption",
+        {
+            "ServerSideEncryptionConfiguration": {
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            }
+        },
+        bucket,
+    )
     stub.add_response("get_bucket_versioning", {"Status": "Enabled"}, bucket)
     stub.add_response("get_bucket_logging", {}, bucket)
-    stub.add_client_error("get_object_lock_configuration", "ObjectLockConfigurationNotFoundError",
-                          http_status_code=404, expected_params=bucket)  # fmt: skip
+    stub.add_client_error(
+        "get_object_lock_configuration",
+        "ObjectLockConfigurationNotFoundError",
+        http_status_code=404,
+        expected_params=bucket,
+    )
 
     class StubbedPool(ClientPool):
         def get(self, service: str, region: str):
@@ -136,8 +154,9 @@ def test_access_denied_on_one_item_is_error_not_pass(tmp_path: Path) -> None:
 
     identity = Identity(ACCOUNT_ID, "arn:aws:iam::123456789012:user/auditor", "aws")
     with stub:
-        collections = collect(StubbedPool(boto3.Session(), cloud), identity, ["eu-west-1"], ["s3.buckets"],
-                              concurrency=1)  # fmt: skip
+        collections = collect(
+            StubbedPool(boto3.Session(), cloud), identity, ["eu-west-1"], ["s3.buckets"], concurrency=1
+        )
         stub.assert_no_pending_responses()
     (res,) = collections["s3.buckets"].resources
     assert res.errors == {"policy": "not assessable: missing permission s3:GetBucketPolicy"}
@@ -157,8 +176,9 @@ def _auditor(moto, policy: dict, tmp_path: Path, monkeypatch) -> None:
     iam.put_user_policy(UserName="auditor", PolicyName="itops", PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName="auditor")["AccessKey"]
     creds = tmp_path / "credentials"
-    creds.write_text(f"[auditor]\naws_access_key_id = {key['AccessKeyId']}\n"
-                     f"aws_secret_access_key = {key['SecretAccessKey']}\n")  # fmt: skip
+    creds.write_text(
+        f"[auditor]\naws_access_key_id = {key['AccessKeyId']}\naws_secret_access_key = {key['SecretAccessKey']}\n"
+    )
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
 
 
@@ -180,15 +200,22 @@ def test_moto_iam_enforcement_policy_is_sufficient_and_denials_are_errors(moto, 
     moto_names += [f"s3:{op}" for (service, op) in IAM_ACTION_OF_OPERATION if service in ("s3", "s3control")]
     assert {"s3:ListAllMyBuckets", "s3:GetEncryptionConfiguration"} <= set(policy["Statement"][0]["Action"])
     without = [a for a in policy["Statement"][0]["Action"] if a != "s3:GetBucketPolicy"] + moto_names
-    _auditor(moto, {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": without,
-                                                            "Resource": "*"}]}, tmp_path, monkeypatch)  # fmt: skip
+    _auditor(
+        moto,
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": without, "Resource": "*"}]},
+        tmp_path,
+        monkeypatch,
+    )
     enforce_iam()
     cloud = cloud_model(tmp_path, profile="auditor", regions=[REGIONS[0]])
     out = run_cloud_account("r", "enforced", cloud, checks, {}, concurrency=4)
     errors = {(r.check_id, r.message) for r in out.results if r.status is Status.ERROR}
     assert errors == {
-        (check_id, "not assessable: missing permission s3:GetBucketPolicy "
-                   f"(data, region eu-west-1, account {ACCOUNT_ID} (enforced))")
+        (
+            check_id,
+            "not assessable: missing permission s3:GetBucketPolicy "
+            f"(data, region eu-west-1, account {ACCOUNT_ID} (enforced))",
+        )
         for check_id in ("aws.s3.bucket_policy_not_public", "aws.s3.bucket_tls_only")
     }
 
@@ -199,8 +226,14 @@ def test_stop_request_leaves_collections_unassessed(tmp_path: Path) -> None:
     stop = threading.Event()
     stop.set()
     identity = Identity(ACCOUNT_ID, "arn:aws:iam::123456789012:user/a", "aws")
-    out = collect(ClientPool(boto3.Session(), cloud_model(tmp_path)), identity, ["eu-west-1"],
-                  ["s3.buckets", "ec2.volumes", "no.such_collection"], concurrency=2, stop=stop)  # fmt: skip
+    out = collect(
+        ClientPool(boto3.Session(), cloud_model(tmp_path)),
+        identity,
+        ["eu-west-1"],
+        ["s3.buckets", "ec2.volumes", "no.such_collection"],
+        concurrency=2,
+        stop=stop,
+    )
     assert out["s3.buckets"].errors == {"global": "could not assess: run interrupted before this collection was made"}
     assert "interrupted" in out["ec2.volumes"].errors["eu-west-1"]
     assert "unknown collection" in out["no.such_collection"].errors["global"]

@@ -32,8 +32,13 @@ def test_output_that_mimics_the_frame_header_cannot_confuse_the_parser():
 
 
 def test_binary_output_with_every_byte_value_survives():
-    _batch, out = run_local(["head -c 4096 /dev/urandom > /tmp/itops-bin.$$ && cat /tmp/itops-bin.$$ "
-                            "&& cat /tmp/itops-bin.$$ >&2; rm -f /tmp/itops-bin.$$", "echo after"])
+    _batch, out = run_local(
+        [
+            "head -c 4096 /dev/urandom > /tmp/itops-bin.$$ && cat /tmp/itops-bin.$$ "
+            "&& cat /tmp/itops-bin.$$ >&2; rm -f /tmp/itops-bin.$$",
+            "echo after",
+        ]
+    )
     r = out.results[0]
     assert len(r.stdout) == 4096 and r.stdout == r.stderr
     assert out.results[1].stdout == b"after\n"
@@ -54,8 +59,9 @@ def test_a_hung_probe_is_stopped_by_its_timeout_and_the_rest_still_run():
 
 def test_idle_deadline_keeps_finished_probes_when_no_timeout_binary_helps():
     # the inner sh ignores the per-probe timeout because we make `timeout` unavailable
-    _, out = run_local(["echo first", "PATH=/nonexistent; exec /bin/sleep 30", "echo never"],
-                       timeouts=[1, 60, 1], idle=1.5, total=20)
+    _, out = run_local(
+        ["echo first", "PATH=/nonexistent; exec /bin/sleep 30", "echo never"], timeouts=[1, 60, 1], idle=1.5, total=20
+    )
     assert not out.complete
     assert out.results[0].stdout == b"first\n"
     assert out.results[1].rc is None and out.results[1].timed_out
@@ -65,7 +71,7 @@ def test_idle_deadline_keeps_finished_probes_when_no_timeout_binary_helps():
 def test_probe_commands_with_quotes_reach_sh_verbatim():
     cmd = """printf '%s\\n' "it's" 'a "b"' '$HOME' '`id`'"""
     _, out = run_local([cmd])
-    assert out.results[0].stdout == b"it's\na \"b\"\n$HOME\n`id`\n"
+    assert out.results[0].stdout == b'it\'s\na "b"\n$HOME\n`id`\n'
 
 
 def frame(nonce: str, i: int, out: bytes, err: bytes, rc: int) -> bytes:
@@ -81,7 +87,7 @@ def test_parser_handles_arbitrary_chunking(chunk):
     stream += f"\n@@ITOPS:{n}@@ END\n".encode()
     p = FrameParser(batch)
     for i in range(0, len(stream), chunk):
-        p.feed(stream[i:i + chunk])
+        p.feed(stream[i : i + chunk])
     assert p.finished
     assert p.results[0].stdout == b"hello" and p.results[0].stderr == b"e1"
     assert p.results[1].rc == 1
@@ -100,7 +106,7 @@ def test_parser_random_payloads_roundtrip():
     for chunk in (1, 13, len(stream)):
         parser = FrameParser(batch)
         for i in range(0, len(stream), chunk):
-            parser.feed(stream[i:i + chunk])
+            parser.feed(stream[i : i + chunk])
         assert [parser.results[i].stdout for i in range(20)] == payloads
         assert [parser.results[i].stderr for i in range(20)] == [p[::-1] for p in payloads]
         assert [parser.results[i].rc for i in range(20)] == list(range(20))
@@ -150,7 +156,8 @@ def test_the_output_kept_for_a_batch_is_bounded_too():
     parser.feed(frame(batch.nonce, 6, b"small", b"", 0) + f"\n@@ITOPS:{batch.nonce}@@ END\n".encode())
     assert [parser.results[i].ok for i in range(7)] == [True] * 4 + [False, False, True]
     assert parser.results[4].problem() == (
-        "probe 4 (`p4`) not assessed: the host's probes sent more than 4 MiB of output in all")
+        "probe 4 (`p4`) not assessed: the host's probes sent more than 4 MiB of output in all"
+    )
     assert parser.results[6].stdout == b"small"
 
 
@@ -211,8 +218,9 @@ def test_local_probe_sending_64_mib_is_dropped_with_bounded_memory(probe):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", HWM_SCRIPT, probe], capture_output=True, text=True, timeout=110,
-                          check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", HWM_SCRIPT, probe], capture_output=True, text=True, timeout=110, check=True
+    )
     grown, *flags = proc.stdout.split()
     assert flags == ["True", "True", "True", "True"], proc.stdout
     assert int(grown) < 24 << 20, f"peak RSS grew by {int(grown) >> 20} MiB for a 64 MiB probe"
@@ -237,8 +245,7 @@ def test_local_shell_writing_much_to_its_own_stderr_does_not_deadlock():
     # outside any probe frame: the batch shell's own stderr (here: a probe's child that
     # escapes the frame's redirection by writing to the shell's inherited stderr)
     batch = build_script(["head -c 1048576 /dev/zero >&3", "echo ok"], [30, 30])
-    batch = type(batch)(batch.script.replace(b"_n=", b"exec 3>&2\n_n=", 1), batch.nonce, batch.commands,
-                        batch.timeouts)
+    batch = type(batch)(batch.script.replace(b"_n=", b"exec 3>&2\n_n=", 1), batch.nonce, batch.commands, batch.timeouts)
     out = LocalConnection().run_batch(batch, idle_timeout=20, total_timeout=40)
     assert out.complete, out.problem
     assert out.results[1].stdout == b"ok\n"

@@ -106,14 +106,19 @@ def test_revoked_key_is_refused_even_when_also_listed_as_known(tmp_path, other_k
 
 def connect(fleet, kh_path) -> SSHConnection:
     host = fleet["lab1"]
-    target = SSHTarget(name="lab1", address="127.0.0.1", port=host.port,
-                       identity_file=str(fleet.client_key_path), known_hosts=(str(kh_path),), connect_timeout=5)
+    target = SSHTarget(
+        name="lab1",
+        address="127.0.0.1",
+        port=host.port,
+        identity_file=str(fleet.client_key_path),
+        known_hosts=(str(kh_path),),
+        connect_timeout=5,
+    )
     return SSHConnection(target, KnownHosts(target.known_hosts))
 
 
 @pytest.mark.integration
-def test_run_with_marker_hashed_and_malformed_lines_passes_and_warns_once(fleet_factory, tmp_path, other_key,
-                                                                           caplog):
+def test_run_with_marker_hashed_and_malformed_lines_passes_and_warns_once(fleet_factory, tmp_path, other_key, caplog):
     fleet = fleet_factory(2)
     lab1, lab2 = fleet["lab1"], fleet["lab2"]
     kh = tmp_path / "known_hosts"
@@ -127,8 +132,16 @@ def test_run_with_marker_hashed_and_malformed_lines_passes_and_warns_once(fleet_
     )
     path = write_yaml(tmp_path / "inv.yaml", fleet.inventory({"defaults": {"ssh": {"known_hosts": [str(kh)]}}}))
     with caplog.at_level(logging.WARNING):
-        code, doc, _ = run_audit("-i", str(path), "--checks-dir", str(write_pack(tmp_path / "p")),
-                                 "--checks", "test.path_exists", "--store", str(tmp_path / "s"))
+        code, doc, _ = run_audit(
+            "-i",
+            str(path),
+            "--checks-dir",
+            str(write_pack(tmp_path / "p")),
+            "--checks",
+            "test.path_exists",
+            "--store",
+            str(tmp_path / "s"),
+        )
     res = by_target(doc, "test.path_exists")
     assert {h: r["status"] for h, r in res.items()} == {"lab1": "PASS", "lab2": "PASS"}, res
     assert code == 0
@@ -148,8 +161,16 @@ def test_revoked_own_key_is_rejected_naming_the_line_and_other_hosts_run(fleet_f
         + key_line("[127.0.0.1]:*", lab1.host_key, "@revoked")
     )
     path = write_yaml(tmp_path / "inv.yaml", fleet.inventory({"defaults": {"ssh": {"known_hosts": [str(kh)]}}}))
-    code, doc, _ = run_audit("-i", str(path), "--checks-dir", str(write_pack(tmp_path / "p")),
-                             "--checks", "test.path_exists", "--store", str(tmp_path / "s"))
+    code, doc, _ = run_audit(
+        "-i",
+        str(path),
+        "--checks-dir",
+        str(write_pack(tmp_path / "p")),
+        "--checks",
+        "test.path_exists",
+        "--store",
+        str(tmp_path / "s"),
+    )
     res = by_target(doc, "test.path_exists")
     assert res["lab2"]["status"] == "PASS"
     assert res["lab1"]["status"] == "UNREACHABLE"

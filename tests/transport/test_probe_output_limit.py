@@ -14,7 +14,7 @@ from audit_helpers import write_pack, write_yaml
 pytestmark = pytest.mark.integration
 
 BIG_PACK = textwrap.dedent(
-    '''
+    """
     from itops.checkapi import Finding, Probe, Severity, host_check
 
     META = dict(severity=Severity.LOW, rationale="test-only check for transport behaviour",
@@ -33,7 +33,7 @@ BIG_PACK = textwrap.dedent(
     def big_stderr(facts, params):
         r = facts["big_err"]
         return Finding.passed("read it all") if r.ok else Finding.failed("probe failed")
-    '''
+    """
 )
 
 #: Runs `itops audit` in a fresh interpreter and reports how much its peak RSS grew during the run.
@@ -57,8 +57,9 @@ AUDIT_HWM = textwrap.dedent(
 
 
 def audit_in_fresh_process(*args: str) -> tuple[int, dict, int]:
-    proc = subprocess.run([sys.executable, "-c", AUDIT_HWM, *args], capture_output=True, text=True, timeout=170,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", AUDIT_HWM, *args], capture_output=True, text=True, timeout=170, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     return out["code"], out["doc"], out["grown"]
@@ -104,12 +105,17 @@ def test_a_flood_on_the_batch_shells_own_stderr_neither_stalls_nor_fills_memory(
 
     fleet = fleet_factory(1)
     host = fleet["lab1"]
-    target = SSHTarget(name="lab1", address="127.0.0.1", port=host.port, identity_file=str(fleet.client_key_path),
-                       known_hosts=(str(fleet.known_hosts_path),), connect_timeout=5)
+    target = SSHTarget(
+        name="lab1",
+        address="127.0.0.1",
+        port=host.port,
+        identity_file=str(fleet.client_key_path),
+        known_hosts=(str(fleet.known_hosts_path),),
+        connect_timeout=5,
+    )
     batch = build_script(["head -c 16777216 /dev/zero >&3", "echo ok"], [60, 60])
     # fd 3 is the batch shell's own stderr (the channel's stderr), outside any probe's frame
-    batch = type(batch)(batch.script.replace(b"_n=", b"exec 3>&2\n_n=", 1), batch.nonce, batch.commands,
-                        batch.timeouts)
+    batch = type(batch)(batch.script.replace(b"_n=", b"exec 3>&2\n_n=", 1), batch.nonce, batch.commands, batch.timeouts)
     conn = SSHConnection(target, KnownHosts(target.known_hosts))
     try:
         t0 = time.monotonic()

@@ -67,8 +67,16 @@ Host app-chained
     assert rows["app-chained"]["jump"] == f"root@127.0.0.1:{fleet['lab1'].port},root@127.0.0.1:{fleet['lab3'].port}"
     assert rows["app-direct"]["origins"]["port"] == f"ssh config {home / '.ssh' / 'config'}"
 
-    code, doc, _ = run_audit("-i", str(inventory), "--checks-dir", str(write_pack(tmp_path / "p")),
-                             "--checks", "test.path_exists", "--store", str(tmp_path / "s"))  # fmt: skip
+    code, doc, _ = run_audit(
+        "-i",
+        str(inventory),
+        "--checks-dir",
+        str(write_pack(tmp_path / "p")),
+        "--checks",
+        "test.path_exists",
+        "--store",
+        str(tmp_path / "s"),
+    )
     statuses = {h: r["status"] for h, r in by_target(doc, "test.path_exists").items()}
     assert statuses == {"app-direct": "PASS", "app-behind": "PASS", "app-chained": "PASS"}, doc
     assert code == 0
@@ -82,9 +90,18 @@ def test_defaults_ssh_config_points_at_the_labs_own_ssh_config(fleet_factory, tm
     where lab1 and lab2 are and how to log in."""
     fleet = fleet_factory(2)
     inventory = tmp_path / "inv.yaml"
-    inventory.write_text(f"version: 1\ndefaults: {{ssh: {{config: {fleet.write_ssh_config()}}}}}\n"
-                         "hosts:\n  lab1:\n  lab2:\n")  # fmt: skip
-    code, doc, _ = run_audit("-i", str(inventory), "--checks-dir", str(write_pack(tmp_path / "p")),
-                             "--checks", "test.path_exists", "--store", str(tmp_path / "s"))  # fmt: skip
+    inventory.write_text(
+        f"version: 1\ndefaults: {{ssh: {{config: {fleet.write_ssh_config()}}}}}\nhosts:\n  lab1:\n  lab2:\n"
+    )
+    code, doc, _ = run_audit(
+        "-i",
+        str(inventory),
+        "--checks-dir",
+        str(write_pack(tmp_path / "p")),
+        "--checks",
+        "test.path_exists",
+        "--store",
+        str(tmp_path / "s"),
+    )
     assert {h: r["status"] for h, r in by_target(doc, "test.path_exists").items()} == {"lab1": "PASS", "lab2": "PASS"}
     assert code == 0

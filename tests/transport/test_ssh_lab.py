@@ -18,8 +18,16 @@ pytestmark = pytest.mark.integration
 
 
 def test_same_check_passes_on_one_host_and_fails_on_another(lab_inventory, tmp_path):
-    code, doc, _ = run_audit("-i", str(lab_inventory), "--checks-dir", str(write_pack(tmp_path / "pack")),
-                               "--checks", "test.shadow_mode", "--store", str(tmp_path / "store"))
+    code, doc, _ = run_audit(
+        "-i",
+        str(lab_inventory),
+        "--checks-dir",
+        str(write_pack(tmp_path / "pack")),
+        "--checks",
+        "test.shadow_mode",
+        "--store",
+        str(tmp_path / "store"),
+    )
     res = by_target(doc, "test.shadow_mode")
     assert res["good1"]["status"] == "PASS", res["good1"]
     assert res["bad1"]["status"] == "FAIL", res["bad1"]
@@ -28,8 +36,16 @@ def test_same_check_passes_on_one_host_and_fails_on_another(lab_inventory, tmp_p
 
 def test_unknown_host_key_is_rejected_and_other_hosts_still_run(fleet_factory, tmp_path):
     fleet = fleet_factory([LabHostSpec("known1"), LabHostSpec("stranger", known=False)])
-    code, doc, _ = run_audit("-i", str(fleet.inventory_path), "--checks-dir", str(write_pack(tmp_path / "p")),
-                             "--checks", "test.path_exists", "--store", str(tmp_path / "s"))
+    code, doc, _ = run_audit(
+        "-i",
+        str(fleet.inventory_path),
+        "--checks-dir",
+        str(write_pack(tmp_path / "p")),
+        "--checks",
+        "test.path_exists",
+        "--store",
+        str(tmp_path / "s"),
+    )
     res = by_target(doc, "test.path_exists")
     assert res["known1"]["status"] == "PASS"
     assert res["stranger"]["status"] == "UNREACHABLE"
@@ -41,8 +57,16 @@ def test_unknown_host_key_is_rejected_and_other_hosts_still_run(fleet_factory, t
 def test_changed_host_key_is_rejected(fleet_factory, tmp_path):
     fleet = fleet_factory(2)
     fleet.rotate_host_key("lab2")  # known_hosts keeps the old key
-    code, doc, _ = run_audit("-i", str(fleet.inventory_path), "--checks-dir", str(write_pack(tmp_path / "p")),
-                             "--checks", "test.path_exists", "--store", str(tmp_path / "s"))
+    code, doc, _ = run_audit(
+        "-i",
+        str(fleet.inventory_path),
+        "--checks-dir",
+        str(write_pack(tmp_path / "p")),
+        "--checks",
+        "test.path_exists",
+        "--store",
+        str(tmp_path / "s"),
+    )
     assert code == 3, code
     res = by_target(doc, "test.path_exists")
     assert res["lab1"]["status"] == "PASS"
@@ -53,8 +77,18 @@ def test_changed_host_key_is_rejected(fleet_factory, tmp_path):
 def test_trust_on_first_use_records_unknown_key_but_never_a_changed_one(fleet_factory, tmp_path, caplog):
     fleet = fleet_factory([LabHostSpec("new1", known=False)])
     tofu = tmp_path / "tofu_known_hosts"
-    args = ["-i", str(fleet.inventory_path), "--checks-dir", str(write_pack(tmp_path / "p")),
-            "--checks", "test.path_exists", "--store", str(tmp_path / "s"), "--trust-on-first-use", str(tofu)]
+    args = [
+        "-i",
+        str(fleet.inventory_path),
+        "--checks-dir",
+        str(write_pack(tmp_path / "p")),
+        "--checks",
+        "test.path_exists",
+        "--store",
+        str(tmp_path / "s"),
+        "--trust-on-first-use",
+        str(tofu),
+    ]
     code, doc, _ = run_audit(*args)
     assert code == 0, code
     assert by_target(doc, "test.path_exists")["new1"]["status"] == "PASS"
@@ -69,17 +103,27 @@ def test_trust_on_first_use_records_unknown_key_but_never_a_changed_one(fleet_fa
 def test_closed_and_silent_ports_are_unreachable_within_the_timeout(fleet_factory, tmp_path):
     fleet = fleet_factory(1)
     with silent_port() as silent:
-        inv = fleet.inventory({
-            "defaults": {"ssh": {"connect_timeout": 2}},
-            "hosts": {
-                "closed": {"address": "127.0.0.1", "port": closed_port()},
-                "silent": {"address": "127.0.0.1", "port": silent},
-            },
-        })
+        inv = fleet.inventory(
+            {
+                "defaults": {"ssh": {"connect_timeout": 2}},
+                "hosts": {
+                    "closed": {"address": "127.0.0.1", "port": closed_port()},
+                    "silent": {"address": "127.0.0.1", "port": silent},
+                },
+            }
+        )
         path = write_yaml(tmp_path / "inv.yaml", inv)
         t0 = time.monotonic()
-        code, doc, _ = run_audit("-i", str(path), "--checks-dir", str(write_pack(tmp_path / "p")),
-                                 "--checks", "test.path_exists", "--store", str(tmp_path / "s"))
+        code, doc, _ = run_audit(
+            "-i",
+            str(path),
+            "--checks-dir",
+            str(write_pack(tmp_path / "p")),
+            "--checks",
+            "test.path_exists",
+            "--store",
+            str(tmp_path / "s"),
+        )
         elapsed = time.monotonic() - t0
     res = by_target(doc, "test.path_exists")
     assert res["lab1"]["status"] == "PASS"
@@ -93,8 +137,16 @@ def test_hung_probe_is_error_after_command_timeout_and_run_completes(fleet_facto
     fleet = fleet_factory(2)
     path = write_yaml(tmp_path / "inv.yaml", fleet.inventory({"defaults": {"ssh": {"command_timeout": 2}}}))
     t0 = time.monotonic()
-    code, doc, _ = run_audit("-i", str(path), "--checks-dir", str(write_pack(tmp_path / "p")),
-                             "--checks", "test.*", "--store", str(tmp_path / "s"))
+    code, doc, _ = run_audit(
+        "-i",
+        str(path),
+        "--checks-dir",
+        str(write_pack(tmp_path / "p")),
+        "--checks",
+        "test.*",
+        "--store",
+        str(tmp_path / "s"),
+    )
     assert time.monotonic() - t0 < 30
     hang = by_target(doc, "test.probe_hangs")
     assert {r["status"] for r in hang.values()} == {"ERROR"}
@@ -109,8 +161,16 @@ def test_wrong_client_key_is_unreachable_auth_failed(fleet_factory, tmp_path):
     wrong = tmp_path / "wrong_key"
     os.system(f"ssh-keygen -q -t ed25519 -N '' -f {wrong}")
     path = write_yaml(tmp_path / "inv.yaml", fleet.inventory({"defaults": {"ssh": {"identity_file": str(wrong)}}}))
-    code, doc, _ = run_audit("-i", str(path), "--checks-dir", str(write_pack(tmp_path / "p")),
-                             "--checks", "test.path_exists", "--store", str(tmp_path / "s"))
+    code, doc, _ = run_audit(
+        "-i",
+        str(path),
+        "--checks-dir",
+        str(write_pack(tmp_path / "p")),
+        "--checks",
+        "test.path_exists",
+        "--store",
+        str(tmp_path / "s"),
+    )
     assert code == 3, code
     r = by_target(doc, "test.path_exists")["lab1"]
     assert r["status"] == "UNREACHABLE"
@@ -123,8 +183,16 @@ def test_shell_metacharacters_from_inventory_reach_the_host_quoted(fleet_factory
     evil = f"x; touch {marker}"
     inv = fleet.inventory({"hosts": {"lab1": {"vars": {"test_path": evil}}}})
     path = write_yaml(tmp_path / "inv.yaml", inv)
-    code, doc, _ = run_audit("-i", str(path), "--checks-dir", str(write_pack(tmp_path / "p")),
-                             "--checks", "test.path_exists", "--store", str(tmp_path / "s"))
+    code, doc, _ = run_audit(
+        "-i",
+        str(path),
+        "--checks-dir",
+        str(write_pack(tmp_path / "p")),
+        "--checks",
+        "test.path_exists",
+        "--store",
+        str(tmp_path / "s"),
+    )
     assert code == 1, code
     r = by_target(doc, "test.path_exists")["lab1"]
     assert not marker.exists(), "the inventory value was executed by the remote shell"
@@ -135,8 +203,16 @@ def test_shell_metacharacters_from_inventory_reach_the_host_quoted(fleet_factory
 def test_one_connection_and_one_exec_per_host(fleet_factory, tmp_path):
     fleet = fleet_factory(1, log_level="DEBUG1")
     write_pack(tmp_path / "p")
-    code, doc, _ = run_audit("-i", str(fleet.inventory_path), "--checks-dir", str(tmp_path / "p"),
-                             "--checks", "test.path_exists,test.shadow_mode", "--store", str(tmp_path / "s"))
+    code, doc, _ = run_audit(
+        "-i",
+        str(fleet.inventory_path),
+        "--checks-dir",
+        str(tmp_path / "p"),
+        "--checks",
+        "test.path_exists,test.shadow_mode",
+        "--store",
+        str(tmp_path / "s"),
+    )
     assert code in (0, 1) and {r["status"] for r in doc["results"]} <= {"PASS", "FAIL"}, doc["results"]
     log = fleet["lab1"].log_path.read_text()
     assert log.count("Accepted publickey") == 1
@@ -155,8 +231,16 @@ def test_default_identity_file_is_used_when_none_is_configured(fleet_factory, tm
     inv = fleet.inventory()
     del inv["defaults"]["ssh"]["identity_file"]
     path = write_yaml(tmp_path / "inv.yaml", inv)
-    code, doc, _ = run_audit("-i", str(path), "--checks-dir", str(write_pack(tmp_path / "p")),
-                             "--checks", "test.path_exists", "--store", str(tmp_path / "s"))
+    code, doc, _ = run_audit(
+        "-i",
+        str(path),
+        "--checks-dir",
+        str(write_pack(tmp_path / "p")),
+        "--checks",
+        "test.path_exists",
+        "--store",
+        str(tmp_path / "s"),
+    )
     assert code == 0, code
     assert by_target(doc, "test.path_exists")["lab1"]["status"] == "PASS"
 
@@ -164,8 +248,7 @@ def test_default_identity_file_is_used_when_none_is_configured(fleet_factory, tm
 def test_ssh_agent_key_authenticates_when_no_identity_file_is_set(fleet_factory, tmp_path, monkeypatch):
     fleet = fleet_factory(1)
     sock = tmp_path / "agent.sock"
-    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
         while not sock.exists() and time.monotonic() < deadline:
@@ -176,15 +259,31 @@ def test_ssh_agent_key_authenticates_when_no_identity_file_is_set(fleet_factory,
         inv = fleet.inventory()
         del inv["defaults"]["ssh"]["identity_file"]
         path = write_yaml(tmp_path / "inv.yaml", inv)
-        code, doc, _ = run_audit("-i", str(path), "--checks-dir", str(write_pack(tmp_path / "p")),
-                                 "--checks", "test.path_exists", "--store", str(tmp_path / "s"))
+        code, doc, _ = run_audit(
+            "-i",
+            str(path),
+            "--checks-dir",
+            str(write_pack(tmp_path / "p")),
+            "--checks",
+            "test.path_exists",
+            "--store",
+            str(tmp_path / "s"),
+        )
         assert code == 0, code
         assert by_target(doc, "test.path_exists")["lab1"]["status"] == "PASS"
         # and without the agent (and no default ~/.ssh/id_* identity) the same inventory cannot log in
         monkeypatch.delenv("SSH_AUTH_SOCK")
         monkeypatch.setenv("HOME", str(tmp_path))
-        code, doc, _ = run_audit("-i", str(path), "--checks-dir", str(tmp_path / "p"),
-                                 "--checks", "test.path_exists", "--store", str(tmp_path / "s"))
+        code, doc, _ = run_audit(
+            "-i",
+            str(path),
+            "--checks-dir",
+            str(tmp_path / "p"),
+            "--checks",
+            "test.path_exists",
+            "--store",
+            str(tmp_path / "s"),
+        )
         assert code == 3, code
         assert by_target(doc, "test.path_exists")["lab1"]["message"].startswith("auth failed")
     finally:
@@ -196,8 +295,18 @@ def test_jump_host_tunnels_the_connection(fleet_factory, tmp_path):
     fleet = fleet_factory(3, log_level="DEBUG1")
     inv = fleet.inventory({"hosts": {"lab2": {"jump": "lab1"}, "lab3": {"jump": "lab1"}}})
     path = write_yaml(tmp_path / "inv.yaml", inv)
-    code, doc, _ = run_audit("-i", str(path), "--checks-dir", str(write_pack(tmp_path / "p")),
-                             "--checks", "test.path_exists", "--limit", "lab2,lab3", "--store", str(tmp_path / "s"))
+    code, doc, _ = run_audit(
+        "-i",
+        str(path),
+        "--checks-dir",
+        str(write_pack(tmp_path / "p")),
+        "--checks",
+        "test.path_exists",
+        "--limit",
+        "lab2,lab3",
+        "--store",
+        str(tmp_path / "s"),
+    )
     assert code == 0, code
     assert {h: r["status"] for h, r in by_target(doc, "test.path_exists").items()} == {"lab2": "PASS", "lab3": "PASS"}
     deadline = time.monotonic() + 10  # the bastion's session process may still be writing its log
@@ -208,8 +317,18 @@ def test_jump_host_tunnels_the_connection(fleet_factory, tmp_path):
     assert bastion_log.count("Accepted publickey") == 1  # over one shared connection
     # a jump host that cannot be reached makes the target UNREACHABLE, naming the cause
     fleet.stop_host("lab1")
-    code, doc, _ = run_audit("-i", str(path), "--checks-dir", str(tmp_path / "p"),
-                             "--checks", "test.path_exists", "--limit", "lab2", "--store", str(tmp_path / "s"))
+    code, doc, _ = run_audit(
+        "-i",
+        str(path),
+        "--checks-dir",
+        str(tmp_path / "p"),
+        "--checks",
+        "test.path_exists",
+        "--limit",
+        "lab2",
+        "--store",
+        str(tmp_path / "s"),
+    )
     assert code == 3, code
     r = by_target(doc, "test.path_exists")["lab2"]
     assert r["status"] == "UNREACHABLE" and "refused" in r["message"]

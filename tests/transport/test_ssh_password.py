@@ -43,15 +43,21 @@ CHECKS = "files.passwd_permissions,files.shadow_permissions"
 AUDIT_TIMEOUT = 60
 
 
-
 # ------------------------------------------------------------------ pure: the prompt handler
 
 
 def test_only_the_login_password_prompt_with_echo_off_gets_the_password():
     for prompt in ("Password: ", "pwuser@host's password: ", "Password for ops@EXAMPLE.COM: ", "Passwort: "):
         assert is_password_prompt(prompt), prompt
-    for prompt in ("New password: ", "Retype new password: ", "Verification code: ", "One-time password: ",
-                   "Enter PASSCODE: ", "Token: ", "Duo two-factor login"):
+    for prompt in (
+        "New password: ",
+        "Retype new password: ",
+        "Verification code: ",
+        "One-time password: ",
+        "Enter PASSCODE: ",
+        "Token: ",
+        "Duo two-factor login",
+    ):
         assert not is_password_prompt(prompt), prompt
     answers = PasswordPromptAnswers(PASSWORD)
     assert answers("", "", [("Password: ", True)]) == [""]  # echo ON: would show the password
@@ -121,16 +127,27 @@ def client_home() -> Iterator[Path]:
     shutil.rmtree(home, ignore_errors=True)
 
 
-def audit(fleet: Fleet, home: Path, tmp_path: Path, hosts: dict[str, dict[str, Any]],
-          env: dict[str, str] | None = None, debug: bool = False) -> tuple[Any, dict[str, dict[str, Any]]]:
+def audit(
+    fleet: Fleet,
+    home: Path,
+    tmp_path: Path,
+    hosts: dict[str, dict[str, Any]],
+    env: dict[str, str] | None = None,
+    debug: bool = False,
+) -> tuple[Any, dict[str, dict[str, Any]]]:
     """Run `itops audit` as a process over ``hosts`` (alias -> {"on": lab host, ssh keys...}).
 
     Returns the finished process and, per alias, ``{check_id: result}``.
     """
     doc = fleet.inventory()
     doc["hosts"] = {
-        alias: {"address": LOCALHOST, "port": fleet[spec.pop("on")].port, "site": "lab",
-                "identity_file": str(home / "stranger_ed25519"), **spec}
+        alias: {
+            "address": LOCALHOST,
+            "port": fleet[spec.pop("on")].port,
+            "site": "lab",
+            "identity_file": str(home / "stranger_ed25519"),
+            **spec,
+        }
         for alias, spec in ((a, dict(s)) for a, s in hosts.items())
     }
     inventory = write_yaml(tmp_path / "inventory.yaml", doc)
@@ -138,9 +155,24 @@ def audit(fleet: Fleet, home: Path, tmp_path: Path, hosts: dict[str, dict[str, A
     run_env.update(HOME=str(home), NO_COLOR="1", **(env or {}))
     started = time.monotonic()
     proc = subprocess.run(
-        [ITOPS, *(["--debug"] if debug else []), "audit", "-i", str(inventory), "--checks", CHECKS,
-         "--store", str(tmp_path / "store"), "--format", "json"],
-        capture_output=True, text=True, timeout=AUDIT_TIMEOUT, env=run_env, check=False,
+        [
+            ITOPS,
+            *(["--debug"] if debug else []),
+            "audit",
+            "-i",
+            str(inventory),
+            "--checks",
+            CHECKS,
+            "--store",
+            str(tmp_path / "store"),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=AUDIT_TIMEOUT,
+        env=run_env,
+        check=False,
     )
     assert time.monotonic() - started < AUDIT_TIMEOUT
     assert proc.stdout.strip().startswith("{"), proc.stderr[-2000:]
@@ -161,9 +193,13 @@ def assert_checks_ran(results: dict[str, Any]) -> None:
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize(("host", "user"), [("pw-host", "pwuser"), ("kbd-host", "kbduser")])
 def test_password_env_logs_in_without_a_usable_key(pw_fleet, client_home, tmp_path, host, user):
-    _, res = audit(pw_fleet, client_home, tmp_path, {"by-env": {"on": host, "user": user,
-                                                                   "password_env": "ITOPS_TEST_PW"}},
-                      env={"ITOPS_TEST_PW": PASSWORD})
+    _, res = audit(
+        pw_fleet,
+        client_home,
+        tmp_path,
+        {"by-env": {"on": host, "user": user, "password_env": "ITOPS_TEST_PW"}},
+        env={"ITOPS_TEST_PW": PASSWORD},
+    )
     assert_checks_ran(res["by-env"])
     # the stranger key was really offered first and refused: the password did the work
     log = pw_fleet[host].log_tail(200)
@@ -177,10 +213,15 @@ def test_password_file_0600_logs_in(pw_fleet, client_home, tmp_path):
     secret = tmp_path / "pw"
     secret.write_text(PASSWORD + "\n")
     os.chmod(secret, 0o600)
-    _, res = audit(pw_fleet, client_home, tmp_path, {
-        "by-file": {"on": "pw-host", "user": "pwuser", "password_file": str(secret)},
-        "by-file-kbd": {"on": "kbd-host", "user": "kbduser", "password_file": str(secret)},
-    })
+    _, res = audit(
+        pw_fleet,
+        client_home,
+        tmp_path,
+        {
+            "by-file": {"on": "pw-host", "user": "pwuser", "password_file": str(secret)},
+            "by-file-kbd": {"on": "kbd-host", "user": "kbduser", "password_file": str(secret)},
+        },
+    )
     assert_checks_ran(res["by-file"])
     assert_checks_ran(res["by-file-kbd"])
 
@@ -191,9 +232,14 @@ def test_password_file_readable_by_others_is_refused_end_to_end(pw_fleet, client
     secret = tmp_path / "pw"
     secret.write_text(PASSWORD + "\n")
     os.chmod(secret, 0o644)
-    _, res = audit(pw_fleet, client_home, tmp_path, {
-        "open-file": {"on": "pw-host", "user": "pwuser", "password_file": str(secret)},
-    })
+    _, res = audit(
+        pw_fleet,
+        client_home,
+        tmp_path,
+        {
+            "open-file": {"on": "pw-host", "user": "pwuser", "password_file": str(secret)},
+        },
+    )
     for r in res["open-file"].values():
         assert r["status"] == "UNREACHABLE" and "0644" in r["message"], r
 
@@ -202,9 +248,14 @@ def test_password_file_readable_by_others_is_refused_end_to_end(pw_fleet, client
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize(("host", "user"), [("pw-host", "pwuser"), ("kbd-host", "kbduser")])
 def test_wrong_password_is_unreachable_naming_auth_and_never_leaks(pw_fleet, client_home, tmp_path, host, user):
-    proc, res = audit(pw_fleet, client_home, tmp_path, {"wrong": {"on": host, "user": user,
-                                                                  "password_env": "ITOPS_TEST_PW"}},
-                      env={"ITOPS_TEST_PW": WRONG}, debug=True)
+    proc, res = audit(
+        pw_fleet,
+        client_home,
+        tmp_path,
+        {"wrong": {"on": host, "user": user, "password_env": "ITOPS_TEST_PW"}},
+        env={"ITOPS_TEST_PW": WRONG},
+        debug=True,
+    )
     for r in res["wrong"].values():
         assert r["status"] == "UNREACHABLE", r
         assert "auth failed" in r["message"] and "password" in r["message"], r["message"]
@@ -213,21 +264,32 @@ def test_wrong_password_is_unreachable_naming_auth_and_never_leaks(pw_fleet, cli
     store = tmp_path / "store"
     report_env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
     reports = [
-        subprocess.run([ITOPS, "report", "latest", "--store", str(store), "-f", fmt], capture_output=True,
-                       text=True, timeout=60, env=report_env, check=False)
+        subprocess.run(
+            [ITOPS, "report", "latest", "--store", str(store), "-f", fmt],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=report_env,
+            check=False,
+        )
         for fmt in ("html", "json", "md")
     ]
     for rep in reports:
         assert rep.returncode == 0 and "wrong" in rep.stdout, rep.stderr[-2000:]
     stored = list(store.rglob("*"))
-    assert any(p.name == "results.jsonl" for p in stored) and any(p.suffix in (".db", ".sqlite") for p in stored), \
+    assert any(p.name == "results.jsonl" for p in stored) and any(p.suffix in (".db", ".sqlite") for p in stored), (
         stored
+    )
     for db in (p for p in stored if p.suffix in (".db", ".sqlite")):
         with sqlite3.connect(db) as conn:  # a WAL not yet checkpointed is read through SQLite
             for (table,) in conn.execute("select name from sqlite_master where type='table'").fetchall():
                 assert WRONG not in repr(conn.execute(f"select * from {table}").fetchall()), table
-    texts = {"stdout": proc.stdout, "stderr": proc.stderr, **{f"report {i}": r.stdout for i, r in enumerate(reports)},
-             **{str(p): p.read_bytes().decode("utf-8", "replace") for p in stored if p.is_file()}}
+    texts = {
+        "stdout": proc.stdout,
+        "stderr": proc.stderr,
+        **{f"report {i}": r.stdout for i, r in enumerate(reports)},
+        **{str(p): p.read_bytes().decode("utf-8", "replace") for p in stored if p.is_file()},
+    }
     leaked = [where for where, text in texts.items() if WRONG in text]
     assert not leaked, leaked
 
@@ -235,10 +297,20 @@ def test_wrong_password_is_unreachable_naming_auth_and_never_leaks(pw_fleet, cli
 @pytest.mark.integration
 @pytest.mark.timeout(180)
 def test_an_authorised_key_is_tried_before_a_wrong_password(pw_fleet, client_home, tmp_path):
-    _, res = audit(pw_fleet, client_home, tmp_path, {
-        "key-first": {"on": "pw-host", "user": "pwuser", "identity_file": str(pw_fleet.client_key_path),
-                      "password_env": "ITOPS_TEST_PW"},
-    }, env={"ITOPS_TEST_PW": WRONG})
+    _, res = audit(
+        pw_fleet,
+        client_home,
+        tmp_path,
+        {
+            "key-first": {
+                "on": "pw-host",
+                "user": "pwuser",
+                "identity_file": str(pw_fleet.client_key_path),
+                "password_env": "ITOPS_TEST_PW",
+            },
+        },
+        env={"ITOPS_TEST_PW": WRONG},
+    )
     assert_checks_ran(res["key-first"])
     log = pw_fleet["pw-host"].log_tail(200)
     assert "Accepted publickey for pwuser" in log, log

@@ -85,8 +85,18 @@ def audit(
     inventory = write_yaml(tmp_path / "inventory.yaml", doc)
     started = time.monotonic()
     proc = run_cli_process(
-        "audit", "-i", str(inventory), "--checks", CHECKS, "--store", str(tmp_path / "store"),
-        "--format", "json", "--fail-on", fail_on, timeout=AUDIT_TIMEOUT,
+        "audit",
+        "-i",
+        str(inventory),
+        "--checks",
+        CHECKS,
+        "--store",
+        str(tmp_path / "store"),
+        "--format",
+        "json",
+        "--fail-on",
+        fail_on,
+        timeout=AUDIT_TIMEOUT,
     )
     assert time.monotonic() - started < AUDIT_TIMEOUT
     assert proc.stdout.strip().startswith("{"), proc.stderr[-2000:]
@@ -110,15 +120,20 @@ def assert_all_error(results: dict[str, Any], *needles: str) -> None:
 
 
 def test_passwordless_sudo_gives_the_same_verdicts_as_root(sudo_fleet, tmp_path):
-    code, res = audit(sudo_fleet, tmp_path, {
-        "as-root": {"on": "sudo-main", "user": "root"},
-        "as-ops": {"on": "sudo-main", "user": "ops", "sudo": True},
-    })
+    code, res = audit(
+        sudo_fleet,
+        tmp_path,
+        {
+            "as-root": {"on": "sudo-main", "user": "root"},
+            "as-ops": {"on": "sudo-main", "user": "ops", "sudo": True},
+        },
+    )
     as_root, as_ops = statuses(res["as-root"]), statuses(res["as-ops"])
     errors = {c: res["as-root"][c]["message"] for c, s in as_root.items() if s == "ERROR"}
     assert not errors, errors
-    assert as_ops == as_root, {c: (as_root.get(c), s, res["as-ops"][c]["message"])
-                               for c, s in as_ops.items() if as_root.get(c) != s}
+    assert as_ops == as_root, {
+        c: (as_root.get(c), s, res["as-ops"][c]["message"]) for c, s in as_ops.items() if as_root.get(c) != s
+    }
     # same messages too: e.g. the ssh checks read `sshd -T` as root did, not the non-root file fallback
     for check in (*ROOT_ONLY_CHECKS, *SSHD_T_CHECKS):
         assert res["as-ops"][check]["message"] == res["as-root"][check]["message"], check
@@ -130,48 +145,65 @@ def test_passwordless_sudo_gives_the_same_verdicts_as_root(sudo_fleet, tmp_path)
 
 
 def test_sudo_needing_a_password_is_an_error_naming_sudo_n_and_the_run_completes(sudo_fleet, tmp_path):
-    code, res = audit(sudo_fleet, tmp_path, {
-        "pw-sudo": {"on": "sudo-main", "user": "pwops", "sudo": True},
-        "as-ops": {"on": "sudo-main", "user": "ops", "sudo": True},
-    })
+    code, res = audit(
+        sudo_fleet,
+        tmp_path,
+        {
+            "pw-sudo": {"on": "sudo-main", "user": "pwops", "sudo": True},
+            "as-ops": {"on": "sudo-main", "user": "ops", "sudo": True},
+        },
+    )
     assert_all_error(res["pw-sudo"], "sudo", "password", "sudo -n", "pwops", "NOPASSWD")
     assert "ERROR" not in statuses(res["as-ops"]).values()
     assert code == 3
 
 
 def test_user_without_sudo_rights_is_an_error_saying_it_may_not_run_sudo(sudo_fleet, tmp_path):
-    code, res = audit(sudo_fleet, tmp_path, {
-        "no-sudoers": {"on": "sudo-main", "user": "nosudo", "sudo": True},
-        "as-root": {"on": "sudo-main", "user": "root"},
-    })
+    code, res = audit(
+        sudo_fleet,
+        tmp_path,
+        {
+            "no-sudoers": {"on": "sudo-main", "user": "nosudo", "sudo": True},
+            "as-root": {"on": "sudo-main", "user": "root"},
+        },
+    )
     assert_all_error(res["no-sudoers"], "nosudo may not run sudo", "sudo -n", "NOPASSWD")
     assert "ERROR" not in statuses(res["as-root"]).values()
     assert code == 3
 
 
 def test_non_root_user_without_sudo_never_passes_root_only_checks(sudo_fleet, tmp_path):
-    code, res = audit(sudo_fleet, tmp_path, {
-        "plain-ops": {"on": "sudo-main", "user": "ops"},
-        "as-root": {"on": "sudo-main", "user": "root"},
-    })
+    code, res = audit(
+        sudo_fleet,
+        tmp_path,
+        {
+            "plain-ops": {"on": "sudo-main", "user": "ops"},
+            "as-root": {"on": "sudo-main", "user": "root"},
+        },
+    )
     plain, as_root = res["plain-ops"], statuses(res["as-root"])
     for check in ROOT_ONLY_CHECKS:
         assert plain[check]["status"] == "ERROR", (check, plain[check]["status"], plain[check]["message"])
         message = plain[check]["message"].lower()
         assert "root" in message or "not readable" in message or "permission denied" in message, (check, message)
     # whatever a non-root user can evaluate (stat, a 0644 sshd_config) agrees with root: no other verdict
-    wrong = {c: (as_root[c], r["status"], r["message"]) for c, r in plain.items()
-             if r["status"] not in (as_root[c], "ERROR")}
+    wrong = {
+        c: (as_root[c], r["status"], r["message"]) for c, r in plain.items() if r["status"] not in (as_root[c], "ERROR")
+    }
     assert not wrong, wrong
     assert plain["files.passwd_permissions"]["status"] == "PASS"  # stat needs no privilege
     assert code == 3
 
 
 def test_missing_sudo_binary_is_an_error_naming_sudo(sudo_fleet, tmp_path):
-    code, res = audit(sudo_fleet, tmp_path, {
-        "no-sudo-binary": {"on": "sudo-absent", "user": "ops", "sudo": True},
-        "as-root": {"on": "sudo-absent", "user": "root"},
-    })
+    code, res = audit(
+        sudo_fleet,
+        tmp_path,
+        {
+            "no-sudo-binary": {"on": "sudo-absent", "user": "ops", "sudo": True},
+            "as-root": {"on": "sudo-absent", "user": "root"},
+        },
+    )
     assert_all_error(res["no-sudo-binary"], "sudo", "not found", "not installed")
     assert "ERROR" not in statuses(res["as-root"]).values()
     assert code == 3
@@ -179,14 +211,19 @@ def test_missing_sudo_binary_is_an_error_naming_sudo(sudo_fleet, tmp_path):
 
 def test_host_whose_sudo_is_refused_is_one_line_in_the_table(sudo_fleet, tmp_path):
     """Issue #18: every check ERROR for one shared reason is one table line, not one line per check."""
-    audit(sudo_fleet, tmp_path, {
-        "no-sudoers": {"on": "sudo-main", "user": "nosudo", "sudo": True},
-        "as-root": {"on": "sudo-main", "user": "root"},
-    })
+    audit(
+        sudo_fleet,
+        tmp_path,
+        {
+            "no-sudoers": {"on": "sudo-main", "user": "nosudo", "sudo": True},
+            "as-root": {"on": "sudo-main", "user": "root"},
+        },
+    )
     table = run_cli_process("runs", "show", "latest", "--store", str(tmp_path / "store")).stdout
     lines = [ln for ln in table.splitlines() if "no-sudoers" in ln]
-    shown = json.loads(run_cli_process("runs", "show", "latest", "--store", str(tmp_path / "store"),
-                                       "--format", "json").stdout)
+    shown = json.loads(
+        run_cli_process("runs", "show", "latest", "--store", str(tmp_path / "store"), "--format", "json").stdout
+    )
     errors = [r for r in shown["results"] if r["target"] == "no-sudoers"]
     as_root = {r["check_id"] for r in shown["results"] if r["target"] == "as-root"}
     assert {r["check_id"] for r in errors} == as_root and {r["status"] for r in errors} == {"ERROR"}  # every check

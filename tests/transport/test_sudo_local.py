@@ -73,8 +73,17 @@ def test_batch_runs_through_sudo_n(fake_path):
 def test_audit_with_refusing_sudo_gives_every_check_that_error_and_exit_3(fake_path, tmp_path):
     fake_path("sudo", SUDO_WANTS_PASSWORD)
     inv = write_yaml(tmp_path / "inv.yaml", {"version": 1, "hosts": {"here": {"address": "127.0.0.1", "sudo": True}}})
-    code, doc, _ = run_audit("-i", str(inv), "--local", "--checks-dir", str(write_pack(tmp_path / "pack")),
-                             "--checks", "test.path_exists,test.shadow_mode", "--store", str(tmp_path / "s"))
+    code, doc, _ = run_audit(
+        "-i",
+        str(inv),
+        "--local",
+        "--checks-dir",
+        str(write_pack(tmp_path / "pack")),
+        "--checks",
+        "test.path_exists,test.shadow_mode",
+        "--store",
+        str(tmp_path / "s"),
+    )
     assert {r["status"] for r in doc["results"]} == {"ERROR"}
     assert all("may not run sudo without" in r["message"] for r in doc["results"]), doc["results"]
     assert code == 3

@@ -75,14 +75,19 @@ def test_fail_names_the_path(path, stat, why):
 
 def test_non_regular_dot_files_are_not_judged():
     # a .rhosts symlinked to /dev/null (the old way to keep one from being created) is no finding
-    changes = {"/home/alice/.rhosts": "S|666|0|root|0|root|character special file",
-               "/home/alice/.cache": "S|777|1000|alice|1000|alice|directory"}
+    changes = {
+        "/home/alice/.rhosts": "S|666|0|root|0|root|character special file",
+        "/home/alice/.cache": "S|777|1000|alice|1000|alice|directory",
+    }
     assert [f.status for f in run_check(CID, facts(changes))] == [Status.PASS]
 
 
 def test_shared_home_is_judged_once_per_uid():
-    fails = [f for f in run_check(CID, facts({"/root/.bashrc": "S|666|0|root|0|root|regular file"}))
-             if f.status is Status.FAIL]
+    fails = [
+        f
+        for f in run_check(CID, facts({"/root/.bashrc": "S|666|0|root|0|root|regular file"}))
+        if f.status is Status.FAIL
+    ]
     assert [f.resource for f in fails] == ["/root/.bashrc"]
 
 
@@ -116,7 +121,7 @@ def test_unlistable_home_is_error_even_beside_a_failure():
 def test_ssh_probe_still_spells_its_lines_the_same():
     # SSH_DIR_STATS and HOME_DOT_FILE_STATS share their home-visiting loop
     assert 'printf "E|%s$_z" "$h/.ssh"' in SSH_DIR_STATS.command
-    assert "[ ! -r \"$h\" ]" in HOME_DOT_FILE_STATS.command and "[ ! -r \"$h\" ]" not in SSH_DIR_STATS.command
+    assert '[ ! -r "$h" ]' in HOME_DOT_FILE_STATS.command and '[ ! -r "$h" ]' not in SSH_DIR_STATS.command
 
 
 def test_probe_on_a_real_tree(tmp_path):
@@ -135,13 +140,21 @@ def test_probe_on_a_real_tree(tmp_path):
     (a / ".dangling").symlink_to(tmp_path / "nowhere")
     (a / ".linked").symlink_to(a / "visible")
     passwd = tmp_path / "passwd"
-    passwd.write_text(f"a:x:1000:1000::{a}/:/bin/sh\nb:x:1001:1001::{b}:/bin/sh\n"
-                      f"m:x:1002:1002::{tmp_path}/missing:/bin/sh\n")
+    passwd.write_text(
+        f"a:x:1000:1000::{a}/:/bin/sh\nb:x:1001:1001::{b}:/bin/sh\nm:x:1002:1002::{tmp_path}/missing:/bin/sh\n"
+    )
     command = HOME_DOT_FILE_STATS.command.replace("/etc/passwd", str(passwd))
     out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30, check=True).stdout
     paths = {line.rsplit("|", 1)[1] for line in stat_records(out) if line}
-    assert paths >= {str(a), f"{a}/.rhosts", f"{a}/.bashrc", f"{a}/..odd", f"{a}/.linked", str(b),
-                     f"{tmp_path}/missing"}
+    assert paths >= {
+        str(a),
+        f"{a}/.rhosts",
+        f"{a}/.bashrc",
+        f"{a}/..odd",
+        f"{a}/.linked",
+        str(b),
+        f"{tmp_path}/missing",
+    }
     assert not paths & {f"{a}/visible", f"{a}/.cache", f"{a}/.bash_history", f"{a}/.dangling"}
     assert f"M|{tmp_path}/missing" in stat_records(out)
     uid = a.stat().st_uid
@@ -164,8 +177,13 @@ def test_probe_as_an_unprivileged_login_reports_homes_it_cannot_list():
         passwd = folder / "passwd"
         passwd.write_text(f"o:x:1000:1000::{folder}/open:/bin/sh\ns:x:1001:1001::{folder}/shut:/bin/sh\n")
         command = HOME_DOT_FILE_STATS.command.replace("/etc/passwd", str(passwd))
-        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", command],
-                             capture_output=True, text=True, timeout=30, check=True).stdout
+        out = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", command],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
         assert f"E|{folder}/shut" in stat_records(out) and ".rhosts" not in out
         findings = run_check(CID, make_facts({"etc_passwd": (0, passwd.read_text()), "home_dot_file_stats": (0, out)}))
         assert [(f.status, f.resource) for f in findings] == [(Status.ERROR, f"{folder}/shut")]
@@ -180,13 +198,18 @@ ODD_NAMES = (".evil\nrc", ".tab\there", ".sp ace", ".pipe|d", ".esc\x1b[31m", ".
 
 def test_nul_records_keep_names_with_newlines_and_every_other_file_is_judged():
     # before: one name with a newline split a stat line in two and the whole check was ERROR
-    records = {**GOOD, "/home/alice/.evil\nrc": "S|666|1000|alice|1000|alice|regular file",
-               "/home/alice/.tab\there": "S|644|1000|alice|1000|alice|regular file",
-               "/home/bob/.rhosts": "S|600|1001|bob|1001|bob|regular file"}
+    records = {
+        **GOOD,
+        "/home/alice/.evil\nrc": "S|666|1000|alice|1000|alice|regular file",
+        "/home/alice/.tab\there": "S|644|1000|alice|1000|alice|regular file",
+        "/home/bob/.rhosts": "S|600|1001|bob|1001|bob|regular file",
+    }
     text = "".join(f"{v}|{p}\0" for p, v in records.items())
     findings = run_check(CID, make_facts({"etc_passwd": (0, PASSWD), "home_dot_file_stats": (0, text)}))
     assert sorted((f.status, f.resource) for f in findings) == [
-        (Status.FAIL, "/home/alice/.evil\nrc"), (Status.FAIL, "/home/bob/.rhosts")]
+        (Status.FAIL, "/home/alice/.evil\nrc"),
+        (Status.FAIL, "/home/bob/.rhosts"),
+    ]
 
 
 def test_probe_on_a_real_tree_with_odd_names(tmp_path):

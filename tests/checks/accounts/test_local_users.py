@@ -32,8 +32,14 @@ def facts(passwd=PASSWD, group=GROUP, defs=LOGIN_DEFS, shadow=SHADOW):
     def spec(v):
         return v if isinstance(v, tuple) or not isinstance(v, str) else (0, v)
 
-    return make_facts({"etc_passwd": spec(passwd), "etc_group": spec(group), "etc_login_defs": spec(defs),
-                       "shadow_status": spec(shadow)})
+    return make_facts(
+        {
+            "etc_passwd": spec(passwd),
+            "etc_group": spec(group),
+            "etc_login_defs": spec(defs),
+            "shadow_status": spec(shadow),
+        }
+    )
 
 
 # check id, facts overrides that make it fail
@@ -49,8 +55,11 @@ FAIL_CASES = [
     ("accounts.no_duplicate_groupnames", {"group": GROUP + "alice:x:1007:\n"}, "alice"),
     ("accounts.passwd_groups_exist", {"passwd": PASSWD + "bob:x:1001:4242::/home/bob:/bin/bash\n"}, "bob"),
     ("accounts.shadow_group_empty", {"group": GROUP.replace("shadow:x:42:", "shadow:x:42:alice")}, "alice"),
-    ("accounts.system_accounts_no_login_shell",
-     {"passwd": PASSWD.replace("www-data:/var/www:/usr/sbin/nologin", "www-data:/var/www:/bin/bash")}, "www-data"),
+    (
+        "accounts.system_accounts_no_login_shell",
+        {"passwd": PASSWD.replace("www-data:/var/www:/usr/sbin/nologin", "www-data:/var/www:/bin/bash")},
+        "www-data",
+    ),
 ]
 IDS = [c[0] for c in FAIL_CASES]
 
@@ -76,8 +85,11 @@ def test_fail_names_the_offender(check_id, override, resource):
         {"passwd": "root:x:zero:0:root:/root:/bin/sh\n", "group": "root:x:zero:\n", "shadow": "root:set:1:2:3\n"},
         {"passwd": timed_out("cat"), "group": timed_out("cat"), "shadow": timed_out("awk")},
         {"passwd": not_found("cat"), "group": not_found("cat"), "shadow": not_found("awk")},
-        {"passwd": (1, "", "cat: /etc/passwd: No such file"), "group": (1, "", "cat: /etc/group: Permission denied"),
-         "shadow": (3, "", "/etc/shadow not readable (run as root or enable sudo)\n")},
+        {
+            "passwd": (1, "", "cat: /etc/passwd: No such file"),
+            "group": (1, "", "cat: /etc/group: Permission denied"),
+            "shadow": (3, "", "/etc/shadow not readable (run as root or enable sudo)\n"),
+        },
         {"passwd": "", "group": "", "shadow": ""},
     ],
     ids=["wrong-field-count", "non-numeric", "timeout", "missing-command", "unreadable", "empty"],
@@ -90,8 +102,10 @@ def test_error_never_pass(check_id, broken):
 
 
 def test_shadow_unreadable_message():
-    findings = run_check("accounts.shadow_no_empty_passwords",
-                         facts(shadow=(3, "", "/etc/shadow not readable (run as root or enable sudo)\n")))
+    findings = run_check(
+        "accounts.shadow_no_empty_passwords",
+        facts(shadow=(3, "", "/etc/shadow not readable (run as root or enable sudo)\n")),
+    )
     assert [f.message for f in findings] == ["could not assess: /etc/shadow not readable (run as root or enable sudo)"]
 
 
@@ -105,20 +119,35 @@ def test_nis_compat_lines_ignored():
 
 
 def test_empty_shell_is_a_login_shell():
-    findings = run_check("accounts.system_accounts_no_login_shell",
-                         facts(passwd=PASSWD + "svc:x:120:120::/var/lib/svc:\n"))
+    findings = run_check(
+        "accounts.system_accounts_no_login_shell", facts(passwd=PASSWD + "svc:x:120:120::/var/lib/svc:\n")
+    )
     assert [f.resource for f in findings] == ["svc"]
 
 
 def test_uid_min_from_login_defs_and_allowed_var():
     passwd = PASSWD + "app:x:600:600::/srv/app:/bin/bash\n"
     assert overall(run_check("accounts.system_accounts_no_login_shell", facts(passwd=passwd))) is Status.FAIL
-    assert overall(run_check("accounts.system_accounts_no_login_shell",
-                             facts(passwd=passwd, defs=LOGIN_DEFS.replace("UID_MIN 1000", "UID_MIN 500")))) \
+    assert (
+        overall(
+            run_check(
+                "accounts.system_accounts_no_login_shell",
+                facts(passwd=passwd, defs=LOGIN_DEFS.replace("UID_MIN 1000", "UID_MIN 500")),
+            )
+        )
         is Status.PASS
+    )
     allowed = ["root", "sync", "shutdown", "halt", "app"]
-    assert overall(run_check("accounts.system_accounts_no_login_shell", facts(passwd=passwd),
-                             system_accounts_login_shell_allowed=allowed)) is Status.PASS
+    assert (
+        overall(
+            run_check(
+                "accounts.system_accounts_no_login_shell",
+                facts(passwd=passwd),
+                system_accounts_login_shell_allowed=allowed,
+            )
+        )
+        is Status.PASS
+    )
 
 
 def test_no_shadow_group_is_pass_on_rhel():

@@ -12,9 +12,12 @@ SHADOW = "root:locked:19700:0:99999:7:::9\nalice:set:19700:1:365:7:::9\nbob:set:
 
 
 def facts(defs=DEFS, shadow=SHADOW):
-    return make_facts({"etc_login_defs": defs if isinstance(defs, tuple) or not isinstance(defs, str) else (0, defs),
-                       "shadow_status": shadow if isinstance(shadow, tuple) or not isinstance(shadow, str)
-                       else (0, shadow)})
+    return make_facts(
+        {
+            "etc_login_defs": defs if isinstance(defs, tuple) or not isinstance(defs, str) else (0, defs),
+            "shadow_status": shadow if isinstance(shadow, tuple) or not isinstance(shadow, str) else (0, shadow),
+        }
+    )
 
 
 CASES = [
@@ -50,8 +53,10 @@ def test_fail_existing_account(check_id, bad_defs, bad_user):
 @pytest.mark.parametrize(
     ("defs", "shadow"),
     [
-        ((1, "", "cat: /etc/login.defs: No such file or directory"),
-         (3, "", "/etc/shadow not readable (run as root or enable sudo)")),
+        (
+            (1, "", "cat: /etc/login.defs: No such file or directory"),
+            (3, "", "/etc/shadow not readable (run as root or enable sudo)"),
+        ),
         (timed_out(), timed_out()),
         (not_found("cat"), not_found("awk")),
         (DEFS, "alice:set:x:y:z\n"),
@@ -98,15 +103,21 @@ SCHEMES = "root:locked\nalice:$y\nbob:$6\ncarol:empty\nsvc:locked\n"
 
 
 def hashing(defs="ENCRYPT_METHOD SHA512\n", schemes=SCHEMES):
-    return make_facts({"etc_login_defs": defs if isinstance(defs, tuple) or not isinstance(defs, str) else (0, defs),
-                       "shadow_hash_schemes": schemes if not isinstance(schemes, str) else (0, schemes)})
+    return make_facts(
+        {
+            "etc_login_defs": defs if isinstance(defs, tuple) or not isinstance(defs, str) else (0, defs),
+            "shadow_hash_schemes": schemes if not isinstance(schemes, str) else (0, schemes),
+        }
+    )
 
 
 @pytest.mark.parametrize("method", ["SHA512", "YESCRYPT"])
 def test_hashing_pass(method):
     findings = run_check(HASHING, hashing(defs=f"ENCRYPT_METHOD {method}\n"))
-    assert [(f.status, f.resource) for f in findings] == [(Status.PASS, "/etc/login.defs"),
-                                                          (Status.PASS, "/etc/shadow")]
+    assert [(f.status, f.resource) for f in findings] == [
+        (Status.PASS, "/etc/login.defs"),
+        (Status.PASS, "/etc/shadow"),
+    ]
     assert "sha512crypt, yescrypt" in findings[1].message
 
 
@@ -129,8 +140,14 @@ def test_hashing_fail_login_defs(defs, shown):
 
 @pytest.mark.parametrize(
     ("line", "scheme"),
-    [("dave:$1", "md5crypt"), ("dave:des", "descrypt"), ("dave:bsdi", "bsdicrypt"), ("dave:$3", "nthash"),
-     ("dave:$sha1", "sha1crypt"), ("dave:$9", "unknown ($9$)")],
+    [
+        ("dave:$1", "md5crypt"),
+        ("dave:des", "descrypt"),
+        ("dave:bsdi", "bsdicrypt"),
+        ("dave:$3", "nthash"),
+        ("dave:$sha1", "sha1crypt"),
+        ("dave:$9", "unknown ($9$)"),
+    ],
 )
 def test_hashing_fail_names_account_and_scheme_only(line, scheme):
     findings = run_check(HASHING, hashing(schemes=SCHEMES + line + "\n"))
@@ -151,8 +168,14 @@ def test_hashing_allowed_schemes_are_a_param():
 
 @pytest.mark.parametrize(
     "schemes",
-    [timed_out("shadow_hash_schemes"), (3, "", "/etc/shadow not readable (run as root or enable sudo)\n"),
-     (0, ""), (0, "no colon here\n"), (0, "x:$$$\n"), not_found("awk")],
+    [
+        timed_out("shadow_hash_schemes"),
+        (3, "", "/etc/shadow not readable (run as root or enable sudo)\n"),
+        (0, ""),
+        (0, "no colon here\n"),
+        (0, "x:$$$\n"),
+        not_found("awk"),
+    ],
 )
 def test_hashing_unreadable_shadow_is_error_never_pass(schemes):
     findings = run_check(HASHING, hashing(schemes=schemes))
@@ -172,12 +195,19 @@ def test_hash_scheme_probe_never_prints_a_hash(tmp_path):
 
     secret = "$1$saltsalt$qwertyuiopasdfghjklzx1"
     shadow = tmp_path / "shadow"
-    shadow.write_text(f"root:*:19700:0:99999:7:::\nmd5:{secret}:19700::::::\ndes:abcdefghijklm:1::::::\n"
-                      "yes:$y$j9T$salt$hash:1::::::\nlk:!$6$s$h:1::::::\nnone::1::::::\nodd:x:1::::::\n")
+    shadow.write_text(
+        f"root:*:19700:0:99999:7:::\nmd5:{secret}:19700::::::\ndes:abcdefghijklm:1::::::\n"
+        "yes:$y$j9T$salt$hash:1::::::\nlk:!$6$s$h:1::::::\nnone::1::::::\nodd:x:1::::::\n"
+    )
     command = SHADOW_HASH_SCHEMES.command.replace("/etc/shadow", str(shadow))
     out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30, check=True).stdout
     assert "saltsalt" not in out and "qwerty" not in out and "abcdefghijklm" not in out
     assert [(e.account, e.kind, e.scheme) for e in parse_shadow_schemes(out)] == [
-        ("root", "locked", ""), ("md5", "hash", "md5crypt"), ("des", "hash", "descrypt"),
-        ("yes", "hash", "yescrypt"), ("lk", "locked", ""), ("none", "empty", ""), ("odd", "invalid", ""),
+        ("root", "locked", ""),
+        ("md5", "hash", "md5crypt"),
+        ("des", "hash", "descrypt"),
+        ("yes", "hash", "yescrypt"),
+        ("lk", "locked", ""),
+        ("none", "empty", ""),
+        ("odd", "invalid", ""),
     ]

@@ -20,7 +20,8 @@ password\trequisite\t\t\tpam_deny.so
 password\trequired\t\t\tpam_permit.so
 """
 DEBIAN_DEFAULT = COMMON_PASSWORD.replace("password\trequisite\t\t\tpam_pwquality.so retry=3\n", "").replace(
-    " use_authtok try_first_pass", "")
+    " use_authtok try_first_pass", ""
+)
 CONF = "# minlen = 8\nminlen = 14\n"
 SYSTEM_AUTH = """\
 auth        required      pam_env.so
@@ -48,9 +49,11 @@ def good(**extra):
 
 
 def test_parse_pam_stack_controls_paths_and_continuations():
-    text = ("# comment\n@include common-auth\n-password optional /lib/security/pam_gnome_keyring.so\n"
-            "password [success=1 default=ignore] pam_unix.so obscure \\\n  yescrypt # trailing\n"
-            "Password requisite /usr/lib/x86_64-linux-gnu/security/pam_pwquality.so minlen=15\nbroken\n")
+    text = (
+        "# comment\n@include common-auth\n-password optional /lib/security/pam_gnome_keyring.so\n"
+        "password [success=1 default=ignore] pam_unix.so obscure \\\n  yescrypt # trailing\n"
+        "Password requisite /usr/lib/x86_64-linux-gnu/security/pam_pwquality.so minlen=15\nbroken\n"
+    )
     lines = parse_pam_stack(text)
     assert [(ln.line, ln.type, ln.control, ln.module_name) for ln in lines] == [
         (3, "password", "optional", "pam_gnome_keyring.so"),
@@ -63,11 +66,19 @@ def test_parse_pam_stack_controls_paths_and_continuations():
 
 
 def test_pwquality_reads_dropins_first_then_the_main_file():
-    order = pwquality_file_order(["/etc/security/pwquality.conf", "/etc/security/pwquality.conf.d/50-b.conf",
-                                  "/etc/security/pwquality.conf.d/10-a.conf",
-                                  "/etc/security/pwquality.conf.d/x.conf.conf"])
-    assert order == ["/etc/security/pwquality.conf.d/10-a.conf", "/etc/security/pwquality.conf.d/50-b.conf",
-                     "/etc/security/pwquality.conf"]
+    order = pwquality_file_order(
+        [
+            "/etc/security/pwquality.conf",
+            "/etc/security/pwquality.conf.d/50-b.conf",
+            "/etc/security/pwquality.conf.d/10-a.conf",
+            "/etc/security/pwquality.conf.d/x.conf.conf",
+        ]
+    )
+    assert order == [
+        "/etc/security/pwquality.conf.d/10-a.conf",
+        "/etc/security/pwquality.conf.d/50-b.conf",
+        "/etc/security/pwquality.conf",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -79,13 +90,34 @@ def test_pwquality_reads_dropins_first_then_the_main_file():
         ([("/etc/security/pwquality.conf", "minlen=14\n")], (), 8, "libpwquality default"),  # "minlen=14": unknown
         ([("/etc/security/pwquality.conf", "minlen = 4\n")], (), 6, "/etc/security/pwquality.conf:1"),
         # the main file overrides a drop-in
-        ([("/etc/security/pwquality.conf.d/50-x.conf", "minlen = 8\n"),
-          ("/etc/security/pwquality.conf", "minlen = 14\n")], (), 14, "/etc/security/pwquality.conf:1"),
-        ([("/etc/security/pwquality.conf.d/50-x.conf", "minlen = 8\n"),
-          ("/etc/security/pwquality.conf", "# minlen = 14\n")], (), 8, "/etc/security/pwquality.conf.d/50-x.conf:1"),
+        (
+            [
+                ("/etc/security/pwquality.conf.d/50-x.conf", "minlen = 8\n"),
+                ("/etc/security/pwquality.conf", "minlen = 14\n"),
+            ],
+            (),
+            14,
+            "/etc/security/pwquality.conf:1",
+        ),
+        (
+            [
+                ("/etc/security/pwquality.conf.d/50-x.conf", "minlen = 8\n"),
+                ("/etc/security/pwquality.conf", "# minlen = 14\n"),
+            ],
+            (),
+            8,
+            "/etc/security/pwquality.conf.d/50-x.conf:1",
+        ),
         # a rejected line stops all reading, the main file included
-        ([("/etc/security/pwquality.conf.d/50-x.conf", "minlen = short\n"),
-          ("/etc/security/pwquality.conf", "minlen = 14\n")], (), 8, "libpwquality default"),
+        (
+            [
+                ("/etc/security/pwquality.conf.d/50-x.conf", "minlen = short\n"),
+                ("/etc/security/pwquality.conf", "minlen = 14\n"),
+            ],
+            (),
+            8,
+            "libpwquality default",
+        ),
         ([("/etc/security/pwquality.conf", "minlen = 14\n")], ("retry=3", "minlen=9"), 9, "argument"),
         ([("/etc/security/pwquality.conf", "minlen = 14\n")], ("minlen=bad",), 14, "pwquality.conf:1"),
     ],
@@ -106,8 +138,14 @@ def test_pass_with_module_in_stack_and_minlen_14():
 
 
 def test_pass_with_longer_minlen_in_a_dropin():
-    findings = check(good(**{"/etc/security/pwquality.conf": "# all defaults\n",
-                             "/etc/security/pwquality.conf.d/60-cis.conf": "minlen = 16\n"}))
+    findings = check(
+        good(
+            **{
+                "/etc/security/pwquality.conf": "# all defaults\n",
+                "/etc/security/pwquality.conf.d/60-cis.conf": "minlen = 16\n",
+            }
+        )
+    )
     assert [f.status for f in findings] == [Status.PASS]
 
 
@@ -121,12 +159,18 @@ def test_fail_when_module_missing_from_stack():
     [
         (good(**{"/etc/security/pwquality.conf": "minlen = 8\n"}), "effective minlen is 8"),
         ({"/etc/pam.d/common-password": COMMON_PASSWORD}, "effective minlen is 8 (libpwquality default)"),
-        (good(**{"/etc/pam.d/common-password": COMMON_PASSWORD.replace("retry=3", "retry=3 minlen=8")}),
-         "effective minlen is 8 (pam_pwquality.so argument"),
+        (
+            good(**{"/etc/pam.d/common-password": COMMON_PASSWORD.replace("retry=3", "retry=3 minlen=8")}),
+            "effective minlen is 8 (pam_pwquality.so argument",
+        ),
         (good(**{"/etc/security/pwquality.conf": "minlen = 14\nenforcing = 0\n"}), "enforcing = 0"),
         (good(**{"/etc/pam.d/common-password": COMMON_PASSWORD.replace("retry=3", "enforcing=0")}), "enforcing = 0"),
-        (good(**{"/etc/pam.d/common-password": COMMON_PASSWORD.replace("requisite\t\t\tpam_pwq", "optional pam_pwq")}),
-         "optional"),
+        (
+            good(
+                **{"/etc/pam.d/common-password": COMMON_PASSWORD.replace("requisite\t\t\tpam_pwq", "optional pam_pwq")}
+            ),
+            "optional",
+        ),
         (good(**{"/etc/security/pwquality.conf": "minlen=14\n"}), "stops reading"),
     ],
 )
@@ -140,17 +184,26 @@ def test_min_password_length_param():
 
 
 def test_rhel_needs_both_stacks():
-    files = {"/etc/pam.d/system-auth": SYSTEM_AUTH, "/etc/pam.d/password-auth": SYSTEM_AUTH.replace("pam_pwq", "#"),
-             "/etc/security/pwquality.conf": "minlen = 14\n"}
+    files = {
+        "/etc/pam.d/system-auth": SYSTEM_AUTH,
+        "/etc/pam.d/password-auth": SYSTEM_AUTH.replace("pam_pwq", "#"),
+        "/etc/security/pwquality.conf": "minlen = 14\n",
+    }
     findings = check(files, os_release=RHEL_9)
-    assert [(f.status, f.resource) for f in findings] == [(Status.PASS, "/etc/pam.d/system-auth"),
-                                                         (Status.FAIL, "/etc/pam.d/password-auth")]
+    assert [(f.status, f.resource) for f in findings] == [
+        (Status.PASS, "/etc/pam.d/system-auth"),
+        (Status.FAIL, "/etc/pam.d/password-auth"),
+    ]
 
 
 @pytest.mark.parametrize(
     "unreadable",
-    ["/etc/pam.d/common-password", "/etc/security/pwquality.conf", "/etc/security/pwquality.conf.d",
-     "/etc/security/pwquality.conf.d/10-site.conf"],
+    [
+        "/etc/pam.d/common-password",
+        "/etc/security/pwquality.conf",
+        "/etc/security/pwquality.conf.d",
+        "/etc/security/pwquality.conf.d/10-site.conf",
+    ],
 )
 def test_unreadable_file_is_error_never_pass(unreadable):
     files = {k: v for k, v in good().items() if k != unreadable}

@@ -12,8 +12,9 @@ DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "
 
 def root_path(path=":".join(DIRS), stats=None, shell="/bin/bash"):
     stats = stats if stats is not None else {d: "755|0|root|0|root|directory" for d in DIRS}
-    lines = [f"SHELL={shell}", f"PATH={path}"] + [f"S|{v}|{d}" if not v.startswith("M") else f"M|{d}"
-                                                 for d, v in stats.items()]
+    lines = [f"SHELL={shell}", f"PATH={path}"] + [
+        f"S|{v}|{d}" if not v.startswith("M") else f"M|{d}" for d, v in stats.items()
+    ]
     return make_facts({"root_login_path": (0, "\n".join(lines) + "\n")})
 
 
@@ -26,17 +27,32 @@ def test_root_path_pass():
     ("path", "stats", "resource", "words"),
     [
         (":".join(DIRS) + ":", None, "(empty)", "current directory"),
-        ("/usr/bin::/bin", {"/usr/bin": "755|0|root|0|root|directory", "/bin": "755|0|root|0|root|directory"},
-         "(empty)", "empty PATH entry"),
+        (
+            "/usr/bin::/bin",
+            {"/usr/bin": "755|0|root|0|root|directory", "/bin": "755|0|root|0|root|directory"},
+            "(empty)",
+            "empty PATH entry",
+        ),
         (".:/usr/bin", {"/usr/bin": "755|0|root|0|root|directory"}, ".", "relative"),
-        ("/usr/bin:/opt/tools/bin", {"/usr/bin": "755|0|root|0|root|directory",
-                                     "/opt/tools/bin": "775|1000|alice|1000|alice|directory"},
-         "/opt/tools/bin", "owned by alice"),
-        ("/usr/bin:/srv/x", {"/usr/bin": "755|0|root|0|root|directory", "/srv/x": "757|0|root|0|root|directory"},
-         "/srv/x", "writable by others"),
+        (
+            "/usr/bin:/opt/tools/bin",
+            {"/usr/bin": "755|0|root|0|root|directory", "/opt/tools/bin": "775|1000|alice|1000|alice|directory"},
+            "/opt/tools/bin",
+            "owned by alice",
+        ),
+        (
+            "/usr/bin:/srv/x",
+            {"/usr/bin": "755|0|root|0|root|directory", "/srv/x": "757|0|root|0|root|directory"},
+            "/srv/x",
+            "writable by others",
+        ),
         ("/usr/bin:/gone", {"/usr/bin": "755|0|root|0|root|directory", "/gone": "M"}, "/gone", "does not exist"),
-        ("/usr/bin:/etc/hosts", {"/usr/bin": "755|0|root|0|root|directory",
-                                 "/etc/hosts": "644|0|root|0|root|regular file"}, "/etc/hosts", "not a directory"),
+        (
+            "/usr/bin:/etc/hosts",
+            {"/usr/bin": "755|0|root|0|root|directory", "/etc/hosts": "644|0|root|0|root|regular file"},
+            "/etc/hosts",
+            "not a directory",
+        ),
     ],
     ids=["trailing-colon", "double-colon", "dot", "foreign-owner", "world-writable", "missing", "not-dir"],
 )
@@ -71,8 +87,12 @@ def test_root_path_error(spec):
 
 
 def test_root_path_not_root_message():
-    [f] = run_check("accounts.root_path_sane", make_facts({"root_login_path": (
-        3, "", "root PATH not assessable: not running as root (run as root or enable sudo)\n")}))
+    [f] = run_check(
+        "accounts.root_path_sane",
+        make_facts(
+            {"root_login_path": (3, "", "root PATH not assessable: not running as root (run as root or enable sudo)\n")}
+        ),
+    )
     assert f.message == "could not assess: root PATH not assessable: not running as root (run as root or enable sudo)"
 
 
@@ -102,8 +122,11 @@ def homes(passwd=PASSWD, stats=None, defs="UID_MIN 1000\n"):
 def test_homes_pass():
     findings = run_check("accounts.home_directories_permissions", homes())
     # root, alice, bob have login shells; daemon/sync (system, UID < 1000) and svc (nologin) are not judged
-    assert [(f.status, f.resource) for f in findings] == [(Status.PASS, "root"), (Status.PASS, "alice"),
-                                                          (Status.PASS, "bob")]
+    assert [(f.status, f.resource) for f in findings] == [
+        (Status.PASS, "root"),
+        (Status.PASS, "alice"),
+        (Status.PASS, "bob"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -124,10 +147,16 @@ def test_homes_fail(change, words):
 def test_homes_var_override():
     stats = {**HOMES, "/home/alice": "755|1000|alice|1000|alice|directory"}
     assert overall(run_check("accounts.home_directories_permissions", homes(stats=stats))) is Status.FAIL
-    assert overall(run_check("accounts.home_directories_permissions", homes(stats=stats),
-                             home_dir_max_mode="0755")) is Status.PASS
-    assert overall(run_check("accounts.home_directories_permissions", homes(stats=stats),
-                             home_dir_users_excluded=["alice"])) is Status.PASS
+    assert (
+        overall(run_check("accounts.home_directories_permissions", homes(stats=stats), home_dir_max_mode="0755"))
+        is Status.PASS
+    )
+    assert (
+        overall(
+            run_check("accounts.home_directories_permissions", homes(stats=stats), home_dir_users_excluded=["alice"])
+        )
+        is Status.PASS
+    )
 
 
 @pytest.mark.parametrize(

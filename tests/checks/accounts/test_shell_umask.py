@@ -33,10 +33,26 @@ def check(files, unreadable=()):
 @pytest.mark.parametrize(
     ("value", "loosened"),
     [
-        ("027", 0), ("0027", 0), ("077", 0), ("0077", 0), ("037", 0), ("22", 0o005), ("022", 0o005),
-        ("002", 0o025), ("0", 0o027), ("007", 0o020),
-        ("u=rwx,g=rx,o=", 0), ("u=rwx,g=rwx,o=", 0o020), ("u=rwx,g=rx,o=rx", 0o005), ("a=rx", 0o005),
-        ("o-rwx", 0), ("g-w,o-rwx", 0), ("o+r", 0o004), ("g+w", 0o020), ("u=rwx", 0), ("=rx", 0o005),
+        ("027", 0),
+        ("0027", 0),
+        ("077", 0),
+        ("0077", 0),
+        ("037", 0),
+        ("22", 0o005),
+        ("022", 0o005),
+        ("002", 0o025),
+        ("0", 0o027),
+        ("007", 0o020),
+        ("u=rwx,g=rx,o=", 0),
+        ("u=rwx,g=rwx,o=", 0o020),
+        ("u=rwx,g=rx,o=rx", 0o005),
+        ("a=rx", 0o005),
+        ("o-rwx", 0),
+        ("g-w,o-rwx", 0),
+        ("o+r", 0o004),
+        ("g+w", 0o020),
+        ("u=rwx", 0),
+        ("=rx", 0o005),
     ],
 )
 def test_umask_loosened_bits(value, loosened):
@@ -54,7 +70,7 @@ def test_find_umask_commands():
         "    umask '027' # quoted\n"
         "# umask 000\n"
         'if [ $UID -gt 199 ] && [ "`id -gn`" = "`id -un`" ]; then umask 002; else umask 022; fi\n'
-        "[ -n \"$X\" ] && umask 0077\n"
+        '[ -n "$X" ] && umask 0077\n'
         "umask\n"
         "umask -S\n"
         "umask -S u=rwx,g=rx,o=\n"

@@ -51,8 +51,11 @@ def test_pass_when_keys_are_the_users_or_roots_and_not_writable():
 @pytest.mark.parametrize(
     ("path", "stat", "why"),
     [
-        ("/home/alice/.ssh/authorized_keys", "S|666|1000|alice|1000|alice|regular file",
-         "writable by group and others"),
+        (
+            "/home/alice/.ssh/authorized_keys",
+            "S|666|1000|alice|1000|alice|regular file",
+            "writable by group and others",
+        ),
         ("/home/alice/.ssh/authorized_keys", "S|620|1000|alice|1000|alice|regular file", "writable by group"),
         ("/home/alice/.ssh/authorized_keys", "S|600|1001|bob|1000|alice|regular file", "owned by bob"),
         ("/home/alice/.ssh", "S|777|1000|alice|1000|alice|directory", "writable by group and others"),
@@ -72,8 +75,10 @@ def test_fail_names_the_path(path, stat, why):
 
 def test_shared_home_is_judged_once_per_uid():
     # root and toor share /root (UID 0): one finding for the loose file, not two
-    changes = {"/root/.ssh": "S|700|0|root|0|root|directory",
-               "/root/.ssh/authorized_keys": "S|666|0|root|0|root|regular file"}
+    changes = {
+        "/root/.ssh": "S|700|0|root|0|root|directory",
+        "/root/.ssh/authorized_keys": "S|666|0|root|0|root|regular file",
+    }
     fails = [f for f in run_check(CID, facts(changes)) if f.status is Status.FAIL]
     assert [f.resource for f in fails] == ["/root/.ssh/authorized_keys"]
 
@@ -112,8 +117,10 @@ def test_probe_on_a_real_tree(tmp_path):
     (tmp_path / "a" / ".ssh" / "authorized_keys").chmod(0o666)
     (tmp_path / "b").mkdir()
     passwd = tmp_path / "passwd"
-    passwd.write_text(f"a:x:1000:1000::{tmp_path}/a/:/bin/sh\nb:x:1001:1001::{tmp_path}/b:/bin/sh\n"
-                      "r:x:1002:1002::relative/home:/bin/sh\n")
+    passwd.write_text(
+        f"a:x:1000:1000::{tmp_path}/a/:/bin/sh\nb:x:1001:1001::{tmp_path}/b:/bin/sh\n"
+        "r:x:1002:1002::relative/home:/bin/sh\n"
+    )
     command = SSH_DIR_STATS.command.replace("/etc/passwd", str(passwd))
     out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30, check=True).stdout
     lines = set(stat_records(out))

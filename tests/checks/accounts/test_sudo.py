@@ -50,18 +50,22 @@ def test_pass(check_id):
 
 
 def test_nopasswd_fail_reports_file_and_line():
-    files = {"/etc/sudoers": MAIN, "/etc/sudoers.d/90-cloud-init-users": "# Created by cloud-init\n"
-             "ubuntu ALL=(ALL) NOPASSWD:ALL\n"}
+    files = {
+        "/etc/sudoers": MAIN,
+        "/etc/sudoers.d/90-cloud-init-users": "# Created by cloud-init\nubuntu ALL=(ALL) NOPASSWD:ALL\n",
+    }
     [f] = run_check("accounts.sudoers_no_nopasswd", facts(files))
     assert f.status is Status.FAIL and f.resource == "/etc/sudoers.d/90-cloud-init-users:2"
     assert "ubuntu ALL=(ALL) NOPASSWD:ALL" in f.message
 
 
 def test_authenticate_fail_reports_scope():
-    files = {"/etc/sudoers": MAIN + "Defaults:deploy !authenticate\nDefaults env_keep += \"A B\", !authenticate\n"}
+    files = {"/etc/sudoers": MAIN + 'Defaults:deploy !authenticate\nDefaults env_keep += "A B", !authenticate\n'}
     findings = run_check("accounts.sudoers_authenticate_required", facts(files))
-    assert [(f.status, f.resource) for f in findings] == [(Status.FAIL, "/etc/sudoers:9"),
-                                                          (Status.FAIL, "/etc/sudoers:10")]
+    assert [(f.status, f.resource) for f in findings] == [
+        (Status.FAIL, "/etc/sudoers:9"),
+        (Status.FAIL, "/etc/sudoers:10"),
+    ]
     assert findings[0].message.startswith("Defaults:deploy !authenticate")
 
 
@@ -75,8 +79,10 @@ def test_nopasswd_in_comments_and_ignored_files_does_not_count():
 
 
 def test_sudoers_d_not_included_is_not_active():
-    files = {"/etc/sudoers": MAIN.replace("@includedir /etc/sudoers.d\n", ""),
-             "/etc/sudoers.d/x": "bob ALL=(ALL) NOPASSWD: ALL\n"}
+    files = {
+        "/etc/sudoers": MAIN.replace("@includedir /etc/sudoers.d\n", ""),
+        "/etc/sudoers.d/x": "bob ALL=(ALL) NOPASSWD: ALL\n",
+    }
     assert overall(run_check("accounts.sudoers_no_nopasswd", facts(files))) is Status.PASS
 
 
@@ -112,8 +118,17 @@ def test_sudo_not_installed_passes_and_says_so():
         timed_out(),
         not_found("awk"),
     ],
-    ids=["unreadable", "dir-unreadable", "file-unreadable", "include-elsewhere", "includedir-elsewhere",
-         "truncated", "garbage", "timeout", "missing-command"],
+    ids=[
+        "unreadable",
+        "dir-unreadable",
+        "file-unreadable",
+        "include-elsewhere",
+        "includedir-elsewhere",
+        "truncated",
+        "garbage",
+        "timeout",
+        "missing-command",
+    ],
 )
 def test_error_never_pass(check_id, spec):
     findings = run_check(check_id, make_facts({"sudoers_files": spec}))
@@ -139,8 +154,9 @@ def test_probe_script_on_a_local_tree(tmp_path):
     (etc / "sudoers.d" / "20-x").write_text("@ENDFILE\t/etc/sudoers.d/20-x\n")
     cmd = SUDOERS_FILES.command
     assert isinstance(cmd, str)
-    out = subprocess.run(["sh", "-c", cmd.replace("/etc/sudoers", str(etc / "sudoers"))], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["sh", "-c", cmd.replace("/etc/sudoers", str(etc / "sudoers"))], capture_output=True, text=True, check=True
+    ).stdout
     d = parse_sudoers_dump(out.replace(str(etc), "/etc"))
     assert sorted(d.files) == ["/etc/sudoers", "/etc/sudoers.d/10-ops", "/etc/sudoers.d/20-x"]
     assert d.files["/etc/sudoers.d/10-ops"] == ["%ops ALL=(ALL) NOPASSWD: ALL"]

@@ -23,15 +23,16 @@ def aws_checks() -> list[Check]:
     return registry().select(None, target="aws")
 
 
-def res(arn: str, region: str = "eu-west-1", /, *, name: str = "", errors: Mapping[str, str] | None = None,
-        **data: Any) -> CloudResource:  # fmt: skip
+def res(
+    arn: str, region: str = "eu-west-1", /, *, name: str = "", errors: Mapping[str, str] | None = None, **data: Any
+) -> CloudResource:
     """A resource; keyword arguments are its data parts."""
     return CloudResource(arn, region, data, dict(errors or {}), name=name or arn.rsplit("/", 1)[-1].split(":")[-1])
 
 
-def coll(name: str, resources: Sequence[CloudResource] = (), errors: Mapping[str, str] | None = None) -> (
-    CollectionResult
-):  # fmt: skip
+def coll(
+    name: str, resources: Sequence[CloudResource] = (), errors: Mapping[str, str] | None = None
+) -> CollectionResult:
     return CollectionResult(name, tuple(resources), ("eu-west-1",), (), dict(errors or {}))
 
 
@@ -68,22 +69,42 @@ def only(findings: Sequence[Finding]) -> Finding:
 # --- building blocks -------------------------------------------------------------------------
 
 PAB_ON = {k: True for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")}
-OWNER_ACL = {"Owner": {"ID": "abc"}, "Grants": [{"Grantee": {"ID": "abc", "Type": "CanonicalUser"},
-                                                   "Permission": "FULL_CONTROL"}]}  # fmt: skip
-PUBLIC_READ_ACL = {"Owner": {"ID": "abc"}, "Grants": [*OWNER_ACL["Grants"], {
-    "Grantee": {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"}, "Permission": "READ"}]}
+OWNER_ACL = {
+    "Owner": {"ID": "abc"},
+    "Grants": [{"Grantee": {"ID": "abc", "Type": "CanonicalUser"}, "Permission": "FULL_CONTROL"}],
+}
+PUBLIC_READ_ACL = {
+    "Owner": {"ID": "abc"},
+    "Grants": [
+        *OWNER_ACL["Grants"],
+        {"Grantee": {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"}, "Permission": "READ"},
+    ],
+}
 
 
 def tls_policy(bucket: str) -> dict[str, Any]:
-    return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "TLSOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}  # fmt: skip
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "TLSOnly",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
 
 
 def public_policy(bucket: str) -> dict[str, Any]:
-    return {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}
+        ],
+    }
 
 
 def bucket(name: str, *, good: bool = True, errors: Mapping[str, str] | None = None, **parts: Any) -> CloudResource:

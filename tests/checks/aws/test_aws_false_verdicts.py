@@ -34,10 +34,21 @@ def _report(generated: str, **rows: int) -> Any:
     """Users with one active, never-used key issued ``days`` ago; moto stamps reports 2015-02-02."""
     out = []
     for name, days in rows.items():
-        out.append(res(f"arn:aws:iam::123456789012:user/{name}", "global", name=name, user=name,
-                       user_creation_time=_ago(days), password_enabled="false", access_key_1_active="true",
-                       access_key_1_last_rotated=_ago(days), access_key_1_last_used_date="N/A",
-                       access_key_2_active="false", report_generated=generated))  # fmt: skip
+        out.append(
+            res(
+                f"arn:aws:iam::123456789012:user/{name}",
+                "global",
+                name=name,
+                user=name,
+                user_creation_time=_ago(days),
+                password_enabled="false",
+                access_key_1_active="true",
+                access_key_1_last_rotated=_ago(days),
+                access_key_1_last_used_date="N/A",
+                access_key_2_active="false",
+                report_generated=generated,
+            )
+        )
     return facts(coll("iam.credential_report", out))
 
 
@@ -59,8 +70,11 @@ def test_plausible_report_time_still_keeps_evaluation_pure() -> None:
 
 
 def _statement(**extra: Any) -> dict[str, Any]:
-    return {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-                           "Resource": "arn:aws:s3:::b/*", **extra}]}  # fmt: skip
+    return {
+        "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*", **extra}
+        ]
+    }
 
 
 @pytest.mark.parametrize(
@@ -189,15 +203,25 @@ class FakeContext:
 
 def test_kms_key_behind_an_aws_alias_is_aws_managed() -> None:
     # moto creates alias/aws/ebs's key with KeyManager CUSTOMER and rotation off: it was a false FAIL
-    meta = {"aws-ebs": {"KeyManager": "CUSTOMER", "KeyState": "Enabled", "KeySpec": "SYMMETRIC_DEFAULT"},
-            "mine": {"KeyManager": "CUSTOMER", "KeyState": "Enabled", "KeySpec": "SYMMETRIC_DEFAULT"}}  # fmt: skip
-    ctx = FakeContext({
-        "list_keys": {"Keys": [{"KeyId": k, "KeyArn": f"arn:aws:kms:eu-west-1:123456789012:key/{k}"} for k in meta]},
-        "list_aliases": {"Aliases": [{"AliasName": "alias/aws/ebs", "TargetKeyId": "aws-ebs"},
-                                     {"AliasName": "alias/mine", "TargetKeyId": "mine"}]},
-        "describe_key": lambda KeyId: {"KeyMetadata": meta[KeyId]},
-        "get_key_rotation_status": {"KeyRotationEnabled": False},
-    })  # fmt: skip
+    meta = {
+        "aws-ebs": {"KeyManager": "CUSTOMER", "KeyState": "Enabled", "KeySpec": "SYMMETRIC_DEFAULT"},
+        "mine": {"KeyManager": "CUSTOMER", "KeyState": "Enabled", "KeySpec": "SYMMETRIC_DEFAULT"},
+    }
+    ctx = FakeContext(
+        {
+            "list_keys": {
+                "Keys": [{"KeyId": k, "KeyArn": f"arn:aws:kms:eu-west-1:123456789012:key/{k}"} for k in meta]
+            },
+            "list_aliases": {
+                "Aliases": [
+                    {"AliasName": "alias/aws/ebs", "TargetKeyId": "aws-ebs"},
+                    {"AliasName": "alias/mine", "TargetKeyId": "mine"},
+                ]
+            },
+            "describe_key": lambda KeyId: {"KeyMetadata": meta[KeyId]},
+            "get_key_rotation_status": {"KeyRotationEnabled": False},
+        }
+    )
     keys = kms_keys(ctx)  # type: ignore[arg-type]
     found = run("aws.kms.customer_key_rotation_enabled", facts(coll("kms.keys", keys)))
     assert {f.resource.rsplit("/", 1)[-1]: f.status for f in found} == {"mine": Status.FAIL}
@@ -205,8 +229,14 @@ def test_kms_key_behind_an_aws_alias_is_aws_managed() -> None:
 
 def test_trail_listing_names_the_region_that_failed() -> None:
     def describe(region: str, **kw: Any) -> Any:
-        return classify(ClientError({"Error": {"Code": "500", "Message": HTML_500}}, "DescribeTrails"),
-                        "cloudtrail:DescribeTrails") if region == "eu-nowhere-9" else {"trailList": []}  # fmt: skip
+        return (
+            classify(
+                ClientError({"Error": {"Code": "500", "Message": HTML_500}}, "DescribeTrails"),
+                "cloudtrail:DescribeTrails",
+            )
+            if region == "eu-nowhere-9"
+            else {"trailList": []}
+        )
 
     with pytest.raises(ApiFailure) as caught:
         cloudtrail_trails(FakeContext({"describe_trails": describe}))  # type: ignore[arg-type]
@@ -237,9 +267,10 @@ def test_unparseable_answer_is_an_api_failure_not_a_collector_crash() -> None:
     body = f"Unable to parse response, invalid XML received: b'{HTML_500}'".replace("\n", "\\n")
     client = SimpleNamespace(
         meta=SimpleNamespace(method_to_api_mapping={"describe_volumes": "DescribeVolumes"}),
-        get_paginator=lambda method: SimpleNamespace(paginate=lambda **kw: (_ for _ in ()).throw(
-            ResponseParserError(body))),
-    )  # fmt: skip
+        get_paginator=lambda method: SimpleNamespace(
+            paginate=lambda **kw: (_ for _ in ()).throw(ResponseParserError(body))
+        ),
+    )
     pool = SimpleNamespace(get=lambda service, region: client)
     identity = SimpleNamespace(home_region="us-east-1", account_id="123456789012", partition="aws")
     ctx = CallContext(pool, identity, "eu-nowhere-9", ("eu-nowhere-9",))  # type: ignore[arg-type]
@@ -257,8 +288,17 @@ def test_trail_bucket_open_under_a_condition_that_restricts_nobody_is_public() -
     trails = coll("cloudtrail.trails", [res(trail["TrailARN"], name="t", trail=trail)])
 
     def with_policy(condition: dict[str, Any]) -> Any:
-        policy = {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-                                 "Resource": "arn:aws:s3:::logs/*", "Condition": condition}]}  # fmt: skip
+        policy = {
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:GetObject",
+                    "Resource": "arn:aws:s3:::logs/*",
+                    "Condition": condition,
+                }
+            ]
+        }
         logs = bucket("logs", policy=policy, public_access_block=None, acl=None)
         return facts(trails, coll("s3.buckets", [logs]), _account(None))
 

@@ -33,12 +33,21 @@ def test_root_checks(check_id: str, good: dict, bad: dict) -> None:
 
 def row(user: str, **kw: str):
     base = {
-        "user": user, "arn": USERS.get(user, ROOT), "user_creation_time": "2026-01-01T00:00:00+00:00",
-        "password_enabled": "false", "password_last_used": "N/A", "password_last_changed": "N/A",
-        "mfa_active": "false", "access_key_1_active": "false", "access_key_1_last_rotated": "N/A",
-        "access_key_1_last_used_date": "N/A", "access_key_2_active": "false", "access_key_2_last_rotated": "N/A",
-        "access_key_2_last_used_date": "N/A", "report_generated": NOW,
-    }  # fmt: skip
+        "user": user,
+        "arn": USERS.get(user, ROOT),
+        "user_creation_time": "2026-01-01T00:00:00+00:00",
+        "password_enabled": "false",
+        "password_last_used": "N/A",
+        "password_last_changed": "N/A",
+        "mfa_active": "false",
+        "access_key_1_active": "false",
+        "access_key_1_last_rotated": "N/A",
+        "access_key_1_last_used_date": "N/A",
+        "access_key_2_active": "false",
+        "access_key_2_last_rotated": "N/A",
+        "access_key_2_last_used_date": "N/A",
+        "report_generated": NOW,
+    }
     base.update(kw)
     return res(base["arn"], "global", name=user, **base)
 
@@ -48,40 +57,59 @@ def report(*rows):
 
 
 def test_console_users_need_mfa() -> None:
-    found = run("aws.iam.console_users_mfa_enabled", report(
-        row("alice", password_enabled="true", mfa_active="false"),
-        row("bob", password_enabled="true", mfa_active="true"),
-        row("carol"),  # no console password: out of scope
-    ))  # fmt: skip
+    found = run(
+        "aws.iam.console_users_mfa_enabled",
+        report(
+            row("alice", password_enabled="true", mfa_active="false"),
+            row("bob", password_enabled="true", mfa_active="true"),
+            row("carol"),  # no console password: out of scope
+        ),
+    )
     assert statuses(found) == {USERS["alice"]: Status.FAIL, USERS["bob"]: Status.PASS}
 
 
 def test_access_key_age() -> None:
-    found = run("aws.iam.access_keys_rotated", report(
-        row("alice", access_key_1_active="true", access_key_1_last_rotated="2026-01-01T00:00:00+00:00"),
-        row("bob", access_key_2_active="true", access_key_2_last_rotated="2026-06-01T00:00:00+00:00"),
-        row("carol", access_key_1_active="false", access_key_1_last_rotated="2020-01-01T00:00:00+00:00"),
-        row("dave", access_key_1_active="true", access_key_1_last_rotated="garbage"),
-    ))  # fmt: skip
+    found = run(
+        "aws.iam.access_keys_rotated",
+        report(
+            row("alice", access_key_1_active="true", access_key_1_last_rotated="2026-01-01T00:00:00+00:00"),
+            row("bob", access_key_2_active="true", access_key_2_last_rotated="2026-06-01T00:00:00+00:00"),
+            row("carol", access_key_1_active="false", access_key_1_last_rotated="2020-01-01T00:00:00+00:00"),
+            row("dave", access_key_1_active="true", access_key_1_last_rotated="garbage"),
+        ),
+    )
     assert statuses(found) == {USERS["alice"]: Status.FAIL, USERS["bob"]: Status.PASS, USERS["dave"]: Status.FAIL}
     alice = next(f for f in found if f.resource == USERS["alice"])
     assert "180 days" in alice.observed
     # the limit is a param (inventory vars override it)
-    relaxed = run("aws.iam.access_keys_rotated", report(
-        row("alice", access_key_1_active="true", access_key_1_last_rotated="2026-01-01T00:00:00+00:00")),
-        access_key_max_age_days=365)  # fmt: skip
+    relaxed = run(
+        "aws.iam.access_keys_rotated",
+        report(row("alice", access_key_1_active="true", access_key_1_last_rotated="2026-01-01T00:00:00+00:00")),
+        access_key_max_age_days=365,
+    )
     assert only(relaxed).status is Status.PASS
 
 
 def test_unused_credentials() -> None:
-    found = run("aws.iam.unused_credentials_disabled", report(
-        row("alice", password_enabled="true", password_last_used="2026-01-02T00:00:00+00:00"),
-        row("bob", password_enabled="true", password_last_used="no_information",
-            password_last_changed="2026-06-20T00:00:00+00:00"),
-        row("carol", access_key_1_active="true", access_key_1_last_rotated="2026-01-01T00:00:00+00:00",
-            access_key_1_last_used_date="2026-06-29T00:00:00+00:00"),
-        row("dave", access_key_1_active="true", access_key_1_last_rotated="2026-01-01T00:00:00+00:00"),
-    ))  # fmt: skip
+    found = run(
+        "aws.iam.unused_credentials_disabled",
+        report(
+            row("alice", password_enabled="true", password_last_used="2026-01-02T00:00:00+00:00"),
+            row(
+                "bob",
+                password_enabled="true",
+                password_last_used="no_information",
+                password_last_changed="2026-06-20T00:00:00+00:00",
+            ),
+            row(
+                "carol",
+                access_key_1_active="true",
+                access_key_1_last_rotated="2026-01-01T00:00:00+00:00",
+                access_key_1_last_used_date="2026-06-29T00:00:00+00:00",
+            ),
+            row("dave", access_key_1_active="true", access_key_1_last_rotated="2026-01-01T00:00:00+00:00"),
+        ),
+    )
     assert statuses(found) == {
         USERS["alice"]: Status.FAIL,  # password last used 179 days ago
         USERS["bob"]: Status.PASS,  # never used, but set 10 days ago
@@ -91,24 +119,37 @@ def test_unused_credentials() -> None:
 
 
 def test_single_active_key() -> None:
-    found = run("aws.iam.single_active_access_key", report(
-        row("alice", access_key_1_active="true", access_key_2_active="true"),
-        row("bob", access_key_1_active="true"),
-        row("carol"),
-    ))  # fmt: skip
+    found = run(
+        "aws.iam.single_active_access_key",
+        report(
+            row("alice", access_key_1_active="true", access_key_2_active="true"),
+            row("bob", access_key_1_active="true"),
+            row("carol"),
+        ),
+    )
     assert statuses(found) == {USERS["alice"]: Status.FAIL, USERS["bob"]: Status.PASS}
 
 
 def test_credential_report_denied() -> None:
     denied = facts(coll("iam.credential_report", errors={"global": DENIED.format("iam:GetCredentialReport")}))
-    for check_id in ("aws.iam.console_users_mfa_enabled", "aws.iam.access_keys_rotated",
-                     "aws.iam.unused_credentials_disabled", "aws.iam.single_active_access_key"):  # fmt: skip
+    for check_id in (
+        "aws.iam.console_users_mfa_enabled",
+        "aws.iam.access_keys_rotated",
+        "aws.iam.unused_credentials_disabled",
+        "aws.iam.single_active_access_key",
+    ):
         f = only(run(check_id, denied))
         assert f.status is Status.ERROR and "iam:GetCredentialReport" in f.message
 
 
-STRONG = {"MinimumPasswordLength": 16, "PasswordReusePrevention": 24, "RequireUppercaseCharacters": True,
-          "RequireLowercaseCharacters": True, "RequireNumbers": True, "RequireSymbols": True}  # fmt: skip
+STRONG = {
+    "MinimumPasswordLength": 16,
+    "PasswordReusePrevention": 24,
+    "RequireUppercaseCharacters": True,
+    "RequireLowercaseCharacters": True,
+    "RequireNumbers": True,
+    "RequireSymbols": True,
+}
 POLICY_ARN = "arn:aws:iam::123456789012:account"
 
 
@@ -139,22 +180,63 @@ def test_full_admin_policies() -> None:
 
     admin = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
     admin2 = {"Statement": {"Effect": "Allow", "Action": ["*:*"], "Resource": ["*"]}}
-    scoped = {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
-                            {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}]}  # fmt: skip
-    found = run("aws.iam.policies_no_full_admin", facts(coll("iam.policies", [
-        pol("admin", admin), pol("admin2", admin2), pol("scoped", scoped),
-        pol("denied", None, {"document": DENIED.format("iam:GetPolicyVersion")})])))  # fmt: skip
+    scoped = {
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+            {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"},
+        ]
+    }
+    found = run(
+        "aws.iam.policies_no_full_admin",
+        facts(
+            coll(
+                "iam.policies",
+                [
+                    pol("admin", admin),
+                    pol("admin2", admin2),
+                    pol("scoped", scoped),
+                    pol("denied", None, {"document": DENIED.format("iam:GetPolicyVersion")}),
+                ],
+            )
+        ),
+    )
     assert {r.rsplit("/", 1)[1]: s for r, s in statuses(found).items()} == {
-        "admin": Status.FAIL, "admin2": Status.FAIL, "scoped": Status.PASS, "denied": Status.ERROR}
+        "admin": Status.FAIL,
+        "admin2": Status.FAIL,
+        "scoped": Status.PASS,
+        "denied": Status.ERROR,
+    }
 
 
 def test_users_without_own_policies() -> None:
     def user(name, attached=(), inline=(), errors=None):
-        return res(USERS[name], "global", name=name, errors=errors, user={"UserName": name},
-                   attached=[{"PolicyName": p} for p in attached], inline=list(inline))
+        return res(
+            USERS[name],
+            "global",
+            name=name,
+            errors=errors,
+            user={"UserName": name},
+            attached=[{"PolicyName": p} for p in attached],
+            inline=list(inline),
+        )
 
-    found = run("aws.iam.users_no_attached_policies", facts(coll("iam.users", [
-        user("alice", attached=["ReadOnlyAccess"]), user("bob", inline=["mine"]), user("carol"),
-        user("dave", errors={"attached": DENIED.format("iam:ListAttachedUserPolicies")})])))  # fmt: skip
-    assert statuses(found) == {USERS["alice"]: Status.FAIL, USERS["bob"]: Status.FAIL,
-                               USERS["carol"]: Status.PASS, USERS["dave"]: Status.ERROR}  # fmt: skip
+    found = run(
+        "aws.iam.users_no_attached_policies",
+        facts(
+            coll(
+                "iam.users",
+                [
+                    user("alice", attached=["ReadOnlyAccess"]),
+                    user("bob", inline=["mine"]),
+                    user("carol"),
+                    user("dave", errors={"attached": DENIED.format("iam:ListAttachedUserPolicies")}),
+                ],
+            )
+        ),
+    )
+    assert statuses(found) == {
+        USERS["alice"]: Status.FAIL,
+        USERS["bob"]: Status.FAIL,
+        USERS["carol"]: Status.PASS,
+        USERS["dave"]: Status.ERROR,
+    }

@@ -27,8 +27,9 @@ def test_planted_account_fails_exactly_as_planted(moto, tmp_path: Path) -> None:
     out = run_cloud_account("run-1", "aws-test", cloud, aws_checks(), {}, concurrency=8, stop=None)
     elapsed = time.monotonic() - t0
     assert out.account_id == ACCOUNT_ID and out.regions == REGIONS and not out.unreachable
-    problems = [(r.check_id, r.resource, r.message) for r in out.results
-                if r.status in (Status.ERROR, Status.UNREACHABLE)]  # fmt: skip
+    problems = [
+        (r.check_id, r.resource, r.message) for r in out.results if r.status in (Status.ERROR, Status.UNREACHABLE)
+    ]
     assert not problems
     assert fails(out.results) == expected
     # every check produced something; resources are ARNs; messages name region/account
@@ -55,13 +56,30 @@ def test_two_accounts_via_profile_and_assumed_role(moto, tmp_path: Path, monkeyp
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     s3_checks = [c for c in aws_checks() if c.id.startswith("aws.s3.bucket_")]
-    first = run_cloud_account("run-2", "acct-1", cloud_model(tmp_path, "acct-1", profile="auditor",
-                                                             regions=[REGIONS[0]]),
-                              s3_checks, {}, concurrency=4)  # fmt: skip
-    second = run_cloud_account("run-2", "acct-2", cloud_model(
-        tmp_path, "acct-2", profile="auditor", regions=[REGIONS[0]],
-        role_arn=f"arn:aws:iam::{OTHER_ACCOUNT_ID}:role/audit", external_id="xyz", session_name="itops-test"),
-        s3_checks, {}, concurrency=4)  # fmt: skip
+    first = run_cloud_account(
+        "run-2",
+        "acct-1",
+        cloud_model(tmp_path, "acct-1", profile="auditor", regions=[REGIONS[0]]),
+        s3_checks,
+        {},
+        concurrency=4,
+    )
+    second = run_cloud_account(
+        "run-2",
+        "acct-2",
+        cloud_model(
+            tmp_path,
+            "acct-2",
+            profile="auditor",
+            regions=[REGIONS[0]],
+            role_arn=f"arn:aws:iam::{OTHER_ACCOUNT_ID}:role/audit",
+            external_id="xyz",
+            session_name="itops-test",
+        ),
+        s3_checks,
+        {},
+        concurrency=4,
+    )
     assert (first.account_id, second.account_id) == (ACCOUNT_ID, OTHER_ACCOUNT_ID)
     assert "assumed-role/audit/itops-test" in second.caller_arn
     assert {r.status for r in first.results} == {Status.SKIPPED}  # account 1 has no buckets

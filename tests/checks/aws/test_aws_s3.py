@@ -47,8 +47,17 @@ def test_no_buckets_is_skipped() -> None:
 
 
 def test_policy_with_condition_is_not_public() -> None:
-    policy = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:GetObject",
-                             "Resource": "*", "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-1"}}}]}
+    policy = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": "s3:GetObject",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-1"}},
+            }
+        ]
+    }
     assert only(run("aws.s3.bucket_policy_not_public", buckets(bucket("good", policy=policy)))).status is Status.PASS
     public_aws = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": "s3:*", "Resource": "*"}]}
     exposed = bucket("good", policy=public_aws, public_access_block=None)  # PAB_ON would neutralise it
@@ -58,11 +67,29 @@ def test_policy_with_condition_is_not_public() -> None:
 
 def test_tls_only_needs_a_policy_and_the_right_condition() -> None:
     assert only(run("aws.s3.bucket_tls_only", buckets(bucket("good", policy=None)))).observed == "no bucket policy"
-    weak = {"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": "*",
-                           "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+    weak = {
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": "*",
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ]
+    }
     assert only(run("aws.s3.bucket_tls_only", buckets(bucket("good", policy=weak)))).status is Status.FAIL
-    bool_false = {"Statement": [{"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": ["s3:*"], "Resource": "*",
-                                 "Condition": {"Bool": {"aws:SecureTransport": False}}}]}
+    bool_false = {
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Action": ["s3:*"],
+                "Resource": "*",
+                "Condition": {"Bool": {"aws:SecureTransport": False}},
+            }
+        ]
+    }
     assert only(run("aws.s3.bucket_tls_only", buckets(bucket("good", policy=bool_false)))).status is Status.PASS
 
 
@@ -76,8 +103,12 @@ def test_account_public_access_block() -> None:
     arn = "arn:aws:s3::123456789012:account"
     on = facts(coll("s3.account_public_access_block", [res(arn, "global", config=PAB_ON)]))
     off = facts(coll("s3.account_public_access_block", [res(arn, "global", config=None)]))
-    denied = facts(coll("s3.account_public_access_block", [
-        res(arn, "global", errors={"config": DENIED.format("s3:GetAccountPublicAccessBlock")})]))
+    denied = facts(
+        coll(
+            "s3.account_public_access_block",
+            [res(arn, "global", errors={"config": DENIED.format("s3:GetAccountPublicAccessBlock")})],
+        )
+    )
     assert only(run("aws.s3.account_public_access_blocked", on)).status is Status.PASS
     f = only(run("aws.s3.account_public_access_blocked", off))
     assert f.status is Status.FAIL and f.resource == arn and "123456789012" in f.message
@@ -92,8 +123,12 @@ def test_account_public_access_block() -> None:
     ],
 )
 def test_backup_buckets(check_id: str, part: str, action: str, bad: object) -> None:
-    data = buckets(bucket("backup-ok"), bucket("backup-bad", **{part: bad}), bucket("other", good=False),
-                   bucket("backup-denied", errors={part: DENIED.format(action)}))
+    data = buckets(
+        bucket("backup-ok"),
+        bucket("backup-bad", **{part: bad}),
+        bucket("other", good=False),
+        bucket("backup-denied", errors={part: DENIED.format(action)}),
+    )
     found = run(check_id, facts(data["s3.buckets"], backup_buckets=["backup-*", "missing-backups"]))
     assert statuses(found) == {
         "arn:aws:s3:::backup-ok": Status.PASS,

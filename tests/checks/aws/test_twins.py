@@ -58,12 +58,21 @@ def _arn(service: str, region: str, resource: str, account: str = ACCOUNT_ID) ->
 
 
 def _policy(name: str, *statements: dict[str, Any]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Resource": [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"], **s} for s in statements]})  # fmt: skip
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Resource": [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"], **s} for s in statements],
+        }
+    )
 
 
-TLS_DENY = {"Sid": "TLS", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}  # fmt: skip
+TLS_DENY = {
+    "Sid": "TLS",
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:*",
+    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+}
 PUBLIC_READ = {"Sid": "Public", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:GetObject"}
 
 
@@ -73,9 +82,15 @@ PUBLIC_READ = {"Sid": "Public", "Effect": "Allow", "Principal": {"AWS": "*"}, "A
 def plant_s3(moto: Moto, expect: Verdicts) -> None:
     s3 = moto.client("s3", HOME)
     loc = {"CreateBucketConfiguration": {"LocationConstraint": HOME}}
-    bucket_checks = ("bucket_public_access_blocked", "bucket_policy_not_public", "bucket_acl_not_public",
-                     "bucket_default_encryption_enabled", "bucket_versioning_enabled",
-                     "bucket_access_logging_enabled", "bucket_tls_only")  # fmt: skip
+    bucket_checks = (
+        "bucket_public_access_blocked",
+        "bucket_policy_not_public",
+        "bucket_acl_not_public",
+        "bucket_default_encryption_enabled",
+        "bucket_versioning_enabled",
+        "bucket_access_logging_enabled",
+        "bucket_tls_only",
+    )
 
     def verdicts(name: str, **fails: bool) -> None:
         for check in bucket_checks:
@@ -83,8 +98,13 @@ def plant_s3(moto: Moto, expect: Verdicts) -> None:
 
     # a bucket made with no settings fails these (AWS itself now adds SSE-S3 to every new bucket; moto
     # does not, and a bucket with no default encryption rule does not meet the check's title)
-    bare = dict(bucket_public_access_blocked=True, bucket_default_encryption_enabled=True,
-                bucket_versioning_enabled=True, bucket_access_logging_enabled=True, bucket_tls_only=True)  # fmt: skip
+    bare = dict(
+        bucket_public_access_blocked=True,
+        bucket_default_encryption_enabled=True,
+        bucket_versioning_enabled=True,
+        bucket_access_logging_enabled=True,
+        bucket_tls_only=True,
+    )
     good_bucket(moto, "good-logs", HOME)  # flow logs, Config and the good trail deliver here
     verdicts("good-logs")
     # public through an ACL only (never versioned, no encryption, no logging, no policy)
@@ -97,10 +117,19 @@ def plant_s3(moto: Moto, expect: Verdicts) -> None:
     s3.create_bucket(Bucket="bad-policy", **loc)
     s3.put_bucket_policy(Bucket="bad-policy", Policy=_policy("bad-policy", TLS_DENY, PUBLIC_READ))
     s3.put_bucket_versioning(Bucket="bad-policy", VersioningConfiguration={"Status": "Suspended"})
-    s3.put_bucket_encryption(Bucket="bad-policy", ServerSideEncryptionConfiguration={
-        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})  # fmt: skip
-    verdicts("bad-policy", bucket_public_access_blocked=True, bucket_policy_not_public=True,
-             bucket_versioning_enabled=True, bucket_access_logging_enabled=True)  # fmt: skip
+    s3.put_bucket_encryption(
+        Bucket="bad-policy",
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+        },
+    )
+    verdicts(
+        "bad-policy",
+        bucket_public_access_blocked=True,
+        bucket_policy_not_public=True,
+        bucket_versioning_enabled=True,
+        bucket_access_logging_enabled=True,
+    )
     # a Condition that restricts nothing (TLS required, still everyone) is public
     cond = {**PUBLIC_READ, "Condition": {"Bool": {"aws:SecureTransport": "true"}}}
     s3.create_bucket(Bucket="bad-policy-tls-condition", **loc)
@@ -120,9 +149,15 @@ def plant_s3(moto: Moto, expect: Verdicts) -> None:
     # Block Public Access partly on: ACLs blocked, policies not -> the ACL is neutralised, the policy is not
     s3.create_bucket(Bucket="bad-partial-block", ACL="public-read", **loc)
     s3.put_bucket_policy(Bucket="bad-partial-block", Policy=_policy("bad-partial-block", PUBLIC_READ))
-    s3.put_public_access_block(Bucket="bad-partial-block", PublicAccessBlockConfiguration={
-        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": False,
-        "RestrictPublicBuckets": False})  # fmt: skip
+    s3.put_public_access_block(
+        Bucket="bad-partial-block",
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": False,
+            "RestrictPublicBuckets": False,
+        },
+    )
     verdicts("bad-partial-block", **bare, bucket_policy_not_public=True)  # ACL: PASS (ignored)
     # a TLS statement with the condition the wrong way round
     wrong = {**TLS_DENY, "Condition": {"Bool": {"aws:SecureTransport": "true"}}}
@@ -132,10 +167,13 @@ def plant_s3(moto: Moto, expect: Verdicts) -> None:
     # backups: locked + versioned vs plain
     good_bucket(moto, "backup-locked", HOME, lock=True)
     good_bucket(moto, "backup-plain", OTHER)
-    moto.client("s3", OTHER).put_bucket_versioning(Bucket="backup-plain",
-                                                    VersioningConfiguration={"Status": "Suspended"})  # fmt: skip
-    for check, good, bad in (("backup_bucket_object_lock_enabled", PASS, FAIL),
-                             ("backup_bucket_versioning_enabled", PASS, FAIL)):  # fmt: skip
+    moto.client("s3", OTHER).put_bucket_versioning(
+        Bucket="backup-plain", VersioningConfiguration={"Status": "Suspended"}
+    )
+    for check, good, bad in (
+        ("backup_bucket_object_lock_enabled", PASS, FAIL),
+        ("backup_bucket_versioning_enabled", PASS, FAIL),
+    ):
         expect[(f"aws.s3.{check}", "arn:aws:s3:::backup-locked")] = good
         expect[(f"aws.s3.{check}", "arn:aws:s3:::backup-plain")] = bad
     verdicts("backup-locked")
@@ -143,9 +181,15 @@ def plant_s3(moto: Moto, expect: Verdicts) -> None:
     # the account-level block: partly on (BlockPublicAcls only) is a FAIL
     s3control = moto.client("s3control", HOME)  # no {account}. before an IP endpoint's host, as ClientPool does
     s3control.meta.events.register("before-sign.s3-control.*", _strip_account_host_prefix)
-    s3control.put_public_access_block(AccountId=ACCOUNT_ID, PublicAccessBlockConfiguration={
-        "BlockPublicAcls": True, "IgnorePublicAcls": False, "BlockPublicPolicy": False,
-        "RestrictPublicBuckets": False})  # fmt: skip
+    s3control.put_public_access_block(
+        AccountId=ACCOUNT_ID,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": False,
+            "BlockPublicPolicy": False,
+            "RestrictPublicBuckets": False,
+        },
+    )
     expect[("aws.s3.account_public_access_blocked", f"arn:aws:s3::{ACCOUNT_ID}:account")] = FAIL
 
 
@@ -167,8 +211,9 @@ def plant_iam(moto: Moto, expect: Verdicts) -> None:
         iam.add_user_to_group(GroupName="staff", UserName=name)
         iam.create_login_profile(UserName=name, Password="Correct-Horse-Battery-1")
     serial = iam.create_virtual_mfa_device(VirtualMFADeviceName="good-console")["VirtualMFADevice"]["SerialNumber"]
-    iam.enable_mfa_device(UserName="good-console", SerialNumber=serial, AuthenticationCode1="123456",
-                          AuthenticationCode2="654321")  # fmt: skip
+    iam.enable_mfa_device(
+        UserName="good-console", SerialNumber=serial, AuthenticationCode1="123456", AuthenticationCode2="654321"
+    )
     expect[("aws.iam.console_users_mfa_enabled", user("good-console"))] = PASS
     expect[("aws.iam.console_users_mfa_enabled", user("bad-console"))] = FAIL
     # access keys: a fresh one vs one issued 200 days ago and never used; two active keys
@@ -185,16 +230,27 @@ def plant_iam(moto: Moto, expect: Verdicts) -> None:
     iam.add_user_to_group(GroupName="staff", UserName="bad-two-keys")
     iam.create_access_key(UserName="bad-two-keys")
     iam.create_access_key(UserName="bad-two-keys")
-    for name, rotated, unused, single in (("good-key", PASS, PASS, PASS), ("bad-old-key", FAIL, FAIL, PASS),
-                                          ("bad-two-keys", PASS, PASS, FAIL)):  # fmt: skip
+    for name, rotated, unused, single in (
+        ("good-key", PASS, PASS, PASS),
+        ("bad-old-key", FAIL, FAIL, PASS),
+        ("bad-two-keys", PASS, PASS, FAIL),
+    ):
         expect[("aws.iam.access_keys_rotated", user(name))] = rotated
         expect[("aws.iam.unused_credentials_disabled", user(name))] = unused
         expect[("aws.iam.single_active_access_key", user(name))] = single
     # policies: full admin vs scoped; a user with a policy of its own vs one through a group
-    admin = iam.create_policy(PolicyName="bad-admin", PolicyDocument=json.dumps({"Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": ["*"], "Resource": ["*"]}]}))["Policy"]["Arn"]  # fmt: skip
-    scoped = iam.create_policy(PolicyName="good-scoped", PolicyDocument=json.dumps({"Version": "2012-10-17",
-        "Statement": {"Effect": "Allow", "Action": "s3:Get*", "Resource": "*"}}))["Policy"]["Arn"]  # fmt: skip
+    admin = iam.create_policy(
+        PolicyName="bad-admin",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["*"], "Resource": ["*"]}]}
+        ),
+    )["Policy"]["Arn"]
+    scoped = iam.create_policy(
+        PolicyName="good-scoped",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "s3:Get*", "Resource": "*"}}
+        ),
+    )["Policy"]["Arn"]
     expect[("aws.iam.policies_no_full_admin", admin)] = FAIL
     expect[("aws.iam.policies_no_full_admin", scoped)] = PASS
     iam.attach_group_policy(GroupName="staff", PolicyArn=scoped)
@@ -213,24 +269,36 @@ def plant_iam(moto: Moto, expect: Verdicts) -> None:
 def plant_regions(moto: Moto, expect: Verdicts) -> None:
     """Home: GuardDuty, Config, EBS default encryption, flow logs, empty default SG. Other: the opposite."""
     compliant_region(moto, HOME)
-    for check, service in (("guardduty.enabled", "guardduty"), ("config.recorder_enabled", "config"),
-                           ("ec2.ebs_encryption_by_default", "ec2")):  # fmt: skip
+    for check, service in (
+        ("guardduty.enabled", "guardduty"),
+        ("config.recorder_enabled", "config"),
+        ("ec2.ebs_encryption_by_default", "ec2"),
+    ):
         expect[(f"aws.{check}", _arn(service, HOME, "account"))] = PASS
     ec2 = moto.client("ec2", OTHER)
     moto.client("guardduty", OTHER).create_detector(Enable=False)  # a suspended detector
     cfg = moto.client("config", OTHER)  # a recorder that was never started
-    cfg.put_configuration_recorder(ConfigurationRecorder={
-        "name": "default", "roleARN": f"arn:aws:iam::{ACCOUNT_ID}:role/config",
-        "recordingGroup": {"allSupported": True, "includeGlobalResourceTypes": True}})  # fmt: skip
+    cfg.put_configuration_recorder(
+        ConfigurationRecorder={
+            "name": "default",
+            "roleARN": f"arn:aws:iam::{ACCOUNT_ID}:role/config",
+            "recordingGroup": {"allSupported": True, "includeGlobalResourceTypes": True},
+        }
+    )
     expect[("aws.guardduty.enabled", _arn("guardduty", OTHER, "account"))] = FAIL
     expect[("aws.config.recorder_enabled", _arn("config", OTHER, "account"))] = FAIL
     expect[("aws.ec2.ebs_encryption_by_default", _arn("ec2", OTHER, "account"))] = FAIL
     # the other region's default VPC keeps moto's default rules and has no flow log
     default_vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
-    default_sg = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [default_vpc]},
-                                                       {"Name": "group-name", "Values": ["default"]}])  # fmt: skip
-    expect[("aws.ec2.default_sg_no_rules",
-            _arn("ec2", OTHER, f"security-group/{default_sg['SecurityGroups'][0]['GroupId']}"))] = FAIL  # fmt: skip
+    default_sg = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [default_vpc]}, {"Name": "group-name", "Values": ["default"]}]
+    )
+    expect[
+        (
+            "aws.ec2.default_sg_no_rules",
+            _arn("ec2", OTHER, f"security-group/{default_sg['SecurityGroups'][0]['GroupId']}"),
+        )
+    ] = FAIL
     expect[("aws.ec2.vpc_flow_logs_enabled", _arn("ec2", OTHER, f"vpc/{default_vpc}"))] = FAIL
     home = moto.client("ec2", HOME)
     for vpc in home.describe_vpcs()["Vpcs"]:
@@ -247,13 +315,15 @@ def plant_ec2(moto: Moto, expect: Verdicts) -> str:
     v4, v6 = [{"CidrIp": "0.0.0.0/0"}], [{"CidrIpv6": "::/0"}]
     groups: dict[str, tuple[list[dict[str, Any]], tuple[str, str, str]]] = {
         # name: (ingress, (ssh, rdp, all ports))
-        "good-restricted": ([{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
-                              "IpRanges": [{"CidrIp": "10.0.0.0/8"}]},
-                             {"IpProtocol": "tcp", "FromPort": 3389, "ToPort": 3389,
-                              "Ipv6Ranges": [{"CidrIpv6": "2001:db8::/32"}]},
-                             {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": v4, "Ipv6Ranges": v6},
-                             {"IpProtocol": "udp", "FromPort": 22, "ToPort": 22, "IpRanges": v4}],
-                            (PASS, PASS, PASS)),
+        "good-restricted": (
+            [
+                {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]},
+                {"IpProtocol": "tcp", "FromPort": 3389, "ToPort": 3389, "Ipv6Ranges": [{"CidrIpv6": "2001:db8::/32"}]},
+                {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": v4, "Ipv6Ranges": v6},
+                {"IpProtocol": "udp", "FromPort": 22, "ToPort": 22, "IpRanges": v4},
+            ],
+            (PASS, PASS, PASS),
+        ),
         "bad-ssh-v4": ([{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": v4}], (FAIL, PASS, PASS)),
         "bad-ssh-v6": ([{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "Ipv6Ranges": v6}], (FAIL, PASS, PASS)),
         "bad-ssh-range": ([{"IpProtocol": "tcp", "FromPort": 20, "ToPort": 30, "IpRanges": v4}], (FAIL, PASS, PASS)),
@@ -262,7 +332,7 @@ def plant_ec2(moto: Moto, expect: Verdicts) -> str:
         "bad-all-v4": ([{"IpProtocol": "-1", "IpRanges": v4}], (FAIL, FAIL, FAIL)),
         "bad-all-v6": ([{"IpProtocol": "-1", "Ipv6Ranges": v6}], (FAIL, FAIL, FAIL)),
         "bad-all-tcp": ([{"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535, "IpRanges": v4}], (FAIL, FAIL, FAIL)),
-    }  # fmt: skip
+    }
     for name, (perms, (ssh, rdp, every)) in groups.items():
         gid = ec2.create_security_group(GroupName=name, Description=name, VpcId=vpc)["GroupId"]
         ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=perms)
@@ -275,18 +345,25 @@ def plant_ec2(moto: Moto, expect: Verdicts) -> str:
     expect[("aws.ec2.volumes_encrypted", _arn("ec2", HOME, f"volume/{plain}"))] = FAIL
     expect[("aws.ec2.volumes_encrypted", _arn("ec2", HOME, f"volume/{sealed}"))] = PASS
     public = ec2.create_snapshot(VolumeId=sealed)["SnapshotId"]
-    ec2.modify_snapshot_attribute(SnapshotId=public, Attribute="createVolumePermission", OperationType="add",
-                                  GroupNames=["all"])  # fmt: skip
+    ec2.modify_snapshot_attribute(
+        SnapshotId=public, Attribute="createVolumePermission", OperationType="add", GroupNames=["all"]
+    )
     shared = ec2.create_snapshot(VolumeId=sealed)["SnapshotId"]  # shared with one account only: not public
-    ec2.modify_snapshot_attribute(SnapshotId=shared, Attribute="createVolumePermission", OperationType="add",
-                                  UserIds=["444455556666"])  # fmt: skip
+    ec2.modify_snapshot_attribute(
+        SnapshotId=shared, Attribute="createVolumePermission", OperationType="add", UserIds=["444455556666"]
+    )
     expect[("aws.ec2.snapshots_not_public", f"arn:aws:ec2:{HOME}::snapshot/{public}")] = FAIL
     expect[("aws.ec2.snapshots_not_public", f"arn:aws:ec2:{HOME}::snapshot/{shared}")] = PASS
     root = [{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8, "Encrypted": True}}]
     covered = ""
     for tokens, verdict in (("optional", FAIL), ("required", PASS)):
-        inst = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, BlockDeviceMappings=root,
-                                 MetadataOptions={"HttpTokens": tokens})["Instances"][0]  # fmt: skip
+        inst = ec2.run_instances(
+            ImageId="ami-12345678",
+            MinCount=1,
+            MaxCount=1,
+            BlockDeviceMappings=root,
+            MetadataOptions={"HttpTokens": tokens},
+        )["Instances"][0]
         iid = inst["InstanceId"]
         expect[("aws.ec2.imdsv2_required", _arn("ec2", HOME, f"instance/{iid}"))] = verdict
         # the required one is in the inventory (a host with its address), the optional one is not
@@ -309,30 +386,64 @@ def plant_kms_rds_trails(moto: Moto, expect: Verdicts) -> None:
     expect[("aws.kms.customer_key_rotation_enabled", ebs_key)] = "absent"
 
     rds = moto.client("rds", HOME)
-    common = dict(DBInstanceClass="db.t3.micro", Engine="postgres", AllocatedStorage=20, MasterUsername="u",
-                  MasterUserPassword="p" * 12, Tags=[{"Key": "Environment", "Value": "Production"}])  # fmt: skip
-    bad = rds.create_db_instance(DBInstanceIdentifier="bad-db", StorageEncrypted=False, PubliclyAccessible=True,
-                                 BackupRetentionPeriod=0, DeletionProtection=False, AutoMinorVersionUpgrade=False,
-                                 MultiAZ=False, **common)["DBInstance"]["DBInstanceArn"]  # fmt: skip
-    good = rds.create_db_instance(DBInstanceIdentifier="good-db", StorageEncrypted=True, PubliclyAccessible=False,
-                                  BackupRetentionPeriod=14, DeletionProtection=True, AutoMinorVersionUpgrade=True,
-                                  MultiAZ=True, KmsKeyId=rotating, **common)["DBInstance"]["DBInstanceArn"]  # fmt: skip
-    for check in ("storage_encrypted", "not_publicly_accessible", "backup_retention_sufficient",
-                  "deletion_protection_enabled", "auto_minor_version_upgrade", "production_multi_az"):  # fmt: skip
+    common = dict(
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        AllocatedStorage=20,
+        MasterUsername="u",
+        MasterUserPassword="p" * 12,
+        Tags=[{"Key": "Environment", "Value": "Production"}],
+    )
+    bad = rds.create_db_instance(
+        DBInstanceIdentifier="bad-db",
+        StorageEncrypted=False,
+        PubliclyAccessible=True,
+        BackupRetentionPeriod=0,
+        DeletionProtection=False,
+        AutoMinorVersionUpgrade=False,
+        MultiAZ=False,
+        **common,
+    )["DBInstance"]["DBInstanceArn"]
+    good = rds.create_db_instance(
+        DBInstanceIdentifier="good-db",
+        StorageEncrypted=True,
+        PubliclyAccessible=False,
+        BackupRetentionPeriod=14,
+        DeletionProtection=True,
+        AutoMinorVersionUpgrade=True,
+        MultiAZ=True,
+        KmsKeyId=rotating,
+        **common,
+    )["DBInstance"]["DBInstanceArn"]
+    for check in (
+        "storage_encrypted",
+        "not_publicly_accessible",
+        "backup_retention_sufficient",
+        "deletion_protection_enabled",
+        "auto_minor_version_upgrade",
+        "production_multi_az",
+    ):
         expect[(f"aws.rds.{check}", bad)] = FAIL
         expect[(f"aws.rds.{check}", good)] = PASS
     public = rds.create_db_snapshot(DBInstanceIdentifier="good-db", DBSnapshotIdentifier="bad-public-snap")
-    rds.modify_db_snapshot_attribute(DBSnapshotIdentifier="bad-public-snap", AttributeName="restore",
-                                     ValuesToAdd=["all"])  # fmt: skip
+    rds.modify_db_snapshot_attribute(
+        DBSnapshotIdentifier="bad-public-snap", AttributeName="restore", ValuesToAdd=["all"]
+    )
     private = rds.create_db_snapshot(DBInstanceIdentifier="good-db", DBSnapshotIdentifier="good-shared-snap")
-    rds.modify_db_snapshot_attribute(DBSnapshotIdentifier="good-shared-snap", AttributeName="restore",
-                                     ValuesToAdd=["444455556666"])  # fmt: skip
+    rds.modify_db_snapshot_attribute(
+        DBSnapshotIdentifier="good-shared-snap", AttributeName="restore", ValuesToAdd=["444455556666"]
+    )
     expect[("aws.rds.snapshots_not_public", public["DBSnapshot"]["DBSnapshotArn"])] = FAIL
     expect[("aws.rds.snapshots_not_public", private["DBSnapshot"]["DBSnapshotArn"])] = PASS
 
     ct = moto.client("cloudtrail", HOME)
-    good_trail = ct.create_trail(Name="good-trail", S3BucketName="good-logs", IsMultiRegionTrail=True,
-                                 EnableLogFileValidation=True, KmsKeyId=rotating)["TrailARN"]  # fmt: skip
+    good_trail = ct.create_trail(
+        Name="good-trail",
+        S3BucketName="good-logs",
+        IsMultiRegionTrail=True,
+        EnableLogFileValidation=True,
+        KmsKeyId=rotating,
+    )["TrailARN"]
     ct.start_logging(Name="good-trail")
     bad_trail = moto.client("cloudtrail", OTHER).create_trail(Name="bad-trail", S3BucketName="bad-acl")["TrailARN"]
     for check in ("log_file_validation_enabled", "kms_encrypted", "bucket_not_public", "bucket_access_logging_enabled"):
@@ -366,10 +477,14 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, 
     with pytest.MonkeyPatch.context() as mp:
         for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ROLE_ARN"):
             mp.delenv(key, raising=False)
-        for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                           ("AWS_DEFAULT_REGION", HOME), ("AWS_CONFIG_FILE", str(tmp / "config")),
-                           ("AWS_SHARED_CREDENTIALS_FILE", str(tmp / "credentials")),
-                           ("AWS_EC2_METADATA_DISABLED", "true")):  # fmt: skip
+        for key, value in (
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_DEFAULT_REGION", HOME),
+            ("AWS_CONFIG_FILE", str(tmp / "config")),
+            ("AWS_SHARED_CREDENTIALS_FILE", str(tmp / "credentials")),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ):
             mp.setenv(key, value)
         moto_reset()
         moto = Moto(moto_endpoint())
@@ -382,11 +497,15 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, 
         stopped: Verdicts = {}
         plant_stopped_account(moto, stopped)
         role = "arn:aws:iam::{}:role/audit".format
-        inv = write_inventory(tmp / "inventory.yaml", {
-            "twins": cloud_entry(backup_buckets=["backup-*"]),
-            "stopped": cloud_entry(regions=[HOME], role_arn=role(OTHER_ACCOUNT_ID)),
-            "empty": cloud_entry(regions=[HOME], role_arn=role(EMPTY_ACCOUNT_ID)),
-        }, hosts={"app1": {"address": covered}})  # fmt: skip
+        inv = write_inventory(
+            tmp / "inventory.yaml",
+            {
+                "twins": cloud_entry(backup_buckets=["backup-*"]),
+                "stopped": cloud_entry(regions=[HOME], role_arn=role(OTHER_ACCOUNT_ID)),
+                "empty": cloud_entry(regions=[HOME], role_arn=role(EMPTY_ACCOUNT_ID)),
+            },
+            hosts={"app1": {"address": covered}},
+        )
         code, doc, err = run_audit("-i", str(inv), "--limit", "cloud:*")  # app1 only covers an instance
         assert code == 1 and doc, err  # failures found, nothing crashed
         yield doc, {"twins": twins, "stopped": stopped}
@@ -438,11 +557,18 @@ def test_empty_account_is_skipped_never_a_vacuous_pass(audit) -> None:
         "aws.ec2.sg_all_ports_restricted",
     }  # default SGs
     assert by_status[FAIL] == {
-        "aws.iam.root_mfa_enabled", "aws.iam.password_policy_min_length", "aws.iam.password_policy_complexity",
-        "aws.iam.password_policy_reuse_prevention", "aws.s3.account_public_access_blocked",
-        "aws.cloudtrail.multi_region_trail_logging", "aws.config.recorder_enabled", "aws.guardduty.enabled",
-        "aws.ec2.ebs_encryption_by_default", "aws.ec2.vpc_flow_logs_enabled", "aws.ec2.default_sg_no_rules",
-    }  # fmt: skip
+        "aws.iam.root_mfa_enabled",
+        "aws.iam.password_policy_min_length",
+        "aws.iam.password_policy_complexity",
+        "aws.iam.password_policy_reuse_prevention",
+        "aws.s3.account_public_access_blocked",
+        "aws.cloudtrail.multi_region_trail_logging",
+        "aws.config.recorder_enabled",
+        "aws.guardduty.enabled",
+        "aws.ec2.ebs_encryption_by_default",
+        "aws.ec2.vpc_flow_logs_enabled",
+        "aws.ec2.default_sg_no_rules",
+    }
     # every per-resource check with nothing to look at says so
     skipped = [r for r in results if r["status"] == SKIPPED]
     assert skipped and all("no " in r["message"] and EMPTY_ACCOUNT_ID in r["message"] for r in skipped)
@@ -457,10 +583,23 @@ def test_denied_api_is_an_error_for_its_check_only(moto, tmp_path: Path, monkeyp
     ec2.create_volume(Size=1, AvailabilityZone=f"{HOME}a", Encrypted=False)
     iam = moto.client("iam")
     iam.create_user(UserName="auditor")
-    iam.put_user_policy(UserName="auditor", PolicyName="no-volumes", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": ["ec2:Describe*", "ec2:Get*", "sts:GetCallerIdentity"], "Resource": "*"},
-            {"Effect": "Deny", "Action": "ec2:DescribeVolumes", "Resource": "*"}]}))  # fmt: skip
+    iam.put_user_policy(
+        UserName="auditor",
+        PolicyName="no-volumes",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["ec2:Describe*", "ec2:Get*", "sts:GetCallerIdentity"],
+                        "Resource": "*",
+                    },
+                    {"Effect": "Deny", "Action": "ec2:DescribeVolumes", "Resource": "*"},
+                ],
+            }
+        ),
+    )
     key = iam.create_access_key(UserName="auditor")["AccessKey"]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])

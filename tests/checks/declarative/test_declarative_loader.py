@@ -207,8 +207,11 @@ def test_package_list_of_names_means_none_of_them_or_any_of_them(tmp_path):
 
 @pytest.mark.parametrize(
     ("body", "message"),
-    [("name: []\n", "at least one package"), ("name: [a, a]\n", "names a package twice"),
-     ("name: [ok, 'bad; rm -rf /']\n", "not a package name")],
+    [
+        ("name: []\n", "at least one package"),
+        ("name: [a, a]\n", "names a package twice"),
+        ("name: [ok, 'bad; rm -rf /']\n", "not a package name"),
+    ],
 )
 def test_package_list_of_names_is_validated(tmp_path, body, message):
     with pytest.raises(ConfigError) as exc:

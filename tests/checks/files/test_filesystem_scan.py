@@ -67,19 +67,25 @@ def test_vanished_files_are_tolerated(check_id):
 
 def test_truncated_list_still_fails_and_counts():
     paths = [f"/srv/f{i}" for i in range(60)]
-    findings = run_check("files.world_writable_files_absent",
-                         facts("files.world_writable_files_absent", (0, found(*paths, total=5000))))
+    findings = run_check(
+        "files.world_writable_files_absent", facts("files.world_writable_files_absent", (0, found(*paths, total=5000)))
+    )
     assert all(f.status is Status.FAIL for f in findings)
     assert len(findings) == 51 and "5000 matches in all" in findings[-1].message
 
 
 def test_suid_allow_list_and_merged_usr():
-    spec = (0, found("/usr/bin/passwd", "/bin/su", "/usr/lib/x86_64-linux-gnu/utempter/utempter",
-                     "/home/alice/.cache/bash"))
+    spec = (
+        0,
+        found("/usr/bin/passwd", "/bin/su", "/usr/lib/x86_64-linux-gnu/utempter/utempter", "/home/alice/.cache/bash"),
+    )
     findings = run_check("files.suid_sgid_allowlisted", facts("files.suid_sgid_allowlisted", spec))
     assert [(f.status, f.resource) for f in findings] == [(Status.FAIL, "/home/alice/.cache/bash")]
-    ok = run_check("files.suid_sgid_allowlisted", facts("files.suid_sgid_allowlisted", spec),
-                   setid_allowed=["/usr/bin/*", "/usr/lib/*", "/home/alice/.cache/bash"])
+    ok = run_check(
+        "files.suid_sgid_allowlisted",
+        facts("files.suid_sgid_allowlisted", spec),
+        setid_allowed=["/usr/bin/*", "/usr/lib/*", "/home/alice/.cache/bash"],
+    )
     assert overall(ok) is Status.PASS
 
 
@@ -87,8 +93,12 @@ def test_paths_params_reach_the_command_quoted():
     from helpers import registry
 
     check = registry().get("files.world_writable_files_absent")
-    params = check.resolve_params({"world_writable_search_paths": ["/srv/my data", "/x;rm -rf /"],
-                                   "world_writable_exclude_paths": ["/srv/my data/cache"]})
+    params = check.resolve_params(
+        {
+            "world_writable_search_paths": ["/srv/my data", "/x;rm -rf /"],
+            "world_writable_exclude_paths": ["/srv/my data/cache"],
+        }
+    )
     cmd = check.probes[0].render(params)
     assert "'/srv/my data'" in cmd and "'/x;rm -rf /'" in cmd and "-path '/srv/my data/cache'" in cmd
 
@@ -104,8 +114,12 @@ def test_find_command_runs_locally(tmp_path):
     skipped.write_text("")
     skipped.chmod(0o666)
     os.symlink(tmp_path, tmp_path.parent / f"{tmp_path.name}-link")
-    cmd = find_command([str(tmp_path), str(tmp_path.parent / f"{tmp_path.name}-link"), "/nonexistent-itops"],
-                       "-type f -perm -0002", [str(tmp_path / "skip")], limit=10)
+    cmd = find_command(
+        [str(tmp_path), str(tmp_path.parent / f"{tmp_path.name}-link"), "/nonexistent-itops"],
+        "-type f -perm -0002",
+        [str(tmp_path / "skip")],
+        limit=10,
+    )
     proc = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=True)
     out = parse_find_output(proc.stdout, proc.stderr)
     assert out.paths == (str(ww),) and out.total == 1 and out.rc == 0
@@ -122,7 +136,8 @@ def test_find_keeps_names_with_newlines_as_one_match(tmp_path):
     proc = subprocess.run(["sh", "-c", cmd], capture_output=True, check=True)
     out = parse_find_output(proc.stdout.decode(), proc.stderr.decode())
     assert out.total == 5 and out.truncated and len(out.paths) == 3
-    proc = subprocess.run(["sh", "-c", find_command([str(tmp_path)], "-type f -perm -0002")], capture_output=True,
-                          check=True)
+    proc = subprocess.run(
+        ["sh", "-c", find_command([str(tmp_path)], "-type f -perm -0002")], capture_output=True, check=True
+    )
     out = parse_find_output(proc.stdout.decode(), proc.stderr.decode())
     assert sorted(out.paths) == sorted(str(tmp_path / n) for n in names) and out.total == 5

@@ -40,9 +40,18 @@ def stats(**changes):
 
 
 def facts_with(path, value):
-    return make_facts({"system_file_stats": (0, "\n".join(
-        (f"{value}|{p}" if value in ("M", "E") else f"S|{value}|{p}") if p == path else f"S|{v}|{p}"
-        for p, v in GOOD.items()) + "\n")})
+    return make_facts(
+        {
+            "system_file_stats": (
+                0,
+                "\n".join(
+                    (f"{value}|{p}" if value in ("M", "E") else f"S|{value}|{p}") if p == path else f"S|{v}|{p}"
+                    for p, v in GOOD.items()
+                )
+                + "\n",
+            )
+        }
+    )
 
 
 # check id, the path it judges, a failing stat, what absence means
@@ -105,8 +114,10 @@ def test_shadow_rhel_0000_root_passes_and_group_var():
     assert overall(run_check("files.shadow_permissions", facts)) is Status.PASS
     adm = facts_with("/etc/shadow", "640|0|root|4|adm|regular file")
     assert overall(run_check("files.shadow_permissions", adm)) is Status.FAIL
-    assert overall(run_check("files.shadow_permissions", adm, shadow_groups_allowed=["root", "shadow", "adm"])) \
+    assert (
+        overall(run_check("files.shadow_permissions", adm, shadow_groups_allowed=["root", "shadow", "adm"]))
         is Status.PASS
+    )
 
 
 def test_setuid_bit_is_beyond_0644():
@@ -158,8 +169,13 @@ def test_stat_probe_as_non_root_never_calls_an_unsearchable_path_missing():
         private.mkdir(mode=0o700)
         (private / "secret").write_text("x")
         cmd = stat_paths_command([str(private / "secret"), str(outer / "gone")])
-        out = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "sh", "-c", cmd],
-                             capture_output=True, text=True, check=True, timeout=30).stdout  # fmt: skip
+        out = subprocess.run(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "sh", "-c", cmd],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
         parsed = parse_stat_output(out)
         assert str(private / "secret") not in parsed  # no line: the caller reports "could not assess"
         assert parsed[str(outer / "gone")].state == "missing"  # a searchable directory still tells
@@ -187,8 +203,10 @@ def sudoers(changes=None, probe=None):
 def test_sudoers_pass_judges_every_file_and_the_directory():
     findings = run_check(SUDOERS_CID, sudoers())
     assert [(f.status, f.resource) for f in findings] == [
-        (Status.PASS, "/etc/sudoers"), (Status.PASS, "/etc/sudoers.d"),
-        (Status.PASS, "/etc/sudoers.d/90-admins"), (Status.PASS, "/etc/sudoers.d/README"),
+        (Status.PASS, "/etc/sudoers"),
+        (Status.PASS, "/etc/sudoers.d"),
+        (Status.PASS, "/etc/sudoers.d/90-admins"),
+        (Status.PASS, "/etc/sudoers.d/README"),
     ]
 
 
@@ -198,8 +216,12 @@ def test_sudoers_not_installed_passes_as_not_applicable():
 
 
 def test_sudoers_empty_or_missing_dropin_dir_passes():
-    changes = {"/etc/sudoers.d": "M", "/etc/sudoers.d/README": None, "/etc/sudoers.d/90-admins": None,
-               "/etc/sudoers.d/*": "M"}  # the unexpanded glob
+    changes = {
+        "/etc/sudoers.d": "M",
+        "/etc/sudoers.d/README": None,
+        "/etc/sudoers.d/90-admins": None,
+        "/etc/sudoers.d/*": "M",
+    }  # the unexpanded glob
     assert overall(run_check(SUDOERS_CID, sudoers(changes))) is Status.PASS
 
 
@@ -260,8 +282,7 @@ def test_stat_records_keep_odd_names_exactly(tmp_path, name):
     odd.write_text("")
     odd.chmod(0o640)
     paths = [str(odd), "/etc/passwd", str(tmp_path / "missing\nname")]
-    out = subprocess.run(["sh", "-c", stat_paths_command(paths)], capture_output=True, timeout=30,
-                         check=True).stdout
+    out = subprocess.run(["sh", "-c", stat_paths_command(paths)], capture_output=True, timeout=30, check=True).stdout
     parsed = parse_stat_output(out.decode())  # as ProbeResult.text: no newline translation
     assert set(parsed) == set(paths)
     assert (parsed[str(odd)].state, parsed[str(odd)].mode) == ("ok", 0o640)

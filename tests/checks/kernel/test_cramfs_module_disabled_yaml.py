@@ -53,8 +53,9 @@ def test_cramfs_probe_without_modprobe_judges_the_running_kernel(tmp_path):
     for tool in ("sh", "grep", "find", "uname", "head", "cat", "awk"):
         (bindir / tool).symlink_to(shutil.which(tool))
     cmd = registry().get("kernel.cramfs_module_disabled").probes[0].command
-    proc = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=30,
-                          env={"PATH": str(bindir)}, check=False)  # fmt: skip
+    proc = subprocess.run(
+        ["sh", "-c", cmd], capture_output=True, text=True, timeout=30, env={"PATH": str(bindir)}, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     release = os.uname().release
     builtin = "cramfs" in Path("/proc/filesystems").read_text().split()
@@ -63,8 +64,11 @@ def test_cramfs_probe_without_modprobe_judges_the_running_kernel(tmp_path):
         if Path("/proc/modules").exists()
         else False
     )
-    has_module = any(Path(d).rglob("cramfs.ko*") for d in (f"/lib/modules/{release}", f"/usr/lib/modules/{release}")
-                     if Path(d).is_dir())  # fmt: skip
+    has_module = any(
+        Path(d).rglob("cramfs.ko*")
+        for d in (f"/lib/modules/{release}", f"/usr/lib/modules/{release}")
+        if Path(d).is_dir()
+    )
     if loaded:
         assert "cramfs " in proc.stdout
     elif builtin:

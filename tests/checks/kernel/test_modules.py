@@ -212,8 +212,9 @@ def _run_probe_without_modprobe(
         if not (bindir / tool).exists():
             (bindir / tool).symlink_to(shutil.which(tool))
     cmd = command or module_probe(module).render({})
-    return subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=30,
-                          env={"PATH": str(bindir)}, check=False)  # fmt: skip
+    return subprocess.run(
+        ["sh", "-c", cmd], capture_output=True, text=True, timeout=30, env={"PATH": str(bindir)}, check=False
+    )
 
 
 @pytest.mark.parametrize(("check_id", "module", "fs"), CASES, ids=IDS)
@@ -232,11 +233,13 @@ def test_real_probe_without_modprobe_judges_this_machines_kernel(check_id, modul
         or Path(f"/sys/module/{kname}").is_dir()
         or any(
             Path(t, "modules.builtin").is_file()
-            and any(line.rsplit("/", 1)[-1] in (f"{module}.ko", f"{kname}.ko")
-                    for line in Path(t, "modules.builtin").read_text().splitlines())
+            and any(
+                line.rsplit("/", 1)[-1] in (f"{module}.ko", f"{kname}.ko")
+                for line in Path(t, "modules.builtin").read_text().splitlines()
+            )
             for t in trees
         )
-    )  # fmt: skip
+    )
     has_module = any(next(t.rglob(f"{n}.ko*"), None) for t in trees for n in {module, kname})
     got = verdict(check_id, module, proc.stdout)
     if loaded:

@@ -23,7 +23,8 @@ def run(check_id, spec, **kw):
 def test_shipped_as_one_declarative_file():
     checks = [registry().get(i) for i in CLIENTS]
     assert {c.source.replace("\\", "/").rsplit("/checks/", 1)[1] for c in checks} == {
-        "software/legacy_clients_absent.yaml"}
+        "software/legacy_clients_absent.yaml"
+    }
     assert all("declarative" in c.meta.tags and c.meta.frameworks["cis-debian-12"] for c in checks)
 
 
@@ -44,8 +45,13 @@ def test_fail_when_any_name_installed(check_id, name):
 @pytest.mark.parametrize("check_id", list(CLIENTS))
 @pytest.mark.parametrize(
     "spec",
-    [timed_out("packages"), not_found("dpkg-query"), (0, "@@itops-pm dpkg\n"), (2, "dpkg-query: error"),
-     (0, "garbage\n")],
+    [
+        timed_out("packages"),
+        not_found("dpkg-query"),
+        (0, "@@itops-pm dpkg\n"),
+        (2, "dpkg-query: error"),
+        (0, "garbage\n"),
+    ],
 )
 def test_unknown_package_list_is_error_never_pass(check_id, spec):
     assert overall(run(check_id, spec)) is Status.ERROR

@@ -24,9 +24,26 @@ CHECKS = "ssh.*,accounts.*,files.*_permissions"
 def lab_results(lab_inventory: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], list[dict]]:
     store = tmp_path_factory.mktemp("store")
     proc = subprocess.run(
-        [sys.executable, "-c", "from itops.cli.main import main; main()", "audit", "-i", str(lab_inventory),
-         "--checks", CHECKS, "--limit", "good1,bad1", "--format", "json", "--store", str(store)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"},
+        [
+            sys.executable,
+            "-c",
+            "from itops.cli.main import main; main()",
+            "audit",
+            "-i",
+            str(lab_inventory),
+            "--checks",
+            CHECKS,
+            "--limit",
+            "good1,bad1",
+            "--format",
+            "json",
+            "--store",
+            str(store),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_COLOR": "1"},
     )
     assert proc.returncode in (0, 1, 3), proc.stderr
     doc = json.loads(proc.stdout)

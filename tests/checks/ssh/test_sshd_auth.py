@@ -9,21 +9,45 @@ from itops.model import Status
 
 # check id, sshd -T overrides that pass, overrides that fail, config text that fails via the files fallback
 CASES = [
-    ("ssh.root_login_disabled", {"permitrootlogin": "no"}, {"permitrootlogin": "without-password"},
-     "PermitRootLogin yes\n"),
-    ("ssh.password_auth_disabled", {"passwordauthentication": "no"}, {"passwordauthentication": "yes"},
-     "# PasswordAuthentication defaults to yes\n"),
-    ("ssh.empty_passwords_disabled", {"permitemptypasswords": "no"}, {"permitemptypasswords": "yes"},
-     "PermitEmptyPasswords yes\n"),
+    (
+        "ssh.root_login_disabled",
+        {"permitrootlogin": "no"},
+        {"permitrootlogin": "without-password"},
+        "PermitRootLogin yes\n",
+    ),
+    (
+        "ssh.password_auth_disabled",
+        {"passwordauthentication": "no"},
+        {"passwordauthentication": "yes"},
+        "# PasswordAuthentication defaults to yes\n",
+    ),
+    (
+        "ssh.empty_passwords_disabled",
+        {"permitemptypasswords": "no"},
+        {"permitemptypasswords": "yes"},
+        "PermitEmptyPasswords yes\n",
+    ),
     ("ssh.max_auth_tries_limited", {"maxauthtries": "3"}, {"maxauthtries": "6"}, "# default MaxAuthTries 6\n"),
-    ("ssh.hostbased_auth_disabled", {"hostbasedauthentication": "no"}, {"hostbasedauthentication": "yes"},
-     "HostbasedAuthentication yes\n"),
+    (
+        "ssh.hostbased_auth_disabled",
+        {"hostbasedauthentication": "no"},
+        {"hostbasedauthentication": "yes"},
+        "HostbasedAuthentication yes\n",
+    ),
     ("ssh.ignore_rhosts_enabled", {"ignorerhosts": "yes"}, {"ignorerhosts": "shosts-only"}, "IgnoreRhosts no\n"),
-    ("ssh.permit_user_environment_disabled", {"permituserenvironment": "no"},
-     {"permituserenvironment": "LANG,LC_*"}, "PermitUserEnvironment yes\n"),
+    (
+        "ssh.permit_user_environment_disabled",
+        {"permituserenvironment": "no"},
+        {"permituserenvironment": "LANG,LC_*"},
+        "PermitUserEnvironment yes\n",
+    ),
     ("ssh.use_pam_enabled", {"usepam": "yes"}, {"usepam": "no"}, "# UsePAM defaults to no upstream\n"),
-    ("ssh.gssapi_auth_disabled", {"gssapiauthentication": "no"}, {"gssapiauthentication": "yes"},
-     "GSSAPIAuthentication yes\n"),
+    (
+        "ssh.gssapi_auth_disabled",
+        {"gssapiauthentication": "no"},
+        {"gssapiauthentication": "yes"},
+        "GSSAPIAuthentication yes\n",
+    ),
 ]
 IDS = [c[0] for c in CASES]
 
@@ -154,8 +178,13 @@ ACCESS = "ssh.access_restricted"
 
 @pytest.mark.parametrize(
     "extra",
-    ["allowgroups sshusers\n", "allowusers alice\nallowusers bob@10.0.0.0/8\n", "denyusers guest\n",
-     "denygroups nossh\n", "allowusers *\ndenygroups nossh\n"],
+    [
+        "allowgroups sshusers\n",
+        "allowusers alice\nallowusers bob@10.0.0.0/8\n",
+        "denyusers guest\n",
+        "denygroups nossh\n",
+        "allowusers *\ndenygroups nossh\n",
+    ],
 )
 def test_access_restricted_pass(extra):
     findings = run_check(ACCESS, sshd_facts(t=(0, sshd_t() + extra)))
@@ -183,9 +212,16 @@ def test_access_restricted_only_under_match_fails_and_says_where():
 
 
 def test_access_restricted_from_files_when_sshd_t_cannot_run():
-    good = (0, files_dump({"/etc/ssh/sshd_config": "Include /etc/ssh/sshd_config.d/*.conf\n",
-                           "/etc/ssh/sshd_config.d/10-access.conf": "AllowGroups  sshusers admins\n"},
-                          includes={"/etc/ssh/sshd_config.d/*.conf": ["/etc/ssh/sshd_config.d/10-access.conf"]}))
+    good = (
+        0,
+        files_dump(
+            {
+                "/etc/ssh/sshd_config": "Include /etc/ssh/sshd_config.d/*.conf\n",
+                "/etc/ssh/sshd_config.d/10-access.conf": "AllowGroups  sshusers admins\n",
+            },
+            includes={"/etc/ssh/sshd_config.d/*.conf": ["/etc/ssh/sshd_config.d/10-access.conf"]},
+        ),
+    )
     [f] = run_check(ACCESS, sshd_facts(t=SSHD_T_NEEDS_ROOT, files=good))
     assert f.status is Status.PASS and "AllowGroups sshusers admins" in f.message and "sshd_config files" in f.message
     bare = (0, files_dump({"/etc/ssh/sshd_config": "PermitRootLogin no\n"}))
@@ -194,8 +230,11 @@ def test_access_restricted_from_files_when_sshd_t_cannot_run():
 
 @pytest.mark.parametrize(
     ("t", "files"),
-    [(timed_out("sshd"), timed_out("files")), (SSHD_T_NEEDS_ROOT, (3, "", "permission denied")),
-     ((0, "garbage\n"), (0, "not a dump\n"))],
+    [
+        (timed_out("sshd"), timed_out("files")),
+        (SSHD_T_NEEDS_ROOT, (3, "", "permission denied")),
+        ((0, "garbage\n"), (0, "not a dump\n")),
+    ],
 )
 def test_access_restricted_unassessable_is_error(t, files):
     assert overall(run_check(ACCESS, sshd_facts(t=t, files=files))) is Status.ERROR

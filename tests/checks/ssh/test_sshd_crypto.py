@@ -10,10 +10,18 @@ from itops.model import Status
 
 CASES = [
     ("ssh.ciphers_strong", "ciphers", "aes256-gcm@openssh.com,aes128-ctr", "aes256-ctr,aes128-cbc,3des-cbc"),
-    ("ssh.macs_strong", "macs", "hmac-sha2-512-etm@openssh.com,umac-128-etm@openssh.com",
-     "hmac-sha2-256,hmac-sha1,umac-64@openssh.com"),
-    ("ssh.kex_strong", "kexalgorithms", "curve25519-sha256,diffie-hellman-group16-sha512",
-     "curve25519-sha256,diffie-hellman-group14-sha1,diffie-hellman-group1-sha1"),
+    (
+        "ssh.macs_strong",
+        "macs",
+        "hmac-sha2-512-etm@openssh.com,umac-128-etm@openssh.com",
+        "hmac-sha2-256,hmac-sha1,umac-64@openssh.com",
+    ),
+    (
+        "ssh.kex_strong",
+        "kexalgorithms",
+        "curve25519-sha256,diffie-hellman-group16-sha512",
+        "curve25519-sha256,diffie-hellman-group14-sha1,diffie-hellman-group1-sha1",
+    ),
 ]
 IDS = [c[0] for c in CASES]
 
@@ -70,8 +78,9 @@ def test_algorithm_list_modifiers_in_files(line, status):
 def test_allow_list_var_override():
     facts = sshd_facts(t=(0, sshd_t(ciphers="aes128-ctr,aes128-cbc")))
     assert overall(run_check("ssh.ciphers_strong", facts)) is Status.FAIL
-    assert overall(run_check("ssh.ciphers_strong", facts, ssh_ciphers_allowed=["aes128-ctr", "aes128-cbc"])) \
-        is Status.PASS
+    assert (
+        overall(run_check("ssh.ciphers_strong", facts, ssh_ciphers_allowed=["aes128-ctr", "aes128-cbc"])) is Status.PASS
+    )
 
 
 def test_pseudo_algorithms_ignored():

@@ -49,8 +49,13 @@ def test_config_permissions_unreadable_file_still_judged_from_stat():
 
 @pytest.mark.parametrize(
     "spec",
-    [(0, "garbage\n"), timed_out(), not_found("awk"), (0, files_dump({}, unreadable={MAIN: ""})),
-     (0, files_dump({MAIN: "Port 22\n"}, meta={MAIN: ""}))],
+    [
+        (0, "garbage\n"),
+        timed_out(),
+        not_found("awk"),
+        (0, files_dump({}, unreadable={MAIN: ""})),
+        (0, files_dump({MAIN: "Port 22\n"}, meta={MAIN: ""})),
+    ],
     ids=["garbage", "timeout", "missing-command", "no-stat", "stat-failed"],
 )
 def test_config_permissions_error(spec):
@@ -94,8 +99,14 @@ def test_host_keys_fail():
 
 @pytest.mark.parametrize(
     "spec",
-    [(0, ""), (0, "M|/etc/ssh/ssh_host_rsa_key\n"), (0, "what?\n"), timed_out(), not_found("stat"),
-     (0, "E|/etc/ssh/ssh_host_rsa_key\n")],
+    [
+        (0, ""),
+        (0, "M|/etc/ssh/ssh_host_rsa_key\n"),
+        (0, "what?\n"),
+        timed_out(),
+        not_found("stat"),
+        (0, "E|/etc/ssh/ssh_host_rsa_key\n"),
+    ],
     ids=["empty", "only-missing", "garbage", "timeout", "missing-command", "stat-error"],
 )
 def test_host_keys_error(spec):

@@ -8,12 +8,20 @@ from helpers import SSHD_T_NEEDS_ROOT, files_dump, overall, run_check, sshd_fact
 from itops.model import Status
 
 CASES = [
-    ("ssh.x11_forwarding_disabled", {"x11forwarding": "no", "disableforwarding": "no"},
-     {"x11forwarding": "yes", "disableforwarding": "no"}, "X11Forwarding yes\n"),
+    (
+        "ssh.x11_forwarding_disabled",
+        {"x11forwarding": "no", "disableforwarding": "no"},
+        {"x11forwarding": "yes", "disableforwarding": "no"},
+        "X11Forwarding yes\n",
+    ),
     ("ssh.forwarding_disabled", {"disableforwarding": "yes"}, {"disableforwarding": "no"}, "# not set\n"),
     ("ssh.login_grace_time_limited", {"logingracetime": "45"}, {"logingracetime": "0"}, "LoginGraceTime 2m\n"),
-    ("ssh.client_alive_configured", {"clientaliveinterval": "300", "clientalivecountmax": "1"},
-     {"clientaliveinterval": "0"}, "ClientAliveInterval 15\nClientAliveCountMax 0\n"),
+    (
+        "ssh.client_alive_configured",
+        {"clientaliveinterval": "300", "clientalivecountmax": "1"},
+        {"clientaliveinterval": "0"},
+        "ClientAliveInterval 15\nClientAliveCountMax 0\n",
+    ),
     ("ssh.banner_configured", {"banner": "/etc/issue.net"}, {"banner": "none"}, "Banner none\n"),
     ("ssh.log_level_adequate", {"loglevel": "INFO"}, {"loglevel": "QUIET"}, "LogLevel DEBUG3\n"),
     ("ssh.max_sessions_limited", {"maxsessions": "4"}, {"maxsessions": "64"}, "MaxSessions 11\n"),
@@ -93,8 +101,10 @@ def test_client_alive_interval_var():
 
 
 def test_max_startups_single_number_is_hard_limit():
-    assert overall(run_check("ssh.max_startups_limited", sshd_facts(t=(0, sshd_t(maxstartups="10:100:10"))))) \
+    assert (
+        overall(run_check("ssh.max_startups_limited", sshd_facts(t=(0, sshd_t(maxstartups="10:100:10")))))
         is Status.PASS
+    )
     facts = sshd_facts(t=SSHD_T_NEEDS_ROOT, files=(0, files_dump({"/etc/ssh/sshd_config": "MaxStartups 8\n"})))
     assert overall(run_check("ssh.max_startups_limited", facts)) is Status.PASS
 

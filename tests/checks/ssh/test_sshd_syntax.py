@@ -83,8 +83,10 @@ def test_include_content_counts_at_its_position_in_sorted_glob_order():
         "/etc/ssh/sshd_config.d/10-a.conf": "PermitRootLogin no\n",
         "/etc/ssh/sshd_config.d/20-b.conf": "PermitRootLogin prohibit-password\nLoginGraceTime 30\n",
     }
-    eff = effective(files, {"/etc/ssh/sshd_config.d/*.conf": ["/etc/ssh/sshd_config.d/10-a.conf",
-                                                              "/etc/ssh/sshd_config.d/20-b.conf"]})
+    eff = effective(
+        files,
+        {"/etc/ssh/sshd_config.d/*.conf": ["/etc/ssh/sshd_config.d/10-a.conf", "/etc/ssh/sshd_config.d/20-b.conf"]},
+    )
     assert eff["permitrootlogin"].value == "no"
     assert eff["logingracetime"].origin == "/etc/ssh/sshd_config.d/20-b.conf:2"
     assert eff["maxauthtries"].value == "2"
@@ -103,8 +105,9 @@ def test_relative_include_is_relative_to_etc_ssh():
 
 
 def test_match_ends_global_section_and_match_all_overrides():
-    config = ("PermitRootLogin no\nMatch User bob\n PermitRootLogin yes\n MaxAuthTries 9\n"
-              "Match all\n X11Forwarding yes\n")
+    config = (
+        "PermitRootLogin no\nMatch User bob\n PermitRootLogin yes\n MaxAuthTries 9\nMatch all\n X11Forwarding yes\n"
+    )
     parsed = build_config(parse_files_dump(files_dump({MAIN: config + "MaxSessions 2\n"})))
     eff = effective_from_files(parsed)
     assert eff["permitrootlogin"].value == "no"
@@ -136,8 +139,11 @@ def test_defaults_fill_unset_keywords():
     eff = effective({MAIN: "Port 2222\n"})
     for key in ("permitrootlogin", "passwordauthentication", "x11forwarding", "maxauthtries", "logingracetime"):
         assert eff[key].is_default
-    assert (eff["permitrootlogin"].value, eff["maxauthtries"].value, eff["logingracetime"].value) == \
-        ("prohibit-password", "6", "120")
+    assert (eff["permitrootlogin"].value, eff["maxauthtries"].value, eff["logingracetime"].value) == (
+        "prohibit-password",
+        "6",
+        "120",
+    )
 
 
 def test_alias_keywords_and_values():
@@ -173,8 +179,11 @@ def test_malformed_dump_rejected(text):
 
 
 def test_unreadable_include_is_an_error():
-    text = files_dump({MAIN: "Include /etc/ssh/x.conf\n"}, {"/etc/ssh/x.conf": ["/etc/ssh/x.conf"]},
-                      unreadable={"/etc/ssh/x.conf": "600 0 0"})
+    text = files_dump(
+        {MAIN: "Include /etc/ssh/x.conf\n"},
+        {"/etc/ssh/x.conf": ["/etc/ssh/x.conf"]},
+        unreadable={"/etc/ssh/x.conf": "600 0 0"},
+    )
     with pytest.raises(SshdConfigError, match="not readable"):
         build_config(parse_files_dump(text))
 
@@ -202,8 +211,10 @@ def test_algorithm_modifiers():
 
 
 def test_parse_sshd_t():
-    values = parse_sshd_t("port 22\npermitrootlogin without-password\npasswordauthentication no\n"
-                          "acceptenv LANG\nacceptenv LC_*\nbanner none\n")
+    values = parse_sshd_t(
+        "port 22\npermitrootlogin without-password\npasswordauthentication no\n"
+        "acceptenv LANG\nacceptenv LC_*\nbanner none\n"
+    )
     eff = effective_from_sshd_t(values)
     assert eff["permitrootlogin"].value == "prohibit-password"
     assert eff["acceptenv"].value == "LANG LC_*"
@@ -217,14 +228,20 @@ def test_parse_sshd_t_rejects_non_sshd_output(text):
 
 # --------------------------------------------------------------------------- the real probe script
 
-needs_shell = pytest.mark.skipif(not (shutil.which("sh") and shutil.which("awk") and shutil.which("stat")),
-                                 reason="needs sh, awk and stat")
+needs_shell = pytest.mark.skipif(
+    not (shutil.which("sh") and shutil.which("awk") and shutil.which("stat")), reason="needs sh, awk and stat"
+)
 
 
 def run_probe(ssh_dir: Path) -> str:
     cmd = files_dump_command(str(ssh_dir))
-    proc = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=True,
-                          env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    proc = subprocess.run(
+        ["sh", "-c", cmd],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )
     return proc.stdout
 
 
@@ -248,8 +265,13 @@ def test_probe_script_dumps_includes_in_order(tmp_path):
     assert eff["permitrootlogin"].origin == f"{d}/conf.d/10-a.conf:1"
     assert eff["maxauthtries"].value == "3"
     assert eff["logingracetime"].value == "30"
-    assert [f.path for f in parsed.files] == [f"{d}/sshd_config", f"{d}/conf.d/10-a.conf",
-                                              f"{d}/conf.d/20-b.conf", f"{d}/with space.conf", f"{d}/bob.conf"]
+    assert [f.path for f in parsed.files] == [
+        f"{d}/sshd_config",
+        f"{d}/conf.d/10-a.conf",
+        f"{d}/conf.d/20-b.conf",
+        f"{d}/with space.conf",
+        f"{d}/bob.conf",
+    ]
     assert parsed.files[0].mode is not None
     assert parsed.match_blocks[0].directives[0].keyword == "passwordauthentication"
 
@@ -273,9 +295,24 @@ def test_probe_script_missing_main_config(tmp_path):
 
 # --------------------------------------------------------------------------- against the real sshd
 
-KEYS = ["permitrootlogin", "maxauthtries", "x11forwarding", "passwordauthentication", "logingracetime",
-        "clientaliveinterval", "banner", "ciphers", "macs", "loglevel", "permitemptypasswords", "maxsessions",
-        "ignorerhosts", "hostbasedauthentication", "permituserenvironment", "kbdinteractiveauthentication"]
+KEYS = [
+    "permitrootlogin",
+    "maxauthtries",
+    "x11forwarding",
+    "passwordauthentication",
+    "logingracetime",
+    "clientaliveinterval",
+    "banner",
+    "ciphers",
+    "macs",
+    "loglevel",
+    "permitemptypasswords",
+    "maxsessions",
+    "ignorerhosts",
+    "hostbasedauthentication",
+    "permituserenvironment",
+    "kbdinteractiveauthentication",
+]
 
 
 @needs_shell
@@ -291,8 +328,9 @@ def test_parser_agrees_with_real_sshd_t(tmp_path):
         f"Match User bob\n  PasswordAuthentication no\n  Include {d}/bob.conf\nMatch all\n  MaxAuthTries 9\n"
     )
     (d / "conf.d" / "a.conf").write_text("permitrootlogin=no\nMatch User alice\n  X11Forwarding yes\n")
-    (d / "conf.d" / "b.conf").write_text('MaxAuthTries 3\nLoginGraceTime "1m"\nCiphers -*cbc,chacha20*\n'
-                                         "MACs ^hmac-sha2-512\nLOGLEVEL = verbose\n")
+    (d / "conf.d" / "b.conf").write_text(
+        'MaxAuthTries 3\nLoginGraceTime "1m"\nCiphers -*cbc,chacha20*\nMACs ^hmac-sha2-512\nLOGLEVEL = verbose\n'
+    )
     (d / "conf.d" / "c d.conf").write_text('Banner "/etc/issue net"\nChallengeResponseAuthentication no\n')
     (d / "bob.conf").write_text("ClientAliveInterval 77\n")
     Path("/run/sshd").mkdir(exist_ok=True)
@@ -309,6 +347,8 @@ def test_parser_agrees_with_real_sshd_t(tmp_path):
 
 
 def test_old_sshd_t_challenge_response_decides_kbd_interactive():
-    values = parse_sshd_t("port 22\npermitrootlogin no\npasswordauthentication no\n"
-                          "kbdinteractiveauthentication yes\nchallengeresponseauthentication no\n")
+    values = parse_sshd_t(
+        "port 22\npermitrootlogin no\npasswordauthentication no\n"
+        "kbdinteractiveauthentication yes\nchallengeresponseauthentication no\n"
+    )
     assert effective_from_sshd_t(values)["kbdinteractiveauthentication"].value == "no"

@@ -48,8 +48,13 @@ def test_file_dump_reports_unreadable():
         secret.chmod(0)
         command = storage.file_dump_command(paths=[str(secret)])
         if os.geteuid() == 0:
-            out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", command],
-                                 capture_output=True, text=True, timeout=30, check=False)
+            out = subprocess.run(
+                ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", command],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
         else:
             out = sh(command)
         dump = parse_file_dump(out.stdout)
@@ -69,8 +74,9 @@ def test_file_dump_names_a_glob_directory_it_cannot_list():
         (folder / "conf.d").chmod(0o700 if run_as_nobody else 0o300)
         for flag, expected in ((False, ()), (True, (str(folder / "conf.d"),))):
             command = storage.file_dump_command(globs=[f"{folder}/conf.d/*.conf"], unlistable_dirs=flag)
-            out = subprocess.run([*run_as_nobody, "sh", "-c", command], capture_output=True, text=True, timeout=30,
-                                 check=False)
+            out = subprocess.run(
+                [*run_as_nobody, "sh", "-c", command], capture_output=True, text=True, timeout=30, check=False
+            )
             assert parse_file_dump(out.stdout) == storage.FileDump({}, expected)
         (folder / "conf.d").chmod(0o755)
         command = storage.file_dump_command(globs=[f"{folder}/conf.d/*.conf"], unlistable_dirs=True)
