@@ -428,7 +428,11 @@ def test_backup_problems(lab):
           g: {kind: file, host: db1, rpo: 1h}
         """
     )
-    kinds = "file, s3, restic, postgres_dump, ebs_snapshot, rds_snapshot, aws_backup"
+    from itops import plugins
+
+    # the built-in kinds, then any a plugin in this venv adds (the test plugin's dated_file)
+    kinds = ", ".join(plugins.backup_kinds())
+    assert kinds.startswith("file, s3, restic, postgres_dump, ebs_snapshot, rds_snapshot, aws_backup")
     assert problems(path) == [
         f"{FILE}:5: backups.a.kind: unknown kind 'fiel' (did you mean 'file'?); kinds: {kinds}",
         f"{FILE}:6: backups.b.host: unknown host 'db2' (did you mean 'db1'?)",

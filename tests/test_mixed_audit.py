@@ -44,6 +44,8 @@ def test_hosts_and_cloud_in_one_run(moto, lab_inventory: Path, tmp_path: Path) -
         "test.shadow_mode",
         "--checks",
         "aws.*",
+        "--checks",
+        "inventory.cloud_instances_covered",
         "--limit",
         "good1,bad1",
         "--limit",
