@@ -39,20 +39,18 @@ empty means every applicable check.
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
-import json
 import os
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from itops import plugins
-from itops.errors import ConfigProblem, InventoryError, UsageError
+from itops.errors import ConfigProblem, InventoryError
+from itops.inventory_model import Group, Host, Inventory, SSHSettings, chain_length, depth_order, target_lines
 from itops.inventory_schema import (
     AWSBackupVault,
     AWSSnapshotBackup,
@@ -73,7 +71,7 @@ from itops.inventory_schema import (
     WaiverRule,
     _Entry,
 )
-from itops.sources import SourceData, SourceError, combine, merge_section
+from itops.sources import SourceData, SourceError, combine, digest_with_sources, merge_section, source_vars
 from itops.sshconfig import ClientConfig, ConfigEntry, Hop, SSHConfigProblem, load_client_config, parse_jump
 from itops.transport.batch import DEFAULT_MAX_PROBE_OUTPUT
 from itops.yamlload import (
@@ -110,6 +108,7 @@ __all__ = [
     "TopSpec",
     "WaiverRule",
     "load_inventory",
+    "target_lines",
 ]
 
 BUILTIN_SSH: Mapping[str, Any] = MappingProxyType(
@@ -129,141 +128,7 @@ _ORIGIN_KEYS = frozenset({"user", "port", "identity_file", "known_hosts", "conne
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
-# --- resolved hosts and groups -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SSHSettings:
-    """Effective SSH settings of one host (timeouts in seconds, paths expanded)."""
-
-    user: str
-    port: int
-    identity_file: str | None
-    known_hosts: tuple[str, ...]
-    connect_timeout: float
-    banner_timeout: float
-    auth_timeout: float
-    command_timeout: float
-    sudo: bool = False
-    max_probe_output: int = DEFAULT_MAX_PROBE_OUTPUT
-    password_env: str | None = None
-    password_file: str | None = None
-
-
-@dataclass(frozen=True)
-class Host:
-    """One host: where to reach it, what it belongs to, and its merged vars."""
-
-    name: str
-    address: str
-    ssh: SSHSettings
-    site: str | None
-    groups: tuple[str, ...]  # every group incl. ancestors, sorted
-    tags: tuple[str, ...]
-    jump: str | None
-    vars: Mapping[str, Any]
-    checks: tuple[str, ...]  # check id patterns; empty = all
-    line: int
-    description: str | None = None
-    #: a jump host that is not an inventory host (a ProxyJump hop of the ssh config), itself maybe behind one
-    via: Host | None = None
-    #: where each effective connection value came from: address, port, user, identity_file, known_hosts,
-    #: connect_timeout, jump -> "hosts.NAME", "defaults.ssh", "ssh config PATH", "built-in", "host name"
-    origins: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-
-    @property
-    def jump_text(self) -> str | None:
-        """The jump chain as ``ssh -J`` would take it (``admin@10.0.0.1:22,web1``), or None."""
-        if self.jump:
-            return self.jump
-        if self.via is None:
-            return None
-        hop, before = self.via, self.via.jump_text
-        own = f"{hop.ssh.user}@{hop.address}:{hop.ssh.port}"
-        return f"{before},{own}" if before else own
-
-
-@dataclass(frozen=True)
-class Group:
-    """A group as written, plus every member host (incl. members of child groups) in file order."""
-
-    name: str
-    hosts: tuple[str, ...]
-    children: tuple[str, ...]
-    vars: Mapping[str, Any]
-    checks: tuple[str, ...]
-    line: int
-    description: str | None = None
-
-
-@dataclass(frozen=True)
-class Inventory:
-    """A validated inventory. Hosts keep the order of the file."""
-
-    path: Path
-    digest: str  # sha256 hex of the file bytes
-    concurrency: int
-    hosts: dict[str, Host]
-    groups: dict[str, Group]
-    sites: dict[str, Site]
-    clouds: dict[str, Cloud]
-    backups: dict[str, Backup]
-    waivers: tuple[WaiverRule, ...]
-    checks_dirs: tuple[Path, ...]
-    default_vars: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # for non-host targets
-    sources: tuple[SourceSpec, ...] = ()  # `sources:` as validated (their hosts and groups are merged in)
-    # "hosts.NAME" / "groups.NAME" -> var names a source set there (an Ansible inventory's vars are its
-    # playbooks' business: not warned about as vars no check reads)
-    source_vars: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
-
-    def select(self, limits: Sequence[str] | None) -> list[Host]:
-        """The hosts chosen by ``--limit`` terms, in file order.
-
-        Each item may hold comma-separated terms: a host-name glob (``web*``),
-        ``group:NAME``, ``site:NAME`` or ``tag:NAME`` (NAME may be a glob); ``!`` in front
-        excludes. Result: the union of positive terms (all hosts when there are none)
-        minus the excluded ones. Raises :class:`UsageError` for a term matching nothing.
-        """
-        include: set[str] | None = None
-        exclude: set[str] = set()
-        for term in (t.strip() for item in limits or () for t in item.split(",")):
-            if term.startswith("!"):
-                exclude |= self._match(term[1:].strip(), term)
-            elif term:
-                include = (include or set()) | self._match(term, term)
-        chosen = set(self.hosts) if include is None else include
-        return [h for name, h in self.hosts.items() if name in chosen and name not in exclude]
-
-    def _match(self, body: str, term: str) -> set[str]:
-        kind, _, pattern = body.partition(":") if ":" in body else ("host", "", body)
-        if not pattern or kind not in ("host", "group", "site", "tag"):
-            hint = "use NAME-GLOB, group:NAME, site:NAME or tag:NAME; ! in front excludes"
-            raise UsageError(f"bad --limit term {term!r}", hint=hint)
-        labels: dict[str, tuple[str, ...]] = {}
-        for h in self.hosts.values():
-            labels[h.name] = {"host": (h.name,), "group": h.groups, "site": (h.site or "",), "tag": h.tags}[kind]
-        wanted = re.compile(fnmatch.translate(pattern)).match  # compiled once: hosts x groups can be large
-        matched = {name for name, values in labels.items() if any(wanted(v) for v in values)}
-        if not matched:
-            known = set(self.groups) if kind == "group" else set(self.sites) if kind == "site" else set()
-            known |= {v for values in labels.values() for v in values if v}
-            raise UsageError(f"--limit {term!r} matches no host", hint=unknown_name(kind, pattern, sorted(known)))
-        return matched
-
-
 # --- loading: schema problems, then cross-references, then the typed result ----------------
-
-
-def target_lines(inv: Inventory) -> dict[str, int]:
-    """Target name -> line of its entry in the inventory file (hosts, backups, clouds; a host wins over
-    a same-named entry). Recorded in the run when it starts (``Run.inventory_lines``), so a report
-    (SARIF) points at the inventory as it was, not at today's file."""
-    lines: dict[str, int] = {}
-    for section in (inv.clouds, inv.backups, inv.hosts):
-        for name, entry in section.items():
-            if entry.line:
-                lines[name] = entry.line
-    return lines
 
 
 def load_inventory(path: str | Path) -> Inventory:
@@ -280,20 +145,6 @@ def load_inventory(path: str | Path) -> Inventory:
     return inventory
 
 
-def _source_vars(data: SourceData | None) -> dict[str, frozenset[str]]:
-    if data is None:
-        return {}
-    out = {f"hosts.{n}": frozenset(e.get("vars") or ()) for n, e in data.hosts.items()}
-    out.update({f"groups.{n}": frozenset(e.get("vars") or ()) for n, e in data.groups.items()})
-    return {k: v for k, v in out.items() if v}
-
-
-def _with_sources(digest: str, data: SourceData) -> str:
-    """The inventory digest covers what its sources contributed, not only the file's bytes."""
-    text = json.dumps({"hosts": data.hosts, "groups": data.groups}, sort_keys=True, default=str)
-    return hashlib.sha256(f"{digest}\n{text}".encode()).hexdigest()
-
-
 def _source_dir(path: str) -> str:
     """The folder a backup path (or glob) names: ``/var/backups/db/*.gz`` -> ``/var/backups/db``."""
     parts = posixpath.normpath(path).split("/")
@@ -305,29 +156,6 @@ def _source_dir(path: str) -> str:
 
 def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
-
-
-def _chain_length(host: Host, hosts: Mapping[str, Host]) -> int:
-    """How many jump hosts stand in front of ``host`` (stops counting past 8: a cycle)."""
-    hops, current = 0, host
-    while hops <= 8:
-        nxt = hosts.get(current.jump) if current.jump else current.via
-        if nxt is None:
-            break
-        hops, current = hops + 1, nxt
-    return hops
-
-
-def _depth_order(parents: Mapping[str, set[str]]) -> dict[str, int]:
-    """Depth of each group: the longest chain of parents above it (no cycles by now)."""
-    depth: dict[str, int] = {}
-
-    def of(group: str) -> int:
-        if group not in depth:
-            depth[group] = max((of(p) + 1 for p in parents[group]), default=0)
-        return depth[group]
-
-    return {g: of(g) for g in parents}
 
 
 Where = tuple[str | int, ...]
@@ -433,7 +261,7 @@ class _Loader:
                     "groups": merge_section(from_sources.groups, top.groups),
                 }
             )
-            digest = _with_sources(digest, from_sources)
+            digest = digest_with_sources(digest, from_sources)
         groups: dict[str, GroupSpec] = self.section("groups", top.groups, GroupSpec)
         hosts: dict[str, HostSpec] = self.section("hosts", top.hosts, HostSpec)
         backups: dict[str, Backup] = self.section("backups", top.backups, Backup)
@@ -459,7 +287,7 @@ class _Loader:
             checks_dirs=checks_dirs,
             default_vars=MappingProxyType(dict(defaults.vars)),
             sources=tuple(sources),
-            source_vars=MappingProxyType(_source_vars(from_sources)),
+            source_vars=MappingProxyType(source_vars(from_sources)),
         )
 
     def read_sources(
@@ -650,7 +478,7 @@ class _Loader:
         for name, g in groups.items():
             for child in g.children:
                 parents[child].add(name)
-        depth = _depth_order(parents)
+        depth = depth_order(parents)
 
         cache: dict[frozenset[str], tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]] = {}
 
@@ -694,7 +522,7 @@ class _Loader:
                 description=spec.description,
             )
         for name, host in result.items():
-            if _chain_length(host, result) > 8:
+            if chain_length(host, result) > 8:
                 self.problem(
                     ("hosts", name),
                     f"jump host chain of {name} (jump / ssh config ProxyJump) is a cycle or longer than 8 hops",

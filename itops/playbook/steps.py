@@ -29,7 +29,8 @@ from itops.errors import AuthFailed, HostKeyRejected, HostUnreachable, ItopsErro
 from itops.facts import ProbeResult
 from itops.inventory import Inventory
 from itops.model import Status
-from itops.playbook.schema import Condition, Step, show_command
+from itops.playbook.schema import Condition, Step
+from itops.playbook.shellvars import show_command
 from itops.transport.base import HostConnection
 from itops.transport.batch import BatchScript, build_script
 from itops.transport.pool import ConnectionPool

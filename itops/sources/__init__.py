@@ -19,6 +19,8 @@ only when a source of that kind is read.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,3 +82,17 @@ def combine(parts: list[SourceData]) -> SourceData:
             total.clouds_covered.setdefault(cloud, [])
             total.clouds_covered[cloud] += [r for r in regions if r not in total.clouds_covered[cloud]]
     return total
+
+
+def source_vars(data: SourceData | None) -> dict[str, frozenset[str]]:
+    if data is None:
+        return {}
+    out = {f"hosts.{n}": frozenset(e.get("vars") or ()) for n, e in data.hosts.items()}
+    out.update({f"groups.{n}": frozenset(e.get("vars") or ()) for n, e in data.groups.items()})
+    return {k: v for k, v in out.items() if v}
+
+
+def digest_with_sources(digest: str, data: SourceData) -> str:
+    """The inventory digest covers what its sources contributed, not only the file's bytes."""
+    text = json.dumps({"hosts": data.hosts, "groups": data.groups}, sort_keys=True, default=str)
+    return hashlib.sha256(f"{digest}\n{text}".encode()).hexdigest()

@@ -116,7 +116,7 @@ def test_template_inside_quotes_is_a_config_error_with_file_and_line(tmp_path, l
     ],
 )
 def test_quoting_context_of_each_template(command, contexts):
-    from itops.playbook.schema import _TEMPLATE, _template_contexts
+    from itops.playbook.shellvars import _TEMPLATE, _template_contexts
 
     found = _template_contexts(command)
     assert [found.get(m.start(), "bare") for m in _TEMPLATE.finditer(command)] == contexts
