@@ -15,7 +15,7 @@ from itops import __version__
 from itops.checkapi import Check
 from itops.cli.checks_cmd import checks_dir_option
 from itops.cli.output import RUN_FORMATS, render_summary, result_stream, use_colour
-from itops.cli.params import inventory_param
+from itops.cli.params import inventory_param, tofu_option, waivers_option
 from itops.cli.runs_cmd import signing_key_option, store_option
 from itops.errors import UsageError
 from itops.executors import ExecutorSpec, executor_option
@@ -60,13 +60,7 @@ ProgressFn = Callable[[str | None], None]
 )
 @store_option
 @signing_key_option
-@click.option(
-    "--trust-on-first-use",
-    "tofu_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Record unknown host keys in FILE instead of rejecting them (changed keys are still rejected).",
-)
+@tofu_option
 @click.option(
     "--shard",
     default=None,
@@ -83,13 +77,7 @@ ProgressFn = Callable[[str | None], None]
     metavar="FORMAT:PATH",
     help="Also write a report of this run, e.g. html:out/report.html (repeatable).",
 )
-@click.option(
-    "--waivers",
-    "waivers_file",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="Extra waivers file (same shape as the inventory's waivers:).",
-)
+@waivers_option()
 @click.option(
     "--templates",
     type=click.Path(file_okay=False, exists=True, path_type=Path),

@@ -15,7 +15,7 @@ from itops.backup.facts import format_duration, format_limit
 from itops.backup.options import backup_options
 from itops.cli.checks_cmd import checks_dir_option
 from itops.cli.output import RUN_FORMATS, render_summary, result_stream, shown, use_colour
-from itops.cli.params import inventory_param
+from itops.cli.params import inventory_param, tofu_option, waivers_option
 from itops.cli.runs_cmd import signing_key_option, store_option
 from itops.errors import UsageError
 from itops.executors import ExecutorSpec, executor_option
@@ -76,20 +76,8 @@ def backup() -> None:
 )
 @store_option
 @signing_key_option
-@click.option(
-    "--waivers",
-    "waivers_file",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="Extra waivers file (besides the inventory's waivers).",
-)
-@click.option(
-    "--trust-on-first-use",
-    "tofu_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Record unknown host keys in FILE instead of rejecting them.",
-)
+@waivers_option("Extra waivers file (besides the inventory's waivers).")
+@tofu_option
 @executor_option
 @click.option("--all", "show_pass", is_flag=True, help="List passed checks too.")
 def verify(

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from itops.cli.output import RUN_FORMATS, result_stream, shown
-from itops.cli.params import inventory_param
+from itops.cli.params import inventory_param, tofu_option
 from itops.cli.runs_cmd import store_option
 from itops.exitcodes import ExitStatus
 from itops.redact import redact
@@ -48,13 +48,7 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     show_default=True,
     help="table at the end; json / jsonl stream each step's result as it is recorded.",
 )
-@click.option(
-    "--trust-on-first-use",
-    "tofu_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Record unknown host keys in FILE instead of rejecting them.",
-)
+@tofu_option
 @click.option(
     "--prom-file",
     type=click.Path(dir_okay=False, path_type=Path),

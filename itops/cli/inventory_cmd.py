@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from itops.cli.checks_cmd import checks_dir_option
-from itops.cli.params import inventory_param
+from itops.cli.params import inventory_param, waivers_option
 from itops.inventory import load_inventory
 from itops.inventory_refs import raise_for_unmatched_patterns, unknown_var_warnings
 from itops.registry import load_registry
@@ -23,13 +23,7 @@ def inventory() -> None:
 @inventory.command("validate")
 @inventory_param()
 @checks_dir_option
-@click.option(
-    "--waivers",
-    "waivers_file",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="Also validate this waivers file (same shape as the inventory's waivers:).",
-)
+@waivers_option("Also validate this waivers file (same shape as the inventory's waivers:).")
 @click.option(
     "--playbooks",
     "playbooks",

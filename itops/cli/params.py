@@ -41,3 +41,24 @@ def inventory_param(required: bool = True, help: str = "Inventory file.") -> Cal
         return with_arg(with_opt(wrapper))  # type: ignore[return-value]
 
     return decorate
+
+
+#: ``--trust-on-first-use FILE`` (as ``tofu_file``): every command that connects to hosts takes it.
+tofu_option = click.option(
+    "--trust-on-first-use",
+    "tofu_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Record unknown host keys in FILE instead of rejecting them (changed keys are still rejected).",
+)
+
+
+def waivers_option(help: str = "Extra waivers file (same shape as the inventory's waivers:).") -> Callable[[F], F]:
+    """``--waivers FILE`` (as ``waivers_file``): waivers besides the inventory's own."""
+    return click.option(
+        "--waivers",
+        "waivers_file",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        default=None,
+        help=help,
+    )

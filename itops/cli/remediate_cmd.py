@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from itops.cli.checks_cmd import checks_dir_option
+from itops.cli.params import tofu_option
 from itops.cli.runs_cmd import signing_key_option, store_option
 from itops.errors import UsageError
 from itops.exitcodes import ExitStatus
@@ -39,13 +40,7 @@ from itops.exitcodes import ExitStatus
 @click.option("--yes", is_flag=True, help="With --apply: do not ask before applying.")
 @store_option
 @signing_key_option
-@click.option(
-    "--trust-on-first-use",
-    "tofu_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Record unknown host keys in FILE instead of rejecting them.",
-)
+@tofu_option
 def remediate(
     run_id: str,
     inventory_path: Path | None,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from itops.cli.params import inventory_param
+from itops.cli.params import inventory_param, waivers_option
 from itops.cli.runs_cmd import store_option
 from itops.errors import UsageError
 from itops.inventory import load_inventory
@@ -40,13 +40,7 @@ def _days(text: str) -> int:
 
 @waivers.command("list")
 @inventory_param()
-@click.option(
-    "--waivers",
-    "waivers_file",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="A separate waivers YAML file (same shape as the inventory's `waivers:`).",
-)
+@waivers_option("A separate waivers YAML file (same shape as the inventory's `waivers:`).")
 @click.option(
     "--expiring", default=None, metavar="DURATION", help="Only waivers expiring within e.g. 30d (and expired)."
 )
