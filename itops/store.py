@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import platformdirs
 
@@ -165,27 +165,19 @@ class Store:
         ensure_private_dir(folder)
         for item in sorted(source.iterdir()):
             if item.is_file() and not item.is_symlink() and not item.name.startswith("."):
-                write_private_atomic(folder / item.name, item.read_bytes())
-        rows = []
-        metrics = []
-        for seq, body in enumerate(_stored_bodies(folder / "results.jsonl")):
-            result = Result.from_dict(json.loads(body))
-            rows.append(
-                (
-                    run.id,
-                    seq,
-                    result.check_id,
-                    result.target,
-                    result.resource,
-                    result.status.value,
-                    result.severity.value,
-                    body,
-                )
-            )
-            metrics += [
-                (run.id, run.started, run.kind, result.target, result.check_id, name, float(value))
-                for name, value in result.metrics.items()
-            ]
+                write_private_atomic(folder / item.name, _chunks(item))  # streamed: a run can be large
+
+        def rows() -> Iterator[tuple[Any, ...]]:  # read as SQLite inserts them: never the whole run in memory
+            for seq, body in enumerate(_stored_bodies(folder / "results.jsonl")):
+                r = Result.from_dict(json.loads(body))
+                yield (run.id, seq, r.check_id, r.target, r.resource, r.status.value, r.severity.value, body)
+
+        def metrics() -> Iterator[tuple[Any, ...]]:
+            for body in _stored_bodies(folder / "results.jsonl"):
+                r = Result.from_dict(json.loads(body))
+                for name, value in r.metrics.items():
+                    yield (run.id, run.started, run.kind, r.target, r.check_id, name, float(value))
+
         with closing(self._connect()) as db, db:
             db.execute(
                 "INSERT INTO runs (id, kind, started, finished, inventory, inventory_digest, version, host_keys,"
@@ -214,11 +206,11 @@ class Store:
             db.executemany(
                 "INSERT INTO results (run_id, seq, check_id, target, resource, status, severity, data)"
                 " VALUES (?,?,?,?,?,?,?,?)",
-                rows,
+                rows(),
             )
             db.executemany(
                 "INSERT INTO metrics (run_id, ts, kind, target, check_id, name, value) VALUES (?,?,?,?,?,?,?)",
-                metrics,
+                metrics(),
             )
         return run
 
@@ -343,6 +335,13 @@ def _alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    """A file's bytes in pieces of ``size``."""
+    with path.open("rb") as fh:
+        while chunk := fh.read(size):
+            yield chunk
 
 
 def _stored_bodies(path: Path) -> Iterator[str]:
