@@ -102,6 +102,20 @@ def test_shard_assignment_is_stable_and_partitions(tmp_path: Path) -> None:
     assert sorted(h.name for part in parts for h in part) == sorted(HOSTS)
     assert all(shard_of(h.name, 3) == i + 1 for i, part in enumerate(parts) for h in part)
     assert shard_of("node01", 5) == shard_of("node01", 5)
+    # stable across processes (another machine's shard run): not Python's per-process salted hash()
+    import subprocess
+    import sys
+
+    code = "from itops.targets import shard_of; print([shard_of(f'node{i:02d}', 5) for i in range(1, 9)])"
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert other.stdout.strip() == str([shard_of(f"node{i:02d}", 5) for i in range(1, 9)])
     for bad in ("0/2", "3/2", "1/0", "a/b", "1-2"):
         with pytest.raises(Exception, match="expected I/N"):
             parse_shard(bad)
