@@ -55,7 +55,9 @@ def by_check(outcome: BackupOutcome) -> dict[str, list[Any]]:
 
 
 #: Checks judged over earlier runs (forecasts): one verification of a fresh store has no history for them.
-FORECAST_CHECKS = frozenset({"backup.restore_time_forecast_within_rto"})
+FORECAST_CHECKS = frozenset(
+    c.id for c in load_registry(entry_point_packs=False).select(None, target="backup") if c.meta.history
+)
 
 
 def statuses(outcome: BackupOutcome) -> dict[str, set[str]]:
