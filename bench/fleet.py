@@ -6,7 +6,8 @@ Starts an N-host lab of real sshd processes on 127.0.0.1 and measures, in one ru
   (a) itops audit with the full host pack (in-process through the CLI entry, and the
       console script as a subprocess for reference),
   (b) naive: the same probes, one exec per probe, one connection per host,
-  (c) floor: bare paramiko connect + the same batched script, no evaluation or storage.
+  (c) floor: bare paramiko (SSHClient, its default algorithms, strict known_hosts) running the same
+      batched script, rendered before timing; no itops code, no evaluation or storage.
 
 Prints wall and CPU time and the ratios a/c and b/a (wall) and a/c CPU (the lean-auditor figure). Usage:
     python bench/fleet.py --hosts 10 50 [--repeat 3]
@@ -28,7 +29,10 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+
+import paramiko
 
 from itops.cli.main import cli
 from itops.inventory import load_inventory
@@ -103,21 +107,75 @@ def _connect(target, known: KnownHosts) -> SSHConnection:
     return SSHConnection(target, known)
 
 
-def floor(inv_path: Path, concurrency: int, checks: str) -> None:
+@dataclass(frozen=True)
+class FloorJob:
+    """What the floor needs for one host: where, who, and the host's rendered batch script."""
+
+    address: str
+    port: int
+    user: str
+    identity_file: str
+    known_hosts: tuple[str, ...]
+    script: bytes
+    end_marker: bytes
+
+
+def floor_jobs(inv_path: Path, checks: str) -> list[FloorJob]:
+    """Every host's batch script, rendered before the floor is timed (the floor does no itops work)."""
     inv = load_inventory(inv_path)
     plans = plan_hosts(list(inv.hosts.values()), load_registry().select([checks], "host"))
-    known = KnownHosts(next(iter(inv.hosts.values())).ssh.known_hosts)
+    jobs = []
+    for plan in plans:
+        target = target_for(inv.hosts[plan.name], inv.hosts)
+        batch = plan.batch()
+        assert target.identity_file and target.jump is None and not target.sudo
+        jobs.append(
+            FloorJob(
+                target.address,
+                target.port,
+                target.user,
+                target.identity_file,
+                target.known_hosts,
+                batch.script,
+                f"@@ITOPS:{batch.nonce}@@ END".encode(),
+            )
+        )
+    return jobs
 
-    def one(plan):
-        conn = _connect(target_for(inv.hosts[plan.name], inv.hosts), known)
+
+def floor(jobs: list[FloorJob], concurrency: int) -> None:
+    """Bare paramiko: ``SSHClient`` with its default algorithms, strict known_hosts, the host's key,
+    one ``sh -s`` exec fed the same batch script, stdout read to EOF. No evaluation, no storage."""
+
+    def one(job: FloorJob) -> None:
+        client = paramiko.SSHClient()
+        for path in job.known_hosts:
+            client.load_host_keys(path)
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        sock = socket.create_connection((job.address, job.port), timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            out = conn.run_batch(plan.batch(), idle_timeout=300, total_timeout=900)
-            assert out.complete, out.problem
+            client.connect(
+                job.address,
+                job.port,
+                username=job.user,
+                key_filename=job.identity_file,
+                look_for_keys=False,
+                allow_agent=False,
+                sock=sock,
+                timeout=30,
+            )
+            stdin, stdout, stderr = client.exec_command("sh -s", timeout=300)
+            stdin.write(job.script)
+            stdin.channel.shutdown_write()
+            out = stdout.read()
+            stderr.read()
+            assert stdout.channel.recv_exit_status() == 0 and job.end_marker in out[-200:], out[-200:]
         finally:
-            conn.close()
+            client.close()
 
     with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(one, plans))
+        list(pool.map(one, jobs))
 
 
 def naive(inv_path: Path, concurrency: int, checks: str) -> None:
@@ -189,10 +247,11 @@ def bench(
             conc = 32
             runs: dict[str, list[tuple[float, float, float]]] = {"a": [], "a_cli": [], "b": [], "c": []}
             try:
-                floor(inv, conc, checks)  # warm-up: page cache, sshd, host-side caches
+                jobs = floor_jobs(inv, checks)
+                floor(jobs, conc)  # warm-up: page cache, sshd, host-side caches
                 for i in range(repeat):
                     store, cli_store = workdir / f"store{n}-{rtt}-{i}", workdir / f"cli{n}-{rtt}-{i}"
-                    runs["c"].append(measure(functools.partial(floor, inv, conc, checks), pids))
+                    runs["c"].append(measure(functools.partial(floor, jobs, conc), pids))
                     runs["a"].append(measure(functools.partial(audit_in_process, inv, store, checks), pids))
                     runs["a_cli"].append(measure(functools.partial(audit_subprocess, inv, cli_store, checks), pids))
                     runs["b"].append(measure(functools.partial(naive, inv, conc, checks), pids))

@@ -28,6 +28,7 @@ import contextlib
 import gzip
 import json
 import os
+import pickle
 import subprocess
 import sys
 import tempfile
@@ -258,7 +259,9 @@ def sshd(hosts: list[int], checks: str, workdir: Path, repeat: int) -> None:
             fleet = start_fleet(workdir / f"lab{n}", specs, startup_timeout=120)
             try:
                 inv = fleet.write_inventory(workdir / f"lab{n}.yaml")
-                fleetbench.floor(inv, 32, checks)  # warm-up
+                jobs_file = workdir / f"floor{n}.pickle"
+                jobs_file.write_bytes(pickle.dumps(fleetbench.floor_jobs(inv, checks)))
+                fleetbench.floor(pickle.loads(jobs_file.read_bytes()), 32)  # warm-up
                 best: dict[str, tuple[float, float, float]] = {}
                 for i in range(repeat):
                     variants = {"threads": [], "dask": ["--executor", "dask"] if dask else None}
@@ -280,7 +283,7 @@ def sshd(hosts: list[int], checks: str, workdir: Path, repeat: int) -> None:
                         ]
                         wall, cpu, rss, _ = run_child(argv)
                         best[name] = min(best.get(name, (1e9, 0, 0)), (wall, cpu, rss))
-                    argv = [sys.executable, __file__, "_floor", str(inv), checks]
+                    argv = [sys.executable, __file__, "_floor", str(jobs_file)]
                     wall, cpu, rss, _ = run_child(argv)
                     best["floor"] = min(best.get("floor", (1e9, 0, 0)), (wall, cpu, rss))
             finally:
@@ -298,12 +301,12 @@ def sshd(hosts: list[int], checks: str, workdir: Path, repeat: int) -> None:
         )
 
 
-def child_floor(inventory: Path, checks: str) -> None:
+def child_floor(jobs_file: Path) -> None:
     sys.path.insert(0, str(HERE))
     import fleet as fleetbench
 
-    # the floor's child process pays the interpreter, paramiko and registry imports like itops does
-    fleetbench.floor(inventory, 32, checks)
+    # the floor's child pays the interpreter and paramiko's import; the scripts were rendered by the parent
+    fleetbench.floor(pickle.loads(jobs_file.read_bytes()), 32)
 
 
 def main() -> None:
@@ -314,7 +317,7 @@ def main() -> None:
         child_replay(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], int(sys.argv[5]))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "_floor":
-        child_floor(Path(sys.argv[2]), sys.argv[3])
+        child_floor(Path(sys.argv[2]))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=["canned", "sshd"])
