@@ -28,6 +28,7 @@ import os
 import re
 import stat
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -336,15 +337,53 @@ def _load_entry_points(registry: Registry) -> None:
             registry.add(check, strict=False)
 
 
+#: the checks of the plugin folders as last loaded, by what the folders held then (see _plugin_packs)
+_packs_cache: dict[tuple[object, ...], Registry] = {}
+_packs_lock = threading.Lock()
+
+
+def _folder_state(folder: Path) -> tuple[object, ...]:
+    """What a pack folder holds: every file's path, size and modification time."""
+    state: list[object] = [str(folder)]
+    for here, files in _walk(folder):
+        for name in files:
+            try:
+                st = (here / name).stat()
+            except OSError:
+                continue
+            state.append((str(here / name), st.st_size, st.st_mtime_ns))
+    return tuple(state)
+
+
+def _plugin_packs() -> Registry:
+    """A fresh registry holding the checks of every plugin's folder (itops' own ``checks/`` first).
+
+    Importing ~90 check files costs tens of milliseconds per run (more without bytecode caches), and
+    a process that runs many audits (the scheduler, an in-process benchmark) would pay it each time:
+    the loaded checks are kept and reused while no file in those folders has changed (path, size and
+    mtime of each), otherwise the folders are loaded again. Check objects are immutable; each call
+    gets its own Registry (dict and warnings), so callers may add to it.
+    """
+    folders = plugins.check_folders()
+    key = tuple((builtin, _folder_state(folder)) for folder, builtin in folders)
+    with _packs_lock:
+        cached = _packs_cache.get(key)
+        if cached is None:
+            cached = Registry()
+            for folder, builtin in folders:
+                load_folder(cached, folder, strict=builtin, builtin=True)
+            _packs_cache.clear()  # only the latest state is kept
+            _packs_cache[key] = cached
+        return Registry(dict(cached.checks), list(cached.warnings))
+
+
 def load_registry(extra_dirs: Sequence[Path] = (), *, entry_point_packs: bool = True) -> Registry:
     """The built-in packs (strict: a broken one is a bug) plus user folders and plugins (lenient).
 
     Raises ConfigError, before importing anything from them, when a user folder could hold code
     another user put there (see :func:`unsafe_folder_problems`).
     """
-    registry = Registry()
-    for folder, builtin in plugins.check_folders():
-        load_folder(registry, folder, strict=builtin, builtin=True)
+    registry = _plugin_packs()
     _refuse_unsafe_folders([Path(folder) for folder in extra_dirs])
     for folder in extra_dirs:
         load_folder(registry, Path(folder), strict=False)

@@ -91,3 +91,37 @@ def test_broken_builtin_pack_is_an_error_not_a_warning(tmp_path):
     (tmp_path / "broken.py").write_text("import nonexistent_module_xyz\n")
     with pytest.raises(CheckError):
         load_folder(Registry(), tmp_path, strict=True)
+
+
+def test_plugin_packs_are_loaded_once_and_again_only_when_a_file_changes(tmp_path, monkeypatch):
+    import os
+
+    from itops import plugins
+
+    pack = tmp_path / "pack" / "demo"
+    pack.mkdir(parents=True)
+    check_file = pack / "demo_check.py"
+    source = textwrap.dedent(
+        """
+        from itops.checkapi import Finding, Probe, Severity, host_check
+
+        @host_check(id="demo.loaded_once", title="TITLE", severity=Severity.LOW, probes=[Probe("t", "true")],
+                    rationale="a rationale long enough", remediation="do the thing",
+                    frameworks={"nist-800-53": ["CM-6"], "iso-27001": ["A.8.9"]})
+        def demo(facts, params):
+            return Finding.passed("ok")
+        """
+    )
+    check_file.write_text(source.replace("TITLE", "The first title"))
+    monkeypatch.setattr(plugins, "check_folders", lambda: ((tmp_path / "pack", True),))
+
+    first, second = load_registry(entry_point_packs=False), load_registry(entry_point_packs=False)
+    assert first is not second and first.checks is not second.checks  # each caller gets its own registry
+    assert first.get("demo.loaded_once") is second.get("demo.loaded_once")  # not imported again
+    first.checks.clear()
+    assert "demo.loaded_once" in load_registry(entry_point_packs=False).checks
+
+    check_file.write_text(source.replace("TITLE", "The second title"))
+    st = check_file.stat()
+    os.utime(check_file, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert load_registry(entry_point_packs=False).get("demo.loaded_once").meta.title == "The second title"

@@ -86,6 +86,20 @@ def match_host_patterns(patterns: str, name: str) -> bool:
     return positive
 
 
+#: names whose matching lines a KnownHosts remembers (more are forgotten all at once)
+_MATCHES_KEPT = 4096
+_SPECIAL = frozenset("*?!|")
+
+
+def _plain_names(patterns: str) -> list[str] | None:
+    """The names of a host field made only of plain names (lowercased), or None when any pattern is a
+    wildcard, a negation or a hash: such a line must be matched against each name."""
+    names = patterns.split(",")
+    if any(not n or _SPECIAL.intersection(n) for n in names):
+        return None
+    return [n.lower() for n in names]
+
+
 @lru_cache(maxsize=1024)
 def _pattern_regex(pattern: str) -> re.Pattern[str]:
     # only * and ? are special (unlike fnmatch, whose [...] would swallow "[127.0.0.1]:2222")
@@ -232,13 +246,43 @@ class KnownHosts:
             self.files.append(path)
         self.tofu_file = os.path.expanduser(tofu_file) if tofu_file else None
         self._lock = threading.Lock()
+        # Lookups are indexed, so a fleet of N hosts with an N-line known_hosts costs O(N), not O(N^2):
+        # a line whose patterns are all plain names (no wildcard, negation or hash) is filed under each
+        # name; only the other lines are matched one by one, and a name's matches are remembered.
+        self._by_name: dict[str, list[int]] = {}
+        self._scanned: list[int] = []
+        self._matches: dict[str, list[HostKeyLine]] = {}
+        for index in range(len(self.lines)):
+            self._index(index)
+
+    def _index(self, index: int) -> None:
+        names = _plain_names(self.lines[index].hosts)
+        if names is None:
+            self._scanned.append(index)
+        else:
+            for name in names:
+                self._by_name.setdefault(name, []).append(index)
+        self._matches.clear()
+
+    def _matching(self, name: str) -> list[HostKeyLine]:
+        """Every line (any marker) that applies to ``name``, in file order."""
+        found = self._matches.get(name)
+        if found is None:
+            indices = set(self._by_name.get(name.lower(), ()))
+            indices.update(i for i in self._scanned if self.lines[i].matches(name))
+            found = [self.lines[i] for i in sorted(indices)]
+            if len(self._matches) >= _MATCHES_KEPT:
+                self._matches.clear()
+            self._matches[name] = found
+        return found
 
     def _entries(self, name: str, marker: str = "") -> list[HostKeyLine]:
-        return [e for e in self.lines if e.marker == marker and e.matches(name)]
+        return [e for e in self._matching(name) if e.marker == marker]
 
     def known_types(self, name: str) -> list[str]:
         """The key types listed (not revoked) for ``name``, in file order, each once."""
-        return list(dict.fromkeys(e.key_type for e in self._entries(name)))
+        with self._lock:
+            return list(dict.fromkeys(e.key_type for e in self._entries(name)))
 
     def verify(self, name: str, key: paramiko.PKey) -> None:
         """Raise HostKeyRejected unless ``key`` is a known, unrevoked key for ``name`` (or TOFU records it)."""
@@ -283,6 +327,7 @@ class KnownHosts:
     def _record(self, name: str, key: paramiko.PKey) -> None:
         assert self.tofu_file
         self.lines.append(HostKeyLine(self.tofu_file, 0, "", name, key.get_name(), key.asbytes()))
+        self._index(len(self.lines) - 1)
         Path(self.tofu_file).parent.mkdir(parents=True, exist_ok=True)
         with open(self.tofu_file, "a", encoding="ascii") as fh:
             fh.write(f"{name} {key.get_name()} {key.get_base64()}\n")

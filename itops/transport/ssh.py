@@ -411,7 +411,7 @@ def _exit_and_stderr(chan: paramiko.Channel, stderr: StderrTail, wait: float = 5
     while not chan.exit_status_ready() and not chan.closed and time.monotonic() < deadline:
         while chan.recv_stderr_ready():
             stderr.add(chan.recv_stderr(65536))
-        time.sleep(0.005)
+        chan.status_event.wait(0.02)  # set when the exit status (or the channel's close) arrives
     exit_status = chan.recv_exit_status() if chan.exit_status_ready() else None
     while chan.recv_stderr_ready():
         stderr.add(chan.recv_stderr(65536))

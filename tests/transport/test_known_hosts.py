@@ -101,6 +101,55 @@ def test_revoked_key_is_refused_even_when_also_listed_as_known(tmp_path, other_k
     assert known.known_types("h1") == ["ssh-ed25519"]
 
 
+def test_indexed_lookup_keeps_file_order_and_openssh_matching(tmp_path, other_key):
+    # plain names are looked up by name; wildcards, negations and hashes are matched line by line:
+    # either way a name gets exactly the lines OpenSSH would apply, in file order
+    third = generate_ed25519(tmp_path / "third", "third")
+    kh = tmp_path / "known_hosts"
+    kh.write_text(
+        key_line("*.example.com,!db.example.com", third)
+        + key_line("Web.Example.com,other", other_key)
+        + key_line(hashed("web.example.com"), third, "@revoked")
+        + key_line("db.example.com", other_key)
+        + key_line("web?.example.com", other_key)
+    )
+    known = KnownHosts([str(kh)])
+    assert [e.line for e in known._matching("web.example.com")] == [1, 2, 3]
+    assert [e.line for e in known._matching("db.example.com")] == [4]
+    assert [e.line for e in known._matching("web1.example.com")] == [1, 5]
+    assert known._matching("nowhere") == []
+    with pytest.raises(HostKeyRejected, match="marked @revoked"):
+        known.verify("web.example.com", third)
+    known.verify("WEB.example.com", other_key)  # names compare case-insensitively, as OpenSSH does
+    with pytest.raises(HostKeyRejected, match="unknown host key"):
+        known.verify("other.example.org", other_key)
+
+
+def test_a_fleet_sized_known_hosts_is_not_scanned_per_host(tmp_path, other_key, monkeypatch):
+    # 5,000 hosts and a 5,000-line known_hosts: each lookup matches only the lines that need matching
+    kh = tmp_path / "known_hosts"
+    kh.write_text("".join(key_line(f"[10.0.{i // 250}.{i % 250}]:22", other_key) for i in range(5000)))
+    known = KnownHosts([str(kh)])
+    calls = []
+    real = type(known.lines[0]).matches
+    monkeypatch.setattr(type(known.lines[0]), "matches", lambda self, name: calls.append(name) or real(self, name))
+    for i in range(5000):
+        name = f"[10.0.{i // 250}.{i % 250}]:22"
+        assert known.known_types(name) == ["ssh-ed25519"]
+        known.verify(name, other_key)
+    assert calls == []
+
+
+def test_a_key_recorded_on_first_use_is_found_by_the_next_lookup(tmp_path, other_key):
+    tofu = tmp_path / "tofu_known_hosts"
+    known = KnownHosts([], str(tofu))
+    known.verify("[127.0.0.1]:2200", other_key)  # recorded
+    assert known.known_types("[127.0.0.1]:2200") == ["ssh-ed25519"]
+    third = generate_ed25519(tmp_path / "third", "third")
+    with pytest.raises(HostKeyRejected, match="CHANGED"):
+        known.verify("[127.0.0.1]:2200", third)
+
+
 # ----------------------------------------------------------------------- against real sshd
 
 
