@@ -168,6 +168,15 @@ class BackupVerifier:
             return None, "no restore test: restore_test.server (where to create the scratch database) is not set"
         return spec, ""
 
+    def planned(self) -> dict[str, int]:
+        """Backup name -> the number of checks this run will evaluate on it (recorded with the run
+        before it starts, so an interrupted run names the backups it never verified)."""
+        out = {}
+        for b in self.backups:
+            spec, skip = self.restore_plan(b)
+            out[b.name] = len(applicable_checks(self.checks, b.kind, spec is not None or bool(skip)))
+        return out
+
     def run(self) -> Iterator[BackupOutcome]:
         by_host: dict[str, list[Backup]] = {}
         cloud: list[Backup] = []

@@ -153,11 +153,13 @@ def verify(
             history=store.history_for,
         ),
     )
+    # recorded before anything runs, so an interrupted run still names the backups it never verified
+    run.planned = verifier.planned()
     runner: BackupVerifier | DaskBackupVerifier = verifier
     if cluster is not None:
         runner = DaskBackupVerifier(verifier, cluster, [*checks_dirs, *inv.checks_dirs], concurrency or inv.concurrency)
     records = load_records(state_dir)
-    restores: list[tuple[str, RestoreOutcome]] = []
+    restores: list[tuple[str, RestoreOutcome, float | None]] = []
 
     def fold(outcome: TargetOutcome) -> None:
         # each backup's record is folded in as it is verified; only its restore line is kept for the table
@@ -165,7 +167,9 @@ def verify(
         waived = replace(outcome, results=waivers.apply_all(outcome.results))  # a waived FAIL is no failed backup
         update_records(records, [waived], time.time())
         if outcome.facts.restore is not None:
-            restores.append((outcome.backup, outcome.facts.restore))
+            # the RTO the restore was judged against (the backup's, else the check's default)
+            judged = next((r.metrics[RTO_METRIC] for r in outcome.results if RTO_METRIC in r.metrics), None)
+            restores.append((outcome.backup, outcome.facts.restore, judged))
 
     session = RunSession(store, run, fail_on=Severity(fail_on), waivers=waivers, stream=result_stream(fmt))
     try:
@@ -187,22 +191,29 @@ def verify(
     return done.status
 
 
-def render_restores(rows: Sequence[tuple[str, RestoreOutcome]]) -> str:
-    """The restore tests of the run (backup name, restore facts): measured time against the RTO and
-    the verdict, one line each."""
+#: the metric the RTO check records: the RTO (seconds) a restore was judged against, default included
+RTO_METRIC = "backup.rto_seconds"
+
+
+def render_restores(rows: Sequence[tuple[str, RestoreOutcome, float | None]]) -> str:
+    """The restore tests of the run (backup name, restore facts, the RTO the checks judged it against):
+    measured time against the RTO and the verdict, one line each. A backup without ``restore_test.rto``
+    shows the default RTO the check applied, marked "(default)"."""
     if not rows:
         return ""
-    width = max(len(name) for name, _ in rows) + 2
+    width = max(len(row[0]) for row in rows) + 2
     lines = ["", "RESTORE TESTS"]
-    for name, r in sorted(rows, key=lambda row: row[0]):
+    for name, r, judged in sorted(rows, key=lambda row: row[0]):
         assert r is not None
         took = format_duration(r.seconds) if r.seconds is not None else "-"
-        rto = f"RTO {format_limit(r.rto)}" if r.rto is not None else "no RTO"
-        over = r.rto is not None and r.seconds is not None and r.seconds > r.rto
+        limit = r.rto if r.rto is not None else judged
+        default = " (default)" if r.rto is None else ""
+        rto = "no RTO" if limit is None else f"RTO {format_limit(limit)}{default}"
+        over = limit is not None and r.seconds is not None and r.seconds > limit
         if not r.ok:
             verdict = "FAIL (restore, over RTO)" if over else "FAIL (restore)"
         else:
-            verdict = "FAIL (over RTO)" if over else "ok" if r.rto is None else "ok (within RTO)"
+            verdict = "FAIL (over RTO)" if over else "ok" if limit is None else "ok (within RTO)"
         what = shown(redact(r.what or "; ".join(r.problems)))  # restore output comes from the backup host
-        lines.append(f"  {name.ljust(width)}{took:>9}  {rto:<12} {verdict:<24} {what}")
+        lines.append(f"  {name.ljust(width)}{took:>9}  {rto:<18} {verdict:<24} {what}")
     return "\n".join(lines)

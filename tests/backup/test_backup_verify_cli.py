@@ -4,6 +4,7 @@ with restore durations and RTO verdicts; runs are stored; the Prometheus textfil
 # ruff: noqa: F811  (pytest fixtures imported from aws_fixtures are parameters here)
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 import subprocess
@@ -118,7 +119,11 @@ def check_prom_file(text: str, doc: dict) -> None:
 
 
 def test_table_output_lists_failures_and_restore_times(backup_lab, tmp_path):
-    inv = write_inventory(tmp_path / "inv.yaml", backup_lab.fleet, backup_lab.demo)
+    entries = dict(backup_lab.demo)
+    default_rto = copy.deepcopy(entries["files-fresh"])
+    del default_rto["restore_test"]["rto"]  # held to the check's default RTO (4h), which the table shows
+    entries["files-default-rto"] = default_rto
+    inv = write_inventory(tmp_path / "inv.yaml", backup_lab.fleet, entries)
     code, _, out, err = run_cli("-i", str(inv), "--store", str(tmp_path / "store"))
     assert code == 1, err
     assert "FAIL [high] backup.within_rpo on files-stale: newest backup is 3d 4h old, RPO 26h" in out
@@ -126,6 +131,7 @@ def test_table_output_lists_failures_and_restore_times(backup_lab, tmp_path):
     lines = {line.split()[0]: line for line in out.split("RESTORE TESTS")[1].splitlines() if line.strip()}
     assert "ok (within RTO)" in lines["files-fresh"] and "RTO 5m" in lines["files-fresh"]
     assert "FAIL (over RTO)" in lines["files-slow"]
+    assert "RTO 4h (default)" in lines["files-default-rto"] and "ok (within RTO)" in lines["files-default-rto"]
     assert "FAIL (restore)" in lines["files-badrestore"]
     assert "Stored as run" in err
 
@@ -136,6 +142,12 @@ def test_limit_and_metrics_of_other_backups_are_kept(backup_lab, tmp_path):
     code, doc, _, _ = run_cli("-i", str(inv), "--store", str(store), "--format", "json", "--no-restore-test")
     assert code == 1
     assert not [r for r in doc["results"] if r["check_id"].startswith("backup.restore")]
+    # every backup is recorded as planned before the run starts, with the checks it gets
+    per_target: dict[str, int] = {}
+    for r in doc["results"]:
+        per_target[r["target"]] = per_target.get(r["target"], 0) + 1
+    assert doc["run"]["planned"] == per_target and set(per_target) == set(backup_lab.demo) - {"_vols"}
+    assert doc["summary"]["not_audited"] == []
     code, doc, _, _ = run_cli(
         "-i", str(inv), "--store", str(store), "--format", "json", "--limit", "files-fresh", "--prom-file", str(prom)
     )
