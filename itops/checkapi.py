@@ -29,12 +29,16 @@ Writing a check::
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import difflib
+import enum
 import re
 import shlex
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, TypeGuard
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -61,6 +65,7 @@ __all__ = [
     "CollectionResult",
     "Facts",
     "Finding",
+    "HostMemo",
     "NotAssessable",
     "Params",
     "Probe",
@@ -69,6 +74,7 @@ __all__ = [
     "Status",
     "aws_check",
     "backup_check",
+    "ensure_immutable",
     "host_check",
     "os_family",
     "parse_os_release",
@@ -111,9 +117,119 @@ class Probe:
         return self.command(params) if callable(self.command) else self.command
 
 
+T = TypeVar("T")
+
+#: Types whose instances cannot change (the leaves :func:`ensure_immutable` accepts).
+_IMMUTABLE_LEAVES: frozenset[type] = frozenset(
+    {
+        type(None),
+        bool,
+        int,
+        float,
+        complex,
+        str,
+        bytes,
+        range,
+        type(Ellipsis),
+        datetime.date,
+        datetime.datetime,
+        datetime.time,
+        datetime.timedelta,
+        datetime.timezone,
+        re.Pattern,
+    }
+)
+_LEAF_BASES = tuple(_IMMUTABLE_LEAVES)
+#: Frozen dataclass types already vetted: their field names.
+_FROZEN_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def ensure_immutable(value: Any, what: str = "value") -> None:
+    """Raise TypeError unless ``value`` is deeply immutable: scalars, str/bytes, enum members, dates,
+    and tuples, frozensets, ``types.MappingProxyType`` and frozen dataclasses made only of those.
+
+    A value shared between the checks of a host (:meth:`Facts.parsed`) must be one of these, so no
+    check can change what another sees (a frozen dataclass can still be changed with
+    ``object.__setattr__``: that is deliberate sabotage, not an accident this guards against).
+    """
+    stack = [value]
+    leaves = _IMMUTABLE_LEAVES
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t in leaves:
+            continue
+        if t is tuple or t is frozenset:
+            stack.extend(v)
+        elif t is MappingProxyType:
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif (names := _FROZEN_FIELDS.get(t)) is not None:
+            stack.extend(getattr(v, n) for n in names)
+        elif isinstance(v, enum.Enum):
+            continue  # members are singletons of their class
+        elif isinstance(v, _LEAF_BASES) and not hasattr(v, "__dict__"):
+            continue  # a subclass of a leaf (a str subclass) without attributes of its own
+        elif isinstance(v, tuple) and not hasattr(v, "__dict__"):  # a NamedTuple
+            stack.extend(v)
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type) and t.__dataclass_params__.frozen:
+            names = _FROZEN_FIELDS[t] = tuple(f.name for f in dataclasses.fields(v))
+            stack.extend(getattr(v, n) for n in names)
+        else:
+            raise TypeError(
+                f"{what} holds a {t.__name__}, which can change: return tuples, frozensets, "
+                "types.MappingProxyType or frozen dataclasses (a check must not alter what another check sees)"
+            )
+
+
+class HostMemo:
+    """Values derived from one host's probe outputs, computed once per host and shared by the
+    :class:`Facts` of every check of that host (the runner makes one per host evaluation and drops it
+    with the host: nothing is kept across hosts, so memory is bounded by the hosts in flight).
+
+    Every value stored must pass :func:`ensure_immutable` (TypeError otherwise), so one check cannot
+    change what another check of the host sees. An exception the computation raised is remembered
+    too and raised again to every check that asks. Not thread-safe: one host is evaluated by one thread.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self) -> None:
+        self._values: dict[Hashable, tuple[bool, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """The value remembered under ``key``, computing it with ``compute()`` the first time."""
+        try:
+            ok, value = self._values[key]
+        except KeyError:
+            try:
+                value = compute()
+            except Exception as exc:
+                self._values[key] = (False, exc)
+                raise
+            ensure_immutable(value, f"the value of {getattr(compute, '__qualname__', 'a computation')}")
+            self._values[key] = (True, value)
+            return value
+        if ok:
+            return value  # type: ignore[no-any-return]
+        raise value.with_traceback(None)
+
+
+def _apply(fn: Callable[..., T], args: tuple[Any, ...]) -> Callable[[], T]:
+    return lambda: fn(*args)
+
+
 @dataclass(frozen=True)
 class Facts:
-    """What a check's evaluate function sees: probe results by probe name, and the target."""
+    """What a check's evaluate function sees: probe results by probe name, and the target.
+
+    Parsing a probe's output once per host, whatever number of checks read it: :meth:`parsed`
+    (and :meth:`derived` for a value of several inputs) remember what a parser returned for the
+    whole host's evaluation (:class:`HostMemo`, shared by the Facts of all the host's checks).
+    """
 
     target: str
     probes: Mapping[str, ProbeResult]
@@ -124,12 +240,33 @@ class Facts:
     #: the name prefixes the check declares in ``history`` (forecasts); empty without a run store
     history: Mapping[str, Sequence[tuple[float, float]]] = field(default_factory=dict)
     time: float = 0.0  # when the probes ran (epoch seconds); 0 when unknown
+    #: parsed outputs shared by the checks of this host (one per host evaluation; a Facts made
+    #: without one gets its own, so it then only remembers for this check)
+    memo: HostMemo = field(default_factory=HostMemo, repr=False, compare=False)
 
     def __getitem__(self, name: str) -> ProbeResult:
         return self.probes[name]
 
     def get(self, name: str) -> ProbeResult | None:
         return self.probes.get(name)
+
+    def parsed(self, probe: Probe | str, parser: Callable[[str], T]) -> T:
+        """``parser(output text of probe)``, computed once per host for this probe output and parser.
+
+        The probe must have a result (KeyError otherwise; look at ``facts.get(name)`` and its ``ok``
+        first). ``parser`` must be a module-level function (not a lambda or closure made per call,
+        which would never be found again) returning a deeply immutable value: tuples, frozensets,
+        ``types.MappingProxyType``, frozen dataclasses (see :func:`ensure_immutable`; TypeError
+        otherwise), since every check of the host gets the same object. An exception it raises
+        (``ProbeOutputError`` on garbage) is raised again to every check asking.
+        """
+        result = self.probes[probe if isinstance(probe, str) else probe.name]
+        return self.memo.get((parser, result), lambda: parser(result.text))
+
+    def derived(self, fn: Callable[..., T], *args: Hashable) -> T:
+        """``fn(*args)``, computed once per host for these (hashable) arguments, e.g. probe results:
+        :meth:`parsed` for a value of several inputs. The same rules apply to ``fn`` and its value."""
+        return self.memo.get((fn, args), _apply(fn, args))
 
 
 class CheckMeta(BaseModel):
@@ -260,11 +397,13 @@ class Check:
         excerpt: str = "",
         duration: float = 0.0,
         params: Mapping[str, Any] | None = None,
+        remediation: str | None = None,
     ) -> Result:
         """The stored Result of one of this check's findings: the finding plus the check's title, severity,
-        frameworks and remediation (filled with ``params``, the effective parameters). Not redacted here:
-        the run store's RunWriter.add_many is the one redaction step for every producer (hosts, clouds,
-        backups).
+        frameworks and remediation (filled with ``params``, the effective parameters; or ``remediation``,
+        what :meth:`remediation_for` gave for them, when the caller made it once for several findings).
+        Not redacted here: the run store's RunWriter.add_many is the one redaction step for every producer
+        (hosts, clouds, backups).
 
         The evidence is what decided the verdict: ``source`` (the command or API call), the finding's
         observed/expected, and as excerpt the finding's ``lines`` (else ``excerpt``, a producer's own
@@ -284,7 +423,7 @@ class Check:
                 source=source, excerpt=lines or excerpt, observed=finding.observed, expected=finding.expected
             ),
             frameworks=self.meta.frameworks,
-            remediation=self.remediation_for(params),
+            remediation=self.remediation_for(params) if remediation is None else remediation,
             started=started,
             duration=duration,
             metrics=finding.metrics,
@@ -293,6 +432,8 @@ class Check:
     def remediation_for(self, params: Mapping[str, Any] | None = None) -> str:
         """The remediation text with each ``{param}`` replaced by the parameter's effective value
         (``params``, else the default), so the fix a finding shows is the one that makes it pass."""
+        if "{" not in self.meta.remediation:
+            return self.meta.remediation
         values = {**self.meta.params, **(params or {})}
 
         def fill(m: re.Match[str]) -> str:

@@ -430,7 +430,7 @@ def _eval_package(spec: PackageSpec, probe: Probe, facts: Facts, params: Params)
     if not r.ok:
         return Finding.error(f"could not assess: {r.problem()}")
     try:
-        inventory = pkglib.parse_package_inventory(r.text)
+        inventory = facts.parsed(probe, pkglib.parse_package_inventory)  # once per host
     except ValueError as exc:
         return Finding.error(f"could not assess: {exc}")
     names = spec.names
@@ -455,7 +455,7 @@ def _eval_service(spec: ServiceSpec, probe: Probe, facts: Facts, params: Params)
     if not r.ok:
         return Finding.error(f"could not assess: {r.problem()}")
     try:
-        snap = svclib.parse_service_snapshot(r.text)
+        snap = facts.parsed(probe, svclib.parse_service_snapshot)  # once per host
     except ValueError as exc:
         return Finding.error(f"could not assess: {exc}")
     if not snap.systemd:

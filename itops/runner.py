@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
-from itops.checkapi import Check, Facts, ProbeResult, os_family, parse_os_release
+from itops.checkapi import Check, Facts, HostMemo, ProbeResult, os_family, parse_os_release
 from itops.errors import ItopsError, TransportError
 from itops.exitcodes import exit_code_for as exit_code_for  # re-exported: older imports name the runner
 from itops.inventory import Host
@@ -266,15 +267,25 @@ def evaluate_host(
     started: float,
     history: Mapping[str, Sequence[tuple[float, float]]] | None = None,
 ) -> list[Result]:
-    """Evaluate every planned check on one host's probe results (pure apart from the clock)."""
+    """Evaluate every planned check on one host's probe results (pure apart from the clock).
+
+    The checks of the host share one :class:`~itops.checkapi.HostMemo`: a probe output the checks
+    parse with the same parser (``facts.parsed``) is parsed once for the host; it is dropped with
+    the host's evaluation.
+    """
     os_probe = outcome.results.get(plan.os_index)
-    os_info = parse_os_release(os_probe.text) if os_probe is not None and os_probe.ok else {}
+    os_info: Mapping[str, str] = (
+        MappingProxyType(parse_os_release(os_probe.text)) if os_probe is not None and os_probe.ok else _EMPTY
+    )
     family = os_family(os_info)
+    memo = HostMemo()
+    past = history or _EMPTY
     results: list[Result] = []
+    probe_results = outcome.results
     for pc in plan.planned:
         check = pc.check
         t0 = time.monotonic()
-        probes = {name: outcome.results[i] for name, i in pc.probe_index.items()}
+        probes = {name: probe_results[i] for name, i in pc.probe_index.items()}
         applies = _applicability(check, family, os_info, os_probe)
         over = [p for p in probes.values() if p.over_limit]
         if over:
@@ -289,8 +300,9 @@ def evaluate_host(
                 os=os_info,
                 family=family,
                 vars=variables,
-                history=history or {},
+                history=past,
                 time=started,
+                memo=memo,
             )
             try:
                 findings = check.evaluate(facts, pc.params)
@@ -298,9 +310,25 @@ def evaluate_host(
                 log.debug("check %s raised on %s", check.id, plan.name, exc_info=True)
                 findings = [Finding.error(f"check raised {type(exc).__name__}: {exc}")]
         elapsed = time.monotonic() - t0
+        # the commands and what the finding names (observed, its deciding lines): never the raw outputs
+        source = "; ".join(p.command for p in probes.values())
+        remediation = check.remediation_for(pc.params)
         for f in findings:
-            results.append(_result(run_id, plan.name, check, f, started, probes.values(), elapsed, pc.params))
+            results.append(
+                check.result(
+                    f,
+                    run_id=run_id,
+                    target=plan.name,
+                    started=started,
+                    source=source,
+                    duration=elapsed,
+                    remediation=remediation,
+                )
+            )
     return results
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 def _applicability(

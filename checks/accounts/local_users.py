@@ -70,7 +70,7 @@ def root_only_gid0_account(facts: Facts, params: Params) -> list[Finding]:
     users = load_passwd(facts)
     if isinstance(users, Finding):
         return [users]
-    allowed = set(params["gid0_accounts_allowed"])
+    allowed = dict.fromkeys(params["gid0_accounts_allowed"])  # as listed: the expected text is the same every run
     others = [(u.name, f"{u.name} has primary GID 0") for u in users if u.gid == 0 and u.name not in allowed]
     return _per_offender(others, "no unexpected account has primary GID 0", "GID 0 only for " + ", ".join(allowed))
 

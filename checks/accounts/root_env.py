@@ -15,7 +15,7 @@ from itops.checklib.accounts import (
     uid_min,
 )
 from itops.checklib.common import ProbeOutputError, format_mode, is_login_shell, mode_excess
-from itops.checklib.fileperm import FileStat, parse_max_mode, parse_stat_output
+from itops.checklib.fileperm import FileStat, parse_max_mode, parse_stat_output, stat_map
 
 
 def _path_entry_problem(entry: str, st: FileStat | None, allow_missing: bool) -> tuple[str, bool]:
@@ -123,7 +123,7 @@ def home_directories_permissions(facts: Facts, params: Params) -> list[Finding]:
         return [res]
     try:
         limit = uid_min(defs)
-        stats = parse_stat_output(res.text)
+        stats = stat_map(facts, HOME_DIR_STATS)
     except (ValueError, ProbeOutputError) as exc:
         return [Finding.error(f"could not assess: {exc}")]
     excluded = set(params["home_dir_users_excluded"])

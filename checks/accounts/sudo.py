@@ -7,7 +7,7 @@ import re
 from itops.checkapi import Facts, Finding, Params, Severity, host_check
 from itops.checklib.accounts import read_probe
 from itops.checklib.common import ProbeOutputError
-from itops.checklib.sudoers import SUDOERS_FILES, SudoersLine, active_lines, defaults_params, parse_sudoers_dump
+from itops.checklib.sudoers import SUDOERS_FILES, SudoersLine, defaults_params, policy_lines
 
 _NOPASSWD_RE = re.compile(r"(?<![A-Za-z_])NOPASSWD\s*:")
 _ALIAS_RE = re.compile(r"^(User_Alias|Runas_Alias|Host_Alias|Cmnd_Alias|Cmd_Alias)\s")
@@ -19,12 +19,10 @@ def _policy(facts: Facts) -> list[SudoersLine] | Finding | None:
     if isinstance(res, Finding):
         return res
     try:
-        dump = parse_sudoers_dump(res.text)
-        if not dump.installed:
-            return None
-        return list(active_lines(dump))
+        lines = facts.parsed(SUDOERS_FILES, policy_lines)  # parsed once per host for both sudo checks
     except ProbeOutputError as exc:
         return Finding.error(f"could not assess: {exc}", observed=str(exc))
+    return None if lines is None else list(lines)
 
 
 @host_check(

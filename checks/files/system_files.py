@@ -13,7 +13,7 @@ from typing import Literal
 from itops.checkapi import Facts, Finding, Params, Severity, host_check
 from itops.checklib.accounts import read_probe
 from itops.checklib.common import ProbeOutputError
-from itops.checklib.fileperm import SYSTEM_FILES, FileRule, evaluate_file_rule, evaluate_file_rules, parse_stat_output
+from itops.checklib.fileperm import SYSTEM_FILES, FileRule, evaluate_file_rule, evaluate_file_rules, stat_map
 from itops.checklib.sudoers import NO_SUDOERS, SUDOERS, SUDOERS_D, SUDOERS_STATS
 
 ACCESS = {"nist-800-53": ["AC-3", "AC-6"]}
@@ -236,7 +236,7 @@ def sudoers_permissions(facts: Facts, params: Params) -> list[Finding]:
     if res.text.strip() == NO_SUDOERS:
         return [Finding.passed("sudo is not installed (no /etc/sudoers): not applicable", observed="no /etc/sudoers")]
     try:
-        stats = parse_stat_output(res.text)
+        stats = stat_map(facts, SUDOERS_STATS)
     except ProbeOutputError as exc:
         return [Finding.error(f"could not assess: {exc}")]
     rules = [(SUDOERS, SUDOERS_FILE), (SUDOERS_D, SUDOERS_DIR)]

@@ -62,7 +62,7 @@ def ptrace_scope_restricted(facts: Facts, params: Params) -> Finding:
     """
     r = facts.get(PROC_SYS.name)
     if r is not None and r.ok:
-        readings = sysctl.parse_proc_sys(r.text)
+        readings = facts.parsed(PROC_SYS, sysctl.proc_sys_readings)
         yama = readings.get("kernel.yama.ptrace_scope")
         aslr = readings.get("kernel.randomize_va_space")
         if yama is not None and yama.state == "absent" and aslr is not None and aslr.state == "ok":

@@ -55,7 +55,7 @@ def _snapshot(facts: Facts) -> ServiceSnapshot | str:
         return why
     assert r is not None
     try:
-        return services.parse_service_snapshot(r.text)
+        return facts.parsed(SERVICES, services.parse_service_snapshot)  # once per host
     except ValueError as exc:
         return str(exc)
 
@@ -66,7 +66,7 @@ def _inventory(facts: Facts) -> PackageInventory | str:
         return why
     assert r is not None
     try:
-        return packages.parse_package_inventory(r.text)
+        return facts.parsed(PACKAGES, packages.parse_package_inventory)  # once per host
     except ValueError as exc:
         return str(exc)
 

@@ -182,7 +182,7 @@ def legacy_services_absent(facts: Facts, params: Params) -> Finding:
     else:
         assert pkg_result is not None
         try:
-            inventory = packages.parse_package_inventory(pkg_result.text)
+            inventory = facts.parsed(PACKAGES, packages.parse_package_inventory)
             found = inventory.present(params["legacy_packages"])
             if found:
                 problems.append(f"installed: {', '.join(found)}")

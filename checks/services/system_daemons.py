@@ -36,7 +36,7 @@ def _snapshot(facts: Facts) -> ServiceSnapshot | Finding:
     if not r.ok:
         return Finding.error(f"could not assess: {r.problem()}")
     try:
-        return services.parse_service_snapshot(r.text)
+        return facts.parsed(SERVICES, services.parse_service_snapshot)  # once per host
     except ValueError as exc:
         return Finding.error(f"could not assess: {exc}")
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from itops.checkapi import Facts, Finding, Params, Severity, host_check
 from itops.checklib.common import ProbeOutputError, format_mode, mode_excess, probe_error
-from itops.checklib.fileperm import FileStat, parse_max_mode, parse_stat_output
+from itops.checklib.fileperm import FileStat, parse_max_mode, stat_map
 from itops.checklib.sshd import HOST_KEY_STATS, SSHD_FILES
 from itops.checklib.sshd_syntax import SshdConfigError, parse_files_dump
 
@@ -75,17 +77,17 @@ def sshd_config_permissions(facts: Facts, params: Params) -> list[Finding]:
     return findings
 
 
-def _host_key_stats(facts: Facts) -> dict[str, FileStat] | Finding:
+def _host_key_stats(facts: Facts) -> Mapping[str, FileStat] | Finding:
     result = facts.get(HOST_KEY_STATS.name)
     if result is None or result.rc is None or result.timed_out or result.command_missing or not result.ok:
         return probe_error(result, "stat of SSH host keys")
     try:
-        return parse_stat_output(result.text)
+        return stat_map(facts, HOST_KEY_STATS)
     except ProbeOutputError as exc:
         return Finding.error(f"could not assess: {exc}")
 
 
-def _key_findings(stats: dict[str, FileStat], public: bool, private_max: int, key_group: str) -> list[Finding]:
+def _key_findings(stats: Mapping[str, FileStat], public: bool, private_max: int, key_group: str) -> list[Finding]:
     findings: list[Finding] = []
     for path, st in sorted(stats.items()):
         if path.endswith(".pub") != public:

@@ -11,9 +11,9 @@ checks turn into ERROR ("could not assess: /etc/shadow not readable ...").
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Literal
 
 from itops.checkapi import Facts, Probe, ProbeResult
@@ -21,8 +21,8 @@ from itops.checklib.common import ProbeOutputError, is_login_shell, probe_error
 from itops.checklib.fileperm import (
     STAT_RECORD_END,
     FileStat,
-    parse_stat_output,
     stat_lines_command,
+    stat_map,
     stat_record,
     stat_shell_loop,
 )
@@ -190,13 +190,14 @@ def read_probe(facts: Facts, probe: Probe, label: str) -> ProbeResult | Finding:
     return result
 
 
-def read_stats(facts: Facts, probe: Probe, label: str) -> dict[str, FileStat] | Finding:
-    """The parsed output of a stat probe that ran cleanly, else an ERROR finding naming ``label``."""
+def read_stats(facts: Facts, probe: Probe, label: str) -> Mapping[str, FileStat] | Finding:
+    """The parsed output of a stat probe that ran cleanly (read-only, parsed once per host), else an
+    ERROR finding naming ``label``."""
     result = read_probe(facts, probe, label)
     if isinstance(result, Finding):
         return result
     try:
-        return parse_stat_output(result.text)
+        return stat_map(facts, probe)
     except ProbeOutputError as exc:
         return Finding.error(f"could not assess: {exc}")
 
@@ -244,8 +245,7 @@ def _int(value: str, what: str, n: int) -> int:
     return int(v)
 
 
-@functools.lru_cache(maxsize=256)
-def _parse_passwd(text: str) -> list[PasswdEntry]:
+def _parse_passwd(text: str) -> tuple[PasswdEntry, ...]:
     """Parse /etc/passwd; a malformed line raises ProbeOutputError (the checks report ERROR)."""
     out = []
     for n, f in _records(text, 7, "/etc/passwd"):
@@ -254,11 +254,10 @@ def _parse_passwd(text: str) -> list[PasswdEntry]:
         )
     if not out:
         raise ProbeOutputError("/etc/passwd is empty")
-    return out
+    return tuple(out)
 
 
-@functools.lru_cache(maxsize=256)
-def _parse_group(text: str) -> list[GroupEntry]:
+def _parse_group(text: str) -> tuple[GroupEntry, ...]:
     """Parse /etc/group; a malformed line raises ProbeOutputError."""
     out = []
     for n, f in _records(text, 4, "/etc/group"):
@@ -266,7 +265,7 @@ def _parse_group(text: str) -> list[GroupEntry]:
         out.append(GroupEntry(f[0], _int(f[2], "/etc/group", n), members, n))
     if not out:
         raise ProbeOutputError("/etc/group is empty")
-    return out
+    return tuple(out)
 
 
 def duplicates(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
@@ -280,8 +279,7 @@ def duplicates(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------- login.defs
 
 
-@functools.lru_cache(maxsize=256)
-def _parse_login_defs(text: str) -> dict[str, str]:
+def _parse_login_defs(text: str) -> Mapping[str, str]:
     """KEY → value from login.defs; like shadow-utils, a later line overrides an earlier one."""
     out: dict[str, str] = {}
     for raw in text.splitlines():
@@ -291,7 +289,7 @@ def _parse_login_defs(text: str) -> dict[str, str]:
         parts = line.split(None, 1)
         value = parts[1].strip().strip('"') if len(parts) > 1 else ""
         out[parts[0]] = value
-    return out
+    return MappingProxyType(out)
 
 
 def login_defs_int(defs: Mapping[str, str], key: str) -> int | None:
@@ -335,8 +333,7 @@ def _opt_int(value: str, n: int) -> int | None:
         raise ProbeOutputError(f"/etc/shadow line {n}: aging field {value!r} is not a number") from None
 
 
-@functools.lru_cache(maxsize=256)
-def _parse_shadow_status(text: str) -> list[ShadowEntry]:
+def _parse_shadow_status(text: str) -> tuple[ShadowEntry, ...]:
     """Parse the shadow probe (name:state:lastchg:min:max:warn:inactive:expire:NF)."""
     out: list[ShadowEntry] = []
     for n, raw in enumerate(text.splitlines(), 1):
@@ -355,7 +352,7 @@ def _parse_shadow_status(text: str) -> list[ShadowEntry]:
         )
     if not out:
         raise ProbeOutputError("/etc/shadow is empty")
-    return out
+    return tuple(out)
 
 
 #: crypt(3) ids (the text between the first two ``$``) and the scheme names used in params and messages.
@@ -446,7 +443,7 @@ def load_passwd(facts: Facts) -> list[PasswdEntry] | Finding:
     if isinstance(res, Finding):
         return res
     try:
-        return parse_passwd(res.text)
+        return list(facts.parsed(PASSWD, _parse_passwd))
     except ProbeOutputError as exc:
         return Finding.error(f"could not assess: {exc}")
 
@@ -457,7 +454,7 @@ def load_group(facts: Facts) -> list[GroupEntry] | Finding:
     if isinstance(res, Finding):
         return res
     try:
-        return parse_group(res.text)
+        return list(facts.parsed(GROUP, _parse_group))
     except ProbeOutputError as exc:
         return Finding.error(f"could not assess: {exc}")
 
@@ -467,7 +464,7 @@ def load_login_defs(facts: Facts) -> dict[str, str] | Finding:
     res = read_probe(facts, LOGIN_DEFS, "/etc/login.defs")
     if isinstance(res, Finding):
         return res
-    return parse_login_defs(res.text)
+    return dict(facts.parsed(LOGIN_DEFS, _parse_login_defs))
 
 
 def load_shadow(facts: Facts) -> list[ShadowEntry] | Finding:
@@ -476,13 +473,13 @@ def load_shadow(facts: Facts) -> list[ShadowEntry] | Finding:
     if isinstance(res, Finding):
         return res
     try:
-        return parse_shadow_status(res.text)
+        return list(facts.parsed(SHADOW_STATUS, _parse_shadow_status))
     except ProbeOutputError as exc:
         return Finding.error(f"could not assess: {exc}")
 
 
-# Parsed once per distinct file text (every accounts check of a host reads the same probes);
-# callers get their own copy of the list/dict.
+# The load_* helpers above parse each probe once per host (Facts.parsed: every accounts check of a
+# host reads the same probes) and give each caller its own list/dict of the shared immutable parse.
 
 
 def parse_passwd(text: str) -> list[PasswdEntry]:

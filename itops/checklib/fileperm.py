@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Literal
 
 from itops.checkapi import Facts, Probe, quote
@@ -45,7 +46,9 @@ __all__ = [
     "parse_find_output",
     "parse_max_mode",
     "parse_stat_output",
+    "parse_stat_records",
     "stat_lines_command",
+    "stat_map",
     "stat_paths_command",
     "stat_probe",
     "stat_record",
@@ -167,6 +170,18 @@ def parse_stat_output(text: str) -> dict[str, FileStat]:
     return out
 
 
+def parse_stat_records(text: str) -> Mapping[str, FileStat]:
+    """:func:`parse_stat_output` as a read-only mapping, the form :func:`stat_map` shares between checks."""
+    return MappingProxyType(parse_stat_output(text))
+
+
+def stat_map(facts: Facts, probe: Probe | str) -> Mapping[str, FileStat]:
+    """The parsed output of a stat probe, parsed once per host however many checks read it
+    (:meth:`Facts.parsed`); ProbeOutputError as :func:`parse_stat_output` raises it. The caller
+    checks first that the probe ran cleanly."""
+    return facts.parsed(probe, parse_stat_records)
+
+
 @dataclass(frozen=True)
 class FileRule:
     """What a file must look like: at most ``max_mode``, owned by uid 0, group among ``groups``.
@@ -220,7 +235,7 @@ def evaluate_file_rule(
         if result is None or not result.ok or result.timed_out:
             return probe_error(result, f"stat {path}", resource=path)
         try:
-            stats = parse_stat_output(result.text)
+            stats = stat_map(facts, probe)
         except ProbeOutputError as exc:
             return Finding.error(f"could not assess: {exc}", resource=path)
     st = stats.get(path)
@@ -253,7 +268,7 @@ def evaluate_file_rules(facts: Facts, probe: Probe, rules: Iterable[tuple[str, F
     if result is None or not result.ok or result.timed_out:
         return [probe_error(result, f"stat {path}", resource=path) for path, _ in items]
     try:
-        stats = parse_stat_output(result.text)
+        stats = stat_map(facts, probe)
     except ProbeOutputError as exc:
         return [Finding.error(f"could not assess: {exc}", resource=path) for path, _ in items]
     return [evaluate_file_rule(facts, probe, path, rule, stats=stats) for path, rule in items]

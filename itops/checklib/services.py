@@ -15,8 +15,9 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from itops.checkapi import Probe, quote
 
@@ -133,9 +134,10 @@ class ServiceSnapshot:
     pid1: str
     systemd: bool
     container: str = ""
-    units: dict[str, UnitState] = field(default_factory=dict)
+    units: Mapping[str, UnitState] = field(default_factory=lambda: MappingProxyType({}))
     processes: frozenset[str] = frozenset()
-    installed: dict[str, bool] = field(default_factory=dict)  # unit -> a unit file or init script exists
+    #: unit -> a unit file or init script exists
+    installed: Mapping[str, bool] = field(default_factory=lambda: MappingProxyType({}))
 
     def unit(self, name: str) -> UnitState | None:
         return self.units.get(name)
@@ -167,7 +169,11 @@ def no_init_reason(snap: ServiceSnapshot) -> str | None:
 
 
 def parse_service_snapshot(text: str) -> ServiceSnapshot:
-    """Parse the service probe; raises ValueError when the init/systemd lines are missing (garbage)."""
+    """Parse the service probe; raises ValueError when the init/systemd lines are missing (garbage).
+
+    The snapshot is read-only (its mappings are ``types.MappingProxyType``), so the checks of a host
+    can share one parse (``facts.parsed(probe, parse_service_snapshot)``).
+    """
     pid1: str | None = None
     systemd: bool | None = None
     container = ""
@@ -193,7 +199,9 @@ def parse_service_snapshot(text: str) -> ServiceSnapshot:
                 installed[parts[1]] = parts[2] == "yes"
     if pid1 is None or systemd is None:
         raise ValueError("service probe output lacks the pid1=/systemd= lines")
-    return ServiceSnapshot(pid1, systemd, container, units, frozenset(procs), installed)
+    return ServiceSnapshot(
+        pid1, systemd, container, MappingProxyType(units), frozenset(procs), MappingProxyType(installed)
+    )
 
 
 # --- journald ------------------------------------------------------------------------------

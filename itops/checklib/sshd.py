@@ -30,11 +30,10 @@ sees them). Conditional ``Match`` blocks are taken from the files only.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
 
 from itops.checkapi import Facts, Probe, ProbeResult
 from itops.checklib.common import first_stderr_line
@@ -264,9 +263,10 @@ class Setting:
         return " (OpenSSH default)" if self.is_default else f" ({self.origin})"
 
 
-@dataclass
+@dataclass(frozen=True)
 class EffectiveSshdConfig:
-    """The values sshd uses for a connection matching no conditional ``Match`` block.
+    """The values sshd uses for a connection matching no conditional ``Match`` block (read-only: every
+    ssh check of a host shares one, see :func:`load_sshd_config`).
 
     ``conditional`` holds the Match blocks other than ``Match all`` (from the files), so
     checks can also judge values that apply only to some users or addresses;
@@ -274,8 +274,8 @@ class EffectiveSshdConfig:
     """
 
     source: str  # "sshd -T" or "sshd_config files"
-    settings: dict[str, Setting]
-    conditional: list[MatchBlock] = field(default_factory=list)
+    settings: Mapping[str, Setting]
+    conditional: tuple[MatchBlock, ...] = ()
     match_note: str = ""
     fallback_note: str = ""
 
@@ -379,15 +379,15 @@ def _why(result: ProbeResult | None, label: str) -> str:
 
 
 def load_sshd_config(facts: Facts) -> EffectiveSshdConfig:
-    """The effective sshd configuration from this host's probes (parsed once per host: every ssh
-    check asks for it, and the parse is the bulk of their evaluation time).
+    """The effective sshd configuration from this host's probes (parsed once per host, through
+    :meth:`Facts.derived`: every ssh check asks for it, and the parse is the bulk of their
+    evaluation time; the value is read-only and shared by those checks).
 
     See :func:`_load_sshd_config` for how the two sources combine.
     """
-    return dataclasses.replace(_load_sshd_config(facts.get(SSHD_EFFECTIVE.name), facts.get(SSHD_FILES.name)))
+    return facts.derived(_load_sshd_config, facts.get(SSHD_EFFECTIVE.name), facts.get(SSHD_FILES.name))
 
 
-@functools.lru_cache(maxsize=256)
 def _load_sshd_config(t_res: ProbeResult | None, f_res: ProbeResult | None) -> EffectiveSshdConfig:
     """The effective sshd configuration from this host's probes.
 
@@ -420,8 +420,8 @@ def _load_sshd_config(t_res: ProbeResult | None, f_res: ProbeResult | None) -> E
         else:
             return EffectiveSshdConfig(
                 source="sshd -T",
-                settings=effective_from_sshd_t(t_values),
-                conditional=[b for b in parsed.match_blocks if not b.matches_all] if parsed else [],
+                settings=MappingProxyType(effective_from_sshd_t(t_values)),
+                conditional=tuple(b for b in parsed.match_blocks if not b.matches_all) if parsed else (),
                 match_note="" if parsed else f"Match blocks not inspected: {files_problem}",
             )
     else:
@@ -430,8 +430,8 @@ def _load_sshd_config(t_res: ProbeResult | None, f_res: ProbeResult | None) -> E
     if parsed is not None:
         return EffectiveSshdConfig(
             source="sshd_config files",
-            settings=effective_from_files(parsed),
-            conditional=[b for b in parsed.match_blocks if not b.matches_all],
+            settings=MappingProxyType(effective_from_files(parsed)),
+            conditional=tuple(b for b in parsed.match_blocks if not b.matches_all),
             fallback_note=t_problem,
         )
     raise SshdUnavailable(f"{t_problem}; and {files_problem}")

@@ -242,14 +242,14 @@ class Directive:
         return f"{self.file}:{self.line}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class MatchBlock:
     """A ``Match`` section: its criteria and the directives under it (Include'd ones too)."""
 
     criteria: str
     file: str
     line: int
-    directives: list[Directive] = field(default_factory=list)
+    directives: tuple[Directive, ...] = ()
 
     @property
     def matches_all(self) -> bool:
@@ -289,8 +289,10 @@ def build_config(dump: FilesDump, ssh_dir: str = SSH_DIR) -> ParsedSshdConfig:
         raise SshdConfigError(f"{main} is not in the probe output")
     parsed = ParsedSshdConfig()
     seen_files: set[str] = set()
+    # each Match block as it is read: criteria, file, line, and its directives so far
+    blocks: list[tuple[str, str, int, list[Directive]]] = []
 
-    def walk(path: str, block: MatchBlock | None, depth: int) -> None:
+    def walk(path: str, block: list[Directive] | None, depth: int) -> None:
         if depth > MAX_INCLUDE_DEPTH:
             raise SshdConfigError(f"Include nesting deeper than {MAX_INCLUDE_DEPTH} at {path} (loop?)")
         info = dump.files[path]
@@ -308,8 +310,8 @@ def build_config(dump: FilesDump, ssh_dir: str = SSH_DIR) -> ParsedSshdConfig:
             keyword, args = split
             key = canonical_keyword(keyword)
             if key == "match":
-                current = MatchBlock(" ".join(args), path, lineno)
-                parsed.match_blocks.append(current)
+                current = []
+                blocks.append((" ".join(args), path, lineno, current))
                 continue
             if key == "include":
                 for token in args:
@@ -333,7 +335,8 @@ def build_config(dump: FilesDump, ssh_dir: str = SSH_DIR) -> ParsedSshdConfig:
             if current is None:
                 parsed.global_directives.append(directive)
             else:
-                current.directives.append(directive)
+                current.append(directive)
 
     walk(main, None, 0)
+    parsed.match_blocks = [MatchBlock(criteria, file, line, tuple(ds)) for criteria, file, line, ds in blocks]
     return parsed

@@ -32,6 +32,7 @@ __all__ = [
     "active_lines",
     "defaults_params",
     "parse_sudoers_dump",
+    "policy_lines",
     "split_list",
 ]
 
@@ -188,6 +189,15 @@ def active_lines(dump: SudoersDump, path: str = SUDOERS, depth: int = 0) -> Iter
         body = _strip_comment(body).strip()
         if body:
             yield SudoersLine(path, n, body)
+
+
+def policy_lines(text: str) -> tuple[SudoersLine, ...] | None:
+    """The active lines of the policy in :data:`SUDOERS_FILES` output (:func:`active_lines`), None when
+    sudo is not installed; ProbeOutputError as those raise it. Immutable, for ``facts.parsed``."""
+    dump = parse_sudoers_dump(text)
+    if not dump.installed:
+        return None
+    return tuple(active_lines(dump))
 
 
 def split_list(text: str) -> list[str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Literal
 
 from itops.checkapi import Facts, Probe, quote
@@ -42,6 +43,7 @@ __all__ = [
     "parse_proc_sys",
     "proc_sys_path",
     "proc_sys_probe",
+    "proc_sys_readings",
     "read_proc_sys_command",
 ]
 
@@ -114,7 +116,10 @@ def read_proc_sys_command(keys: Iterable[str]) -> str:
 
 def proc_sys_probe() -> Probe:
     """The shared probe reading every parameter in :data:`AUDITED_KEYS`."""
-    return Probe("proc_sys", read_proc_sys_command(AUDITED_KEYS))
+    return _PROC_SYS
+
+
+_PROC_SYS = Probe("proc_sys", read_proc_sys_command(AUDITED_KEYS))
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,11 @@ def parse_proc_sys(text: str) -> dict[str, SysctlReading]:
         else:
             out[key] = SysctlReading(key, "ok", " ".join(value.split()))
     return out
+
+
+def proc_sys_readings(text: str) -> Mapping[str, SysctlReading]:
+    """:func:`parse_proc_sys` as a read-only mapping (the form ``facts.parsed`` shares between checks)."""
+    return MappingProxyType(parse_proc_sys(text))
 
 
 def ipv6_disabled(readings: Mapping[str, SysctlReading]) -> bool | None:
@@ -173,7 +183,10 @@ def evaluate_expectations(text: str, expects: Sequence[Expect]) -> Finding:
     wrong one is proof enough); ERROR when nothing is wrong but something could not be
     read; SKIPPED when every expectation is an IPv6 one and the host has no IPv6.
     """
-    readings = parse_proc_sys(text)
+    return _judge_readings(parse_proc_sys(text), expects)
+
+
+def _judge_readings(readings: Mapping[str, SysctlReading], expects: Sequence[Expect]) -> Finding:
     no_ipv6 = ipv6_disabled(readings)
     wrong: list[str] = []
     unknown: list[str] = []
@@ -231,9 +244,10 @@ def hard_core_limit(files: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
 
 def judge_proc_sys(facts: Facts, expects: Sequence[Expect]) -> Finding:
     """The verdict on running kernel parameters from the shared /proc/sys probe (ERROR when it did not run)."""
-    r = facts.get(proc_sys_probe().name)
+    r = facts.get(_PROC_SYS.name)
     if r is None:
         return Finding.error("could not assess: the /proc/sys probe did not run")
     if not r.ok:
         return Finding.error(f"could not assess: {r.problem()}")
-    return evaluate_expectations(r.text, expects)
+    # parsed once per host: every kernel parameter check reads the same probe
+    return _judge_readings(facts.parsed(_PROC_SYS, proc_sys_readings), expects)
