@@ -49,14 +49,25 @@ def load_recording(path: Path = RECORDING) -> Recorded:
     return {cmd: (rc, base64.b64decode(out), base64.b64decode(err)) for cmd, (rc, out, err) in raw.items()}
 
 
+#: The probes whose output each host gets a copy of its own of, and how (see the module doc).
+VARIED = {
+    "etc_passwd": "comment",
+    "etc_group": "comment",
+    "etc_login_defs": "comment",
+    "shadow_status": "blank",
+    "sshd_effective_config": "stderr",
+    "sshd_config_files": "stderr",
+}
+
+
 def _vary(probe_names: Sequence[str], out: bytes, err: bytes, n: int) -> tuple[bytes, bytes]:
     """Host ``n``'s copy of one probe's output: changed where no verdict reads it (see the module doc)."""
-    names = set(probe_names)
-    if names & {"etc_passwd", "etc_group", "etc_login_defs"}:
+    how = {VARIED[name] for name in probe_names if name in VARIED}
+    if "comment" in how:
         out += b"# bench host %d\n" % n
-    elif "shadow_status" in names:
+    elif "blank" in how:
         out += b" " * (n + 1) + b"\n"
-    elif names & {"sshd_effective", "sshd_files"}:
+    elif "stderr" in how:
         err += b"bench host %d\n" % n
     return out, err
 
@@ -103,6 +114,9 @@ def measure(
     base = evaluate_host("bench", base_plan, outcome_for(base_plan, recorded, None), {}, started)
     expected = _comparable(base)
     digest = hashlib.sha256(json.dumps(expected, sort_keys=True).encode()).hexdigest()[:16]
+    planned = {name for pc in base_plan.planned for name in pc.probe_index}
+    if vary and set(VARIED) - planned:  # a renamed probe must not silently stop being varied
+        print(f"  {pack}: not planned, so not varied: {', '.join(sorted(set(VARIED) - planned))}")
     statuses: dict[str, int] = {}
     for r in base:
         statuses[r.status.value] = statuses.get(r.status.value, 0) + 1

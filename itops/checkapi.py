@@ -33,6 +33,8 @@ import dataclasses
 import datetime
 import difflib
 import enum
+import itertools
+import operator
 import re
 import shlex
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -140,8 +142,21 @@ _IMMUTABLE_LEAVES: frozenset[type] = frozenset(
     }
 )
 _LEAF_BASES = tuple(_IMMUTABLE_LEAVES)
-#: Frozen dataclass types already vetted: their field names.
-_FROZEN_FIELDS: dict[type, tuple[str, ...]] = {}
+#: Frozen dataclass types already vetted: a function giving an instance's field values as a tuple.
+_FIELD_VALUES: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def _field_values(t: type) -> Callable[[Any], tuple[Any, ...]] | None:
+    """The field values of a frozen dataclass type's instances (None for any other type)."""
+    getter = _FIELD_VALUES.get(t)
+    if getter is None:
+        if not (dataclasses.is_dataclass(t) and t.__dataclass_params__.frozen):  # type: ignore[attr-defined]
+            return None
+        names = [f.name for f in dataclasses.fields(t)]
+        # attrgetter of one name gives the bare value: ask for it twice to always get a tuple
+        getter = operator.attrgetter(*names, *names[:1]) if names else (lambda _obj: ())
+        _FIELD_VALUES[t] = getter
+    return getter
 
 
 def ensure_immutable(value: Any, what: str = "value") -> None:
@@ -151,35 +166,37 @@ def ensure_immutable(value: Any, what: str = "value") -> None:
     A value shared between the checks of a host (:meth:`Facts.parsed`) must be one of these, so no
     check can change what another sees (a frozen dataclass can still be changed with
     ``object.__setattr__``: that is deliberate sabotage, not an accident this guards against).
+    The walk goes level by level, a whole level of one type at a time (the tuples of a level, the
+    instances of one dataclass), so checking a parse costs a fraction of making it.
     """
-    stack = [value]
     leaves = _IMMUTABLE_LEAVES
-    while stack:
-        v = stack.pop()
-        t = type(v)
-        if t in leaves:
+    pending: list[Iterable[Any]] = [(value,)]
+    while pending:
+        items = pending.pop()
+        types: set[type] = set(map(type, items))
+        if types <= leaves:
             continue
-        if t is tuple or t is frozenset:
-            stack.extend(v)
-        elif t is MappingProxyType:
-            stack.extend(v.keys())
-            stack.extend(v.values())
-        elif (names := _FROZEN_FIELDS.get(t)) is not None:
-            stack.extend(getattr(v, n) for n in names)
-        elif isinstance(v, enum.Enum):
-            continue  # members are singletons of their class
-        elif isinstance(v, _LEAF_BASES) and not hasattr(v, "__dict__"):
-            continue  # a subclass of a leaf (a str subclass) without attributes of its own
-        elif isinstance(v, tuple) and not hasattr(v, "__dict__"):  # a NamedTuple
-            stack.extend(v)
-        elif dataclasses.is_dataclass(v) and not isinstance(v, type) and t.__dataclass_params__.frozen:
-            names = _FROZEN_FIELDS[t] = tuple(f.name for f in dataclasses.fields(v))
-            stack.extend(getattr(v, n) for n in names)
-        else:
-            raise TypeError(
-                f"{what} holds a {t.__name__}, which can change: return tuples, frozensets, "
-                "types.MappingProxyType or frozen dataclasses (a check must not alter what another check sees)"
-            )
+        others = types - leaves
+        for t in others:
+            group: Iterable[Any] = items if len(types) == 1 else [v for v in items if type(v) is t]
+            if t is tuple or t is frozenset:
+                pending.append(tuple(itertools.chain.from_iterable(group)))
+            elif t is MappingProxyType:
+                pending.append(tuple(itertools.chain.from_iterable(m.keys() for m in group)))
+                pending.append(tuple(itertools.chain.from_iterable(m.values() for m in group)))
+            elif (getter := _field_values(t)) is not None:
+                pending.append(tuple(itertools.chain.from_iterable(map(getter, group))))
+            elif issubclass(t, enum.Enum):
+                continue  # members are singletons of their class
+            elif issubclass(t, _LEAF_BASES) and t.__dictoffset__ == 0:
+                continue  # a subclass of a leaf (a str subclass) without attributes of its own
+            elif issubclass(t, tuple) and t.__dictoffset__ == 0:  # a NamedTuple
+                pending.append(tuple(itertools.chain.from_iterable(group)))
+            else:
+                raise TypeError(
+                    f"{what} holds a {t.__name__}, which can change: return tuples, frozensets, "
+                    "types.MappingProxyType or frozen dataclasses (a check must not alter what another check sees)"
+                )
 
 
 class HostMemo:
@@ -677,12 +694,32 @@ def parse_os_release(text: str) -> dict[str, str]:
         if not line or line.startswith("#") or "=" not in line:
             continue
         key, _, value = line.partition("=")
-        try:
-            parts = shlex.split(value)
-        except ValueError:
-            parts = [value.strip("\"'")]
-        out[key.strip()] = parts[0] if parts else ""
+        out[key.strip()] = _os_release_value(value)
     return out
+
+
+#: Characters that make shlex do more than take a value as it is (or a quoted one without them).
+_SHELL_SPECIAL = frozenset("\"'\\ \t\r\n")
+
+
+def _os_release_value(value: str) -> str:
+    """The first shell word of ``value`` as ``shlex.split`` gives it (the value unquoted)."""
+    # the common shapes without shlex (a fifth of a host's evaluation went to it): a bare word, and a
+    # word in double or single quotes holding no quote or backslash; shlex gives exactly these
+    if value and _SHELL_SPECIAL.isdisjoint(value):
+        return value
+    if (
+        len(value) >= 2
+        and value[0] == value[-1]
+        and value[0] in "\"'"
+        and _SHELL_SPECIAL.isdisjoint(value[1:-1].replace(" ", "").replace("\t", ""))
+    ):
+        return value[1:-1]
+    try:
+        parts = shlex.split(value)
+    except ValueError:
+        parts = [value.strip("\"'")]
+    return parts[0] if parts else ""
 
 
 _FAMILIES = {

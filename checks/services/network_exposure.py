@@ -101,7 +101,7 @@ def listening_ports_allowlisted(facts: Facts, params: Params) -> Finding:
     except ValueError as exc:
         return Finding.error(f"bad parameter listening_ports_allowed: {exc}")
     try:
-        listeners = services.parse_listeners(r.text)
+        listeners: Sequence[Listener] = facts.parsed(LISTENING, services.listener_tuple)  # once per host
     except ValueError as exc:
         return Finding.error(f"could not assess: unexpected listening socket output: {exc}")
     if not params["listening_ports_include_loopback"]:
@@ -194,7 +194,7 @@ def legacy_services_absent(facts: Facts, params: Params) -> Finding:
     else:
         assert sock_result is not None
         try:
-            grouped = _group(services.parse_listeners(sock_result.text))
+            grouped = _group(facts.parsed(LISTENING, services.listener_tuple))
             open_legacy = [_describe(k, *v) for k, v in sorted(grouped.items()) if _allowed(legacy_ports, *k)]
             if open_legacy:
                 problems.append(f"listening: {'; '.join(open_legacy)}")

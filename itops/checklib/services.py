@@ -33,6 +33,7 @@ __all__ = [
     "UnitState",
     "iptables_input_denies",
     "journald_storage",
+    "listener_tuple",
     "listening_probe",
     "nft_input_deny_families",
     "no_init_reason",
@@ -331,6 +332,11 @@ def _parse_proc_net(sections: dict[str, list[str]]) -> list[Listener]:
                 continue
             out.append(Listener(proto, _hex_to_ip(hexaddr), int(hexport, 16)))
     return out
+
+
+def listener_tuple(text: str) -> tuple[Listener, ...]:
+    """:func:`parse_listeners` as a tuple, the immutable form ``facts.parsed`` shares between checks."""
+    return tuple(parse_listeners(text))
 
 
 def parse_listeners(text: str) -> list[Listener]:

@@ -49,6 +49,8 @@ def find_umask_commands(text: str) -> list[UmaskCommand]:
     """
     out: list[UmaskCommand] = []
     for n, raw in enumerate(text.splitlines(), 1):
+        if "umask" not in raw:
+            continue  # most lines of a profile script: nothing the patterns below could match
         line = _strip_comment(raw)
         for m in _UMASK_RE.finditer(line):
             if not _COMMAND_POSITION.search(line[: m.start()]):

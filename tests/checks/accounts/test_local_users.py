@@ -159,3 +159,16 @@ def test_no_shadow_group_is_pass_on_rhel():
 def test_several_offenders_each_get_a_finding():
     passwd = PASSWD + "toor:x:0:0::/root:/bin/sh\nadmin:x:0:0::/root:/bin/sh\n"
     assert [f.resource for f in run_check("accounts.uid0_only_root", facts(passwd=passwd))] == ["toor", "admin"]
+
+
+def test_gid0_expected_lists_the_allowed_accounts_as_given():
+    """The expected text follows the param's order (it followed a set's, which changes with the
+    interpreter's hash seed, so one host's evidence differed from run to run)."""
+    (finding,) = run_check("accounts.root_only_gid0_account", facts(passwd=PASSWD + "ops:x:1001:0::/x:/bin/sh\n"))
+    assert finding.expected == "GID 0 only for root, sync, shutdown, halt, operator"
+    (finding,) = run_check(
+        "accounts.root_only_gid0_account",
+        facts(passwd=PASSWD + "ops:x:1001:0::/x:/bin/sh\n"),
+        gid0_accounts_allowed=["sync", "root", "sync"],
+    )
+    assert finding.expected == "GID 0 only for sync, root"
