@@ -25,6 +25,11 @@ Writing a check::
         params={"allowed": ["no"]},
     )
     def root_login_disabled(facts: Facts, params: Params) -> Finding: ...
+
+Output several checks read is parsed once per host: ``facts.parsed(PROBE, parser)`` returns what
+the parser gave for that output to every check of the host (a :class:`HostMemo` per host evaluation);
+the parser returns a deeply immutable value (:func:`ensure_immutable`), so no check can alter what
+another sees.
 """
 
 from __future__ import annotations
