@@ -279,7 +279,8 @@ def evaluate_host(
     )
     family = os_family(os_info)
     memo = HostMemo()
-    past = history or _EMPTY
+    # read-only like os: the same objects go to every check of the host
+    past = MappingProxyType({k: tuple(v) for k, v in history.items()}) if history else _EMPTY
     results: list[Result] = []
     probe_results = outcome.results
     for pc in plan.planned:

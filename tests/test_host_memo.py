@@ -5,6 +5,7 @@ another check of the host sees. Pure logic on canned probe output."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import enum
 import gzip
@@ -155,6 +156,31 @@ def test_a_check_cannot_change_what_another_check_of_the_host_sees():
     mutator, reader = results["test.memo_mutate"], results["test.memo_read"]
     assert mutator.status is Status.ERROR and "TypeError" in mutator.message  # the attempt itself fails
     assert (reader.status, reader.message) == (Status.PASS, "0644 root:root")
+
+
+def test_os_release_and_history_are_read_only_for_checks():
+    """The parsed os-release and the metric history are the same objects for every check of a host."""
+
+    def mutate(facts: Facts, params: Any) -> Finding:
+        with contextlib.suppress(TypeError):
+            facts.os["ID"] = "alpine"  # type: ignore[index]
+        facts.history["fs.used_pct:/"].append((3.0, 99.0))  # type: ignore[attr-defined]
+        return Finding.failed("changed the history")
+
+    def read(facts: Facts, params: Any) -> Finding:
+        return Finding.passed(f"{facts.os['ID']}: {len(facts.history['fs.used_pct:/'])} points")
+
+    checks = _checks(
+        a=host_check(id="test.memo_mutate_history", title="A check altering history", probes=[WORDS], **META)(mutate),
+        b=host_check(id="test.memo_read_history", title="A check reading history", probes=[WORDS], **META)(read),
+    )
+    plan = plan_host("h1", checks, {}, 30.0)
+    outcome = BatchOutcome({i: ProbeResult(cmd, 0, OS_RELEASE) for i, cmd in enumerate(plan.commands)})
+    history = {"fs.used_pct:/": [(1.0, 50.0), (2.0, 60.0)]}
+    mutator, reader = evaluate_host("run", plan, outcome, {}, 0.0, history)
+    assert mutator.status is Status.ERROR and "AttributeError" in mutator.message
+    assert (reader.status, reader.message) == (Status.PASS, "debian: 2 points")
+    assert history["fs.used_pct:/"] == [(1.0, 50.0), (2.0, 60.0)]
 
 
 def test_a_parser_returning_something_mutable_is_refused():
