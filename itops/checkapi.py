@@ -222,22 +222,27 @@ class HostMemo:
     def __len__(self) -> int:
         return len(self._values)
 
-    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
-        """The value remembered under ``key``, computing it with ``compute()`` the first time."""
-        try:
-            ok, value = self._values[key]
-        except KeyError:
+    def get(self, key: Hashable, compute: Callable[[], T], name: str = "") -> T:
+        """The value remembered under ``key``, computing it with ``compute()`` the first time
+        (``name`` says what computes it in the TypeError of a value that can change)."""
+        entry = self._values.get(key)
+        if entry is None:
             try:
                 value = compute()
             except Exception as exc:
                 self._values[key] = (False, exc)
                 raise
-            ensure_immutable(value, f"the value of {getattr(compute, '__qualname__', 'a computation')}")
+            ensure_immutable(value, f"the value of {name or getattr(compute, '__qualname__', 'a computation')}")
             self._values[key] = (True, value)
             return value
+        ok, value = entry
         if ok:
-            return value  # type: ignore[no-any-return]
-        raise value.with_traceback(None)
+            return value
+        raise value.with_traceback(None)  # the first asker's traceback is not this one's
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 def _apply(fn: Callable[..., T], args: tuple[Any, ...]) -> Callable[[], T]:
@@ -283,12 +288,12 @@ class Facts:
         (``ProbeOutputError`` on garbage) is raised again to every check asking.
         """
         result = self.probes[probe if isinstance(probe, str) else probe.name]
-        return self.memo.get((parser, result), lambda: parser(result.text))
+        return self.memo.get((parser, result), lambda: parser(result.text), _name(parser))
 
     def derived(self, fn: Callable[..., T], *args: Hashable) -> T:
         """``fn(*args)``, computed once per host for these (hashable) arguments, e.g. probe results:
         :meth:`parsed` for a value of several inputs. The same rules apply to ``fn`` and its value."""
-        return self.memo.get((fn, args), _apply(fn, args))
+        return self.memo.get((fn, args), _apply(fn, args), _name(fn))
 
 
 class CheckMeta(BaseModel):
