@@ -15,7 +15,7 @@ import fnmatch
 from collections.abc import Sequence
 
 from itops.checkapi import Facts, Finding, Params, Probe, Severity, host_check
-from itops.checklib.storage import DfRow, find_mount, parse_df, parse_mounts
+from itops.checklib.storage import DfRow, df_rows, find_mount, mount_table
 from itops.forecast import DAY, MIN_POINTS, Projection, describe_days, project
 
 DF_BLOCKS = Probe("df_blocks", "df -PT")
@@ -34,7 +34,7 @@ def _usage(facts: Facts, params: Params, probe: Probe, limit_param: str, what: s
     if r.timed_out or r.rc is None or r.rc not in (0, 1):
         return [Finding.error(f"could not assess: {r.problem()}")]
     try:
-        rows = parse_df(r.text)
+        rows = facts.parsed(probe, df_rows)  # once per host (usage and forecast read the same df)
     except ValueError as exc:
         return [Finding.error(f"could not assess: {exc}")]
     if not rows:
@@ -163,7 +163,7 @@ def _projections(
     if r is None or r.timed_out or r.rc is None or r.rc not in (0, 1):
         return [], [], f"could not assess: {r.problem() if r is not None else 'df did not run'}"
     try:
-        rows = [row for row in parse_df(r.text) if _considered(row, params)]
+        rows = [row for row in facts.parsed(probe_name, df_rows) if _considered(row, params)]
     except ValueError as exc:
         return [], [], f"could not assess: {exc}"
     projections: list[Projection] = []
@@ -259,7 +259,7 @@ def _mount_options(facts: Facts, path: str, required: Sequence[str], how_separat
     if not r.ok:
         return Finding.error(f"could not assess: {r.problem()}")
     try:
-        mount = find_mount(parse_mounts(r.text), path)
+        mount = find_mount(facts.parsed(MOUNTS, mount_table), path)  # once per host
     except ValueError as exc:
         return Finding.error(f"could not assess: {exc}")
     expected = f"separate mount with {','.join(required)}"

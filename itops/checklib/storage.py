@@ -19,8 +19,10 @@ __all__ = [
     "FileDump",
     "ModeEntry",
     "Mount",
+    "df_rows",
     "file_dump_command",
     "find_mount",
+    "mount_table",
     "parse_df",
     "parse_file_dump",
     "parse_mode_listing",
@@ -149,6 +151,11 @@ def parse_df(text: str) -> list[DfRow]:
     return rows
 
 
+def df_rows(text: str) -> tuple[DfRow, ...]:
+    """:func:`parse_df` as a tuple, the immutable form ``facts.parsed`` shares between checks."""
+    return tuple(parse_df(text))
+
+
 # --- /proc/mounts --------------------------------------------------------------------------
 
 
@@ -193,6 +200,11 @@ def parse_mounts(text: str) -> list[Mount]:
     if not any(m.mountpoint == "/" for m in mounts):
         raise ValueError("no root (/) mount in the mount table")
     return mounts
+
+
+def mount_table(text: str) -> tuple[Mount, ...]:
+    """:func:`parse_mounts` as a tuple, the immutable form ``facts.parsed`` shares between checks."""
+    return tuple(parse_mounts(text))
 
 
 def find_mount(mounts: Iterable[Mount], mountpoint: str) -> Mount | None:
