@@ -222,9 +222,9 @@ class HostMemo:
     def __len__(self) -> int:
         return len(self._values)
 
-    def get(self, key: Hashable, compute: Callable[[], T], name: str = "") -> T:
+    def get(self, key: Hashable, compute: Callable[[], T], maker: Callable[..., Any] | None = None) -> T:
         """The value remembered under ``key``, computing it with ``compute()`` the first time
-        (``name`` says what computes it in the TypeError of a value that can change)."""
+        (``maker``, the parser behind ``compute``, is named in the TypeError of a value that can change)."""
         entry = self._values.get(key)
         if entry is None:
             try:
@@ -232,7 +232,7 @@ class HostMemo:
             except Exception as exc:
                 self._values[key] = (False, exc)
                 raise
-            ensure_immutable(value, f"the value of {name or getattr(compute, '__qualname__', 'a computation')}")
+            ensure_immutable(value, f"the value of {_name(maker or compute)}")
             self._values[key] = (True, value)
             return value
         ok, value = entry
@@ -288,12 +288,12 @@ class Facts:
         (``ProbeOutputError`` on garbage) is raised again to every check asking.
         """
         result = self.probes[probe if isinstance(probe, str) else probe.name]
-        return self.memo.get((parser, result), lambda: parser(result.text), _name(parser))
+        return self.memo.get((parser, result), lambda: parser(result.text), parser)
 
     def derived(self, fn: Callable[..., T], *args: Hashable) -> T:
         """``fn(*args)``, computed once per host for these (hashable) arguments, e.g. probe results:
         :meth:`parsed` for a value of several inputs. The same rules apply to ``fn`` and its value."""
-        return self.memo.get((fn, args), _apply(fn, args), _name(fn))
+        return self.memo.get((fn, args), _apply(fn, args), fn)
 
 
 class CheckMeta(BaseModel):
