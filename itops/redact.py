@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import replace
 from typing import Any
 
 from itops.model import Evidence, Result
@@ -326,36 +325,39 @@ def redact_result(r: Result, memo: dict[str, str] | None = None) -> Result:
     ``memo`` caches redactions across the results of one run (commands, expected values
     and many outputs repeat); use one memo per call, as the known secrets may change.
     The observed value keeps its room first; the excerpt (the deciding lines) gets what is left
-    of :data:`EVIDENCE_CAP`.
+    of :data:`EVIDENCE_CAP`. A result with nothing to redact or cap is returned as it is.
     """
-
-    def clean(text: str) -> str:
-        if not text:
-            return text
-        if memo is None:
-            return redact(text)
-        done = memo.get(text)
-        if done is None:
-            done = memo[text] = redact(text)
-        return done
-
     ev = r.evidence
-    observed = cap(clean(ev.observed), EVIDENCE_CAP // 2)
-    source = cap(clean(ev.source), EVIDENCE_CAP)
-    excerpt = cap(clean(ev.excerpt), EVIDENCE_CAP - len(observed))
-    expected = cap(clean(ev.expected), EVIDENCE_CAP // 2)
-    message = cap(clean(r.message), MESSAGE_CAP)
-    resource = clean(r.resource)
-    if (
-        observed is ev.observed
-        and source is ev.source
-        and excerpt is ev.excerpt
-        and expected is ev.expected
-        and message is r.message
-        and resource is r.resource
-    ):
-        return r  # nothing to redact or cap (the common case: no new object)
-    evidence = Evidence(source=source, excerpt=excerpt, observed=observed, expected=expected)
-    if evidence == ev and message == r.message and resource == r.resource:
-        return r
-    return replace(r, message=message, evidence=evidence, resource=resource)
+    observed = cap(_clean(ev.observed, memo), EVIDENCE_CAP // 2)
+    source = cap(_clean(ev.source, memo), EVIDENCE_CAP)
+    excerpt = cap(_clean(ev.excerpt, memo), EVIDENCE_CAP - len(observed))
+    expected = cap(_clean(ev.expected, memo), EVIDENCE_CAP // 2)
+    message = cap(_clean(r.message, memo), MESSAGE_CAP)
+    resource = _clean(r.resource, memo)
+    # _clean and cap hand back the very text they were given when it needs no change, so identity
+    # tells what changed (a probe command over the cap is the common change: one copy, not two)
+    if observed is ev.observed and source is ev.source and excerpt is ev.excerpt and expected is ev.expected:
+        if message is r.message and resource is r.resource:
+            return r
+        evidence = ev
+    else:
+        evidence = Evidence(source=source, excerpt=excerpt, observed=observed, expected=expected)
+    return r.evolve(message=message, evidence=evidence, resource=resource)
+
+
+def _clean(text: str, memo: dict[str, str] | None) -> str:
+    """``text`` redacted; ``text`` itself (the same object) when redaction changes nothing.
+
+    In ``memo`` an unchanged text maps to "" (a redaction is never empty), so a text equal to one
+    seen before but another object (the same command on the next host) is still returned as itself.
+    """
+    if not text:
+        return text
+    if memo is None:
+        done = redact(text)
+        return text if done is text or done == text else done
+    seen = memo.get(text)
+    if seen is None:
+        done = redact(text)
+        seen = memo[text] = "" if done == text else done
+    return seen or text

@@ -19,6 +19,7 @@ from itops.frameworks import describe
 from itops.model import Result, Run
 from itops.redact import redact_result
 from itops.report.data import ReportData, compliance_score, coverage
+from itops.store import StoredResults
 from itops.tally import RunTally
 
 SCHEMA_ID = "itops.run/1"
@@ -88,6 +89,14 @@ def run_to_json(run: Run, results: Sequence[Result], integrity: Mapping[str, Any
     return head[:-2] + ',\n  "results": [\n' + body + ("\n" if body else "") + "  ]\n}"
 
 
+def result_texts(results: Sequence[Result]) -> list[str]:
+    """Each result as compact JSON text: the store's own encoding when the results come from
+    :meth:`itops.store.RunWriter.add_many` (encoded once per run), else encoded here."""
+    if isinstance(results, StoredResults):
+        return results.texts
+    return [r.to_json() for r in results]
+
+
 class JsonRunStream:
     """Prints the ``itops.run/1`` document of a live run while it runs (``--format json``).
 
@@ -111,7 +120,7 @@ class JsonRunStream:
             return
         sep = "\n    " if self._first else ",\n    "
         self._first = False
-        self.write(sep + ",\n    ".join(json.dumps(r.to_dict(), ensure_ascii=False) for r in results))
+        self.write(sep + ",\n    ".join(result_texts(results)))
 
     def finish(self, run: Run, tally: RunTally) -> None:
         tail = json.dumps(run_summary(run, tally), indent=2, ensure_ascii=False)
@@ -130,7 +139,7 @@ class JsonLinesStream:
 
     def add(self, results: Sequence[Result]) -> None:
         if results:
-            self.write("".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in results))
+            self.write("\n".join(result_texts(results)) + "\n")
 
     def finish(self, run: Run, tally: RunTally) -> None:
         self.write(json.dumps(_header(None) | run_summary(run, tally), ensure_ascii=False) + "\n")
