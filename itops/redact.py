@@ -156,23 +156,28 @@ _known_longest_first: tuple[str, ...] = ()
 _lock = threading.Lock()
 #: texts already redacted under the current known secrets (messages, commands, expected values and
 #: many outputs repeat across the hosts of a run, and each result is redacted when stored and again
-#: when rendered). Bounded: at most _CACHE_ENTRIES texts of at most _CACHE_TEXT characters, dropped
-#: whole when full or when a secret is registered (a cached answer may then be stale).
+#: when rendered); a text redaction leaves as it is maps to "" (a redaction is never empty), so the
+#: caller gets its own text object back. Bounded: at most _CACHE_ENTRIES texts of at most _CACHE_TEXT
+#: characters and _CACHE_CHARS characters in all, dropped whole when full or when a secret is
+#: registered (a cached answer may then be stale).
 _cache: dict[str, str] = {}
+_cache_chars = 0
 _CACHE_ENTRIES = 8192
-_CACHE_TEXT = 2048
+_CACHE_TEXT = 8192  # long probe commands (2 KB and more) repeat on every host too
+_CACHE_CHARS = 4_000_000
 
 
 def register_secret(value: str) -> None:
     """Remember a secret value read at run time so it is redacted wherever it appears."""
     if value and len(value) >= 4:
-        global _known_longest_first, _cache
+        global _known_longest_first, _cache, _cache_chars
         with _lock:
             if value in _known:
                 return
             _known.add(value)
             _known_longest_first = tuple(sorted(_known, key=len, reverse=True))
             _cache = {}
+            _cache_chars = 0
 
 
 def _is_policy_key(key: str) -> bool:
@@ -268,13 +273,18 @@ def redact(text: str) -> str:
     done = cache.get(text)
     if done is None:
         known = _known_longest_first
-        done = _redact(text, known)
+        redacted = _redact(text, known)
+        done = "" if redacted == text else redacted
+        global _cache_chars
         with _lock:
             if cache is _cache and known is _known_longest_first:  # no secret registered meanwhile
-                if len(cache) >= _CACHE_ENTRIES:
+                size = len(text) + len(done)
+                if len(cache) >= _CACHE_ENTRIES or _cache_chars + size > _CACHE_CHARS:
                     cache.clear()
+                    _cache_chars = 0
                 cache[text] = done
-    return done
+                _cache_chars += size
+    return done or text
 
 
 def _redact(text: str, known: tuple[str, ...]) -> str:
@@ -354,8 +364,7 @@ def _clean(text: str, memo: dict[str, str] | None) -> str:
     if not text:
         return text
     if memo is None:
-        done = redact(text)
-        return text if done is text or done == text else done
+        return redact(text)  # itself when unchanged (see _cache)
     seen = memo.get(text)
     if seen is None:
         done = redact(text)

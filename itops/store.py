@@ -441,10 +441,9 @@ class RunWriter:
         texts = stored.texts
         rows = []
         lines = []
-        memo: dict[str, str] = {}
         run_id, seq, chain, count = self.run.id, self._seq, self.chain.chain, self.tally.add
         for result in results:
-            result = redact_result(result, memo)
+            result = redact_result(result)  # redact() remembers texts across hosts (bounded)
             text = result.to_json()  # encoded once: results.jsonl, history.db and the stdout stream
             lines.append(chain(text) + "\n")
             rows.append(

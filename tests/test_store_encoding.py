@@ -159,3 +159,19 @@ def test_redact_result_copies_only_what_changes():
     capped = redact_result(long, memo)
     assert len(capped.evidence.source) <= EVIDENCE_CAP and capped.evidence.excerpt == "e"
     assert type(capped) is Result and capped.message is clean.message
+
+
+def test_redact_gives_back_the_text_itself_and_remembers_long_commands_within_bounds():
+    """Unchanged texts come back as the same object (so redact_result copies nothing); probe commands
+    of a few KB (the package checks' are over 2 KB) are remembered across hosts like short texts;
+    what is remembered stays under _CACHE_CHARS characters."""
+    from itops import redact as mod
+
+    command = "for f in /etc/*; do stat -c '%a %U' \"$f\"; done; " * 60  # ~3 KB, no secret in it
+    fresh = "".join(list(command))
+    assert mod.redact(command) is command and mod.redact(fresh) is fresh
+    assert command in mod._cache
+    for i in range(2 * mod._CACHE_CHARS // mod._CACHE_TEXT):  # twice what may be held
+        mod.redact(f"{i} " + "z" * (mod._CACHE_TEXT - 10))
+        assert mod._cache_chars <= mod._CACHE_CHARS
+    assert sum(len(k) + len(v) for k, v in mod._cache.items()) == mod._cache_chars
