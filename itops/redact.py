@@ -333,18 +333,27 @@ def redact_result(r: Result, memo: dict[str, str] | None = None) -> Result:
     """``r`` with its message, resource and every evidence field redacted, then capped.
 
     ``memo`` caches redactions across the results of one run (commands, expected values
-    and many outputs repeat); use one memo per call, as the known secrets may change.
+    and many outputs repeat); use one memo per call, as the known secrets may change. Without
+    it, :func:`redact`'s own bounded memory serves (texts repeat across the hosts of a run).
     The observed value keeps its room first; the excerpt (the deciding lines) gets what is left
     of :data:`EVIDENCE_CAP`. A result with nothing to redact or cap is returned as it is.
     """
     ev = r.evidence
-    observed = cap(_clean(ev.observed, memo), EVIDENCE_CAP // 2)
-    source = cap(_clean(ev.source, memo), EVIDENCE_CAP)
-    excerpt = cap(_clean(ev.excerpt, memo), EVIDENCE_CAP - len(observed))
-    expected = cap(_clean(ev.expected, memo), EVIDENCE_CAP // 2)
-    message = cap(_clean(r.message, memo), MESSAGE_CAP)
-    resource = _clean(r.resource, memo)
-    # _clean and cap hand back the very text they were given when it needs no change, so identity
+    observed, source, excerpt, expected, message, resource = _clean(
+        (ev.observed, ev.source, ev.excerpt, ev.expected, r.message, r.resource), memo
+    )
+    # this runs for every stored result: caps are tested inline, cap() called only to cut
+    if len(observed) > _HALF_CAP:
+        observed = cap(observed, _HALF_CAP)
+    if len(source) > EVIDENCE_CAP:
+        source = cap(source, EVIDENCE_CAP)
+    if len(excerpt) > EVIDENCE_CAP - len(observed):
+        excerpt = cap(excerpt, EVIDENCE_CAP - len(observed))
+    if len(expected) > _HALF_CAP:
+        expected = cap(expected, _HALF_CAP)
+    if len(message) > MESSAGE_CAP:
+        message = cap(message, MESSAGE_CAP)
+    # _clean hands back the very text it was given when redaction leaves it as it is, so identity
     # tells what changed (a probe command over the cap is the common change: one copy, not two)
     if observed is ev.observed and source is ev.source and excerpt is ev.excerpt and expected is ev.expected:
         if message is r.message and resource is r.resource:
@@ -355,18 +364,27 @@ def redact_result(r: Result, memo: dict[str, str] | None = None) -> Result:
     return r.evolve(message=message, evidence=evidence, resource=resource)
 
 
-def _clean(text: str, memo: dict[str, str] | None) -> str:
-    """``text`` redacted; ``text`` itself (the same object) when redaction changes nothing.
+_HALF_CAP = EVIDENCE_CAP // 2
 
-    In ``memo`` an unchanged text maps to "" (a redaction is never empty), so a text equal to one
-    seen before but another object (the same command on the next host) is still returned as itself.
+
+def _clean(texts: tuple[str, ...], memo: dict[str, str] | None) -> list[str]:
+    """Each of ``texts`` redacted; the text itself (the same object) when redaction leaves it as it is.
+
+    Remembered texts (``memo``, else :func:`redact`'s memory) are looked up here, without a call per
+    text: an unchanged text maps to "" (a redaction is never empty), so a text equal to one seen
+    before but another object (the same command on the next host) is still handed back as itself.
     """
-    if not text:
-        return text
-    if memo is None:
-        return redact(text)  # itself when unchanged (see _cache)
-    seen = memo.get(text)
-    if seen is None:
-        done = redact(text)
-        seen = memo[text] = "" if done == text else done
-    return seen or text
+    seen = _cache if memo is None else memo
+    out = []
+    for text in texts:
+        if text:
+            done = seen.get(text)
+            if done is None:
+                done = redact(text)
+                if memo is not None:
+                    memo[text] = "" if done is text else done
+                text = done
+            elif done:
+                text = done
+        out.append(text)
+    return out
