@@ -326,7 +326,23 @@ def redact_data(data: Any) -> Any:
 
 def cap(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, marked when cut."""
-    return text if len(text) <= limit else text[: max(0, limit - len(_TRUNCATED))] + _TRUNCATED
+    if len(text) <= limit:
+        return text
+    if len(text) > _CACHE_TEXT:
+        return text[: max(0, limit - len(_TRUNCATED))] + _TRUNCATED
+    # the same long probe command is cut on every host; the marker's "…" makes each cut a wider copy
+    key = (text, limit)
+    done = _cuts.get(key)
+    if done is None:
+        if len(_cuts) >= _CUTS_ENTRIES:
+            _cuts.clear()
+        done = _cuts[key] = text[: max(0, limit - len(_TRUNCATED))] + _TRUNCATED
+    return done
+
+
+#: texts already cut by cap(), by (text, limit): at most _CUTS_ENTRIES of at most _CACHE_TEXT characters
+_cuts: dict[tuple[str, int], str] = {}
+_CUTS_ENTRIES = 512
 
 
 def redact_result(r: Result, memo: dict[str, str] | None = None) -> Result:

@@ -175,3 +175,18 @@ def test_redact_gives_back_the_text_itself_and_remembers_long_commands_within_bo
         mod.redact(f"{i} " + "z" * (mod._CACHE_TEXT - 10))
         assert mod._cache_chars <= mod._CACHE_CHARS
     assert sum(len(k) + len(v) for k, v in mod._cache.items()) == mod._cache_chars
+
+
+def test_cap_remembers_its_cuts_within_bounds():
+    from itops import redact as mod
+
+    command = "x" * 3000
+    cut = mod.cap(command, EVIDENCE_CAP)
+    assert len(cut) == EVIDENCE_CAP and cut.endswith("…[truncated]")
+    assert mod.cap("".join(list(command)), EVIDENCE_CAP) is cut  # the next host's copy: no new cut
+    for i in range(mod._CUTS_ENTRIES + 5):
+        mod.cap(f"{i}" + "y" * 2000, EVIDENCE_CAP)
+        assert len(mod._cuts) <= mod._CUTS_ENTRIES
+    huge = "z" * (mod._CACHE_TEXT + 1)
+    assert mod.cap(huge, 100) == "z" * (100 - len(" …[truncated]")) + " …[truncated]"
+    assert (huge, 100) not in mod._cuts
