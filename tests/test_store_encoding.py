@@ -190,3 +190,31 @@ def test_cap_remembers_its_cuts_within_bounds():
     huge = "z" * (mod._CACHE_TEXT + 1)
     assert mod.cap(huge, 100) == "z" * (100 - len(" …[truncated]")) + " …[truncated]"
     assert (huge, 100) not in mod._cuts
+
+
+def test_streams_still_take_plain_results_and_other_streams_get_result_objects(tmp_path):
+    """The ResultStream contract holds for outputs that are not the store's (a plugin's stream, a
+    list of results built elsewhere): plain sequences are encoded by the stream itself, and a stream
+    fed by the session gets Result objects (the redacted ones) besides the texts."""
+    plain = _results("a")[:2]
+    out: list[str] = []
+    JsonLinesStream(out.append).add(plain)
+    assert [json.loads(line) for line in "".join(out).splitlines()] == [r.to_dict() for r in plain]
+
+    seen: list[Result] = []
+
+    class Collect:
+        def start(self, run: Run) -> None:
+            pass
+
+        def add(self, results) -> None:
+            seen.extend(results)
+
+        def finish(self, run: Run, tally) -> None:
+            pass
+
+    RunSession(Store(tmp_path), Run(id="r", kind="audit", started=0.0), stream=Collect()).execute(
+        [type("O", (), {"results": _results("b")})()]
+    )
+    assert all(isinstance(r, Result) for r in seen) and len(seen) == 4
+    assert all(SECRET not in r.evidence.excerpt for r in seen)
