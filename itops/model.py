@@ -8,6 +8,8 @@ never bare strings: ERROR and UNREACHABLE are never collapsed into PASS/FAIL.
 from __future__ import annotations
 
 import enum
+import json
+import json.encoder
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -142,13 +144,14 @@ class Result:
     metrics: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        # _value_ rather than .value: the enum's property costs a Python call, and this runs per stored result
         doc: dict[str, Any] = {
             "run_id": self.run_id,
             "check_id": self.check_id,
             "target": self.target,
             "resource": self.resource,
-            "status": self.status.value,
-            "severity": self.severity.value,
+            "status": self.status._value_,
+            "severity": self.severity._value_,
             "title": self.title,
             "message": self.message,
             "evidence": self.evidence.to_dict(),
@@ -161,6 +164,19 @@ class Result:
         if self.metrics:
             doc["metrics"] = dict(self.metrics)
         return doc
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as compact JSON text (no ASCII escaping): one line of ``results.jsonl``."""
+        return compact_json(self.to_dict())
+
+    def evolve(self, **changes: Any) -> Result:
+        """A copy with ``changes`` (fields of Result): :func:`dataclasses.replace` without its per-call
+        introspection of the fields, for the store's path, where every capped result is copied."""
+        new = object.__new__(type(self))
+        fields = new.__dict__
+        fields.update(self.__dict__)
+        fields.update(changes)
+        return new
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Result:
@@ -231,3 +247,25 @@ def count_statuses(results: list[Result]) -> dict[str, int]:
     for r in results:
         counts[r.status.value] += 1
     return counts
+
+
+def _not_serializable(value: object) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# json's C encoder built once: json.dumps builds a JSONEncoder and a C encoder on every call, which
+# costs about as much as encoding a result. Same output as
+# json.dumps(value, ensure_ascii=False, separators=(",", ":")); no circular-reference check (results are trees).
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)  # private to json, hence looked up with care
+_C_COMPACT = (
+    _c_make_encoder(None, _not_serializable, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+    if _c_make_encoder is not None
+    else None
+)
+
+
+def compact_json(value: Any) -> str:
+    """``value`` as compact JSON text, as ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``."""
+    if _C_COMPACT is None:  # an interpreter without json's C accelerator
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return "".join(_C_COMPACT(value, 0))

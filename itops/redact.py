@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import replace
 from typing import Any
 
 from itops.model import Evidence, Result
@@ -157,23 +156,28 @@ _known_longest_first: tuple[str, ...] = ()
 _lock = threading.Lock()
 #: texts already redacted under the current known secrets (messages, commands, expected values and
 #: many outputs repeat across the hosts of a run, and each result is redacted when stored and again
-#: when rendered). Bounded: at most _CACHE_ENTRIES texts of at most _CACHE_TEXT characters, dropped
-#: whole when full or when a secret is registered (a cached answer may then be stale).
+#: when rendered); a text redaction leaves as it is maps to "" (a redaction is never empty), so the
+#: caller gets its own text object back. Bounded: at most _CACHE_ENTRIES texts of at most _CACHE_TEXT
+#: characters and _CACHE_CHARS characters in all, dropped whole when full or when a secret is
+#: registered (a cached answer may then be stale).
 _cache: dict[str, str] = {}
+_cache_chars = 0
 _CACHE_ENTRIES = 8192
-_CACHE_TEXT = 2048
+_CACHE_TEXT = 8192  # long probe commands (2 KB and more) repeat on every host too
+_CACHE_CHARS = 4_000_000
 
 
 def register_secret(value: str) -> None:
     """Remember a secret value read at run time so it is redacted wherever it appears."""
     if value and len(value) >= 4:
-        global _known_longest_first, _cache
+        global _known_longest_first, _cache, _cache_chars
         with _lock:
             if value in _known:
                 return
             _known.add(value)
             _known_longest_first = tuple(sorted(_known, key=len, reverse=True))
             _cache = {}
+            _cache_chars = 0
 
 
 def _is_policy_key(key: str) -> bool:
@@ -269,13 +273,18 @@ def redact(text: str) -> str:
     done = cache.get(text)
     if done is None:
         known = _known_longest_first
-        done = _redact(text, known)
+        redacted = _redact(text, known)
+        done = "" if redacted == text else redacted
+        global _cache_chars
         with _lock:
             if cache is _cache and known is _known_longest_first:  # no secret registered meanwhile
-                if len(cache) >= _CACHE_ENTRIES:
+                size = len(text) + len(done)
+                if len(cache) >= _CACHE_ENTRIES or _cache_chars + size > _CACHE_CHARS:
                     cache.clear()
+                    _cache_chars = 0
                 cache[text] = done
-    return done
+                _cache_chars += size
+    return done or text
 
 
 def _redact(text: str, known: tuple[str, ...]) -> str:
@@ -317,45 +326,81 @@ def redact_data(data: Any) -> Any:
 
 def cap(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, marked when cut."""
-    return text if len(text) <= limit else text[: max(0, limit - len(_TRUNCATED))] + _TRUNCATED
+    if len(text) <= limit:
+        return text
+    if len(text) > _CACHE_TEXT:
+        return text[: max(0, limit - len(_TRUNCATED))] + _TRUNCATED
+    # the same long probe command is cut on every host; the marker's "…" makes each cut a wider copy
+    key = (text, limit)
+    done = _cuts.get(key)
+    if done is None:
+        if len(_cuts) >= _CUTS_ENTRIES:
+            _cuts.clear()
+        done = _cuts[key] = text[: max(0, limit - len(_TRUNCATED))] + _TRUNCATED
+    return done
+
+
+#: texts already cut by cap(), by (text, limit): at most _CUTS_ENTRIES of at most _CACHE_TEXT characters
+_cuts: dict[tuple[str, int], str] = {}
+_CUTS_ENTRIES = 512
 
 
 def redact_result(r: Result, memo: dict[str, str] | None = None) -> Result:
     """``r`` with its message, resource and every evidence field redacted, then capped.
 
     ``memo`` caches redactions across the results of one run (commands, expected values
-    and many outputs repeat); use one memo per call, as the known secrets may change.
+    and many outputs repeat); use one memo per call, as the known secrets may change. Without
+    it, :func:`redact`'s own bounded memory serves (texts repeat across the hosts of a run).
     The observed value keeps its room first; the excerpt (the deciding lines) gets what is left
-    of :data:`EVIDENCE_CAP`.
+    of :data:`EVIDENCE_CAP`. A result with nothing to redact or cap is returned as it is.
     """
-
-    def clean(text: str) -> str:
-        if not text:
-            return text
-        if memo is None:
-            return redact(text)
-        done = memo.get(text)
-        if done is None:
-            done = memo[text] = redact(text)
-        return done
-
     ev = r.evidence
-    observed = cap(clean(ev.observed), EVIDENCE_CAP // 2)
-    source = cap(clean(ev.source), EVIDENCE_CAP)
-    excerpt = cap(clean(ev.excerpt), EVIDENCE_CAP - len(observed))
-    expected = cap(clean(ev.expected), EVIDENCE_CAP // 2)
-    message = cap(clean(r.message), MESSAGE_CAP)
-    resource = clean(r.resource)
-    if (
-        observed is ev.observed
-        and source is ev.source
-        and excerpt is ev.excerpt
-        and expected is ev.expected
-        and message is r.message
-        and resource is r.resource
-    ):
-        return r  # nothing to redact or cap (the common case: no new object)
-    evidence = Evidence(source=source, excerpt=excerpt, observed=observed, expected=expected)
-    if evidence == ev and message == r.message and resource == r.resource:
-        return r
-    return replace(r, message=message, evidence=evidence, resource=resource)
+    observed, source, excerpt, expected, message, resource = _clean(
+        (ev.observed, ev.source, ev.excerpt, ev.expected, r.message, r.resource), memo
+    )
+    # this runs for every stored result: caps are tested inline, cap() called only to cut
+    if len(observed) > _HALF_CAP:
+        observed = cap(observed, _HALF_CAP)
+    if len(source) > EVIDENCE_CAP:
+        source = cap(source, EVIDENCE_CAP)
+    if len(excerpt) > EVIDENCE_CAP - len(observed):
+        excerpt = cap(excerpt, EVIDENCE_CAP - len(observed))
+    if len(expected) > _HALF_CAP:
+        expected = cap(expected, _HALF_CAP)
+    if len(message) > MESSAGE_CAP:
+        message = cap(message, MESSAGE_CAP)
+    # _clean hands back the very text it was given when redaction leaves it as it is, so identity
+    # tells what changed (a probe command over the cap is the common change: one copy, not two)
+    if observed is ev.observed and source is ev.source and excerpt is ev.excerpt and expected is ev.expected:
+        if message is r.message and resource is r.resource:
+            return r
+        evidence = ev
+    else:
+        evidence = Evidence(source=source, excerpt=excerpt, observed=observed, expected=expected)
+    return r.evolve(message=message, evidence=evidence, resource=resource)
+
+
+_HALF_CAP = EVIDENCE_CAP // 2
+
+
+def _clean(texts: tuple[str, ...], memo: dict[str, str] | None) -> list[str]:
+    """Each of ``texts`` redacted; the text itself (the same object) when redaction leaves it as it is.
+
+    Remembered texts (``memo``, else :func:`redact`'s memory) are looked up here, without a call per
+    text: an unchanged text maps to "" (a redaction is never empty), so a text equal to one seen
+    before but another object (the same command on the next host) is still handed back as itself.
+    """
+    seen = _cache if memo is None else memo
+    out = []
+    for text in texts:
+        if text:
+            done = seen.get(text)
+            if done is None:
+                done = redact(text)
+                if memo is not None:
+                    memo[text] = "" if done is text else done
+                text = done
+            elif done:
+                text = done
+        out.append(text)
+    return out

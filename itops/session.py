@@ -35,7 +35,12 @@ from itops.waivers import WaiverSet, WaiverUsage
 
 
 class ResultStream(Protocol):
-    """Where a live run's results go besides the store (stdout as JSON / JSON lines)."""
+    """Where a live run's results go besides the store (stdout as JSON / JSON lines).
+
+    ``add`` is handed the results as stored (redacted): a :class:`~itops.store.StoredResults`, which
+    also carries the JSON text each was stored as (``.texts``), so a stream that prints JSON need
+    not encode them again (:func:`itops.report.jsondoc.result_texts`).
+    """
 
     def start(self, run: Run) -> None: ...
 

@@ -391,6 +391,18 @@ def _run_from_row(row: sqlite3.Row) -> Run:
     )
 
 
+class StoredResults(list[Result]):
+    """Results as :meth:`RunWriter.add_many` stored them (redacted), with :attr:`texts`: the JSON
+    text of each (:meth:`Result.to_json`, as in results.jsonl without its chain value), so what
+    prints them (``--format json``/``jsonl``) does not encode them a second time."""
+
+    __slots__ = ("texts",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+
 class RunWriter:
     """Streams one run's results to disk as they arrive; used from a single thread.
 
@@ -414,38 +426,43 @@ class RunWriter:
     def add(self, result: Result) -> Result:
         return self.add_many([result])[0]
 
-    def add_many(self, results: Sequence[Result]) -> list[Result]:
+    def add_many(self, results: Sequence[Result]) -> StoredResults:
         """Append results: one flushed write to results.jsonl, one batched insert into SQLite.
-        Returns them as stored (redacted), for whatever streams them on (stdout).
+        Returns them as stored (redacted), each with the JSON text it was stored as, for whatever
+        streams them on (stdout prints those texts instead of encoding the results again).
 
         This is the single redaction step for everything stored: whatever produced a result
         (host, cloud, backup or drill runner, or a plugin), its message and evidence pass
         through :func:`itops.redact.redact_result` here.
         """
+        stored = StoredResults()
         if not results:
-            return []
+            return stored
+        texts = stored.texts
         rows = []
         lines = []
-        stored = []
-        memo: dict[str, str] = {}
-        for result in (redact_result(r, memo) for r in results):
-            line = json.dumps(result.to_dict(), ensure_ascii=False, separators=(",", ":"))
-            lines.append(self.chain.chain(line) + "\n")
+        run_id, seq, chain, count = self.run.id, self._seq, self.chain.chain, self.tally.add
+        for result in results:
+            result = redact_result(result)  # redact() remembers texts across hosts (bounded)
+            text = result.to_json()  # encoded once: results.jsonl, history.db and the stdout stream
+            lines.append(chain(text) + "\n")
             rows.append(
                 (
-                    self.run.id,
-                    self._seq,
+                    run_id,
+                    seq,
                     result.check_id,
                     result.target,
                     result.resource,
-                    result.status.value,
-                    result.severity.value,
-                    line,
+                    result.status._value_,
+                    result.severity._value_,
+                    text,
                 )
             )
-            self._seq += 1
-            self.tally.add(result)
+            seq += 1
+            count(result)
             stored.append(result)
+            texts.append(text)
+        self._seq = seq
         self._jsonl.write("".join(lines))
         self._jsonl.flush()
         self.chain.checkpoint()  # signs the head of what was just flushed

@@ -30,12 +30,12 @@ class RunTally:
 
     def add(self, result: Result) -> None:
         self.total += 1
-        self.by_severity[result.severity.value][result.status.value] += 1
+        # _value_, not .value (a Python-level property): this runs once per result of the run
+        self.by_severity[result.severity._value_][result.status._value_] += 1
         self.targets.add(result.target)
         self.check_ids.add(result.check_id)
-        for key in result.frameworks:
-            if key not in self.frameworks:
-                self.frameworks[key] = None
+        if result.frameworks:
+            self.frameworks.update(dict.fromkeys(result.frameworks))  # first-seen order kept
 
     def add_all(self, results: Iterable[Result]) -> RunTally:
         for r in results:

@@ -67,7 +67,7 @@ def report(
     if restore_proof:
         _restore_proof(Store(store_dir), name, since, output)
         return
-    if name == "csv":  # a large run's rows are written as they are read from the store
+    if name in ("csv", "json"):  # written as they are read from the store (json: any run; csv: a large one)
         pieces = render_pieces(Store(store_dir), run_id, name, templates=templates, trend=trend)
         if output is None or str(output) == "-":
             for piece in pieces:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from itops.cli.output import render_run_list, render_summary, run_to_json, use_colour
+from itops.cli.output import render_run_list, render_summary, use_colour
 from itops.errors import UsageError
 from itops.exitcodes import ExitStatus
 from itops.store import Store
@@ -59,10 +59,11 @@ def show_run(run_id: str, store_dir: Path | None, fmt: str, show_pass: bool) -> 
     """One run's results (RUN_ID, a unique prefix, or `latest`)."""
     store = Store(store_dir)
     run = store.get_run(run_id)
-    if fmt == "json":
-        from itops.report.data import check_integrity
+    if fmt == "json":  # printed as it is read from the store: a run of any size in bounded memory
+        from itops.report.jsondoc import stored_run_json
 
-        click.echo(run_to_json(run, store.results(run.id), integrity=check_integrity(store, run.id).to_dict()))
+        for piece in stored_run_json(store, run.id):
+            click.echo(piece, nl=False)
     else:
         click.echo(render_summary(run, store.iter_results(run.id), colour=use_colour(), show_pass=show_pass))
 

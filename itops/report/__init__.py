@@ -74,6 +74,8 @@ def render_data(data: ReportData, fmt: str, templates: Path | None = None) -> by
 def render(store: Store, run_id: str, fmt: str, templates: Path | None = None, trend: int = TREND_RUNS) -> bytes:
     """A stored run (``latest``, an id or a unique prefix) rendered as ``fmt``."""
     renderer = _renderer(fmt)  # an unknown format fails before the store is read
+    if fmt == "json":
+        return b"".join(render_pieces(store, run_id, fmt))
     if fmt == "html":
         from itops.report.large import is_large, render_large_html
 
@@ -85,8 +87,14 @@ def render(store: Store, run_id: str, fmt: str, templates: Path | None = None, t
 def render_pieces(
     store: Store, run_id: str, fmt: str, templates: Path | None = None, trend: int = TREND_RUNS
 ) -> Iterable[bytes]:
-    """:func:`render` in pieces: the CSV of a large run is produced row by row from the store (never
-    held whole); every other report is one piece."""
+    """:func:`render` in pieces: the JSON document of any run is produced result by result from the
+    store, the CSV of a large run row by row (never held whole); every other report is one piece."""
+    if fmt == "json":
+        import time
+
+        from itops.report.jsondoc import stored_run_json
+
+        return (piece.encode("utf-8") for piece in stored_run_json(store, run_id, generated=time.time()))
     if fmt == "csv":
         from itops.report.large import is_large, large_csv_chunks
 

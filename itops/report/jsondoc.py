@@ -3,13 +3,18 @@
 ``itops report --format json``, ``itops audit --format json`` and ``itops runs show
 --format json`` all print this same document. Adding an optional field keeps the
 version; renaming, removing or changing the meaning of one bumps it (``itops.run/2``).
+
+Every one of them writes it the same way, as a stream (:class:`JsonRunStream`): the header, then
+each result as one line of compact JSON as it comes (from the live run, or read one at a time from
+the stored ``results.jsonl``), then the run's header, counts and summary from counters. Memory
+stays bounded whatever the size of the run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,7 @@ from itops.frameworks import describe
 from itops.model import Result, Run
 from itops.redact import redact_result
 from itops.report.data import ReportData, compliance_score, coverage
+from itops.store import Store, StoredResults
 from itops.tally import RunTally
 
 SCHEMA_ID = "itops.run/1"
@@ -77,15 +83,64 @@ def run_summary(run: Run, tally: RunTally) -> dict[str, Any]:
     }
 
 
-def run_to_json(run: Run, results: Sequence[Result], integrity: Mapping[str, Any] | None = None) -> str:
-    """The document as JSON text (what ``--format json`` prints): the header indented, one result per
-    line (json's C encoder only serves compact output; indenting 10,000 results in Python costs seconds)."""
-    doc = run_document(run, results, integrity=integrity)
-    items = doc.pop("results")
-    head = json.dumps(doc, indent=2, ensure_ascii=False)
-    assert head.endswith("\n}")
-    body = ",\n".join("    " + json.dumps(item, ensure_ascii=False) for item in items)
-    return head[:-2] + ',\n  "results": [\n' + body + ("\n" if body else "") + "  ]\n}"
+def run_to_json(run: Run, results: Iterable[Result], integrity: Mapping[str, Any] | None = None) -> str:
+    """The document as JSON text (what ``runs show --format json`` prints), without a final newline."""
+    return "".join(run_json_pieces(run, results, integrity=integrity)).removesuffix("\n")
+
+
+#: Results rendered per piece by :func:`run_json_pieces`.
+PIECE_RESULTS = 500
+
+
+def run_json_pieces(
+    run: Run,
+    results: Iterable[Result],
+    *,
+    generated: float | None = None,
+    integrity: Mapping[str, Any] | None = None,
+) -> Iterator[str]:
+    """The ``itops.run/1`` document of a stored run in pieces, as :class:`JsonRunStream` prints a live
+    one: ``results`` is consumed one at a time (each redacted once more, as
+    :func:`itops.report.data.load_report_data` does: defence in depth), the summary comes from
+    counters, and at most :data:`PIECE_RESULTS` results are held at once."""
+    out: list[str] = []
+    stream = JsonRunStream(out.append, generated=generated)
+    stream.start(run)
+    tally = RunTally()
+    batch: list[Result] = []
+    for r in results:
+        clean = redact_result(r)  # the bounded module cache, never a per-run memo
+        tally.add(clean)
+        batch.append(clean)
+        if len(batch) >= PIECE_RESULTS:
+            stream.add(batch)
+            batch = []
+            yield "".join(out)
+            out.clear()
+    stream.add(batch)
+    stream.finish(run, tally, integrity=integrity)
+    yield "".join(out)
+
+
+def stored_run_json(
+    store: Store, run_id: str, *, generated: float | None = None, with_integrity: bool = True
+) -> Iterator[str]:
+    """:func:`run_json_pieces` of a stored run, its results read one line at a time from the store
+    (``itops report --format json``, ``itops runs show --format json``); ``with_integrity``: what
+    ``runs verify`` finds (itself a streaming pass) goes in the ``integrity`` member."""
+    from itops.report.data import check_integrity
+
+    run = store.get_run(run_id)
+    integrity = check_integrity(store, run.id).to_dict() if with_integrity else None
+    return run_json_pieces(run, store.iter_results(run.id), generated=generated, integrity=integrity)
+
+
+def result_texts(results: Sequence[Result]) -> list[str]:
+    """Each result as compact JSON text: the store's own encoding when the results come from
+    :meth:`itops.store.RunWriter.add_many` (encoded once per run), else encoded here."""
+    if isinstance(results, StoredResults):
+        return results.texts
+    return [r.to_json() for r in results]
 
 
 class JsonRunStream:
@@ -98,12 +153,13 @@ class JsonRunStream:
     of the run is held to print it.
     """
 
-    def __init__(self, write: Callable[[str], None]) -> None:
+    def __init__(self, write: Callable[[str], None], generated: float | None = None) -> None:
         self.write = write
+        self.generated = generated
         self._first = True
 
     def start(self, run: Run) -> None:
-        head = json.dumps(_header(None), indent=2, ensure_ascii=False)
+        head = json.dumps(_header(self.generated), indent=2, ensure_ascii=False)
         self.write(head[:-2] + ',\n  "results": [')
 
     def add(self, results: Sequence[Result]) -> None:
@@ -111,10 +167,13 @@ class JsonRunStream:
             return
         sep = "\n    " if self._first else ",\n    "
         self._first = False
-        self.write(sep + ",\n    ".join(json.dumps(r.to_dict(), ensure_ascii=False) for r in results))
+        self.write(sep + ",\n    ".join(result_texts(results)))
 
-    def finish(self, run: Run, tally: RunTally) -> None:
-        tail = json.dumps(run_summary(run, tally), indent=2, ensure_ascii=False)
+    def finish(self, run: Run, tally: RunTally, integrity: Mapping[str, Any] | None = None) -> None:
+        members = run_summary(run, tally)
+        if integrity is not None:
+            members["integrity"] = dict(integrity)
+        tail = json.dumps(members, indent=2, ensure_ascii=False)
         self.write(("\n" if not self._first else "") + "  ],\n" + tail[2:] + "\n")
 
 
@@ -130,16 +189,17 @@ class JsonLinesStream:
 
     def add(self, results: Sequence[Result]) -> None:
         if results:
-            self.write("".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in results))
+            self.write("\n".join(result_texts(results)) + "\n")
 
     def finish(self, run: Run, tally: RunTally) -> None:
         self.write(json.dumps(_header(None) | run_summary(run, tally), ensure_ascii=False) + "\n")
 
 
 def render_json(data: ReportData, templates: Path | None = None) -> bytes:
+    """The document of loaded report data: the same text as :func:`stored_run_json` gives for the run."""
     integrity = data.integrity.to_dict() if data.integrity is not None else None
-    doc = run_document(data.run, data.results, generated=data.generated, integrity=integrity)
-    return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    pieces = run_json_pieces(data.run, data.results, generated=data.generated, integrity=integrity)
+    return "".join(pieces).encode("utf-8")
 
 
 @lru_cache(maxsize=1)

@@ -189,3 +189,62 @@ def test_itops_report_csv_of_a_large_run_streams_to_file_and_stdout(
     done = subprocess.run([*args, "-o", str(out)], capture_output=True, check=True)
     assert out.read_bytes() == whole and f"({len(whole):,} bytes)" in done.stderr.decode()
     assert subprocess.run(args, capture_output=True, check=True).stdout == whole
+
+
+def test_large_run_json_is_streamed_and_equals_the_loaded_document(
+    large_store: tuple[Store, Run], tmp_path: Path
+) -> None:
+    """`itops report --format json` (issue #14): the results are read one at a time from the store and
+    written as they come, the summary from counters; the document equals, parsed, the one built from
+    the loaded run (run_document, the renderer before streaming) and validates against the schema.
+    Was: the whole run loaded, then the whole document built and indented in memory."""
+    import json
+
+    import jsonschema
+
+    from itops.report import write_report
+    from itops.report.data import check_integrity
+    from itops.report.jsondoc import load_schema, run_document
+
+    store, run = large_store
+    tracemalloc.start()
+    try:
+        path = write_report(store, run.id, "json", tmp_path / "r.json")
+        _, streamed = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        loaded = load_report_data(store, run.id)
+        expected = run_document(loaded.run, loaded.results, integrity=check_integrity(store, run.id).to_dict())
+        _, whole = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    doc = json.loads(path.read_bytes())
+    jsonschema.Draft202012Validator(load_schema()).validate(doc)
+    assert doc.pop("generated_at") and expected.pop("generated_at") is None
+    assert doc == expected and len(doc["results"]) == N and doc["integrity"]["verified"]
+    size = path.stat().st_size
+    print(f"\njson of {size / 1e6:.1f} MB: peak {streamed / 1e6:.1f} MB streamed, {whole / 1e6:.1f} MB loaded whole")
+    assert streamed < whole / 4 and streamed < size / 2
+
+
+def test_itops_report_and_runs_show_json_of_a_large_run_stream_to_file_and_stdout(
+    large_store: tuple[Store, Run], tmp_path: Path
+) -> None:
+    """The CLI prints the streamed document (report: to a file or stdout; runs show: stdout)."""
+    import json
+    import subprocess
+    import sys
+
+    store, run = large_store
+    itops = str(Path(sys.executable).with_name("itops"))
+    out = tmp_path / "r.json"
+    args = [itops, "report", run.id, "--store", str(store.root), "-f", "json"]
+    done = subprocess.run([*args, "-o", str(out)], capture_output=True, check=True)
+    assert f"({out.stat().st_size:,} bytes)" in done.stderr.decode()
+    printed = subprocess.run(args, capture_output=True, check=True).stdout
+    shown = subprocess.run(
+        [itops, "runs", "show", run.id, "--store", str(store.root), "--format", "json"], capture_output=True, check=True
+    ).stdout
+    docs = [json.loads(out.read_bytes()), json.loads(printed), json.loads(shown)]
+    for doc in docs:
+        doc.pop("generated_at")
+    assert docs[0] == docs[1] == docs[2] and len(docs[0]["results"]) == N
