@@ -36,6 +36,8 @@ __all__ = ["KnownHosts", "SSHConnection", "SSHTarget", "fingerprint", "read_pass
 
 log = logging.getLogger(__name__)
 
+#: Ciphers offered first, in this order, when paramiko supports them (the rest follow in paramiko's order).
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 #: Tried, like OpenSSH does, when the inventory names no identity_file (after ssh-agent's keys).
 DEFAULT_IDENTITIES = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 
@@ -126,10 +128,16 @@ class SSHConnection:
         t.banner_timeout = target.banner_timeout
         t.handshake_timeout = target.connect_timeout
         t.auth_timeout = target.auth_timeout
+        opts = t.get_security_options()
+        # AES-GCM first when the server offers it (CTR + HMAC next, as paramiko orders them): an AEAD
+        # cipher, whose tag paramiko checks in C, where CTR's HMAC is compared byte by byte in Python
+        # for every packet (~5 % of the auditor's CPU per host)
+        opts.ciphers = [c for c in opts.ciphers if c in PREFERRED_CIPHERS] + [
+            c for c in opts.ciphers if c not in PREFERRED_CIPHERS
+        ]
         known = known_hosts.known_types(target.known_hosts_name)
         if known:
             # negotiate a host key type we can verify, as OpenSSH does
-            opts = t.get_security_options()
             opts.key_types = [k for k in known if k in opts.key_types] + [k for k in opts.key_types if k not in known]
         try:
             t.start_client(timeout=target.connect_timeout)

@@ -356,3 +356,31 @@ def test_closing_a_connection_whose_jump_host_died_never_raises(fleet_factory):
     time.sleep(0.2)  # the bastion's TCP reset arrives; paramiko's reader threads may not have seen it yet
     conn.close()  # must not raise, whatever state the tunnel and the jump transport are in
     conn.close()  # and closing twice is harmless
+
+
+def test_aes_gcm_is_negotiated_when_offered_and_ctr_still_works_when_not(fleet_factory):
+    from itops.transport.known_hosts import KnownHosts
+    from itops.transport.ssh import SSHConnection, SSHTarget
+
+    fleet = fleet_factory(
+        [LabHostSpec("default"), LabHostSpec("ctronly", sshd_options=("Ciphers aes256-ctr,aes128-ctr",))]
+    )
+    negotiated = {}
+    for name in ("default", "ctronly"):
+        target = SSHTarget(
+            name=name,
+            address="127.0.0.1",
+            port=fleet[name].port,
+            identity_file=str(fleet.client_key_path),
+            known_hosts=(str(fleet.known_hosts_path),),
+            connect_timeout=10,
+        )
+        conn = SSHConnection(target, KnownHosts(target.known_hosts))
+        try:
+            negotiated[name] = (conn.transport.remote_cipher, conn.transport.local_cipher)
+        finally:
+            conn.close()
+    assert negotiated == {
+        "default": ("aes128-gcm@openssh.com", "aes128-gcm@openssh.com"),
+        "ctronly": ("aes128-ctr", "aes128-ctr"),
+    }
