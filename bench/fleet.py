@@ -143,6 +143,11 @@ def floor_jobs(inv_path: Path, checks: str) -> list[FloorJob]:
     return jobs
 
 
+#: ``--floor-gcm``: the floor refuses every cipher but AES-GCM (what itops negotiates first), to show
+#: the ratio against a floor that gets the same cipher (by default it gets paramiko's default, AES-CTR)
+FLOOR_DISABLED: dict[str, list[str]] = {}
+
+
 def floor(jobs: list[FloorJob], concurrency: int) -> None:
     """Bare paramiko: ``SSHClient`` with its default algorithms, strict known_hosts, the host's key,
     one ``sh -s`` exec fed the same batch script, stdout read to EOF. No evaluation, no storage."""
@@ -164,6 +169,7 @@ def floor(jobs: list[FloorJob], concurrency: int) -> None:
                 allow_agent=False,
                 sock=sock,
                 timeout=30,
+                disabled_algorithms=FLOOR_DISABLED,
             )
             stdin, stdout, stderr = client.exec_command("sh -s", timeout=300)
             stdin.write(job.script)
@@ -289,7 +295,14 @@ def main() -> None:
         default="debian",
         help="each host chrooted into its own copy of this root (none: the machine's own /)",
     )
+    ap.add_argument(
+        "--floor-gcm",
+        action="store_true",
+        help="the floor negotiates AES-GCM, as itops does (default: paramiko's default cipher, AES-CTR + HMAC)",
+    )
     args = ap.parse_args()
+    if args.floor_gcm:
+        FLOOR_DISABLED["ciphers"] = [c for c in paramiko.Transport._preferred_ciphers if "gcm" not in c]
     nprobes = len(plan_hosts_dummy(args.checks))
     print(
         f"checks {args.checks!r}: {len(load_registry().select([args.checks], 'host'))} host checks, "
