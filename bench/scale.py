@@ -98,6 +98,8 @@ def child_audit(inventory: Path, store: Path, checks: str, out: Path) -> None:
 
     canned = _canned_connection_class()
     TRANSPORTS["ssh"] = lambda pool, host: canned()  # the transport table: every host answers from the recording
+    if os.environ.get("ITOPS_SCALE_TRACE"):
+        _trace_growth(Path(os.environ["ITOPS_SCALE_TRACE"]))
     with out.open("w") as fh, contextlib.redirect_stdout(fh):
         try:
             cli.main(
@@ -107,6 +109,35 @@ def child_audit(inventory: Path, store: Path, checks: str, out: Path) -> None:
         except SystemExit as exc:
             if exc.code not in (0, 1, 3, None):
                 raise
+
+
+def _trace_growth(dump: Path) -> None:
+    """tracemalloc snapshots after the 10th and the 90th percent of the hosts: what grew in between
+    (memory kept per host for the whole run) goes to ``dump``, largest first."""
+    import tracemalloc
+
+    from itops.session import RunSession
+
+    tracemalloc.start(8)
+    seen = [0]
+    first: list[tracemalloc.Snapshot] = []
+    add_outcome = RunSession.add_outcome
+
+    def traced(self: RunSession, outcome: Any) -> None:
+        add_outcome(self, outcome)
+        seen[0] += 1
+        total = len(self.run.planned)
+        if seen[0] == max(1, total // 10):
+            first.append(tracemalloc.take_snapshot())
+        elif seen[0] == max(2, total * 9 // 10) and first:
+            stats = tracemalloc.take_snapshot().compare_to(first[0], "traceback")
+            with dump.open("w") as fh:
+                fh.write(f"growth between host {total // 10} and host {total * 9 // 10} of {total}\n")
+                for stat in stats[:25]:
+                    fh.write(f"{stat}\n")
+                    fh.writelines(f"    {line}\n" for line in stat.traceback.format())
+
+    RunSession.add_outcome = traced  # type: ignore[method-assign]
 
 
 def child_replay(inventory: Path, store_dir: Path, checks: str, n: int) -> None:
@@ -179,7 +210,9 @@ def _mb(path: Path) -> str:
     return f"{path.stat().st_size / 1e6:.1f} MB"
 
 
-def canned(hosts: list[int], checks: str, workdir: Path, formats: list[str], audit_max: int) -> None:
+def canned(
+    hosts: list[int], checks: str, workdir: Path, formats: list[str], replay_above: int, json_report_max: int
+) -> None:
     from itops.registry import load_registry
 
     nchecks = len(load_registry().select([checks], "host"))
@@ -193,20 +226,23 @@ def canned(hosts: list[int], checks: str, workdir: Path, formats: list[str], aud
         inv = write_inventory(workdir / f"inv{n}.yaml", n)
         store = workdir / f"store{n}"
         out = workdir / f"audit{n}.json"
-        if n <= audit_max:
+        if not replay_above or n <= replay_above:
             wall, cpu, rss, _ = run_child([sys.executable, __file__, "_child", str(inv), str(store), checks, str(out)])
             results = _count_results(out)
             step, size = "audit json", _mb(out)
-        else:  # the run is written by replaying one host's results through the real store
+        else:  # opt-in (--replay-above): the run is written by replaying one host's results through the store
             wall, cpu, rss, _ = run_child([sys.executable, __file__, "_replay", str(inv), str(store), checks, str(n)])
             with next((store / "runs").glob("*/results.jsonl")).open("rb") as fh:
                 results = sum(1 for _ in fh)
-            step, size = "store replay", "(no audit: --audit-max)"
+            step, size = "store replay", "(no audit: --replay-above)"
         print(
             f"{n:>6} {results:>9}  {step:<12} {wall:8.1f} {cpu:8.1f} {cpu / n * 1000:11.1f} {rss:11.0f}  {size}",
             flush=True,
         )
         for fmt in formats:
+            if fmt == "json" and json_report_max and n > json_report_max:
+                print(f"{n:>6} {results:>9}  {'report json':<12} skipped: above --json-report-max {json_report_max}")
+                continue
             path = workdir / f"report{n}.{fmt}"
             wall, cpu, rss, _ = run_child(
                 [itops, "report", "latest", "--store", str(store), "-f", fmt, "-o", str(path)]
@@ -326,12 +362,18 @@ def main() -> None:
     ap.add_argument("--formats", nargs="*", default=["html", "json", "csv"], help="canned: report formats to time")
     ap.add_argument("--repeat", type=int, default=1, help="sshd: best of N")
     ap.add_argument(
-        "--audit-max",
+        "--replay-above",
+        type=int,
+        default=0,
+        help="canned, opt-in: above this many hosts write the run by replaying one host's results through "
+        "the store (RunWriter) instead of running `itops audit` (0, the default: always the real audit)",
+    )
+    ap.add_argument(
+        "--json-report-max",
         type=int,
         default=2000,
-        help="canned: above this many hosts the run is written by replaying one host's results through "
-        "the store instead of `itops audit` (which holds every result in memory: ~2 GB per 1,000 "
-        "hosts x the whole pack)",
+        help="canned: skip `itops report -f json` above this many hosts (it loads the whole run: ~1.8 GB "
+        "per 1,000 hosts x the whole pack); 0: never skip",
     )
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (stores, outputs, reports)")
     args = ap.parse_args()
@@ -342,7 +384,14 @@ def main() -> None:
         else:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="itops-scale-")))
         if args.mode == "canned":
-            canned(args.hosts or [1000, 10000], args.checks or "*", workdir, args.formats, args.audit_max)
+            canned(
+                args.hosts or [1000, 10000],
+                args.checks or "*",
+                workdir,
+                args.formats,
+                args.replay_above,
+                args.json_report_max,
+            )
         else:
             sshd(args.hosts or [50, 200], args.checks or "ssh.*,accounts.*,files.*_permissions", workdir, args.repeat)
 

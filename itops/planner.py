@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from itops.checkapi import Check, Probe
 from itops.inventory import Host
@@ -80,9 +80,46 @@ def plan_host(
 
 def plan_hosts(hosts: Sequence[Host], checks: Sequence[Check], default_timeout: float = 60.0) -> list[HostPlan]:
     """One plan per host: the selected checks narrowed by the host's groups, probes deduplicated."""
-    plans = []
-    for host in hosts:
-        chosen = checks_for_host(checks, host.checks)
-        timeout = float(host.ssh.command_timeout or default_timeout)
-        plans.append(plan_host(host.name, chosen, host.vars, timeout))
-    return plans
+    return list(HostPlans(hosts, checks, default_timeout))
+
+
+class HostPlans(Sequence[HostPlan]):
+    """The plans of many hosts, each made when it is read and not kept.
+
+    A host's plan (resolved params, rendered probes: ~50 KB with the whole pack) is needed only while
+    that host runs; a run of 10,000 hosts holding every plan from the start would hold ~500 MB. This
+    sequence plans host ``i`` when ``plans[i]`` or an iteration reaches it (the same plan each time:
+    planning is deterministic); a slice is another lazy ``HostPlans``. :meth:`check_counts` gives each
+    host's planned check count without planning (every chosen check is planned or a param error).
+    """
+
+    def __init__(self, hosts: Sequence[Host], checks: Sequence[Check], default_timeout: float = 60.0) -> None:
+        self.hosts = hosts
+        self.checks = checks
+        self.default_timeout = default_timeout
+
+    def __len__(self) -> int:
+        return len(self.hosts)
+
+    @overload
+    def __getitem__(self, index: int) -> HostPlan: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> HostPlans: ...
+
+    def __getitem__(self, index: int | slice) -> HostPlan | HostPlans:
+        if isinstance(index, slice):
+            return HostPlans(self.hosts[index], self.checks, self.default_timeout)
+        return self._plan(self.hosts[index])
+
+    def __iter__(self) -> Iterator[HostPlan]:
+        for host in self.hosts:
+            yield self._plan(host)
+
+    def check_counts(self) -> dict[str, int]:
+        """Host name -> checks planned on it (``HostPlan.check_count``), without planning."""
+        return {h.name: len(checks_for_host(self.checks, h.checks)) for h in self.hosts}
+
+    def _plan(self, host: Host) -> HostPlan:
+        timeout = float(host.ssh.command_timeout or self.default_timeout)
+        return plan_host(host.name, checks_for_host(self.checks, host.checks), host.vars, timeout)

@@ -143,16 +143,33 @@ class AuditRunner:
 
         for name, job in extra:  # first: cloud accounts are long, mostly waiting on the network
             pool.submit(work_extra, name, job)
-        for plan in plans:
-            pool.submit(work, plan)
+        # Hosts are submitted as slots free up (twice the workers in flight), not all at once: a
+        # queued task holds its host's plan, and ``plans`` may make each plan only when it is read
+        # (planner.HostPlans), so a 10,000-host run holds the plans of the hosts in flight only.
+        pending = iter(plans)
+        outstanding = len(extra)
+
+        def submit(count: int) -> int:
+            submitted = 0
+            while submitted < count and not self.stop.is_set():
+                plan = next(pending, None)
+                if plan is None:
+                    break
+                pool.submit(work, plan)
+                submitted += 1
+            return submitted
+
+        outstanding += submit(2 * workers)
         try:
-            for _ in range(len(plans) + len(extra)):
+            while outstanding:
                 while True:
                     try:
                         item = done.get(timeout=0.2)
                         break
                     except queue.Empty:
                         continue
+                outstanding -= 1
+                outstanding += submit(1)
                 if item is not None:
                     yield item
         finally:

@@ -113,7 +113,8 @@ def audit(
     """Audit hosts and cloud accounts: one SSH connection and one batched probe script per host,
     each cloud API collection made once per account and region."""
     # Imported here: the runner pulls in paramiko and the cloud code boto3; `itops --help` must not pay for them.
-    from itops.runner import AuditRunner, RunOptions, plan_hosts
+    from itops.planner import HostPlans
+    from itops.runner import AuditRunner, RunOptions
 
     if executor.is_dask and (local or tofu_file):
         raise UsageError(
@@ -147,9 +148,11 @@ def audit(
             f"shard {shard_index}/{shard_count}: {len(selection.hosts) + len(selection.clouds)} of {whole} target(s)",
             err=True,
         )
-    plans = plan_hosts(selection.hosts, host_checks) if host_checks else []
+    # each host's plan is made when the runner starts that host, not kept (memory bounded by the hosts in flight)
+    plans = HostPlans(selection.hosts if host_checks else [], host_checks)
+    check_counts = plans.check_counts()
     # an empty shard is a valid part of a sharded audit (a small fleet over many shards): it is stored
-    if not cloud_checks and not any(p.check_count for p in plans) and not (shard and not selection.hosts):
+    if not cloud_checks and not any(check_counts.values()) and not (shard and not selection.hosts):
         raise UsageError(*_why_no_target(selection.hosts, limits, patterns))
     cluster = _start_cluster(executor)  # before anything is stored: a scheduler not there stores no run
     store = Store(store_dir, signing_key=signing_key)
@@ -162,8 +165,7 @@ def audit(
         inventory_lines=target_lines(inv),
         version=__version__,
         # recorded before anything runs, so an interrupted run still names the targets it never reached
-        planned={p.name: p.check_count for p in plans}
-        | {name: len(cloud_checks) for name in selection.clouds if cloud_checks},
+        planned=check_counts | {name: len(cloud_checks) for name in selection.clouds if cloud_checks},
         shard=f"{shard_index}/{shard_count}" if shard else "",
         selection=json.dumps({"limit": list(limits), "checks": list(patterns)}, sort_keys=True),
     )
