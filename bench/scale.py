@@ -9,7 +9,11 @@
     channel), evaluation, redaction, the run store with its integrity chain and signature,
     the JSON output. Then ``itops report`` renders the stored run as HTML, JSON and CSV, each
     in a child process. Printed: wall, auditor CPU (user+sys) and CPU per host, peak RSS
-    (ru_maxrss of the child), output sizes.
+    (ru_maxrss of the child), output sizes. The audit is the real command at every size;
+    ``--replay-above N`` (opt-in) writes runs above N hosts by replaying one host's results
+    through the store instead; ``report -f json`` (which loads the whole run) is skipped above
+    ``--json-report-max`` hosts. ``ITOPS_SCALE_TRACE=FILE``: the audit child writes to FILE what
+    its traced memory gained between 10 % and 90 % of the hosts (tracemalloc; several times slower).
 (b) ``sshd``: N real sshd hosts (bench/fleet.py's lab: each chrooted into a copy of the cached
     Debian root): ``itops audit --format json`` as a child process with the threads executor,
     with ``--executor dask`` when this itops has that option (else the column says n/a), and
@@ -29,6 +33,7 @@ import gzip
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import tempfile
@@ -254,14 +259,16 @@ def canned(
 
 
 def _count_results(path: Path) -> int:
-    """Results in the audit's JSON output (a document with ``results``, or one result per line)."""
-    try:
-        with path.open() as fh:
-            doc = json.load(fh)
-        return len(doc.get("results", [])) if isinstance(doc, dict) else len(doc)
-    except ValueError:
-        with path.open() as fh:
-            return sum(1 for line in fh if line.strip())
+    """Results in the audit's JSON output: the streamed document's ``summary.total`` (read from its
+    tail: loading a 2 GB document would take ~9 GB here), else one result per line (jsonl)."""
+    with path.open("rb") as fh:
+        fh.seek(max(0, path.stat().st_size - 256 * 1024))
+        tail = fh.read().decode(errors="replace")
+    found = re.search(r'"summary":\s*\{\s*"total":\s*(\d+)', tail)
+    if found:
+        return int(found.group(1))
+    with path.open("rb") as fh:
+        return sum(1 for line in fh if line.strip())
 
 
 def has_option(option: str) -> bool:
