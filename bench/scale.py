@@ -196,19 +196,34 @@ def write_inventory(path: Path, n: int) -> Path:
 
 
 # -- parent side: measure children ---------------------------------------------------------
+#: Runs argv as its child and writes that child's CPU (user+sys) and peak RSS to the file sys.argv[1].
+#: On Linux a process's ru_maxrss starts at the peak RSS of the process that spawned it (exec keeps the
+#: old address space's high-water mark), so a child of this benchmark (~60 MB, ~9 GB after loading a
+#: large JSON output) would be reported at least that big: this small launcher in between resets it.
+_LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "rc = subprocess.call(sys.argv[2:])\n"
+    "ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "open(sys.argv[1], 'w').write(f'{ru.ru_utime + ru.ru_stime} {ru.ru_maxrss}')\n"
+    "sys.exit(rc if rc >= 0 else 128 - rc)\n"
+)
+
+
 def run_child(argv: list[str], *, stdout: Any = subprocess.DEVNULL) -> tuple[float, float, float, int]:
-    """(wall s, CPU s, peak RSS MB, exit status) of one child process."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _, status, ru = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - t0
-    if proc.returncode not in (0, 1, 3):
-        sys.stderr.write(err.decode(errors="replace")[-4000:])
-        raise SystemExit(f"child failed ({proc.returncode}): {' '.join(argv)}")
-    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, proc.returncode
+    """(wall s, CPU s, peak RSS MB, exit status) of one child process (and the processes it waits for:
+    a LocalCluster's workers), measured through :data:`_LAUNCHER`."""
+    with tempfile.NamedTemporaryFile(prefix="itops-scale-", suffix=".ru") as ru_file:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, ru_file.name, *argv], stdout=stdout, stderr=subprocess.PIPE
+        )
+        err = proc.communicate()[1]
+        wall = time.perf_counter() - t0
+        if proc.returncode not in (0, 1, 3):
+            sys.stderr.write(err.decode(errors="replace")[-4000:])
+            raise SystemExit(f"child failed ({proc.returncode}): {' '.join(argv)}")
+        cpu, maxrss_kb = Path(ru_file.name).read_text().split()
+    return wall, float(cpu), int(maxrss_kb) / 1024, proc.returncode
 
 
 def _mb(path: Path) -> str:
