@@ -126,6 +126,7 @@ def _trace_growth(dump: Path) -> None:
     tracemalloc.start(8)
     seen = [0]
     first: list[tracemalloc.Snapshot] = []
+    at_first: list[int] = []
     add_outcome = RunSession.add_outcome
 
     def traced(self: RunSession, outcome: Any) -> None:
@@ -133,11 +134,16 @@ def _trace_growth(dump: Path) -> None:
         seen[0] += 1
         total = len(self.run.planned)
         if seen[0] == max(1, total // 10):
+            at_first.append(tracemalloc.get_traced_memory()[0])
             first.append(tracemalloc.take_snapshot())
         elif seen[0] == max(2, total * 9 // 10) and first:
+            now = tracemalloc.get_traced_memory()[0]
             stats = tracemalloc.take_snapshot().compare_to(first[0], "traceback")
             with dump.open("w") as fh:
-                fh.write(f"growth between host {total // 10} and host {total * 9 // 10} of {total}\n")
+                fh.write(
+                    f"growth between host {total // 10} and host {total * 9 // 10} of {total}: traced "
+                    f"{at_first[0] / 1e6:.1f} -> {now / 1e6:.1f} MB\n"
+                )
                 for stat in stats[:25]:
                     fh.write(f"{stat}\n")
                     fh.writelines(f"    {line}\n" for line in stat.traceback.format())
