@@ -11,9 +11,10 @@
     in a child process. Printed: wall, auditor CPU (user+sys) and CPU per host, peak RSS
     (ru_maxrss of the child), output sizes. The audit is the real command at every size;
     ``--replay-above N`` (opt-in) writes runs above N hosts by replaying one host's results
-    through the store instead; ``report -f json`` (which loads the whole run) is skipped above
-    ``--json-report-max`` hosts. ``ITOPS_SCALE_TRACE=FILE``: the audit child writes to FILE what
-    its traced memory gained between 10 % and 90 % of the hosts (tracemalloc; several times slower).
+    through the store instead; ``report -f json`` is skipped above ``--json-report-max`` hosts
+    (opt-in, for an itops whose json report loads the whole run). ``ITOPS_SCALE_TRACE=FILE``: the
+    audit child writes to FILE what its traced memory gained between 10 % and 90 % of the hosts
+    (tracemalloc; several times slower).
 (b) ``sshd``: N real sshd hosts (bench/fleet.py's lab: each chrooted into a copy of the cached
     Debian root): ``itops audit --format json`` as a child process with the threads executor,
     with ``--executor dask`` when this itops has that option (else the column says n/a), and
@@ -399,9 +400,9 @@ def main() -> None:
     ap.add_argument(
         "--json-report-max",
         type=int,
-        default=2000,
-        help="canned: skip `itops report -f json` above this many hosts (it loads the whole run: ~1.8 GB "
-        "per 1,000 hosts x the whole pack); 0: never skip",
+        default=0,
+        help="canned: skip `itops report -f json` above this many hosts (0, the default: never), for an "
+        "itops whose json report loads the whole run (before main fe0161a: ~1.8 GB per 1,000 hosts x the whole pack)",
     )
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (stores, outputs, reports)")
     args = ap.parse_args()
