@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import hashlib
 import importlib.util
 import logging
@@ -31,7 +32,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
 
@@ -322,8 +323,15 @@ def _short(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'check'}: {e['msg']}" for e in exc.errors()[:5])
 
 
+@functools.cache
+def _check_entry_points() -> tuple[EntryPoint, ...]:
+    """The ``itops.checks`` entry points, found once per process as the plugins are (scanning every
+    installed distribution's metadata costs ~10 ms per run)."""
+    return tuple(entry_points(group="itops.checks"))
+
+
 def _load_entry_points(registry: Registry) -> None:
-    for ep in entry_points(group="itops.checks"):
+    for ep in _check_entry_points():
         try:
             target = ep.load()
             if isinstance(target, ModuleType):
