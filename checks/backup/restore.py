@@ -66,9 +66,10 @@ def restore_within_rto(facts: BackupFacts, params: Params) -> Finding:
     limit = r.rto if r.rto is not None else parse_duration(params["rto"])
     rto = f"RTO {format_limit(limit)}" + ("" if r.rto is not None else " (default; set restore_test.rto)")
     if r.seconds is None:
+        judged = {RTO_SECONDS: limit}  # the RTO it would be held to: shown beside the failed restore
         if r.timed_out:
-            return Finding.failed(f"restore did not finish before the timeout; {rto}", expected=rto)
-        return Finding.skipped(f"restore did not run far enough to be timed; {rto}")
+            return Finding.failed(f"restore did not finish before the timeout; {rto}", expected=rto, metrics=judged)
+        return Finding.skipped(f"restore did not run far enough to be timed; {rto}", metrics=judged)
     took = format_duration(r.seconds)
     observed = f"{r.seconds:.3f}s"
     metrics = {RESTORE_SECONDS: r.seconds, RTO_SECONDS: limit}  # the RTO judged against, default included

@@ -123,6 +123,9 @@ def test_table_output_lists_failures_and_restore_times(backup_lab, tmp_path):
     default_rto = copy.deepcopy(entries["files-fresh"])
     del default_rto["restore_test"]["rto"]  # held to the check's default RTO (4h), which the table shows
     entries["files-default-rto"] = default_rto
+    nothing = copy.deepcopy(entries["files-missing"])  # no file to restore: the restore never runs
+    nothing["restore_test"] = {"into": default_rto["restore_test"]["into"]}
+    entries["files-nothing-to-restore"] = nothing
     inv = write_inventory(tmp_path / "inv.yaml", backup_lab.fleet, entries)
     code, _, out, err = run_cli("-i", str(inv), "--store", str(tmp_path / "store"))
     assert code == 1, err
@@ -132,6 +135,8 @@ def test_table_output_lists_failures_and_restore_times(backup_lab, tmp_path):
     assert "ok (within RTO)" in lines["files-fresh"] and "RTO 5m" in lines["files-fresh"]
     assert "FAIL (over RTO)" in lines["files-slow"]
     assert "RTO 4h (default)" in lines["files-default-rto"] and "ok (within RTO)" in lines["files-default-rto"]
+    nothing_line = lines["files-nothing-to-restore"]
+    assert "RTO 4h (default)" in nothing_line and "FAIL (restore)" in nothing_line
     assert "FAIL (restore)" in lines["files-badrestore"]
     assert "Stored as run" in err
 
