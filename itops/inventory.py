@@ -40,7 +40,6 @@ empty means every applicable check.
 from __future__ import annotations
 
 import os
-import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -50,6 +49,7 @@ from typing import Any
 
 from itops import plugins
 from itops.errors import ConfigProblem, InventoryError
+from itops.inlinesecrets import find_inline_secrets, inline_secret_paths
 from itops.inventory_model import Group, Host, Inventory, SSHSettings, chain_length, depth_order, target_lines
 from itops.inventory_schema import (
     AWSBackupVault,
@@ -70,15 +70,14 @@ from itops.inventory_schema import (
     TopSpec,
     WaiverRule,
     _Entry,
+    restore_into_problem,
 )
 from itops.sources import SourceData, SourceError, combine, digest_with_sources, merge_section, source_vars
 from itops.sshconfig import ClientConfig, ConfigEntry, Hop, SSHConfigProblem, load_client_config, parse_jump
 from itops.transport.batch import DEFAULT_MAX_PROBE_OUTPUT
 from itops.yamlload import (
     LineMap,
-    find_inline_secrets,
     format_path,
-    inline_secret_paths,
     raise_if_problems,
     read_yaml,
     suggest,
@@ -143,19 +142,6 @@ def load_inventory(path: str | Path) -> Inventory:
     raise_if_problems(loader.problems, InventoryError)
     assert inventory is not None
     return inventory
-
-
-def _source_dir(path: str) -> str:
-    """The folder a backup path (or glob) names: ``/var/backups/db/*.gz`` -> ``/var/backups/db``."""
-    parts = posixpath.normpath(path).split("/")
-    for i, part in enumerate(parts):
-        if any(c in part for c in "*?["):
-            return "/".join(parts[:i]) or "/"
-    return posixpath.normpath(path) if path.endswith("/") else posixpath.dirname(posixpath.normpath(path))
-
-
-def _inside(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
 Where = tuple[str | int, ...]
@@ -402,13 +388,8 @@ class _Loader:
         source = getattr(b, "path", None) or getattr(b, "repository", None)
         if not into or not into.startswith("/"):
             return
-        into, where = posixpath.normpath(into), ("backups", name, "restore_test", "into")
-        if into == "/":
-            self.problem(where, "must not be / (a restore test writes into this folder)")
-        elif source and source.startswith("/"):
-            folder = _source_dir(source)
-            if _inside(into, folder) or _inside(into, posixpath.normpath(source)):
-                self.problem(where, f"{into!r} is inside the backup source folder {folder!r}: restore elsewhere")
+        if problem := restore_into_problem(into, source):
+            self.problem(("backups", name, "restore_test", "into"), problem)
 
     def local_path(self, value: str) -> str:
         expanded = Path(os.path.expanduser(value))

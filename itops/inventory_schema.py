@@ -7,6 +7,7 @@ Split from itops/inventory.py, which resolves and cross-checks them.
 from __future__ import annotations
 
 import fnmatch
+import posixpath
 import re
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -264,3 +265,32 @@ class TopSpec(StrictModel):
     backups: OptionalMapping = {}
     waivers: Annotated[list[Any], BeforeValidator(lambda v: [] if v is None else v)] = []
     checks_dirs: StrList = ()
+
+
+# --- where a restore test may write ---------------------------------------------------------------
+
+
+def restore_into_problem(into: str, source: str | None) -> str:
+    """Why a restore test's absolute ``into`` folder is refused ("" when it is fine): never ``/``, never
+    inside the folder the backup is read from (the restore would overwrite what it verifies)."""
+    into = posixpath.normpath(into)
+    if into == "/":
+        return "must not be / (a restore test writes into this folder)"
+    if source and source.startswith("/"):
+        folder = _source_dir(source)
+        if _inside(into, folder) or _inside(into, posixpath.normpath(source)):
+            return f"{into!r} is inside the backup source folder {folder!r}: restore elsewhere"
+    return ""
+
+
+def _source_dir(path: str) -> str:
+    """The folder a backup path (or glob) names: ``/var/backups/db/*.gz`` -> ``/var/backups/db``."""
+    parts = posixpath.normpath(path).split("/")
+    for i, part in enumerate(parts):
+        if any(c in part for c in "*?["):
+            return "/".join(parts[:i]) or "/"
+    return posixpath.normpath(path) if path.endswith("/") else posixpath.dirname(posixpath.normpath(path))
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")

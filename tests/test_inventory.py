@@ -12,13 +12,13 @@ import pytest
 from pydantic import BaseModel
 
 from itops.errors import ConfigError, ConfigProblem, InventoryError, UsageError
+from itops.inlinesecrets import validate_or_raise
 from itops.inventory import FileBackup, Inventory, S3Backup, load_inventory
 from itops.yamlload import (
     StrictModel,
     load_yaml_with_lines,
     parse_duration,
     parse_size,
-    validate_or_raise,
 )
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "inventory" / "example.yaml"

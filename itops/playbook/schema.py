@@ -49,6 +49,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, mo
 
 from itops.backup.options import PgServer
 from itops.errors import ConfigError, ConfigProblem
+from itops.inlinesecrets import find_inline_secrets, inline_secret_paths
 from itops.inventory import Inventory
 from itops.playbook.shellvars import (
     _TEMPLATE,
@@ -62,9 +63,7 @@ from itops.yamlload import (
     PositiveDuration,
     StrictModel,
     StrList,
-    find_inline_secrets,
     format_path,
-    inline_secret_paths,
     raise_if_problems,
     read_yaml,
     unknown_name,

@@ -43,6 +43,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from itops.errors import ConfigError, ConfigProblem
+from itops.inlinesecrets import find_inline_secrets, inline_secret_paths
 from itops.scheduler.cron import CronSpec, parse_cron
 from itops.yamlload import (
     Duration,
@@ -53,9 +54,7 @@ from itops.yamlload import (
     PositiveDuration,
     StrictModel,
     StrList,
-    find_inline_secrets,
     format_path,
-    inline_secret_paths,
     raise_if_problems,
     read_yaml,
     unknown_name,
