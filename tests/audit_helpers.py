@@ -77,3 +77,17 @@ def by_target(doc: dict[str, Any], check_id: str) -> dict[str, dict[str, Any]]:
 
 def run_cli_process(*args: str, timeout: float = 120, **kw: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run([ITOPS, *args], capture_output=True, text=True, timeout=timeout, check=False, **kw)
+
+
+def lab_target(fleet: Any, name: str, known_hosts: Path | str | None = None, connect_timeout: float = 5) -> Any:
+    """The SSHTarget of lab host ``name`` with the lab's client key (and its known_hosts, unless given)."""
+    from itops.transport.ssh import SSHTarget
+
+    return SSHTarget(
+        name=name,
+        address="127.0.0.1",
+        port=fleet[name].port,
+        identity_file=str(fleet.client_key_path),
+        known_hosts=(str(known_hosts or fleet.known_hosts_path),),
+        connect_timeout=connect_timeout,
+    )

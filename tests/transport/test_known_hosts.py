@@ -10,11 +10,11 @@ import os
 
 import paramiko
 import pytest
-from audit_helpers import by_target, run_audit, write_pack, write_yaml
+from audit_helpers import by_target, lab_target, run_audit, write_pack, write_yaml
 
 from itops.errors import HostKeyRejected
 from itops.transport.known_hosts import KnownHosts, load_file, match_host_patterns
-from itops.transport.ssh import SSHConnection, SSHTarget
+from itops.transport.ssh import SSHConnection
 from itops_lab.netutil import generate_ed25519
 
 
@@ -154,15 +154,7 @@ def test_a_key_recorded_on_first_use_is_found_by_the_next_lookup(tmp_path, other
 
 
 def connect(fleet, kh_path) -> SSHConnection:
-    host = fleet["lab1"]
-    target = SSHTarget(
-        name="lab1",
-        address="127.0.0.1",
-        port=host.port,
-        identity_file=str(fleet.client_key_path),
-        known_hosts=(str(kh_path),),
-        connect_timeout=5,
-    )
+    target = lab_target(fleet, "lab1", kh_path)
     return SSHConnection(target, KnownHosts(target.known_hosts))
 
 

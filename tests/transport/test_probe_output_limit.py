@@ -9,7 +9,7 @@ import textwrap
 import time
 
 import pytest
-from audit_helpers import write_pack, write_yaml
+from audit_helpers import lab_target, write_pack, write_yaml
 
 pytestmark = pytest.mark.integration
 
@@ -101,18 +101,10 @@ def test_a_flood_on_the_batch_shells_own_stderr_neither_stalls_nor_fills_memory(
     the probes' stdout (the host stops sending) until the idle deadline; it is now drained as it
     comes and only its tail kept."""
     from itops.transport.batch import build_script
-    from itops.transport.ssh import KnownHosts, SSHConnection, SSHTarget
+    from itops.transport.ssh import KnownHosts, SSHConnection
 
     fleet = fleet_factory(1)
-    host = fleet["lab1"]
-    target = SSHTarget(
-        name="lab1",
-        address="127.0.0.1",
-        port=host.port,
-        identity_file=str(fleet.client_key_path),
-        known_hosts=(str(fleet.known_hosts_path),),
-        connect_timeout=5,
-    )
+    target = lab_target(fleet, "lab1")
     batch = build_script(["head -c 16777216 /dev/zero >&3", "echo ok"], [60, 60])
     # fd 3 is the batch shell's own stderr (the channel's stderr), outside any probe's frame
     batch = type(batch)(batch.script.replace(b"_n=", b"exec 3>&2\n_n=", 1), batch.nonce, batch.commands, batch.timeouts)

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from audit_helpers import by_target, run_audit, write_pack, write_yaml
+from audit_helpers import by_target, lab_target, run_audit, write_pack, write_yaml
 
 from itops_lab import LabHostSpec
 from itops_lab.netutil import closed_port, silent_port
@@ -360,21 +360,14 @@ def test_closing_a_connection_whose_jump_host_died_never_raises(fleet_factory):
 
 def test_aes_gcm_is_negotiated_when_offered_and_ctr_still_works_when_not(fleet_factory):
     from itops.transport.known_hosts import KnownHosts
-    from itops.transport.ssh import SSHConnection, SSHTarget
+    from itops.transport.ssh import SSHConnection
 
     fleet = fleet_factory(
         [LabHostSpec("default"), LabHostSpec("ctronly", sshd_options=("Ciphers aes256-ctr,aes128-ctr",))]
     )
     negotiated = {}
     for name in ("default", "ctronly"):
-        target = SSHTarget(
-            name=name,
-            address="127.0.0.1",
-            port=fleet[name].port,
-            identity_file=str(fleet.client_key_path),
-            known_hosts=(str(fleet.known_hosts_path),),
-            connect_timeout=10,
-        )
+        target = lab_target(fleet, name, connect_timeout=10)
         conn = SSHConnection(target, KnownHosts(target.known_hosts))
         try:
             negotiated[name] = (conn.transport.remote_cipher, conn.transport.local_cipher)
