@@ -15,6 +15,9 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+#: the metrics the restore checks record per backup (the forecast reads them back from the run store)
+RESTORE_SECONDS = "backup.restore_seconds"  # how long the restore test took
+RTO_SECONDS = "backup.rto_seconds"  # the RTO the restore was judged against, default included
 DAY = 86400.0
 #: Points a projection needs before it is trusted (fewer: "not enough history").
 MIN_POINTS = 5
@@ -279,8 +282,8 @@ def build_forecast(
             plan_count[site] = plan_count.get(site, 0) + 1
         elif metric == "backup.size_bytes":
             backups.setdefault(target, {})[qualifier] = points
-        elif metric == "backup.restore_seconds":
-            rto_points = series.get((target, "backup.rto_seconds"))
+        elif metric == RESTORE_SECONDS:
+            rto_points = series.get((target, RTO_SECONDS))
             if not rto_points:
                 continue
             rto = _latest(rto_points)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from itops.backup.facts import BackupFacts, format_duration, format_limit
 from itops.checkapi import Finding, Params, Severity, backup_check
-from itops.forecast import DAY, MIN_POINTS, describe_days, project
+from itops.forecast import DAY, MIN_POINTS, RESTORE_SECONDS, RTO_SECONDS, describe_days, project
 from itops.yamlload import parse_duration
 
 
@@ -83,8 +83,6 @@ def restore_within_rto(facts: BackupFacts, params: Params) -> Finding:
 
 
 #: Metrics the restore checks record per run (read by the restore-time forecast and `itops forecast`).
-RESTORE_SECONDS = "backup.restore_seconds"
-RTO_SECONDS = "backup.rto_seconds"
 
 
 @backup_check(

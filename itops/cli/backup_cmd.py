@@ -20,6 +20,7 @@ from itops.cli.runs_cmd import signing_key_option, store_option
 from itops.errors import UsageError
 from itops.executors import ExecutorSpec, executor_option
 from itops.exitcodes import ExitStatus
+from itops.forecast import RTO_SECONDS
 from itops.inventory import load_inventory, target_lines
 from itops.inventory_refs import raise_for_unmatched_patterns
 from itops.model import Run, Severity
@@ -168,7 +169,7 @@ def verify(
         update_records(records, [waived], time.time())
         if outcome.facts.restore is not None:
             # the RTO the restore was judged against (the backup's, else the check's default)
-            judged = next((r.metrics[RTO_METRIC] for r in outcome.results if RTO_METRIC in r.metrics), None)
+            judged = next((r.metrics[RTO_SECONDS] for r in outcome.results if RTO_SECONDS in r.metrics), None)
             restores.append((outcome.backup, outcome.facts.restore, judged))
 
     session = RunSession(store, run, fail_on=Severity(fail_on), waivers=waivers, stream=result_stream(fmt))
@@ -189,10 +190,6 @@ def verify(
             click.echo(table)
         click.echo(f"Stored as run {run.id} in {store.root} (exit {int(done.status)})", err=True)
     return done.status
-
-
-#: the metric the RTO check records: the RTO (seconds) a restore was judged against, default included
-RTO_METRIC = "backup.rto_seconds"
 
 
 def render_restores(rows: Sequence[tuple[str, RestoreOutcome, float | None]]) -> str:
