@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,13 +291,18 @@ def _complete_lines(path: Path) -> Iterator[tuple[int, str, bool]]:
 
 
 def verify_run(
-    folder: Path, run_id: str, public: Ed25519PublicKey, db_lines: Iterable[str] | None = None
+    folder: Path,
+    run_id: str,
+    public: Ed25519PublicKey,
+    db_lines: Iterable[str] | None = None,
+    line_key: Callable[[str], str] | None = None,
 ) -> Verification:
     """Check a run folder's chain, checkpoints, manifest and signature against ``public``.
 
-    ``db_lines``: the run's rows from the history database, compared with the verified file. Lines
-    and rows are compared as they are read (an iterator of rows is fine): memory stays bounded by
-    the chain values, not by the size of the run.
+    ``db_lines``: the run's rows from the history database, compared with the verified file: each
+    with ``line_key(body)`` of its line (the line's JSON without the chain value itself when
+    ``line_key`` is None). Lines and rows are compared as they are read (an iterator of rows is
+    fine): memory stays bounded by the chain values, not by the size of the run.
     """
     result = Verification(run_id)
     results_path = folder / RESULTS_FILE
@@ -330,7 +335,7 @@ def verify_run(
             row = next(rows, None)
             if row is not None:
                 db_rows += 1
-                if not db_mismatch and row != body:
+                if not db_mismatch and row != (body if line_key is None else line_key(body)):
                     db_mismatch = number
     result.lines = len(heads) - 1
     if broken_at is not None:

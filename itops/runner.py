@@ -10,6 +10,8 @@ closes open connections and keeps everything already gathered.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import queue
 import threading
@@ -40,6 +42,7 @@ __all__ = [
     "failed_outcome",
     "internal_error_outcome",
     "plan_hosts",  # defined in itops.planner; kept importable from here
+    "probe_source",
     "run_host_plan",
     "target_for",  # defined in itops.transport.pool; kept importable from here
     "unreachable_reason",
@@ -329,7 +332,7 @@ def evaluate_host(
                 findings = [Finding.error(f"check raised {type(exc).__name__}: {exc}")]
         elapsed = time.monotonic() - t0
         # the commands and what the finding names (observed, its deciding lines): never the raw outputs
-        source = "; ".join(p.command for p in probes.values())
+        source = "; ".join([probe_source(name, p.command) for name, p in probes.items()])
         remediation = check.remediation_for(pc.params)
         for f in findings:
             results.append(
@@ -347,6 +350,30 @@ def evaluate_host(
 
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+#: a probe command longer than this (characters), or on several lines, is named in evidence, not repeated
+SOURCE_INLINE_MAX = 200
+
+
+def probe_digest(command: str) -> str:
+    """The short SHA-256 that names a probe script in evidence (``itops checks show`` prints it too)."""
+    return "sha256:" + hashlib.sha256(command.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=2048)  # a fleet's checks share a few hundred probe commands
+def probe_source(name: str, command: str) -> str:
+    """How a result's evidence names the probe that produced what it judged.
+
+    A short one-line command is kept as it is (``sshd -T``, ``cat /etc/passwd``). A multi-line or
+    long script (itops' own probe code, up to a few KB) is named instead: its probe name, size
+    and SHA-256 prefix. Repeated in full in every result of every host it made a result about 1.9 KB
+    (most of the run's output, its store and its CPU), and the evidence cap cut it at 1 KB
+    anyway, so the stored text matched no script; the digest pins the exact text, which
+    ``itops checks show CHECK`` prints in full.
+    """
+    if len(command) <= SOURCE_INLINE_MAX and "\n" not in command:
+        return command
+    return f"[probe {name}: {len(command):,}-byte script, {probe_digest(command)}]"
 
 
 def _applicability(

@@ -29,7 +29,7 @@ import platformdirs
 from itops import integrity
 from itops.errors import UsageError
 from itops.fsutil import ensure_private_dir, open_private_append, private_sqlite_file, write_private_atomic
-from itops.model import Result, Run
+from itops.model import Result, Run, compact_json
 from itops.redact import redact_result
 from itops.tally import RunTally
 
@@ -42,9 +42,12 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS results (
     run_id TEXT NOT NULL REFERENCES runs(id), seq INTEGER NOT NULL, check_id TEXT NOT NULL,
     target TEXT NOT NULL, resource TEXT NOT NULL, status TEXT NOT NULL, severity TEXT NOT NULL,
-    data TEXT NOT NULL, PRIMARY KEY (run_id, seq)
+    waiver TEXT, PRIMARY KEY (run_id, seq)
 );
-CREATE INDEX IF NOT EXISTS results_check ON results(check_id, target);
+CREATE TABLE IF NOT EXISTS run_checks (
+    run_id TEXT NOT NULL, check_id TEXT NOT NULL, title TEXT NOT NULL, frameworks TEXT NOT NULL,
+    PRIMARY KEY (run_id, check_id)
+);
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL, ts REAL NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL, check_id TEXT NOT NULL,
     name TEXT NOT NULL, value REAL NOT NULL
@@ -85,6 +88,14 @@ class Store:
             for column in ("shard", "selection", "merged_from", "inventory_lines"):  # stores from before them
                 if column not in columns:
                     db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
+            # Stores from before 2026-12-07 kept each result's whole JSON line again in results.data
+            # (results.jsonl is the record) and an index no query used: new rows leave data empty.
+            result_columns = {row["name"] for row in db.execute("PRAGMA table_info(results)")}
+            if "waiver" not in result_columns:
+                db.execute("ALTER TABLE results ADD COLUMN waiver TEXT")
+            db.execute("DROP INDEX IF EXISTS results_check")
+            #: the history database has the results.data column of older stores (rows need a value)
+            self.legacy_data = "data" in result_columns
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.db_path, timeout=30)
@@ -140,8 +151,21 @@ class Store:
         path = public_key or self.public_key_path()
         public = integrity.load_public_key(path)
         with closing(self._connect()) as db:  # rows are compared as they are read, never all held
-            rows = (r["data"] for r in db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY seq", (rid,)))
-            return integrity.verify_run(self.run_dir(rid), rid, public, rows)
+            if self._legacy_rows(db, rid):  # rows with the whole line: compared as they are
+                rows = (r["data"] for r in db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY seq", (rid,)))
+                return integrity.verify_run(self.run_dir(rid), rid, public, rows)
+            keyed = (
+                _row_key(*r)
+                for r in db.execute(f"SELECT {_KEY_COLUMNS} FROM results WHERE run_id = ? ORDER BY seq", (rid,))  # noqa: S608
+            )
+            return integrity.verify_run(self.run_dir(rid), rid, public, keyed, line_key=_line_key)
+
+    def _legacy_rows(self, db: sqlite3.Connection, run_id: str) -> bool:
+        """Whether the run's rows hold whole result lines (written by an itops before 2026-12-07)."""
+        if not self.legacy_data:
+            return False
+        row = db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY seq LIMIT 1", (run_id,)).fetchone()
+        return row is not None and bool(row["data"])
 
     def import_run(self, source: Path) -> Run:
         """Copy a finished run folder from another store (``runs/RUN_ID``) into this one and index it.
@@ -167,10 +191,13 @@ class Store:
             if item.is_file() and not item.is_symlink() and not item.name.startswith("."):
                 write_private_atomic(folder / item.name, _chunks(item))  # streamed: a run can be large
 
+        checks: dict[str, tuple[str, str]] = {}
+
         def rows() -> Iterator[tuple[Any, ...]]:  # read as SQLite inserts them: never the whole run in memory
             for seq, body in enumerate(_stored_bodies(folder / "results.jsonl")):
                 r = Result.from_dict(json.loads(body))
-                yield (run.id, seq, r.check_id, r.target, r.resource, r.status.value, r.severity.value, body)
+                checks.setdefault(r.check_id, _check_row(r))
+                yield _result_row(run.id, seq, r, self.legacy_data)
 
         def metrics() -> Iterator[tuple[Any, ...]]:
             for body in _stored_bodies(folder / "results.jsonl"):
@@ -203,10 +230,10 @@ class Store:
                     json.dumps(run.inventory_lines),
                 ),
             )
+            db.executemany(_insert_results(self.legacy_data), rows())
             db.executemany(
-                "INSERT INTO results (run_id, seq, check_id, target, resource, status, severity, data)"
-                " VALUES (?,?,?,?,?,?,?,?)",
-                rows(),
+                "INSERT INTO run_checks (run_id, check_id, title, frameworks) VALUES (?,?,?,?)",
+                [(run.id, check, *row) for check, row in checks.items()],
             )
             db.executemany(
                 "INSERT INTO metrics (run_id, ts, kind, target, check_id, name, value) VALUES (?,?,?,?,?,?,?)",
@@ -217,7 +244,7 @@ class Store:
     def forget(self, run_id: str) -> None:
         """Remove a run's rows from the history database (its folder is the caller's business)."""
         with closing(self._connect()) as db, db:
-            for table in ("metrics", "results"):
+            for table in ("metrics", "results", "run_checks"):
                 db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))  # noqa: S608 (fixed names)
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
@@ -293,9 +320,12 @@ class Store:
         if path.exists():
             yield from _read_jsonl(path)
             return
-        with closing(self._connect()) as db:
+        if not self.legacy_data:
+            return
+        with closing(self._connect()) as db:  # a run of an older store whose folder is gone
             for row in db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY seq", (rid,)):
-                yield Result.from_dict(json.loads(row["data"]))
+                if row["data"]:
+                    yield Result.from_dict(json.loads(row["data"]))
 
     def prune(
         self, older_than: float, keep_last: int = 0, *, dry_run: bool = False, now: float | None = None
@@ -391,6 +421,45 @@ def _run_from_row(row: sqlite3.Row) -> Run:
     )
 
 
+# The history database's row of a result: what `runs list/diff`, trends and `runs verify` query. The
+# result itself is its line in results.jsonl (the hash-chained record); a check's title and
+# frameworks are stored once per run (run_checks), a waiver only where there is one.
+_KEY_COLUMNS = "check_id, target, resource, status, severity, waiver"
+
+
+def _insert_results(legacy_data: bool) -> str:
+    columns = "run_id, seq, check_id, target, resource, status, severity, waiver" + (", data" if legacy_data else "")
+    return f"INSERT INTO results ({columns}) VALUES ({', '.join('?' * (9 if legacy_data else 8))})"  # noqa: S608
+
+
+def _result_row(run_id: str, seq: int, r: Result, legacy_data: bool) -> tuple[Any, ...]:
+    waiver = compact_json(r.waiver.to_dict()) if r.waiver is not None else None
+    row = (run_id, seq, r.check_id, r.target, r.resource, r.status._value_, r.severity._value_, waiver)
+    return (*row, "") if legacy_data else row
+
+
+def _check_row(r: Result) -> tuple[str, str]:
+    return r.title, compact_json({k: list(v) for k, v in r.frameworks.items()})
+
+
+def _row_key(check_id: str, target: str, resource: str, status: str, severity: str, waiver: str | None) -> str:
+    return "\x1f".join((check_id, target, resource, status, severity, waiver or ""))
+
+
+def _line_key(body: str) -> str:
+    """A stored line's :func:`_row_key`: what its history.db row must say."""
+    d = json.loads(body)
+    waiver = d.get("waiver")
+    return _row_key(
+        d.get("check_id", ""),
+        d.get("target", ""),
+        d.get("resource", ""),
+        d.get("status", ""),
+        d.get("severity", ""),
+        compact_json(waiver) if waiver else None,
+    )
+
+
 class StoredResults(list[Result]):
     """Results as :meth:`RunWriter.add_many` stored them (redacted), with :attr:`texts`: the JSON
     text of each (:meth:`Result.to_json`, as in results.jsonl without its chain value), so what
@@ -422,6 +491,9 @@ class RunWriter:
         self._jsonl: TextIO = os.fdopen(fd, "a", encoding="utf-8")
         self._db = store._connect()
         self._last_commit = time.monotonic()
+        self._insert = _insert_results(store.legacy_data)
+        self._legacy = store.legacy_data
+        self._checks_seen: set[str] = set()  # bounded by the checks of the run, not its results
 
     def add(self, result: Result) -> Result:
         return self.add_many([result])[0]
@@ -441,23 +513,17 @@ class RunWriter:
         texts = stored.texts
         rows = []
         lines = []
-        run_id, seq, chain, count = self.run.id, self._seq, self.chain.chain, self.tally.add
+        new_checks = []
+        run_id, seq, chain, count, legacy = self.run.id, self._seq, self.chain.chain, self.tally.add, self._legacy
+        seen = self._checks_seen
         for result in results:
             result = redact_result(result)  # redact() remembers texts across hosts (bounded)
-            text = result.to_json()  # encoded once: results.jsonl, history.db and the stdout stream
+            text = result.to_json()  # encoded once: results.jsonl and the stdout stream
             lines.append(chain(text) + "\n")
-            rows.append(
-                (
-                    run_id,
-                    seq,
-                    result.check_id,
-                    result.target,
-                    result.resource,
-                    result.status._value_,
-                    result.severity._value_,
-                    text,
-                )
-            )
+            rows.append(_result_row(run_id, seq, result, legacy))
+            if result.check_id not in seen:
+                seen.add(result.check_id)
+                new_checks.append((run_id, result.check_id, *_check_row(result)))
             seq += 1
             count(result)
             stored.append(result)
@@ -466,11 +532,11 @@ class RunWriter:
         self._jsonl.write("".join(lines))
         self._jsonl.flush()
         self.chain.checkpoint()  # signs the head of what was just flushed
-        self._db.executemany(
-            "INSERT INTO results (run_id, seq, check_id, target, resource, status, severity, data)"
-            " VALUES (?,?,?,?,?,?,?,?)",
-            rows,
-        )
+        self._db.executemany(self._insert, rows)
+        if new_checks:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO run_checks (run_id, check_id, title, frameworks) VALUES (?,?,?,?)", new_checks
+            )
         metrics = [
             (self.run.id, self.run.started, self.run.kind, r.target, r.check_id, name, float(value))
             for r in results

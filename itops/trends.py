@@ -142,11 +142,21 @@ def _matches(target: str, limits: Sequence[str]) -> bool:
     return not any(fnmatch.fnmatchcase(target, p) for p in exclude)
 
 
-def _rows(db: sqlite3.Connection, run_id: str) -> Iterator[sqlite3.Row]:
+def _rows(db: sqlite3.Connection, run_id: str, legacy_data: bool) -> Iterator[sqlite3.Row]:
+    data = "data" if legacy_data else "'' AS data"  # results.data: whole lines, in stores from before 2026-12-07
     yield from db.execute(
-        "SELECT check_id, target, resource, status, severity, data FROM results WHERE run_id = ? ORDER BY seq",
+        f"SELECT check_id, target, resource, status, severity, waiver, {data} FROM results"  # noqa: S608
+        " WHERE run_id = ? ORDER BY seq",
         (run_id,),
     )
+
+
+def _run_checks(db: sqlite3.Connection, run_id: str) -> dict[str, tuple[str, dict[str, list[str]]]]:
+    """A run's checks: title and frameworks as the run recorded them (empty for runs stored before)."""
+    return {
+        row["check_id"]: (row["title"], json.loads(row["frameworks"]))
+        for row in db.execute("SELECT check_id, title, frameworks FROM run_checks WHERE run_id = ?", (run_id,))
+    }
 
 
 def compute_trends(
@@ -181,19 +191,18 @@ def compute_trends(
             passed = evaluated = 0
             seen: set[tuple[str, str, str]] = set()
             waivers_here: list[dict[str, Any]] = []
-            for row in _rows(db, run.id):
+            recorded = _run_checks(db, run.id)
+            for row in _rows(db, run.id, store.legacy_data):
                 target = row["target"]
                 if limits and not _matches(target, limits):
                     continue
                 check, status = row["check_id"], row["status"]
                 if check not in controls_of or check not in titles:
-                    data = json.loads(row["data"])
-                    titles[check] = data.get("title", "")
+                    data = json.loads(row["data"]) if row["data"] else {}
+                    title, fws = recorded.get(check) or (data.get("title", ""), data.get("frameworks") or {})
+                    titles[check] = title
                     controls_of[check] = [
-                        f"{fw}:{ref}"
-                        for fw, refs in (data.get("frameworks") or {}).items()
-                        if frameworks.matches(fw, framework)
-                        for ref in refs
+                        f"{fw}:{ref}" for fw, refs in fws.items() if frameworks.matches(fw, framework) for ref in refs
                     ]
                 if status not in _EVALUATED:
                     continue
@@ -218,7 +227,8 @@ def compute_trends(
                     streak.last_seen = run.started
                     streak.waived = status == Status.WAIVED.value
                     if streak.waived and index == len(runs) - 1:
-                        waivers_here.append(json.loads(row["data"]).get("waiver") or {})
+                        waiver = row["waiver"] or (json.loads(row["data"]).get("waiver") if row["data"] else None)
+                        waivers_here.append(json.loads(waiver) if isinstance(waiver, str) else waiver or {})
                 elif key in open_streak:
                     open_streak.pop(key).fixed_on = run.started
             overall.append(ratio(passed, evaluated))

@@ -192,12 +192,30 @@ def test_a_run_signed_by_another_key_fails_against_the_pinned_key(stored, tmp_pa
 def test_history_db_edits_are_caught(stored) -> None:
     store, run_id, _folder = stored
     with sqlite3.connect(store / "history.db") as db:
+        db.execute("UPDATE results SET status = 'PASS' || status WHERE run_id = ? AND seq = 1", (run_id,))
+    res = _verify(store, run_id)
+    assert res.exit_code == 1 and "history.db row 2 differs" in res.stdout
+
+
+def test_a_store_from_before_verifies_its_whole_line_rows(stored) -> None:
+    """Stores written before 2026-12-07 kept each result's whole line in results.data: such rows are
+    still compared line for line (and a store with that column still takes new runs)."""
+    store, run_id, folder = stored
+    bodies = [integrity.split_chained(line.rstrip("\n"))[0] for line in _lines(folder)]  # type: ignore[index]
+    with sqlite3.connect(store / "history.db") as db:
+        db.execute("ALTER TABLE results ADD COLUMN data TEXT NOT NULL DEFAULT ''")
+        for seq, body in enumerate(bodies):
+            db.execute("UPDATE results SET data = ? WHERE run_id = ? AND seq = ?", (body, run_id, seq))
+    assert _verify(store, run_id).exit_code == 0
+    with sqlite3.connect(store / "history.db") as db:
         db.execute(
             'UPDATE results SET data = replace(data, \'"status":"\', \'"status":"x\') WHERE run_id = ? AND seq = 1',
             (run_id,),
         )
     res = _verify(store, run_id)
     assert res.exit_code == 1 and "history.db row 2 differs" in res.stdout
+    newer = _audit(folder.parent.parent.parent / "newer", store, hosts=1)  # rows with an empty data column
+    assert _verify(store, newer).exit_code == 0
 
 
 def test_a_killed_run_verifies_up_to_its_last_signed_line(tmp_path: Path) -> None:

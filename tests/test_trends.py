@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import textwrap
 import time
 from pathlib import Path
@@ -125,6 +126,36 @@ def test_findings_first_seen_fixed_on_mttr_and_waiver_debt_from_real_runs(tmp_pa
     assert res.exit_code == 0, res.output
     html = out.read_text()
     assert html.count("<svg") >= 3 and "<script" not in html and "test.flag_absent" in html
+
+
+def test_trends_of_a_store_from_before_read_its_whole_line_rows(tmp_path: Path) -> None:
+    """Stores written before 2026-12-07 had no run_checks table: titles, frameworks and waivers were
+    read from each row's whole result line (results.data). Such a store gives the same trends."""
+    (tmp_path / "pack").mkdir()
+    (tmp_path / "pack" / "trend_checks.py").write_text(PACK)
+    flag = tmp_path / "flag"
+    flag.write_text("x")
+    inv = _inventory(tmp_path, {"alpha": flag}, (dt.date.today() + dt.timedelta(days=10)).isoformat())
+    store = tmp_path / "store"
+    _audit(tmp_path, inv, store)
+
+    def trends() -> dict:
+        doc = json.loads(CliRunner().invoke(cli, ["trends", "--store", str(store), "--format", "json"]).stdout)
+        doc.pop("generated")
+        return doc
+
+    expected = trends()
+    text = json.dumps(expected)
+    assert "The flag file is absent" in text and "nist-800-53:CM-6" in text and "SEC-1" in text
+
+    with sqlite3.connect(store / "history.db") as db:  # as an older itops wrote it
+        db.execute("ALTER TABLE results ADD COLUMN data TEXT NOT NULL DEFAULT ''")
+        (run_id,) = db.execute("SELECT id FROM runs").fetchone()
+        lines = (store / "runs" / run_id / "results.jsonl").read_text().splitlines()
+        for seq, line in enumerate(lines):
+            db.execute("UPDATE results SET data = ?, waiver = NULL WHERE seq = ?", (line, seq))
+        db.execute("DELETE FROM run_checks")
+    assert trends() == expected
 
 
 def test_no_runs_is_a_usage_error(tmp_path: Path) -> None:

@@ -42,6 +42,13 @@ def check_to_dict(check: Check) -> dict[str, Any]:
     }
 
 
+def _digest_note(command: str) -> str:
+    """For a probe that results name by digest (itops.runner.probe_source), that digest."""
+    from itops.runner import probe_digest, probe_source
+
+    return f" ({probe_digest(command)})" if probe_source("", command) != command else ""
+
+
 def _fix_dict(check: Check) -> dict[str, Any] | None:
     """The check's automatic fix: its kind (auto, auto (risky), manual) and the sh it writes with default params."""
     fix = check.meta.fix
@@ -144,7 +151,7 @@ def show_check(check_id: str, checks_dirs: tuple[Path, ...], fmt: str) -> None:
         out += [f"  {k} = {json.dumps(v)}" for k, v in d["params"].items()]
     if d["probes"]:
         out += ["", "Probes (run in one batched script per host):"]
-        out += [f"  {p['name']}: {p['command']}" for p in d["probes"]]
+        out += [f"  {p['name']}{_digest_note(p['command'])}: {p['command']}" for p in d["probes"]]
     if d["iam_actions"]:
         out += ["", f"AWS API collections: {', '.join(d['collections'])}", "IAM actions needed (read-only):"]
         out += [f"  {a}" for a in d["iam_actions"]]
