@@ -51,7 +51,7 @@ from itops.frameworks import REQUIRED as REQUIRED_FRAMEWORKS
 
 # the per-host memo and the os-release parser live in their own modules; check authors get them here
 from itops.hostmemo import HostMemo, ensure_immutable
-from itops.model import Evidence, Finding, Result, Severity, Status
+from itops.model import Evidence, Finding, Result, Severity, Status, frozen_instance
 from itops.osrelease import os_family, parse_os_release
 from itops.remediate.spec import Fix
 
@@ -313,23 +313,32 @@ class Check:
         observed/expected, and as excerpt the finding's ``lines`` (else ``excerpt``, a producer's own
         summary such as a backup observation). Raw probe output is never passed here.
         """
-        lines = "\n".join(finding.lines)
-        return Result(
+        meta = self.meta
+        # every field given: built without the frozen dataclasses' __init__ (one object.__setattr__
+        # per field), which cost more than the rest of this per result
+        evidence = frozen_instance(
+            Evidence,
+            source=source,
+            excerpt="\n".join(finding.lines) or excerpt,
+            observed=finding.observed,
+            expected=finding.expected,
+        )
+        return frozen_instance(
+            Result,
             run_id=run_id,
-            check_id=self.id,
+            check_id=meta.id,
             target=target,
-            resource=finding.resource,
             status=finding.status,
-            severity=self.meta.severity,
-            title=self.meta.title,
+            severity=meta.severity,
             message=finding.message,
-            evidence=Evidence(
-                source=source, excerpt=lines or excerpt, observed=finding.observed, expected=finding.expected
-            ),
-            frameworks=self.meta.frameworks,
+            title=meta.title,
+            resource=finding.resource,
+            evidence=evidence,
+            frameworks=meta.frameworks,
             remediation=self.remediation_for(params) if remediation is None else remediation,
             started=started,
             duration=duration,
+            waiver=None,
             metrics=finding.metrics,
         )
 

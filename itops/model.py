@@ -12,7 +12,9 @@ import json
 import json.encoder
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class Status(enum.StrEnum):
@@ -239,6 +241,16 @@ class Run:
         each with the number of checks planned on it."""
         seen = {r.target for r in results}
         return {t: n for t, n in sorted(self.planned.items()) if t not in seen}
+
+
+def frozen_instance(cls: type[T], **fields: Any) -> T:
+    """An instance of the frozen dataclass ``cls`` from every one of its fields, without running its
+    ``__init__`` (which sets each field with ``object.__setattr__``): for the few places that make
+    one per result. The caller passes every field, and nothing else (checked by the tests of
+    :meth:`itops.checkapi.Check.result`)."""
+    new = object.__new__(cls)
+    new.__dict__.update(fields)
+    return new
 
 
 def count_statuses(results: list[Result]) -> dict[str, int]:

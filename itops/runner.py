@@ -307,11 +307,11 @@ def evaluate_host(
         check = pc.check
         t0 = time.monotonic()
         probes = {name: probe_results[i] for name, i in pc.probe_index.items()}
-        applies = _applicability(check, family, os_info, os_probe)
-        over = [p for p in probes.values() if p.over_limit]
-        if over:
+        applies = _applicability(check, family, os_info, os_probe) if check.meta.os_families else None
+        over = next((p for p in probes.values() if p.over_limit), None)
+        if over is not None:
             # a check may treat a failed probe as data (grep's exit 1): output it never saw is not
-            findings = [Finding.error(f"could not assess: {over[0].problem()}")]
+            findings = [Finding.error(f"could not assess: {over.problem()}")]
         elif applies is not None:
             findings = [applies]
         else:

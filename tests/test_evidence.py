@@ -52,3 +52,19 @@ def test_check_result_prefers_lines_over_a_producer_excerpt():
         "PermitRootLogin yes"
     )
     assert check.result(Finding.failed("m"), run_id="r", target="t", started=0.0, excerpt="x").evidence.excerpt == "x"
+
+
+def test_check_result_sets_every_field_of_result_and_evidence():
+    """Check.result builds Result and Evidence without their __init__ (itops.model.frozen_instance):
+    every field must be there, so a field added to either must be added there too."""
+    import dataclasses
+
+    from itops.model import Evidence, Result
+
+    check = load_registry([]).get("ssh.root_login_disabled")
+    finding = Finding.failed("m", observed="o", expected="e", lines=("a", "b"), resource="x", metrics={"n": 1.0})
+    r = check.result(finding, run_id="r", target="t", started=1.0, source="s", duration=0.5)
+    assert set(vars(r)) == {f.name for f in dataclasses.fields(Result)}
+    assert set(vars(r.evidence)) == {f.name for f in dataclasses.fields(Evidence)}
+    assert r == Result(**vars(r)) and r.evidence == Evidence(**vars(r.evidence))
+    assert (r.evidence.excerpt, r.resource, r.remediation, r.waiver) == ("a\nb", "x", check.remediation_for(), None)
