@@ -318,11 +318,9 @@ def config_settings(text: str, spec: ConfigSpec) -> list[tuple[str, str]]:
     values: list[tuple[str, str]] = []
     section = ""
     want = spec.key.lower() if spec.key_case_insensitive else spec.key
-    comments = ("#", ";") if spec.syntax == "ini" else ("#",)
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(comments):
-            continue
+    comments = "#;" if spec.syntax == "ini" else "#"
+    # comments dropped in one pass (most of a stock configuration file), the settings read one by one
+    for line in [s for s in map(str.strip, text.splitlines()) if s and s[0] not in comments]:
         if spec.syntax == "ini" and line.startswith("[") and line.endswith("]"):
             section = line[1:-1].strip()
             continue

@@ -282,10 +282,8 @@ def duplicates(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
 def _parse_login_defs(text: str) -> Mapping[str, str]:
     """KEY → value from login.defs; like shadow-utils, a later line overrides an earlier one."""
     out: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
+    # most of a login.defs is comments: they are dropped in one pass, the settings parsed one by one
+    for line in [s for s in map(str.strip, text.splitlines()) if s and s[0] != "#"]:
         parts = line.split(None, 1)
         value = parts[1].strip().strip('"') if len(parts) > 1 else ""
         out[parts[0]] = value

@@ -177,19 +177,20 @@ def parse_files_dump(text: str) -> FilesDump:
             meta, sep, path = rest.partition("\t")
             if not sep or not path:
                 raise SshdConfigError(f"malformed file header in probe output: {line[:120]!r}")
-            content: list[str] = []
-            i += 1
-            while i < len(lines) and lines[i] != f"@ENDFILE\t{path}":
-                body = lines[i]
-                if body.startswith("|"):
-                    content.append(body[1:])
-                elif body == f"@READERROR\t{path}":
-                    dump.unreadable.add(path)
-                else:
-                    raise SshdConfigError(f"unexpected line inside {path} in probe output: {body[:120]!r}")
-                i += 1
-            if i >= len(lines):
-                raise SshdConfigError(f"probe output ends inside {path} (truncated)")
+            end, read_error = f"@ENDFILE\t{path}", f"@READERROR\t{path}"
+            try:
+                stop = lines.index(end, i + 1)
+            except ValueError:
+                raise SshdConfigError(f"probe output ends inside {path} (truncated)") from None
+            block = lines[i + 1 : stop]
+            content = [body[1:] for body in block if body[:1] == "|"]
+            if len(content) != len(block):  # the probe's other lines: a read error, or garbage
+                for body in block:
+                    if body == read_error:
+                        dump.unreadable.add(path)
+                    elif body[:1] != "|":
+                        raise SshdConfigError(f"unexpected line inside {path} in probe output: {body[:120]!r}")
+            i = stop
             m = _META_RE.match(meta)
             mode, uid, gid = (int(m[1], 8), int(m[2]), int(m[3])) if m else (None, None, None)
             dump.files[path] = ConfigFileInfo(path, tuple(content), mode, uid, gid)
