@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from itops.model import Result, Run, Severity, Status
 from itops.report.data import printable_line
-from itops.report.jsondoc import run_to_json as run_document_json
 from itops.report.views import STATUS_ORDER, natural_key
 
 if TYPE_CHECKING:
@@ -36,15 +35,6 @@ def use_colour() -> bool:
 
 def _style(text: str, status: Status, colour: bool) -> str:
     return click.style(text, fg=_COLOURS[status], bold=status is Status.FAIL) if colour else text
-
-
-def run_to_json(run: Run, results: Sequence[Result], integrity: Mapping[str, Any] | None = None) -> str:
-    """The machine-readable form of a run (``--format json``): pure JSON, no colour codes.
-
-    The same ``itops.run/1`` document as ``itops report --format json`` (schema:
-    itops/report/schema/run-1.json); ``integrity`` is what ``runs verify`` found, when checked.
-    """
-    return run_document_json(run, results, integrity)
 
 
 #: ``--format`` of the commands that run things: a table at the end, or JSON / JSON lines as results arrive.
