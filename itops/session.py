@@ -28,6 +28,7 @@ from types import FrameType
 from typing import Protocol
 
 from itops.exitcodes import ExitStatus
+from itops.gctune import batch_gc
 from itops.model import Result, Run, Severity
 from itops.store import RunWriter, Store
 from itops.tally import RunTally
@@ -160,7 +161,7 @@ class RunSession:
         self._interrupt = interrupt or (lambda: None)
         self.begin()
         try:
-            with stop_on_signals(self._interrupt, what) as received:
+            with stop_on_signals(self._interrupt, what) as received, batch_gc():
                 yield self
             if received:
                 self.interrupted = True

@@ -107,3 +107,33 @@ def test_waivers_apply_before_the_store_and_their_use_is_counted(tmp_path):
     assert done.waiver_usage is not None
     warnings = waivers.warnings(done.waiver_usage)
     assert len(warnings) == 1 and "zzz" in warnings[0] and "stale" in warnings[0]
+
+
+def test_a_run_collects_garbage_in_fewer_passes_and_restores_the_settings(tmp_path):
+    """While a run is recorded, the young-generation threshold is raised and the startup state is
+    frozen out of collections (itops.gctune); afterwards, and after a failed run, both are as before."""
+    import gc
+
+    from itops.gctune import RUN_THRESHOLD0, batch_gc
+
+    before = gc.get_threshold()
+    seen: list[tuple[tuple[int, ...], int]] = []
+
+    def outcomes():
+        seen.append((gc.get_threshold(), gc.get_freeze_count()))
+        yield Outcome("a", [_result("a", Status.PASS)])
+        with batch_gc():  # nested (a job of the scheduler in the same process): one setting
+            seen.append((gc.get_threshold(), gc.get_freeze_count()))
+        seen.append((gc.get_threshold(), gc.get_freeze_count()))
+
+    RunSession(Store(tmp_path), _run()).execute(outcomes())
+    assert [t[0] for t, _ in seen] == [max(RUN_THRESHOLD0, before[0])] * 3 and all(n > 0 for _, n in seen)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+    def crashing():
+        yield Outcome("a", [_result("a", Status.PASS)])
+        raise RuntimeError("executor bug")
+
+    with pytest.raises(RuntimeError):
+        RunSession(Store(tmp_path / "2"), _run()).execute(crashing())
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
