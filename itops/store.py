@@ -282,15 +282,22 @@ class Store:
         ``target`` None: every target; ``prefix``: names starting with it (``fs.used_pct:``);
         ``before``: only runs started before this time (a check's history excludes its own run).
         """
+        # only the filters given, as plain terms: "(? IS NULL OR m.target = ?)" would make SQLite scan
+        # the whole metrics_series index on every call (a run's forecasts ask once per host and prefix,
+        # so the reads, and the page cache each worker's connection fills, grew with the history)
+        where = ["m.name >= ?", "m.name < ?"]
+        params: list[str | float] = [prefix, prefix + "\uffff"]
+        for term, value in (("m.target = ?", target), ("m.kind = ?", kind), ("m.ts < ?", before)):
+            if value is not None:
+                where.append(term)
+                params.append(value)
         sql = (
-            "SELECT m.target, m.name, m.ts, m.value FROM metrics m JOIN runs r ON r.id = m.run_id"
-            " WHERE (? IS NULL OR m.target = ?) AND m.name >= ? AND m.name < ? AND (? IS NULL OR m.kind = ?)"
-            " AND (? IS NULL OR m.ts < ?) ORDER BY m.target, m.name, m.ts"
+            "SELECT m.target, m.name, m.ts, m.value FROM metrics m JOIN runs r ON r.id = m.run_id"  # noqa: S608
+            f" WHERE {' AND '.join(where)} ORDER BY m.target, m.name, m.ts"  # (fixed terms, values bound)
         )
-        upper = prefix + "\uffff"
         out: dict[tuple[str, str], list[tuple[float, float]]] = {}
         with closing(self._connect()) as db:
-            for row in db.execute(sql, (target, target, prefix, upper, kind, kind, before, before)):
+            for row in db.execute(sql, params):
                 out.setdefault((row["target"], row["name"]), []).append((row["ts"], row["value"]))
         return out
 
