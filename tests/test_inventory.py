@@ -893,3 +893,23 @@ def test_cloud_problems(lab):
         f"{FILE}:7: clouds.aws-prod.token: secrets are never written inline: use password_env: NAME (an "
         "environment variable) or password_file: PATH, or an SSH key / agent",
     ]
+
+
+def test_hosts_with_the_same_ssh_settings_share_one_object(tmp_path: Path) -> None:
+    """A fleet's hosts mostly have the same settings: held once, not once per host (memory at scale)."""
+    path = tmp_path / "inv.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            version: 1
+            defaults: {ssh: {user: audit, port: 2222}}
+            hosts:
+              a: {address: 10.0.0.1}
+              b: {address: 10.0.0.2}
+              c: {address: 10.0.0.3, port: 22}
+            """
+        )
+    )
+    hosts = load_inventory(path).hosts
+    assert hosts["a"].ssh is hosts["b"].ssh and hosts["a"].ssh.port == 2222
+    assert hosts["c"].ssh is not hosts["a"].ssh and (hosts["c"].ssh.port, hosts["c"].ssh.user) == (22, "audit")
