@@ -294,15 +294,16 @@ def verify_run(
     folder: Path,
     run_id: str,
     public: Ed25519PublicKey,
-    db_lines: Iterable[str] | None = None,
-    line_key: Callable[[str], str] | None = None,
+    db_lines: Iterable[Any] | None = None,
+    same: Callable[[Any, str], bool] | None = None,
 ) -> Verification:
     """Check a run folder's chain, checkpoints, manifest and signature against ``public``.
 
-    ``db_lines``: the run's rows from the history database, compared with the verified file: each
-    with ``line_key(body)`` of its line (the line's JSON without the chain value itself when
-    ``line_key`` is None). Lines and rows are compared as they are read (an iterator of rows is
-    fine): memory stays bounded by the chain values, not by the size of the run.
+    ``db_lines``: the run's rows from the history database, compared with the verified file: a row
+    agrees with its line when ``same(row, body)`` (``body``: the line's JSON without the chain
+    value; when ``same`` is None the row must be that text). Lines and rows are compared as they
+    are read (an iterator of rows is fine): memory stays bounded by the chain values, not by the
+    size of the run.
     """
     result = Verification(run_id)
     results_path = folder / RESULTS_FILE
@@ -335,7 +336,7 @@ def verify_run(
             row = next(rows, None)
             if row is not None:
                 db_rows += 1
-                if not db_mismatch and row != (body if line_key is None else line_key(body)):
+                if not db_mismatch and not (row == body if same is None else same(row, body)):
                     db_mismatch = number
     result.lines = len(heads) - 1
     if broken_at is not None:

@@ -19,8 +19,9 @@ import secrets
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -155,10 +156,10 @@ class Store:
                 rows = (r["data"] for r in db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY seq", (rid,)))
                 return integrity.verify_run(self.run_dir(rid), rid, public, rows)
             keyed = (
-                _row_key(*r)
+                tuple(r)
                 for r in db.execute(f"SELECT {_KEY_COLUMNS} FROM results WHERE run_id = ? ORDER BY seq", (rid,))  # noqa: S608
             )
-            return integrity.verify_run(self.run_dir(rid), rid, public, keyed, line_key=_line_key)
+            return integrity.verify_run(self.run_dir(rid), rid, public, keyed, same=_row_agrees(rid))
 
     def _legacy_rows(self, db: sqlite3.Connection, run_id: str) -> bool:
         """Whether the run's rows hold whole result lines (written by an itops before 2026-12-07)."""
@@ -449,22 +450,30 @@ def _check_row(r: Result) -> tuple[str, str]:
     return r.title, compact_json({k: list(v) for k, v in r.frameworks.items()})
 
 
-def _row_key(check_id: str, target: str, resource: str, status: str, severity: str, waiver: str | None) -> str:
-    return "\x1f".join((check_id, target, resource, status, severity, waiver or ""))
+def _row_agrees(run_id: str) -> Callable[[tuple[Any, ...], str], bool]:
+    """Whether a history.db row (:data:`_KEY_COLUMNS`) says what its line of results.jsonl says.
 
+    Fast and exact for the lines this itops writes: they start with these six keys in this order
+    (:meth:`Result.to_dict`), and ``"waiver":`` followed by null or an object can only be the result's
+    own waiver (framework refs are lists, metrics numbers, evidence strings). Any other line (another
+    writer's key order) is decided by parsing it."""
+    enc = encode_basestring
+    head = '{"run_id":' + enc(run_id)
 
-def _line_key(body: str) -> str:
-    """A stored line's :func:`_row_key`: what its history.db row must say."""
-    d = json.loads(body)
-    waiver = d.get("waiver")
-    return _row_key(
-        d.get("check_id", ""),
-        d.get("target", ""),
-        d.get("resource", ""),
-        d.get("status", ""),
-        d.get("severity", ""),
-        compact_json(waiver) if waiver else None,
-    )
+    def agrees(row: tuple[Any, ...], body: str) -> bool:
+        check_id, target, resource, status, severity, waiver = row
+        prefix = (
+            f'{head},"check_id":{enc(check_id)},"target":{enc(target)},"resource":{enc(resource)},'
+            f'"status":{enc(status)},"severity":{enc(severity)},'
+        )
+        if body.startswith(prefix) and f'"waiver":{waiver or "null"}' in body:
+            return True
+        d = json.loads(body)
+        line_waiver = compact_json(d["waiver"]) if d.get("waiver") else None
+        keys = ("check_id", "target", "resource", "status", "severity")
+        return tuple(d.get(k, "") for k in keys) == tuple(row[:5]) and line_waiver == waiver
+
+    return agrees
 
 
 class StoredResults(list[Result]):

@@ -283,3 +283,33 @@ def test_reports_show_the_manifest_digest_and_whether_the_run_verified(stored, t
     _write(folder, lines)
     assert "NOT VERIFIED: line 2: chain mismatch" in report("md")
     assert "NOT VERIFIED" in report("html")
+
+
+def test_history_rows_agree_with_their_lines_waivers_and_any_text_included(tmp_path: Path) -> None:
+    """runs verify reads each row against its line: waivers, non-ASCII and quotes agree; a changed
+    waiver is caught; a line of another writer's key order is still judged exactly."""
+    from itops.model import Evidence, Result, Run, Severity, Status, Waiver
+    from itops.store import _row_agrees
+
+    store = Store(tmp_path / "store")
+    run = Run(id="20261207T000000Z-abcdef", kind="audit", started=1.0)
+    writer = store.begin(run)
+    waiver = Waiver("t.c1", "hôst-1", 'accepted "for now"', "ciso", "2027-01-01", "SEC-1")
+    writer.add_many(
+        [
+            Result(run.id, "t.c1", "hôst-1", Status.WAIVED, Severity.LOW, "ok", resource='/etc/"x"\\y', waiver=waiver),
+            Result(run.id, "t.c2", "hôst-1", Status.PASS, Severity.LOW, "ok", evidence=Evidence(observed="é")),
+        ]
+    )
+    writer.finish("complete", 0)
+    assert _verify(tmp_path / "store", run.id).exit_code == 0
+    with sqlite3.connect(tmp_path / "store" / "history.db") as db:
+        db.execute("UPDATE results SET waiver = replace(waiver, 'SEC-1', 'SEC-2') WHERE seq = 0")
+    res = _verify(tmp_path / "store", run.id)
+    assert res.exit_code == 1 and "history.db row 1 differs" in res.stdout
+
+    agrees = _row_agrees(run.id)
+    row = ("t.c2", "h", "", "PASS", "LOW", None)
+    reordered = json.dumps({"check_id": "t.c2", "run_id": run.id, "status": "PASS", "target": "h", "severity": "LOW"})
+    assert agrees(row, reordered) and not agrees(("t.c2", "h", "", "FAIL", "LOW", None), reordered)
+    assert not agrees(("t.c2", "h", "", "PASS", "LOW", '{"check":"x"}'), reordered)
