@@ -19,42 +19,19 @@ import secrets
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing
-from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, TextIO
 
 import platformdirs
 
-from itops import integrity
+from itops import history_db, integrity
 from itops.errors import UsageError
 from itops.fsutil import ensure_private_dir, open_private_append, private_sqlite_file, write_private_atomic
-from itops.model import Result, Run, compact_json
+from itops.model import Result, Run
 from itops.redact import redact_result
 from itops.tally import RunTally
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY, kind TEXT NOT NULL, started REAL NOT NULL, finished REAL,
-    inventory TEXT, inventory_digest TEXT, version TEXT, host_keys TEXT, counts TEXT,
-    state TEXT NOT NULL, exit_code INTEGER, pid INTEGER, accounts TEXT, planned TEXT
-);
-CREATE TABLE IF NOT EXISTS results (
-    run_id TEXT NOT NULL REFERENCES runs(id), seq INTEGER NOT NULL, check_id TEXT NOT NULL,
-    target TEXT NOT NULL, resource TEXT NOT NULL, status TEXT NOT NULL, severity TEXT NOT NULL,
-    waiver TEXT, PRIMARY KEY (run_id, seq)
-);
-CREATE TABLE IF NOT EXISTS run_checks (
-    run_id TEXT NOT NULL, check_id TEXT NOT NULL, title TEXT NOT NULL, frameworks TEXT NOT NULL,
-    PRIMARY KEY (run_id, check_id)
-);
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id TEXT NOT NULL, ts REAL NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL, check_id TEXT NOT NULL,
-    name TEXT NOT NULL, value REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS metrics_series ON metrics(target, name, ts);
-"""
 
 
 def default_home() -> Path:
@@ -80,23 +57,8 @@ class Store:
         ensure_private_dir(self.root / "runs")
         self.db_path = private_sqlite_file(self.root / "history.db")
         with closing(self._connect()) as db, db:
-            db.executescript(SCHEMA)
-            columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
-            if "accounts" not in columns:  # stores created before cloud accounts were recorded
-                db.execute("ALTER TABLE runs ADD COLUMN accounts TEXT")
-            if "planned" not in columns:  # stores created before planned targets were recorded
-                db.execute("ALTER TABLE runs ADD COLUMN planned TEXT")
-            for column in ("shard", "selection", "merged_from", "inventory_lines"):  # stores from before them
-                if column not in columns:
-                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
-            # Stores from before 2026-12-07 kept each result's whole JSON line again in results.data
-            # (results.jsonl is the record) and an index no query used: new rows leave data empty.
-            result_columns = {row["name"] for row in db.execute("PRAGMA table_info(results)")}
-            if "waiver" not in result_columns:
-                db.execute("ALTER TABLE results ADD COLUMN waiver TEXT")
-            db.execute("DROP INDEX IF EXISTS results_check")
             #: the history database has the results.data column of older stores (rows need a value)
-            self.legacy_data = "data" in result_columns
+            self.legacy_data = history_db.create_or_upgrade(db)
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.db_path, timeout=30)
@@ -155,11 +117,8 @@ class Store:
             if self._legacy_rows(db, rid):  # rows with the whole line: compared as they are
                 rows = (r["data"] for r in db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY seq", (rid,)))
                 return integrity.verify_run(self.run_dir(rid), rid, public, rows)
-            keyed = (
-                tuple(r)
-                for r in db.execute(f"SELECT {_KEY_COLUMNS} FROM results WHERE run_id = ? ORDER BY seq", (rid,))  # noqa: S608
-            )
-            return integrity.verify_run(self.run_dir(rid), rid, public, keyed, same=_row_agrees(rid))
+            keyed = (tuple(r) for r in db.execute(history_db.SELECT_ROW_KEYS, (rid,)))
+            return integrity.verify_run(self.run_dir(rid), rid, public, keyed, same=history_db.row_agrees(rid))
 
     def _legacy_rows(self, db: sqlite3.Connection, run_id: str) -> bool:
         """Whether the run's rows hold whole result lines (written by an itops before 2026-12-07)."""
@@ -197,8 +156,8 @@ class Store:
         def rows() -> Iterator[tuple[Any, ...]]:  # read as SQLite inserts them: never the whole run in memory
             for seq, body in enumerate(_stored_bodies(folder / "results.jsonl")):
                 r = Result.from_dict(json.loads(body))
-                checks.setdefault(r.check_id, _check_row(r))
-                yield _result_row(run.id, seq, r, self.legacy_data)
+                checks.setdefault(r.check_id, history_db.check_row(r))
+                yield history_db.result_row(run.id, seq, r, self.legacy_data)
 
         def metrics() -> Iterator[tuple[Any, ...]]:
             for body in _stored_bodies(folder / "results.jsonl"):
@@ -231,7 +190,7 @@ class Store:
                     json.dumps(run.inventory_lines),
                 ),
             )
-            db.executemany(_insert_results(self.legacy_data), rows())
+            db.executemany(history_db.insert_results_sql(self.legacy_data), rows())
             db.executemany(
                 "INSERT INTO run_checks (run_id, check_id, title, frameworks) VALUES (?,?,?,?)",
                 [(run.id, check, *row) for check, row in checks.items()],
@@ -429,53 +388,6 @@ def _run_from_row(row: sqlite3.Row) -> Run:
     )
 
 
-# The history database's row of a result: what `runs list/diff`, trends and `runs verify` query. The
-# result itself is its line in results.jsonl (the hash-chained record); a check's title and
-# frameworks are stored once per run (run_checks), a waiver only where there is one.
-_KEY_COLUMNS = "check_id, target, resource, status, severity, waiver"
-
-
-def _insert_results(legacy_data: bool) -> str:
-    columns = "run_id, seq, check_id, target, resource, status, severity, waiver" + (", data" if legacy_data else "")
-    return f"INSERT INTO results ({columns}) VALUES ({', '.join('?' * (9 if legacy_data else 8))})"  # noqa: S608
-
-
-def _result_row(run_id: str, seq: int, r: Result, legacy_data: bool) -> tuple[Any, ...]:
-    waiver = compact_json(r.waiver.to_dict()) if r.waiver is not None else None
-    row = (run_id, seq, r.check_id, r.target, r.resource, r.status._value_, r.severity._value_, waiver)
-    return (*row, "") if legacy_data else row
-
-
-def _check_row(r: Result) -> tuple[str, str]:
-    return r.title, compact_json({k: list(v) for k, v in r.frameworks.items()})
-
-
-def _row_agrees(run_id: str) -> Callable[[tuple[Any, ...], str], bool]:
-    """Whether a history.db row (:data:`_KEY_COLUMNS`) says what its line of results.jsonl says.
-
-    Fast and exact for the lines this itops writes: they start with these six keys in this order
-    (:meth:`Result.to_dict`), and ``"waiver":`` followed by null or an object can only be the result's
-    own waiver (framework refs are lists, metrics numbers, evidence strings). Any other line (another
-    writer's key order) is decided by parsing it."""
-    enc = encode_basestring
-    head = '{"run_id":' + enc(run_id)
-
-    def agrees(row: tuple[Any, ...], body: str) -> bool:
-        check_id, target, resource, status, severity, waiver = row
-        prefix = (
-            f'{head},"check_id":{enc(check_id)},"target":{enc(target)},"resource":{enc(resource)},'
-            f'"status":{enc(status)},"severity":{enc(severity)},'
-        )
-        if body.startswith(prefix) and f'"waiver":{waiver or "null"}' in body:
-            return True
-        d = json.loads(body)
-        line_waiver = compact_json(d["waiver"]) if d.get("waiver") else None
-        keys = ("check_id", "target", "resource", "status", "severity")
-        return tuple(d.get(k, "") for k in keys) == tuple(row[:5]) and line_waiver == waiver
-
-    return agrees
-
-
 class StoredResults(list[Result]):
     """Results as :meth:`RunWriter.add_many` stored them (redacted), with :attr:`texts`: the JSON
     text of each (:meth:`Result.to_json`, as in results.jsonl without its chain value), so what
@@ -507,7 +419,7 @@ class RunWriter:
         self._jsonl: TextIO = os.fdopen(fd, "a", encoding="utf-8")
         self._db = store._connect()
         self._last_commit = time.monotonic()
-        self._insert = _insert_results(store.legacy_data)
+        self._insert = history_db.insert_results_sql(store.legacy_data)
         self._legacy = store.legacy_data
         self._checks_seen: set[str] = set()  # bounded by the checks of the run, not its results
 
@@ -536,10 +448,10 @@ class RunWriter:
             result = redact_result(result)  # redact() remembers texts across hosts (bounded)
             text = result.to_json()  # encoded once: results.jsonl and the stdout stream
             lines.append(chain(text) + "\n")
-            rows.append(_result_row(run_id, seq, result, legacy))
+            rows.append(history_db.result_row(run_id, seq, result, legacy))
             if result.check_id not in seen:
                 seen.add(result.check_id)
-                new_checks.append((run_id, result.check_id, *_check_row(result)))
+                new_checks.append((run_id, result.check_id, *history_db.check_row(result)))
             seq += 1
             count(result)
             stored.append(result)

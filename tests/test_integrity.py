@@ -289,7 +289,7 @@ def test_history_rows_agree_with_their_lines_waivers_and_any_text_included(tmp_p
     """runs verify reads each row against its line: waivers, non-ASCII and quotes agree; a changed
     waiver is caught; a line of another writer's key order is still judged exactly."""
     from itops.model import Evidence, Result, Run, Severity, Status, Waiver
-    from itops.store import _row_agrees
+    from itops.history_db import row_agrees as _row_agrees
 
     store = Store(tmp_path / "store")
     run = Run(id="20261207T000000Z-abcdef", kind="audit", started=1.0)
