@@ -267,31 +267,32 @@ def test_ensure_immutable_accepts_deeply_immutable_values_only():
             ensure_immutable(value)
 
 
-def _os_release_with_shlex(text: str) -> dict[str, str]:
-    """parse_os_release as it was: every value through shlex."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        try:
-            parts = shlex.split(value)
-        except ValueError:
-            parts = [value.strip("\"'")]
-        out[key.strip()] = parts[0] if parts else ""
-    return out
+def _value_with_shlex(value: str) -> str:
+    """How parse_os_release took a value before its fast paths: always through shlex."""
+    try:
+        parts = shlex.split(value)
+    except ValueError:
+        parts = [value.strip("\"'")]
+    return parts[0] if parts else ""
 
 
-def test_os_release_values_are_unquoted_as_shlex_does():
-    """parse_os_release takes the common shapes without shlex: the same answer for any text."""
+def test_os_release_values_are_unquoted_as_shlex_does(monkeypatch):
+    """parse_os_release takes the common shapes without shlex: the same answer for any text as the
+    same parser with every value through shlex."""
+    from itops import osrelease
+
+    def with_shlex(text: str) -> dict[str, str]:
+        with monkeypatch.context() as m:
+            m.setattr(osrelease, "_os_release_value", _value_with_shlex)
+            return parse_os_release(text)
+
     rng = random.Random(14)
     alphabet = "ab \"'\\\t#=$`x\n"
     for _ in range(20000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
-        assert parse_os_release(text) == _os_release_with_shlex(text), text
+        assert parse_os_release(text) == with_shlex(text), text
     real = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\nNAME=\'Debian\'\n'
-    assert parse_os_release(real) == _os_release_with_shlex(real)
+    assert parse_os_release(real) == with_shlex(real)
 
 
 def test_verdicts_are_the_same_with_the_memo_as_with_each_check_alone():
