@@ -288,8 +288,8 @@ def test_reports_show_the_manifest_digest_and_whether_the_run_verified(stored, t
 def test_history_rows_agree_with_their_lines_waivers_and_any_text_included(tmp_path: Path) -> None:
     """runs verify reads each row against its line: waivers, non-ASCII and quotes agree; a changed
     waiver is caught; a line of another writer's key order is still judged exactly."""
-    from itops.model import Evidence, Result, Run, Severity, Status, Waiver
     from itops.history_db import row_agrees as _row_agrees
+    from itops.model import Evidence, Result, Run, Severity, Status, Waiver
 
     store = Store(tmp_path / "store")
     run = Run(id="20261207T000000Z-abcdef", kind="audit", started=1.0)
@@ -313,3 +313,9 @@ def test_history_rows_agree_with_their_lines_waivers_and_any_text_included(tmp_p
     reordered = json.dumps({"check_id": "t.c2", "run_id": run.id, "status": "PASS", "target": "h", "severity": "LOW"})
     assert agrees(row, reordered) and not agrees(("t.c2", "h", "", "FAIL", "LOW", None), reordered)
     assert not agrees(("t.c2", "h", "", "PASS", "LOW", '{"check":"x"}'), reordered)
+    with (tmp_path / "store" / "runs" / run.id / "results.jsonl").open() as fh:
+        waived_body = integrity.split_chained(fh.readline().rstrip("\n"))[0]  # type: ignore[index]
+    full = json.dumps(waiver.to_dict(), ensure_ascii=False, separators=(",", ":"))
+    waived_row = ("t.c1", "hôst-1", '/etc/"x"\\y', "WAIVED", Severity.LOW.value)
+    assert agrees((*waived_row, full), waived_body)
+    assert not agrees((*waived_row, full.split(",")[0]), waived_body)  # a waiver cut short in history.db
