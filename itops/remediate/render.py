@@ -21,7 +21,7 @@ import yaml
 
 from itops.checkapi import Check
 from itops.model import Result, Status
-from itops.remediate.shlib import SHLIB
+from itops.remediate.shlib import SHLIB, SSHD_RELOAD
 from itops.remediate.spec import PLACEHOLDER_RE, Fix
 
 __all__ = ["HostFixes", "PlannedFix", "example_sh", "plan_fixes", "render_ansible", "render_sh", "safe_comment"]
@@ -419,12 +419,12 @@ def render_ansible(plans: Sequence[HostFixes], run_id: str) -> str:
                 "tasks": tasks,
                 "handlers": [
                     {
+                        # not ansible.builtin.service state=reloaded: that STARTS a stopped sshd
+                        # (a chroot, a container, a deliberately stopped or socket-activated one)
                         "name": "itops reload sshd",
-                        "ansible.builtin.service": {
-                            "name": "{{ 'ssh' if ansible_facts['os_family'] == 'Debian' else 'sshd' }}",
-                            "state": "reloaded",
-                        },
-                        "failed_when": False,
+                        "ansible.builtin.shell": {"cmd": Unsafe(SSHD_RELOAD + "itops_sshd_reload\n")},
+                        "register": "itops_sshd_reload",
+                        "changed_when": "'reloaded:' in itops_sshd_reload.stdout",
                     }
                 ],
             }

@@ -8,9 +8,33 @@ spliced into code; awk reads them from the environment (``-v`` would interpret b
 
 from __future__ import annotations
 
-__all__ = ["SHLIB"]
+__all__ = ["SHLIB", "SSHD_RELOAD"]
 
-SHLIB = r"""umask 022
+SSHD_RELOAD = r"""# itops_sshd_reload: a RUNNING sshd re-reads its configuration; one that is not running is left
+# stopped (never started: a chroot, a container, a socket-activated or deliberately stopped sshd).
+# systemd: only an active ssh/sshd unit is reloaded. Otherwise SIGHUP goes to the PID in
+# /run/sshd.pid only when that process is an sshd: a stale pidfile never signals another process.
+itops_sshd_reload() {
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    for _u in ssh sshd; do
+      systemctl is-active --quiet "$_u" 2>/dev/null || continue
+      if systemctl reload "$_u"; then echo "reloaded: sshd ($_u.service)"; return 0; fi
+      echo "error: systemctl reload $_u failed; the new setting applies when sshd next starts" >&2; return 1
+    done
+  fi
+  _p=$(cat /run/sshd.pid 2>/dev/null) || _p=
+  case $_p in
+    '' | *[!0-9]*) ;;
+    *) if [ "$(cat "/proc/$_p/comm" 2>/dev/null)" = sshd ] && kill -HUP "$_p" 2>/dev/null; then
+         echo "reloaded: sshd (SIGHUP to PID $_p)"; return 0
+       fi ;;
+  esac
+  echo "note: no running sshd to reload here; the new setting applies when sshd next starts"
+}
+"""
+
+SHLIB = (
+    r"""umask 022
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 # _itops_rewrite FILE KEY LINE WHERE ICASE: FILE's text on stdout with KEY set once as LINE.
@@ -54,18 +78,9 @@ itops_set_line() {
   case $? in 0) echo "changed: $1: $2$3$4" ;; 1) echo "ok: $1: $2$3$4" ;; *) return 1 ;; esac
 }
 
-itops_sshd_reload() {
-  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-    if systemctl reload ssh 2>/dev/null || systemctl reload sshd 2>/dev/null; then
-      echo "reloaded: sshd"; return 0
-    fi
-  fi
-  if [ -s /run/sshd.pid ] && kill -HUP "$(cat /run/sshd.pid)" 2>/dev/null; then
-    echo "reloaded: sshd (SIGHUP)"; return 0
-  fi
-  echo "note: no running sshd to reload here; the new setting applies when sshd next starts"
-}
-
+"""
+    + SSHD_RELOAD
+    + r"""
 # itops_sshd_set KEYWORD VALUE: set once at the top of sshd_config, every other setting (drop-ins,
 # Match blocks) commented out; `sshd -t` must accept the result, else every file is put back
 itops_sshd_set() {
@@ -197,3 +212,4 @@ itops_package_absent() {
   echo "ok: package $1 is not installed"
 }
 """
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterable, Sequence
 
@@ -71,3 +72,71 @@ def stop_processes(pids: Sequence[int], *, grace: float = _STOP_GRACE) -> None:
             time.sleep(0.05)
         if not any(_alive(p, s) for p, s in targets.items()):
             return
+
+
+def _listening_ports() -> dict[str, str]:
+    """Socket inode -> ``address:port`` of every listening TCP socket (this network namespace)."""
+    ports: dict[str, str] = {}
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            with open(table) as fh:
+                lines = fh.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A":  # TCP_LISTEN
+                address, _, port = fields[1].partition(":")
+                if width == 8:
+                    shown = socket.inet_ntoa(bytes.fromhex(address)[::-1])
+                else:
+                    shown = "[::]" if set(address) == {"0"} else f"[{address}]"
+                ports[fields[9]] = f"{shown}:{int(port, 16)}"
+    return ports
+
+
+def processes_inside(root: str) -> dict[int, str]:
+    """Processes whose root directory (their chroot) is ``root`` or below it: pid -> a description
+    (command name and any TCP port it listens on), read from /proc."""
+    prefix = os.path.realpath(root)
+    found: dict[int, str] = {}
+    listening: dict[str, str] | None = None
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            where = os.readlink(f"/proc/{entry}/root").removesuffix(" (deleted)")
+        except OSError:
+            continue
+        if where != prefix and not where.startswith(prefix + "/"):
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as fh:
+                name = fh.read().strip()
+        except OSError:
+            continue  # exited meanwhile
+        if listening is None:
+            listening = _listening_ports()
+        ports = sorted({listening[s] for s in _socket_inodes(int(entry)) if s in listening})
+        found[int(entry)] = f"{name} (PID {entry}{', listening on ' + ', '.join(ports) if ports else ''})"
+    return found
+
+
+def _socket_inodes(pid: int) -> list[str]:
+    inodes: list[str] = []
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd")[:10_000]:
+            with contextlib.suppress(OSError):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.append(link[8:-1])
+    return inodes
+
+
+def stop_processes_inside(root: str | os.PathLike[str], *, grace: float = _STOP_GRACE) -> list[str]:
+    """Stop every process chrooted into ``root`` (or below it), with its descendants, as
+    :func:`stop_processes` does; returns their descriptions (empty when there was none)."""
+    found = processes_inside(os.fspath(root))
+    if found:
+        stop_processes(sorted(found), grace=grace)
+    return [found[pid] for pid in sorted(found)]

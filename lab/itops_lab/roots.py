@@ -46,6 +46,7 @@ from itops_lab.plant import (
     plant,
     resolve_in_root,
 )
+from itops_lab.procs import stop_processes_inside
 from itops_lab.profiles import (
     RootProfile,
 )
@@ -413,9 +414,22 @@ class HostRoots:
         (self.run_dir / OWNERS_FILE).write_text("".join(f"{p}\n" for p in pids))
 
     def close(self) -> None:
-        """Remove every root made here (unmounting /proc and any bind mounts first)."""
+        """Remove every root made here (unmounting /proc and any bind mounts first).
+
+        A process still running inside a root (a daemon that a test, a fix or a package script
+        started in a chroot, which the fleet's stop cannot see because it left the sshd's process
+        tree) is stopped first, and then reported as a :class:`LabError`: such a process outlives
+        the lab, and a daemon started from a Debian root listens on its default port (sshd on
+        0.0.0.0:22) of this machine.
+        """
+        leftover = stop_processes_inside(self.run_dir)
         remove_tree(self.run_dir)
         self.roots.clear()
+        if leftover:
+            raise LabError(
+                "processes were left running inside the lab's host roots (now stopped): " + "; ".join(leftover),
+                hint="something run in a chroot started a daemon; lab hosts must not start services",
+            )
 
     def __enter__(self) -> HostRoots:
         return self
@@ -436,6 +450,7 @@ def sweep_stale_roots(parent: Path) -> list[Path]:
         except OSError:
             owners = [pid_text]
         if not any(Path(f"/proc/{p}").exists() for p in owners if p.isdigit()):
+            stop_processes_inside(entry)
             remove_tree(entry)
             removed.append(entry)
     return removed
