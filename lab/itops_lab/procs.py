@@ -8,6 +8,7 @@ import signal
 import socket
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 _STOP_GRACE = 5.0
 
@@ -95,11 +96,22 @@ def _listening_ports() -> dict[str, str]:
     return ports
 
 
-def processes_inside(root: str) -> dict[int, str]:
-    """Processes whose root directory (their chroot) is ``root`` or below it: pid -> a description
-    (command name and any TCP port it listens on), read from /proc."""
+@dataclass(frozen=True)
+class Inside:
+    """A process found chrooted into a lab root: its PID, command name and listening TCP ports."""
+
+    pid: int
+    name: str
+    ports: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.name} (PID {self.pid}{', listening on ' + ', '.join(self.ports) if self.ports else ''})"
+
+
+def processes_inside(root: str) -> dict[int, Inside]:
+    """Processes whose root directory (their chroot) is ``root`` or below it, read from /proc."""
     prefix = os.path.realpath(root)
-    found: dict[int, str] = {}
+    found: dict[int, Inside] = {}
     listening: dict[str, str] | None = None
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -117,8 +129,8 @@ def processes_inside(root: str) -> dict[int, str]:
             continue  # exited meanwhile
         if listening is None:
             listening = _listening_ports()
-        ports = sorted({listening[s] for s in _socket_inodes(int(entry)) if s in listening})
-        found[int(entry)] = f"{name} (PID {entry}{', listening on ' + ', '.join(ports) if ports else ''})"
+        ports = tuple(sorted({listening[s] for s in _socket_inodes(int(entry)) if s in listening}))
+        found[int(entry)] = Inside(int(entry), name, ports)
     return found
 
 
@@ -133,9 +145,9 @@ def _socket_inodes(pid: int) -> list[str]:
     return inodes
 
 
-def stop_processes_inside(root: str | os.PathLike[str], *, grace: float = _STOP_GRACE) -> list[str]:
+def stop_processes_inside(root: str | os.PathLike[str], *, grace: float = _STOP_GRACE) -> list[Inside]:
     """Stop every process chrooted into ``root`` (or below it), with its descendants, as
-    :func:`stop_processes` does; returns their descriptions (empty when there was none)."""
+    :func:`stop_processes` does; returns what was found (empty when there was none)."""
     found = processes_inside(os.fspath(root))
     if found:
         stop_processes(sorted(found), grace=grace)

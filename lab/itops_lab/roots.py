@@ -416,19 +416,21 @@ class HostRoots:
     def close(self) -> None:
         """Remove every root made here (unmounting /proc and any bind mounts first).
 
-        A process still running inside a root (a daemon that a test, a fix or a package script
-        started in a chroot, which the fleet's stop cannot see because it left the sshd's process
-        tree) is stopped first, and then reported as a :class:`LabError`: such a process outlives
-        the lab, and a daemon started from a Debian root listens on its default port (sshd on
-        0.0.0.0:22) of this machine.
+        Every process still running inside a root is stopped first: a probe that outlived its
+        session (it ends at its own ``timeout``), or a daemon that something run in a chroot
+        started, which left the sshd's process tree so the fleet's stop cannot see it. A process
+        that was listening on a TCP port is then reported as a :class:`LabError`: a service started
+        from a Debian root listens on its default port of this machine (sshd on 0.0.0.0:22), and
+        would have outlived the lab.
         """
         leftover = stop_processes_inside(self.run_dir)
         remove_tree(self.run_dir)
         self.roots.clear()
-        if leftover:
+        listeners = [str(p) for p in leftover if p.ports]
+        if listeners:
             raise LabError(
-                "processes were left running inside the lab's host roots (now stopped): " + "; ".join(leftover),
-                hint="something run in a chroot started a daemon; lab hosts must not start services",
+                "a process started inside a lab host's root was listening (now stopped): " + "; ".join(listeners),
+                hint="something run in a chroot started a service; lab hosts must not start services",
             )
 
     def __enter__(self) -> HostRoots:
