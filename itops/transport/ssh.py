@@ -32,6 +32,7 @@ from itops.transport.base import (
 )
 from itops.transport.batch import DEFAULT_MAX_PROBE_OUTPUT, BatchScript
 from itops.transport.known_hosts import KnownHosts, fingerprint_of
+from itops.transport.readahead import ReadAheadSocket
 
 __all__ = ["KnownHosts", "SSHConnection", "SSHTarget", "fingerprint", "read_password_file"]
 
@@ -109,13 +110,13 @@ class SSHConnection:
         self.target = target
         self._jump: SSHConnection | None = None
         self.host_key_fingerprint = ""
-        sock: socket.socket | paramiko.Channel
+        sock: ReadAheadSocket | paramiko.Channel
         if via is None and target.jump is not None:
             via = self._jump = SSHConnection(target.jump, known_hosts)
         if via is not None:
             sock = via.open_tunnel(target.address, target.port, target.connect_timeout)
         else:
-            sock = _open_socket(target)
+            sock = ReadAheadSocket(_open_socket(target))
         self.transport = paramiko.Transport(sock)
         try:
             self._handshake(known_hosts)
