@@ -9,12 +9,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import random
 
 import jsonschema
 import pytest
 
 from itops.integrity import split_chained
-from itops.model import Evidence, Result, Run, Severity, Status, Waiver, compact_json
+from itops.model import Evidence, Result, Run, Severity, Status, Waiver, _fast_result_json, compact_json
 from itops.redact import EVIDENCE_CAP, REDACTED, redact_result, register_secret
 from itops.report.jsondoc import JsonLinesStream, JsonRunStream, load_schema
 from itops.session import RunSession
@@ -64,20 +65,20 @@ def _stored_bodies(store: Store, run_id: str) -> list[str]:
 def test_each_result_is_converted_once_for_store_and_stdout(tmp_path, monkeypatch, stream_class):
     """Was: to_dict twice per result (the store line, then the stdout stream) and json.dumps twice."""
     calls = []
-    to_dict = Result.to_dict
+    to_json = Result.to_json
 
-    def counting(self: Result) -> dict:
+    def counting(self: Result) -> str:
         calls.append(self.check_id)
-        return to_dict(self)
+        return to_json(self)
 
-    monkeypatch.setattr(Result, "to_dict", counting)
+    monkeypatch.setattr(Result, "to_json", counting)
     out: list[str] = []
     store = Store(tmp_path)
     session = RunSession(store, Run(id="r", kind="audit", started=0.0), stream=stream_class(out.append))
     hosts = ["a", "b", "c"]
     done = session.execute([type("O", (), {"results": _results(h)})() for h in hosts])
     assert done.tally.total == 12
-    assert len(calls) == 12, f"{len(calls)} to_dict calls for 12 results"
+    assert len(calls) == 12, f"{len(calls)} to_json calls for 12 results"
     text = "".join(out)
     printed = json.loads(text)["results"] if stream_class is JsonRunStream else text.splitlines()[:-1]
     printed = [json.loads(p) if isinstance(p, str) else p for p in printed]
@@ -218,3 +219,74 @@ def test_streams_still_take_plain_results_and_other_streams_get_result_objects(t
     )
     assert all(isinstance(r, Result) for r in seen) and len(seen) == 4
     assert all(SECRET not in r.evidence.excerpt for r in seen)
+
+
+_TEXTS = ["", "plain", 'é \u2028 \x00\x1f\x7f "q" \\ \n\t', "ssh.root_login_disabled", "/etc/ssh/sshd_config", "😀"]
+
+
+def _random_result(rng: random.Random) -> Result:
+    def text() -> str:
+        if rng.random() < 0.5:
+            return rng.choice(_TEXTS)
+        return "".join(rng.choice('ab "\\\n\x01é€😀\u2028/:') for _ in range(rng.randrange(12)))
+
+    frameworks = rng.choice(
+        [{}, {"cis-debian-12": ("5.1.20",), "nist-800-53": ("AC-6", "IA-2")}, {text(): (text(), text())}]
+    )
+    waiver = (
+        None
+        if rng.random() < 0.7
+        else Waiver(check=text(), target=text(), justification=text(), approver=text(), expires="2027-01-01")
+    )
+    return Result(
+        run_id=rng.choice(["r1", "20261207T040000Z-abcdef", text()]),
+        check_id=rng.choice(_TEXTS),
+        target=text(),
+        status=rng.choice(list(Status)),
+        severity=rng.choice(list(Severity)),
+        title=text(),
+        message=text(),
+        resource=text(),
+        evidence=Evidence(source=text(), excerpt=text(), observed=text(), expected=text()),
+        frameworks=frameworks,
+        remediation=text(),
+        started=rng.choice([0.0, 1765080000.123456, 1e-7, 1e22, -0.0, rng.random() * 2e9]),
+        duration=rng.choice([0.0, 0.000123, 1.2e-5, 12.5, rng.random()]),
+        waiver=waiver,
+        metrics=rng.choice([{}, {"fs.used_pct:/var": 71.0, "n": 3}]),
+    )
+
+
+def test_result_json_is_exactly_compact_json_of_to_dict():
+    """Result.to_json builds its text from remembered parts: the text must be what json gives."""
+    rng = random.Random(20261207)
+    for _ in range(20_000):
+        r = _random_result(rng)
+        assert _fast_result_json(r) == compact_json(r.to_dict()), r  # the fast path itself, no fallback
+        assert r.to_json() == compact_json(r.to_dict())
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"started": math.nan},
+        {"duration": math.inf},
+        {"started": 17},  # an int time
+        {"target": None},  # not a str
+        {"metrics": {"x": math.nan}},
+        {"waiver": Waiver("c", "t", "j", "a", "2027-01-01", ticket='T-"1"')},
+    ],
+)
+def test_result_json_of_unusual_values_is_still_compact_json(changes):
+    r = dataclasses.replace(_random_result(random.Random(1)), **changes)
+    assert r.to_json() == compact_json(r.to_dict())
+
+
+def test_result_json_notices_frameworks_changed_in_place():
+    frameworks = {"cis-debian-12": ["5.1.20"]}
+    r = dataclasses.replace(_random_result(random.Random(2)), frameworks=frameworks)
+    assert '"frameworks":{"cis-debian-12":["5.1.20"]}' in r.to_json()
+    frameworks["cis-debian-12"].append("5.1.21")
+    frameworks["iso-27001"] = ["A.8.5"]
+    assert r.to_json() == compact_json(r.to_dict())
+    assert '"iso-27001":["A.8.5"]' in r.to_json()
