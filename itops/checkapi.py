@@ -158,8 +158,10 @@ class Facts:
         """``parser(output text of probe)``, computed once per host for this probe output and parser.
 
         The probe must have a result (KeyError otherwise; look at ``facts.get(name)`` and its ``ok``
-        first). ``parser`` must be a module-level function (not a lambda or closure made per call,
-        which would never be found again) returning a deeply immutable value: tuples, frozensets,
+        first). ``parser`` must be a module-level function of the text alone (not a lambda or closure
+        made per call, which would never be found again; no clock or changing globals: the run may
+        hand its value to another host that sent byte-equal output, see
+        :class:`~itops.hostmemo.SharedParses`) returning a deeply immutable value: tuples, frozensets,
         ``types.MappingProxyType``, frozen dataclasses (see :func:`ensure_immutable`; TypeError
         otherwise), since every check of the host gets the same object. An exception it raises
         (``ProbeOutputError`` on garbage) is raised again to every check asking.

@@ -13,11 +13,15 @@ import enum
 import itertools
 import operator
 import re
+import threading
+import types
 from collections.abc import Callable, Hashable, Iterable
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-__all__ = ["HostMemo", "ensure_immutable"]
+from itops.facts import ProbeResult
+
+__all__ = ["HostMemo", "SharedParses", "ensure_immutable"]
 
 T = TypeVar("T")
 
@@ -99,6 +103,91 @@ def ensure_immutable(value: Any, what: str = "value") -> None:
                 )
 
 
+class SharedParses:
+    """Parsed values shared by the hosts of one run whose inputs are equal (bounded, thread-safe).
+
+    A fleet is mostly alike: many hosts send the very same sshd_config, login.defs or PAM stack, and
+    parsing them was the bulk of evaluation. A value computed for one host (by :meth:`HostMemo.get`)
+    is kept here under its key (the parser or function and its inputs, such as the probe results
+    themselves) and handed to any other host whose key is *equal*: the same function and byte-equal
+    inputs, compared in full (a hash collision is never a hit), so a host gets what its own parse
+    would have given. This relies on what :meth:`Facts.parsed` and :meth:`Facts.derived` already ask
+    of their functions: a module-level function of its arguments alone, with a deeply immutable value.
+
+    Only keys made of probe results, str, bytes, numbers, None and tuples of those are shared, and
+    only when their inputs total at most :attr:`MAX_INPUT` bytes; the inputs held as keys stay under
+    :attr:`MAX_BYTES` in all (the table starts over when they would not), so memory stays bounded
+    whatever the hosts send. Errors are never shared: each host computes its own. One per run (the
+    runner makes it), so nothing outlives the run.
+    """
+
+    MAX_INPUT = 1 << 20
+    MAX_BYTES = 32 << 20
+    MAX_ENTRIES = 4096
+
+    __slots__ = ("_bytes", "_lock", "_values", "hits")
+
+    def __init__(self) -> None:
+        self._values: dict[Hashable, Any] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+        #: values handed out without computing them (for tests and benchmarks)
+        self.hits = 0
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def lookup(self, key: Hashable) -> Any:
+        """The value kept under ``key``, else :data:`MISSING`."""
+        value = self._values.get(key, MISSING)
+        if value is not MISSING:
+            self.hits += 1  # a statistic: a lost increment between threads does not matter
+        return value
+
+    def store(self, key: Hashable, value: Any) -> None:
+        """Keep ``value`` under ``key`` when the key's inputs may be shared and fit the bounds."""
+        size = _input_size(key)
+        if size is None or size > self.MAX_INPUT:
+            return
+        with self._lock:
+            if key in self._values:
+                return
+            if self._bytes + size > self.MAX_BYTES or len(self._values) >= self.MAX_ENTRIES:
+                self._values = {}
+                self._bytes = 0
+            self._values[key] = value
+            self._bytes += size
+
+
+#: what :meth:`SharedParses.lookup` returns for a key it does not hold
+MISSING: Any = object()
+
+
+def _input_size(key: object, depth: int = 0) -> int | None:
+    """The bytes of the inputs in ``key`` (None when it holds anything but probe results, str,
+    bytes, numbers, None, functions and tuples of those: such a key is not shared)."""
+    if depth > 4:
+        return None
+    t = type(key)
+    if t is tuple:
+        total = 0
+        for item in key:  # type: ignore[attr-defined]
+            size = _input_size(item, depth + 1)
+            if size is None:
+                return None
+            total += size
+        return total
+    if t is ProbeResult:
+        return len(key.command) + len(key.stdout) + len(key.stderr) + len(key.error)  # type: ignore[attr-defined]
+    if t is str or t is bytes:
+        return len(key)  # type: ignore[arg-type]
+    if key is None or t is int or t is float or t is bool:
+        return 0
+    if t is types.FunctionType or t is types.BuiltinFunctionType:
+        return 0  # the parser or derived function: compared by identity
+    return None
+
+
 class HostMemo:
     """Values derived from one host's probe outputs, computed once per host and shared by the
     :class:`Facts` of every check of that host (the runner makes one per host evaluation and drops it
@@ -107,12 +196,15 @@ class HostMemo:
     Every value stored must pass :func:`ensure_immutable` (TypeError otherwise), so one check cannot
     change what another check of the host sees. An exception the computation raised is remembered
     too and raised again to every check that asks. Not thread-safe: one host is evaluated by one thread.
+    With ``shared`` (the run's :class:`SharedParses`), a value another host computed from equal
+    inputs is taken from there instead of computed again, and each value computed here is offered.
     """
 
-    __slots__ = ("_values",)
+    __slots__ = ("_shared", "_values")
 
-    def __init__(self) -> None:
+    def __init__(self, shared: SharedParses | None = None) -> None:
         self._values: dict[Hashable, tuple[bool, Any]] = {}
+        self._shared = shared
 
     def __len__(self) -> int:
         return len(self._values)
@@ -122,6 +214,12 @@ class HostMemo:
         (``maker``, the parser behind ``compute``, is named in the TypeError of a value that can change)."""
         entry = self._values.get(key)
         if entry is None:
+            shared = self._shared
+            if shared is not None:
+                value = shared.lookup(key)
+                if value is not MISSING:
+                    self._values[key] = (True, value)
+                    return value  # type: ignore[no-any-return]
             try:
                 value = compute()
             except Exception as exc:
@@ -129,10 +227,12 @@ class HostMemo:
                 raise
             ensure_immutable(value, f"the value of {_name(maker or compute)}")
             self._values[key] = (True, value)
+            if shared is not None:
+                shared.store(key, value)
             return value
         ok, value = entry
         if ok:
-            return value
+            return value  # type: ignore[no-any-return]
         raise value.with_traceback(None)  # the first asker's traceback is not this one's
 
 

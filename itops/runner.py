@@ -25,6 +25,7 @@ from typing import Any
 from itops.checkapi import Check, Facts, HostMemo, ProbeResult, os_family, parse_os_release
 from itops.errors import ItopsError, TransportError
 from itops.exitcodes import exit_code_for as exit_code_for  # re-exported: older imports name the runner
+from itops.hostmemo import SharedParses
 from itops.inventory import Host
 from itops.model import Finding, Result, Status
 from itops.planner import HostPlan, plan_hosts
@@ -103,6 +104,8 @@ class AuditRunner:
         self.pool = pool or ConnectionPool(
             hosts, transport="local" if options.local else "ssh", tofu_file=options.tofu_file
         )
+        #: parses of probe outputs that several hosts sent alike, for this run only
+        self.shared_parses = SharedParses()
 
     def interrupt(self) -> None:
         """Stop: no new hosts start, and open connections are closed so their batches end now."""
@@ -183,7 +186,9 @@ class AuditRunner:
                 self.pool.close()
 
     def _run_host(self, plan: HostPlan) -> HostOutcome:
-        return run_host_plan(self.run_id, plan, self.pool, stop=self.stop, history=self.options.history)
+        return run_host_plan(
+            self.run_id, plan, self.pool, stop=self.stop, history=self.options.history, shared=self.shared_parses
+        )
 
 
 def internal_error_outcome(run_id: str, plan: HostPlan) -> HostOutcome:
@@ -203,13 +208,15 @@ def run_host_plan(
     *,
     stop: threading.Event | None = None,
     history: HistoryProvider | None = None,
+    shared: SharedParses | None = None,
 ) -> HostOutcome:
     """Run ONE host's plan: connect through ``pool``, send its one batch, evaluate its checks.
 
     The host must be in ``pool.hosts``. A host that cannot be reached gives UNREACHABLE results
     naming why, a batch that fails gives ERROR ("could not assess"); both are data, never raised.
     ``stop`` set before the batch starts makes the host ERROR (the run was interrupted).
-    ``history`` feeds the checks that forecast (see :attr:`RunOptions.history`).
+    ``history`` feeds the checks that forecast (see :attr:`RunOptions.history`); ``shared`` is the
+    run's :class:`SharedParses` (parsed values of equal probe outputs, reused across hosts).
     """
     host = pool.hosts[plan.name]
     started = time.time()
@@ -248,7 +255,7 @@ def run_host_plan(
     finally:
         pool.release(conn)
     past = _history(plan, started, history)
-    results += evaluate_host(run_id, plan, outcome, host.vars, started, past)
+    results += evaluate_host(run_id, plan, outcome, host.vars, started, past, shared)
     return HostOutcome(plan.name, results, conn.host_key_fingerprint, time.monotonic() - t0)
 
 
@@ -286,19 +293,21 @@ def evaluate_host(
     variables: Mapping[str, Any],
     started: float,
     history: Mapping[str, Sequence[tuple[float, float]]] | None = None,
+    shared: SharedParses | None = None,
 ) -> list[Result]:
     """Evaluate every planned check on one host's probe results (pure apart from the clock).
 
     The checks of the host share one :class:`~itops.checkapi.HostMemo`: a probe output the checks
     parse with the same parser (``facts.parsed``) is parsed once for the host; it is dropped with
-    the host's evaluation.
+    the host's evaluation. With ``shared``, a parse another host of the run made from byte-equal
+    output is reused (see :class:`~itops.hostmemo.SharedParses`).
     """
     os_probe = outcome.results.get(plan.os_index)
     os_info: Mapping[str, str] = (
         MappingProxyType(parse_os_release(os_probe.text)) if os_probe is not None and os_probe.ok else _EMPTY
     )
     family = os_family(os_info)
-    memo = HostMemo()
+    memo = HostMemo(shared)
     # read-only like os: the same objects go to every check of the host
     past = MappingProxyType({k: tuple(v) for k, v in history.items()}) if history else _EMPTY
     results: list[Result] = []

@@ -1,6 +1,7 @@
 """The per-host memo of parsed probe output (issue #14, lean auditor): each output is parsed once per
-host and parser whatever number of checks read it, never across hosts, and no check can change what
-another check of the host sees. Pure logic on canned probe output."""
+host and parser whatever number of checks read it, across hosts only through the run's SharedParses
+and only for byte-equal inputs, and no check can change what another check of the host sees. Pure
+logic on canned probe output."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import gzip
 import json
 import random
 import shlex
+import threading
 import types
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,6 +36,7 @@ from itops.checklib.accounts import PASSWD, load_passwd
 from itops.checklib.common import ProbeOutputError
 from itops.checklib.fileperm import stat_map
 from itops.checklib.sshd import SSHD_EFFECTIVE, SSHD_FILES, load_sshd_config
+from itops.hostmemo import MISSING, SharedParses
 from itops.model import Status
 from itops.planner import plan_host
 from itops.registry import checks_from_module, load_registry
@@ -76,7 +79,9 @@ def _checks(**evaluators: Any) -> list[Check]:
     return list(checks_from_module(module, __file__))
 
 
-def _evaluate(name: str, checks: list[Check], outputs: dict[str, bytes]) -> dict[str, Any]:
+def _evaluate(
+    name: str, checks: list[Check], outputs: dict[str, bytes], shared: SharedParses | None = None
+) -> dict[str, Any]:
     """Evaluate ``checks`` on one host answering each probe name with ``outputs``; results by check id."""
     plan = plan_host(name, checks, {}, 30.0)
     by_command = {p.render({}): outputs[p.name] for c in checks for p in c.probes}
@@ -84,7 +89,7 @@ def _evaluate(name: str, checks: list[Check], outputs: dict[str, bytes]) -> dict
         i: ProbeResult(cmd, 0, OS_RELEASE if i == plan.os_index else by_command[cmd])
         for i, cmd in enumerate(plan.commands)
     }
-    return {r.check_id: r for r in evaluate_host("run", plan, BatchOutcome(results), {}, 0.0)}
+    return {r.check_id: r for r in evaluate_host("run", plan, BatchOutcome(results), {}, 0.0, None, shared)}
 
 
 def _word_checks() -> list[Check]:
@@ -317,3 +322,129 @@ def test_verdicts_are_the_same_with_the_memo_as_with_each_check_alone():
     assert len(together) > len(checks) > 100
     assert together == alone
     assert {d["status"] for d in together} >= {"PASS", "FAIL"}
+
+
+# -- shared across the hosts of a run ----------------------------------------------------------
+
+
+def test_equal_outputs_are_parsed_once_per_run_with_shared_parses():
+    checks = _word_checks()
+    shared = SharedParses()
+    CALLS.clear()
+    first = _evaluate("h1", checks, {WORDS.name: b"alpha beta gamma\n"}, shared)
+    second = _evaluate("h2", checks, {WORDS.name: b"alpha beta gamma\n"}, shared)
+    third = _evaluate("h3", checks, {WORDS.name: b"alpha beta\n"}, shared)
+    assert CALLS == ["alpha beta gamma\n", "alpha beta\n"]  # h2 sent the same bytes: not parsed again
+    assert shared.hits == 1
+    assert [r.message for r in second.values()] == [r.message for r in first.values()]
+    assert [r.message for r in third.values()] == ["2 words (0)", "2 words (1)", "2 words (2)"]
+    assert {r.target for r in second.values()} == {"h2"}
+
+
+def test_errors_are_not_shared_each_host_parses_its_own():
+    def evaluate(facts: Facts, params: Any) -> Finding:
+        try:
+            facts.parsed(WORDS, garbage_parser)
+        except ProbeOutputError as exc:
+            return Finding.error(f"could not assess: {exc}")
+        return Finding.passed("parsed")
+
+    checks = _checks(
+        a=host_check(id="test.memo_shared_garbage", title="Garbage check", probes=[WORDS], **META)(evaluate)
+    )
+    shared = SharedParses()
+    CALLS.clear()
+    for host in ("h1", "h2"):
+        (result,) = _evaluate(host, checks, {WORDS.name: b"garbage\n"}, shared).values()
+        assert result.status is Status.ERROR
+    assert CALLS == ["garbage\n", "garbage\n"] and len(shared) == 0
+
+
+def test_only_keys_of_plain_inputs_within_bounds_are_shared(monkeypatch):
+    shared = SharedParses()
+    probe = ProbeResult("cat /etc/passwd", 0, b"root:x:0:0::/root:/bin/sh\n")
+    shared.store((count_words, probe), ("a",))
+    assert shared.lookup((count_words, ProbeResult("cat /etc/passwd", 0, b"root:x:0:0::/root:/bin/sh\n"))) == ("a",)
+    # any field differing (command, rc, stderr) is another key
+    assert shared.lookup((count_words, dataclasses.replace(probe, rc=1))) is MISSING
+    assert shared.lookup((count_words, dataclasses.replace(probe, stderr=b"warning\n"))) is MISSING
+    assert shared.lookup((list_parser, probe)) is MISSING
+    shared.store((count_words, frozenset({1})), ("b",))  # not a plain input: not kept
+    shared.store((count_words, (probe, object())), ("c",))
+    assert len(shared) == 1
+    monkeypatch.setattr(SharedParses, "MAX_INPUT", 100)
+    monkeypatch.setattr(SharedParses, "MAX_BYTES", 250)
+    big = ProbeResult("cat big", 0, b"x" * 101)
+    shared.store((count_words, big), ("big",))
+    assert shared.lookup((count_words, big)) is MISSING  # over MAX_INPUT
+    for n in range(5):  # ~90 bytes each: the table starts over before it holds more than 250
+        shared.store((count_words, ProbeResult(f"cat f{n}", 0, b"y" * 80)), (str(n),))
+        assert shared._bytes <= 250
+    assert shared.lookup((count_words, ProbeResult("cat f4", 0, b"y" * 80))) == ("4",)
+
+
+def test_shared_parses_from_many_threads_give_each_host_its_own_parse():
+    shared = SharedParses()
+    texts = [b"a b\n", b"a b c\n", b"d\n"]
+    checks = _word_checks()
+    errors: list[BaseException] = []
+
+    def host(n: int) -> None:
+        try:
+            text = texts[n % 3]
+            got = _evaluate(f"h{n}", checks, {WORDS.name: text}, shared)
+            assert {r.message.split()[0] for r in got.values()} == {str(len(text.split()))}
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=host, args=(n,)) for n in range(60)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and shared.hits >= 60 - 3 * 8  # at most one parse per text and thread racing
+
+
+def test_verdicts_are_the_same_with_parses_shared_across_hosts():
+    """The whole host pack on 12 hosts, most sending the recorded outputs unchanged and some with a
+    changed passwd, sshd_config or login.defs: with the run's SharedParses every result is what each
+    host gets evaluated on its own."""
+    recorded = {
+        cmd: (rc, base64.b64decode(out), base64.b64decode(err))
+        for cmd, (rc, out, err) in json.loads(gzip.decompress(RECORDING.read_bytes())).items()
+    }
+    checks = load_registry([], entry_point_packs=False).select(["*"], target="host")
+    plan = plan_host("h1", checks, {}, 30.0)
+    changes = {
+        "cat /etc/passwd": b"mallory:x:0:0::/root:/bin/bash\n",
+        "cat /etc/login.defs": b"PASS_MAX_DAYS 99999\n",
+    }
+
+    def outcome(n: int) -> BatchOutcome:
+        results = {}
+        for i, cmd in enumerate(plan.commands):
+            rc, out, err = recorded.get(cmd, (127, b"", b""))
+            for needle, extra in changes.items():
+                if n % 3 == 0 and needle in cmd:
+                    out += extra
+            if n % 4 == 0 and ("sshd_config" in cmd or cmd.startswith("sshd -T")):
+                out = out.replace(b"PermitRootLogin no", b"PermitRootLogin yes")
+                out = out.replace(b"permitrootlogin no", b"permitrootlogin yes")
+            results[i] = ProbeResult(cmd, rc, out, err)
+        return BatchOutcome(results)
+
+    def docs(results: list[Any]) -> list[dict[str, Any]]:
+        out = [r.to_dict() for r in results]
+        for d in out:
+            del d["duration"]
+        return out
+
+    shared = SharedParses()
+    verdicts = []
+    for n in range(12):
+        with_shared = docs(evaluate_host("run", plan, outcome(n), {}, 0.0, None, shared))
+        assert with_shared == docs(evaluate_host("run", plan, outcome(n), {}, 0.0)), n
+        verdicts.append({(d["check_id"], d["resource"]): d["status"] for d in with_shared})
+    assert shared.hits > 100
+    # the changed hosts do get other verdicts (a second uid 0, root login): not one parse for all
+    assert verdicts[0] != verdicts[1] and verdicts[4] != verdicts[1] and verdicts[1] == verdicts[5]

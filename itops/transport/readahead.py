@@ -27,7 +27,7 @@ READ_AHEAD = 64 * 1024
 class ReadAheadSocket:
     """``sock`` with a read-ahead buffer in front of ``recv``; everything else goes to ``sock``."""
 
-    __slots__ = ("_sock", "_buf", "_pos")
+    __slots__ = ("_buf", "_pos", "_sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
