@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import paramiko
 
@@ -117,7 +118,8 @@ class SSHConnection:
             sock = via.open_tunnel(target.address, target.port, target.connect_timeout)
         else:
             sock = ReadAheadSocket(_open_socket(target))
-        self.transport = paramiko.Transport(sock)
+        # paramiko only calls recv, send, settimeout, close (and reads _closed) on its socket
+        self.transport = paramiko.Transport(cast(socket.socket, sock))
         try:
             self._handshake(known_hosts)
             self._authenticate()
