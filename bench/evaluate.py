@@ -10,8 +10,9 @@ the ``evaluate_host`` calls only (planning, building the outcomes and checking t
 timed; each host's results are dropped after the check, as the auditor drops them once stored),
 best of N rounds, after one warm-up round.
 
-Every lab host is a copy of the same root, so text-keyed caches (a parser with an lru_cache on the
-probe text) would hit across hosts here where a real fleet misses. Unless ``--same-output`` is
+Every lab host is a copy of the same root, so text-keyed caches (the runner's SharedParses, which
+reuses a parse for a host that sent byte-equal output) would hit across hosts here for every probe,
+where a real fleet hits only for the files its hosts really share. Unless ``--same-output`` is
 given, every host of every round (warm-up included) gets outputs of its own, varied without
 changing any verdict: a comment line ``# bench host N`` appended to /etc/passwd, /etc/group and
 /etc/login.defs, a whitespace-only line appended to the shadow probe's output, and a line of
@@ -103,9 +104,14 @@ def _comparable(results: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def measure(
-    pack: str, hosts: int, repeat: int, recorded: Recorded, vary: bool
+    pack: str, hosts: int, repeat: int, recorded: Recorded, vary: bool, shared: bool = False
 ) -> tuple[int, int, list[float], str, dict[str, int]]:
-    """(checks, results per host, CPU ms per host of each round, results digest, statuses)."""
+    """(checks, results per host, CPU ms per host of each round, results digest, statuses).
+
+    ``shared``: each round is a run with its own :class:`itops.hostmemo.SharedParses`, as the
+    auditor's runner has (parses of byte-equal output reused across hosts); else a memo per host only.
+    """
+    from itops.hostmemo import SharedParses
     from itops.planner import plan_host
     from itops.registry import load_registry
     from itops.runner import evaluate_host
@@ -126,6 +132,7 @@ def measure(
     rounds: list[float] = []
     for rnd in range(repeat + 1):  # round 0 warms up (regexes, first-call imports)
         cpu = 0.0
+        run_parses = SharedParses() if shared else None
         for h in range(hosts):
             n = rnd * hosts + h
             plan = plan_host(f"bench-{n:05d}", checks, {}, 60.0)
@@ -133,7 +140,7 @@ def measure(
             # only the evaluation is timed; its results are checked, then dropped as the auditor
             # drops a host's results once the store has them
             t0 = time.process_time()
-            results = evaluate_host("bench", plan, outcome, {}, started)
+            results = evaluate_host("bench", plan, outcome, {}, started, None, run_parses)
             cpu += time.process_time() - t0
             if _comparable(results) != expected:
                 raise SystemExit(f"{plan.name}: results differ from the unvaried host's (the variation is not benign)")
@@ -157,14 +164,23 @@ def main() -> None:
         f"{args.hosts} hosts x best of {args.repeat}, outputs "
         + ("identical on every host" if args.same_output else "varied per host")
     )
-    print(f"{'pack':<8} {'checks':>6} {'results':>7} {'best ms/host':>12} {'median':>8}  digest            statuses")
+    print(
+        "parses: 'host' = a memo per host only; 'run' = plus the run's SharedParses (the auditor's default), "
+        "which reuses parses of byte-equal output across hosts"
+    )
+    print(
+        f"{'pack':<8} {'parses':<6} {'checks':>6} {'results':>7} {'best ms/host':>12} {'median':>8}  "
+        "digest            statuses"
+    )
     for pack in args.packs:
-        n_checks, n_results, rounds, digest, statuses = measure(
-            pack, args.hosts, args.repeat, recorded, not args.same_output
-        )
-        best, median = min(rounds), sorted(rounds)[len(rounds) // 2]
-        st = " ".join(f"{k}={v}" for k, v in sorted(statuses.items()))
-        print(f"{pack:<8} {n_checks:>6} {n_results:>7} {best:>12.2f} {median:>8.2f}  {digest}  {st}")
+        for shared in (False, True):
+            n_checks, n_results, rounds, digest, statuses = measure(
+                pack, args.hosts, args.repeat, recorded, not args.same_output, shared
+            )
+            best, median = min(rounds), sorted(rounds)[len(rounds) // 2]
+            st = " ".join(f"{k}={v}" for k, v in sorted(statuses.items()))
+            kind = "run" if shared else "host"
+            print(f"{pack:<8} {kind:<6} {n_checks:>6} {n_results:>7} {best:>12.2f} {median:>8.2f}  {digest}  {st}")
 
 
 if __name__ == "__main__":

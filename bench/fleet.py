@@ -143,6 +143,15 @@ def floor_jobs(inv_path: Path, checks: str) -> list[FloorJob]:
     return jobs
 
 
+def disable_shared_parses() -> None:
+    """``--no-shared-parses``: every host parses its own probe outputs, as if no two hosts of the
+    fleet sent the same text (the lab's hosts are copies of one root, so by default most parses are
+    shared across hosts: see itops.hostmemo.SharedParses). The worst case for the audit's CPU."""
+    from itops.hostmemo import SharedParses
+
+    SharedParses.store = lambda self, key, value: None  # type: ignore[method-assign]
+
+
 #: ``--floor-gcm``: the floor refuses every cipher but AES-GCM (what itops negotiates first), to show
 #: the ratio against a floor that gets the same cipher (by default it gets paramiko's default, AES-CTR)
 FLOOR_DISABLED: dict[str, list[str]] = {}
@@ -300,7 +309,14 @@ def main() -> None:
         action="store_true",
         help="the floor negotiates AES-GCM, as itops does (default: paramiko's default cipher, AES-CTR + HMAC)",
     )
+    ap.add_argument(
+        "--no-shared-parses",
+        action="store_true",
+        help="hosts do not share parses of equal probe output (the worst case: a fleet of all-different hosts)",
+    )
     args = ap.parse_args()
+    if args.no_shared_parses:
+        disable_shared_parses()
     if args.floor_gcm:
         FLOOR_DISABLED["ciphers"] = [c for c in paramiko.Transport._preferred_ciphers if "gcm" not in c]
     nprobes = len(plan_hosts_dummy(args.checks))

@@ -7,7 +7,7 @@ back on the same lab, and the ratio of each pair is printed, with their median.
 
 Same lab and measures as ``fleet.py`` ((a) ``itops audit --format json`` in-process through the CLI
 entry, (c) bare paramiko running the same batched script), auditor CPU only. Usage:
-    python bench/fleet_pairs.py --hosts 50 --rounds 8 [--checks GLOBS]
+    python bench/fleet_pairs.py --hosts 50 --rounds 8 [--checks GLOBS] [--no-shared-parses]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fleet import audit_in_process, floor, floor_jobs, measure
+from fleet import audit_in_process, disable_shared_parses, floor, floor_jobs, measure
 
 from itops_lab import HARDENED, HostRoots, RootKind
 from itops_lab.fleet import LabHostSpec, start_fleet
@@ -32,7 +32,14 @@ def main() -> None:
     ap.add_argument("--hosts", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--checks", default=STARTER)
+    ap.add_argument(
+        "--no-shared-parses",
+        action="store_true",
+        help="hosts do not share parses of equal probe output (the worst case: a fleet of all-different hosts)",
+    )
     args = ap.parse_args()
+    if args.no_shared_parses:
+        disable_shared_parses()
     with tempfile.TemporaryDirectory(prefix="itops-pairs-") as tmp:
         work = Path(tmp)
         roots = HostRoots()
@@ -57,7 +64,8 @@ def main() -> None:
             roots.close()
     ratios = sorted(a / c for a, c in pairs)
     print(
-        f"{args.hosts} hosts, {args.rounds} rounds, {time.strftime('%Y-%m-%d %H:%M')}: a/c CPU per pair, median "
+        f"{args.hosts} hosts, {args.rounds} rounds{', no shared parses' if args.no_shared_parses else ''}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}: a/c CPU per pair, median "
         f"{statistics.median(ratios):.2f} [{' '.join(f'{r:.2f}' for r in ratios)}]; median (a) "
         f"{statistics.median(a for a, _ in pairs):.3f} s, (c) {statistics.median(c for _, c in pairs):.3f} s"
     )

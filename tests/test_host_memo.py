@@ -118,18 +118,20 @@ def test_each_output_is_parsed_once_per_host_and_again_for_the_next_host():
     assert CALLS == ["alpha beta gamma\n"]  # three checks, one parse
     second = _evaluate("h2", checks, {WORDS.name: b"alpha beta gamma\n"})
     assert [r.message for r in second.values()] == ["3 words (0)", "3 words (1)", "3 words (2)"]
-    # the same text on another host is parsed again: nothing is kept across hosts
+    # the same text on another host is parsed again: without the run's SharedParses nothing is shared
     assert CALLS == ["alpha beta gamma\n", "alpha beta gamma\n"]
 
 
-def test_a_parser_s_exception_is_raised_to_every_check_but_parsed_once():
-    def evaluate(facts: Facts, params: Any) -> Finding:
-        try:
-            facts.parsed(WORDS, garbage_parser)
-        except ProbeOutputError as exc:
-            return Finding.error(f"could not assess: {exc}")
-        return Finding.passed("parsed")
+def _evaluate_garbage(facts: Facts, params: Any) -> Finding:
+    try:
+        facts.parsed(WORDS, garbage_parser)
+    except ProbeOutputError as exc:
+        return Finding.error(f"could not assess: {exc}")
+    return Finding.passed("parsed")
 
+
+def test_a_parser_s_exception_is_raised_to_every_check_but_parsed_once():
+    evaluate = _evaluate_garbage
     checks = _checks(
         a=host_check(id="test.memo_garbage_a", title="Garbage check a", probes=[WORDS], **META)(evaluate),
         b=host_check(id="test.memo_garbage_b", title="Garbage check b", probes=[WORDS], **META)(evaluate),
@@ -342,13 +344,7 @@ def test_equal_outputs_are_parsed_once_per_run_with_shared_parses():
 
 
 def test_errors_are_not_shared_each_host_parses_its_own():
-    def evaluate(facts: Facts, params: Any) -> Finding:
-        try:
-            facts.parsed(WORDS, garbage_parser)
-        except ProbeOutputError as exc:
-            return Finding.error(f"could not assess: {exc}")
-        return Finding.passed("parsed")
-
+    evaluate = _evaluate_garbage
     checks = _checks(
         a=host_check(id="test.memo_shared_garbage", title="Garbage check", probes=[WORDS], **META)(evaluate)
     )
