@@ -117,12 +117,13 @@ class SharedParses:
     Only keys made of probe results, str, bytes, numbers, None and tuples of those are shared, and
     only when their inputs total at most :attr:`MAX_INPUT` bytes; the inputs held as keys stay under
     :attr:`MAX_BYTES` in all (the table starts over when they would not), so memory stays bounded
-    whatever the hosts send. Errors are never shared: each host computes its own. One per run (the
+    whatever the hosts send (a parse is rarely more than a few times its input: a few tens of MB
+    at worst). A fleet built from one image shares a few hundred KB of distinct outputs per pack. Errors are never shared: each host computes its own. One per run (the
     runner makes it), so nothing outlives the run.
     """
 
-    MAX_INPUT = 1 << 20
-    MAX_BYTES = 32 << 20
+    MAX_INPUT = 512 << 10
+    MAX_BYTES = 4 << 20
     MAX_ENTRIES = 4096
 
     __slots__ = ("_bytes", "_lock", "_values", "hits")

@@ -297,15 +297,19 @@ def compact_json(value: Any) -> str:
 # compact_json itself.
 _encode_str = json.encoder.encode_basestring
 _TABLE_MAX = 4096
+_KEPT_TEXT = 256  # characters: the string table holds at most ~4096 x 256 of them
 _heads: dict[tuple[str, str, str, str, str], tuple[str, str]] = {}
 _tails: dict[tuple[int, str], tuple[Mapping[str, Any], dict[str, tuple[str, ...]], str]] = {}
 _strings: dict[str, str] = {}
 
 
 def _encoded(text: str) -> str:
-    """``text`` as a JSON string, remembered (for the texts that repeat across results)."""
+    """``text`` as a JSON string, remembered when short (for the texts that repeat across results:
+    host, file and probe names; a host's long text is encoded and not kept)."""
     done = _strings.get(text)
     if done is None:
+        if len(text) > _KEPT_TEXT:
+            return _encode_str(text)
         if len(_strings) >= _TABLE_MAX:
             _strings.clear()
         done = _strings[text] = _encode_str(text)

@@ -290,3 +290,15 @@ def test_result_json_notices_frameworks_changed_in_place():
     frameworks["iso-27001"] = ["A.8.5"]
     assert r.to_json() == compact_json(r.to_dict())
     assert '"iso-27001":["A.8.5"]' in r.to_json()
+
+
+def test_result_json_tables_stay_bounded():
+    from itops import model
+
+    rng = random.Random(3)
+    base = _random_result(rng)
+    for n in range(3 * model._TABLE_MAX):
+        r = dataclasses.replace(base, target=f"host-{n}", resource="/x" * 300, check_id=f"c{n}")
+        assert r.to_json() == compact_json(r.to_dict())
+    assert len(model._strings) <= model._TABLE_MAX and len(model._heads) <= model._TABLE_MAX
+    assert "/x" * 300 not in model._strings  # a long text is encoded, not kept
