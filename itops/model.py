@@ -299,7 +299,7 @@ _encode_str = json.encoder.encode_basestring
 _TABLE_MAX = 4096
 _KEPT_TEXT = 256  # characters: the string table holds at most ~4096 x 256 of them
 _heads: dict[tuple[str, str, str, str, str], tuple[str, str]] = {}
-_tails: dict[tuple[int, str], tuple[Mapping[str, Any], dict[str, tuple[str, ...]], str]] = {}
+_tails: dict[tuple[str, tuple[tuple[str, Any], ...]], str] = {}
 _strings: dict[str, str] = {}
 
 
@@ -340,19 +340,18 @@ def _fast_result_json(r: Result) -> str:
             + _encode_str(r.title)
             + ',"message":',
         )
-    frameworks = r.frameworks
-    tail_key = (id(frameworks), r.remediation)
+    # by content, not identity: results read back from a store each have a mapping of their own
+    tail_key = (r.remediation, tuple(r.frameworks.items()))  # TypeError (list values): compact_json
     tail = _tails.get(tail_key)
-    # the table keeps the mapping (so its id is not reused) and a copy (so a mapping changed in place
-    # is encoded anew)
-    if tail is None or tail[0] is not frameworks or tail[1] != frameworks:
+    if tail is None:
         if len(_tails) >= _TABLE_MAX:
             _tails.clear()
-        copy = {k: list(v) for k, v in frameworks.items()}
         tail = _tails[tail_key] = (
-            frameworks,
-            {k: tuple(v) for k, v in frameworks.items()},
-            '},"frameworks":' + compact_json(copy) + ',"remediation":' + _encode_str(r.remediation) + ',"started":',
+            '},"frameworks":'
+            + compact_json({k: list(v) for k, v in r.frameworks.items()})
+            + ',"remediation":'
+            + _encode_str(r.remediation)
+            + ',"started":'
         )
     started, duration = r.started, r.duration
     if type(started) is not float or type(duration) is not float:
@@ -381,7 +380,7 @@ def _fast_result_json(r: Result) -> str:
             _encode_str(ev.observed),
             ',"expected":',
             strings.get(ev.expected) or _encoded(ev.expected),
-            tail[2],
+            tail,
             started_text,
             ',"duration":',
             duration_text,
