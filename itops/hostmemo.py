@@ -118,8 +118,9 @@ class SharedParses:
     only when their inputs total at most :attr:`MAX_INPUT` bytes; the inputs held as keys stay under
     :attr:`MAX_BYTES` in all (the table starts over when they would not), so memory stays bounded
     whatever the hosts send (a parse is rarely more than a few times its input: a few tens of MB
-    at worst). A fleet built from one image shares a few hundred KB of distinct outputs per pack. Errors are never shared: each host computes its own. One per run (the
-    runner makes it), so nothing outlives the run.
+    at worst). A fleet built from one image shares a few hundred KB of distinct outputs per pack.
+    Errors are never shared: each host computes its own. One per run (the runner makes it), so
+    nothing outlives the run.
     """
 
     MAX_INPUT = 512 << 10
