@@ -14,7 +14,7 @@ from collections.abc import Callable
 from json.encoder import encode_basestring
 from typing import Any
 
-from itops.model import Result, compact_json
+from itops.model import Result, compact_json, frameworks_doc
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -80,7 +80,7 @@ def result_row(run_id: str, seq: int, r: Result, legacy_data: bool) -> tuple[Any
 
 
 def check_row(r: Result) -> tuple[str, str]:
-    return r.title, compact_json({k: list(v) for k, v in r.frameworks.items()})
+    return r.title, compact_json(frameworks_doc(r.frameworks))
 
 
 def row_agrees(run_id: str) -> Callable[[tuple[Any, ...], str], bool]:

@@ -157,7 +157,7 @@ class Result:
             "title": self.title,
             "message": self.message,
             "evidence": self.evidence.to_dict(),
-            "frameworks": {k: list(v) for k, v in self.frameworks.items()},
+            "frameworks": frameworks_doc(self.frameworks),
             "remediation": self.remediation,
             "started": self.started,
             "duration": round(self.duration, 6),
@@ -256,6 +256,11 @@ def frozen_instance(cls: type[T], **fields: Any) -> T:
     return new
 
 
+def frameworks_doc(frameworks: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+    """A check's framework references as they appear in JSON documents (each control list a list)."""
+    return {k: list(v) for k, v in frameworks.items()}
+
+
 def count_statuses(results: list[Result]) -> dict[str, int]:
     """Counts per status, every status present (zero when absent)."""
     counts = {s.value: 0 for s in Status}
@@ -348,7 +353,7 @@ def _fast_result_json(r: Result) -> str:
             _tails.clear()
         tail = _tails[tail_key] = (
             '},"frameworks":'
-            + compact_json({k: list(v) for k, v in r.frameworks.items()})
+            + compact_json(frameworks_doc(r.frameworks))
             + ',"remediation":'
             + _encode_str(r.remediation)
             + ',"started":'

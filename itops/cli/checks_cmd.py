@@ -10,6 +10,7 @@ import click
 
 from itops import frameworks as fw_catalogues
 from itops.checkapi import Check
+from itops.model import frameworks_doc
 from itops.registry import Registry, load_registry
 
 checks_dir_option = click.option(
@@ -31,7 +32,7 @@ def check_to_dict(check: Check) -> dict[str, Any]:
         "os_families": list(meta.os_families),
         "rationale": meta.rationale,
         "remediation": check.remediation_for(),  # with the default parameters
-        "frameworks": {k: list(v) for k, v in meta.frameworks.items()},
+        "frameworks": frameworks_doc(meta.frameworks),
         "params": meta.params,
         "probes": [{"name": p.name, "command": p.render(meta.params)} for p in check.probes],
         "collections": list(check.collections),

@@ -28,7 +28,7 @@ from py_ocsf_models.objects.resource_details import ResourceDetails  # type: ign
 
 from itops import __version__
 from itops.frameworks import describe, references
-from itops.model import Result, Run, Severity, Status
+from itops.model import Result, Run, Severity, Status, frameworks_doc
 from itops.report.data import ReportData
 
 _SEVERITY = {
@@ -98,7 +98,7 @@ def detection_finding(r: Result, run: Run) -> DetectionFinding:
                 "run_id": run.id,
                 "run_kind": run.kind,
                 "status": r.status.value,
-                "frameworks": {k: list(v) for k, v in r.frameworks.items()},
+                "frameworks": frameworks_doc(r.frameworks),
                 "catalogues": describe(r.frameworks),
                 "waiver": r.waiver.to_dict() if r.waiver else None,
             }

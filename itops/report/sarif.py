@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from itops import __version__
 from itops.frameworks import describe, references
-from itops.model import Result, Severity, Status
+from itops.model import Result, Severity, Status, frameworks_doc
 from itops.report.data import ReportData, printable
 from itops.report.jsondoc import iso_utc
 
@@ -77,7 +77,7 @@ def _rule(r: Result) -> dict[str, Any]:
             "tags": tags,
             "security-severity": _SECURITY_SEVERITY[r.severity],
             "severity": r.severity.value,
-            "frameworks": {k: list(v) for k, v in r.frameworks.items()},
+            "frameworks": frameworks_doc(r.frameworks),
             "catalogues": describe(r.frameworks),
         },
     }
