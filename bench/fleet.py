@@ -152,6 +152,19 @@ def disable_shared_parses() -> None:
     SharedParses.store = lambda self, key, value: None  # type: ignore[method-assign]
 
 
+def parse_with_shared_parses_option(ap: argparse.ArgumentParser) -> argparse.Namespace:
+    """``ap``'s arguments, with ``--no-shared-parses`` added to it and applied."""
+    ap.add_argument(
+        "--no-shared-parses",
+        action="store_true",
+        help="hosts do not share parses of equal probe output (the worst case: a fleet of all-different hosts)",
+    )
+    args = ap.parse_args()
+    if args.no_shared_parses:
+        disable_shared_parses()
+    return args
+
+
 #: ``--floor-gcm``: the floor refuses every cipher but AES-GCM (what itops negotiates first), to show
 #: the ratio against a floor that gets the same cipher (by default it gets paramiko's default, AES-CTR)
 FLOOR_DISABLED: dict[str, list[str]] = {}
@@ -309,14 +322,7 @@ def main() -> None:
         action="store_true",
         help="the floor negotiates AES-GCM, as itops does (default: paramiko's default cipher, AES-CTR + HMAC)",
     )
-    ap.add_argument(
-        "--no-shared-parses",
-        action="store_true",
-        help="hosts do not share parses of equal probe output (the worst case: a fleet of all-different hosts)",
-    )
-    args = ap.parse_args()
-    if args.no_shared_parses:
-        disable_shared_parses()
+    args = parse_with_shared_parses_option(ap)
     if args.floor_gcm:
         FLOOR_DISABLED["ciphers"] = [c for c in paramiko.Transport._preferred_ciphers if "gcm" not in c]
     nprobes = len(plan_hosts_dummy(args.checks))

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fleet import audit_in_process, disable_shared_parses, floor, floor_jobs, measure
+from fleet import audit_in_process, floor, floor_jobs, measure, parse_with_shared_parses_option
 
 from itops_lab import HARDENED, HostRoots, RootKind
 from itops_lab.fleet import LabHostSpec, start_fleet
@@ -32,14 +32,7 @@ def main() -> None:
     ap.add_argument("--hosts", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--checks", default=STARTER)
-    ap.add_argument(
-        "--no-shared-parses",
-        action="store_true",
-        help="hosts do not share parses of equal probe output (the worst case: a fleet of all-different hosts)",
-    )
-    args = ap.parse_args()
-    if args.no_shared_parses:
-        disable_shared_parses()
+    args = parse_with_shared_parses_option(ap)
     with tempfile.TemporaryDirectory(prefix="itops-pairs-") as tmp:
         work = Path(tmp)
         roots = HostRoots()
